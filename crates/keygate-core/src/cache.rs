@@ -1,0 +1,162 @@
+//! The in-process cache of verified keys, keyed by the key's stored hash.
+//!
+//! Entries live at most `ttl` and are dropped on revoke, rotate and update
+//! before those calls return. A verifier that missed the cache inserts what it
+//! read only if no invalidation happened meanwhile (the epoch check), so a
+//! read that raced a revoke can never put the pre-revoke record back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+use quick_cache::sync::Cache;
+
+use crate::model::KeyRecord;
+use crate::pepper::KeyHash;
+
+/// A key as the verifier needs it, with the expiry of the secret that matched.
+#[derive(Debug)]
+pub struct CachedKey {
+    pub record: Arc<KeyRecord>,
+    pub secret_expires_at: Option<i64>,
+    cached_at_ms: i64,
+    /// Last time (Unix seconds) this key's use was queued for `last_used_at`.
+    last_touch: AtomicI64,
+}
+
+impl CachedKey {
+    pub fn new(record: KeyRecord, secret_expires_at: Option<i64>, now_ms: i64) -> Self {
+        let last = record.last_used_at.unwrap_or(i64::MIN / 2);
+        Self {
+            record: Arc::new(record),
+            secret_expires_at,
+            cached_at_ms: now_ms,
+            last_touch: AtomicI64::new(last),
+        }
+    }
+
+    /// True when the use at `now_secs` should be recorded: at most once per
+    /// `every_secs` per entry.
+    pub fn claim_touch(&self, now_secs: i64, every_secs: i64) -> bool {
+        let last = self.last_touch.load(Ordering::Relaxed);
+        now_secs - last >= every_secs
+            && self
+                .last_touch
+                .compare_exchange(last, now_secs, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+pub enum Lookup {
+    Hit(Arc<CachedKey>),
+    /// Recently looked up and not found.
+    Negative,
+    Miss,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CacheConfig {
+    pub capacity: usize,
+    pub ttl_ms: i64,
+    /// 0 disables negative caching.
+    pub negative_ttl_ms: i64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 100_000,
+            ttl_ms: 30_000,
+            negative_ttl_ms: 5_000,
+        }
+    }
+}
+
+/// Proof that no invalidation has happened since it was taken.
+#[derive(Debug, Clone, Copy)]
+pub struct Epoch(u64);
+
+pub struct KeyCache {
+    positive: Cache<KeyHash, Arc<CachedKey>>,
+    negative: Cache<KeyHash, i64>,
+    config: CacheConfig,
+    epoch: AtomicU64,
+    // Taken for writing by invalidations and for reading by inserts, so an
+    // insert cannot slip between an invalidation's epoch bump and its removal.
+    gate: RwLock<()>,
+}
+
+impl KeyCache {
+    pub fn new(config: CacheConfig) -> Self {
+        let cap = config.capacity.max(16);
+        Self {
+            positive: Cache::new(cap),
+            negative: Cache::new((cap / 4).max(16)),
+            config,
+            epoch: AtomicU64::new(0),
+            gate: RwLock::new(()),
+        }
+    }
+
+    pub fn get(&self, hash: &KeyHash, now_ms: i64) -> Lookup {
+        if let Some(entry) = self.positive.get(hash) {
+            if now_ms - entry.cached_at_ms < self.config.ttl_ms {
+                return Lookup::Hit(entry);
+            }
+        }
+        if self.config.negative_ttl_ms > 0 {
+            if let Some(at) = self.negative.get(hash) {
+                if now_ms - at < self.config.negative_ttl_ms {
+                    return Lookup::Negative;
+                }
+            }
+        }
+        Lookup::Miss
+    }
+
+    pub fn epoch(&self) -> Epoch {
+        Epoch(self.epoch.load(Ordering::Acquire))
+    }
+
+    pub fn insert(&self, hash: KeyHash, entry: Arc<CachedKey>, since: Epoch) {
+        let _gate = self.gate.read();
+        if self.epoch.load(Ordering::Acquire) == since.0 {
+            self.positive.insert(hash, entry);
+        }
+    }
+
+    pub fn insert_negative(&self, hash: KeyHash, now_ms: i64, since: Epoch) {
+        if self.config.negative_ttl_ms <= 0 {
+            return;
+        }
+        let _gate = self.gate.read();
+        if self.epoch.load(Ordering::Acquire) == since.0 {
+            self.negative.insert(hash, now_ms);
+        }
+    }
+
+    /// Drops these hashes; call after the change is committed, before replying.
+    pub fn invalidate(&self, hashes: &[KeyHash]) {
+        let _gate = self.gate.write();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for h in hashes {
+            self.positive.remove(h);
+            self.negative.remove(h);
+        }
+    }
+
+    /// Forgets every negative result; called when a new secret comes into being.
+    pub fn clear_negative(&self) {
+        let _gate = self.gate.write();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.negative.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.positive.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.positive.is_empty()
+    }
+}

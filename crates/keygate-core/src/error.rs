@@ -1,0 +1,34 @@
+//! The domain error. The HTTP layer maps each variant to a status and a stable
+//! code in one place; nothing here knows about HTTP.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("the key is not in keygate's format or its checksum is wrong")]
+    MalformedKey,
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("the key is revoked")]
+    Revoked,
+    #[error("the record changed while it was being updated; retry")]
+    Conflict,
+    /// Storage failed. Never turned into "not found": the caller sees a 503.
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! keygate-core: the domain, with no HTTP and no SQL.
+//!
+//! - `apikey`: the key format (`kg_<env>_<secret><check>`) and key ids.
+//! - `pepper`: HMAC-SHA256 under the server's pepper, the only form stored.
+//! - `model`: records and validated values (`Scope`, `Tenant`, ...).
+//! - `store`: the storage traits that keygate-store implements.
+//! - `service`: the key lifecycle behind an `Admin` capability.
+//! - `verify`: the verification hot path and its codes.
+//! - `cache`, `ratelimit`, `usage`: the in-process state verification uses.
+//! - `clock`: time as a parameter.
+#![forbid(unsafe_code)]
+
+pub mod apikey;
+pub mod cache;
+pub mod clock;
+pub mod error;
+pub mod model;
+pub mod pepper;
+pub mod ratelimit;
+pub mod service;
+pub mod store;
+pub mod usage;
+pub mod verify;
+
+pub use apikey::{ApiKey, KeyEnv, KeyId};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::Error;
+pub use service::{Admin, IssuedKey, KeyPatch, KeyService, NewKey, Verifier};
+pub use verify::{AuthFailure, Verification, VerifyCode};

@@ -1,0 +1,420 @@
+//! Key lifecycle: create, list, show, update, rotate, revoke, and the audit
+//! trail. Every operation takes an `Admin`, which only a successful admin
+//! authentication produces, so an unauthorised call cannot be written.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::apikey::{ApiKey, KeyEnv, KeyId, random_id};
+use crate::cache::{CacheConfig, KeyCache};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::model::{
+    ADMIN_SCOPE, AuditEntry, AuditFilter, KeyFilter, KeyRecord, MAX_PAGE, Metadata, PageRequest,
+    RateLimitSpec, Scope, SecretRecord, Tenant, validate_metadata, validate_scopes, validate_text,
+};
+use crate::pepper::Pepper;
+use crate::ratelimit::RateLimiter;
+use crate::store::{Store, UpdateOutcome};
+use crate::usage::UsageRecorder;
+
+/// The longest grace window a rotation may give the old secret.
+pub const MAX_GRACE_SECS: i64 = 7 * 24 * 3600;
+const UPDATE_RETRIES: usize = 5;
+
+/// An authenticated admin. `tenant` set means a tenant admin, confined to it.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    actor: String,
+    tenant: Option<Tenant>,
+    request_id: Option<String>,
+}
+
+impl Admin {
+    pub(crate) fn new(actor: KeyId, tenant: Option<Tenant>, request_id: Option<String>) -> Self {
+        Self {
+            actor: actor.to_string(),
+            tenant,
+            request_id,
+        }
+    }
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+    pub fn tenant(&self) -> Option<&Tenant> {
+        self.tenant.as_ref()
+    }
+    fn may_see(&self, key: &KeyRecord) -> bool {
+        self.tenant.is_none() || self.tenant == key.tenant
+    }
+}
+
+/// An authenticated caller of the verification endpoint.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    pub key_id: KeyId,
+    pub tenant: Option<Tenant>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub name: String,
+    pub owner: String,
+    pub tenant: Option<Tenant>,
+    pub scopes: Vec<Scope>,
+    pub metadata: Metadata,
+    pub expires_at: Option<i64>,
+    pub env: KeyEnv,
+    pub rate_limit: Option<RateLimitSpec>,
+    pub remaining: Option<i64>,
+}
+
+/// A partial update. `Some(None)` clears an optional field.
+#[derive(Debug, Clone, Default)]
+pub struct KeyPatch {
+    pub name: Option<String>,
+    pub scopes: Option<Vec<Scope>>,
+    pub metadata: Option<Metadata>,
+    pub expires_at: Option<Option<i64>>,
+    pub rate_limit: Option<Option<RateLimitSpec>>,
+    pub remaining: Option<Option<i64>>,
+}
+
+/// A key together with its secret, returned only by create and rotate.
+#[derive(Debug)]
+pub struct IssuedKey {
+    pub record: KeyRecord,
+    pub key: ApiKey,
+}
+
+pub struct KeyService {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) pepper: Arc<Pepper>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) cache: KeyCache,
+    pub(crate) limiter: Arc<dyn RateLimiter>,
+    pub(crate) usage: UsageRecorder,
+}
+
+impl KeyService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        pepper: Arc<Pepper>,
+        clock: Arc<dyn Clock>,
+        limiter: Arc<dyn RateLimiter>,
+        cache: CacheConfig,
+    ) -> Self {
+        Self {
+            store,
+            pepper,
+            clock,
+            cache: KeyCache::new(cache),
+            limiter,
+            usage: UsageRecorder::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn usage(&self) -> &UsageRecorder {
+        &self.usage
+    }
+
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn audit(
+        &self,
+        actor: &str,
+        request_id: Option<&str>,
+        action: &str,
+        key: &KeyRecord,
+        detail: serde_json::Value,
+    ) -> Result<AuditEntry, Error> {
+        Ok(AuditEntry {
+            id: random_id("evt_", 20)?,
+            at: self.clock.now_secs(),
+            action: action.to_owned(),
+            actor: actor.to_owned(),
+            target: Some(key.id.to_string()),
+            tenant: key.tenant.as_ref().map(|t| t.as_str().to_owned()),
+            request_id: request_id.map(str::to_owned),
+            detail,
+            seq: 0,
+        })
+    }
+
+    fn new_secret(&self, id: &KeyId, env: KeyEnv, now: i64) -> Result<(ApiKey, SecretRecord), Error> {
+        let key = ApiKey::generate(env)?;
+        let secret = SecretRecord {
+            hash: self.pepper.hash(key.expose()),
+            pepper_version: self.pepper.version(),
+            key_id: id.clone(),
+            created_at: now,
+            expires_at: None,
+        };
+        Ok((key, secret))
+    }
+
+    /// Creates the first root admin key (no tenant), for `init` and first start.
+    pub async fn bootstrap_root_key(&self) -> Result<IssuedKey, Error> {
+        let input = NewKey {
+            name: "root admin".into(),
+            owner: "keygate".into(),
+            scopes: vec![Scope::parse(ADMIN_SCOPE)?],
+            ..NewKey::default()
+        };
+        self.insert(input, "system", None, "admin.root_key_created").await
+    }
+
+    pub async fn create(&self, admin: &Admin, mut input: NewKey) -> Result<IssuedKey, Error> {
+        if let Some(own) = admin.tenant() {
+            match &input.tenant {
+                None => input.tenant = Some(own.clone()),
+                Some(t) if t == own => {}
+                Some(_) => {
+                    return Err(Error::Forbidden(
+                        "a tenant admin can only create keys in its own tenant".into(),
+                    ));
+                }
+            }
+        }
+        self.insert(input, &admin.actor, admin.request_id.as_deref(), "key.created")
+            .await
+    }
+
+    async fn insert(
+        &self,
+        input: NewKey,
+        actor: &str,
+        request_id: Option<&str>,
+        action: &str,
+    ) -> Result<IssuedKey, Error> {
+        validate_text("name", &input.name)?;
+        validate_text("owner", &input.owner)?;
+        validate_metadata(&input.metadata)?;
+        let scopes = validate_scopes(&input.scopes)?;
+        let now = self.clock.now_secs();
+        if input.expires_at.is_some_and(|at| at <= now) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        if input.remaining.is_some_and(|r| r < 0) {
+            return Err(Error::invalid("remaining", "must not be negative"));
+        }
+        let rate_limit = input.rate_limit.map(RateLimitSpec::validate).transpose()?;
+        let id = KeyId::generate()?;
+        let (key, secret) = self.new_secret(&id, input.env, now)?;
+        let record = KeyRecord {
+            id,
+            name: input.name,
+            owner: input.owner,
+            tenant: input.tenant,
+            scopes,
+            metadata: input.metadata,
+            env: input.env,
+            prefix: key.display_prefix(),
+            created_at: now,
+            updated_at: now,
+            expires_at: input.expires_at,
+            revoked_at: None,
+            last_used_at: None,
+            rate_limit,
+            remaining: input.remaining,
+            version: 1,
+        };
+        let detail = json!({ "name": record.name, "owner": record.owner, "scopes": record.scopes });
+        let audit = self.audit(actor, request_id, action, &record, detail)?;
+        self.store.insert_key(&record, &secret, &audit).await?;
+        self.cache.clear_negative();
+        Ok(IssuedKey { record, key })
+    }
+
+    pub async fn get(&self, admin: &Admin, id: &KeyId) -> Result<KeyRecord, Error> {
+        match self.store.get_key(id).await? {
+            Some(key) if admin.may_see(&key) => Ok(key),
+            _ => Err(Error::NotFound("key")),
+        }
+    }
+
+    /// One page of keys, and the cursor of the next page if there is one.
+    pub async fn list(
+        &self,
+        admin: &Admin,
+        mut filter: KeyFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<KeyRecord>, Option<i64>), Error> {
+        if let Some(own) = admin.tenant() {
+            if filter.tenant.as_ref().is_some_and(|t| t != own) {
+                return Ok((Vec::new(), None));
+            }
+            filter.tenant = Some(own.clone());
+        }
+        let limit = page.limit.clamp(1, MAX_PAGE);
+        let mut rows = self
+            .store
+            .list_keys(&filter, PageRequest { after: page.after, limit: limit + 1 })
+            .await?;
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|(seq, _)| *seq)
+        } else {
+            None
+        };
+        Ok((rows.into_iter().map(|(_, k)| k).collect(), next))
+    }
+
+    pub async fn update(&self, admin: &Admin, id: &KeyId, patch: KeyPatch) -> Result<KeyRecord, Error> {
+        if let Some(name) = &patch.name {
+            validate_text("name", name)?;
+        }
+        if let Some(metadata) = &patch.metadata {
+            validate_metadata(metadata)?;
+        }
+        let scopes = patch.scopes.as_deref().map(validate_scopes).transpose()?;
+        let rate_limit = match patch.rate_limit {
+            Some(Some(spec)) => Some(Some(spec.validate()?)),
+            other => other,
+        };
+        if matches!(patch.remaining, Some(Some(r)) if r < 0) {
+            return Err(Error::invalid("remaining", "must not be negative"));
+        }
+        let now = self.clock.now_secs();
+        if matches!(patch.expires_at, Some(Some(at)) if at <= now) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        for _ in 0..UPDATE_RETRIES {
+            let current = self.get(admin, id).await?;
+            if current.revoked_at.is_some() {
+                return Err(Error::Revoked);
+            }
+            let mut next = current.clone();
+            if let Some(name) = &patch.name {
+                next.name = name.clone();
+            }
+            if let Some(scopes) = &scopes {
+                next.scopes = scopes.clone();
+            }
+            if let Some(metadata) = &patch.metadata {
+                next.metadata = metadata.clone();
+            }
+            if let Some(expires_at) = patch.expires_at {
+                next.expires_at = expires_at;
+            }
+            if let Some(rate_limit) = rate_limit {
+                next.rate_limit = rate_limit;
+            }
+            if let Some(remaining) = patch.remaining {
+                next.remaining = remaining;
+            }
+            next.updated_at = now;
+            next.version = current.version + 1;
+            let changed: Vec<&str> = [
+                ("name", patch.name.is_some()),
+                ("scopes", patch.scopes.is_some()),
+                ("metadata", patch.metadata.is_some()),
+                ("expires_at", patch.expires_at.is_some()),
+                ("rate_limit", patch.rate_limit.is_some()),
+                ("remaining", patch.remaining.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(f, set)| set.then_some(f))
+            .collect();
+            let audit = self.audit(&admin.actor, admin.request_id.as_deref(), "key.updated", &next, json!({ "fields": changed }))?;
+            match self.store.update_key(&next, patch.remaining.is_some(), &audit).await? {
+                UpdateOutcome::Updated => {
+                    self.invalidate(id).await?;
+                    return Ok(next);
+                }
+                UpdateOutcome::Stale => continue,
+            }
+        }
+        Err(Error::Conflict)
+    }
+
+    /// Issues a new secret. The old one keeps working until now + `grace_secs`
+    /// (and never past the key's own expiry, which is checked separately).
+    pub async fn rotate(&self, admin: &Admin, id: &KeyId, grace_secs: i64) -> Result<IssuedKey, Error> {
+        if !(0..=MAX_GRACE_SECS).contains(&grace_secs) {
+            return Err(Error::invalid(
+                "grace_seconds",
+                format!("must be between 0 and {MAX_GRACE_SECS} (7 days)"),
+            ));
+        }
+        let record = self.get(admin, id).await?;
+        if record.revoked_at.is_some() {
+            return Err(Error::Revoked);
+        }
+        let now = self.clock.now_secs();
+        let (key, secret) = self.new_secret(id, record.env, now)?;
+        let old_expire_at = (grace_secs > 0).then_some(now + grace_secs);
+        let audit = self.audit(&admin.actor, admin.request_id.as_deref(), "key.rotated", &record, json!({ "grace_seconds": grace_secs }))?;
+        let old = self.store.rotate_secret(id, &secret, old_expire_at, &audit).await?;
+        self.cache.invalidate(&old);
+        self.cache.clear_negative();
+        let mut record = self.get(admin, id).await?;
+        record.prefix = key.display_prefix();
+        Ok(IssuedKey { record, key })
+    }
+
+    pub async fn revoke(&self, admin: &Admin, id: &KeyId) -> Result<KeyRecord, Error> {
+        let record = self.get(admin, id).await?;
+        let audit = self.audit(&admin.actor, admin.request_id.as_deref(), "key.revoked", &record, json!({}))?;
+        self.store.revoke_key(id, self.clock.now_secs(), &audit).await?;
+        self.invalidate(id).await?;
+        self.get(admin, id).await
+    }
+
+    async fn invalidate(&self, id: &KeyId) -> Result<(), Error> {
+        let hashes = self.store.secret_hashes(id).await?;
+        self.cache.invalidate(&hashes);
+        Ok(())
+    }
+
+    pub async fn list_audit(
+        &self,
+        admin: &Admin,
+        mut filter: AuditFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<AuditEntry>, Option<i64>), Error> {
+        if let Some(own) = admin.tenant() {
+            if filter.tenant.as_ref().is_some_and(|t| t != own) {
+                return Ok((Vec::new(), None));
+            }
+            filter.tenant = Some(own.clone());
+        }
+        let limit = page.limit.clamp(1, MAX_PAGE);
+        let mut rows = self
+            .store
+            .list_audit(&filter, PageRequest { after: page.after, limit: limit + 1 })
+            .await?;
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok((rows, next))
+    }
+
+    /// Writes queued `last_used_at` times; a failed batch is put back.
+    pub async fn flush_usage(&self) -> Result<usize, Error> {
+        let batch = self.usage.drain();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let n = batch.len();
+        if let Err(e) = self.store.touch_last_used(&batch).await {
+            self.usage.requeue(batch);
+            return Err(e);
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,96 @@
+//! What the domain needs from storage. keygate-store implements these for
+//! SQLite and PostgreSQL; services hold an `Arc<dyn Store>` and never see SQL.
+//!
+//! Every mutating call takes the audit entry that describes it and writes both
+//! in one transaction: a change is never acknowledged without its audit trail.
+
+use async_trait::async_trait;
+
+use crate::apikey::KeyId;
+use crate::error::Error;
+use crate::model::{AuditEntry, AuditFilter, KeyFilter, KeyRecord, PageRequest, SecretRecord};
+use crate::pepper::KeyHash;
+
+/// The result of a key update guarded by the record's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    Updated,
+    /// Someone else updated the record first (or it vanished); re-read and retry.
+    Stale,
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn insert_key(
+        &self,
+        key: &KeyRecord,
+        secret: &SecretRecord,
+        audit: &AuditEntry,
+    ) -> Result<(), Error>;
+
+    async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, Error>;
+
+    /// Finds a secret by its hash, with the key it belongs to.
+    async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<(SecretRecord, KeyRecord)>, Error>;
+
+    /// Keys in creation order; each with its storage sequence for the cursor.
+    async fn list_keys(
+        &self,
+        filter: &KeyFilter,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, KeyRecord)>, Error>;
+
+    /// Writes every field of `key` except `remaining` (unless `set_remaining`),
+    /// and only if the stored version is `key.version - 1`.
+    async fn update_key(
+        &self,
+        key: &KeyRecord,
+        set_remaining: bool,
+        audit: &AuditEntry,
+    ) -> Result<UpdateOutcome, Error>;
+
+    /// Adds `new_secret`; the key's other secrets expire at `old_expire_at`
+    /// (those already expiring sooner keep their earlier time) or, when it is
+    /// `None`, are deleted. Returns the hashes of every secret the key had
+    /// before, so caches can drop them.
+    async fn rotate_secret(
+        &self,
+        id: &KeyId,
+        new_secret: &SecretRecord,
+        old_expire_at: Option<i64>,
+        audit: &AuditEntry,
+    ) -> Result<Vec<KeyHash>, Error>;
+
+    /// Marks the key revoked (idempotent; the first time is kept).
+    async fn revoke_key(&self, id: &KeyId, at: i64, audit: &AuditEntry) -> Result<(), Error>;
+
+    async fn secret_hashes(&self, id: &KeyId) -> Result<Vec<KeyHash>, Error>;
+
+    /// Atomically takes one usage credit. `Ok(Some(left))` after taking one,
+    /// `Ok(None)` when none were left.
+    async fn take_credit(&self, id: &KeyId) -> Result<Option<i64>, Error>;
+
+    /// Records last use times in one batch; an older time never overwrites a newer one.
+    async fn touch_last_used(&self, batch: &[(KeyId, i64)]) -> Result<(), Error>;
+
+    async fn count_keys(&self) -> Result<u64, Error>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), Error>;
+    /// Newest first; `page.after` is the sequence of the last entry seen.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> Result<Vec<AuditEntry>, Error>;
+}
+
+#[async_trait]
+pub trait Store: KeyStore + AuditStore {
+    /// Cheap round-trip for readiness checks.
+    async fn ping(&self) -> Result<(), Error>;
+    /// The backend's name, for logs and metrics.
+    fn backend(&self) -> &'static str;
+}

@@ -1,0 +1,214 @@
+//! Verifying API keys: the hot path. Format and checksum first (no storage),
+//! then the peppered hash, the cache, and only on a miss the store.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+
+use crate::apikey::ApiKey;
+use crate::cache::{CachedKey, Lookup};
+use crate::error::Error;
+use crate::model::{ADMIN_SCOPE, KeyRecord, Scope, Tenant, VERIFY_SCOPE};
+use crate::ratelimit::RateDecision;
+use crate::service::{Admin, KeyService, Verifier};
+use crate::usage::TOUCH_EVERY_SECS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VerifyCode {
+    Valid,
+    Malformed,
+    NotFound,
+    Revoked,
+    Expired,
+    InsufficientScope,
+    UsageExceeded,
+    RateLimited,
+}
+
+impl VerifyCode {
+    pub const ALL: [VerifyCode; 8] = [
+        VerifyCode::Valid,
+        VerifyCode::Malformed,
+        VerifyCode::NotFound,
+        VerifyCode::Revoked,
+        VerifyCode::Expired,
+        VerifyCode::InsufficientScope,
+        VerifyCode::UsageExceeded,
+        VerifyCode::RateLimited,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyCode::Valid => "VALID",
+            VerifyCode::Malformed => "MALFORMED",
+            VerifyCode::NotFound => "NOT_FOUND",
+            VerifyCode::Revoked => "REVOKED",
+            VerifyCode::Expired => "EXPIRED",
+            VerifyCode::InsufficientScope => "INSUFFICIENT_SCOPE",
+            VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
+            VerifyCode::RateLimited => "RATE_LIMITED",
+        }
+    }
+}
+
+/// The outcome of one verification.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub code: VerifyCode,
+    /// The key, when one was found (also for REVOKED, EXPIRED, ...).
+    pub key: Option<Arc<KeyRecord>>,
+    /// Credits left after this verification, for keys that have credits.
+    pub remaining: Option<i64>,
+    pub ratelimit: Option<RateDecision>,
+    /// Whether the record came from the cache.
+    pub cached: bool,
+}
+
+impl Verification {
+    fn bare(code: VerifyCode) -> Self {
+        Self {
+            code,
+            key: None,
+            remaining: None,
+            ratelimit: None,
+            cached: false,
+        }
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.code == VerifyCode::Valid
+    }
+}
+
+/// Why an admin or verifier credential was refused.
+#[derive(Debug)]
+pub enum AuthFailure {
+    /// No usable credential: the verification code says why (401).
+    Unauthenticated(VerifyCode, Option<RateDecision>),
+    /// A valid key without the needed scope (403).
+    Forbidden(&'static str),
+    Storage(Error),
+}
+
+impl KeyService {
+    /// Verifies `candidate` with every rule: format, existence, revocation,
+    /// expiry, scopes, rate limit, credits. `tenant` limits which keys can be
+    /// seen: another tenant's key answers NOT_FOUND.
+    pub async fn verify_key(
+        &self,
+        candidate: &str,
+        required_scopes: &[Scope],
+        tenant: Option<&Tenant>,
+    ) -> Result<Verification, Error> {
+        let Ok(key) = ApiKey::parse(candidate) else {
+            return Ok(Verification::bare(VerifyCode::Malformed));
+        };
+        let hash = self.pepper.hash(key.expose());
+        let now_ms = self.clock.now_millis();
+        let (entry, cached) = match self.cache.get(&hash, now_ms) {
+            Lookup::Hit(entry) => (entry, true),
+            Lookup::Negative => return Ok(Verification::bare(VerifyCode::NotFound)),
+            Lookup::Miss => {
+                let epoch = self.cache.epoch();
+                match self.store.find_by_hash(&hash).await? {
+                    Some((secret, record)) if bool::from(secret.hash.ct_eq(&hash)) => {
+                        let entry = Arc::new(CachedKey::new(record, secret.expires_at, now_ms));
+                        self.cache.insert(hash, entry.clone(), epoch);
+                        (entry, false)
+                    }
+                    _ => {
+                        self.cache.insert_negative(hash, now_ms, epoch);
+                        return Ok(Verification::bare(VerifyCode::NotFound));
+                    }
+                }
+            }
+        };
+        let record = &entry.record;
+        let found = |code| Verification {
+            code,
+            key: Some(record.clone()),
+            remaining: record.remaining,
+            ratelimit: None,
+            cached,
+        };
+        if let Some(t) = tenant {
+            if record.tenant.as_ref() != Some(t) {
+                return Ok(Verification::bare(VerifyCode::NotFound));
+            }
+        }
+        let now = now_ms.div_euclid(1000);
+        if record.revoked_at.is_some() {
+            return Ok(found(VerifyCode::Revoked));
+        }
+        let expired = |at: Option<i64>| at.is_some_and(|at| at <= now);
+        if expired(record.expires_at) || expired(entry.secret_expires_at) {
+            return Ok(found(VerifyCode::Expired));
+        }
+        if !required_scopes.iter().all(|s| record.has_scope(s.as_str())) {
+            return Ok(found(VerifyCode::InsufficientScope));
+        }
+        let mut out = found(VerifyCode::Valid);
+        if let Some(spec) = record.rate_limit {
+            let decision = self.limiter.check(record.id.as_str(), spec, now_ms).await;
+            out.ratelimit = Some(decision);
+            if !decision.allowed {
+                out.code = VerifyCode::RateLimited;
+                return Ok(out);
+            }
+        }
+        if record.remaining.is_some() {
+            match self.store.take_credit(&record.id).await? {
+                Some(left) => out.remaining = Some(left),
+                None => {
+                    out.remaining = Some(0);
+                    out.code = VerifyCode::UsageExceeded;
+                    return Ok(out);
+                }
+            }
+        }
+        if entry.claim_touch(now, TOUCH_EVERY_SECS) {
+            self.usage.record(&record.id, now);
+        }
+        Ok(out)
+    }
+
+    /// Authenticates an admin: a valid key with the `admin` scope.
+    pub async fn authorize_admin(
+        &self,
+        candidate: &str,
+        request_id: Option<String>,
+    ) -> Result<Admin, AuthFailure> {
+        let record = self.authenticate(candidate).await?;
+        if !record.is_admin() {
+            return Err(AuthFailure::Forbidden("this endpoint needs a key with the admin scope"));
+        }
+        Ok(Admin::new(record.id.clone(), record.tenant.clone(), request_id))
+    }
+
+    /// Authenticates a caller of the verification endpoint: `keys:verify` or `admin`.
+    pub async fn authorize_verifier(&self, candidate: &str) -> Result<Verifier, AuthFailure> {
+        let record = self.authenticate(candidate).await?;
+        if !(record.has_scope(VERIFY_SCOPE) || record.has_scope(ADMIN_SCOPE)) {
+            return Err(AuthFailure::Forbidden(
+                "this endpoint needs a key with the keys:verify or admin scope",
+            ));
+        }
+        Ok(Verifier {
+            key_id: record.id.clone(),
+            tenant: record.tenant.clone(),
+        })
+    }
+
+    async fn authenticate(&self, candidate: &str) -> Result<Arc<KeyRecord>, AuthFailure> {
+        let v = self
+            .verify_key(candidate, &[], None)
+            .await
+            .map_err(AuthFailure::Storage)?;
+        match (v.code, v.key) {
+            (VerifyCode::Valid, Some(record)) => Ok(record),
+            (code, _) => Err(AuthFailure::Unauthenticated(code, v.ratelimit)),
+        }
+    }
+}
