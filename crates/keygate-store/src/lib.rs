@@ -1,0 +1,294 @@
+//! keygate-store: the SQL implementation of keygate-core's `Store` traits.
+//!
+//! It owns the schema (embedded migrations and their runner), the connection
+//! pool, and every SQL statement keygate runs. One code path serves SQLite and
+//! PostgreSQL through sqlx's `Any` driver: the URL scheme picks the backend,
+//! statements use `$n` placeholders (which both accept), times are integer
+//! Unix seconds and JSON values are stored as text.
+//!
+//! - `migrate`: the embedded migrations and the runner that applies them.
+//! - `keys`: `KeyStore` (keys and their secrets).
+//! - `audit`: `AuditStore` (the audit log).
+//! - `rows`: row decoding and the small dynamic-SQL builder.
+#![forbid(unsafe_code)]
+
+mod audit;
+mod keys;
+mod migrate;
+mod rows;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use keygate_core::Error;
+use keygate_core::store::Store;
+use sqlx::AnyPool;
+use sqlx::Transaction;
+use sqlx::any::{Any, AnyConnectOptions, AnyPoolOptions};
+
+pub use migrate::LATEST_VERSION;
+
+/// Which database a [`SqlStore`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Pool settings for [`connect`].
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Pool size; `None` picks the backend's default (8 for SQLite, 16 for
+    /// PostgreSQL; always 1 for an in-memory SQLite database).
+    pub max_connections: Option<u32>,
+    /// How long a call waits for a pooled connection before it fails with
+    /// `Error::Storage`.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+const SQLITE_POOL: u32 = 8;
+const POSTGRES_POOL: u32 = 16;
+
+/// Pragmas set on every SQLite connection: wait for locks instead of failing
+/// at once, write-ahead logging, a write acknowledged only once it is durable,
+/// and enforced foreign keys.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; \
+     PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON;";
+
+/// The keygate store over a SQLite or PostgreSQL pool. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Turns a database error into the domain's storage error (never NotFound).
+pub(crate) fn db(e: sqlx::Error) -> Error {
+    Error::Storage(e.to_string())
+}
+
+/// Splits a SQLite URL into the database part and its query string, and adds
+/// `mode=rwc` (create the file if missing) unless a mode was given.
+fn sqlite_url(url: &str) -> (String, bool) {
+    let (db, params) = match url.split_once('?') {
+        Some((db, params)) => (db, Some(params)),
+        None => (url, None),
+    };
+    let in_memory = db.ends_with(":memory:")
+        || params.is_some_and(|p| p.split('&').any(|kv| kv == "mode=memory"));
+    let has_mode = params.is_some_and(|p| p.split('&').any(|kv| kv.starts_with("mode=")));
+    let mut out = db.to_owned();
+    match (params, has_mode || in_memory) {
+        (Some(p), true) => out = format!("{out}?{p}"),
+        (Some(p), false) => out = format!("{out}?{p}&mode=rwc"),
+        (None, true) => {}
+        (None, false) => out.push_str("?mode=rwc"),
+    }
+    (out, in_memory)
+}
+
+/// Connects to the database named by `database_url` (`sqlite://path`,
+/// `sqlite:path`, `postgres://...` or `postgresql://...`), applies pending
+/// migrations, and refuses a database whose schema is newer than this binary.
+pub async fn connect(database_url: &str, opts: ConnectOptions) -> Result<SqlStore, Error> {
+    sqlx::any::install_default_drivers();
+    let scheme = database_url.split(':').next().unwrap_or_default();
+    let backend = match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" => Backend::Sqlite,
+        "postgres" | "postgresql" => Backend::Postgres,
+        _ => {
+            return Err(Error::invalid(
+                "database_url",
+                "must start with sqlite:, sqlite://, postgres:// or postgresql://",
+            ));
+        }
+    };
+    let (url, pool) = match backend {
+        Backend::Sqlite => {
+            let (url, in_memory) = sqlite_url(database_url);
+            let size = if in_memory {
+                1
+            } else {
+                opts.max_connections.unwrap_or(SQLITE_POOL)
+            };
+            let mut pool = AnyPoolOptions::new()
+                .max_connections(size.max(1))
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
+                        Ok(())
+                    })
+                });
+            if in_memory {
+                // The database lives only as long as a connection to it.
+                pool = pool
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+            }
+            (url, pool)
+        }
+        Backend::Postgres => {
+            let size = opts.max_connections.unwrap_or(POSTGRES_POOL);
+            (
+                database_url.to_owned(),
+                AnyPoolOptions::new().max_connections(size.max(1)),
+            )
+        }
+    };
+    let any_opts: AnyConnectOptions = url.parse().map_err(|e: sqlx::Error| {
+        Error::invalid("database_url", format!("cannot be parsed: {e}"))
+    })?;
+    let pool = pool
+        .acquire_timeout(opts.acquire_timeout)
+        .connect_with(any_opts)
+        .await
+        .map_err(|e| Error::Storage(format!("cannot connect to {}: {e}", backend.as_str())))?;
+    let store = SqlStore { pool, backend };
+    if let Err(e) = migrate::run(&store.pool, backend).await {
+        store.close().await;
+        return Err(e);
+    }
+    Ok(store)
+}
+
+impl SqlStore {
+    pub fn backend_kind(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write
+    /// lock up front (`BEGIN IMMEDIATE`), so a transaction that reads first
+    /// never fails to upgrade its lock; busy_timeout makes it wait instead.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(db)
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        self.backend.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::{ConnectOptions, connect, sqlite_url};
+    use crate::rows::col;
+
+    #[test]
+    fn sqlite_urls_get_create_mode() {
+        assert_eq!(sqlite_url("sqlite://a.db").0, "sqlite://a.db?mode=rwc");
+        assert_eq!(sqlite_url("sqlite:a.db").0, "sqlite:a.db?mode=rwc");
+        assert_eq!(
+            sqlite_url("sqlite:///tmp/a.db?cache=private").0,
+            "sqlite:///tmp/a.db?cache=private&mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url("sqlite://a.db?mode=ro").0,
+            "sqlite://a.db?mode=ro"
+        );
+        assert_eq!(
+            sqlite_url("sqlite::memory:"),
+            ("sqlite::memory:".to_owned(), true)
+        );
+    }
+
+    #[tokio::test]
+    async fn every_sqlite_connection_gets_the_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("new.db").display());
+        let store = connect(&url, ConnectOptions::default()).await.unwrap();
+        // Hold several connections at once so more than one is opened.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(store.pool.acquire().await.unwrap());
+        }
+        for conn in &mut held {
+            let one = |sql: &'static str| sqlx::query(sql);
+            let mode = one("PRAGMA journal_mode")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(col::<String>(&mode, "journal_mode").unwrap(), "wal");
+            let sync = one("PRAGMA synchronous")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(col::<i64>(&sync, "synchronous").unwrap(), 2, "FULL");
+            let busy = one("PRAGMA busy_timeout")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(col::<i64>(&busy, "timeout").unwrap(), 5000);
+            let fk = one("PRAGMA foreign_keys")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(col::<i64>(&fk, "foreign_keys").unwrap(), 1);
+        }
+        drop(held);
+        assert_eq!(store.backend_kind(), super::Backend::Sqlite);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn in_memory_sqlite_works_and_bad_schemes_are_refused() {
+        use keygate_core::store::{KeyStore, Store};
+        let store = connect("sqlite::memory:", ConnectOptions::default())
+            .await
+            .unwrap();
+        store.ping().await.unwrap();
+        assert_eq!(store.count_keys().await.unwrap(), 0);
+        store.close().await;
+        let err = connect("mysql://localhost/x", ConnectOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            keygate_core::Error::Invalid {
+                field: "database_url",
+                ..
+            }
+        ));
+    }
+}

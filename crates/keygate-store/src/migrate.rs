@@ -1,0 +1,153 @@
+//! Embedded migrations and their runner.
+//!
+//! Applied versions are recorded in `keygate_migrations`. Each migration runs
+//! in its own transaction together with its bookkeeping row. On PostgreSQL the
+//! runner holds a session advisory lock so nodes starting together apply each
+//! migration once; on SQLite each migration's `BEGIN IMMEDIATE` serializes
+//! runners and the version is re-checked inside it. A database that records a
+//! version newer than this binary knows is refused.
+
+use keygate_core::Error;
+use sqlx::Connection;
+use sqlx::{AnyConnection, AnyPool};
+
+use crate::rows::col;
+use crate::{Backend, db};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+/// The newest schema version this binary knows.
+pub const LATEST_VERSION: i64 = 1;
+
+/// `pg_advisory_lock` key held while migrating ("kgmigrat" in ASCII).
+const PG_LOCK_KEY: i64 = 0x6b67_6d69_6772_6174;
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS keygate_migrations (\
+     version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Applies every pending migration.
+pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), Error> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    if backend == Backend::Sqlite {
+        return apply(&mut conn, backend).await;
+    }
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(PG_LOCK_KEY)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let result = apply(&mut conn, backend).await;
+    let unlocked = match &result {
+        Ok(()) => sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(PG_LOCK_KEY)
+            .execute(&mut *conn)
+            .await
+            .is_ok(),
+        Err(_) => false,
+    };
+    if !unlocked {
+        // Ending the session is the sure way to release its advisory lock.
+        if let Err(e) = conn.detach().close().await {
+            tracing::warn!(error = %e, "closing the migration connection failed");
+        }
+    }
+    result
+}
+
+async fn applied_versions(conn: &mut AnyConnection) -> Result<Vec<i64>, Error> {
+    let found = sqlx::query("SELECT version FROM keygate_migrations ORDER BY version")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    found.iter().map(|row| col::<i64>(row, "version")).collect()
+}
+
+async fn apply(conn: &mut AnyConnection, backend: Backend) -> Result<(), Error> {
+    sqlx::raw_sql(CREATE_TABLE)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let applied = applied_versions(conn).await?;
+    if let Some(&newest) = applied.last()
+        && newest > LATEST_VERSION
+    {
+        return Err(Error::Storage(format!(
+            "the database schema is at version {newest}, newer than the {LATEST_VERSION} \
+             this keygate binary knows; run a newer keygate (refusing to start)"
+        )));
+    }
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let mut tx = match backend {
+            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => conn.begin().await,
+        }
+        .map_err(db)?;
+        // Another runner may have applied it since we looked (SQLite only:
+        // PostgreSQL runners are serialized by the advisory lock).
+        let done = sqlx::query("SELECT version FROM keygate_migrations WHERE version = $1")
+            .bind(m.version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if done.is_some() {
+            continue;
+        }
+        let sql = match backend {
+            Backend::Sqlite => m.sqlite,
+            Backend::Postgres => m.postgres,
+        };
+        // Without arguments both drivers run a multi-statement script: SQLite
+        // steps through it, PostgreSQL sends it as one simple query.
+        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
+            Error::Storage(format!("migration {} ({}) failed: {e}", m.version, m.name))
+        })?;
+        sqlx::query(
+            "INSERT INTO keygate_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(now_secs())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            backend = backend.as_str(),
+            "applied migration"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LATEST_VERSION, MIGRATIONS};
+
+    #[test]
+    fn migrations_are_ordered_and_latest_is_last() {
+        let versions: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(versions.last().copied(), Some(LATEST_VERSION));
+    }
+}

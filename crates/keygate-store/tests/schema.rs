@@ -1,0 +1,224 @@
+//! The audit log, migrations, and rows that no longer parse.
+//! Each case runs on SQLite and, when configured, PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Ctx, audit, exec, insert};
+use keygate_core::Error;
+use keygate_core::model::{AuditFilter, KeyFilter, PageRequest, Tenant};
+use keygate_core::store::{AuditStore, KeyStore};
+use keygate_store::{ConnectOptions, connect};
+
+const NOW: i64 = 1_700_000_000;
+
+on_both_backends!(
+    audit_is_newest_first_and_filtered,
+    migrations_are_idempotent_and_refuse_newer_schemas,
+    unreadable_rows_are_storage_errors,
+    concurrent_first_starts_migrate_once,
+);
+
+async fn audit_is_newest_first_and_filtered(ctx: Ctx) {
+    let s = &ctx.store;
+    let k1 = common::key(Some("acme"), "alice", NOW);
+    let k2 = common::key(Some("globex"), "bob", NOW);
+    let mut batch = Vec::new();
+    for i in 0..10_i64 {
+        let (k, action) = if i % 2 == 0 {
+            (&k1, "key.updated")
+        } else {
+            (&k2, "key.rotated")
+        };
+        let mut e = audit(action, k, NOW + i);
+        if i == 9 {
+            e.actor = "system".into();
+            e.target = None;
+            e.tenant = None;
+            e.request_id = None;
+        }
+        batch.push(e);
+    }
+    s.append_audit(&batch).await.unwrap();
+    s.append_audit(&[]).await.unwrap();
+    let page = |after, limit| PageRequest { after, limit };
+
+    let all = s
+        .list_audit(&AuditFilter::default(), page(None, 100))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 10);
+    assert!(all.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    let mut expected: Vec<_> = batch.iter().rev().cloned().collect();
+    for (e, got) in expected.iter_mut().zip(&all) {
+        e.seq = got.seq;
+    }
+    assert_eq!(all, expected);
+
+    let first = s
+        .list_audit(&AuditFilter::default(), page(None, 4))
+        .await
+        .unwrap();
+    let second = s
+        .list_audit(
+            &AuditFilter::default(),
+            page(first.last().map(|e| e.seq), 4),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first, all[..4]);
+    assert_eq!(second, all[4..8]);
+
+    let count =
+        |f: AuditFilter| async move { s.list_audit(&f, page(None, 100)).await.unwrap().len() };
+    let acme = Some(Tenant::parse("acme").unwrap());
+    assert_eq!(
+        count(AuditFilter {
+            tenant: acme.clone(),
+            ..Default::default()
+        })
+        .await,
+        5
+    );
+    assert_eq!(
+        count(AuditFilter {
+            action: Some("key.rotated".into()),
+            ..Default::default()
+        })
+        .await,
+        5
+    );
+    assert_eq!(
+        count(AuditFilter {
+            actor: Some("system".into()),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(AuditFilter {
+            target: Some(k2.id.to_string()),
+            ..Default::default()
+        })
+        .await,
+        4
+    );
+    assert_eq!(
+        count(AuditFilter {
+            since: Some(NOW + 3),
+            until: Some(NOW + 6),
+            ..Default::default()
+        })
+        .await,
+        4
+    );
+    assert_eq!(
+        count(AuditFilter {
+            tenant: acme,
+            since: Some(NOW + 3),
+            ..Default::default()
+        })
+        .await,
+        3
+    );
+}
+
+async fn migrations_are_idempotent_and_refuse_newer_schemas(ctx: Ctx) {
+    let (k, _) = insert(&ctx.store, None, "alice", NOW).await;
+    // Connecting again (as a restarted node would) applies nothing new.
+    let again = connect(&ctx.url, ConnectOptions::default()).await.unwrap();
+    assert_eq!(again.get_key(&k.id).await.unwrap(), Some(k));
+    again.close().await;
+
+    exec(
+        &ctx.url,
+        "INSERT INTO keygate_migrations (version, name, applied_at) VALUES (999, 'future', 0)",
+    )
+    .await;
+    let err = connect(&ctx.url, ConnectOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Storage(m) if m.contains("newer")),
+        "{err:?}"
+    );
+}
+
+async fn unreadable_rows_are_storage_errors(ctx: Ctx) {
+    let s = &ctx.store;
+    let (k, secret) = insert(s, None, "alice", NOW).await;
+    exec(
+        &ctx.url,
+        &format!(
+            "UPDATE api_keys SET scopes = 'not json' WHERE id = '{}'",
+            k.id
+        ),
+    )
+    .await;
+    let err = s.get_key(&k.id).await.unwrap_err();
+    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    assert!(matches!(
+        s.find_by_hash(&secret.hash).await.unwrap_err(),
+        Error::Storage(_)
+    ));
+    assert!(matches!(
+        s.list_keys(
+            &KeyFilter::default(),
+            PageRequest {
+                after: None,
+                limit: 10
+            }
+        )
+        .await
+        .unwrap_err(),
+        Error::Storage(_)
+    ));
+
+    let (k2, _) = insert(s, None, "bob", NOW).await;
+    exec(
+        &ctx.url,
+        &format!("UPDATE api_keys SET env = 'prod' WHERE id = '{}'", k2.id),
+    )
+    .await;
+    assert!(matches!(
+        s.get_key(&k2.id).await.unwrap_err(),
+        Error::Storage(_)
+    ));
+    exec(&ctx.url, "UPDATE audit_log SET detail = '{broken'").await;
+    let err = s
+        .list_audit(
+            &AuditFilter::default(),
+            PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    assert_eq!(s.count_keys().await.unwrap(), 2);
+}
+
+async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
+    ctx.store.close().await;
+    for table in ["audit_log", "key_secrets", "api_keys", "keygate_migrations"] {
+        exec(&ctx.url, &format!("DROP TABLE {table}")).await;
+    }
+    // Nodes starting together on an empty database: one applies each
+    // migration, the others wait and find it applied.
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = ctx.url.clone();
+            tokio::spawn(async move { connect(&url, ConnectOptions::default()).await })
+        })
+        .collect();
+    for start in starts {
+        let store = start.await.unwrap().unwrap();
+        assert_eq!(store.count_keys().await.unwrap(), 0);
+        store.close().await;
+    }
+    let store = connect(&ctx.url, ConnectOptions::default()).await.unwrap();
+    insert(&store, None, "alice", NOW).await;
+    store.close().await;
+}
