@@ -182,7 +182,9 @@ impl KeyId {
             }
             _ => Err(Error::Invalid {
                 field: "id",
-                reason: format!("a key id looks like {ID_PREFIX} followed by {ID_CHARS} letters or digits"),
+                reason: format!(
+                    "a key id looks like {ID_PREFIX} followed by {ID_CHARS} letters or digits"
+                ),
             }),
         }
     }
@@ -242,7 +244,14 @@ mod tests {
 
     #[test]
     fn known_malformed_inputs_are_refused() {
-        for bad in ["", "kg_", "kg_live_", "kg_prod_abc", "sk_live_x", "kg_live_短"] {
+        for bad in [
+            "",
+            "kg_",
+            "kg_live_",
+            "kg_prod_abc",
+            "sk_live_x",
+            "kg_live_短",
+        ] {
             assert!(ApiKey::parse(bad).is_err(), "{bad}");
         }
         let good = ApiKey::generate(KeyEnv::Test).unwrap();
@@ -254,7 +263,13 @@ mod tests {
     fn key_ids_parse_and_reject() {
         let id = KeyId::generate().unwrap();
         assert_eq!(KeyId::parse(id.as_str()).unwrap(), id);
-        for bad in ["key_", "key_short", "kex_0123456789abcdef", "key_0123456789abcde!", "../etc"] {
+        for bad in [
+            "key_",
+            "key_short",
+            "kex_0123456789abcdef",
+            "key_0123456789abcde!",
+            "../etc",
+        ] {
             assert!(KeyId::parse(bad).is_err(), "{bad}");
         }
     }

@@ -99,17 +99,16 @@ impl KeyCache {
     }
 
     pub fn get(&self, hash: &KeyHash, now_ms: i64) -> Lookup {
-        if let Some(entry) = self.positive.get(hash) {
-            if now_ms - entry.cached_at_ms < self.config.ttl_ms {
-                return Lookup::Hit(entry);
-            }
+        if let Some(entry) = self.positive.get(hash)
+            && now_ms - entry.cached_at_ms < self.config.ttl_ms
+        {
+            return Lookup::Hit(entry);
         }
-        if self.config.negative_ttl_ms > 0 {
-            if let Some(at) = self.negative.get(hash) {
-                if now_ms - at < self.config.negative_ttl_ms {
-                    return Lookup::Negative;
-                }
-            }
+        if self.config.negative_ttl_ms > 0
+            && let Some(at) = self.negative.get(hash)
+            && now_ms - at < self.config.negative_ttl_ms
+        {
+            return Lookup::Negative;
         }
         Lookup::Miss
     }

@@ -19,7 +19,8 @@ pub const VERIFY_SCOPE: &str = "keys:verify";
 fn valid_token(s: &str, max: usize, extra: &[u8]) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
 /// A permission name such as `orders:read`.
@@ -99,7 +100,10 @@ pub struct RateLimitSpec {
 impl RateLimitSpec {
     pub fn validate(self) -> Result<Self, Error> {
         if self.limit == 0 || self.limit > 1_000_000_000 {
-            return Err(Error::invalid("rate_limit.limit", "must be between 1 and 1000000000"));
+            return Err(Error::invalid(
+                "rate_limit.limit",
+                "must be between 1 and 1000000000",
+            ));
         }
         if self.period_seconds == 0 || self.period_seconds > 86_400 * 31 {
             return Err(Error::invalid(
@@ -158,7 +162,10 @@ pub fn validate_text(field: &'static str, value: &str) -> Result<(), Error> {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if value.len() > MAX_TEXT {
-        return Err(Error::invalid(field, format!("must be at most {MAX_TEXT} bytes")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {MAX_TEXT} bytes"),
+        ));
     }
     if value.chars().any(char::is_control) {
         return Err(Error::invalid(field, "must not contain control characters"));
@@ -168,7 +175,10 @@ pub fn validate_text(field: &'static str, value: &str) -> Result<(), Error> {
 
 pub fn validate_scopes(scopes: &[Scope]) -> Result<Vec<Scope>, Error> {
     if scopes.len() > MAX_SCOPES {
-        return Err(Error::invalid("scopes", format!("at most {MAX_SCOPES} scopes")));
+        return Err(Error::invalid(
+            "scopes",
+            format!("at most {MAX_SCOPES} scopes"),
+        ));
     }
     let mut out = scopes.to_vec();
     out.sort();
@@ -177,7 +187,9 @@ pub fn validate_scopes(scopes: &[Scope]) -> Result<Vec<Scope>, Error> {
 }
 
 pub fn validate_metadata(metadata: &Metadata) -> Result<(), Error> {
-    let size = serde_json::to_vec(metadata).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(metadata)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_METADATA_BYTES {
         return Err(Error::invalid(
             "metadata",
@@ -241,14 +253,40 @@ mod tests {
         assert!(Scope::parse("has space").is_err());
         assert!(Tenant::parse("acme-1").is_ok());
         assert!(Tenant::parse("acme/1").is_err());
-        let scopes = validate_scopes(&[Scope::parse("b").unwrap(), Scope::parse("a").unwrap(), Scope::parse("b").unwrap()]).unwrap();
+        let scopes = validate_scopes(&[
+            Scope::parse("b").unwrap(),
+            Scope::parse("a").unwrap(),
+            Scope::parse("b").unwrap(),
+        ])
+        .unwrap();
         assert_eq!(scopes.len(), 2);
     }
 
     #[test]
     fn rate_limits_are_bounded() {
-        assert!(RateLimitSpec { limit: 0, period_seconds: 1 }.validate().is_err());
-        assert!(RateLimitSpec { limit: 1, period_seconds: 0 }.validate().is_err());
-        assert!(RateLimitSpec { limit: 10, period_seconds: 60 }.validate().is_ok());
+        assert!(
+            RateLimitSpec {
+                limit: 0,
+                period_seconds: 1
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            RateLimitSpec {
+                limit: 1,
+                period_seconds: 0
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            RateLimitSpec {
+                limit: 10,
+                period_seconds: 60
+            }
+            .validate()
+            .is_ok()
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! every key the same quota, and ours differ per key.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -58,9 +58,7 @@ impl GcraLimiter {
     }
 
     fn shard(&self, key: &str) -> &Mutex<HashMap<String, i128>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     /// The decision, synchronously; the trait method wraps this.
@@ -128,7 +126,10 @@ mod tests {
         let d = l.decide("k", TEN_PER_MIN, now);
         assert!(!d.allowed);
         assert_eq!(d.retry_after_ms, 6_000);
-        assert!(l.decide("other", TEN_PER_MIN, now).allowed, "keys are independent");
+        assert!(
+            l.decide("other", TEN_PER_MIN, now).allowed,
+            "keys are independent"
+        );
     }
 
     #[test]
@@ -149,7 +150,10 @@ mod tests {
     #[test]
     fn admits_the_limit_over_a_long_run() {
         let l = GcraLimiter::new();
-        let spec = RateLimitSpec { limit: 1000, period_seconds: 60 };
+        let spec = RateLimitSpec {
+            limit: 1000,
+            period_seconds: 60,
+        };
         let mut admitted = 0;
         // One attempt per millisecond for two minutes.
         for ms in 0..120_000 {

@@ -152,7 +152,12 @@ impl KeyService {
         })
     }
 
-    fn new_secret(&self, id: &KeyId, env: KeyEnv, now: i64) -> Result<(ApiKey, SecretRecord), Error> {
+    fn new_secret(
+        &self,
+        id: &KeyId,
+        env: KeyEnv,
+        now: i64,
+    ) -> Result<(ApiKey, SecretRecord), Error> {
         let key = ApiKey::generate(env)?;
         let secret = SecretRecord {
             hash: self.pepper.hash(key.expose()),
@@ -172,7 +177,8 @@ impl KeyService {
             scopes: vec![Scope::parse(ADMIN_SCOPE)?],
             ..NewKey::default()
         };
-        self.insert(input, "system", None, "admin.root_key_created").await
+        self.insert(input, "system", None, "admin.root_key_created")
+            .await
     }
 
     pub async fn create(&self, admin: &Admin, mut input: NewKey) -> Result<IssuedKey, Error> {
@@ -187,8 +193,13 @@ impl KeyService {
                 }
             }
         }
-        self.insert(input, &admin.actor, admin.request_id.as_deref(), "key.created")
-            .await
+        self.insert(
+            input,
+            &admin.actor,
+            admin.request_id.as_deref(),
+            "key.created",
+        )
+        .await
     }
 
     async fn insert(
@@ -260,7 +271,13 @@ impl KeyService {
         let limit = page.limit.clamp(1, MAX_PAGE);
         let mut rows = self
             .store
-            .list_keys(&filter, PageRequest { after: page.after, limit: limit + 1 })
+            .list_keys(
+                &filter,
+                PageRequest {
+                    after: page.after,
+                    limit: limit + 1,
+                },
+            )
             .await?;
         let next = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
@@ -271,7 +288,12 @@ impl KeyService {
         Ok((rows.into_iter().map(|(_, k)| k).collect(), next))
     }
 
-    pub async fn update(&self, admin: &Admin, id: &KeyId, patch: KeyPatch) -> Result<KeyRecord, Error> {
+    pub async fn update(
+        &self,
+        admin: &Admin,
+        id: &KeyId,
+        patch: KeyPatch,
+    ) -> Result<KeyRecord, Error> {
         if let Some(name) = &patch.name {
             validate_text("name", name)?;
         }
@@ -327,8 +349,18 @@ impl KeyService {
             .into_iter()
             .filter_map(|(f, set)| set.then_some(f))
             .collect();
-            let audit = self.audit(&admin.actor, admin.request_id.as_deref(), "key.updated", &next, json!({ "fields": changed }))?;
-            match self.store.update_key(&next, patch.remaining.is_some(), &audit).await? {
+            let audit = self.audit(
+                &admin.actor,
+                admin.request_id.as_deref(),
+                "key.updated",
+                &next,
+                json!({ "fields": changed }),
+            )?;
+            match self
+                .store
+                .update_key(&next, patch.remaining.is_some(), &audit)
+                .await?
+            {
                 UpdateOutcome::Updated => {
                     self.invalidate(id).await?;
                     return Ok(next);
@@ -341,7 +373,12 @@ impl KeyService {
 
     /// Issues a new secret. The old one keeps working until now + `grace_secs`
     /// (and never past the key's own expiry, which is checked separately).
-    pub async fn rotate(&self, admin: &Admin, id: &KeyId, grace_secs: i64) -> Result<IssuedKey, Error> {
+    pub async fn rotate(
+        &self,
+        admin: &Admin,
+        id: &KeyId,
+        grace_secs: i64,
+    ) -> Result<IssuedKey, Error> {
         if !(0..=MAX_GRACE_SECS).contains(&grace_secs) {
             return Err(Error::invalid(
                 "grace_seconds",
@@ -355,19 +392,35 @@ impl KeyService {
         let now = self.clock.now_secs();
         let (key, secret) = self.new_secret(id, record.env, now)?;
         let old_expire_at = (grace_secs > 0).then_some(now + grace_secs);
-        let audit = self.audit(&admin.actor, admin.request_id.as_deref(), "key.rotated", &record, json!({ "grace_seconds": grace_secs }))?;
-        let old = self.store.rotate_secret(id, &secret, old_expire_at, &audit).await?;
+        let audit = self.audit(
+            &admin.actor,
+            admin.request_id.as_deref(),
+            "key.rotated",
+            &record,
+            json!({ "grace_seconds": grace_secs }),
+        )?;
+        let old = self
+            .store
+            .rotate_secret(id, &secret, &key.display_prefix(), old_expire_at, &audit)
+            .await?;
         self.cache.invalidate(&old);
         self.cache.clear_negative();
-        let mut record = self.get(admin, id).await?;
-        record.prefix = key.display_prefix();
+        let record = self.get(admin, id).await?;
         Ok(IssuedKey { record, key })
     }
 
     pub async fn revoke(&self, admin: &Admin, id: &KeyId) -> Result<KeyRecord, Error> {
         let record = self.get(admin, id).await?;
-        let audit = self.audit(&admin.actor, admin.request_id.as_deref(), "key.revoked", &record, json!({}))?;
-        self.store.revoke_key(id, self.clock.now_secs(), &audit).await?;
+        let audit = self.audit(
+            &admin.actor,
+            admin.request_id.as_deref(),
+            "key.revoked",
+            &record,
+            json!({}),
+        )?;
+        self.store
+            .revoke_key(id, self.clock.now_secs(), &audit)
+            .await?;
         self.invalidate(id).await?;
         self.get(admin, id).await
     }
@@ -393,7 +446,13 @@ impl KeyService {
         let limit = page.limit.clamp(1, MAX_PAGE);
         let mut rows = self
             .store
-            .list_audit(&filter, PageRequest { after: page.after, limit: limit + 1 })
+            .list_audit(
+                &filter,
+                PageRequest {
+                    after: page.after,
+                    limit: limit + 1,
+                },
+            )
             .await?;
         let next = if rows.len() > limit as usize {
             rows.truncate(limit as usize);

@@ -31,7 +31,10 @@ pub trait KeyStore: Send + Sync {
     async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, Error>;
 
     /// Finds a secret by its hash, with the key it belongs to.
-    async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<(SecretRecord, KeyRecord)>, Error>;
+    async fn find_by_hash(
+        &self,
+        hash: &KeyHash,
+    ) -> Result<Option<(SecretRecord, KeyRecord)>, Error>;
 
     /// Keys in creation order; each with its storage sequence for the cursor.
     async fn list_keys(
@@ -49,7 +52,7 @@ pub trait KeyStore: Send + Sync {
         audit: &AuditEntry,
     ) -> Result<UpdateOutcome, Error>;
 
-    /// Adds `new_secret`; the key's other secrets expire at `old_expire_at`
+    /// Adds `new_secret` (and records its display prefix); the key's other secrets expire at `old_expire_at`
     /// (those already expiring sooner keep their earlier time) or, when it is
     /// `None`, are deleted. Returns the hashes of every secret the key had
     /// before, so caches can drop them.
@@ -57,6 +60,7 @@ pub trait KeyStore: Send + Sync {
         &self,
         id: &KeyId,
         new_secret: &SecretRecord,
+        new_prefix: &str,
         old_expire_at: Option<i64>,
         audit: &AuditEntry,
     ) -> Result<Vec<KeyHash>, Error>;

@@ -25,7 +25,9 @@ impl UsageRecorder {
 
     /// Takes everything queued so far.
     pub fn drain(&self) -> Vec<(KeyId, i64)> {
-        std::mem::take(&mut *self.pending.lock()).into_iter().collect()
+        std::mem::take(&mut *self.pending.lock())
+            .into_iter()
+            .collect()
     }
 
     /// Puts back a batch that could not be written, keeping newer times.

@@ -62,7 +62,8 @@ pub struct Verification {
     /// Credits left after this verification, for keys that have credits.
     pub remaining: Option<i64>,
     pub ratelimit: Option<RateDecision>,
-    /// Whether the record came from the cache.
+    /// Whether the answer came from the cache (positive or negative); false
+    /// for MALFORMED, which needs no lookup at all.
     pub cached: bool,
 }
 
@@ -109,7 +110,11 @@ impl KeyService {
         let now_ms = self.clock.now_millis();
         let (entry, cached) = match self.cache.get(&hash, now_ms) {
             Lookup::Hit(entry) => (entry, true),
-            Lookup::Negative => return Ok(Verification::bare(VerifyCode::NotFound)),
+            Lookup::Negative => {
+                let mut out = Verification::bare(VerifyCode::NotFound);
+                out.cached = true;
+                return Ok(out);
+            }
             Lookup::Miss => {
                 let epoch = self.cache.epoch();
                 match self.store.find_by_hash(&hash).await? {
@@ -133,10 +138,10 @@ impl KeyService {
             ratelimit: None,
             cached,
         };
-        if let Some(t) = tenant {
-            if record.tenant.as_ref() != Some(t) {
-                return Ok(Verification::bare(VerifyCode::NotFound));
-            }
+        if let Some(t) = tenant
+            && record.tenant.as_ref() != Some(t)
+        {
+            return Ok(Verification::bare(VerifyCode::NotFound));
         }
         let now = now_ms.div_euclid(1000);
         if record.revoked_at.is_some() {
@@ -182,9 +187,15 @@ impl KeyService {
     ) -> Result<Admin, AuthFailure> {
         let record = self.authenticate(candidate).await?;
         if !record.is_admin() {
-            return Err(AuthFailure::Forbidden("this endpoint needs a key with the admin scope"));
+            return Err(AuthFailure::Forbidden(
+                "this endpoint needs a key with the admin scope",
+            ));
         }
-        Ok(Admin::new(record.id.clone(), record.tenant.clone(), request_id))
+        Ok(Admin::new(
+            record.id.clone(),
+            record.tenant.clone(),
+            request_id,
+        ))
     }
 
     /// Authenticates a caller of the verification endpoint: `keys:verify` or `admin`.

@@ -216,6 +216,7 @@ impl KeyStore for SqlStore {
         &self,
         id: &KeyId,
         new_secret: &SecretRecord,
+        new_prefix: &str,
         old_expire_at: Option<i64>,
         audit: &AuditEntry,
     ) -> Result<Vec<KeyHash>, Error> {
@@ -224,11 +225,12 @@ impl KeyStore for SqlStore {
         // Writing the key row first locks it (PostgreSQL) or the database
         // (SQLite), so concurrent rotations of one key run one after another.
         let bumped = sqlx::query(
-            "UPDATE api_keys SET updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at END \
-             WHERE id = $1",
+            "UPDATE api_keys SET updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at END, \
+             prefix = $3 WHERE id = $1",
         )
         .bind(id.as_str())
         .bind(new_secret.created_at)
+        .bind(new_prefix)
         .execute(&mut *tx)
         .await
         .map_err(db)?;

@@ -190,6 +190,7 @@ async fn rotate_with_grace_keeps_old_secrets_until_expiry(ctx: Ctx) {
         .rotate_secret(
             &k.id,
             &b,
+            "kg_live_Rot8",
             Some(NOW + 100),
             &audit("key.rotated", &k, NOW + 10),
         )
@@ -215,6 +216,7 @@ async fn rotate_with_grace_keeps_old_secrets_until_expiry(ctx: Ctx) {
         .rotate_secret(
             &k.id,
             &c,
+            "kg_live_Rot8",
             Some(NOW + 1000),
             &audit("key.rotated", &k, NOW + 20),
         )
@@ -240,6 +242,7 @@ async fn rotate_with_grace_keeps_old_secrets_until_expiry(ctx: Ctx) {
         .rotate_secret(
             &missing,
             &secret_for(&missing, NOW),
+            "kg_live_Rot8",
             None,
             &audit("key.rotated", &k, NOW),
         )
@@ -272,6 +275,7 @@ async fn rotate_without_grace_deletes_old_secrets(ctx: Ctx) {
     s.rotate_secret(
         &k.id,
         &b,
+        "kg_live_Rot8",
         Some(NOW + 100),
         &audit("key.rotated", &k, NOW + 10),
     )
@@ -279,7 +283,13 @@ async fn rotate_without_grace_deletes_old_secrets(ctx: Ctx) {
     .unwrap();
     let c = secret_for(&k.id, NOW + 20);
     let old = s
-        .rotate_secret(&k.id, &c, None, &audit("key.rotated", &k, NOW + 20))
+        .rotate_secret(
+            &k.id,
+            &c,
+            "kg_live_Rot8",
+            None,
+            &audit("key.rotated", &k, NOW + 20),
+        )
         .await
         .unwrap();
     assert_eq!(old, vec![a.hash, b.hash]);

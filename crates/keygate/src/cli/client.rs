@@ -1,0 +1,68 @@
+//! A small client for the admin API, used by the `keygate keys` commands.
+//! Every failure becomes one readable sentence.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    admin_key: String,
+}
+
+impl Client {
+    pub fn new(url: &str, admin_key: Option<String>) -> Result<Self, String> {
+        let admin_key = admin_key.filter(|k| !k.trim().is_empty()).ok_or(
+            "no admin key: set KEYGATE_ADMIN_KEY (or pass --admin-key) to the key printed by \
+             `keygate init` or by the first `keygate serve`",
+        )?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("keygate-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot create an HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            base: url.trim_end_matches('/').to_owned(),
+            admin_key,
+        })
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.admin_key);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let res = req.send().await.map_err(|e| {
+            if e.is_connect() {
+                format!("cannot reach keygate at {}: is `keygate serve` running? (set --url or KEYGATE_URL)", self.base)
+            } else {
+                format!("request to {url} failed: {e}")
+            }
+        })?;
+        let status = res.status();
+        let text = res
+            .text()
+            .await
+            .map_err(|e| format!("reading the response failed: {e}"))?;
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status.is_success() {
+            return Ok(json);
+        }
+        Err(describe_problem(status, &json))
+    }
+}
+
+fn describe_problem(status: StatusCode, body: &Value) -> String {
+    let detail = body.get("detail").and_then(Value::as_str);
+    let code = body.get("code").and_then(Value::as_str);
+    match (detail, code) {
+        (Some(d), Some(c)) => format!("{d} ({c}, HTTP {})", status.as_u16()),
+        _ => format!("keygate answered HTTP {}", status.as_u16()),
+    }
+}

@@ -1,0 +1,311 @@
+//! Configuration: defaults < TOML file < `KEYGATE_*` environment < flags.
+//!
+//! clap resolves flags over environment variables; this module lays the TOML
+//! file and the defaults underneath and checks the result once, at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use keygate_core::cache::CacheConfig;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db";
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Settings of `keygate serve` (and the storage settings `init` shares).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; its settings use the names below in snake_case.
+    #[arg(long, env = "KEYGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8080]. Port 0 picks a free port.
+    #[arg(long, env = "KEYGATE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Database: sqlite://PATH (the default, sqlite://keygate.db) or postgres://...
+    #[arg(long, env = "KEYGATE_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Secret used to hash API keys (at least 32 bytes). Prefer --pepper-file.
+    /// On SQLite one is generated beside the database when none is set;
+    /// PostgreSQL requires one, shared by every node.
+    #[arg(
+        long,
+        env = "KEYGATE_PEPPER",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub pepper: Option<String>,
+
+    /// File holding the pepper.
+    #[arg(long, env = "KEYGATE_PEPPER_FILE", value_name = "FILE")]
+    pub pepper_file: Option<PathBuf>,
+
+    /// Version number stored beside each key hash [default: 1]; raise it when
+    /// changing the pepper.
+    #[arg(long, env = "KEYGATE_PEPPER_VERSION", value_name = "N")]
+    pub pepper_version: Option<i32>,
+
+    /// How long a verified key stays cached, in seconds [default: 30].
+    #[arg(long, env = "KEYGATE_CACHE_TTL_SECONDS", value_name = "SECS")]
+    pub cache_ttl_seconds: Option<u64>,
+
+    /// How long an unknown key is remembered as unknown, in seconds; 0 turns
+    /// this off [default: 5, at most 60].
+    #[arg(long, env = "KEYGATE_NEGATIVE_CACHE_TTL_SECONDS", value_name = "SECS")]
+    pub negative_cache_ttl_seconds: Option<u64>,
+
+    /// Most keys held in the cache [default: 100000].
+    #[arg(long, env = "KEYGATE_CACHE_CAPACITY", value_name = "N")]
+    pub cache_capacity: Option<usize>,
+
+    /// Largest request body accepted, in bytes [default: 65536].
+    #[arg(long, env = "KEYGATE_BODY_LIMIT_BYTES", value_name = "BYTES")]
+    pub body_limit_bytes: Option<usize>,
+
+    /// Allow listening on a non-loopback address without TLS (only behind a
+    /// TLS-terminating proxy).
+    #[arg(long, env = "KEYGATE_ALLOW_PLAIN_HTTP")]
+    pub allow_plain_http: bool,
+
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "KEYGATE_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The TOML file's shape; every field optional, unknown fields refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    pepper: Option<String>,
+    pepper_file: Option<PathBuf>,
+    pepper_version: Option<i32>,
+    cache_ttl_seconds: Option<u64>,
+    negative_cache_ttl_seconds: Option<u64>,
+    cache_capacity: Option<usize>,
+    body_limit_bytes: Option<usize>,
+    allow_plain_http: Option<bool>,
+    log_format: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum PepperSource {
+    Value(zeroize::Zeroizing<String>),
+    File(PathBuf),
+    /// Generate one beside the SQLite database on first start.
+    BesideDatabase(PathBuf),
+    Missing,
+}
+
+impl std::fmt::Debug for PepperSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PepperSource::Value(_) => f.write_str("Value(redacted)"),
+            PepperSource::File(p) => write!(f, "File({})", p.display()),
+            PepperSource::BesideDatabase(p) => write!(f, "BesideDatabase({})", p.display()),
+            PepperSource::Missing => f.write_str("Missing"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The resolved configuration, passed by value into the server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub pepper: PepperSource,
+    pub pepper_version: i32,
+    pub cache: CacheConfig,
+    pub body_limit: usize,
+    pub allow_plain_http: bool,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn load(args: &ServeArgs) -> Result<Self, String> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| format!("config file {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen_text = args
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            format!("listen: {listen_text:?} is not an address such as 127.0.0.1:8080")
+        })?;
+        let database_url = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let pepper = match (args.pepper.clone(), args.pepper_file.clone()) {
+            (Some(v), _) => PepperSource::Value(v.into()),
+            (None, Some(p)) => PepperSource::File(p),
+            (None, None) => match (file.pepper, file.pepper_file) {
+                (Some(v), _) => PepperSource::Value(v.into()),
+                (None, Some(p)) => PepperSource::File(p),
+                (None, None) => match sqlite_path(&database_url) {
+                    Some(db) => PepperSource::BesideDatabase(sibling(&db, "pepper")),
+                    None => PepperSource::Missing,
+                },
+            },
+        };
+        let ttl = args
+            .cache_ttl_seconds
+            .or(file.cache_ttl_seconds)
+            .unwrap_or(30);
+        if ttl > 3600 {
+            return Err("cache_ttl_seconds: at most 3600".into());
+        }
+        let negative_ttl = args
+            .negative_cache_ttl_seconds
+            .or(file.negative_cache_ttl_seconds)
+            .unwrap_or(5);
+        if negative_ttl > 60 {
+            return Err("negative_cache_ttl_seconds: at most 60".into());
+        }
+        let capacity = args
+            .cache_capacity
+            .or(file.cache_capacity)
+            .unwrap_or(100_000);
+        let body_limit = args
+            .body_limit_bytes
+            .or(file.body_limit_bytes)
+            .unwrap_or(DEFAULT_BODY_LIMIT);
+        if !(1024..=16 * 1024 * 1024).contains(&body_limit) {
+            return Err("body_limit_bytes: between 1024 and 16777216".into());
+        }
+        let log_format = match args
+            .log_format
+            .clone()
+            .or(file.log_format)
+            .as_deref()
+            .unwrap_or("text")
+        {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(format!("log_format: {other:?} is not text or json")),
+        };
+        let allow_plain_http = args.allow_plain_http || file.allow_plain_http.unwrap_or(false);
+        if !listen.ip().is_loopback() && !allow_plain_http {
+            return Err(format!(
+                "refusing to serve plain HTTP on the non-loopback address {listen}: API keys \
+                 would cross the network in clear text. Put keygate behind a TLS-terminating \
+                 proxy and pass --allow-plain-http (KEYGATE_ALLOW_PLAIN_HTTP=true, or \
+                 allow_plain_http = true in the config file), or listen on 127.0.0.1"
+            ));
+        }
+        Ok(Self {
+            listen,
+            database_url,
+            pepper,
+            pepper_version: args.pepper_version.or(file.pepper_version).unwrap_or(1),
+            cache: CacheConfig {
+                capacity,
+                ttl_ms: i64::try_from(ttl).unwrap_or(30) * 1000,
+                negative_ttl_ms: i64::try_from(negative_ttl).unwrap_or(5) * 1000,
+            },
+            body_limit,
+            allow_plain_http,
+            log_format,
+        })
+    }
+}
+
+/// The file path of a SQLite URL, or None for other backends.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+fn sibling(db: &Path, ext: &str) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".");
+    name.push(ext);
+    db.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_need_nothing() {
+        let c = Config::load(&ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            c.pepper,
+            PepperSource::BesideDatabase("keygate.db.pepper".into())
+        );
+        assert_eq!(c.body_limit, DEFAULT_BODY_LIMIT);
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ncache_ttl_seconds = 10\n",
+        )
+        .unwrap();
+        let mut args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.cache.ttl_ms, 10_000);
+        args.listen = Some("127.0.0.1:9001".into());
+        assert_eq!(Config::load(&args).unwrap().listen.port(), 9001);
+    }
+
+    #[test]
+    fn bad_settings_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = Config::load(&ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("lisen"), "{err}");
+        let err = Config::load(&ServeArgs {
+            listen: Some("0.0.0.0:8080".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("--allow-plain-http"), "{err}");
+        let err = Config::load(&ServeArgs {
+            database_url: Some("postgres://db/keygate".into()),
+            ..ServeArgs::default()
+        })
+        .map(|c| c.pepper)
+        .unwrap();
+        assert_eq!(err, PepperSource::Missing);
+    }
+}

@@ -1,0 +1,64 @@
+//! `GET /v1/audit`: the audit trail, newest first, confined to the admin's tenant.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use keygate_core::model::{AuditFilter, PageRequest, Tenant};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::AdminAuth;
+use super::keys::parse_query;
+use super::views::{AuditList, decode_cursor, encode_cursor, page_limit, parse_time};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    tenant: Option<String>,
+    action: Option<String>,
+    actor: Option<String>,
+    target: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/audit", tag = "audit",
+    params(("tenant" = Option<String>, Query), ("action" = Option<String>, Query, description = "e.g. key.created, auth.failed"),
+        ("actor" = Option<String>, Query), ("target" = Option<String>, Query),
+        ("since" = Option<String>, Query, description = "RFC 3339"), ("until" = Option<String>, Query, description = "RFC 3339"),
+        ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = AuditList)), security(("api_key" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<AuditList>, ApiError> {
+    let q: AuditQuery = parse_query(raw.as_deref())?;
+    let filter = AuditFilter {
+        tenant: q.tenant.as_deref().map(Tenant::parse).transpose()?,
+        action: q.action,
+        actor: q.actor,
+        target: q.target,
+        since: q
+            .since
+            .as_deref()
+            .map(|t| parse_time("since", t))
+            .transpose()?,
+        until: q
+            .until
+            .as_deref()
+            .map(|t| parse_time("until", t))
+            .transpose()?,
+    };
+    let page = PageRequest {
+        after: decode_cursor(q.cursor.as_deref())?,
+        limit: page_limit(q.limit)?,
+    };
+    let (entries, next) = state.keys.list_audit(&admin, filter, page).await?;
+    Ok(Json(AuditList {
+        data: entries.into_iter().map(Into::into).collect(),
+        next_cursor: next.map(encode_cursor),
+    }))
+}

@@ -1,0 +1,195 @@
+//! Extractors: credentials, the authenticated admin or verifier, request ids
+//! and JSON bodies whose every failure is a clear problem+json 4xx.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use keygate_core::model::AuditEntry;
+use keygate_core::{Admin, AuthFailure, Verifier, VerifyCode};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The request id, set by the request-id middleware on every request.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The API credential of a request: `Authorization: Bearer` or `X-API-Key`.
+pub fn credential(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let bearer = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().unwrap_or("");
+            let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+                return Err(ApiError::unauthorized(
+                    "invalid_authorization",
+                    "the Authorization header must be `Bearer <key>`",
+                    true,
+                ));
+            }
+            Some(token.trim().to_owned())
+        }
+    };
+    let header_key = headers
+        .get("x-api-key")
+        .map(|v| v.to_str().unwrap_or("").trim().to_owned());
+    match (bearer, header_key) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(
+            "ambiguous_credentials",
+            "Authorization and X-API-Key carry different keys; send one",
+        )),
+        (Some(a), _) => Ok(Some(a)),
+        (None, b) => Ok(b),
+    }
+}
+
+fn auth_error(state: &AppState, failure: AuthFailure, parts: &Parts) -> ApiError {
+    let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
+    let reason = match &failure {
+        AuthFailure::Unauthenticated(code, _) => code.as_str(),
+        AuthFailure::Forbidden(_) => "FORBIDDEN",
+        AuthFailure::Storage(_) => return ApiError::from(storage_error(failure)),
+    };
+    state.audit_auth_failure(AuditEntry {
+        id: String::new(),
+        at: 0,
+        action: "auth.failed".into(),
+        actor: "anonymous".into(),
+        target: None,
+        tenant: None,
+        request_id,
+        detail: json!({ "reason": reason, "method": parts.method.as_str(), "path": parts.uri.path() }),
+        seq: 0,
+    });
+    match failure {
+        AuthFailure::Unauthenticated(VerifyCode::RateLimited, decision) => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this key is over its rate limit",
+            );
+            let wait_ms = decision.map_or(1000, |d| d.retry_after_ms);
+            e.retry_after_secs = Some(u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1));
+            e
+        }
+        AuthFailure::Unauthenticated(code, _) => ApiError::unauthorized(
+            "invalid_credentials",
+            format!("the API key was refused ({})", code.as_str()),
+            true,
+        ),
+        AuthFailure::Forbidden(why) => ApiError::forbidden(why),
+        AuthFailure::Storage(e) => ApiError::from(e),
+    }
+}
+
+fn storage_error(failure: AuthFailure) -> keygate_core::Error {
+    match failure {
+        AuthFailure::Storage(e) => e,
+        _ => keygate_core::Error::Internal("unexpected auth failure".into()),
+    }
+}
+
+fn required_credential(parts: &Parts) -> Result<String, ApiError> {
+    credential(&parts.headers)?.ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_credentials",
+            "send an API key in `Authorization: Bearer <key>` or `X-API-Key`",
+            false,
+        )
+    })
+}
+
+/// An authenticated admin; a handler taking one cannot run without it.
+pub struct AdminAuth(pub Admin);
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = required_credential(parts)?;
+        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
+        let started = Instant::now();
+        let result = state.keys.authorize_admin(&key, request_id).await;
+        state
+            .metrics
+            .verify_seconds
+            .observe(started.elapsed().as_secs_f64());
+        result
+            .map(AdminAuth)
+            .map_err(|f| auth_error(state, f, parts))
+    }
+}
+
+/// An authenticated caller of `POST /v1/keys/verify`.
+pub struct VerifierAuth(pub Verifier);
+
+impl FromRequestParts<AppState> for VerifierAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = required_credential(parts)?;
+        state
+            .keys
+            .authorize_verifier(&key)
+            .await
+            .map(VerifierAuth)
+            .map_err(|f| auth_error(state, f, parts))
+    }
+}
+
+/// A JSON body. Wrong content type 415, too large 413, anything unparsable
+/// or with unknown fields 400, each as problem+json.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub fn body_error(rejection: BytesRejection) -> ApiError {
+    match rejection {
+        BytesRejection::FailedToBufferBody(_)
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than this server accepts",
+            )
+        }
+        other => ApiError::bad_request("unreadable_body", other.body_text()),
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("the JSON body is not valid here: {e}"),
+        )
+    })
+}

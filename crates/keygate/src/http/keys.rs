@@ -1,0 +1,314 @@
+//! `/v1/keys`: the key lifecycle and verification. Each handler authorises
+//! (its extractor), validates, calls one service function and maps the result.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use keygate_core::model::{KeyFilter, PageRequest, RateLimitSpec, Scope, Tenant};
+use keygate_core::{KeyEnv, KeyId, KeyPatch, NewKey};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{AdminAuth, ApiJson, VerifierAuth, parse_json};
+use super::views::{
+    IssuedKeyView, KeyList, KeyView, RateLimitState, RateLimitView, decode_cursor, double_option,
+    encode_cursor, page_limit, parse_time, rfc3339,
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    pub name: String,
+    /// Who the key is for: a user, a service, an application.
+    pub owner: String,
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// RFC 3339 time after which the key stops working.
+    pub expires_at: Option<String>,
+    /// `live` (default) or `test`.
+    pub env: Option<String>,
+    #[schema(value_type = Option<RateLimitView>)]
+    pub rate_limit: Option<RateLimitSpec>,
+    /// Usage credits: each valid verification takes one.
+    pub remaining: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyRequest {
+    pub name: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// RFC 3339, or null to remove the expiry.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub expires_at: Option<Option<String>>,
+    /// null removes the rate limit.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<RateLimitView>, nullable)]
+    pub rate_limit: Option<Option<RateLimitSpec>>,
+    /// null makes usage unlimited.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>, nullable)]
+    pub remaining: Option<Option<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyRequest {
+    /// How long the old secret keeps working, 0 (default) to 604800 (7 days).
+    #[serde(default)]
+    pub grace_seconds: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyKeyRequest {
+    pub key: String,
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyKeyResponse {
+    pub valid: bool,
+    /// VALID, MALFORMED, NOT_FOUND, REVOKED, EXPIRED, INSUFFICIENT_SCOPE,
+    /// USAGE_EXCEEDED or RATE_LIMITED.
+    pub code: &'static str,
+    pub key_id: Option<String>,
+    pub owner: Option<String>,
+    pub tenant: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub expires_at: Option<String>,
+    pub remaining: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratelimit: Option<RateLimitState>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    tenant: Option<String>,
+    owner: Option<String>,
+    #[serde(default)]
+    include_revoked: bool,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+fn parse_scopes(scopes: &[String]) -> Result<Vec<Scope>, ApiError> {
+    scopes
+        .iter()
+        .map(|s| Scope::parse(s).map_err(ApiError::from))
+        .collect()
+}
+
+fn parse_id(id: &str) -> Result<KeyId, ApiError> {
+    KeyId::parse(id).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_key_id",
+            "a key id looks like key_ followed by 16 letters or digits",
+        )
+    })
+}
+
+pub fn parse_query<T: serde::de::DeserializeOwned + Default>(
+    raw: Option<&str>,
+) -> Result<T, ApiError> {
+    match raw {
+        None | Some("") => Ok(T::default()),
+        Some(q) => serde_urlencoded::from_str(q)
+            .map_err(|e| ApiError::bad_request("invalid_query", format!("query string: {e}"))),
+    }
+}
+
+fn now(state: &AppState) -> i64 {
+    state.keys.clock().now_secs()
+}
+
+/// Create a key. The secret is in the response and nowhere else, ever.
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
+    responses((status = 201, body = IssuedKeyView), (status = 400), (status = 401), (status = 403)),
+    security(("api_key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    ApiJson(body): ApiJson<CreateKeyRequest>,
+) -> Result<(StatusCode, Json<IssuedKeyView>), ApiError> {
+    let env = match body.env.as_deref() {
+        None => KeyEnv::Live,
+        Some(e) => KeyEnv::parse(e)
+            .ok_or_else(|| ApiError::bad_request("invalid_request", "env: `live` or `test`"))?,
+    };
+    let input = NewKey {
+        name: body.name,
+        owner: body.owner,
+        tenant: body.tenant.as_deref().map(Tenant::parse).transpose()?,
+        scopes: parse_scopes(&body.scopes)?,
+        metadata: body.metadata,
+        expires_at: body
+            .expires_at
+            .as_deref()
+            .map(|t| parse_time("expires_at", t))
+            .transpose()?,
+        env,
+        rate_limit: body.rate_limit,
+        remaining: body.remaining,
+    };
+    let issued = state.keys.create(&admin, input).await?;
+    let view = IssuedKeyView {
+        record: KeyView::new(&issued.record, now(&state)),
+        key: issued.key.expose().to_owned(),
+    };
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// List keys, oldest first, with cursor pagination.
+#[utoipa::path(get, path = "/v1/keys", tag = "keys",
+    params(("tenant" = Option<String>, Query), ("owner" = Option<String>, Query),
+        ("include_revoked" = Option<bool>, Query), ("cursor" = Option<String>, Query),
+        ("limit" = Option<u32>, Query, description = "1-500, default 100")),
+    responses((status = 200, body = KeyList)), security(("api_key" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<KeyList>, ApiError> {
+    let q: ListQuery = parse_query(raw.as_deref())?;
+    let filter = KeyFilter {
+        tenant: q.tenant.as_deref().map(Tenant::parse).transpose()?,
+        owner: q.owner,
+        include_revoked: q.include_revoked,
+    };
+    let page = PageRequest {
+        after: decode_cursor(q.cursor.as_deref())?,
+        limit: page_limit(q.limit)?,
+    };
+    let (keys, next) = state.keys.list(&admin, filter, page).await?;
+    let now = now(&state);
+    Ok(Json(KeyList {
+        data: keys.iter().map(|k| KeyView::new(k, now)).collect(),
+        next_cursor: next.map(encode_cursor),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    responses((status = 200, body = KeyView), (status = 404)), security(("api_key" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Path(id): Path<String>,
+) -> Result<Json<KeyView>, ApiError> {
+    let id = parse_id(&id)?;
+    let key = state.keys.get(&admin, &id).await?;
+    Ok(Json(KeyView::new(&key, now(&state))))
+}
+
+#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    request_body = UpdateKeyRequest,
+    responses((status = 200, body = KeyView), (status = 404), (status = 409)), security(("api_key" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateKeyRequest>,
+) -> Result<Json<KeyView>, ApiError> {
+    let id = parse_id(&id)?;
+    let patch = KeyPatch {
+        name: body.name,
+        scopes: body.scopes.as_deref().map(parse_scopes).transpose()?,
+        metadata: body.metadata,
+        expires_at: match body.expires_at {
+            Some(Some(t)) => Some(Some(parse_time("expires_at", &t)?)),
+            Some(None) => Some(None),
+            None => None,
+        },
+        rate_limit: body.rate_limit,
+        remaining: body.remaining,
+    };
+    let key = state.keys.update(&admin, &id, patch).await?;
+    Ok(Json(KeyView::new(&key, now(&state))))
+}
+
+/// Issue a new secret; the old one works for `grace_seconds` more, never longer.
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", params(("id" = String, Path)),
+    request_body(content = RotateKeyRequest, description = "optional"),
+    responses((status = 201, body = IssuedKeyView), (status = 404), (status = 409)), security(("api_key" = [])))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<IssuedKeyView>), ApiError> {
+    let id = parse_id(&id)?;
+    let body: RotateKeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateKeyRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let issued = state.keys.rotate(&admin, &id, body.grace_seconds).await?;
+    let view = IssuedKeyView {
+        record: KeyView::new(&issued.record, now(&state)),
+        key: issued.key.expose().to_owned(),
+    };
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Revoke a key: refused on this node from the response on, cache or not.
+#[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys", params(("id" = String, Path)),
+    responses((status = 200, body = KeyView), (status = 404)), security(("api_key" = [])))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Path(id): Path<String>,
+) -> Result<Json<KeyView>, ApiError> {
+    let id = parse_id(&id)?;
+    let key = state.keys.revoke(&admin, &id).await?;
+    Ok(Json(KeyView::new(&key, now(&state))))
+}
+
+/// Verify a key. Answers 200 whatever the verdict; `code` says why.
+#[utoipa::path(post, path = "/v1/keys/verify", tag = "keys", request_body = VerifyKeyRequest,
+    responses((status = 200, body = VerifyKeyResponse), (status = 401), (status = 403)),
+    security(("api_key" = [])))]
+pub async fn verify(
+    State(state): State<AppState>,
+    VerifierAuth(verifier): VerifierAuth,
+    ApiJson(body): ApiJson<VerifyKeyRequest>,
+) -> Result<Json<VerifyKeyResponse>, ApiError> {
+    let scopes = parse_scopes(&body.required_scopes)?;
+    let started = Instant::now();
+    let v = state
+        .keys
+        .verify_key(&body.key, &scopes, verifier.tenant.as_ref())
+        .await?;
+    state
+        .metrics
+        .observe_verification(&v, started.elapsed().as_secs_f64());
+    let now_ms = state.keys.clock().now_millis();
+    let key = v.key.as_deref();
+    Ok(Json(VerifyKeyResponse {
+        valid: v.is_valid(),
+        code: v.code.as_str(),
+        key_id: key.map(|k| k.id.to_string()),
+        owner: key.map(|k| k.owner.clone()),
+        tenant: key.and_then(|k| k.tenant.as_ref().map(|t| t.as_str().to_owned())),
+        scopes: key.map(|k| k.scopes.iter().map(|s| s.as_str().to_owned()).collect()),
+        metadata: key.map(|k| k.metadata.clone()),
+        expires_at: key.and_then(|k| k.expires_at.map(rfc3339)),
+        remaining: v.remaining,
+        ratelimit: v.ratelimit.as_ref().map(|d| RateLimitState::new(d, now_ms)),
+    }))
+}

@@ -1,0 +1,172 @@
+//! The admin HTTP API: one file per resource, thin handlers, and the
+//! middleware every request passes (request id, credentials-in-URL refusal,
+//! metrics and logging).
+
+pub mod audit;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod keys;
+pub mod openapi;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use keygate_core::KeyService;
+use keygate_core::apikey::random_id;
+use keygate_core::model::AuditEntry;
+use tokio::sync::mpsc;
+
+use crate::metrics::{Metrics, RequestLabels};
+use error::{ApiError, ErrorCause};
+use extract::RequestId;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub keys: Arc<KeyService>,
+    pub metrics: Arc<Metrics>,
+    /// Failed authentications are audited off the request path, so a flood of
+    /// bad keys cannot turn into a flood of synchronous database writes.
+    pub audit_tx: mpsc::Sender<AuditEntry>,
+}
+
+impl AppState {
+    pub fn audit_auth_failure(&self, mut entry: AuditEntry) {
+        entry.id = random_id("evt_", 20).unwrap_or_default();
+        entry.at = self.keys.clock().now_secs();
+        if self.audit_tx.try_send(entry).is_err() {
+            self.metrics.audit_dropped.inc();
+        }
+    }
+}
+
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    Router::new()
+        .route("/v1/keys", post(keys::create).get(keys::list))
+        .route("/v1/keys/verify", post(keys::verify))
+        .route("/v1/keys/{id}", get(keys::show).patch(keys::update))
+        .route("/v1/keys/{id}/rotate", post(keys::rotate))
+        .route("/v1/keys/{id}/revoke", post(keys::revoke))
+        .route("/v1/audit", get(audit::list))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(refuse_credentials_in_url))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+fn valid_request_id(v: &str) -> bool {
+    (1..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// Keeps a well-formed incoming `X-Request-Id`, or makes one.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| random_id("req_", 20).unwrap_or_default());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut res = next.run(req).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    res
+}
+
+/// Query parameters that look like credentials. A key in a URL ends up in
+/// proxy logs and browser history, so such requests are refused outright.
+const CREDENTIAL_PARAMS: [&str; 5] = ["api_key", "apikey", "key", "token", "access_token"];
+
+async fn refuse_credentials_in_url(req: Request, next: Next) -> Response {
+    if let Some(query) = req.uri().query() {
+        let names: Vec<String> = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .map(|pairs| pairs.into_iter().map(|(k, _)| k).collect())
+            .unwrap_or_else(|_| {
+                query
+                    .split('&')
+                    .map(|p| p.split('=').next().unwrap_or("").to_owned())
+                    .collect()
+            });
+        if let Some(name) = names
+            .iter()
+            .find(|n| CREDENTIAL_PARAMS.contains(&n.to_ascii_lowercase().as_str()))
+        {
+            return ApiError::bad_request(
+                "credential_in_url",
+                format!(
+                    "the query parameter `{name}` looks like a credential; URLs end up in logs, \
+                     so send keys in a header instead: `Authorization: Bearer <key>` or `X-API-Key`"
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Counts every request and logs it, with the route template (never the
+/// query string, which could hold a secret) and, for 5xx, the hidden cause.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let res = next.run(req).await;
+    let status = res.status().as_u16();
+    let micros = started.elapsed().as_micros();
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route: route.clone(),
+            method: method.clone(),
+            status,
+        })
+        .inc();
+    if let Some(ErrorCause(cause)) = res.extensions().get::<ErrorCause>() {
+        tracing::error!(%route, %method, status, %request_id, %cause, "request failed");
+    } else {
+        tracing::debug!(%route, %method, status, %request_id, micros, "request");
+    }
+    res
+}

@@ -1,0 +1,17 @@
+//! keygate, the binary's library: configuration, the admin HTTP API, the
+//! server's assembly, and the command-line clients.
+//!
+//! - `config`: defaults < TOML < `KEYGATE_*` environment < flags.
+//! - `secrets`: the pepper, configured or generated beside a SQLite database.
+//! - `server`: `build` (storage, services) and `run(listener, app, shutdown)`.
+//! - `http`: the axum router, one file per resource, and the error mapping.
+//! - `metrics`: Prometheus counters and histograms.
+//! - `cli`: `keygate keys ...` against a running server.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod secrets;
+pub mod server;

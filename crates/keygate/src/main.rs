@@ -1,0 +1,150 @@
+//! The `keygate` command.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use keygate::config::{Config, LogFormat, ServeArgs};
+use keygate::server;
+use keygate_core::SystemClock;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keygate",
+    version,
+    about = "API keys, verified and managed: one binary, SQLite by default, PostgreSQL for many nodes."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (creates ./keygate.db on first start).
+    Serve(ServeArgs),
+    /// Create or migrate a database and print a new root admin key.
+    Init {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Print {"admin_key": "..."} instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage keys on a running server.
+    Keys(keygate::cli::keys::KeysArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Init { serve, json } => init(serve, json).await,
+        Command::Keys(args) => match keygate::cli::keys::run(args).await {
+            Ok((out, ok)) => {
+                print!("{out}");
+                let _ = std::io::stdout().flush();
+                return if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                };
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keygate: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = Config::load(&args)?;
+    init_logging(config.log_format);
+    let app = server::build(&config, Arc::new(SystemClock)).await?;
+    if let Some(root) = app.bootstrap_if_empty().await? {
+        // Printed straight to stderr, not through the logger, so the secret
+        // never reaches a log pipeline's structured fields.
+        eprintln!(
+            "\nkeygate: created the root admin key. It will not be shown again; store it now:\n\n    {}\n",
+            root.key.expose()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, backend = %app.state.keys.store().backend(), "keygate listening");
+    server::run(listener, app, shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("keygate stopped");
+    Ok(())
+}
+
+async fn init(args: ServeArgs, json: bool) -> Result<(), String> {
+    let config = Config::load(&args)?;
+    init_logging(config.log_format);
+    let app = server::build(&config, Arc::new(SystemClock)).await?;
+    let root = app
+        .state
+        .keys
+        .bootstrap_root_key()
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "admin_key": root.key.expose(), "key_id": root.record.id.as_str() })
+        );
+    } else {
+        println!(
+            "Database ready ({}). New root admin key ({}); it will not be shown again:\n\n    {}\n",
+            config.database_url,
+            root.record.id,
+            root.key.expose()
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,110 @@
+//! The server's own secrets (the key-hashing pepper): read from configuration
+//! or a file, or generated into a 0600 file beside a SQLite database.
+
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+use keygate_core::apikey::random_bytes;
+use keygate_core::pepper::{MIN_PEPPER_BYTES, Pepper};
+use zeroize::Zeroizing;
+
+use crate::config::PepperSource;
+
+/// Where the pepper came from, so start-up can refuse a fresh pepper for a
+/// database that already holds keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PepperOrigin {
+    Configured,
+    Generated,
+}
+
+pub fn load_pepper(source: &PepperSource, version: i32) -> Result<(Pepper, PepperOrigin), String> {
+    let (text, origin) = match source {
+        PepperSource::Value(v) => (
+            Zeroizing::new(v.trim().to_owned()),
+            PepperOrigin::Configured,
+        ),
+        PepperSource::File(path) => (read_secret_file(path)?, PepperOrigin::Configured),
+        PepperSource::BesideDatabase(path) if path.exists() => {
+            (read_secret_file(path)?, PepperOrigin::Configured)
+        }
+        PepperSource::BesideDatabase(path) => {
+            (generate_secret_file(path)?, PepperOrigin::Generated)
+        }
+        PepperSource::Missing => {
+            return Err(
+                "PostgreSQL needs a pepper shared by every node: set KEYGATE_PEPPER_FILE \
+                        (a file holding at least 32 random bytes, e.g. from \
+                        `openssl rand -base64 48`), or pepper_file in the config file"
+                    .into(),
+            );
+        }
+    };
+    if text.len() < MIN_PEPPER_BYTES {
+        return Err(format!(
+            "the pepper must be at least {MIN_PEPPER_BYTES} bytes long"
+        ));
+    }
+    let pepper = Pepper::new(version, text.as_bytes()).map_err(|e| e.to_string())?;
+    Ok((pepper, origin))
+}
+
+fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read pepper file {}: {e}", path.display()))?;
+    Ok(Zeroizing::new(text.trim().to_owned()))
+}
+
+fn generate_secret_file(path: &Path) -> Result<Zeroizing<String>, String> {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    random_bytes(raw.as_mut()).map_err(|e| e.to_string())?;
+    let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(raw.as_ref()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot create pepper file {}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write pepper file {}: {e}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a new pepper file; back it up with the database");
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn generates_once_with_private_permissions_then_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db.pepper");
+        let source = PepperSource::BesideDatabase(path.clone());
+        let (first, origin) = load_pepper(&source, 1).unwrap();
+        assert_eq!(origin, PepperOrigin::Generated);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (second, origin) = load_pepper(&source, 1).unwrap();
+        assert_eq!(origin, PepperOrigin::Configured);
+        assert_eq!(first.hash("x"), second.hash("x"));
+    }
+
+    #[test]
+    fn short_or_missing_peppers_are_refused() {
+        assert!(load_pepper(&PepperSource::Value("short".to_owned().into()), 1).is_err());
+        let err = load_pepper(&PepperSource::Missing, 1).unwrap_err();
+        assert!(err.contains("KEYGATE_PEPPER_FILE"));
+    }
+}

@@ -1,0 +1,346 @@
+//! `spawn_app`: a whole keygate on a random port, on a fresh SQLite file or a
+//! fresh PostgreSQL database, with a test clock. Each app owns its database
+//! and drops it at the end, so tests run in parallel and leave nothing behind.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use keygate::config::{Config, ServeArgs};
+use keygate::server;
+use keygate_core::ManualClock;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn services_required() -> bool {
+    std::env::var("KEYGATE_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// A PostgreSQL database made for one test and dropped after it.
+pub struct PgDatabase {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+fn random_suffix() -> String {
+    keygate_core::apikey::random_id("", 12)
+        .expect("random")
+        .to_ascii_lowercase()
+}
+
+impl PgDatabase {
+    /// None (after saying why) when no PostgreSQL is configured; panics
+    /// instead when services are required.
+    pub async fn create() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("KEYGATE_TEST_POSTGRES_URL") else {
+            assert!(
+                !services_required(),
+                "KEYGATE_TEST_REQUIRE_SERVICES=1 but KEYGATE_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("skipping the PostgreSQL case: KEYGATE_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        let name = format!("kg_test_{}", random_suffix());
+        let mut conn = connect_pg(&admin_url).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = with_database(&admin_url, &name);
+        Some(Self {
+            admin_url,
+            name,
+            url,
+        })
+    }
+}
+
+async fn connect_pg(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to KEYGATE_TEST_POSTGRES_URL")
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside async; a short-lived runtime on its own thread
+        // drops the database even when the test panicked.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("rt");
+            rt.block_on(async {
+                let mut conn = connect_pg(&admin_url).await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await;
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub addr: std::net::SocketAddr,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub root_key: String,
+    pub clock: Arc<ManualClock>,
+    pub args: ServeArgs,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+    pub dir: tempfile::TempDir,
+    pub pg: Option<PgDatabase>,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+/// A running app, or None when the backend is not available here.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (database_url, pepper_file, pg) = match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.path().join("keygate.db").display()),
+            None,
+            None,
+        ),
+        Backend::Postgres => {
+            let pg = PgDatabase::create().await?;
+            let pepper: PathBuf = dir.path().join("pepper");
+            std::fs::write(
+                &pepper,
+                format!("test-pepper-{}-0123456789abcdefghij", random_suffix()),
+            )
+            .expect("pepper");
+            (pg.url.clone(), Some(pepper), Some(pg))
+        }
+    };
+    let args = ServeArgs {
+        listen: Some("127.0.0.1:0".into()),
+        database_url: Some(database_url),
+        pepper_file,
+        ..ServeArgs::default()
+    };
+    let clock = Arc::new(ManualClock::starting_now());
+    let mut app = TestApp {
+        backend,
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        base: String::new(),
+        http: reqwest::Client::new(),
+        root_key: String::new(),
+        clock,
+        args,
+        shutdown: None,
+        handle: None,
+        dir,
+        pg,
+    };
+    app.start().await;
+    Some(app)
+}
+
+impl TestApp {
+    async fn start(&mut self) {
+        let config = Config::load(&self.args).expect("config");
+        let built = server::build(&config, self.clock.clone())
+            .await
+            .expect("build");
+        if let Some(root) = built.bootstrap_if_empty().await.expect("bootstrap") {
+            self.root_key = root.key.expose().to_owned();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        self.addr = listener.local_addr().expect("addr");
+        self.base = format!("http://{}", self.addr);
+        let (tx, rx) = oneshot::channel::<()>();
+        self.shutdown = Some(tx);
+        self.handle = Some(tokio::spawn(server::run(listener, built, async {
+            let _ = rx.await;
+        })));
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("join").expect("server ran");
+        }
+    }
+
+    /// Stops the server and starts a new one on the same database and pepper.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Self::collect(req.send().await.expect("send")).await
+    }
+
+    pub async fn raw(&self, req: reqwest::RequestBuilder) -> Response {
+        Self::collect(req.send().await.expect("send")).await
+    }
+
+    async fn collect(res: reqwest::Response) -> Response {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path, Some(&self.root_key.clone()), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(&self.root_key.clone()), Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Response {
+        self.request(
+            Method::PATCH,
+            path,
+            Some(&self.root_key.clone()),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Creates a key as root and returns (id, secret).
+    pub async fn create_key(&self, body: Value) -> (String, String) {
+        let res = self.post("/v1/keys", body).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        (
+            res.body["id"].as_str().expect("id").to_owned(),
+            res.body["key"].as_str().expect("key").to_owned(),
+        )
+    }
+
+    /// Verifies `key` with the root key as the caller.
+    pub async fn verify(&self, key: &str, scopes: &[&str]) -> Value {
+        let res = self
+            .post(
+                "/v1/keys/verify",
+                serde_json::json!({ "key": key, "required_scopes": scopes }),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        res.body
+    }
+
+    pub async fn verify_code(&self, key: &str) -> String {
+        self.verify(key, &[]).await["code"]
+            .as_str()
+            .expect("code")
+            .to_owned()
+    }
+
+    pub async fn metric(&self, name_and_labels: &str) -> f64 {
+        let res = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics");
+        let text = res.text().await.expect("text");
+        text.lines()
+            .find(|l| l.starts_with(name_and_labels))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Runs a test body on both backends, as `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,10 @@
+//! The HTTP integration suite: one binary, a module per concern, every
+//! test run against SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod cli;
+mod keys;
+mod ops;
+mod security;
