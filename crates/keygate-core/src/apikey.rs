@@ -83,8 +83,9 @@ impl KeyEnv {
     }
 }
 
-/// A full API key secret. It refuses to print and is wiped from memory on drop.
-#[derive(Clone, PartialEq, Eq)]
+/// A full API key secret. It refuses to print, is wiped from memory on drop,
+/// and has no `==`: comparing secrets is done on their hashes, in constant time.
+#[derive(Clone)]
 pub struct ApiKey {
     text: Zeroizing<String>,
     env: KeyEnv,
@@ -114,6 +115,16 @@ impl ApiKey {
 
     /// Checks the shape and checksum only; never touches storage.
     pub fn parse(candidate: &str) -> Result<Self, Error> {
+        let env = Self::check(candidate)?;
+        Ok(Self {
+            text: Zeroizing::new(candidate.to_owned()),
+            env,
+        })
+    }
+
+    /// `parse` without making a copy of the secret: the verification hot
+    /// path hashes the caller's string directly.
+    pub fn check(candidate: &str) -> Result<KeyEnv, Error> {
         let rest = candidate.strip_prefix("kg_").ok_or(Error::MalformedKey)?;
         let (env, body) = rest.split_once('_').ok_or(Error::MalformedKey)?;
         let env = KeyEnv::parse(env).ok_or(Error::MalformedKey)?;
@@ -125,10 +136,7 @@ impl ApiKey {
         if checksum(head) != check {
             return Err(Error::MalformedKey);
         }
-        Ok(Self {
-            text: Zeroizing::new(candidate.to_owned()),
-            env,
-        })
+        Ok(env)
     }
 
     /// The secret text. Call only to hash it or to show it once to its owner.

@@ -144,6 +144,14 @@ impl KeyCache {
         }
     }
 
+    /// Drops everything: used when the outcome of a write is unknown.
+    pub fn invalidate_all(&self) {
+        let _gate = self.gate.write();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.positive.clear();
+        self.negative.clear();
+    }
+
     /// Forgets every negative result; called when a new secret comes into being.
     pub fn clear_negative(&self) {
         let _gate = self.gate.write();

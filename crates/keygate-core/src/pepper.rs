@@ -50,6 +50,16 @@ impl Pepper {
         self.version
     }
 
+    /// A public fingerprint of this pepper (an HMAC of a fixed label), stored
+    /// in the database so a wrong or lost pepper is caught at start rather
+    /// than turning every key into NOT_FOUND.
+    pub fn fingerprint(&self) -> String {
+        self.hash("keygate/pepper-fingerprint/v1")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     pub fn hash(&self, key: &str) -> KeyHash {
         let mut mac = self.keyed.clone();
         mac.update(key.as_bytes());

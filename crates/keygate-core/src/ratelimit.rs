@@ -31,6 +31,8 @@ pub struct RateDecision {
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
     async fn check(&self, key: &str, spec: RateLimitSpec, now_ms: i64) -> RateDecision;
+    /// Gives back one admitted request, when a later rule refused it after all.
+    async fn refund(&self, key: &str, spec: RateLimitSpec, now_ms: i64);
 }
 
 const SHARDS: usize = 64;
@@ -98,10 +100,27 @@ impl GcraLimiter {
     }
 }
 
+impl GcraLimiter {
+    /// Moves the key's TAT back by one interval, never before `now`.
+    pub fn give_back(&self, key: &str, spec: RateLimitSpec, now_ms: i64) {
+        let now = i128::from(now_ms) * 1_000_000;
+        let interval =
+            i128::from(spec.period_seconds.max(1)) * 1_000_000_000 / i128::from(spec.limit.max(1));
+        let mut shard = self.shard(key).lock();
+        if let Some(tat) = shard.get_mut(key) {
+            *tat = (*tat - interval).max(now);
+        }
+    }
+}
+
 #[async_trait]
 impl RateLimiter for GcraLimiter {
     async fn check(&self, key: &str, spec: RateLimitSpec, now_ms: i64) -> RateDecision {
         self.decide(key, spec, now_ms)
+    }
+
+    async fn refund(&self, key: &str, spec: RateLimitSpec, now_ms: i64) {
+        self.give_back(key, spec, now_ms);
     }
 }
 
@@ -145,6 +164,18 @@ mod tests {
         // One interval later exactly one more request fits.
         assert!(l.decide("k", TEN_PER_MIN, now + 6_000).allowed);
         assert!(!l.decide("k", TEN_PER_MIN, now + 6_000).allowed);
+    }
+
+    #[test]
+    fn a_refund_gives_back_exactly_one_request() {
+        let l = GcraLimiter::new();
+        for _ in 0..10 {
+            assert!(l.decide("k", TEN_PER_MIN, 0).allowed);
+        }
+        assert!(!l.decide("k", TEN_PER_MIN, 0).allowed);
+        l.give_back("k", TEN_PER_MIN, 0);
+        assert!(l.decide("k", TEN_PER_MIN, 0).allowed);
+        assert!(!l.decide("k", TEN_PER_MIN, 0).allowed);
     }
 
     #[test]

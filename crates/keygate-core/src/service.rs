@@ -356,13 +356,13 @@ impl KeyService {
                 &next,
                 json!({ "fields": changed }),
             )?;
-            match self
+            let written = self
                 .store
                 .update_key(&next, patch.remaining.is_some(), &audit)
-                .await?
-            {
-                UpdateOutcome::Updated => {
-                    self.invalidate(id).await?;
+                .await;
+            match self.guarded(written)? {
+                UpdateOutcome::Updated(hashes) => {
+                    self.cache.invalidate(&hashes);
                     return Ok(next);
                 }
                 UpdateOutcome::Stale => continue,
@@ -399,13 +399,13 @@ impl KeyService {
             &record,
             json!({ "grace_seconds": grace_secs }),
         )?;
-        let old = self
+        let written = self
             .store
             .rotate_secret(id, &secret, &key.display_prefix(), old_expire_at, &audit)
-            .await?;
+            .await;
+        let (record, old) = self.guarded(written)?;
         self.cache.invalidate(&old);
         self.cache.clear_negative();
-        let record = self.get(admin, id).await?;
         Ok(IssuedKey { record, key })
     }
 
@@ -418,17 +418,23 @@ impl KeyService {
             &record,
             json!({}),
         )?;
-        self.store
+        let written = self
+            .store
             .revoke_key(id, self.clock.now_secs(), &audit)
-            .await?;
-        self.invalidate(id).await?;
-        self.get(admin, id).await
+            .await;
+        let (record, hashes) = self.guarded(written)?;
+        self.cache.invalidate(&hashes);
+        Ok(record)
     }
 
-    async fn invalidate(&self, id: &KeyId) -> Result<(), Error> {
-        let hashes = self.store.secret_hashes(id).await?;
-        self.cache.invalidate(&hashes);
-        Ok(())
+    /// Passes a store result through. On a storage failure the write may
+    /// still have committed (the reply was lost, not the transaction), so
+    /// every cached key is dropped rather than risk serving a stale one.
+    fn guarded<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(Error::Storage(_)) = &result {
+            self.cache.invalidate_all();
+        }
+        result
     }
 
     pub async fn list_audit(

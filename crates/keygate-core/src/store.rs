@@ -12,9 +12,11 @@ use crate::model::{AuditEntry, AuditFilter, KeyFilter, KeyRecord, PageRequest, S
 use crate::pepper::KeyHash;
 
 /// The result of a key update guarded by the record's version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpdateOutcome {
-    Updated,
+    /// Written; carries the hashes of the key's secrets, read in the same
+    /// transaction, so caches can drop them without another round-trip.
+    Updated(Vec<KeyHash>),
     /// Someone else updated the record first (or it vanished); re-read and retry.
     Stale,
 }
@@ -54,8 +56,9 @@ pub trait KeyStore: Send + Sync {
 
     /// Adds `new_secret` (and records its display prefix); the key's other secrets expire at `old_expire_at`
     /// (those already expiring sooner keep their earlier time) or, when it is
-    /// `None`, are deleted. Returns the hashes of every secret the key had
-    /// before, so caches can drop them.
+    /// `None`, are deleted. Returns the key as it now is and the hashes of
+    /// every secret it had before, so caches can drop them. A revoked key
+    /// answers `Error::Revoked` and gets no new secret.
     async fn rotate_secret(
         &self,
         id: &KeyId,
@@ -63,10 +66,16 @@ pub trait KeyStore: Send + Sync {
         new_prefix: &str,
         old_expire_at: Option<i64>,
         audit: &AuditEntry,
-    ) -> Result<Vec<KeyHash>, Error>;
+    ) -> Result<(KeyRecord, Vec<KeyHash>), Error>;
 
-    /// Marks the key revoked (idempotent; the first time is kept).
-    async fn revoke_key(&self, id: &KeyId, at: i64, audit: &AuditEntry) -> Result<(), Error>;
+    /// Marks the key revoked (idempotent; the first time is kept). Returns the
+    /// key as it now is and its secrets' hashes, read in the same transaction.
+    async fn revoke_key(
+        &self,
+        id: &KeyId,
+        at: i64,
+        audit: &AuditEntry,
+    ) -> Result<(KeyRecord, Vec<KeyHash>), Error>;
 
     async fn secret_hashes(&self, id: &KeyId) -> Result<Vec<KeyHash>, Error>;
 
@@ -97,4 +106,7 @@ pub trait Store: KeyStore + AuditStore {
     async fn ping(&self) -> Result<(), Error>;
     /// The backend's name, for logs and metrics.
     fn backend(&self) -> &'static str;
+    /// Stores `value` under `name` unless something is stored there already;
+    /// returns what is stored. Atomic across nodes.
+    async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, Error>;
 }

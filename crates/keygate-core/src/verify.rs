@@ -83,6 +83,12 @@ impl Verification {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Credits {
+    Take,
+    CheckOnly,
+}
+
 /// Why an admin or verifier credential was refused.
 #[derive(Debug)]
 pub enum AuthFailure {
@@ -103,10 +109,21 @@ impl KeyService {
         required_scopes: &[Scope],
         tenant: Option<&Tenant>,
     ) -> Result<Verification, Error> {
-        let Ok(key) = ApiKey::parse(candidate) else {
+        self.verify_with(candidate, required_scopes, tenant, Credits::Take)
+            .await
+    }
+
+    async fn verify_with(
+        &self,
+        candidate: &str,
+        required_scopes: &[Scope],
+        tenant: Option<&Tenant>,
+        credits: Credits,
+    ) -> Result<Verification, Error> {
+        if ApiKey::check(candidate).is_err() {
             return Ok(Verification::bare(VerifyCode::Malformed));
-        };
-        let hash = self.pepper.hash(key.expose());
+        }
+        let hash = self.pepper.hash(candidate);
         let now_ms = self.clock.now_millis();
         let (entry, cached) = match self.cache.get(&hash, now_ms) {
             Lookup::Hit(entry) => (entry, true),
@@ -131,17 +148,21 @@ impl KeyService {
             }
         };
         let record = &entry.record;
+        // `remaining` is only reported where it was just read from storage:
+        // the cached record's count is stale.
         let found = |code| Verification {
             code,
             key: Some(record.clone()),
-            remaining: record.remaining,
+            remaining: None,
             ratelimit: None,
             cached,
         };
         if let Some(t) = tenant
             && record.tenant.as_ref() != Some(t)
         {
-            return Ok(Verification::bare(VerifyCode::NotFound));
+            let mut out = Verification::bare(VerifyCode::NotFound);
+            out.cached = cached;
+            return Ok(out);
         }
         let now = now_ms.div_euclid(1000);
         if record.revoked_at.is_some() {
@@ -163,15 +184,25 @@ impl KeyService {
                 return Ok(out);
             }
         }
-        if record.remaining.is_some() {
-            match self.store.take_credit(&record.id).await? {
-                Some(left) => out.remaining = Some(left),
-                None => {
-                    out.remaining = Some(0);
-                    out.code = VerifyCode::UsageExceeded;
-                    return Ok(out);
+        let exhausted = match (record.remaining, credits) {
+            (None, _) => false,
+            (Some(_), Credits::Take) => match self.store.take_credit(&record.id).await? {
+                Some(left) => {
+                    out.remaining = Some(left);
+                    false
                 }
+                None => true,
+            },
+            (Some(left), Credits::CheckOnly) => left <= 0,
+        };
+        if exhausted {
+            // The request is refused after all: give its rate-limit slot back.
+            if let Some(spec) = record.rate_limit {
+                self.limiter.refund(record.id.as_str(), spec, now_ms).await;
             }
+            out.remaining = Some(0);
+            out.code = VerifyCode::UsageExceeded;
+            return Ok(out);
         }
         if entry.claim_touch(now, TOUCH_EVERY_SECS) {
             self.usage.record(&record.id, now);
@@ -212,9 +243,12 @@ impl KeyService {
         })
     }
 
+    /// Authenticates a caller of the admin or verification API. The caller's
+    /// own usage credits are checked but not taken: they meter what the key
+    /// is for, and an admin call that is then refused must change nothing.
     async fn authenticate(&self, candidate: &str) -> Result<Arc<KeyRecord>, AuthFailure> {
         let v = self
-            .verify_key(candidate, &[], None)
+            .verify_with(candidate, &[], None, Credits::CheckOnly)
             .await
             .map_err(AuthFailure::Storage)?;
         match (v.code, v.key) {

@@ -66,6 +66,72 @@ async fn hashes_of(conn: &mut AnyConnection, id: &KeyId) -> Result<Vec<KeyHash>,
     found.iter().map(|row| rows::hash(row, "hash")).collect()
 }
 
+/// Reads one key inside the caller's transaction.
+async fn key_in(conn: &mut AnyConnection, id: &KeyId) -> Result<Option<KeyRecord>, Error> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        key_columns!(),
+        " FROM api_keys k WHERE k.id = $1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    row.map(|r| rows::key_record(&r).map(|(_, k)| k))
+        .transpose()
+}
+
+/// Writes one key row and its first secret, inside the caller's transaction.
+async fn insert_key_row(
+    conn: &mut AnyConnection,
+    key: &KeyRecord,
+    secret: &SecretRecord,
+) -> Result<(), Error> {
+    check_owner(secret, &key.id)?;
+    let scopes = rows::to_json("scopes", &key.scopes)?;
+    let metadata = rows::to_json("metadata", &key.metadata)?;
+    let (limit, period) = limit_parts(key);
+    sqlx::query(
+        "INSERT INTO api_keys (id, name, owner, tenant, scopes, metadata, env, prefix, \
+         created_at, updated_at, expires_at, revoked_at, last_used_at, rate_limit_limit, \
+         rate_limit_period, remaining, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(key.id.as_str())
+    .bind(key.name.as_str())
+    .bind(key.owner.as_str())
+    .bind(key.tenant.as_ref().map(|t| t.as_str()))
+    .bind(scopes)
+    .bind(metadata)
+    .bind(key.env.as_str())
+    .bind(key.prefix.as_str())
+    .bind(key.created_at)
+    .bind(key.updated_at)
+    .bind(key.expires_at)
+    .bind(key.revoked_at)
+    .bind(key.last_used_at)
+    .bind(limit)
+    .bind(period)
+    .bind(key.remaining)
+    .bind(key.version)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    insert_secret(conn, secret).await
+}
+
+impl SqlStore {
+    /// Inserts many keys in one transaction, without audit entries: for
+    /// benchmark fixtures and bulk imports, never for the API.
+    pub async fn bulk_insert_keys(&self, keys: &[(KeyRecord, SecretRecord)]) -> Result<(), Error> {
+        let mut tx = self.begin_write().await?;
+        for (key, secret) in keys {
+            insert_key_row(&mut tx, key, secret).await?;
+        }
+        tx.commit().await.map_err(db)
+    }
+}
+
 #[async_trait]
 impl KeyStore for SqlStore {
     async fn insert_key(
@@ -74,38 +140,8 @@ impl KeyStore for SqlStore {
         secret: &SecretRecord,
         audit: &AuditEntry,
     ) -> Result<(), Error> {
-        check_owner(secret, &key.id)?;
-        let scopes = rows::to_json("scopes", &key.scopes)?;
-        let metadata = rows::to_json("metadata", &key.metadata)?;
-        let (limit, period) = limit_parts(key);
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, name, owner, tenant, scopes, metadata, env, prefix, \
-             created_at, updated_at, expires_at, revoked_at, last_used_at, rate_limit_limit, \
-             rate_limit_period, remaining, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-        )
-        .bind(key.id.as_str())
-        .bind(key.name.as_str())
-        .bind(key.owner.as_str())
-        .bind(key.tenant.as_ref().map(|t| t.as_str()))
-        .bind(scopes)
-        .bind(metadata)
-        .bind(key.env.as_str())
-        .bind(key.prefix.as_str())
-        .bind(key.created_at)
-        .bind(key.updated_at)
-        .bind(key.expires_at)
-        .bind(key.revoked_at)
-        .bind(key.last_used_at)
-        .bind(limit)
-        .bind(period)
-        .bind(key.remaining)
-        .bind(key.version)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        insert_secret(&mut tx, secret).await?;
+        insert_key_row(&mut tx, key, secret).await?;
         audit::insert(&mut tx, audit).await?;
         tx.commit().await.map_err(db)
     }
@@ -207,9 +243,10 @@ impl KeyStore for SqlStore {
             // Dropping the transaction rolls it back.
             return Ok(UpdateOutcome::Stale);
         }
+        let hashes = hashes_of(&mut tx, &key.id).await?;
         audit::insert(&mut tx, audit).await?;
         tx.commit().await.map_err(db)?;
-        Ok(UpdateOutcome::Updated)
+        Ok(UpdateOutcome::Updated(hashes))
     }
 
     async fn rotate_secret(
@@ -219,14 +256,14 @@ impl KeyStore for SqlStore {
         new_prefix: &str,
         old_expire_at: Option<i64>,
         audit: &AuditEntry,
-    ) -> Result<Vec<KeyHash>, Error> {
+    ) -> Result<(KeyRecord, Vec<KeyHash>), Error> {
         check_owner(new_secret, id)?;
         let mut tx = self.begin_write().await?;
         // Writing the key row first locks it (PostgreSQL) or the database
         // (SQLite), so concurrent rotations of one key run one after another.
         let bumped = sqlx::query(
             "UPDATE api_keys SET updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at END, \
-             prefix = $3 WHERE id = $1",
+             prefix = $3 WHERE id = $1 AND revoked_at IS NULL",
         )
         .bind(id.as_str())
         .bind(new_secret.created_at)
@@ -235,7 +272,12 @@ impl KeyStore for SqlStore {
         .await
         .map_err(db)?;
         if bumped.rows_affected() == 0 {
-            return Err(Error::NotFound("key"));
+            // Either no such key or a revoked one: a revoked key never gets
+            // a new secret, even when a revoke and a rotate race.
+            return Err(match key_in(&mut tx, id).await? {
+                Some(_) => Error::Revoked,
+                None => Error::NotFound("key"),
+            });
         }
         let old = hashes_of(&mut tx, id).await?;
         match old_expire_at {
@@ -256,12 +298,18 @@ impl KeyStore for SqlStore {
             .map_err(db)?,
         };
         insert_secret(&mut tx, new_secret).await?;
+        let record = key_in(&mut tx, id).await?.ok_or(Error::NotFound("key"))?;
         audit::insert(&mut tx, audit).await?;
         tx.commit().await.map_err(db)?;
-        Ok(old)
+        Ok((record, old))
     }
 
-    async fn revoke_key(&self, id: &KeyId, at: i64, audit: &AuditEntry) -> Result<(), Error> {
+    async fn revoke_key(
+        &self,
+        id: &KeyId,
+        at: i64,
+        audit: &AuditEntry,
+    ) -> Result<(KeyRecord, Vec<KeyHash>), Error> {
         let mut tx = self.begin_write().await?;
         // The first revocation wins; it also bumps the version so an update
         // racing with it turns stale and re-reads the revoked key.
@@ -279,8 +327,11 @@ impl KeyStore for SqlStore {
         if done.rows_affected() == 0 {
             return Err(Error::NotFound("key"));
         }
+        let record = key_in(&mut tx, id).await?.ok_or(Error::NotFound("key"))?;
+        let hashes = hashes_of(&mut tx, id).await?;
         audit::insert(&mut tx, audit).await?;
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        Ok((record, hashes))
     }
 
     async fn secret_hashes(&self, id: &KeyId) -> Result<Vec<KeyHash>, Error> {

@@ -207,6 +207,27 @@ impl Store for SqlStore {
     fn backend(&self) -> &'static str {
         self.backend.as_str()
     }
+
+    async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, Error> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO keygate_settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let row = sqlx::query("SELECT value FROM keygate_settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let stored = rows::col::<String>(&row, "value")?;
+        tx.commit().await.map_err(db)?;
+        Ok(stored)
+    }
 }
 
 #[cfg(test)]

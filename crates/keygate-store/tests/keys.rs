@@ -106,7 +106,7 @@ async fn insert_failure_writes_nothing(ctx: Ctx) {
 
 async fn update_is_guarded_by_version(ctx: Ctx) {
     let s = &ctx.store;
-    let (k, _) = insert(s, Some("acme"), "alice", NOW).await;
+    let (k, first) = insert(s, Some("acme"), "alice", NOW).await;
     let mut next = k.clone();
     next.name = "renamed".into();
     next.scopes = vec![keygate_core::model::Scope::parse("orders:write").unwrap()];
@@ -120,7 +120,7 @@ async fn update_is_guarded_by_version(ctx: Ctx) {
         .update_key(&next, false, &audit("key.updated", &k, NOW + 5))
         .await
         .unwrap();
-    assert_eq!(outcome, UpdateOutcome::Updated);
+    assert_eq!(outcome, UpdateOutcome::Updated(vec![first.hash]));
     let stored = s.get_key(&k.id).await.unwrap().unwrap();
     assert_eq!(
         stored,
@@ -152,7 +152,7 @@ async fn update_is_guarded_by_version(ctx: Ctx) {
         s.update_key(&third, true, &audit("key.updated", &k, NOW + 7))
             .await
             .unwrap(),
-        UpdateOutcome::Updated
+        UpdateOutcome::Updated(vec![first.hash])
     );
     assert_eq!(s.get_key(&k.id).await.unwrap().unwrap().remaining, Some(7));
     third.remaining = None;
@@ -161,7 +161,7 @@ async fn update_is_guarded_by_version(ctx: Ctx) {
         s.update_key(&third, true, &audit("key.updated", &k, NOW + 8))
             .await
             .unwrap(),
-        UpdateOutcome::Updated
+        UpdateOutcome::Updated(vec![first.hash])
     );
     assert_eq!(s.get_key(&k.id).await.unwrap().unwrap().remaining, None);
 
@@ -186,7 +186,7 @@ async fn rotate_with_grace_keeps_old_secrets_until_expiry(ctx: Ctx) {
     let s = &ctx.store;
     let (k, a) = insert(s, None, "alice", NOW).await;
     let b = secret_for(&k.id, NOW + 10);
-    let old = s
+    let (rotated, old) = s
         .rotate_secret(
             &k.id,
             &b,
@@ -197,6 +197,8 @@ async fn rotate_with_grace_keeps_old_secrets_until_expiry(ctx: Ctx) {
         .await
         .unwrap();
     assert_eq!(old, vec![a.hash]);
+    assert_eq!(rotated.prefix, "kg_live_Rot8");
+    assert_eq!(rotated.updated_at, NOW + 10);
     assert_eq!(
         s.find_by_hash(&a.hash).await.unwrap().unwrap().0.expires_at,
         Some(NOW + 100)
@@ -212,7 +214,7 @@ async fn rotate_with_grace_keeps_old_secrets_until_expiry(ctx: Ctx) {
 
     // A later, longer grace never extends a secret that expires sooner.
     let c = secret_for(&k.id, NOW + 20);
-    let old = s
+    let (_, old) = s
         .rotate_secret(
             &k.id,
             &c,
@@ -282,7 +284,7 @@ async fn rotate_without_grace_deletes_old_secrets(ctx: Ctx) {
     .await
     .unwrap();
     let c = secret_for(&k.id, NOW + 20);
-    let old = s
+    let (_, old) = s
         .rotate_secret(
             &k.id,
             &c,
@@ -300,11 +302,14 @@ async fn rotate_without_grace_deletes_old_secrets(ctx: Ctx) {
 
 async fn revoke_is_idempotent(ctx: Ctx) {
     let s = &ctx.store;
-    let (k, _) = insert(s, None, "alice", NOW).await;
-    s.revoke_key(&k.id, NOW + 10, &audit("key.revoked", &k, NOW + 10))
+    let (k, a) = insert(s, None, "alice", NOW).await;
+    let (returned, hashes) = s
+        .revoke_key(&k.id, NOW + 10, &audit("key.revoked", &k, NOW + 10))
         .await
         .unwrap();
+    assert_eq!(hashes, vec![a.hash]);
     let first = s.get_key(&k.id).await.unwrap().unwrap();
+    assert_eq!(returned, first, "the record read inside the transaction");
     assert_eq!(first.revoked_at, Some(NOW + 10));
     assert_eq!(first.version, 2);
     s.revoke_key(&k.id, NOW + 20, &audit("key.revoked", &k, NOW + 20))
@@ -321,6 +326,20 @@ async fn revoke_is_idempotent(ctx: Ctx) {
             .unwrap(),
         UpdateOutcome::Stale
     );
+
+    // A revoked key never gets a new secret.
+    let err = s
+        .rotate_secret(
+            &k.id,
+            &secret_for(&k.id, NOW + 30),
+            "kg_live_Rot8",
+            None,
+            &audit("key.rotated", &k, NOW + 30),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Revoked), "{err:?}");
+    assert_eq!(s.secret_hashes(&k.id).await.unwrap(), vec![a.hash]);
 
     let missing = keygate_core::KeyId::generate().unwrap();
     let err = s

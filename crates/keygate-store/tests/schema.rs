@@ -7,7 +7,7 @@ mod common;
 use common::{Ctx, audit, exec, insert};
 use keygate_core::Error;
 use keygate_core::model::{AuditFilter, KeyFilter, PageRequest, Tenant};
-use keygate_core::store::{AuditStore, KeyStore};
+use keygate_core::store::{AuditStore, KeyStore, Store};
 use keygate_store::{ConnectOptions, connect};
 
 const NOW: i64 = 1_700_000_000;
@@ -17,6 +17,7 @@ on_both_backends!(
     migrations_are_idempotent_and_refuse_newer_schemas,
     unreadable_rows_are_storage_errors,
     concurrent_first_starts_migrate_once,
+    settings_keep_the_first_value,
 );
 
 async fn audit_is_newest_first_and_filtered(ctx: Ctx) {
@@ -202,7 +203,13 @@ async fn unreadable_rows_are_storage_errors(ctx: Ctx) {
 
 async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
     ctx.store.close().await;
-    for table in ["audit_log", "key_secrets", "api_keys", "keygate_migrations"] {
+    for table in [
+        "audit_log",
+        "key_secrets",
+        "api_keys",
+        "keygate_settings",
+        "keygate_migrations",
+    ] {
         exec(&ctx.url, &format!("DROP TABLE {table}")).await;
     }
     // Nodes starting together on an empty database: one applies each
@@ -221,4 +228,26 @@ async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
     let store = connect(&ctx.url, ConnectOptions::default()).await.unwrap();
     insert(&store, None, "alice", NOW).await;
     store.close().await;
+}
+
+async fn settings_keep_the_first_value(ctx: Ctx) {
+    let s = &ctx.store;
+    assert_eq!(
+        s.setting_or_insert("pepper_fingerprint_v1", "aaa")
+            .await
+            .unwrap(),
+        "aaa"
+    );
+    assert_eq!(
+        s.setting_or_insert("pepper_fingerprint_v1", "bbb")
+            .await
+            .unwrap(),
+        "aaa"
+    );
+    assert_eq!(
+        s.setting_or_insert("pepper_fingerprint_v2", "ccc")
+            .await
+            .unwrap(),
+        "ccc"
+    );
 }

@@ -15,7 +15,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db";
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// Settings of `keygate serve` (and the storage settings `init` shares).
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Clone, Default, Args)]
 pub struct ServeArgs {
     /// TOML configuration file; its settings use the names below in snake_case.
     #[arg(long, env = "KEYGATE_CONFIG", value_name = "FILE")]
@@ -77,7 +77,7 @@ pub struct ServeArgs {
 }
 
 /// The TOML file's shape; every field optional, unknown fields refused.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,

@@ -10,7 +10,9 @@ use keygate::server;
 use keygate_core::SystemClock;
 use tracing_subscriber::EnvFilter;
 
-#[derive(Debug, Parser)]
+// No Debug derives on the command line types: they hold secrets (the
+// pepper, an admin key) that must never be printed.
+#[derive(Parser)]
 #[command(
     name = "keygate",
     version,
@@ -21,7 +23,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Run the server (creates ./keygate.db on first start).
     Serve(ServeArgs),
@@ -117,9 +119,10 @@ async fn init(args: ServeArgs, json: bool) -> Result<(), String> {
             serde_json::json!({ "admin_key": root.key.expose(), "key_id": root.record.id.as_str() })
         );
     } else {
+        // The backend only: a database URL can carry a password.
         println!(
             "Database ready ({}). New root admin key ({}); it will not be shown again:\n\n    {}\n",
-            config.database_url,
+            app.state.keys.store().backend(),
             root.record.id,
             root.key.expose()
         );

@@ -11,32 +11,18 @@ use zeroize::Zeroizing;
 
 use crate::config::PepperSource;
 
-/// Where the pepper came from, so start-up can refuse a fresh pepper for a
-/// database that already holds keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PepperOrigin {
-    Configured,
-    Generated,
-}
-
-pub fn load_pepper(source: &PepperSource, version: i32) -> Result<(Pepper, PepperOrigin), String> {
-    let (text, origin) = match source {
-        PepperSource::Value(v) => (
-            Zeroizing::new(v.trim().to_owned()),
-            PepperOrigin::Configured,
-        ),
-        PepperSource::File(path) => (read_secret_file(path)?, PepperOrigin::Configured),
-        PepperSource::BesideDatabase(path) if path.exists() => {
-            (read_secret_file(path)?, PepperOrigin::Configured)
-        }
-        PepperSource::BesideDatabase(path) => {
-            (generate_secret_file(path)?, PepperOrigin::Generated)
-        }
+/// Reads the configured pepper, or generates one beside a SQLite database.
+pub fn load_pepper(source: &PepperSource, version: i32) -> Result<Pepper, String> {
+    let text = match source {
+        PepperSource::Value(v) => Zeroizing::new(v.trim().to_owned()),
+        PepperSource::File(path) => read_secret_file(path)?,
+        PepperSource::BesideDatabase(path) if path.exists() => read_secret_file(path)?,
+        PepperSource::BesideDatabase(path) => generate_secret_file(path)?,
         PepperSource::Missing => {
             return Err(
                 "PostgreSQL needs a pepper shared by every node: set KEYGATE_PEPPER_FILE \
-                        (a file holding at least 32 random bytes, e.g. from \
-                        `openssl rand -base64 48`), or pepper_file in the config file"
+                 (a file holding at least 32 random bytes, e.g. from \
+                 `openssl rand -base64 48`), or pepper_file in the config file"
                     .into(),
             );
         }
@@ -46,8 +32,7 @@ pub fn load_pepper(source: &PepperSource, version: i32) -> Result<(Pepper, Peppe
             "the pepper must be at least {MIN_PEPPER_BYTES} bytes long"
         ));
     }
-    let pepper = Pepper::new(version, text.as_bytes()).map_err(|e| e.to_string())?;
-    Ok((pepper, origin))
+    Pepper::new(version, text.as_bytes()).map_err(|e| e.to_string())
 }
 
 fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, String> {
@@ -88,16 +73,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.db.pepper");
         let source = PepperSource::BesideDatabase(path.clone());
-        let (first, origin) = load_pepper(&source, 1).unwrap();
-        assert_eq!(origin, PepperOrigin::Generated);
+        let first = load_pepper(&source, 1).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let (second, origin) = load_pepper(&source, 1).unwrap();
-        assert_eq!(origin, PepperOrigin::Configured);
+        let second = load_pepper(&source, 1).unwrap();
         assert_eq!(first.hash("x"), second.hash("x"));
     }
 

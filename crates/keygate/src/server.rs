@@ -12,10 +12,10 @@ use keygate_core::{Clock, IssuedKey, KeyService};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::config::Config;
+use crate::config::{Config, PepperSource};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::secrets::{PepperOrigin, load_pepper};
+use crate::secrets::load_pepper;
 
 const AUDIT_QUEUE: usize = 4096;
 const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -28,10 +28,14 @@ pub struct App {
 }
 
 /// Connects storage (running migrations), loads the pepper and builds the
-/// services. Refuses a freshly generated pepper for a database that already
-/// has keys: it would silently invalidate every one of them.
+/// services. A wrong or lost pepper would silently turn every key into
+/// NOT_FOUND, so start-up refuses both: no pepper is generated for a
+/// database that holds keys, and the pepper must match the fingerprint the
+/// database recorded the first time it was used.
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String> {
-    let (pepper, origin) = load_pepper(&config.pepper, config.pepper_version)?;
+    if config.pepper == PepperSource::Missing {
+        load_pepper(&config.pepper, config.pepper_version)?;
+    }
     let store = keygate_store::connect(
         &config.database_url,
         keygate_store::ConnectOptions::default(),
@@ -39,12 +43,28 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     .await
     .map_err(|e| format!("cannot open the database: {e}"))?;
     let store: Arc<dyn keygate_core::store::Store> = Arc::new(store);
-    if origin == PepperOrigin::Generated && store.count_keys().await.map_err(|e| e.to_string())? > 0
+    if let PepperSource::BesideDatabase(path) = &config.pepper
+        && !path.exists()
+        && store.count_keys().await.map_err(|e| e.to_string())? > 0
     {
         return Err(format!(
-            "the database already holds keys but its pepper was not found ({:?}); a new pepper \
-             would make every key unusable. Restore the pepper file or set KEYGATE_PEPPER_FILE",
-            config.pepper
+            "the database already holds keys but its pepper file {} is missing; a new pepper \
+             would make every key unusable. Restore the file, or point KEYGATE_PEPPER_FILE at it",
+            path.display()
+        ));
+    }
+    let pepper = load_pepper(&config.pepper, config.pepper_version)?;
+    let name = format!("pepper_fingerprint_v{}", pepper.version());
+    let recorded = store
+        .setting_or_insert(&name, &pepper.fingerprint())
+        .await
+        .map_err(|e| format!("cannot read the database: {e}"))?;
+    if recorded != pepper.fingerprint() {
+        return Err(format!(
+            "the configured pepper (version {}) is not the one this database was set up with, \
+             so no key would verify. Configure the original pepper (KEYGATE_PEPPER_FILE), or a \
+             new pepper_version for a new pepper",
+            pepper.version()
         ));
     }
     let keys = KeyService::new(

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::client::Client;
 use super::table;
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct KeysArgs {
     /// keygate's admin API.
     #[arg(
@@ -30,7 +30,7 @@ pub struct KeysArgs {
     pub command: KeysCommand,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum KeysCommand {
     /// Create a key; prints its secret once.
     Create {

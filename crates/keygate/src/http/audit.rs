@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::AdminAuth;
-use super::keys::parse_query;
+use super::keys::{filter_text, parse_query};
 use super::views::{AuditList, decode_cursor, encode_cursor, page_limit, parse_time};
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,9 +38,9 @@ pub async fn list(
     let q: AuditQuery = parse_query(raw.as_deref())?;
     let filter = AuditFilter {
         tenant: q.tenant.as_deref().map(Tenant::parse).transpose()?,
-        action: q.action,
-        actor: q.actor,
-        target: q.target,
+        action: filter_text("action", q.action)?,
+        actor: filter_text("actor", q.actor)?,
+        target: filter_text("target", q.target)?,
         since: q
             .since
             .as_deref()

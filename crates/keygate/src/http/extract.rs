@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use keygate_core::model::AuditEntry;
-use keygate_core::{Admin, AuthFailure, Verifier, VerifyCode};
+use keygate_core::{Admin, AuthFailure, KeyId, Verifier, VerifyCode};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -65,7 +65,13 @@ fn auth_error(state: &AppState, failure: AuthFailure, parts: &Parts) -> ApiError
         target: None,
         tenant: None,
         request_id,
-        detail: json!({ "reason": reason, "method": parts.method.as_str(), "path": parts.uri.path() }),
+        // The route template, not the path: a path can carry anything a
+        // client typed, including a key pasted in the wrong place.
+        detail: json!({
+            "reason": reason,
+            "method": crate::metrics::method_label(&parts.method),
+            "route": parts.extensions.get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str),
+        }),
         seq: 0,
     });
     match failure {
@@ -104,6 +110,27 @@ fn required_credential(parts: &Parts) -> Result<String, ApiError> {
             false,
         )
     })
+}
+
+/// A key id from the path. Anything else is a problem+json 400 before the
+/// handler runs, including paths that are not valid UTF-8 once decoded.
+pub struct KeyIdPath(pub KeyId);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let invalid = || {
+            ApiError::bad_request(
+                "invalid_key_id",
+                "a key id looks like key_ followed by 16 letters or digits",
+            )
+        };
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| invalid())?;
+        KeyId::parse(&id).map(KeyIdPath).map_err(|_| invalid())
+    }
 }
 
 /// An authenticated admin; a handler taking one cannot run without it.

@@ -5,16 +5,17 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use keygate_core::model::{KeyFilter, PageRequest, RateLimitSpec, Scope, Tenant};
-use keygate_core::{KeyEnv, KeyId, KeyPatch, NewKey};
+use keygate_core::{KeyEnv, KeyPatch, NewKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{AdminAuth, ApiJson, VerifierAuth, parse_json};
+use super::extract::{AdminAuth, ApiJson, KeyIdPath, VerifierAuth, body_error, parse_json};
 use super::views::{
     IssuedKeyView, KeyList, KeyView, RateLimitState, RateLimitView, decode_cursor, double_option,
     encode_cursor, page_limit, parse_time, rfc3339,
@@ -71,7 +72,7 @@ pub struct RotateKeyRequest {
     pub grace_seconds: i64,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyKeyRequest {
     pub key: String,
@@ -115,13 +116,13 @@ fn parse_scopes(scopes: &[String]) -> Result<Vec<Scope>, ApiError> {
         .collect()
 }
 
-fn parse_id(id: &str) -> Result<KeyId, ApiError> {
-    KeyId::parse(id).map_err(|_| {
-        ApiError::bad_request(
-            "invalid_key_id",
-            "a key id looks like key_ followed by 16 letters or digits",
-        )
-    })
+/// A free-text filter: the same rules as the field it matches, so that
+/// nothing a client sends reaches the database as a control character.
+pub fn filter_text(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    if let Some(v) = &value {
+        keygate_core::model::validate_text(field, v)?;
+    }
+    Ok(value)
 }
 
 pub fn parse_query<T: serde::de::DeserializeOwned + Default>(
@@ -189,7 +190,7 @@ pub async fn list(
     let q: ListQuery = parse_query(raw.as_deref())?;
     let filter = KeyFilter {
         tenant: q.tenant.as_deref().map(Tenant::parse).transpose()?,
-        owner: q.owner,
+        owner: filter_text("owner", q.owner)?,
         include_revoked: q.include_revoked,
     };
     let page = PageRequest {
@@ -209,9 +210,8 @@ pub async fn list(
 pub async fn show(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
-    Path(id): Path<String>,
+    KeyIdPath(id): KeyIdPath,
 ) -> Result<Json<KeyView>, ApiError> {
-    let id = parse_id(&id)?;
     let key = state.keys.get(&admin, &id).await?;
     Ok(Json(KeyView::new(&key, now(&state))))
 }
@@ -222,10 +222,9 @@ pub async fn show(
 pub async fn update(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
-    Path(id): Path<String>,
+    KeyIdPath(id): KeyIdPath,
     ApiJson(body): ApiJson<UpdateKeyRequest>,
 ) -> Result<Json<KeyView>, ApiError> {
-    let id = parse_id(&id)?;
     let patch = KeyPatch {
         name: body.name,
         scopes: body.scopes.as_deref().map(parse_scopes).transpose()?,
@@ -249,10 +248,10 @@ pub async fn update(
 pub async fn rotate(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
-    Path(id): Path<String>,
-    body: Bytes,
+    KeyIdPath(id): KeyIdPath,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<IssuedKeyView>), ApiError> {
-    let id = parse_id(&id)?;
+    let body = body.map_err(body_error)?;
     let body: RotateKeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RotateKeyRequest::default()
     } else {
@@ -272,9 +271,8 @@ pub async fn rotate(
 pub async fn revoke(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
-    Path(id): Path<String>,
+    KeyIdPath(id): KeyIdPath,
 ) -> Result<Json<KeyView>, ApiError> {
-    let id = parse_id(&id)?;
     let key = state.keys.revoke(&admin, &id).await?;
     Ok(Json(KeyView::new(&key, now(&state))))
 }

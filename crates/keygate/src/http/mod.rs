@@ -145,7 +145,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = crate::metrics::method_label(req.method());
     let request_id = req
         .extensions()
         .get::<RequestId>()
@@ -159,7 +159,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .requests
         .get_or_create(&RequestLabels {
             route: route.clone(),
-            method: method.clone(),
+            method,
             status,
         })
         .inc();

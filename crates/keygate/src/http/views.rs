@@ -102,7 +102,7 @@ impl KeyView {
 }
 
 /// A key with its secret: returned only by create and rotate.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct IssuedKeyView {
     #[serde(flatten)]
     pub record: KeyView,

@@ -243,7 +243,11 @@ fn init_serve_and_the_keys_commands_never_leak_a_secret() {
     }
     // serve printed no secret at all: init had already made the root key.
     let log_text = String::from_utf8_lossy(&log);
-    assert!(!log_text.contains("kg_live_") || !log_text.contains("root admin key"));
+    assert!(!log_text.contains("will not be shown again"));
+    assert!(
+        !log_text.contains("kg_live_"),
+        "a key-shaped string in the log"
+    );
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -279,4 +283,109 @@ fn first_serve_prints_the_root_key_once_and_postgres_needs_a_pepper() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("KEYGATE_PEPPER_FILE"), "{err}");
+}
+
+#[test]
+fn a_lost_or_wrong_pepper_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let init = Command::new(BIN)
+        .args(["init", "--json"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    let pepper = d.join("keygate.db.pepper");
+    let saved = std::fs::read(&pepper).unwrap();
+
+    std::fs::remove_file(&pepper).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pepper file") && err.contains("missing"),
+        "{err}"
+    );
+    assert!(
+        !pepper.exists(),
+        "no new pepper was generated for a database with keys"
+    );
+
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env(
+            "KEYGATE_PEPPER",
+            "a-different-pepper-that-is-long-enough-0123456789",
+        )
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not the one this database was set up with"),
+        "{err}"
+    );
+
+    // The original pepper brings it back.
+    std::fs::write(&pepper, saved).unwrap();
+    Server::start(d).stop();
+}
+
+#[test]
+fn flags_beat_environment_beats_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (file_port, env_port, flag_port) = (free(), free(), free());
+    std::fs::write(
+        d.join("keygate.toml"),
+        format!("listen = \"127.0.0.1:{file_port}\"\n"),
+    )
+    .unwrap();
+    let listens_on = |args: &[&str], env: Option<u16>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--config", "keygate.toml"])
+            .args(args)
+            .current_dir(d);
+        cmd.env_remove("KEYGATE_LISTEN")
+            .stderr(Stdio::null())
+            .stdout(Stdio::null());
+        if let Some(p) = env {
+            cmd.env("KEYGATE_LISTEN", format!("127.0.0.1:{p}"));
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut found = None;
+        for _ in 0..200 {
+            found = [file_port, env_port, flag_port]
+                .into_iter()
+                .find(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok());
+            if found.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        found
+    };
+    assert_eq!(listens_on(&[], None), Some(file_port));
+    assert_eq!(listens_on(&[], Some(env_port)), Some(env_port));
+    let flag = format!("127.0.0.1:{flag_port}");
+    assert_eq!(
+        listens_on(&["--listen", &flag], Some(env_port)),
+        Some(flag_port)
+    );
 }

@@ -17,6 +17,8 @@ crate::on_both_backends!(
     credits_are_taken_atomically_under_concurrency,
     rate_limit_refuses_over_quota_and_recovers,
     list_filters_and_paginates,
+    refused_requests_use_up_nothing,
+    revoke_wins_against_concurrent_verifications,
     audit_records_the_lifecycle_without_secrets,
 );
 
@@ -166,7 +168,7 @@ async fn rotate_without_grace_retires_the_old_secret_at_once(app: TestApp) {
     assert_eq!(res.body["id"], id.as_str());
     assert_eq!(res.body["scopes"], json!(["s"]));
     assert_eq!(res.body["metadata"], json!({"m": true}));
-    assert_ne!(app.verify_code(&old).await, "VALID");
+    assert_eq!(app.verify_code(&old).await, "NOT_FOUND");
     let v = app.verify(&new, &["s"]).await;
     assert_eq!(v["code"], "VALID");
     assert_eq!(v["key_id"], id.as_str());
@@ -180,7 +182,7 @@ async fn rotate_without_grace_retires_the_old_secret_at_once(app: TestApp) {
         )
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
-    assert_ne!(app.verify_code(&new).await, "VALID");
+    assert_eq!(app.verify_code(&new).await, "NOT_FOUND");
 }
 
 async fn rotate_with_grace_keeps_the_old_secret_until_the_window_ends(app: TestApp) {
@@ -370,6 +372,99 @@ async fn rate_limit_refuses_over_quota_and_recovers(app: TestApp) {
     app.clock.advance_secs(20);
     assert_eq!(app.verify_code(&key).await, "VALID");
     assert_eq!(app.verify_code(&key).await, "RATE_LIMITED");
+}
+
+async fn refused_requests_use_up_nothing(app: TestApp) {
+    // USAGE_EXCEEDED gives its rate-limit slot back.
+    let (id, key) = app
+        .create_key(json!({"name": "a", "owner": "o", "remaining": 1,
+                           "rate_limit": {"limit": 2, "period_seconds": 60}}))
+        .await;
+    assert_eq!(app.verify_code(&key).await, "VALID");
+    assert_eq!(app.verify_code(&key).await, "USAGE_EXCEEDED");
+    assert_eq!(app.verify_code(&key).await, "USAGE_EXCEEDED");
+    app.patch(&format!("/v1/keys/{id}"), json!({"remaining": 5}))
+        .await;
+    assert_eq!(app.verify_code(&key).await, "VALID");
+    assert_eq!(app.verify_code(&key).await, "RATE_LIMITED");
+    assert_eq!(
+        app.get(&format!("/v1/keys/{id}")).await.body["remaining"],
+        4
+    );
+
+    // An admin key's own credits are not spent by its admin calls, refused or not.
+    let (admin_id, admin) = app
+        .create_key(json!({"name": "adm", "owner": "o", "scopes": ["admin"], "remaining": 3}))
+        .await;
+    let bad = app
+        .request(
+            reqwest::Method::POST,
+            "/v1/keys",
+            Some(&admin),
+            Some(json!({"name": ""})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let ok = app
+        .request(reqwest::Method::GET, "/v1/keys", Some(&admin), None)
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("/v1/keys/{admin_id}")).await.body["remaining"],
+        3
+    );
+    // ... but an admin key with no credits left is refused.
+    app.patch(&format!("/v1/keys/{admin_id}"), json!({"remaining": 0}))
+        .await;
+    let res = app
+        .request(reqwest::Method::GET, "/v1/keys", Some(&admin), None)
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn revoke_wins_against_concurrent_verifications(app: TestApp) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (id, key) = app.create_key(json!({"name": "a", "owner": "o"})).await;
+    assert_eq!(app.verify_code(&key).await, "VALID");
+    let revoked = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (http, base, root, key, revoked) = (
+            app.http.clone(),
+            app.base.clone(),
+            app.root_key.clone(),
+            key.clone(),
+            revoked.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut after = 0;
+            while after < 20 {
+                // Read before sending: a request sent after the revoke
+                // answered must be refused, whatever the cache held.
+                let sent_after_revoke = revoked.load(Ordering::SeqCst);
+                let res = http
+                    .post(format!("{base}/v1/keys/verify"))
+                    .bearer_auth(&root)
+                    .json(&json!({"key": key}))
+                    .send()
+                    .await
+                    .unwrap();
+                let body: serde_json::Value = res.json().await.unwrap();
+                if sent_after_revoke {
+                    assert_eq!(body["code"], "REVOKED");
+                    after += 1;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let res = app.post(&format!("/v1/keys/{id}/revoke"), json!({})).await;
+    assert_eq!(res.status, StatusCode::OK);
+    revoked.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
 }
 
 async fn list_filters_and_paginates(app: TestApp) {

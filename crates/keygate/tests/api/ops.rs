@@ -101,9 +101,13 @@ async fn keys_survive_a_restart(mut app: TestApp) {
         .create_key(json!({"name": "a", "owner": "o", "scopes": ["s"]}))
         .await;
     assert_eq!(app.verify_code(&key).await, "VALID");
+    assert!(app.get(&format!("/v1/keys/{id}")).await.body["last_used_at"].is_null());
     let root = app.root_key.clone();
+    // Shutting down writes the queued last-used times.
     app.restart().await;
     assert_eq!(app.root_key, root, "no second root key on restart");
+    let shown = app.get(&format!("/v1/keys/{id}")).await;
+    assert!(shown.body["last_used_at"].is_string(), "{}", shown.body);
     let v = app.verify(&key, &["s"]).await;
     assert_eq!(v["code"], "VALID");
     assert_eq!(v["key_id"], id.as_str());

@@ -265,6 +265,38 @@ async fn malformed_requests_get_a_clear_4xx_and_change_nothing(app: TestApp) {
         ),
         (
             Method::GET,
+            "/v1/keys/key_%FF%FE".into(),
+            None,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_key_id",
+        ),
+        (
+            Method::POST,
+            format!("/v1/keys/{id}/rotate"),
+            Some("application/json"),
+            format!(r#"{{"grace_seconds":0,"x":"{big}"}}"#),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            Method::GET,
+            "/v1/keys?owner=%00".into(),
+            None,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/v1/audit?actor=%07x".into(),
+            None,
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
             "/v2/nothing".into(),
             None,
             String::new(),
@@ -428,6 +460,7 @@ async fn tenant_admins_see_only_their_tenant(app: TestApp) {
         (g.body["name"].as_str(), g.body["status"].as_str()),
         (Some("g"), Some("active"))
     );
+    assert_eq!(app.verify_code(&globex_key).await, "VALID");
 }
 
 async fn missing_and_wrong_credentials_get_401_with_a_challenge(app: TestApp) {
