@@ -125,10 +125,25 @@ impl ApiKey {
     /// `parse` without making a copy of the secret: the verification hot
     /// path hashes the caller's string directly.
     pub fn check(candidate: &str) -> Result<KeyEnv, Error> {
+        let env = Self::check_shape(candidate)?;
+        Self::check_checksum(candidate)?;
+        Ok(env)
+    }
+
+    /// Prefix, environment, length and alphabet, without the checksum.
+    pub fn check_shape(candidate: &str) -> Result<KeyEnv, Error> {
         let rest = candidate.strip_prefix("kg_").ok_or(Error::MalformedKey)?;
         let (env, body) = rest.split_once('_').ok_or(Error::MalformedKey)?;
         let env = KeyEnv::parse(env).ok_or(Error::MalformedKey)?;
         if body.len() != SECRET_CHARS + CHECK_CHARS || !body.bytes().all(is_base62) {
+            return Err(Error::MalformedKey);
+        }
+        Ok(env)
+    }
+
+    /// The CRC32 checksum; call after `check_shape`.
+    pub fn check_checksum(candidate: &str) -> Result<(), Error> {
+        if candidate.len() < CHECK_CHARS {
             return Err(Error::MalformedKey);
         }
         let split = candidate.len() - CHECK_CHARS;
@@ -136,7 +151,7 @@ impl ApiKey {
         if checksum(head) != check {
             return Err(Error::MalformedKey);
         }
-        Ok(env)
+        Ok(())
     }
 
     /// The secret text. Call only to hash it or to show it once to its owner.

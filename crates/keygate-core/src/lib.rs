@@ -12,6 +12,7 @@
 
 pub mod apikey;
 pub mod cache;
+mod cache_map;
 pub mod clock;
 pub mod error;
 pub mod model;

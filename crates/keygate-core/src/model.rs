@@ -116,23 +116,27 @@ impl RateLimitSpec {
 }
 
 /// A key as stored (never its secret). Times are Unix seconds.
+///
+/// `repr(C)` keeps the fields every verification reads together at the
+/// front, so a cold cache entry costs as few memory misses as possible.
 #[derive(Debug, Clone, PartialEq)]
+#[repr(C)]
 pub struct KeyRecord {
+    pub revoked_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub remaining: Option<i64>,
+    pub rate_limit: Option<RateLimitSpec>,
+    pub tenant: Option<Tenant>,
+    pub scopes: Vec<Scope>,
     pub id: KeyId,
     pub name: String,
     pub owner: String,
-    pub tenant: Option<Tenant>,
-    pub scopes: Vec<Scope>,
     pub metadata: Metadata,
     pub env: KeyEnv,
     pub prefix: String,
     pub created_at: i64,
     pub updated_at: i64,
-    pub expires_at: Option<i64>,
-    pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
-    pub rate_limit: Option<RateLimitSpec>,
-    pub remaining: Option<i64>,
     /// Bumped by every update, for optimistic concurrency.
     pub version: i64,
 }

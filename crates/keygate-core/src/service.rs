@@ -131,6 +131,14 @@ impl KeyService {
         self.cache.len()
     }
 
+    /// Whether `hash` is cached right now; for benchmarks and diagnostics.
+    pub fn cache_probe(&self, hash: &crate::pepper::KeyHash) -> bool {
+        matches!(
+            self.cache.get(hash, self.clock.now_millis()),
+            crate::cache::Lookup::Hit(_)
+        )
+    }
+
     fn audit(
         &self,
         actor: &str,

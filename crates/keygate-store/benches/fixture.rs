@@ -120,3 +120,31 @@ pub fn rss_mib() -> f64 {
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+/// Median nanoseconds per call of `f` over fresh copies of `keys`: each round
+/// copies a batch (untimed), as a request handler holds a key it has just
+/// read from the network, then times `f` over the batch.
+pub fn median_fresh_ns(
+    rounds: usize,
+    batch: usize,
+    keys: &[String],
+    mut f: impl FnMut(&str),
+) -> f64 {
+    let mut samples = Vec::with_capacity(rounds);
+    let mut next = 0usize;
+    for _ in 0..rounds {
+        let fresh: Vec<String> = (0..batch)
+            .map(|_| {
+                next = (next + 7919) % keys.len();
+                keys[next].clone()
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        for k in &fresh {
+            f(k);
+        }
+        samples.push(start.elapsed().as_nanos() as f64 / batch as f64);
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}

@@ -296,7 +296,7 @@ pub async fn verify(
         .metrics
         .observe_verification(&v, started.elapsed().as_secs_f64());
     let now_ms = state.keys.clock().now_millis();
-    let key = v.key.as_deref();
+    let key = v.record();
     Ok(Json(VerifyKeyResponse {
         valid: v.is_valid(),
         code: v.code.as_str(),
