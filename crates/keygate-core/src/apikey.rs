@@ -171,8 +171,8 @@ impl ApiKey {
 }
 
 /// The public identifier of a key: `key_` + 16 base62 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct KeyId(String);
 
 /// `prefix` followed by `chars` uniformly random base62 characters.
@@ -233,6 +233,13 @@ impl TryFrom<String> for KeyId {
 impl From<KeyId> for String {
     fn from(value: KeyId) -> String {
         value.0
+    }
+}
+
+// Serialized as the bare string, without the copy `serde(into)` would make.
+impl Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 

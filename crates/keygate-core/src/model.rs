@@ -24,8 +24,8 @@ fn valid_token(s: &str, max: usize, extra: &[u8]) -> bool {
 }
 
 /// A permission name such as `orders:read`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Scope(String);
 
 impl Scope {
@@ -57,8 +57,8 @@ impl From<Scope> for String {
 }
 
 /// A tenant name; keys of one tenant are invisible to another tenant's admins.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Tenant(String);
 
 impl Tenant {
@@ -244,6 +244,20 @@ pub struct PageRequest {
 }
 
 pub const MAX_PAGE: u32 = 500;
+
+// Serialized as the bare string, without the copy `serde(into)` would make.
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+// Serialized as the bare string, without the copy `serde(into)` would make.
+impl Serialize for Tenant {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 #[cfg(test)]
 mod tests {

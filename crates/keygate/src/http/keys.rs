@@ -8,8 +8,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use keygate_core::model::{KeyFilter, PageRequest, RateLimitSpec, Scope, Tenant};
-use keygate_core::{KeyEnv, KeyPatch, NewKey};
+use keygate_core::{KeyEnv, KeyId, KeyPatch, NewKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -80,18 +81,22 @@ pub struct VerifyKeyRequest {
     pub required_scopes: Vec<String>,
 }
 
+/// Borrows from the verified record: the hot path copies nothing to answer.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct VerifyKeyResponse {
+pub struct VerifyKeyResponse<'a> {
     pub valid: bool,
     /// VALID, MALFORMED, NOT_FOUND, REVOKED, EXPIRED, INSUFFICIENT_SCOPE,
     /// USAGE_EXCEEDED or RATE_LIMITED.
     pub code: &'static str,
-    pub key_id: Option<String>,
-    pub owner: Option<String>,
-    pub tenant: Option<String>,
-    pub scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<String>)]
+    pub key_id: Option<&'a KeyId>,
+    pub owner: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
+    pub tenant: Option<&'a Tenant>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub scopes: Option<&'a [Scope]>,
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub metadata: Option<&'a serde_json::Map<String, serde_json::Value>>,
     pub expires_at: Option<String>,
     pub remaining: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -285,7 +290,7 @@ pub async fn verify(
     State(state): State<AppState>,
     VerifierAuth(verifier): VerifierAuth,
     ApiJson(body): ApiJson<VerifyKeyRequest>,
-) -> Result<Json<VerifyKeyResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let scopes = parse_scopes(&body.required_scopes)?;
     let started = Instant::now();
     let v = state
@@ -300,13 +305,14 @@ pub async fn verify(
     Ok(Json(VerifyKeyResponse {
         valid: v.is_valid(),
         code: v.code.as_str(),
-        key_id: key.map(|k| k.id.to_string()),
-        owner: key.map(|k| k.owner.clone()),
-        tenant: key.and_then(|k| k.tenant.as_ref().map(|t| t.as_str().to_owned())),
-        scopes: key.map(|k| k.scopes.iter().map(|s| s.as_str().to_owned()).collect()),
-        metadata: key.map(|k| k.metadata.clone()),
+        key_id: key.map(|k| &k.id),
+        owner: key.map(|k| k.owner.as_str()),
+        tenant: key.and_then(|k| k.tenant.as_ref()),
+        scopes: key.map(|k| k.scopes.as_slice()),
+        metadata: key.map(|k| &k.metadata),
         expires_at: key.and_then(|k| k.expires_at.map(rfc3339)),
         remaining: v.remaining,
         ratelimit: v.ratelimit.as_ref().map(|d| RateLimitState::new(d, now_ms)),
-    }))
+    })
+    .into_response())
 }
