@@ -1,0 +1,160 @@
+//! JWT claims (RFC 7519 §4.1): typed registered claims, the rest as JSON,
+//! and their validation against a [`Validation`] at a given time.
+//!
+//! Time rule, precisely (`now` and `leeway` in whole seconds):
+//! - `exp` is required; the token is refused when `exp <= now - leeway`, so
+//!   with no leeway a token whose `exp` equals `now` is already expired;
+//! - `nbf` and `iat` are optional; the token is refused when either is
+//!   `> now + leeway`.
+//!
+//! A fractional NumericDate is rounded toward refusal: `exp` down, `nbf` and
+//! `iat` up. A time claim must be a JSON number, finite, non-negative and at
+//! most [`MAX_NUMERIC_DATE`]; any other type or value is an error, never
+//! treated as absent (CVE-2026-25537).
+
+use serde_json::{Map, Value};
+
+use crate::{Error, Validation};
+
+/// 9999-12-31T23:59:59Z: later dates are refused, not saturated.
+pub const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
+
+/// Seconds since the epoch as a JWT carries them (integer or finite float).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct NumericDate(f64);
+
+impl NumericDate {
+    fn parse(value: &Value, name: &'static str) -> Result<Self, Error> {
+        let invalid = Error::InvalidClaim { name };
+        let Value::Number(number) = value else {
+            return Err(invalid);
+        };
+        let secs = number.as_f64().ok_or(invalid.clone())?;
+        if !secs.is_finite() || !(0.0..=MAX_NUMERIC_DATE).contains(&secs) {
+            return Err(invalid);
+        }
+        Ok(Self(secs))
+    }
+
+    /// The value as sent.
+    #[must_use]
+    pub fn as_f64(self) -> f64 {
+        self.0
+    }
+
+    // Both casts are exact: the value is a non-negative integer below 2^38.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    fn floor(self) -> u64 {
+        self.0.floor() as u64
+    }
+
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    fn ceil(self) -> u64 {
+        self.0.ceil() as u64
+    }
+}
+
+/// The claims of a verified token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: Option<String>,
+    /// Always at least one element; a single string becomes a one-element list.
+    pub aud: Vec<String>,
+    pub exp: NumericDate,
+    pub nbf: Option<NumericDate>,
+    pub iat: Option<NumericDate>,
+    pub jti: Option<String>,
+    /// Every other member (roles, tenant, scope, custom claims).
+    pub extra: Map<String, Value>,
+}
+
+impl Claims {
+    /// Checks types and presence; values are checked by [`Claims::validate`].
+    pub(crate) fn from_object(mut members: Map<String, Value>) -> Result<Self, Error> {
+        let iss = match members.remove("iss") {
+            Some(Value::String(iss)) => iss,
+            Some(_) => return Err(Error::InvalidIssuer),
+            None => return Err(Error::MissingClaim { name: "iss" }),
+        };
+        let aud = match members.remove("aud") {
+            Some(value) => parse_audience(value)?,
+            None => return Err(Error::MissingClaim { name: "aud" }),
+        };
+        let exp = match members.remove("exp") {
+            Some(value) => NumericDate::parse(&value, "exp")?,
+            None => return Err(Error::MissingClaim { name: "exp" }),
+        };
+        let nbf = optional_date(&mut members, "nbf")?;
+        let iat = optional_date(&mut members, "iat")?;
+        let sub = optional_string(&mut members, "sub")?;
+        let jti = optional_string(&mut members, "jti")?;
+        Ok(Self {
+            iss,
+            sub,
+            aud,
+            exp,
+            nbf,
+            iat,
+            jti,
+            extra: members,
+        })
+    }
+
+    /// Applies the time rule (see the module note), then `iss` and `aud`.
+    pub(crate) fn validate(&self, validation: &Validation, now: u64) -> Result<(), Error> {
+        let leeway = validation.leeway_secs;
+        if u128::from(self.exp.floor()) + u128::from(leeway) <= u128::from(now) {
+            return Err(Error::Expired);
+        }
+        let latest = u128::from(now) + u128::from(leeway);
+        if self.nbf.is_some_and(|nbf| u128::from(nbf.ceil()) > latest) {
+            return Err(Error::NotYetValid);
+        }
+        if self.iat.is_some_and(|iat| u128::from(iat.ceil()) > latest) {
+            return Err(Error::IssuedInFuture);
+        }
+        if self.iss != validation.issuer {
+            return Err(Error::InvalidIssuer);
+        }
+        if !self.aud.contains(&validation.audience) {
+            return Err(Error::InvalidAudience);
+        }
+        Ok(())
+    }
+}
+
+fn parse_audience(value: Value) -> Result<Vec<String>, Error> {
+    match value {
+        Value::String(aud) => Ok(vec![aud]),
+        Value::Array(items) if !items.is_empty() => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(aud) => Ok(aud),
+                _ => Err(Error::InvalidAudience),
+            })
+            .collect(),
+        _ => Err(Error::InvalidAudience),
+    }
+}
+
+fn optional_date(
+    members: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<NumericDate>, Error> {
+    members
+        .remove(name)
+        .map(|value| NumericDate::parse(&value, name))
+        .transpose()
+}
+
+fn optional_string(
+    members: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, Error> {
+    match members.remove(name) {
+        None => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value)),
+        Some(_) => Err(Error::InvalidClaim { name }),
+    }
+}

@@ -1,0 +1,42 @@
+//! keygate-verify: the project's one JWS/JWT verifier (RFC 7515, 7517, 7519,
+//! 8037, 8725). The server and downstream services both use it.
+//!
+//! Layout, in the order a token meets it:
+//! - `jws`: compact serialization only, the length cap, the header rules
+//!   (`alg`, `crit`, `b64`, `kid`, `cty`) applied before any key is chosen.
+//! - `b64`: strict unpadded base64url. `json`: JSON that refuses duplicate
+//!   members and deep nesting.
+//! - `verifier`: key selection by `kid` and the algorithm bound to the key,
+//!   then `alg::verify_primitive`, the single call into aws-lc-rs.
+//! - `claims`: registered claims, the time rule, `iss` and `aud`.
+//! - `jwk`, `jwks`, `rsa_key`: strict key import; each key gets exactly one
+//!   algorithm at import and keeps it.
+//! - `error`: one `Error` with stable codes; no message carries token or key
+//!   bytes.
+//!
+//! Time is a parameter (`verify(token, now_secs)`); nothing here reads the
+//! clock, does I/O or panics on any input.
+#![forbid(unsafe_code)]
+
+mod alg;
+mod b64;
+mod claims;
+mod error;
+pub mod json;
+mod jwk;
+mod jwks;
+mod jws;
+mod rsa_key;
+mod verifier;
+
+pub use alg::{Algorithm, KeyMaterial, verify_primitive};
+pub use b64::encode as base64url_encode;
+pub use claims::{Claims, MAX_NUMERIC_DATE, NumericDate};
+pub use error::Error;
+pub use jwk::{ImportOptions, Jwk, MAX_KID_LEN, VerifyingKey};
+pub use jwks::{JwkSet, MAX_JWKS_LEN, MAX_KEYS, SkippedKey};
+pub use jws::Header;
+pub use verifier::{
+    DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, MAX_LEEWAY_SECS, MAX_TOKEN_LEN_LIMIT, Validation,
+    Verifier,
+};

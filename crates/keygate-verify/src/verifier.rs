@@ -1,0 +1,146 @@
+//! The verifier: trusted keys plus the rules a token must meet.
+//!
+//! Key selection: with a `kid`, only the key with that `kid` is tried, and its
+//! bound algorithm must equal the header's `alg`. Without a `kid`, each key
+//! bound to the header's `alg` is tried in order (keygate's own tokens always
+//! carry a `kid`; this is for single-key configurations). Keys without a `kid`
+//! are only reachable by tokens without one.
+
+use crate::alg::verify_primitive;
+use crate::jwk::VerifyingKey;
+use crate::jwks::JwkSet;
+use crate::jws::{self, Header};
+use crate::{Claims, Error, json};
+
+/// Leeway used when none is configured, in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+/// Largest leeway a verifier accepts: clocks this far apart are a fault.
+pub const MAX_LEEWAY_SECS: u64 = 300;
+/// Default token length cap (DESIGN.md: tokens over 8 KiB are refused).
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8192;
+/// The cap may be lowered freely but raised only this far.
+pub const MAX_TOKEN_LEN_LIMIT: usize = 64 * 1024;
+
+/// What a token must satisfy beyond its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validation {
+    /// Compared with `iss` exactly (no normalisation, no trailing-slash games).
+    pub issuer: String,
+    /// Must equal one element of `aud` exactly (case-sensitive).
+    pub audience: String,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, at most [`MAX_LEEWAY_SECS`].
+    pub leeway_secs: u64,
+    /// The header `typ` required by `verify` (e.g. `at+jwt`, RFC 9068), or
+    /// `None` to accept any or none.
+    pub required_typ: Option<String>,
+    /// Tokens longer than this are refused before any decoding.
+    pub max_token_len: usize,
+}
+
+impl Validation {
+    /// Defaults for keygate access tokens: 30 s leeway, `typ: at+jwt`, 8 KiB.
+    #[must_use]
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+            required_typ: Some("at+jwt".to_owned()),
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+        }
+    }
+}
+
+/// Verifies tokens against a fixed set of trusted keys.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    keys: Vec<VerifyingKey>,
+    validation: Validation,
+}
+
+impl Verifier {
+    /// Builds a verifier; refuses an empty issuer or audience, a leeway over
+    /// [`MAX_LEEWAY_SECS`], a length cap over [`MAX_TOKEN_LEN_LIMIT`].
+    pub fn new(keys: JwkSet, validation: Validation) -> Result<Self, Error> {
+        if validation.issuer.is_empty() || validation.audience.is_empty() {
+            return Err(Error::InvalidConfig("issuer and audience are required"));
+        }
+        if validation.leeway_secs > MAX_LEEWAY_SECS {
+            return Err(Error::InvalidConfig("leeway too large"));
+        }
+        if validation.max_token_len == 0 || validation.max_token_len > MAX_TOKEN_LEN_LIMIT {
+            return Err(Error::InvalidConfig("max_token_len out of range"));
+        }
+        Ok(Self {
+            keys: keys.into_keys(),
+            validation,
+        })
+    }
+
+    #[must_use]
+    pub fn validation(&self) -> &Validation {
+        &self.validation
+    }
+
+    /// The JWS layer and the key binding, without claims: returns the header
+    /// and the raw payload. For test vectors and `--signature-only`.
+    pub fn verify_signature(&self, token: &str) -> Result<(Header, Vec<u8>), Error> {
+        let compact = jws::parse(token, self.validation.max_token_len)?;
+        let header = &compact.header;
+        let check = |key: &VerifyingKey| {
+            verify_primitive(
+                key.alg(),
+                key.material(),
+                compact.signing_input,
+                &compact.signature,
+            )
+        };
+        if let Some(kid) = &header.kid {
+            let key = self
+                .keys
+                .iter()
+                .find(|key| key.kid() == Some(kid.as_str()))
+                .ok_or(Error::UnknownKid)?;
+            if key.alg() != header.alg {
+                return Err(Error::KeyAlgorithmMismatch);
+            }
+            check(key)?;
+        } else {
+            let mut candidates = self
+                .keys
+                .iter()
+                .filter(|key| key.kid().is_none() && key.alg() == header.alg)
+                .peekable();
+            if candidates.peek().is_none() {
+                return Err(Error::NoMatchingKey);
+            }
+            // Try every candidate; never stop early on a structural error of
+            // one key, and report a plain bad signature if none verifies.
+            if !candidates.any(|key| check(key).is_ok()) {
+                return Err(Error::BadSignature);
+            }
+        }
+        Ok((compact.header, compact.payload))
+    }
+
+    /// Everything: signature, `typ`, then the claims at time `now_secs`
+    /// (seconds since the epoch, from the caller's clock).
+    pub fn verify(&self, token: &str, now_secs: u64) -> Result<Claims, Error> {
+        let (header, payload) = self.verify_signature(token)?;
+        if let Some(required) = &self.validation.required_typ {
+            let matches = header
+                .typ
+                .as_deref()
+                .is_some_and(|typ| jws::typ_matches(typ, required));
+            if !matches {
+                return Err(Error::InvalidTokenType);
+            }
+        }
+        if payload.is_empty() {
+            return Err(Error::MalformedToken("empty payload"));
+        }
+        let claims = Claims::from_object(json::parse_object(&payload)?)?;
+        claims.validate(&self.validation, now_secs)?;
+        Ok(claims)
+    }
+}
