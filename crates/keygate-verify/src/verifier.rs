@@ -1,10 +1,10 @@
 //! The verifier: trusted keys plus the rules a token must meet.
 //!
 //! Key selection: with a `kid`, only the key with that `kid` is tried, and its
-//! bound algorithm must equal the header's `alg`. Without a `kid`, each key
-//! bound to the header's `alg` is tried in order (keygate's own tokens always
-//! carry a `kid`; this is for single-key configurations). Keys without a `kid`
-//! are only reachable by tokens without one.
+//! bound algorithm must equal the header's `alg`; keys without a `kid` are
+//! never reached this way. Without a `kid`, each key bound to the header's
+//! `alg` is tried in order, whatever its `kid` (keygate's own tokens always
+//! carry a `kid`; this serves single-key configurations and the RFC examples).
 
 use crate::alg::verify_primitive;
 use crate::jwk::VerifyingKey;
@@ -109,7 +109,7 @@ impl Verifier {
             let mut candidates = self
                 .keys
                 .iter()
-                .filter(|key| key.kid().is_none() && key.alg() == header.alg)
+                .filter(|key| key.alg() == header.alg)
                 .peekable();
             if candidates.peek().is_none() {
                 return Err(Error::NoMatchingKey);
