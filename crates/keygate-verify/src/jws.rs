@@ -35,10 +35,14 @@ pub(crate) struct Compact<'t> {
 
 /// Splits and decodes `token`, applying every rule that needs no key.
 ///
-/// An empty payload segment is accepted here (RFC 7515 allows it and the
-/// Wycheproof vectors assert it); a JWT needs a claims set, so
-/// `Verifier::verify` refuses it.
-pub(crate) fn parse(token: &str, max_len: usize) -> Result<Compact<'_>, Error> {
+/// An empty payload segment is refused unless `allow_empty_payload`: a JWT
+/// needs a claims set, but RFC 7515 allows an empty JWS payload and the
+/// Wycheproof vectors assert it, so the signature-only entry point allows it.
+pub(crate) fn parse(
+    token: &str,
+    max_len: usize,
+    allow_empty_payload: bool,
+) -> Result<Compact<'_>, Error> {
     if token.len() > max_len {
         return Err(Error::TokenTooLarge);
     }
@@ -64,6 +68,9 @@ pub(crate) fn parse(token: &str, max_len: usize) -> Result<Compact<'_>, Error> {
     let header_bytes =
         b64::decode(header_b64).ok_or(Error::MalformedToken("header is not base64url"))?;
     let header = parse_header(&header_bytes)?;
+    if payload_b64.is_empty() && !allow_empty_payload {
+        return Err(Error::MalformedToken("empty payload"));
+    }
     let payload =
         b64::decode(payload_b64).ok_or(Error::MalformedToken("payload is not base64url"))?;
     if signature_b64.is_empty() {

@@ -85,7 +85,15 @@ impl Verifier {
     /// The JWS layer and the key binding, without claims: returns the header
     /// and the raw payload. For test vectors and `--signature-only`.
     pub fn verify_signature(&self, token: &str) -> Result<(Header, Vec<u8>), Error> {
-        let compact = jws::parse(token, self.validation.max_token_len)?;
+        self.verify_jws(token, true)
+    }
+
+    fn verify_jws(
+        &self,
+        token: &str,
+        allow_empty_payload: bool,
+    ) -> Result<(Header, Vec<u8>), Error> {
+        let compact = jws::parse(token, self.validation.max_token_len, allow_empty_payload)?;
         let header = &compact.header;
         let check = |key: &VerifyingKey| {
             verify_primitive(
@@ -126,7 +134,7 @@ impl Verifier {
     /// Everything: signature, `typ`, then the claims at time `now_secs`
     /// (seconds since the epoch, from the caller's clock).
     pub fn verify(&self, token: &str, now_secs: u64) -> Result<Claims, Error> {
-        let (header, payload) = self.verify_signature(token)?;
+        let (header, payload) = self.verify_jws(token, false)?;
         if let Some(required) = &self.validation.required_typ {
             let matches = header
                 .typ
@@ -135,9 +143,6 @@ impl Verifier {
             if !matches {
                 return Err(Error::InvalidTokenType);
             }
-        }
-        if payload.is_empty() {
-            return Err(Error::MalformedToken("empty payload"));
         }
         let claims = Claims::from_object(json::parse_object(&payload)?)?;
         claims.validate(&self.validation, now_secs)?;
