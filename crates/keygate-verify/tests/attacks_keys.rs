@@ -385,7 +385,7 @@ fn row20_ecdsa_signatures_are_fixed_size_r_s_only() {
         .decode(&s)
         .unwrap();
     // A genuine DER signature over the same signing input.
-    let TestKeySigner { der } = der_signature(&key, format!("{h}.{p}").as_bytes());
+    let der = der_signature(format!("{h}.{p}").as_bytes());
     assert_eq!(
         verifier.verify(&with_signature(&token, &der), NOW),
         Err(Error::BadSignature)
@@ -410,14 +410,10 @@ fn row20_ecdsa_signatures_are_fixed_size_r_s_only() {
     }
 }
 
-struct TestKeySigner {
-    der: Vec<u8>,
-}
-
-fn der_signature(_key: &TestKey, input: &[u8]) -> TestKeySigner {
+/// A genuine ASN.1 DER ECDSA P-256 signature over `input`. A fresh key pair
+/// is enough: the encoding is refused by length before any curve arithmetic.
+fn der_signature(input: &[u8]) -> Vec<u8> {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
-    // A fresh pair is enough: the point is the encoding, which is refused by
-    // length before any curve arithmetic.
     let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
     let der = pair
         .sign(&aws_lc_rs::rand::SystemRandom::new(), input)
@@ -425,7 +421,7 @@ fn der_signature(_key: &TestKey, input: &[u8]) -> TestKeySigner {
         .as_ref()
         .to_vec();
     assert_ne!(der.len(), 64);
-    TestKeySigner { der }
+    der
 }
 
 #[test]
