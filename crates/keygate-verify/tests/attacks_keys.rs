@@ -221,7 +221,10 @@ fn row14_non_canonical_base64url_is_refused() {
         format!("{h}.{p}.{s}="),
         format!("{h}.{p}.{s}=="),
         format!("{h}.{p}.+{s}"),
-        format!("{h}.{p}.{}", s.replace('_', "/").replace('-', "+")),
+        // Standard-alphabet characters in place of the URL-safe ones (a
+        // random signature need not contain `-` or `_`, so force one).
+        format!("{h}.{p}.+{}", &s[1..]),
+        format!("{h}.{p}./{}", &s[1..]),
         format!(" {token}"),
         format!("{token} "),
         format!("{token}\n"),
