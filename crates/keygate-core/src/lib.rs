@@ -4,7 +4,8 @@
 //! - `pepper`: HMAC-SHA256 under the server's pepper, the only form stored.
 //! - `model`: records and validated values (`Scope`, `Tenant`, ...).
 //! - `store`: the storage traits that keygate-store implements.
-//! - `service`: the key lifecycle behind an `Admin` capability.
+//! - `service`: the key service, creation and reads behind an `Admin`
+//!   capability; `lifecycle`: update, rotate, revoke, audit listing.
 //! - `verify`: the verification hot path and its codes.
 //! - `cache`, `ratelimit`, `usage`: the in-process state verification uses.
 //! - `clock`: time as a parameter.
@@ -15,6 +16,7 @@ pub mod cache;
 mod cache_map;
 pub mod clock;
 pub mod error;
+mod lifecycle;
 pub mod model;
 pub mod pepper;
 pub mod ratelimit;

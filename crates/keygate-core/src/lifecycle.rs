@@ -1,0 +1,212 @@
+//! Changing keys after creation: update, rotate, revoke, with the cache
+//! kept exact; and the audit trail and usage bookkeeping that go with them.
+
+use serde_json::json;
+
+use crate::apikey::KeyId;
+use crate::error::Error;
+use crate::model::{
+    AuditEntry, AuditFilter, KeyRecord, MAX_PAGE, PageRequest, validate_metadata, validate_scopes,
+    validate_text,
+};
+use crate::service::{Admin, IssuedKey, KeyPatch, KeyService, MAX_GRACE_SECS};
+use crate::store::UpdateOutcome;
+
+const UPDATE_RETRIES: usize = 5;
+
+impl KeyService {
+    pub async fn update(
+        &self,
+        admin: &Admin,
+        id: &KeyId,
+        patch: KeyPatch,
+    ) -> Result<KeyRecord, Error> {
+        if let Some(name) = &patch.name {
+            validate_text("name", name)?;
+        }
+        if let Some(metadata) = &patch.metadata {
+            validate_metadata(metadata)?;
+        }
+        let scopes = patch.scopes.as_deref().map(validate_scopes).transpose()?;
+        let rate_limit = match patch.rate_limit {
+            Some(Some(spec)) => Some(Some(spec.validate()?)),
+            other => other,
+        };
+        if matches!(patch.remaining, Some(Some(r)) if r < 0) {
+            return Err(Error::invalid("remaining", "must not be negative"));
+        }
+        let now = self.clock.now_secs();
+        if matches!(patch.expires_at, Some(Some(at)) if at <= now) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        for _ in 0..UPDATE_RETRIES {
+            let current = self.get(admin, id).await?;
+            if current.revoked_at.is_some() {
+                return Err(Error::Revoked);
+            }
+            let mut next = current.clone();
+            if let Some(name) = &patch.name {
+                next.name = name.clone();
+            }
+            if let Some(scopes) = &scopes {
+                next.scopes = scopes.clone();
+            }
+            if let Some(metadata) = &patch.metadata {
+                next.metadata = metadata.clone();
+            }
+            if let Some(expires_at) = patch.expires_at {
+                next.expires_at = expires_at;
+            }
+            if let Some(rate_limit) = rate_limit {
+                next.rate_limit = rate_limit;
+            }
+            if let Some(remaining) = patch.remaining {
+                next.remaining = remaining;
+            }
+            next.updated_at = now;
+            next.version = current.version + 1;
+            let changed: Vec<&str> = [
+                ("name", patch.name.is_some()),
+                ("scopes", patch.scopes.is_some()),
+                ("metadata", patch.metadata.is_some()),
+                ("expires_at", patch.expires_at.is_some()),
+                ("rate_limit", patch.rate_limit.is_some()),
+                ("remaining", patch.remaining.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(f, set)| set.then_some(f))
+            .collect();
+            let audit = self.audit(
+                &admin.actor,
+                admin.request_id.as_deref(),
+                "key.updated",
+                &next,
+                json!({ "fields": changed }),
+            )?;
+            let written = self
+                .store
+                .update_key(&next, patch.remaining.is_some(), &audit)
+                .await;
+            match self.guarded(written)? {
+                UpdateOutcome::Updated(hashes) => {
+                    self.cache.invalidate(&hashes);
+                    return Ok(next);
+                }
+                UpdateOutcome::Stale => continue,
+            }
+        }
+        Err(Error::Conflict)
+    }
+
+    /// Issues a new secret. The old one keeps working until now + `grace_secs`
+    /// (and never past the key's own expiry, which is checked separately).
+    pub async fn rotate(
+        &self,
+        admin: &Admin,
+        id: &KeyId,
+        grace_secs: i64,
+    ) -> Result<IssuedKey, Error> {
+        if !(0..=MAX_GRACE_SECS).contains(&grace_secs) {
+            return Err(Error::invalid(
+                "grace_seconds",
+                format!("must be between 0 and {MAX_GRACE_SECS} (7 days)"),
+            ));
+        }
+        let record = self.get(admin, id).await?;
+        if record.revoked_at.is_some() {
+            return Err(Error::Revoked);
+        }
+        let now = self.clock.now_secs();
+        let (key, secret) = self.new_secret(id, record.env, now)?;
+        let old_expire_at = (grace_secs > 0).then_some(now + grace_secs);
+        let audit = self.audit(
+            &admin.actor,
+            admin.request_id.as_deref(),
+            "key.rotated",
+            &record,
+            json!({ "grace_seconds": grace_secs }),
+        )?;
+        let written = self
+            .store
+            .rotate_secret(id, &secret, &key.display_prefix(), old_expire_at, &audit)
+            .await;
+        let (record, old) = self.guarded(written)?;
+        self.cache.invalidate(&old);
+        self.cache.clear_negative();
+        Ok(IssuedKey { record, key })
+    }
+
+    pub async fn revoke(&self, admin: &Admin, id: &KeyId) -> Result<KeyRecord, Error> {
+        let record = self.get(admin, id).await?;
+        let audit = self.audit(
+            &admin.actor,
+            admin.request_id.as_deref(),
+            "key.revoked",
+            &record,
+            json!({}),
+        )?;
+        let written = self
+            .store
+            .revoke_key(id, self.clock.now_secs(), &audit)
+            .await;
+        let (record, hashes) = self.guarded(written)?;
+        self.cache.invalidate(&hashes);
+        Ok(record)
+    }
+
+    /// Passes a store result through. On a storage failure the write may
+    /// still have committed (the reply was lost, not the transaction), so
+    /// every cached key is dropped rather than risk serving a stale one.
+    fn guarded<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(Error::Storage(_)) = &result {
+            self.cache.invalidate_all();
+        }
+        result
+    }
+
+    pub async fn list_audit(
+        &self,
+        admin: &Admin,
+        mut filter: AuditFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<AuditEntry>, Option<i64>), Error> {
+        if let Some(own) = admin.tenant() {
+            if filter.tenant.as_ref().is_some_and(|t| t != own) {
+                return Ok((Vec::new(), None));
+            }
+            filter.tenant = Some(own.clone());
+        }
+        let limit = page.limit.clamp(1, MAX_PAGE);
+        let mut rows = self
+            .store
+            .list_audit(
+                &filter,
+                PageRequest {
+                    after: page.after,
+                    limit: limit + 1,
+                },
+            )
+            .await?;
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok((rows, next))
+    }
+
+    /// Writes queued `last_used_at` times; a failed batch is put back.
+    pub async fn flush_usage(&self) -> Result<usize, Error> {
+        let batch = self.usage.drain();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let n = batch.len();
+        if let Err(e) = self.store.touch_last_used(&batch).await {
+            self.usage.requeue(batch);
+            return Err(e);
+        }
+        Ok(n)
+    }
+}
