@@ -14,8 +14,16 @@
 //! - `error`: one `Error` with stable codes; no message carries token or key
 //!   bytes.
 //!
-//! Time is a parameter (`verify(token, now_secs)`); nothing here reads the
-//! clock, does I/O or panics on any input.
+//! - `remote` (feature `remote`, on by default): `RemoteVerifier`, the JWKS
+//!   client for downstream services: fetch over https, cache, refetch on an
+//!   unknown `kid`, serve the last good set while the issuer is down.
+//! - `extract` (feature `axum`): the `VerifiedClaims` extractor, answering
+//!   401 per RFC 6750 with a problem+json body.
+//!
+//! Time is a parameter (`verify(token, now_secs)`); outside `remote` nothing
+//! reads the clock or does I/O, and nothing panics on any input. Without
+//! default features the crate depends on aws-lc-rs, base64, serde,
+//! serde_json and thiserror only.
 #![forbid(unsafe_code)]
 
 mod alg;
@@ -40,3 +48,12 @@ pub use verifier::{
     DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, MAX_LEEWAY_SECS, MAX_TOKEN_LEN_LIMIT, Validation,
     Verifier,
 };
+
+#[cfg(feature = "remote")]
+mod remote;
+#[cfg(feature = "remote")]
+pub use remote::{Clock, MAX_CACHE_SECS, RemoteError, RemoteOptions, RemoteVerifier, SystemClock};
+#[cfg(feature = "axum")]
+mod extract;
+#[cfg(feature = "axum")]
+pub use extract::{Rejection, VerifiedClaims};

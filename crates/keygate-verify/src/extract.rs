@@ -1,0 +1,156 @@
+//! The axum extractor (feature `axum`): a handler that takes
+//! [`VerifiedClaims`] cannot run without a token that verified.
+//!
+//! Refusals follow RFC 6750 and RFC 9457: 401 with
+//! `WWW-Authenticate: Bearer realm="..."`, plus `error="invalid_token"` only
+//! when a token was sent, and a problem+json body with a stable `code`. The
+//! token is never echoed, in the body or a header. A key set that was never
+//! fetched is our fault, not the client's: 503.
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::{Claims, RemoteError, RemoteVerifier};
+
+/// The claims of the request's verified bearer token.
+///
+/// The verifier comes from the router state through [`FromRef`], so it can be
+/// a field of the service's own state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedClaims(pub Claims);
+
+/// Why [`VerifiedClaims`] refused a request; answers for itself.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    /// `WWW-Authenticate`, already formatted.
+    challenge: Option<String>,
+}
+
+impl Rejection {
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code of the problem body.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    fn missing(realm: &str) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: "missing_token",
+            detail: "send a token as `Authorization: Bearer <token>`".to_owned(),
+            challenge: Some(format!("Bearer realm=\"{realm}\"")),
+        }
+    }
+
+    fn invalid(realm: &str, error: &RemoteError) -> Self {
+        match error {
+            RemoteError::KeysUnavailable => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: error.code(),
+                detail: "the token issuer's keys are unavailable; retry later".to_owned(),
+                challenge: None,
+            },
+            // Display texts are fixed strings without token content, and
+            // they contain no `"` or `\`, so they quote as they are.
+            RemoteError::Token(inner) => Self {
+                status: StatusCode::UNAUTHORIZED,
+                code: inner.code(),
+                detail: inner.to_string(),
+                challenge: Some(format!(
+                    "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
+                    inner.to_string().replace(['"', '\\', '`'], "")
+                )),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let body = Problem {
+            kind: format!("urn:keygate:problem:{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = (self.status, bytes).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(value) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// The bearer token, if the request carries exactly one `Authorization`
+/// header with the `Bearer` scheme (case-insensitive, RFC 7235). Any other
+/// scheme counts as no token: it is not ours to judge.
+fn bearer(headers: &HeaderMap) -> Option<Option<&str>> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        // None, or several: several is ambiguous, treat as a bad token.
+        return headers.contains_key(header::AUTHORIZATION).then_some(None);
+    };
+    let Ok(text) = value.to_str() else {
+        return Some(None);
+    };
+    let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim();
+    Some((!token.is_empty() && !token.contains(' ')).then_some(token))
+}
+
+impl<S> FromRequestParts<S> for VerifiedClaims
+where
+    RemoteVerifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = RemoteVerifier::from_ref(state);
+        let realm = verifier.realm();
+        match bearer(&parts.headers) {
+            None => Err(Rejection::missing(realm)),
+            Some(None) => Err(Rejection::invalid(
+                realm,
+                &RemoteError::Token(crate::Error::MalformedToken("not a single bearer token")),
+            )),
+            Some(Some(token)) => verifier
+                .verify(token)
+                .await
+                .map(VerifiedClaims)
+                .map_err(|error| Rejection::invalid(realm, &error)),
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! The JWKS client for downstream services: a [`Verifier`] whose key set is
+//! fetched from the issuer's JWKS URL and cached (feature `remote`).
+//!
+//! The rules, and why:
+//! - https only, except loopback hosts: a key set fetched over plain HTTP from
+//!   another host can be swapped by anyone on the path.
+//! - No redirects: the operator named one URL; a redirect would let whoever
+//!   controls a response pick the keys.
+//! - The cache honours `Cache-Control: max-age`, clamped to
+//!   [`RemoteOptions::min_max_age_secs`]..=[`MAX_CACHE_SECS`], so a misconfigured
+//!   issuer can neither pin a key set for a day nor make us fetch per request.
+//! - While the issuer is down, the last good set keeps serving (a retired key
+//!   stays published longer than our cache lifetime, so this is safe).
+//! - An unknown `kid` (a key rotated in since the last fetch) refetches at most
+//!   once per [`RemoteOptions::unknown_kid_cooldown_secs`], whatever the
+//!   number of requests: random `kid`s cannot turn us into a load generator.
+//!
+//! Fetches are single-flight: one tokio mutex serialises them, and a waiter
+//! that finds the set replaced while it waited uses the new one.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::{StatusCode, Url, header};
+
+use crate::{Claims, Error, ImportOptions, JwkSet, MAX_JWKS_LEN, Validation, Verifier};
+
+/// The longest a fetched key set is trusted without refetching (10 minutes).
+pub const MAX_CACHE_SECS: u64 = 600;
+
+/// The time source, in seconds since the epoch; tests inject their own.
+pub trait Clock: Send + Sync {
+    fn now_secs(&self) -> u64;
+}
+
+/// The operating system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_secs(&self) -> u64 {
+        // keygate-verify's one reading of the system time (it cannot use
+        // keygate-core's Clock: downstream services depend on this crate
+        // alone). A clock before 1970 is a broken host; 0 refuses every token.
+        #[allow(clippy::disallowed_methods)]
+        let now = SystemTime::now();
+        now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    }
+}
+
+/// Tunables of the JWKS client; the defaults suit keygate's JWKS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteOptions {
+    /// Whole-request timeout for one fetch.
+    pub timeout: Duration,
+    /// Cache lifetime when the response has no usable `max-age`.
+    pub default_max_age_secs: u64,
+    /// Floor of the cache lifetime (also the wait before retrying a failed
+    /// fetch): `max-age=0` must not mean a fetch per request.
+    pub min_max_age_secs: u64,
+    /// At most one unknown-`kid` refetch per this many seconds.
+    pub unknown_kid_cooldown_secs: u64,
+    /// The `realm` of `WWW-Authenticate` challenges; the audience by default.
+    pub realm: Option<String>,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            default_max_age_secs: 300,
+            min_max_age_secs: 30,
+            unknown_kid_cooldown_secs: 30,
+            realm: None,
+        }
+    }
+}
+
+/// Why a remote verification failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// The token was refused.
+    #[error(transparent)]
+    Token(#[from] Error),
+    /// No key set has ever been fetched (the issuer was unreachable from the
+    /// start): nothing can be verified, and it is not the client's fault.
+    #[error("the issuer's key set is unavailable")]
+    KeysUnavailable,
+}
+
+impl RemoteError {
+    /// A stable snake_case code for logs and problem+json bodies.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Token(error) => error.code(),
+            Self::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}
+
+/// Verifies tokens against an issuer's JWKS, fetched and cached. Cloning is
+/// cheap and clones share the cache, so it can live in axum state.
+#[derive(Clone)]
+pub struct RemoteVerifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: Url,
+    validation: Validation,
+    options: RemoteOptions,
+    realm: String,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    cache: RwLock<Cache>,
+    /// Held for the whole of a fetch: the single-flight lock.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Cache {
+    verifier: Option<Arc<Verifier>>,
+    /// The set is fresh until then; after it, the next request refetches.
+    fresh_until: u64,
+    /// No scheduled refetch before then (set after a failure).
+    retry_after: u64,
+    last_unknown_kid_fetch: Option<u64>,
+}
+
+impl fmt::Debug for RemoteVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteVerifier")
+            .field("jwks_url", &self.inner.url.as_str())
+            .field("validation", &self.inner.validation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteVerifier {
+    /// A verifier for keygate access tokens (`Validation::new` defaults) of
+    /// `issuer` for `audience`, with keys from `jwks_url`.
+    pub fn new(issuer: &str, audience: &str, jwks_url: &str) -> Result<Self, Error> {
+        Self::with_options(
+            Validation::new(issuer, audience),
+            jwks_url,
+            RemoteOptions::default(),
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// Everything chosen by the caller. Refuses at once a URL that is not
+    /// https (plain http is allowed for loopback hosts only), carries
+    /// credentials, or a validation or option outside the safe limits.
+    pub fn with_options(
+        validation: Validation,
+        jwks_url: &str,
+        options: RemoteOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let url = check_url(jwks_url)?;
+        // Checks the validation now rather than at the first request.
+        Verifier::new(JwkSet::default(), validation.clone())?;
+        if options.min_max_age_secs == 0 || options.min_max_age_secs > MAX_CACHE_SECS {
+            return Err(Error::InvalidConfig("min_max_age_secs out of range"));
+        }
+        if options.unknown_kid_cooldown_secs == 0 || options.timeout.is_zero() {
+            return Err(Error::InvalidConfig(
+                "cooldown and timeout must be positive",
+            ));
+        }
+        let realm = match &options.realm {
+            Some(realm) if is_quotable(realm) => realm.clone(),
+            Some(_) => return Err(Error::InvalidConfig("realm must be printable ASCII")),
+            None if is_quotable(&validation.audience) => validation.audience.clone(),
+            None => "api".to_owned(),
+        };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(options.timeout)
+            .build()
+            .map_err(|_| Error::InvalidConfig("cannot build the HTTP client"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                url,
+                validation,
+                options,
+                realm,
+                http,
+                clock,
+                cache: RwLock::new(Cache::default()),
+                fetching: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    #[must_use]
+    pub fn validation(&self) -> &Validation {
+        &self.inner.validation
+    }
+
+    /// The realm for `WWW-Authenticate` challenges (quotable as it is).
+    #[must_use]
+    pub fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+
+    /// Fetches the key set now unless a fresh one is cached (e.g. at start,
+    /// so the first request does not wait). Fails only if no set is known.
+    pub async fn prefetch(&self) -> Result<(), RemoteError> {
+        self.current(self.inner.clock.now_secs()).await.map(|_| ())
+    }
+
+    /// Verifies `token` (signature, `typ`, claims) at the clock's time.
+    pub async fn verify(&self, token: &str) -> Result<Claims, RemoteError> {
+        let now = self.inner.clock.now_secs();
+        let verifier = self.current(now).await?;
+        match verifier.verify(token, now) {
+            Err(Error::UnknownKid) => match self.refetch_for_unknown_kid(now, &verifier).await {
+                Some(newer) => Ok(newer.verify(token, now)?),
+                None => Err(Error::UnknownKid.into()),
+            },
+            result => Ok(result?),
+        }
+    }
+
+    fn cache(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
+        // The lock guards plain values that are always left consistent.
+        self.inner
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn cache_mut(&self) -> std::sync::RwLockWriteGuard<'_, Cache> {
+        self.inner
+            .cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The set to verify with: the cached one while fresh, else a refetch;
+    /// the last good one while refetching fails or another task refetches.
+    async fn current(&self, now: u64) -> Result<Arc<Verifier>, RemoteError> {
+        let known = {
+            let cache = self.cache();
+            match &cache.verifier {
+                Some(v) if now < cache.fresh_until || now < cache.retry_after => {
+                    return Ok(Arc::clone(v));
+                }
+                Some(v) => Some(Arc::clone(v)),
+                None if now < cache.retry_after => return Err(RemoteError::KeysUnavailable),
+                None => None,
+            }
+        };
+        // With a stale set in hand, do not queue behind a fetch in flight.
+        let _guard = match (&known, self.inner.fetching.try_lock()) {
+            (_, Ok(guard)) => guard,
+            (Some(stale), Err(_)) => return Ok(Arc::clone(stale)),
+            (None, Err(_)) => self.inner.fetching.lock().await,
+        };
+        {
+            let cache = self.cache();
+            match &cache.verifier {
+                Some(v) if now < cache.fresh_until || now < cache.retry_after => {
+                    return Ok(Arc::clone(v));
+                }
+                None if now < cache.retry_after => return Err(RemoteError::KeysUnavailable),
+                _ => {}
+            }
+        }
+        self.fetch_and_store(now)
+            .await
+            .ok_or(RemoteError::KeysUnavailable)
+    }
+
+    /// One refetch for a `kid` not in `seen`, unless another task already
+    /// replaced the set or the cooldown has not passed.
+    async fn refetch_for_unknown_kid(
+        &self,
+        now: u64,
+        seen: &Arc<Verifier>,
+    ) -> Option<Arc<Verifier>> {
+        let _guard = self.inner.fetching.lock().await;
+        {
+            let mut cache = self.cache_mut();
+            if let Some(current) = &cache.verifier
+                && !Arc::ptr_eq(current, seen)
+            {
+                return Some(Arc::clone(current));
+            }
+            let cooldown = self.inner.options.unknown_kid_cooldown_secs;
+            if cache
+                .last_unknown_kid_fetch
+                .is_some_and(|last| now < last.saturating_add(cooldown))
+            {
+                return None;
+            }
+            // Counted before the fetch: a failing issuer is not retried either.
+            cache.last_unknown_kid_fetch = Some(now);
+        }
+        let fetched = self.fetch_and_store(now).await?;
+        (!Arc::ptr_eq(&fetched, seen)).then_some(fetched)
+    }
+
+    /// Fetches, and on success replaces the cached set. On failure keeps the
+    /// last good set (returned) and waits `min_max_age_secs` before retrying.
+    /// Call with the `fetching` lock held.
+    async fn fetch_and_store(&self, now: u64) -> Option<Arc<Verifier>> {
+        match self.fetch().await {
+            Ok((set, max_age)) => {
+                for skipped in set.skipped() {
+                    tracing::warn!(
+                        jwks_url = %self.inner.url,
+                        index = skipped.index,
+                        kid = skipped.kid.as_deref().unwrap_or(""),
+                        reason = skipped.error.code(),
+                        "JWKS key skipped"
+                    );
+                }
+                let verifier = match Verifier::new(set, self.inner.validation.clone()) {
+                    Ok(verifier) => Arc::new(verifier),
+                    // Checked at construction; kept as a failure, not a panic.
+                    Err(error) => return self.fetch_failed(now, &error.to_string()),
+                };
+                let mut cache = self.cache_mut();
+                cache.verifier = Some(Arc::clone(&verifier));
+                cache.fresh_until = now.saturating_add(self.clamp_max_age(max_age));
+                cache.retry_after = 0;
+                Some(verifier)
+            }
+            Err(reason) => self.fetch_failed(now, &reason),
+        }
+    }
+
+    fn fetch_failed(&self, now: u64, reason: &str) -> Option<Arc<Verifier>> {
+        let mut cache = self.cache_mut();
+        cache.retry_after = now.saturating_add(self.inner.options.min_max_age_secs);
+        tracing::warn!(
+            jwks_url = %self.inner.url,
+            reason,
+            serving_last_good_set = cache.verifier.is_some(),
+            "JWKS fetch failed"
+        );
+        cache.verifier.clone()
+    }
+
+    fn clamp_max_age(&self, max_age: Option<u64>) -> u64 {
+        let options = &self.inner.options;
+        max_age
+            .unwrap_or(options.default_max_age_secs)
+            .clamp(options.min_max_age_secs, MAX_CACHE_SECS)
+    }
+
+    /// One GET; the reason on failure is fit for a log line (no body, no
+    /// key material).
+    async fn fetch(&self) -> Result<(JwkSet, Option<u64>), String> {
+        let mut response = self
+            .inner
+            .http
+            .get(self.inner.url.clone())
+            .header(header::ACCEPT, "application/jwk-set+json, application/json")
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {}", e.without_url()))?;
+        if response.status() != StatusCode::OK {
+            return Err(format!("answered {}", response.status()));
+        }
+        let max_age = response
+            .headers()
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find_map(parse_max_age);
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("reading the body failed: {}", e.without_url()))?
+        {
+            if body.len() + chunk.len() > MAX_JWKS_LEN {
+                return Err("key set too large".to_owned());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let set = JwkSet::from_json(&body, &ImportOptions::remote())
+            .map_err(|e| format!("key set refused: {e}"))?;
+        Ok((set, max_age))
+    }
+}
+
+/// `max-age=N` from one `Cache-Control` value; `no-cache`/`no-store` count
+/// as 0 (then clamped up to the minimum).
+fn parse_max_age(value: &str) -> Option<u64> {
+    value.split(',').map(str::trim).find_map(|directive| {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-cache" || lower == "no-store" {
+            return Some(0);
+        }
+        let secs = lower.strip_prefix("max-age=")?.trim_matches('"');
+        // An absurd number is still a number: saturate, the clamp caps it.
+        secs.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| secs.parse::<u64>().unwrap_or(u64::MAX))
+            .filter(|_| !secs.is_empty())
+    })
+}
+
+fn check_url(text: &str) -> Result<Url, Error> {
+    let url = Url::parse(text).map_err(|_| Error::InvalidConfig("JWKS URL is not a URL"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::InvalidConfig("JWKS URL must not carry credentials"));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err(Error::InvalidConfig(
+            "JWKS URL must be https (plain http only for loopback hosts)",
+        )),
+        _ => Err(Error::InvalidConfig("JWKS URL must be https")),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    // `host_str` brackets IPv6 literals; the url parser has normalised the
+    // host already (lowercase, IPv4 forms like `127.1` expanded).
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Safe inside a quoted-string of a challenge without escaping.
+fn is_quotable(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 128
+        && text
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_parsing() {
+        assert_eq!(parse_max_age("public, max-age=120"), Some(120));
+        assert_eq!(parse_max_age("Max-Age=7"), Some(7));
+        assert_eq!(parse_max_age("no-store"), Some(0));
+        assert_eq!(
+            parse_max_age("max-age=99999999999999999999999"),
+            Some(u64::MAX)
+        );
+        assert_eq!(parse_max_age("max-age=-1"), None);
+        assert_eq!(parse_max_age("max-age="), None);
+        assert_eq!(parse_max_age("public"), None);
+    }
+
+    #[test]
+    fn urls() {
+        for ok in [
+            "https://auth.example.com/.well-known/jwks.json",
+            "http://127.0.0.1:8080/jwks",
+            "http://127.9.9.9/jwks",
+            "http://[::1]:80/jwks",
+            "http://LOCALHOST/jwks",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://auth.example.com/jwks",
+            "http://10.0.0.1/jwks",
+            "http://localhost.example.com/jwks",
+            "ftp://127.0.0.1/jwks",
+            "https://user:pw@auth.example.com/jwks",
+            "not a url",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+}

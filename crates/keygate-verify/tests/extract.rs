@@ -1,0 +1,167 @@
+//! The axum extractor: RFC 6750 challenges and problem+json bodies for
+//! missing, invalid and expired tokens; claims for a good one.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod jwks_server;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::FromRef;
+use axum::http::{Request, StatusCode, header};
+use axum::routing::get;
+use common::{AUD, ISS, NOW, claims_with, es256};
+use jwks_server::{JwksServer, TestClock};
+use keygate_verify::{RemoteOptions, RemoteVerifier, Validation, VerifiedClaims};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+/// A service's own state, holding the verifier among other things.
+#[derive(Clone)]
+struct AppState {
+    verifier: RemoteVerifier,
+    greeting: &'static str,
+}
+
+impl FromRef<AppState> for RemoteVerifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+async fn whoami(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    VerifiedClaims(claims): VerifiedClaims,
+) -> String {
+    format!("{} {}", state.greeting, claims.sub.unwrap_or_default())
+}
+
+async fn app(url: &str) -> Router {
+    let verifier = RemoteVerifier::with_options(
+        Validation::new(ISS, AUD),
+        url,
+        RemoteOptions::default(),
+        TestClock::at(NOW),
+    )
+    .unwrap();
+    Router::new()
+        .route("/whoami", get(whoami))
+        .with_state(AppState {
+            verifier,
+            greeting: "hello",
+        })
+}
+
+struct Answer {
+    status: StatusCode,
+    challenge: Option<String>,
+    content_type: Option<String>,
+    body: String,
+}
+
+async fn call(app: &Router, authorization: Option<&str>) -> Answer {
+    let mut request = Request::get("/whoami");
+    if let Some(value) = authorization {
+        request = request.header(header::AUTHORIZATION, value);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v: &header::HeaderValue| v.to_str().unwrap().to_owned())
+    };
+    let (status, challenge, content_type) = (
+        response.status(),
+        text(header::WWW_AUTHENTICATE),
+        text(header::CONTENT_TYPE),
+    );
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        challenge,
+        content_type,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+fn problem(answer: &Answer) -> Value {
+    assert_eq!(
+        answer.content_type.as_deref(),
+        Some("application/problem+json")
+    );
+    let body: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(body["status"], json!(answer.status.as_u16()));
+    body
+}
+
+#[tokio::test]
+async fn the_extractor_answers_rfc_6750_and_problem_json() {
+    let key = es256("k1");
+    let server = JwksServer::start(&[&key]).await;
+    let app = app(&server.url()).await;
+
+    // No token: a challenge without an error attribute.
+    for authorization in [None, Some("Basic dXNlcjpwdw==")] {
+        let answer = call(&app, authorization).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.challenge.as_deref(), Some("Bearer realm=\"api\""));
+        assert_eq!(problem(&answer)["code"], "missing_token");
+    }
+
+    // Invalid and expired tokens: error="invalid_token", never echoed.
+    let good = key.token();
+    // Another token's signature on this header and payload.
+    let other_sig = es256("k1").token();
+    let forged = format!(
+        "{}.{}",
+        good.rsplit_once('.').unwrap().0,
+        other_sig.rsplit_once('.').unwrap().1
+    );
+    let expired = key.sign(&key.header(), &claims_with("exp", Some(json!(NOW - 3600))));
+    let other = es256("k1").token();
+    for (token, code) in [
+        ("not-a-jwt", "malformed_token"),
+        (forged.as_str(), "bad_signature"),
+        (expired.as_str(), "expired"),
+        (other.as_str(), "bad_signature"),
+    ] {
+        let answer = call(&app, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{code}");
+        let challenge = answer.challenge.clone().unwrap();
+        assert!(
+            challenge.starts_with("Bearer realm=\"api\", error=\"invalid_token\""),
+            "{challenge}"
+        );
+        assert_eq!(problem(&answer)["code"], code);
+        assert!(!answer.body.contains(token) && !challenge.contains(token));
+    }
+    let answer = call(&app, Some("Bearer")).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(answer.challenge.unwrap().contains("invalid_token"));
+
+    // A good token, scheme name in any case.
+    for scheme in ["Bearer", "bearer"] {
+        let answer = call(&app, Some(&format!("{scheme} {good}"))).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.body, "hello user-1");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_issuer_is_503_not_401() {
+    let key = es256("k1");
+    let server = JwksServer::start(&[&key]).await;
+    server.set_status(500);
+    let app = app(&server.url()).await;
+    let answer = call(&app, Some(&format!("Bearer {}", key.token()))).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.challenge, None);
+    assert_eq!(problem(&answer)["code"], "keys_unavailable");
+}
