@@ -5,7 +5,7 @@
 //! KEYGATE_ISSUER=https://auth.example.com \
 //! KEYGATE_AUDIENCE=orders-api \
 //! KEYGATE_JWKS_URL=https://auth.example.com/.well-known/jwks.json \
-//! cargo run -p keygate-verify --example downstream -- 127.0.0.1:3000
+//! cargo run -p keygate-verify --features axum --example downstream -- 127.0.0.1:3000
 //!
 //! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/me
 //! ```

@@ -52,7 +52,10 @@ pub use verifier::{
 #[cfg(feature = "remote")]
 mod remote;
 #[cfg(feature = "remote")]
-pub use remote::{Clock, MAX_CACHE_SECS, RemoteError, RemoteOptions, RemoteVerifier, SystemClock};
+pub use remote::{
+    Clock, FetchError, MAX_CACHE_SECS, RemoteError, RemoteOptions, RemoteVerifier, SystemClock,
+    fetch_jwks,
+};
 #[cfg(feature = "axum")]
 mod extract;
 #[cfg(feature = "axum")]

@@ -43,6 +43,8 @@ enum Command {
     },
     /// Manage keys on a running server.
     Keys(keygate::cli::keys::KeysArgs),
+    /// Verify or decode a JWT (no server needed).
+    Token(keygate::cli::token::TokenArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -63,21 +65,31 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Init { serve, json } => init(serve, json).await,
-        Command::Keys(args) => match keygate::cli::keys::run(args).await {
-            Ok((out, ok)) => {
-                print!("{out}");
-                let _ = std::io::stdout().flush();
-                return if ok {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                };
-            }
-            Err(e) => Err(e),
-        },
+        Command::Keys(args) => return print_and_exit(keygate::cli::keys::run(args).await),
+        Command::Token(args) => return print_and_exit(keygate::cli::token::run(args).await),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keygate: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// For the client commands: their output on stdout, then exit 0 or 1 (the
+/// command ran and said no); an error that kept it from running exits 2.
+fn print_and_exit(result: Result<(String, bool), String>) -> ExitCode {
+    match result {
+        Ok((out, ok)) => {
+            print!("{out}");
+            let _ = std::io::stdout().flush();
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Err(e) => {
             eprintln!("keygate: {e}");
             ExitCode::from(2)

@@ -18,14 +18,17 @@
 //! Fetches are single-flight: one tokio mutex serialises them, and a waiter
 //! that finds the set replaced while it waited uses the new one.
 
+mod fetch;
+
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::{StatusCode, Url, header};
+use reqwest::Url;
 
-use crate::{Claims, Error, ImportOptions, JwkSet, MAX_JWKS_LEN, Validation, Verifier};
+pub use fetch::{FetchError, fetch_jwks};
+
+use crate::{Claims, Error, JwkSet, Validation, Verifier};
 
 /// The longest a fetched key set is trusted without refetching (10 minutes).
 pub const MAX_CACHE_SECS: u64 = 600;
@@ -161,7 +164,7 @@ impl RemoteVerifier {
         options: RemoteOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let url = check_url(jwks_url)?;
+        let url = fetch::check_url(jwks_url)?;
         // Checks the validation now rather than at the first request.
         Verifier::new(JwkSet::default(), validation.clone())?;
         if options.min_max_age_secs == 0 || options.min_max_age_secs > MAX_CACHE_SECS {
@@ -178,11 +181,7 @@ impl RemoteVerifier {
             None if is_quotable(&validation.audience) => validation.audience.clone(),
             None => "api".to_owned(),
         };
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(options.timeout)
-            .build()
-            .map_err(|_| Error::InvalidConfig("cannot build the HTTP client"))?;
+        let http = fetch::http_client(options.timeout)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 url,
@@ -310,7 +309,7 @@ impl RemoteVerifier {
     /// last good set (returned) and waits `min_max_age_secs` before retrying.
     /// Call with the `fetching` lock held.
     async fn fetch_and_store(&self, now: u64) -> Option<Arc<Verifier>> {
-        match self.fetch().await {
+        match fetch::fetch(&self.inner.http, &self.inner.url).await {
             Ok((set, max_age)) => {
                 for skipped in set.skipped() {
                     tracing::warn!(
@@ -332,7 +331,7 @@ impl RemoteVerifier {
                 cache.retry_after = 0;
                 Some(verifier)
             }
-            Err(reason) => self.fetch_failed(now, &reason),
+            Err(reason) => self.fetch_failed(now, &reason.to_string()),
         }
     }
 
@@ -354,85 +353,6 @@ impl RemoteVerifier {
             .unwrap_or(options.default_max_age_secs)
             .clamp(options.min_max_age_secs, MAX_CACHE_SECS)
     }
-
-    /// One GET; the reason on failure is fit for a log line (no body, no
-    /// key material).
-    async fn fetch(&self) -> Result<(JwkSet, Option<u64>), String> {
-        let mut response = self
-            .inner
-            .http
-            .get(self.inner.url.clone())
-            .header(header::ACCEPT, "application/jwk-set+json, application/json")
-            .send()
-            .await
-            .map_err(|e| format!("request failed: {}", e.without_url()))?;
-        if response.status() != StatusCode::OK {
-            return Err(format!("answered {}", response.status()));
-        }
-        let max_age = response
-            .headers()
-            .get_all(header::CACHE_CONTROL)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .find_map(parse_max_age);
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("reading the body failed: {}", e.without_url()))?
-        {
-            if body.len() + chunk.len() > MAX_JWKS_LEN {
-                return Err("key set too large".to_owned());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let set = JwkSet::from_json(&body, &ImportOptions::remote())
-            .map_err(|e| format!("key set refused: {e}"))?;
-        Ok((set, max_age))
-    }
-}
-
-/// `max-age=N` from one `Cache-Control` value; `no-cache`/`no-store` count
-/// as 0 (then clamped up to the minimum).
-fn parse_max_age(value: &str) -> Option<u64> {
-    value.split(',').map(str::trim).find_map(|directive| {
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-cache" || lower == "no-store" {
-            return Some(0);
-        }
-        let secs = lower.strip_prefix("max-age=")?.trim_matches('"');
-        // An absurd number is still a number: saturate, the clamp caps it.
-        secs.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| secs.parse::<u64>().unwrap_or(u64::MAX))
-            .filter(|_| !secs.is_empty())
-    })
-}
-
-fn check_url(text: &str) -> Result<Url, Error> {
-    let url = Url::parse(text).map_err(|_| Error::InvalidConfig("JWKS URL is not a URL"))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::InvalidConfig("JWKS URL must not carry credentials"));
-    }
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
-        "http" => Err(Error::InvalidConfig(
-            "JWKS URL must be https (plain http only for loopback hosts)",
-        )),
-        _ => Err(Error::InvalidConfig("JWKS URL must be https")),
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    // `host_str` brackets IPv6 literals; the url parser has normalised the
-    // host already (lowercase, IPv4 forms like `127.1` expanded).
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Safe inside a quoted-string of a challenge without escaping.
@@ -442,46 +362,4 @@ fn is_quotable(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn max_age_parsing() {
-        assert_eq!(parse_max_age("public, max-age=120"), Some(120));
-        assert_eq!(parse_max_age("Max-Age=7"), Some(7));
-        assert_eq!(parse_max_age("no-store"), Some(0));
-        assert_eq!(
-            parse_max_age("max-age=99999999999999999999999"),
-            Some(u64::MAX)
-        );
-        assert_eq!(parse_max_age("max-age=-1"), None);
-        assert_eq!(parse_max_age("max-age="), None);
-        assert_eq!(parse_max_age("public"), None);
-    }
-
-    #[test]
-    fn urls() {
-        for ok in [
-            "https://auth.example.com/.well-known/jwks.json",
-            "http://127.0.0.1:8080/jwks",
-            "http://127.9.9.9/jwks",
-            "http://[::1]:80/jwks",
-            "http://LOCALHOST/jwks",
-        ] {
-            assert!(check_url(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://auth.example.com/jwks",
-            "http://10.0.0.1/jwks",
-            "http://localhost.example.com/jwks",
-            "ftp://127.0.0.1/jwks",
-            "https://user:pw@auth.example.com/jwks",
-            "not a url",
-        ] {
-            assert!(check_url(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -1,5 +1,6 @@
-//! Command-line clients of a running keygate.
+//! Command-line clients of a running keygate, and `token` for JWTs offline.
 
 pub mod client;
 pub mod keys;
 pub mod table;
+pub mod token;

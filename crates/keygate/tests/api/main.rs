@@ -8,3 +8,4 @@ mod cli;
 mod keys;
 mod ops;
 mod security;
+mod token;
