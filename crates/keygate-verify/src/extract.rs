@@ -1,5 +1,7 @@
 //! The axum extractor (feature `axum`): a handler that takes
-//! [`VerifiedClaims`] cannot run without a token that verified.
+//! [`VerifiedClaims`] cannot run without a token that verified. For a whole
+//! router, [`require_token`] is the same check as middleware (a tower layer
+//! through `axum::middleware::from_fn_with_state`).
 //!
 //! Refusals follow RFC 6750 and RFC 9457: 401 with
 //! `WWW-Authenticate: Bearer realm="..."`, plus `error="invalid_token"` only
@@ -7,9 +9,10 @@
 //! token is never echoed, in the body or a header. A key set that was never
 //! fetched is our fault, not the client's: 503.
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -130,6 +133,25 @@ fn bearer(headers: &HeaderMap) -> Option<Option<&str>> {
     Some((!token.is_empty() && !token.contains(' ')).then_some(token))
 }
 
+async fn authenticate(
+    verifier: &RemoteVerifier,
+    headers: &HeaderMap,
+) -> Result<VerifiedClaims, Rejection> {
+    let realm = verifier.realm();
+    match bearer(headers) {
+        None => Err(Rejection::missing(realm)),
+        Some(None) => Err(Rejection::invalid(
+            realm,
+            &RemoteError::Token(crate::Error::MalformedToken("not a single bearer token")),
+        )),
+        Some(Some(token)) => verifier
+            .verify(token)
+            .await
+            .map(VerifiedClaims)
+            .map_err(|error| Rejection::invalid(realm, &error)),
+    }
+}
+
 impl<S> FromRequestParts<S> for VerifiedClaims
 where
     RemoteVerifier: FromRef<S>,
@@ -138,19 +160,29 @@ where
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let verifier = RemoteVerifier::from_ref(state);
-        let realm = verifier.realm();
-        match bearer(&parts.headers) {
-            None => Err(Rejection::missing(realm)),
-            Some(None) => Err(Rejection::invalid(
-                realm,
-                &RemoteError::Token(crate::Error::MalformedToken("not a single bearer token")),
-            )),
-            Some(Some(token)) => verifier
-                .verify(token)
-                .await
-                .map(VerifiedClaims)
-                .map_err(|error| Rejection::invalid(realm, &error)),
+        // Behind `require_token` the token was verified already.
+        if let Some(claims) = parts.extensions.get::<Self>() {
+            return Ok(claims.clone());
         }
+        authenticate(&RemoteVerifier::from_ref(state), &parts.headers).await
+    }
+}
+
+/// Middleware refusing every request without a verified token, as the
+/// extractor does; the claims then ride in the request's extensions
+/// (`Extension<VerifiedClaims>`, or the extractor, which will not verify
+/// twice). Use with
+/// `axum::middleware::from_fn_with_state(verifier, require_token)`.
+pub async fn require_token(
+    State(verifier): State<RemoteVerifier>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match authenticate(&verifier, request.headers()).await {
+        Ok(claims) => {
+            request.extensions_mut().insert(claims);
+            next.run(request).await
+        }
+        Err(rejection) => rejection.into_response(),
     }
 }

@@ -59,4 +59,4 @@ pub use remote::{
 #[cfg(feature = "axum")]
 mod extract;
 #[cfg(feature = "axum")]
-pub use extract::{Rejection, VerifiedClaims};
+pub use extract::{Rejection, VerifiedClaims, require_token};

@@ -5,11 +5,11 @@
 mod common;
 mod jwks_server;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::FromRef;
 use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
+use axum::{Extension, Router};
 use common::{AUD, ISS, NOW, claims_with, es256};
 use jwks_server::{JwksServer, TestClock};
 use keygate_verify::{RemoteOptions, RemoteVerifier, Validation, VerifiedClaims};
@@ -164,4 +164,41 @@ async fn an_unreachable_issuer_is_503_not_401() {
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.challenge, None);
     assert_eq!(problem(&answer)["code"], "keys_unavailable");
+}
+
+#[tokio::test]
+async fn the_middleware_guards_a_whole_router() {
+    let key = es256("k1");
+    let server = JwksServer::start(&[&key]).await;
+    let verifier = RemoteVerifier::with_options(
+        Validation::new(ISS, AUD),
+        &server.url(),
+        RemoteOptions::default(),
+        TestClock::at(NOW),
+    )
+    .unwrap();
+    let app = Router::new()
+        .route(
+            "/whoami",
+            get(
+                |Extension(VerifiedClaims(claims)): Extension<VerifiedClaims>| async move {
+                    claims.sub.unwrap_or_default()
+                },
+            ),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            verifier,
+            keygate_verify::require_token,
+        ));
+
+    let answer = call(&app, None).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.challenge.as_deref(), Some("Bearer realm=\"api\""));
+    let answer = call(&app, Some("Bearer not-a-jwt")).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(problem(&answer)["code"], "malformed_token");
+    let answer = call(&app, Some(&format!("Bearer {}", key.token()))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body, "user-1");
+    assert_eq!(server.hits(), 1);
 }
