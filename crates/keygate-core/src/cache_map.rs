@@ -20,8 +20,13 @@ use crate::pepper::KeyHash;
 const SHARDS: usize = 64;
 const MIN_SLOTS: usize = 16;
 
+/// One slot per cache line: a 48-byte slot would straddle two lines every
+/// other time, and each line is a memory miss when the table is cold.
+#[repr(align(64))]
+struct Slot<V>(Option<(KeyHash, V)>);
+
 struct Table<V> {
-    slots: Vec<Option<(KeyHash, V)>>,
+    slots: Vec<Slot<V>>,
     len: usize,
     max_len: usize,
 }
@@ -35,7 +40,7 @@ fn home(key: &KeyHash, mask: usize) -> usize {
 impl<V> Table<V> {
     fn new(max_len: usize) -> Self {
         Self {
-            slots: (0..MIN_SLOTS).map(|_| None).collect(),
+            slots: (0..MIN_SLOTS).map(|_| Slot(None)).collect(),
             len: 0,
             max_len,
         }
@@ -51,7 +56,7 @@ impl<V> Table<V> {
         let mask = self.mask();
         let mut i = home(key, mask);
         loop {
-            match &self.slots[i] {
+            match &self.slots[i].0 {
                 None => return None,
                 Some((k, _)) if k == key => return Some(i),
                 Some(_) => i = (i + 1) & mask,
@@ -61,12 +66,12 @@ impl<V> Table<V> {
 
     fn get(&self, key: &KeyHash) -> Option<&V> {
         self.find(key)
-            .and_then(|i| self.slots[i].as_ref().map(|(_, v)| v))
+            .and_then(|i| self.slots[i].0.as_ref().map(|(_, v)| v))
     }
 
     fn insert(&mut self, key: KeyHash, value: V) {
         if let Some(i) = self.find(&key) {
-            self.slots[i] = Some((key, value));
+            self.slots[i] = Slot(Some((key, value)));
             return;
         }
         if self.len >= self.max_len {
@@ -74,7 +79,7 @@ impl<V> Table<V> {
             // occupied one: an arbitrary entry, since keys are random.
             let mask = self.mask();
             let mut i = home(&key, mask);
-            while self.slots[i].is_none() {
+            while self.slots[i].0.is_none() {
                 i = (i + 1) & mask;
             }
             self.remove_at(i);
@@ -83,23 +88,23 @@ impl<V> Table<V> {
         }
         let mask = self.mask();
         let mut i = home(&key, mask);
-        while self.slots[i].is_some() {
+        while self.slots[i].0.is_some() {
             i = (i + 1) & mask;
         }
-        self.slots[i] = Some((key, value));
+        self.slots[i] = Slot(Some((key, value)));
         self.len += 1;
     }
 
     fn grow(&mut self) {
         let bigger = self.slots.len() * 2;
-        let old = std::mem::replace(&mut self.slots, (0..bigger).map(|_| None).collect());
+        let old = std::mem::replace(&mut self.slots, (0..bigger).map(|_| Slot(None)).collect());
         let mask = bigger - 1;
-        for (k, v) in old.into_iter().flatten() {
+        for (k, v) in old.into_iter().filter_map(|slot| slot.0) {
             let mut i = home(&k, mask);
-            while self.slots[i].is_some() {
+            while self.slots[i].0.is_some() {
                 i = (i + 1) & mask;
             }
-            self.slots[i] = Some((k, v));
+            self.slots[i] = Slot(Some((k, v)));
         }
     }
 
@@ -113,10 +118,10 @@ impl<V> Table<V> {
     /// so lookups never need tombstones.
     fn remove_at(&mut self, mut hole: usize) {
         let mask = self.mask();
-        self.slots[hole] = None;
+        self.slots[hole] = Slot(None);
         self.len -= 1;
         let mut i = (hole + 1) & mask;
-        while let Some((k, _)) = &self.slots[i] {
+        while let Some((k, _)) = &self.slots[i].0 {
             let h = home(k, mask);
             // Move the entry into the hole if its home is not in (hole, i].
             let stays = if hole <= i {
@@ -125,7 +130,7 @@ impl<V> Table<V> {
                 hole < h || h <= i
             };
             if !stays {
-                self.slots[hole] = self.slots[i].take();
+                self.slots[hole] = Slot(self.slots[i].0.take());
                 hole = i;
             }
             i = (i + 1) & mask;
@@ -133,7 +138,7 @@ impl<V> Table<V> {
     }
 
     fn clear(&mut self) {
-        self.slots = (0..MIN_SLOTS).map(|_| None).collect();
+        self.slots = (0..MIN_SLOTS).map(|_| Slot(None)).collect();
         self.len = 0;
     }
 }
