@@ -21,7 +21,7 @@ use super::error::ApiError;
 pub struct RequestId(pub String);
 
 /// The API credential of a request: `Authorization: Bearer` or `X-API-Key`.
-pub fn credential(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let bearer = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -34,12 +34,12 @@ pub fn credential(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
                     true,
                 ));
             }
-            Some(token.trim().to_owned())
+            Some(token.trim())
         }
     };
     let header_key = headers
         .get("x-api-key")
-        .map(|v| v.to_str().unwrap_or("").trim().to_owned());
+        .map(|v| v.to_str().unwrap_or("").trim());
     match (bearer, header_key) {
         (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(
             "ambiguous_credentials",
@@ -102,7 +102,7 @@ fn storage_error(failure: AuthFailure) -> keygate_core::Error {
     }
 }
 
-fn required_credential(parts: &Parts) -> Result<String, ApiError> {
+fn required_credential(parts: &Parts) -> Result<&str, ApiError> {
     credential(&parts.headers)?.ok_or_else(|| {
         ApiError::unauthorized(
             "missing_credentials",
@@ -143,7 +143,7 @@ impl FromRequestParts<AppState> for AdminAuth {
         let key = required_credential(parts)?;
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
         let started = Instant::now();
-        let result = state.keys.authorize_admin(&key, request_id).await;
+        let result = state.keys.authorize_admin(key, request_id).await;
         state
             .metrics
             .verify_seconds
@@ -164,7 +164,7 @@ impl FromRequestParts<AppState> for VerifierAuth {
         let key = required_credential(parts)?;
         state
             .keys
-            .authorize_verifier(&key)
+            .authorize_verifier(key)
             .await
             .map(VerifierAuth)
             .map_err(|f| auth_error(state, f, parts))
@@ -176,6 +176,19 @@ impl FromRequestParts<AppState> for VerifierAuth {
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let JsonBody(bytes) = JsonBody::from_request(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The raw bytes of a JSON body, with `ApiJson`'s checks, for handlers that
+/// parse it themselves (borrowing from it rather than copying).
+pub struct JsonBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -192,8 +205,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
-        parse_json(&bytes).map(ApiJson)
+        Bytes::from_request(req, state)
+            .await
+            .map(JsonBody)
+            .map_err(body_error)
     }
 }
 
@@ -212,7 +227,20 @@ pub fn body_error(rejection: BytesRejection) -> ApiError {
     }
 }
 
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// A JSON response from a buffer sized for a typical answer up front, so
+/// serializing does not grow it several times on the hot path.
+pub fn json_response<T: serde::Serialize>(value: &T) -> Result<axum::response::Response, ApiError> {
+    let mut body = Vec::with_capacity(512);
+    serde_json::to_writer(&mut body, value).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut res = axum::response::IntoResponse::into_response(body);
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(res)
+}
+
+pub fn parse_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request(
             "invalid_json",

@@ -1,6 +1,7 @@
 //! `/v1/keys`: the key lifecycle and verification. Each handler authorises
 //! (its extractor), validates, calls one service function and maps the result.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use axum::Json;
@@ -8,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use keygate_core::model::{KeyFilter, PageRequest, RateLimitSpec, Scope, Tenant};
 use keygate_core::{KeyEnv, KeyId, KeyPatch, NewKey};
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,9 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{AdminAuth, ApiJson, KeyIdPath, VerifierAuth, body_error, parse_json};
+use super::extract::{
+    AdminAuth, ApiJson, JsonBody, KeyIdPath, VerifierAuth, body_error, json_response, parse_json,
+};
 use super::views::{
     IssuedKeyView, KeyList, KeyView, RateLimitState, RateLimitView, decode_cursor, double_option,
     encode_cursor, page_limit, parse_time, rfc3339,
@@ -73,12 +76,17 @@ pub struct RotateKeyRequest {
     pub grace_seconds: i64,
 }
 
+/// Borrows from the request body where it can: nothing is copied unless a
+/// string contains escapes.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VerifyKeyRequest {
-    pub key: String,
-    #[serde(default)]
-    pub required_scopes: Vec<String>,
+pub struct VerifyKeyRequest<'a> {
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    pub key: Cow<'a, str>,
+    #[serde(default, borrow)]
+    #[schema(value_type = Vec<String>)]
+    pub required_scopes: Vec<Cow<'a, str>>,
 }
 
 /// Borrows from the verified record: the hot path copies nothing to answer.
@@ -289,9 +297,14 @@ pub async fn revoke(
 pub async fn verify(
     State(state): State<AppState>,
     VerifierAuth(verifier): VerifierAuth,
-    ApiJson(body): ApiJson<VerifyKeyRequest>,
+    JsonBody(bytes): JsonBody,
 ) -> Result<Response, ApiError> {
-    let scopes = parse_scopes(&body.required_scopes)?;
+    let body: VerifyKeyRequest = parse_json(&bytes)?;
+    let scopes = body
+        .required_scopes
+        .iter()
+        .map(|s| Scope::parse(s).map_err(ApiError::from))
+        .collect::<Result<Vec<_>, _>>()?;
     let started = Instant::now();
     let v = state
         .keys
@@ -302,7 +315,7 @@ pub async fn verify(
         .observe_verification(&v, started.elapsed().as_secs_f64());
     let now_ms = state.keys.clock().now_millis();
     let key = v.record();
-    Ok(Json(VerifyKeyResponse {
+    json_response(&VerifyKeyResponse {
         valid: v.is_valid(),
         code: v.code.as_str(),
         key_id: key.map(|k| &k.id),
@@ -314,5 +327,4 @@ pub async fn verify(
         remaining: v.remaining,
         ratelimit: v.ratelimit.as_ref().map(|d| RateLimitState::new(d, now_ms)),
     })
-    .into_response())
 }
