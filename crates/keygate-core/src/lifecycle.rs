@@ -6,10 +6,12 @@ use serde_json::json;
 use crate::apikey::KeyId;
 use crate::error::Error;
 use crate::model::{
-    AuditEntry, AuditFilter, KeyRecord, MAX_PAGE, PageRequest, validate_metadata, validate_scopes,
+    AuditEntry, AuditFilter, KeyRecord, PageRequest, validate_metadata, validate_scopes,
     validate_text,
 };
-use crate::service::{Admin, IssuedKey, KeyPatch, KeyService, MAX_GRACE_SECS};
+use crate::service::{
+    Admin, IssuedKey, KeyPatch, KeyService, MAX_GRACE_SECS, finish_page, page_request,
+};
 use crate::store::UpdateOutcome;
 
 const UPDATE_RETRIES: usize = 5;
@@ -170,29 +172,12 @@ impl KeyService {
         mut filter: AuditFilter,
         page: PageRequest,
     ) -> Result<(Vec<AuditEntry>, Option<i64>), Error> {
-        if let Some(own) = admin.tenant() {
-            if filter.tenant.as_ref().is_some_and(|t| t != own) {
-                return Ok((Vec::new(), None));
-            }
-            filter.tenant = Some(own.clone());
+        if !admin.confine(&mut filter.tenant) {
+            return Ok((Vec::new(), None));
         }
-        let limit = page.limit.clamp(1, MAX_PAGE);
-        let mut rows = self
-            .store
-            .list_audit(
-                &filter,
-                PageRequest {
-                    after: page.after,
-                    limit: limit + 1,
-                },
-            )
-            .await?;
-        let next = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            rows.last().map(|e| e.seq)
-        } else {
-            None
-        };
+        let (limit, ask) = page_request(page);
+        let rows = self.store.list_audit(&filter, ask).await?;
+        let (rows, next) = finish_page(rows, limit, |e| e.seq);
         Ok((rows, next))
     }
 

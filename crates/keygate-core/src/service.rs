@@ -47,6 +47,47 @@ impl Admin {
     fn may_see(&self, key: &KeyRecord) -> bool {
         self.tenant.is_none() || self.tenant == key.tenant
     }
+
+    /// Narrows a list filter's tenant to this admin's own. `false` when the
+    /// filter asks for another tenant: the answer is then an empty page.
+    pub(crate) fn confine(&self, requested: &mut Option<Tenant>) -> bool {
+        match &self.tenant {
+            None => true,
+            Some(own) if requested.as_ref().is_some_and(|t| t != own) => false,
+            Some(own) => {
+                *requested = Some(own.clone());
+                true
+            }
+        }
+    }
+}
+
+/// Asks storage for one row more than the page holds, to learn whether a
+/// next page exists without a second query.
+pub(crate) fn page_request(page: PageRequest) -> (u32, PageRequest) {
+    let limit = page.limit.clamp(1, MAX_PAGE);
+    (
+        limit,
+        PageRequest {
+            after: page.after,
+            limit: limit + 1,
+        },
+    )
+}
+
+/// Cuts the extra row off and returns the next page's cursor, if any.
+pub(crate) fn finish_page<T>(
+    mut rows: Vec<T>,
+    limit: u32,
+    seq: impl Fn(&T) -> i64,
+) -> (Vec<T>, Option<i64>) {
+    if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        let next = rows.last().map(&seq);
+        (rows, next)
+    } else {
+        (rows, None)
+    }
 }
 
 /// An authenticated caller of the verification endpoint.
@@ -269,29 +310,12 @@ impl KeyService {
         mut filter: KeyFilter,
         page: PageRequest,
     ) -> Result<(Vec<KeyRecord>, Option<i64>), Error> {
-        if let Some(own) = admin.tenant() {
-            if filter.tenant.as_ref().is_some_and(|t| t != own) {
-                return Ok((Vec::new(), None));
-            }
-            filter.tenant = Some(own.clone());
+        if !admin.confine(&mut filter.tenant) {
+            return Ok((Vec::new(), None));
         }
-        let limit = page.limit.clamp(1, MAX_PAGE);
-        let mut rows = self
-            .store
-            .list_keys(
-                &filter,
-                PageRequest {
-                    after: page.after,
-                    limit: limit + 1,
-                },
-            )
-            .await?;
-        let next = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            rows.last().map(|(seq, _)| *seq)
-        } else {
-            None
-        };
+        let (limit, ask) = page_request(page);
+        let rows = self.store.list_keys(&filter, ask).await?;
+        let (rows, next) = finish_page(rows, limit, |(seq, _)| *seq);
         Ok((rows.into_iter().map(|(_, k)| k).collect(), next))
     }
 }
