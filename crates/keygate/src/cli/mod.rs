@@ -2,5 +2,6 @@
 
 pub mod client;
 pub mod keys;
+mod render;
 pub mod table;
 pub mod token;
