@@ -65,7 +65,7 @@ impl Metrics {
         let verifications = Family::<CodeLabels, Counter>::default();
         registry.register(
             "key_verifications",
-            "API-key verifications by result code",
+            "Keys verified through POST /v1/keys/verify, by result code",
             verifications.clone(),
         );
         // From 5 µs (a cache hit) to about 80 ms (a slow database).
@@ -75,7 +75,7 @@ impl Metrics {
         ]);
         registry.register(
             "key_verification_duration_seconds",
-            "Time to verify an API key, in process",
+            "Time to verify a key for POST /v1/keys/verify, in process",
             verify_seconds.clone(),
         );
         let cache = Family::<CacheLabels, Counter>::default();

@@ -165,15 +165,13 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let res = next.run(req).await;
     let status = res.status().as_u16();
     let micros = started.elapsed().as_micros();
-    state
-        .metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            route: route.clone(),
-            method,
-            status,
-        })
-        .inc();
+    let labels = RequestLabels {
+        route,
+        method,
+        status,
+    };
+    state.metrics.requests.get_or_create(&labels).inc();
+    let route = &labels.route;
     if let Some(ErrorCause(cause)) = res.extensions().get::<ErrorCause>() {
         tracing::error!(%route, %method, status, %request_id, %cause, "request failed");
     } else {
