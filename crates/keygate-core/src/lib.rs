@@ -8,6 +8,7 @@
 //!   capability; `lifecycle`: update, rotate, revoke, audit listing.
 //! - `verify`: the verification hot path and its codes.
 //! - `cache`, `ratelimit`, `usage`: the in-process state verification uses.
+//! - `sealed`: the master key and AES-256-GCM for secrets keygate must reuse.
 //! - `clock`: time as a parameter.
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ mod lifecycle;
 pub mod model;
 pub mod pepper;
 pub mod ratelimit;
+pub mod sealed;
 pub mod service;
 pub mod store;
 pub mod usage;

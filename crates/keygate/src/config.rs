@@ -44,6 +44,22 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_PEPPER_FILE", value_name = "FILE")]
     pub pepper_file: Option<PathBuf>,
 
+    /// Master key (32 random bytes, base64 or hex) sealing the secrets keygate
+    /// must reuse: JWT signing keys and HMAC signing secrets. Prefer
+    /// --master-key-file. On SQLite one is generated beside the database when
+    /// none is set; PostgreSQL requires one, shared by every node.
+    #[arg(
+        long,
+        env = "KEYGATE_MASTER_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub master_key: Option<String>,
+
+    /// File holding the master key.
+    #[arg(long, env = "KEYGATE_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+
     /// Version number stored beside each key hash [default: 1]; raise it when
     /// changing the pepper.
     #[arg(long, env = "KEYGATE_PEPPER_VERSION", value_name = "N")]
@@ -85,6 +101,8 @@ struct FileConfig {
     pepper: Option<String>,
     pepper_file: Option<PathBuf>,
     pepper_version: Option<i32>,
+    master_key: Option<String>,
+    master_key_file: Option<PathBuf>,
     cache_ttl_seconds: Option<u64>,
     negative_cache_ttl_seconds: Option<u64>,
     cache_capacity: Option<usize>,
@@ -93,8 +111,9 @@ struct FileConfig {
     log_format: Option<String>,
 }
 
+/// Where a server secret comes from.
 #[derive(Clone, PartialEq, Eq)]
-pub enum PepperSource {
+pub enum SecretSource {
     Value(zeroize::Zeroizing<String>),
     File(PathBuf),
     /// Generate one beside the SQLite database on first start.
@@ -102,13 +121,15 @@ pub enum PepperSource {
     Missing,
 }
 
-impl std::fmt::Debug for PepperSource {
+pub type PepperSource = SecretSource;
+
+impl std::fmt::Debug for SecretSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PepperSource::Value(_) => f.write_str("Value(redacted)"),
-            PepperSource::File(p) => write!(f, "File({})", p.display()),
-            PepperSource::BesideDatabase(p) => write!(f, "BesideDatabase({})", p.display()),
-            PepperSource::Missing => f.write_str("Missing"),
+            SecretSource::Value(_) => f.write_str("Value(redacted)"),
+            SecretSource::File(p) => write!(f, "File({})", p.display()),
+            SecretSource::BesideDatabase(p) => write!(f, "BesideDatabase({})", p.display()),
+            SecretSource::Missing => f.write_str("Missing"),
         }
     }
 }
@@ -126,6 +147,7 @@ pub struct Config {
     pub database_url: String,
     pub pepper: PepperSource,
     pub pepper_version: i32,
+    pub master_key: SecretSource,
     pub cache: CacheConfig,
     pub body_limit: usize,
     pub allow_plain_http: bool,
@@ -156,18 +178,19 @@ impl Config {
             .clone()
             .or(file.database_url)
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        let pepper = match (args.pepper.clone(), args.pepper_file.clone()) {
-            (Some(v), _) => PepperSource::Value(v.into()),
-            (None, Some(p)) => PepperSource::File(p),
-            (None, None) => match (file.pepper, file.pepper_file) {
-                (Some(v), _) => PepperSource::Value(v.into()),
-                (None, Some(p)) => PepperSource::File(p),
-                (None, None) => match sqlite_path(&database_url) {
-                    Some(db) => PepperSource::BesideDatabase(sibling(&db, "pepper")),
-                    None => PepperSource::Missing,
-                },
-            },
-        };
+        let sqlite_db = sqlite_path(&database_url);
+        let pepper = secret_source(
+            (args.pepper.clone(), args.pepper_file.clone()),
+            (file.pepper, file.pepper_file),
+            sqlite_db.as_deref(),
+            "pepper",
+        );
+        let master_key = secret_source(
+            (args.master_key.clone(), args.master_key_file.clone()),
+            (file.master_key, file.master_key_file),
+            sqlite_db.as_deref(),
+            "master-key",
+        );
         let ttl = args
             .cache_ttl_seconds
             .or(file.cache_ttl_seconds)
@@ -218,6 +241,7 @@ impl Config {
             database_url,
             pepper,
             pepper_version: args.pepper_version.or(file.pepper_version).unwrap_or(1),
+            master_key,
             cache: CacheConfig {
                 capacity,
                 ttl_ms: i64::try_from(ttl).unwrap_or(30) * 1000,
@@ -227,6 +251,26 @@ impl Config {
             allow_plain_http,
             log_format,
         })
+    }
+}
+
+/// A value beats a file, flags and environment beat the config file; with
+/// neither, SQLite keeps a generated secret beside its database.
+fn secret_source(
+    flags: (Option<String>, Option<PathBuf>),
+    file: (Option<String>, Option<PathBuf>),
+    sqlite_db: Option<&Path>,
+    ext: &str,
+) -> SecretSource {
+    match (flags, file) {
+        ((Some(v), _), _) => SecretSource::Value(v.into()),
+        ((None, Some(p)), _) => SecretSource::File(p),
+        (_, (Some(v), _)) => SecretSource::Value(v.into()),
+        (_, (None, Some(p))) => SecretSource::File(p),
+        _ => match sqlite_db {
+            Some(db) => SecretSource::BesideDatabase(sibling(db, ext)),
+            None => SecretSource::Missing,
+        },
     }
 }
 

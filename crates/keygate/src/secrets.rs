@@ -1,5 +1,6 @@
-//! The server's own secrets (the key-hashing pepper): read from configuration
-//! or a file, or generated into a 0600 file beside a SQLite database.
+//! The server's own secrets (the key-hashing pepper and the master key that
+//! seals signing keys): read from configuration or a file, or generated into
+//! a 0600 file beside a SQLite database.
 
 use std::io::Write;
 use std::path::Path;
@@ -7,17 +8,18 @@ use std::path::Path;
 use base64::Engine;
 use keygate_core::apikey::random_bytes;
 use keygate_core::pepper::{MIN_PEPPER_BYTES, Pepper};
+use keygate_core::sealed::MasterKey;
 use zeroize::Zeroizing;
 
-use crate::config::PepperSource;
+use crate::config::{PepperSource, SecretSource};
 
 /// Reads the configured pepper, or generates one beside a SQLite database.
 pub fn load_pepper(source: &PepperSource, version: i32) -> Result<Pepper, String> {
     let text = match source {
         PepperSource::Value(v) => Zeroizing::new(v.trim().to_owned()),
-        PepperSource::File(path) => read_secret_file(path)?,
-        PepperSource::BesideDatabase(path) if path.exists() => read_secret_file(path)?,
-        PepperSource::BesideDatabase(path) => generate_secret_file(path)?,
+        PepperSource::File(path) => read_secret_file(path, "pepper")?,
+        PepperSource::BesideDatabase(path) if path.exists() => read_secret_file(path, "pepper")?,
+        PepperSource::BesideDatabase(path) => generate_secret_file(path, "pepper")?,
         PepperSource::Missing => {
             return Err(
                 "PostgreSQL needs a pepper shared by every node: set KEYGATE_PEPPER_FILE \
@@ -35,13 +37,34 @@ pub fn load_pepper(source: &PepperSource, version: i32) -> Result<Pepper, String
     Pepper::new(version, text.as_bytes()).map_err(|e| e.to_string())
 }
 
-fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, String> {
+/// Reads the configured master key, or generates one beside a SQLite database.
+pub fn load_master_key(source: &SecretSource) -> Result<MasterKey, String> {
+    let text = match source {
+        SecretSource::Value(v) => Zeroizing::new(v.trim().to_owned()),
+        SecretSource::File(path) => read_secret_file(path, "master key")?,
+        SecretSource::BesideDatabase(path) if path.exists() => {
+            read_secret_file(path, "master key")?
+        }
+        SecretSource::BesideDatabase(path) => generate_secret_file(path, "master key")?,
+        SecretSource::Missing => {
+            return Err(
+                "PostgreSQL needs a master key shared by every node (it seals the JWT signing \
+                 keys): set KEYGATE_MASTER_KEY_FILE (a file holding 32 random bytes in base64, \
+                 e.g. from `openssl rand -base64 32`), or master_key_file in the config file"
+                    .into(),
+            );
+        }
+    };
+    MasterKey::parse(&text).map_err(|e| e.to_string())
+}
+
+fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<String>, String> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read pepper file {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot read {what} file {}: {e}", path.display()))?;
     Ok(Zeroizing::new(text.trim().to_owned()))
 }
 
-fn generate_secret_file(path: &Path) -> Result<Zeroizing<String>, String> {
+fn generate_secret_file(path: &Path, what: &str) -> Result<Zeroizing<String>, String> {
     let mut raw = Zeroizing::new([0u8; 32]);
     random_bytes(raw.as_mut()).map_err(|e| e.to_string())?;
     let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(raw.as_ref()));
@@ -54,12 +77,12 @@ fn generate_secret_file(path: &Path) -> Result<Zeroizing<String>, String> {
     }
     let mut file = options
         .open(path)
-        .map_err(|e| format!("cannot create pepper file {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot create {what} file {}: {e}", path.display()))?;
     file.write_all(text.as_bytes())
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write pepper file {}: {e}", path.display()))?;
-    tracing::info!(path = %path.display(), "generated a new pepper file; back it up with the database");
+        .map_err(|e| format!("cannot write {what} file {}: {e}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a new {what} file; back it up with the database");
     Ok(text)
 }
 
@@ -89,5 +112,24 @@ mod tests {
         assert!(load_pepper(&PepperSource::Value("short".to_owned().into()), 1).is_err());
         let err = load_pepper(&PepperSource::Missing, 1).unwrap_err();
         assert!(err.contains("KEYGATE_PEPPER_FILE"));
+    }
+
+    #[test]
+    fn master_key_is_generated_once_and_must_be_32_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db.master-key");
+        let source = SecretSource::BesideDatabase(path.clone());
+        let first = load_master_key(&source).unwrap();
+        let second = load_master_key(&source).unwrap();
+        assert_eq!(first.fingerprint(), second.fingerprint());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(load_master_key(&SecretSource::Value("c2hvcnQ=".to_owned().into())).is_err());
+        let err = load_master_key(&SecretSource::Missing).unwrap_err();
+        assert!(err.contains("KEYGATE_MASTER_KEY_FILE"), "{err}");
     }
 }

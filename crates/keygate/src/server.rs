@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::config::{Config, PepperSource};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::secrets::load_pepper;
+use crate::secrets::{load_master_key, load_pepper};
 
 const AUDIT_QUEUE: usize = 4096;
 const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -35,6 +35,9 @@ pub struct App {
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String> {
     if config.pepper == PepperSource::Missing {
         load_pepper(&config.pepper, config.pepper_version)?;
+    }
+    if config.master_key == PepperSource::Missing {
+        load_master_key(&config.master_key)?;
     }
     let store = keygate_store::connect(
         &config.database_url,
@@ -66,6 +69,19 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
              new pepper_version for a new pepper",
             pepper.version()
         ));
+    }
+    let master_key = load_master_key(&config.master_key)?;
+    let recorded = store
+        .setting_or_insert("master_key_fingerprint", master_key.fingerprint())
+        .await
+        .map_err(|e| format!("cannot read the database: {e}"))?;
+    if recorded != master_key.fingerprint() {
+        return Err(
+            "the configured master key is not the one this database was set up with, so its \
+             sealed signing keys cannot be opened. Configure the original master key \
+             (KEYGATE_MASTER_KEY_FILE)"
+                .into(),
+        );
     }
     let keys = KeyService::new(
         store,

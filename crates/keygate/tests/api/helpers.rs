@@ -135,9 +135,10 @@ pub struct Response {
 /// A running app, or None when the backend is not available here.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (database_url, pepper_file, pg) = match backend {
+    let (database_url, pepper_file, master_key_file, pg) = match backend {
         Backend::Sqlite => (
             format!("sqlite://{}", dir.path().join("keygate.db").display()),
+            None,
             None,
             None,
         ),
@@ -149,13 +150,20 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
                 format!("test-pepper-{}-0123456789abcdefghij", random_suffix()),
             )
             .expect("pepper");
-            (pg.url.clone(), Some(pepper), Some(pg))
+            let master: PathBuf = dir.path().join("master-key");
+            std::fs::write(
+                &master,
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            )
+            .expect("master key");
+            (pg.url.clone(), Some(pepper), Some(master), Some(pg))
         }
     };
     let args = ServeArgs {
         listen: Some("127.0.0.1:0".into()),
         database_url: Some(database_url),
         pepper_file,
+        master_key_file,
         ..ServeArgs::default()
     };
     let clock = Arc::new(ManualClock::starting_now());
