@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::apikey::KeyId;
 use crate::error::Error;
+use crate::jwt::SigningKeyRecord;
 use crate::model::{AuditEntry, AuditFilter, KeyFilter, KeyRecord, PageRequest, SecretRecord};
 use crate::pepper::KeyHash;
 
@@ -101,7 +102,21 @@ pub trait AuditStore: Send + Sync {
 }
 
 #[async_trait]
-pub trait Store: KeyStore + AuditStore {
+pub trait SigningKeyStore: Send + Sync {
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, Error>;
+    /// Adds a key with its audit entry. `Ok(false)` when a key of the same
+    /// generation exists already: another node rotated first.
+    async fn insert_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        audit: &AuditEntry,
+    ) -> Result<bool, Error>;
+    /// Deletes keys that left the JWKS for good.
+    async fn delete_signing_keys(&self, kids: &[String]) -> Result<(), Error>;
+}
+
+#[async_trait]
+pub trait Store: KeyStore + AuditStore + SigningKeyStore {
     /// Cheap round-trip for readiness checks.
     async fn ping(&self) -> Result<(), Error>;
     /// The backend's name, for logs and metrics.

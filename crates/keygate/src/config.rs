@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use keygate_core::cache::CacheConfig;
+use keygate_core::jwt::JwtConfig;
 use serde::Deserialize;
+
+mod jwt;
+pub use jwt::JwtArgs;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db";
@@ -90,6 +94,9 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "KEYGATE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+
+    #[command(flatten)]
+    pub jwt: JwtArgs,
 }
 
 /// The TOML file's shape; every field optional, unknown fields refused.
@@ -109,6 +116,7 @@ struct FileConfig {
     body_limit_bytes: Option<usize>,
     allow_plain_http: Option<bool>,
     log_format: Option<String>,
+    jwt: Option<jwt::JwtFile>,
 }
 
 /// Where a server secret comes from.
@@ -152,6 +160,7 @@ pub struct Config {
     pub body_limit: usize,
     pub allow_plain_http: bool,
     pub log_format: LogFormat,
+    pub jwt: JwtConfig,
 }
 
 impl Config {
@@ -236,7 +245,13 @@ impl Config {
                  allow_plain_http = true in the config file), or listen on 127.0.0.1"
             ));
         }
+        let jwt = jwt::resolve(
+            &args.jwt,
+            file.jwt.unwrap_or_default(),
+            format!("http://{listen}"),
+        )?;
         Ok(Self {
+            jwt,
             listen,
             database_url,
             pepper,

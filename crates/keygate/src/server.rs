@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keygate_core::jwt::TokenService;
 use keygate_core::model::AuditEntry;
 use keygate_core::ratelimit::GcraLimiter;
 use keygate_core::{Clock, IssuedKey, KeyService};
@@ -19,6 +20,9 @@ use crate::secrets::{load_master_key, load_pepper};
 
 const AUDIT_QUEUE: usize = 4096;
 const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(10);
+/// How often each node runs the signing-key schedule and rereads the keys
+/// (another node may have rotated).
+const SIGNING_KEYS_EVERY: Duration = Duration::from_secs(10);
 
 /// A server ready to run.
 pub struct App {
@@ -70,7 +74,21 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
             pepper.version()
         ));
     }
-    let master_key = load_master_key(&config.master_key)?;
+    if let PepperSource::BesideDatabase(path) = &config.master_key
+        && !path.exists()
+        && !store
+            .list_signing_keys()
+            .await
+            .map_err(|e| e.to_string())?
+            .is_empty()
+    {
+        return Err(format!(
+            "the database holds signing keys but its master key file {} is missing; they \
+             cannot be opened without it. Restore the file, or point KEYGATE_MASTER_KEY_FILE at it",
+            path.display()
+        ));
+    }
+    let master_key = Arc::new(load_master_key(&config.master_key)?);
     let recorded = store
         .setting_or_insert("master_key_fingerprint", master_key.fingerprint())
         .await
@@ -83,6 +101,14 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
                 .into(),
         );
     }
+    let tokens = TokenService::start(
+        store.clone(),
+        master_key.clone(),
+        clock.clone(),
+        config.jwt.clone(),
+    )
+    .await
+    .map_err(|e| format!("cannot load the signing keys: {e}"))?;
     let keys = KeyService::new(
         store,
         Arc::new(pepper),
@@ -94,6 +120,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     Ok(App {
         state: AppState {
             keys: Arc::new(keys),
+            tokens: Arc::new(tokens),
             metrics: Metrics::new(),
             audit_tx,
         },
@@ -132,11 +159,13 @@ pub async fn run(
     } = app;
     let audit_task = tokio::spawn(write_audit(state.clone(), audit_rx));
     let flusher = tokio::spawn(flush_usage_forever(state.keys.clone()));
+    let key_schedule = tokio::spawn(maintain_signing_keys_forever(state.tokens.clone()));
     let router = http::router(state.clone(), body_limit);
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await;
     flusher.abort();
+    key_schedule.abort();
     if let Err(e) = state.keys.flush_usage().await {
         tracing::warn!(error = %e, "could not write last-used times at shutdown");
     }
@@ -152,6 +181,17 @@ async fn flush_usage_forever(keys: Arc<KeyService>) {
         tick.tick().await;
         if let Err(e) = keys.flush_usage().await {
             tracing::warn!(error = %e, "could not write last-used times; will retry");
+        }
+    }
+}
+
+async fn maintain_signing_keys_forever(tokens: Arc<TokenService>) {
+    let mut tick = tokio::time::interval(SIGNING_KEYS_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = tokens.maintain().await {
+            tracing::warn!(error = %e, "could not run the signing-key schedule; will retry");
         }
     }
 }

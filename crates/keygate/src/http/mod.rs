@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod keys;
 pub mod openapi;
+pub mod signing_keys;
 pub mod views;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use extract::RequestId;
 #[derive(Clone)]
 pub struct AppState {
     pub keys: Arc<KeyService>,
+    pub tokens: Arc<keygate_core::jwt::TokenService>,
     pub metrics: Arc<Metrics>,
     /// Failed authentications are audited off the request path, so a flood of
     /// bad keys cannot turn into a flood of synchronous database writes.
@@ -56,6 +58,13 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/signing-keys", get(signing_keys::list))
+        .route("/v1/signing-keys/rotate", post(signing_keys::rotate))
+        .route("/.well-known/jwks.json", get(signing_keys::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(signing_keys::metadata),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

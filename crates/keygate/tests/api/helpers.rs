@@ -124,6 +124,8 @@ pub struct TestApp {
     handle: Option<JoinHandle<std::io::Result<()>>>,
     pub dir: tempfile::TempDir,
     pub pg: Option<PgDatabase>,
+    /// The running server's services, for driving schedules from a test.
+    pub state: Option<keygate::http::AppState>,
 }
 
 pub struct Response {
@@ -134,6 +136,14 @@ pub struct Response {
 
 /// A running app, or None when the backend is not available here.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// A running app whose settings `configure` adjusted first.
+pub async fn spawn_app_with(
+    backend: Backend,
+    configure: impl FnOnce(&mut ServeArgs),
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("tempdir");
     let (database_url, pepper_file, master_key_file, pg) = match backend {
         Backend::Sqlite => (
@@ -159,13 +169,15 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
             (pg.url.clone(), Some(pepper), Some(master), Some(pg))
         }
     };
-    let args = ServeArgs {
+    let mut args = ServeArgs {
         listen: Some("127.0.0.1:0".into()),
         database_url: Some(database_url),
         pepper_file,
         master_key_file,
         ..ServeArgs::default()
     };
+    args.jwt.issuer = Some("https://auth.keygate.test".into());
+    configure(&mut args);
     let clock = Arc::new(ManualClock::starting_now());
     let mut app = TestApp {
         backend,
@@ -179,6 +191,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         handle: None,
         dir,
         pg,
+        state: None,
     };
     app.start().await;
     Some(app)
@@ -193,6 +206,7 @@ impl TestApp {
         if let Some(root) = built.bootstrap_if_empty().await.expect("bootstrap") {
             self.root_key = root.key.expose().to_owned();
         }
+        self.state = Some(built.state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -205,7 +219,12 @@ impl TestApp {
         })));
     }
 
+    pub fn state(&self) -> &keygate::http::AppState {
+        self.state.as_ref().expect("started")
+    }
+
     pub async fn stop(&mut self) {
+        self.state = None;
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -8,4 +8,5 @@ mod cli;
 mod keys;
 mod ops;
 mod security;
+mod signing;
 mod token;

@@ -1,0 +1,20 @@
+//! JWTs keygate issues: its signing keys and their schedule, the JWKS, and
+//! signing and verifying its own tokens. Verification itself is
+//! keygate-verify's, the project's only verifier.
+//!
+//! - `material`: generating keys, sealing them, public JWKs, signing.
+//! - `keyset`: the states of keys over time and the rotation schedule.
+//! - `service`: the `TokenService` that the server holds.
+//! - `cache`: tokens verified before.
+
+mod cache;
+pub mod keyset;
+pub mod material;
+pub mod service;
+
+pub use keyset::{KeyState, KeyStatus, RotationPolicy, SigningKeyRecord};
+pub use material::{NewSigningKey, Signer, SigningAlg};
+pub use service::{
+    ACCESS_TOKEN_TYP, IssuedToken, JwtConfig, RevocationCheck, TokenError, TokenRequest,
+    TokenService,
+};
