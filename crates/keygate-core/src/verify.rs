@@ -92,6 +92,9 @@ impl Verification {
 enum Credits {
     Take,
     CheckOnly,
+    /// Looks only: neither the rate limit nor the credits are touched
+    /// (token introspection reports a key's state without using it).
+    Inspect,
 }
 
 /// Why an admin or verifier credential was refused.
@@ -188,6 +191,9 @@ impl KeyService {
             return Ok(found(VerifyCode::InsufficientScope));
         }
         let mut out = found(VerifyCode::Valid);
+        if matches!(credits, Credits::Inspect) {
+            return Ok(out);
+        }
         if let Some(spec) = record.rate_limit {
             let decision = self.limiter.check(record.id.as_str(), spec, now_ms).await;
             out.ratelimit = Some(decision);
@@ -205,7 +211,7 @@ impl KeyService {
                 }
                 None => true,
             },
-            (Some(left), Credits::CheckOnly) => left <= 0,
+            (Some(left), Credits::CheckOnly | Credits::Inspect) => left <= 0,
         };
         if exhausted {
             // The request is refused after all: give its rate-limit slot back.
@@ -220,6 +226,13 @@ impl KeyService {
             self.usage.record(&record.id, now);
         }
         Ok(out)
+    }
+
+    /// A key's state for introspection: every check, but neither its rate
+    /// limit nor its credits are used.
+    pub async fn inspect_key(&self, candidate: &str) -> Result<Verification, Error> {
+        self.verify_with(candidate, &[], None, Credits::Inspect)
+            .await
     }
 
     /// Authenticates an admin: a valid key with the `admin` scope.
@@ -244,12 +257,25 @@ impl KeyService {
 
     /// Authenticates a caller of the verification endpoint: `keys:verify` or `admin`.
     pub async fn authorize_verifier(&self, candidate: &str) -> Result<Verifier, AuthFailure> {
+        self.authorize_scope(
+            candidate,
+            VERIFY_SCOPE,
+            "this endpoint needs a key with the keys:verify or admin scope",
+        )
+        .await
+    }
+
+    /// Authenticates a caller that needs `scope` (or `admin`).
+    pub async fn authorize_scope(
+        &self,
+        candidate: &str,
+        scope: &str,
+        refusal: &'static str,
+    ) -> Result<Verifier, AuthFailure> {
         let entry = self.authenticate(candidate).await?;
         let record = &entry.record;
-        if !(record.has_scope(VERIFY_SCOPE) || record.has_scope(ADMIN_SCOPE)) {
-            return Err(AuthFailure::Forbidden(
-                "this endpoint needs a key with the keys:verify or admin scope",
-            ));
+        if !(record.has_scope(scope) || record.has_scope(ADMIN_SCOPE)) {
+            return Err(AuthFailure::Forbidden(refusal));
         }
         Ok(Verifier {
             key_id: record.id.clone(),

@@ -149,6 +149,30 @@ impl FromRequestParts<AppState> for AdminAuth {
     }
 }
 
+/// An authenticated caller of `POST /oauth2/introspect`: a key with the
+/// `tokens:introspect` (or `admin`) scope.
+pub struct IntrospectorAuth(pub Verifier);
+
+pub const INTROSPECT_SCOPE: &str = "tokens:introspect";
+
+impl FromRequestParts<AppState> for IntrospectorAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = required_credential(parts)?;
+        state
+            .keys
+            .authorize_scope(
+                key,
+                INTROSPECT_SCOPE,
+                "introspection needs a key with the tokens:introspect or admin scope",
+            )
+            .await
+            .map(IntrospectorAuth)
+            .map_err(|f| auth_error(state, f, parts))
+    }
+}
+
 /// An authenticated caller of `POST /v1/keys/verify`.
 pub struct VerifierAuth(pub Verifier);
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod keys;
+pub mod oauth;
 pub mod openapi;
 pub mod signing_keys;
 pub mod views;
@@ -58,6 +59,8 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/audit", get(audit::list))
+        .route("/oauth2/token", post(oauth::token::token))
+        .route("/oauth2/introspect", post(oauth::introspect::introspect))
         .route("/v1/signing-keys", get(signing_keys::list))
         .route("/v1/signing-keys/rotate", post(signing_keys::rotate))
         .route("/.well-known/jwks.json", get(signing_keys::jwks))

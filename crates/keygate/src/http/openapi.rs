@@ -4,18 +4,19 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, health, keys, signing_keys, views};
+use super::{audit, health, keys, oauth, signing_keys, views};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "keygate", description = "API keys, verified and managed."),
     paths(keys::create, keys::list, keys::show, keys::update, keys::rotate, keys::revoke,
         keys::verify, audit::list, health::healthz, health::readyz, health::metrics,
-        signing_keys::list, signing_keys::rotate, signing_keys::jwks, signing_keys::metadata),
+        signing_keys::list, signing_keys::rotate, signing_keys::jwks, signing_keys::metadata,
+        oauth::token::token, oauth::introspect::introspect),
     components(schemas(keys::CreateKeyRequest, keys::UpdateKeyRequest, keys::RotateKeyRequest,
         keys::VerifyKeyRequest, keys::VerifyKeyResponse, views::KeyView, views::IssuedKeyView,
         views::KeyList, views::RateLimitView, views::RateLimitState, views::AuditView, views::AuditList,
-        signing_keys::SigningKeyView, signing_keys::SigningKeyList)),
+        signing_keys::SigningKeyView, signing_keys::SigningKeyList, oauth::token::TokenResponse)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

@@ -6,6 +6,7 @@ mod helpers;
 
 mod cli;
 mod keys;
+mod oauth;
 mod ops;
 mod security;
 mod signing;

@@ -1,0 +1,114 @@
+//! The OAuth 2.0 endpoints: `POST /oauth2/token` (RFC 6749),
+//! `POST /oauth2/introspect` (RFC 7662) and `POST /oauth2/revoke`
+//! (RFC 7009). They speak form-encoded requests and answer in RFC 6749's
+//! error format (`{"error", "error_description"}`), not problem+json, because
+//! standard OAuth clients parse that.
+//!
+//! - `form`: the request body and client authentication.
+//! - `token`: the grants. `introspect`, `revoke`: the other two endpoints.
+
+mod form;
+pub mod introspect;
+pub mod token;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::error::ErrorCause;
+
+/// An RFC 6749 §5.2 error.
+#[derive(Debug)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub description: String,
+    /// Answer 401 with a `Basic` challenge (the client used Basic auth).
+    pub basic_challenge: bool,
+    pub retry_after_secs: Option<u64>,
+    /// A 5xx's cause, logged and never sent.
+    pub cause: Option<String>,
+}
+
+impl OAuthError {
+    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+            basic_challenge: false,
+            retry_after_secs: None,
+            cause: None,
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    pub fn invalid_client(description: impl Into<String>, basic: bool) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description);
+        e.basic_challenge = basic;
+        e
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
+    pub fn from_core(e: keygate_core::Error) -> Self {
+        let storage = matches!(e, keygate_core::Error::Storage(_));
+        let (status, description) = if storage {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage is unavailable; retry later",
+            )
+        } else {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "keygate could not complete the request; the cause has been logged",
+            )
+        };
+        let mut err = Self::new(status, "server_error", description);
+        if storage {
+            err.error = "temporarily_unavailable";
+            err.retry_after_secs = Some(1);
+        }
+        err.cause = Some(e.to_string());
+        err
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.error, "error_description": self.description});
+        let mut res = (self.status, Json(body)).into_response();
+        let headers = res.headers_mut();
+        no_store(headers);
+        if self.status == StatusCode::UNAUTHORIZED {
+            let challenge = if self.basic_challenge {
+                "Basic realm=\"keygate\""
+            } else {
+                "Bearer realm=\"keygate\""
+            };
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(cause) = self.cause {
+            res.extensions_mut().insert(ErrorCause(cause));
+        }
+        res
+    }
+}
+
+/// RFC 6749 §5.1: responses carrying tokens must not be cached.
+pub fn no_store(headers: &mut axum::http::HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}

@@ -1,0 +1,158 @@
+//! `POST /oauth2/token`: `client_credentials` (an API key trades itself for
+//! a short JWT) and `refresh_token`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use keygate_core::VerifyCode;
+use keygate_core::jwt::TokenRequest;
+use keygate_core::model::KeyRecord;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::form::{Form, client_credentials};
+use super::{OAuthError, no_store};
+use crate::http::AppState;
+
+/// RFC 6749 §5.1.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Only for `refresh_token` grants asked for in the body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+pub fn token_response(body: TokenResponse) -> Response {
+    let mut res = Json(body).into_response();
+    no_store(res.headers_mut());
+    res
+}
+
+#[utoipa::path(post, path = "/oauth2/token", tag = "oauth",
+    request_body(content_type = "application/x-www-form-urlencoded",
+        description = "grant_type=client_credentials (client auth: Basic key_id:key, or \
+            client_id + client_secret), optional scope; or grant_type=refresh_token with \
+            refresh_token"),
+    responses((status = 200, body = TokenResponse), (status = 400), (status = 401), (status = 429)))]
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = match Form::parse(&headers, &body) {
+        Err(e) => Err(e),
+        Ok(form) => match form.get("grant_type") {
+            Some("client_credentials") => client_credentials_grant(&state, &headers, &form).await,
+            Some(other) => Err(OAuthError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                format!(
+                    "grant_type {other:?} is not supported; use client_credentials or refresh_token"
+                ),
+            )),
+            None => Err(OAuthError::invalid_request(
+                "the parameter `grant_type` is missing",
+            )),
+        },
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn client_credentials_grant(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Response, OAuthError> {
+    let client = client_credentials(headers, form)?;
+    let refused = |why: &str| OAuthError::invalid_client(why, client.basic);
+    let verification = state
+        .keys
+        .verify_key(&client.secret, &[], None)
+        .await
+        .map_err(OAuthError::from_core)?;
+    let record = match (verification.code, verification.record()) {
+        (VerifyCode::Valid, Some(record)) if record.id.as_str() == client.client_id => record,
+        (VerifyCode::RateLimited, _) => {
+            let mut e = OAuthError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                "this key is over its rate limit",
+            );
+            let wait = verification.ratelimit.map_or(1000, |d| d.retry_after_ms);
+            e.retry_after_secs = Some(u64::try_from((wait + 999) / 1000).unwrap_or(1).max(1));
+            return Err(e);
+        }
+        (VerifyCode::Valid, Some(_)) => {
+            return Err(refused(
+                "client_id does not name the key presented as the secret",
+            ));
+        }
+        (code, _) => {
+            return Err(refused(&format!(
+                "the client's key was refused ({})",
+                code.as_str()
+            )));
+        }
+    };
+    let scopes = narrow_scopes(record, form.get("scope"))?;
+    let config = state.tokens.config();
+    let mut claims = Map::new();
+    claims.insert("client_id".into(), record.id.as_str().into());
+    if let Some(tenant) = &record.tenant {
+        claims.insert("tenant".into(), Value::String(tenant.as_str().to_owned()));
+    }
+    let scope = (!scopes.is_empty()).then(|| scopes.join(" "));
+    if let Some(scope) = &scope {
+        claims.insert("scope".into(), scope.clone().into());
+    }
+    let issued = state
+        .tokens
+        .issue(TokenRequest {
+            subject: record.owner.clone(),
+            audience: config.audience.clone(),
+            ttl: config.client_token_ttl,
+            not_issued_before: None,
+            claims,
+        })
+        .map_err(OAuthError::from_core)?;
+    Ok(token_response(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: config.client_token_ttl,
+        scope,
+        refresh_token: None,
+    }))
+}
+
+/// The token gets the requested scopes, which must all be the key's own;
+/// without a request, all of the key's scopes. A token never gets more than
+/// its key.
+fn narrow_scopes(record: &KeyRecord, requested: Option<&str>) -> Result<Vec<String>, OAuthError> {
+    let own: Vec<String> = record
+        .scopes
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let Some(requested) = requested else {
+        return Ok(own);
+    };
+    let mut granted = Vec::new();
+    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !own.iter().any(|s| s == scope) {
+            return Err(OAuthError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                format!("the scope {scope:?} is not one of the key's scopes"),
+            ));
+        }
+        if !granted.iter().any(|s: &String| s == scope) {
+            granted.push(scope.to_owned());
+        }
+    }
+    Ok(granted)
+}
