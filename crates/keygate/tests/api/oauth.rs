@@ -157,7 +157,13 @@ async fn the_token_endpoint_refuses_bad_clients_in_rfc_6749_form(app: TestApp) {
     let (id, key) = create_key(&app, json!({"name": "c", "owner": "o"})).await;
     let (other_id, _) = create_key(&app, json!({"name": "d", "owner": "o"})).await;
     let cc = [("grant_type", "client_credentials")];
-    let cases: Vec<(Option<(&str, &str)>, Vec<(&str, &str)>, StatusCode, &str)> = vec![
+    type Case<'a> = (
+        Option<(&'a str, &'a str)>,
+        Vec<(&'a str, &'a str)>,
+        StatusCode,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             Some((&other_id, &key)),
             cc.to_vec(),
