@@ -9,6 +9,7 @@
 //! - `verify`: the verification hot path and its codes.
 //! - `cache`, `ratelimit`, `usage`: the in-process state verification uses.
 //! - `sealed`: the master key and AES-256-GCM for secrets keygate must reuse.
+//! - `users`: users, argon2id passwords, login throttling, session cut-offs.
 //! - `clock`: time as a parameter.
 #![forbid(unsafe_code)]
 
@@ -25,10 +26,12 @@ pub mod sealed;
 pub mod service;
 pub mod store;
 pub mod usage;
+pub mod users;
 pub mod verify;
 
 pub use apikey::{ApiKey, KeyEnv, KeyId};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use service::{Admin, IssuedKey, KeyPatch, KeyService, NewKey, Verifier};
+pub use users::{LoginError, NewUser, UserPatch, UserService};
 pub use verify::{AuthFailure, Verification, VerifyCode};

@@ -34,10 +34,19 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_settings.sql"),
         postgres: include_str!("../migrations/postgres/0002_settings.sql"),
     },
+    // Version 3 (JWT signing keys) lands from another branch. Versions are
+    // applied by membership, not as a prefix, so a database at 4 still gets
+    // 3 once it exists.
+    Migration {
+        version: 4,
+        name: "users",
+        sqlite: include_str!("../migrations/sqlite/0004_users.sql"),
+        postgres: include_str!("../migrations/postgres/0004_users.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = 4;
 
 /// `pg_advisory_lock` key held while migrating ("kgmigrat" in ASCII).
 const PG_LOCK_KEY: i64 = 0x6b67_6d69_6772_6174;
