@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keygate_core::model::AuditEntry;
 use keygate_core::ratelimit::GcraLimiter;
-use keygate_core::{Clock, IssuedKey, KeyService};
+use keygate_core::{Clock, IssuedKey, KeyService, UserService};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -83,6 +83,11 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
                 .into(),
         );
     }
+    let users = UserService::new(store.clone(), clock.clone());
+    users
+        .warm_up()
+        .await
+        .map_err(|e| format!("cannot prepare password hashing: {e}"))?;
     let keys = KeyService::new(
         store,
         Arc::new(pepper),
@@ -94,6 +99,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     Ok(App {
         state: AppState {
             keys: Arc::new(keys),
+            users: Arc::new(users),
             metrics: Metrics::new(),
             audit_tx,
         },

@@ -9,3 +9,4 @@ mod keys;
 mod ops;
 mod security;
 mod token;
+mod users;
