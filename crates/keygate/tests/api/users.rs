@@ -13,6 +13,7 @@ crate::on_both_backends!(
     users_refuse_bad_input_and_change_nothing,
     users_cutoff_moves_on_password_change_disable_and_revoke,
     users_passwords_appear_in_no_response_audit_entry_or_column,
+    users_cli_reads_passwords_from_stdin_only,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -426,4 +427,94 @@ async fn dump_tables(app: &TestApp, tables: &[&str]) -> String {
     }
     conn.close().await.unwrap();
     dump
+}
+
+/// Runs `keygate users ARGS` against the app, with `stdin` piped in.
+fn cli(app: &TestApp, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .arg("users")
+        .args(args)
+        .env("KEYGATE_URL", &app.base)
+        .env("KEYGATE_ADMIN_KEY", &app.root_key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn users_cli_reads_passwords_from_stdin_only(app: TestApp) {
+    // The CLI blocks on its child process; run it off the async workers.
+    let app = std::sync::Arc::new(app);
+    let run = |args: Vec<String>, stdin: String| {
+        let app = app.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                cli(&app, &args, &stdin)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+
+    let (code, _, err) = run(args(&["create", "--username", "erin"]), String::new()).await;
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--password-stdin"), "{err}");
+
+    let (code, out, err) = run(
+        args(&[
+            "create",
+            "--username",
+            "erin",
+            "--role",
+            "viewer",
+            "--password-stdin",
+            "--json",
+        ]),
+        format!("{PASSWORD}\n"),
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let user: Value = serde_json::from_str(&out).unwrap();
+    let id = id_of(&user);
+    assert_eq!(user["roles"], json!(["viewer"]));
+
+    let (code, out, _) = run(args(&["list"]), String::new()).await;
+    assert_eq!(code, Some(0));
+    assert!(out.contains(&id) && out.contains("erin"), "{out}");
+    let (code, out, _) = run(
+        args(&["update", &id, "--disable", "--password-stdin"]),
+        format!("{NEW_PASSWORD}\r\n"),
+    )
+    .await;
+    assert_eq!(code, Some(0));
+    assert!(out.contains("disabled") && out.contains("true"), "{out}");
+    let (code, out, _) = run(args(&["revoke-sessions", &id, "--json"]), String::new()).await;
+    assert_eq!(code, Some(0));
+    let revoked: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(revoked["sessions_cutoff_ms"], app.clock.now_millis());
+    let (code, _, err) = run(args(&["show", "key_0000000000000000"]), String::new()).await;
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not a user id"), "{err}");
+
+    // The new password went in whole, its line ending stripped, and is
+    // stored only as its hash.
+    let dump = dump_tables(&app, &["users", "audit_log"]).await;
+    assert!(!dump.contains(PASSWORD) && !dump.contains(NEW_PASSWORD));
+    let stored = dump.lines().find(|l| l.starts_with("$argon2id$")).unwrap();
+    let stored = keygate_core::users::PhcHash::from_stored(stored.to_owned());
+    assert!(keygate_core::users::password::verify_now(NEW_PASSWORD.as_bytes(), &stored).unwrap());
 }
