@@ -102,7 +102,7 @@ async fn insert_get_find_and_list(ctx: Ctx) {
     );
     let (found, hash) = s.find_user_by_username("alice").await.unwrap().unwrap();
     assert_eq!(found, alice);
-    assert_eq!(hash, fake_hash("a"));
+    assert_eq!(hash.as_str(), fake_hash("a").as_str());
     // Lookups are by the normalized form only.
     assert!(s.find_user_by_username("Alice").await.unwrap().is_none());
 
@@ -200,7 +200,7 @@ async fn update_is_guarded_by_version_and_keeps_the_hash_unless_given(ctx: Ctx) 
     );
     assert_eq!(s.get_user(&u.id).await.unwrap(), Some(next.clone()));
     let (_, hash) = s.find_user_by_username("carol").await.unwrap().unwrap();
-    assert_eq!(hash, fake_hash("old"));
+    assert_eq!(hash.as_str(), fake_hash("old").as_str());
 
     // The same version again is stale and writes nothing, not even audit.
     let before = audit_count(s).await;
@@ -217,8 +217,13 @@ async fn update_is_guarded_by_version_and_keeps_the_hash_unless_given(ctx: Ctx) 
     );
     assert_eq!(audit_count(s).await, before);
     assert_eq!(
-        s.find_user_by_username("carol").await.unwrap().unwrap().1,
-        fake_hash("old")
+        s.find_user_by_username("carol")
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            .as_str(),
+        fake_hash("old").as_str()
     );
 
     let mut third = next.clone();
@@ -233,8 +238,13 @@ async fn update_is_guarded_by_version_and_keeps_the_hash_unless_given(ctx: Ctx) 
         .unwrap()
     );
     assert_eq!(
-        s.find_user_by_username("carol").await.unwrap().unwrap().1,
-        fake_hash("new")
+        s.find_user_by_username("carol")
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            .as_str(),
+        fake_hash("new").as_str()
     );
 }
 

@@ -57,7 +57,8 @@ impl fmt::Debug for Password {
 }
 
 /// A stored password hash in PHC form (`$argon2id$v=19$m=19456,t=2,p=1$…`).
-#[derive(Clone, PartialEq, Eq)]
+/// No `==`: a candidate is checked with [`verify_now`], in constant time.
+#[derive(Clone)]
 pub struct PhcHash(String);
 
 impl PhcHash {
@@ -211,7 +212,10 @@ mod tests {
         assert!(verify_now(b"correct horse battery", &h).unwrap());
         assert!(!verify_now(b"correct horse batterY", &h).unwrap());
         // Same password, fresh salt.
-        assert_ne!(hash_now(b"correct horse battery").unwrap(), h);
+        assert_ne!(
+            hash_now(b"correct horse battery").unwrap().as_str(),
+            h.as_str()
+        );
         let broken = PhcHash::from_stored("not a hash".into());
         assert!(matches!(verify_now(b"x", &broken), Err(Error::Storage(_))));
     }
