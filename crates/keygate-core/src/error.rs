@@ -17,6 +17,9 @@ pub enum Error {
     Revoked,
     #[error("the record changed while it was being updated; retry")]
     Conflict,
+    /// A unique name is taken (a username, ignoring case).
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
     /// Storage failed. Never turned into "not found": the caller sees a 503.
     #[error("storage error: {0}")]
     Storage(String),

@@ -10,6 +10,7 @@
 //! - `cache`, `ratelimit`, `usage`: the in-process state verification uses.
 //! - `sealed`: the master key and AES-256-GCM for secrets keygate must reuse.
 //! - `jwt`: signing keys, the JWKS, issuing and verifying keygate's tokens.
+//! - `users`: users, argon2id passwords, login throttling, session cut-offs.
 //! - `clock`: time as a parameter.
 #![forbid(unsafe_code)]
 
@@ -27,10 +28,12 @@ pub mod sealed;
 pub mod service;
 pub mod store;
 pub mod usage;
+pub mod users;
 pub mod verify;
 
 pub use apikey::{ApiKey, KeyEnv, KeyId};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use service::{Admin, IssuedKey, KeyPatch, KeyService, NewKey, Verifier};
+pub use users::{LoginError, NewUser, UserPatch, UserService};
 pub use verify::{AuthFailure, Verification, VerifyCode};

@@ -11,6 +11,8 @@ use crate::error::Error;
 use crate::jwt::SigningKeyRecord;
 use crate::model::{AuditEntry, AuditFilter, KeyFilter, KeyRecord, PageRequest, SecretRecord};
 use crate::pepper::KeyHash;
+use crate::users::model::{UserFilter, UserId, UserRecord};
+use crate::users::password::PhcHash;
 
 /// The result of a key update guarded by the record's version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +103,7 @@ pub trait AuditStore: Send + Sync {
     ) -> Result<Vec<AuditEntry>, Error>;
 }
 
+/// Users and their password hashes. The hash travels apart from the record.
 #[async_trait]
 pub trait SigningKeyStore: Send + Sync {
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, Error>;
@@ -116,7 +119,45 @@ pub trait SigningKeyStore: Send + Sync {
 }
 
 #[async_trait]
-pub trait Store: KeyStore + AuditStore + SigningKeyStore {
+pub trait UserStore: Send + Sync {
+    /// A username already taken, ignoring case, answers `Error::AlreadyExists`
+    /// and writes nothing.
+    async fn insert_user(
+        &self,
+        user: &UserRecord,
+        password: &PhcHash,
+        audit: &AuditEntry,
+    ) -> Result<(), Error>;
+
+    async fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, Error>;
+
+    /// By normalized (lowercase) username, with the password hash: for login.
+    async fn find_user_by_username(
+        &self,
+        normalized: &str,
+    ) -> Result<Option<(UserRecord, PhcHash)>, Error>;
+
+    /// Users in creation order; each with its storage sequence for the cursor.
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, UserRecord)>, Error>;
+
+    /// Writes roles, claims, disabled, the cut-off, `updated_at` and
+    /// `version` (and the password hash when given), only if the stored
+    /// version is `user.version - 1`. `false`: someone else wrote first (or
+    /// the user vanished); nothing was written.
+    async fn update_user(
+        &self,
+        user: &UserRecord,
+        password: Option<&PhcHash>,
+        audit: &AuditEntry,
+    ) -> Result<bool, Error>;
+}
+
+#[async_trait]
+pub trait Store: KeyStore + AuditStore + SigningKeyStore + UserStore {
     /// Cheap round-trip for readiness checks.
     async fn ping(&self) -> Result<(), Error>;
     /// The backend's name, for logs and metrics.

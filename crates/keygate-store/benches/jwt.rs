@@ -149,7 +149,12 @@ fn benches(c: &mut Criterion) {
     let now = u64::try_from(clock.now_secs()).unwrap();
     let mut summary = Vec::new();
 
-    for alg in [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256, SigningAlg::HS256] {
+    for alg in [
+        SigningAlg::ES256,
+        SigningAlg::EdDSA,
+        SigningAlg::RS256,
+        SigningAlg::HS256,
+    ] {
         // A fresh database per algorithm: the first key is made at start.
         let dir = tempfile::tempdir().unwrap();
         let (alg_store, _) = rt.block_on(fixture::load(dir.path(), 1, &fixture::pepper()));
@@ -186,7 +191,9 @@ fn benches(c: &mut Criterion) {
         let name = alg.as_str();
 
         let mut g = c.benchmark_group(format!("jwt_{name}"));
-        g.bench_function("bare_sign", |b| b.iter(|| black_box(sign(black_box(input.as_bytes())))));
+        g.bench_function("bare_sign", |b| {
+            b.iter(|| black_box(sign(black_box(input.as_bytes()))))
+        });
         g.bench_function("keygate_issue", |b| {
             b.iter(|| black_box(uncached.issue(request()).unwrap()))
         });
@@ -200,7 +207,9 @@ fn benches(c: &mut Criterion) {
         }
         g.bench_function("server_verify_uncached", |b| {
             b.iter(|| {
-                black_box(fixture::now_or_never(uncached.verify(black_box(&token), AUDIENCE)))
+                black_box(fixture::now_or_never(
+                    uncached.verify(black_box(&token), AUDIENCE),
+                ))
             })
         });
         // Warm the cache, then measure a hit.
@@ -215,7 +224,11 @@ fn benches(c: &mut Criterion) {
         g.finish();
 
         // The ratios, from medians measured here in this run.
-        let (rounds, per) = if alg == SigningAlg::HS256 { (51, 2000) } else { (31, 50) };
+        let (rounds, per) = if alg == SigningAlg::HS256 {
+            (51, 2000)
+        } else {
+            (31, 50)
+        };
         let bare_v = bare.as_ref().map(|bare| {
             fixture::median_ns(rounds, per, |_| {
                 black_box(bare_verify(bare, black_box(input.as_bytes()), &sig));
@@ -227,10 +240,14 @@ fn benches(c: &mut Criterion) {
             })
         });
         let server_v = fixture::median_ns(rounds, per, |_| {
-            black_box(fixture::now_or_never(uncached.verify(black_box(&token), AUDIENCE)));
+            black_box(fixture::now_or_never(
+                uncached.verify(black_box(&token), AUDIENCE),
+            ));
         });
         let hit = fixture::median_ns(51, 2000, |_| {
-            black_box(fixture::now_or_never(cached.verify(black_box(&token), AUDIENCE)));
+            black_box(fixture::now_or_never(
+                cached.verify(black_box(&token), AUDIENCE),
+            ));
         });
         let bare_s = fixture::median_ns(rounds, per, |_| {
             black_box(sign(black_box(input.as_bytes())));
@@ -238,7 +255,16 @@ fn benches(c: &mut Criterion) {
         let issue = fixture::median_ns(rounds, per, |_| {
             black_box(uncached.issue(request()).is_ok());
         });
-        summary.push((name, token.len(), bare_s, issue, bare_v, kg_v, server_v, hit));
+        summary.push((
+            name,
+            token.len(),
+            bare_s,
+            issue,
+            bare_v,
+            kg_v,
+            server_v,
+            hit,
+        ));
     }
     drop(store);
 
@@ -249,7 +275,11 @@ fn benches(c: &mut Criterion) {
     );
     for (name, len, bare_s, issue, bare_v, kg_v, server_v, hit) in summary {
         let (bare_v, kg_v, ratio) = match (bare_v, kg_v) {
-            (Some(b), Some(k)) => (format!("{b:.0}"), format!("{k:.0}"), format!("{:.3}x", k / b)),
+            (Some(b), Some(k)) => (
+                format!("{b:.0}"),
+                format!("{k:.0}"),
+                format!("{:.3}x", k / b),
+            ),
             _ => ("-".into(), "-".into(), "-".into()),
         };
         println!(

@@ -10,6 +10,7 @@
 //! - `keys`: `KeyStore` (keys and their secrets).
 //! - `audit`: `AuditStore` (the audit log).
 //! - `signing_keys`: `SigningKeyStore` (JWT signing keys, sealed).
+//! - `users`: `UserStore` (users and their password hashes).
 //! - `rows`: row decoding and the small dynamic-SQL builder.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ mod keys;
 mod migrate;
 mod rows;
 mod signing_keys;
+mod users;
 
 use std::time::Duration;
 

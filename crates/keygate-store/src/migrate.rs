@@ -40,10 +40,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_signing_keys.sql"),
         postgres: include_str!("../migrations/postgres/0003_signing_keys.sql"),
     },
+    Migration {
+        version: 4,
+        name: "users",
+        sqlite: include_str!("../migrations/sqlite/0004_users.sql"),
+        postgres: include_str!("../migrations/postgres/0004_users.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 3;
+pub const LATEST_VERSION: i64 = 4;
 
 /// `pg_advisory_lock` key held while migrating ("kgmigrat" in ASCII).
 const PG_LOCK_KEY: i64 = 0x6b67_6d69_6772_6174;

@@ -205,6 +205,7 @@ async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
     ctx.store.close().await;
     for table in [
         "signing_keys",
+        "users",
         "audit_log",
         "key_secrets",
         "api_keys",

@@ -6,8 +6,8 @@
 //! - `server`: `build` (storage, services) and `run(listener, app, shutdown)`.
 //! - `http`: the axum router, one file per resource, and the error mapping.
 //! - `metrics`: Prometheus counters and histograms.
-//! - `cli`: `keygate keys ...` against a running server; `keygate token ...`
-//!   verifies or decodes a JWT with keygate-verify.
+//! - `cli`: `keygate keys ...` and `keygate users ...` against a running
+//!   server; `keygate token ...` verifies or decodes a JWT with keygate-verify.
 #![forbid(unsafe_code)]
 
 pub mod cli;

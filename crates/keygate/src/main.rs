@@ -43,6 +43,8 @@ enum Command {
     },
     /// Manage keys on a running server.
     Keys(keygate::cli::keys::KeysArgs),
+    /// Manage users on a running server.
+    Users(keygate::cli::users::UsersArgs),
     /// Verify or decode a JWT (no server needed).
     Token(keygate::cli::token::TokenArgs),
 }
@@ -66,6 +68,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Init { serve, json } => init(serve, json).await,
         Command::Keys(args) => return print_and_exit(keygate::cli::keys::run(args).await),
+        Command::Users(args) => return print_and_exit(keygate::cli::users::run(args).await),
         Command::Token(args) => return print_and_exit(keygate::cli::token::run(args).await),
     };
     match result {

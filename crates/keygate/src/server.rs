@@ -9,7 +9,7 @@ use std::time::Duration;
 use keygate_core::jwt::TokenService;
 use keygate_core::model::AuditEntry;
 use keygate_core::ratelimit::GcraLimiter;
-use keygate_core::{Clock, IssuedKey, KeyService};
+use keygate_core::{Clock, IssuedKey, KeyService, UserService};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -109,6 +109,11 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     )
     .await
     .map_err(|e| format!("cannot load the signing keys: {e}"))?;
+    let users = UserService::new(store.clone(), clock.clone());
+    users
+        .warm_up()
+        .await
+        .map_err(|e| format!("cannot prepare password hashing: {e}"))?;
     let keys = KeyService::new(
         store,
         Arc::new(pepper),
@@ -121,6 +126,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         state: AppState {
             keys: Arc::new(keys),
             tokens: Arc::new(tokens),
+            users: Arc::new(users),
             metrics: Metrics::new(),
             audit_tx,
         },

@@ -1,7 +1,9 @@
-//! Command-line clients of a running keygate, and `token` for JWTs offline.
+//! Command-line clients of a running keygate (`keys`, `users`), and `token`
+//! for JWTs offline.
 
 pub mod client;
 pub mod keys;
 mod render;
 pub mod table;
 pub mod token;
+pub mod users;

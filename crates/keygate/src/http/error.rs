@@ -99,6 +99,9 @@ impl From<Error> for ApiError {
                 "the key is revoked and can no longer be changed",
             ),
             Error::Conflict => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            Error::AlreadyExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "already_exists", e.to_string())
+            }
             Error::Storage(cause) => {
                 let mut err = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

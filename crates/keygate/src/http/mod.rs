@@ -10,6 +10,7 @@ pub mod keys;
 pub mod oauth;
 pub mod openapi;
 pub mod signing_keys;
+pub mod users;
 pub mod views;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keygate_core::KeyService;
+use keygate_core::UserService;
 use keygate_core::apikey::random_id;
 use keygate_core::model::AuditEntry;
 use tokio::sync::mpsc;
@@ -35,6 +37,7 @@ use extract::RequestId;
 pub struct AppState {
     pub keys: Arc<KeyService>,
     pub tokens: Arc<keygate_core::jwt::TokenService>,
+    pub users: Arc<UserService>,
     pub metrics: Arc<Metrics>,
     /// Failed authentications are audited off the request path, so a flood of
     /// bad keys cannot turn into a flood of synchronous database writes.
@@ -58,6 +61,12 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/keys/{id}", get(keys::show).patch(keys::update))
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
+        .route("/v1/users", post(users::create).get(users::list))
+        .route("/v1/users/{id}", get(users::show).patch(users::update))
+        .route(
+            "/v1/users/{id}/revoke-sessions",
+            post(users::revoke_sessions),
+        )
         .route("/v1/audit", get(audit::list))
         .route("/oauth2/token", post(oauth::token::token))
         .route("/oauth2/introspect", post(oauth::introspect::introspect))

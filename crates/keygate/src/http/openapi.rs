@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, health, keys, oauth, signing_keys, views};
+use super::{audit, health, keys, oauth, signing_keys, users, views};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,11 +12,13 @@ use super::{audit, health, keys, oauth, signing_keys, views};
     paths(keys::create, keys::list, keys::show, keys::update, keys::rotate, keys::revoke,
         keys::verify, audit::list, health::healthz, health::readyz, health::metrics,
         signing_keys::list, signing_keys::rotate, signing_keys::jwks, signing_keys::metadata,
-        oauth::token::token, oauth::introspect::introspect),
+        oauth::token::token, oauth::introspect::introspect,
+        users::create, users::list, users::show, users::update, users::revoke_sessions),
     components(schemas(keys::CreateKeyRequest, keys::UpdateKeyRequest, keys::RotateKeyRequest,
         keys::VerifyKeyRequest, keys::VerifyKeyResponse, views::KeyView, views::IssuedKeyView,
         views::KeyList, views::RateLimitView, views::RateLimitState, views::AuditView, views::AuditList,
-        signing_keys::SigningKeyView, signing_keys::SigningKeyList, oauth::token::TokenResponse)),
+        signing_keys::SigningKeyView, signing_keys::SigningKeyList, oauth::token::TokenResponse,
+        users::CreateUserRequest, users::UpdateUserRequest, users::UserView, users::UserList)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

@@ -11,3 +11,4 @@ mod ops;
 mod security;
 mod signing;
 mod token;
+mod users;

@@ -1,0 +1,312 @@
+//! User records and the validated values they are made of: ids, usernames,
+//! roles and custom claims. The password hash is not here: it lives in
+//! `password::PhcHash`, which storage hands out apart from the record, so
+//! nothing that serializes a `UserRecord` can leak it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::apikey::random_id;
+use crate::error::Error;
+use crate::model::Tenant;
+
+pub type Claims = serde_json::Map<String, serde_json::Value>;
+
+pub const MAX_USERNAME_CHARS: usize = 128;
+pub const MAX_ROLES: usize = 64;
+/// Custom claims are copied into every access token; this keeps a typical
+/// token under 1 KB.
+pub const MAX_CLAIMS_BYTES: usize = 2048;
+
+/// Claim names that tokens set themselves (RFC 7519, RFC 8693, RFC 7800 and
+/// keygate's own); a user's custom claims may not shadow them.
+pub const RESERVED_CLAIMS: [&str; 15] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "roles",
+    "tenant",
+    "scope",
+    "client_id",
+    "typ",
+    "cnf",
+    "act",
+    "azp",
+];
+
+const ID_PREFIX: &str = "usr_";
+const ID_CHARS: usize = 16;
+
+/// The public identifier of a user: `usr_` + 16 base62 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn generate() -> Result<Self, Error> {
+        random_id(ID_PREFIX, ID_CHARS).map(Self)
+    }
+
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s.strip_prefix(ID_PREFIX) {
+            Some(rest)
+                if rest.len() == ID_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                Ok(Self(s.to_owned()))
+            }
+            _ => Err(Error::invalid(
+                "id",
+                format!(
+                    "a user id looks like {ID_PREFIX} followed by {ID_CHARS} letters or digits"
+                ),
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for UserId {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self, Error> {
+        Self::parse(&value)
+    }
+}
+
+impl Serialize for UserId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// A username as shown (trimmed), with its normalized form: the one that is
+/// unique, server-wide rather than per tenant, so a login needs no tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username {
+    display: String,
+    normalized: String,
+}
+
+impl Username {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let display = s.trim();
+        let chars = display.chars().count();
+        if chars == 0 || chars > MAX_USERNAME_CHARS {
+            return Err(Error::invalid(
+                "username",
+                format!("must be 1-{MAX_USERNAME_CHARS} characters"),
+            ));
+        }
+        if display.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "username",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self {
+            display: display.to_owned(),
+            normalized: display.to_lowercase(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.display
+    }
+
+    /// The case-insensitive form that uniqueness and login throttling use.
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+}
+
+/// A role name such as `billing-admin`: the same alphabet as a scope.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Role(String);
+
+impl Role {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":._-*/".contains(&b));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "roles",
+                format!("{s:?} is not a role: 1-64 letters, digits or : . _ - * /"),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = Error;
+    fn try_from(v: String) -> Result<Self, Error> {
+        Self::parse(&v)
+    }
+}
+
+impl Serialize for Role {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+pub fn validate_roles(roles: &[Role]) -> Result<Vec<Role>, Error> {
+    if roles.len() > MAX_ROLES {
+        return Err(Error::invalid(
+            "roles",
+            format!("at most {MAX_ROLES} roles"),
+        ));
+    }
+    let mut out = roles.to_vec();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+pub fn validate_claims(claims: &Claims) -> Result<(), Error> {
+    if let Some(name) = claims
+        .keys()
+        .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
+    {
+        return Err(Error::invalid(
+            "claims",
+            format!("{name:?} is set by keygate itself and cannot be a custom claim"),
+        ));
+    }
+    let size = serde_json::to_vec(claims).map_or(usize::MAX, |v| v.len());
+    if size > MAX_CLAIMS_BYTES {
+        return Err(Error::invalid(
+            "claims",
+            format!("must serialize to at most {MAX_CLAIMS_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// A user as stored, without its password hash. Times are Unix seconds,
+/// except `sessions_cutoff_ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    pub id: UserId,
+    /// As given at creation, trimmed; unique ignoring case.
+    pub username: String,
+    pub roles: Vec<Role>,
+    pub tenant: Option<Tenant>,
+    pub claims: Claims,
+    pub disabled: bool,
+    /// Unix milliseconds. Every token issued to this user before it, and
+    /// every refresh family started before it, is refused. 0: never cut.
+    pub sessions_cutoff_ms: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Bumped by every update, for optimistic concurrency.
+    pub version: i64,
+}
+
+impl UserRecord {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r.as_str() == role)
+    }
+}
+
+/// Whether a token with this `iat` (Unix seconds) was issued before the
+/// cut-off (Unix milliseconds), and must be refused. A JWT's `iat` is whole
+/// seconds, so a token from the very second of the cut-off is refused too:
+/// issue with [`earliest_iat_secs`] to avoid that for fresh logins.
+pub fn issued_before_cutoff(iat_secs: i64, cutoff_ms: i64) -> bool {
+    iat_secs.saturating_mul(1000) < cutoff_ms
+}
+
+/// The `iat` to put in a token issued now: never before the cut-off's
+/// second, so a login right after a password change is not refused.
+pub fn earliest_iat_secs(now_secs: i64, cutoff_ms: i64) -> i64 {
+    now_secs.max(cutoff_ms.saturating_add(999).div_euclid(1000))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub tenant: Option<Tenant>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn usernames_are_trimmed_and_normalized() {
+        let u = Username::parse("  Alice.Example ").unwrap();
+        assert_eq!(u.as_str(), "Alice.Example");
+        assert_eq!(u.normalized(), "alice.example");
+        assert!(Username::parse("   ").is_err());
+        assert!(Username::parse("a\u{0}b").is_err());
+        assert!(Username::parse("a\nb").is_err());
+        assert!(Username::parse(&"é".repeat(128)).is_ok());
+        assert!(Username::parse(&"é".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn ids_roles_and_claims_validate() {
+        let id = UserId::generate().unwrap();
+        assert!(id.as_str().starts_with("usr_"));
+        assert_eq!(UserId::parse(id.as_str()).unwrap(), id);
+        assert!(UserId::parse("key_0123456789abcdef").is_err());
+        assert!(Role::parse("billing:admin").is_ok());
+        assert!(Role::parse("has space").is_err());
+        let roles = validate_roles(&[
+            Role::parse("b").unwrap(),
+            Role::parse("a").unwrap(),
+            Role::parse("b").unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(roles.len(), 2);
+
+        let mut claims = Claims::new();
+        claims.insert("department".into(), serde_json::json!("sales"));
+        assert!(validate_claims(&claims).is_ok());
+        for reserved in RESERVED_CLAIMS {
+            let mut c = claims.clone();
+            c.insert(reserved.into(), serde_json::json!(1));
+            assert!(validate_claims(&c).is_err(), "{reserved}");
+        }
+        claims.insert(
+            "big".into(),
+            serde_json::json!("x".repeat(MAX_CLAIMS_BYTES)),
+        );
+        assert!(validate_claims(&claims).is_err());
+    }
+
+    #[test]
+    fn cutoff_rule_refuses_the_cutoff_second_and_issuers_step_past_it() {
+        let cutoff = 1_700_000_000_500;
+        assert!(issued_before_cutoff(1_699_999_999, cutoff));
+        assert!(issued_before_cutoff(1_700_000_000, cutoff));
+        assert!(!issued_before_cutoff(1_700_000_001, cutoff));
+        let iat = earliest_iat_secs(1_700_000_000, cutoff);
+        assert_eq!(iat, 1_700_000_001);
+        assert!(!issued_before_cutoff(iat, cutoff));
+        assert_eq!(earliest_iat_secs(1_700_000_000, 0), 1_700_000_000);
+        assert!(!issued_before_cutoff(5, 5000));
+    }
+}
