@@ -10,6 +10,7 @@
 //! - `cache`, `ratelimit`, `usage`: the in-process state verification uses.
 //! - `sealed`: the master key and AES-256-GCM for secrets keygate must reuse.
 //! - `clock`: time as a parameter.
+//! - `sessions`: refresh-token families and the access-token blocklist.
 #![forbid(unsafe_code)]
 
 pub mod apikey;
@@ -23,6 +24,7 @@ pub mod pepper;
 pub mod ratelimit;
 pub mod sealed;
 pub mod service;
+pub mod sessions;
 pub mod store;
 pub mod usage;
 pub mod verify;

@@ -9,6 +9,7 @@
 //! - `migrate`: the embedded migrations and the runner that applies them.
 //! - `keys`: `KeyStore` (keys and their secrets).
 //! - `audit`: `AuditStore` (the audit log).
+//! - `sessions`: `SessionStore` (refresh-token families, the `jti` blocklist).
 //! - `rows`: row decoding and the small dynamic-SQL builder.
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ mod audit;
 mod keys;
 mod migrate;
 mod rows;
+mod sessions;
 
 use std::time::Duration;
 

@@ -204,6 +204,9 @@ async fn unreadable_rows_are_storage_errors(ctx: Ctx) {
 async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
     ctx.store.close().await;
     for table in [
+        "refresh_tokens",
+        "refresh_families",
+        "revoked_jtis",
         "audit_log",
         "key_secrets",
         "api_keys",
