@@ -452,3 +452,145 @@ impl SessionService {
         self.store.purge_families(cutoff, &audit).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::clock::ManualClock;
+
+    const START: i64 = 1_700_000_000_000;
+
+    fn record(generation: i64, hash: u8, used_at_ms: Option<i64>) -> RefreshTokenRecord {
+        RefreshTokenRecord {
+            hash: [hash; 32],
+            pepper_version: 1,
+            family_id: FamilyId::parse("fam_0123456789abcdef").unwrap(),
+            generation,
+            issued_at_ms: START,
+            used_at_ms,
+        }
+    }
+
+    fn seen(token: RefreshTokenRecord, newest: RefreshTokenRecord) -> PresentedToken {
+        PresentedToken {
+            family: RefreshFamily {
+                id: token.family_id.clone(),
+                user_id: "u".into(),
+                tenant: None,
+                created_at_ms: START,
+                absolute_expires_at_ms: START + 3_600_000,
+                last_used_at_ms: START,
+                revoked_at_ms: None,
+                revoked_reason: None,
+            },
+            token,
+            newest,
+        }
+    }
+
+    fn config(grace_secs: i64) -> SessionConfig {
+        SessionConfig {
+            absolute_lifetime_secs: 3_600,
+            idle_timeout_secs: 600,
+            grace_secs,
+            ..SessionConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_newest_unused_token_rotates_until_the_family_dies() {
+        let clock = ManualClock::new(START);
+        let cfg = config(0);
+        let fresh = seen(record(0, 1, None), record(0, 1, None));
+        let next = [2; 32];
+        assert_eq!(
+            judge(&cfg, clock.now_millis(), &fresh, &next),
+            Verdict::Rotate
+        );
+        clock.advance_millis(599_999);
+        assert_eq!(
+            judge(&cfg, clock.now_millis(), &fresh, &next),
+            Verdict::Rotate
+        );
+        clock.advance_millis(1);
+        assert_eq!(
+            judge(&cfg, clock.now_millis(), &fresh, &next),
+            Verdict::Expired
+        );
+
+        let mut active = fresh.clone();
+        active.family.last_used_at_ms = START + 3_599_000;
+        clock.set_millis(START + 3_600_000);
+        assert_eq!(
+            judge(&cfg, clock.now_millis(), &active, &next),
+            Verdict::Expired
+        );
+
+        let mut revoked = fresh.clone();
+        revoked.family.revoked_at_ms = Some(START);
+        clock.set_millis(START);
+        assert_eq!(
+            judge(&cfg, clock.now_millis(), &revoked, &next),
+            Verdict::Revoked
+        );
+
+        // Unused yet not the newest cannot come from rotation: refused as theft.
+        let forked = seen(record(0, 1, None), record(1, 2, None));
+        assert_eq!(
+            judge(&cfg, clock.now_millis(), &forked, &next),
+            Verdict::Reuse
+        );
+    }
+
+    #[test]
+    fn a_used_token_is_reuse_unless_it_is_a_retry_inside_the_grace_window() {
+        let clock = ManualClock::new(START + 10_000);
+        let used = Some(START + 10_000);
+        let next = [2; 32];
+        let retry = seen(record(0, 1, used), record(1, 2, None));
+        assert_eq!(
+            judge(&config(0), clock.now_millis(), &retry, &next),
+            Verdict::Reuse
+        );
+        assert_eq!(
+            judge(&config(5), clock.now_millis(), &retry, &next),
+            Verdict::Replay
+        );
+        clock.advance_millis(5_000);
+        assert_eq!(
+            judge(&config(5), clock.now_millis(), &retry, &next),
+            Verdict::Replay
+        );
+        clock.advance_millis(1);
+        assert_eq!(
+            judge(&config(5), clock.now_millis(), &retry, &next),
+            Verdict::Reuse
+        );
+
+        clock.set_millis(START + 10_000);
+        let cfg = config(5);
+        // The successor must be exactly the one derived from this token.
+        assert_eq!(
+            judge(&cfg, clock.now_millis(), &retry, &[3; 32]),
+            Verdict::Reuse
+        );
+        // Its successor was used already, or it is two steps back: reuse.
+        let successor_used = seen(record(0, 1, used), record(1, 2, used));
+        assert_eq!(
+            judge(&cfg, clock.now_millis(), &successor_used, &next),
+            Verdict::Reuse
+        );
+        let two_back = seen(record(0, 1, used), record(2, 2, None));
+        assert_eq!(
+            judge(&cfg, clock.now_millis(), &two_back, &next),
+            Verdict::Reuse
+        );
+        // Used "in the future" by a node whose clock runs ahead: a retry.
+        clock.advance_millis(-2_000);
+        assert_eq!(
+            judge(&cfg, clock.now_millis(), &retry, &next),
+            Verdict::Replay
+        );
+    }
+}
