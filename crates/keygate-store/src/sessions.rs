@@ -279,8 +279,21 @@ impl SessionStore for SqlStore {
         hash: &KeyHash,
         decide: &RefreshDecider<'_>,
     ) -> Result<Option<(PresentedToken, RefreshFamily)>, Error> {
+        // An unknown token is answered without a write transaction, so a
+        // client spraying random tokens cannot queue behind SQLite's single
+        // writer. A hash absent now cannot appear later: a token's holder
+        // only learns it after the transaction that stored it committed.
+        let known = sqlx::query("SELECT 1 AS one FROM refresh_tokens WHERE hash = $1")
+            .bind(hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        if known.is_none() {
+            return Ok(None);
+        }
         let mut tx = self.begin_write().await?;
         let Some(found) = token_by_hash(&mut tx, hash).await? else {
+            // Purged in between.
             return Ok(None);
         };
         let missing = || Error::Storage(format!("refresh family {} is missing", found.family_id));

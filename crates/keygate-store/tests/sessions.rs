@@ -13,7 +13,7 @@ use keygate_core::model::{AuditEntry, AuditFilter, PageRequest, Tenant};
 use keygate_core::pepper::Pepper;
 use keygate_core::sessions::model::{REASON_LOGOUT, REASON_REVOKED, REASON_USER_REVOKED};
 use keygate_core::sessions::{
-    AuditContext, Blocklist, RefreshError, SessionConfig, SessionService, TokenState,
+    AuditContext, Blocklist, RefreshError, Refreshed, SessionConfig, SessionService, TokenState,
 };
 use keygate_core::store::Store;
 use keygate_core::{Clock, Error};
@@ -173,14 +173,7 @@ async fn reuse_revokes_the_family_and_spares_other_sessions(ctx: Ctx) {
 async fn concurrent_refreshes_have_one_winner(ctx: Ctx) {
     let f = fixture(&ctx, SessionConfig::default());
     let (t0, family) = f.svc.start("user-1", None, &ctx_of("c")).await.unwrap();
-    let text = t0.expose().to_owned();
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let svc = f.svc.clone();
-            let text = text.clone();
-            tokio::spawn(async move { svc.refresh(&text, &ctx_of("c")).await })
-        })
-        .collect();
+    let tasks = refresh_together(&f.svc, t0.expose(), 50);
     let mut wins = Vec::new();
     for task in tasks {
         match task.await.unwrap() {
@@ -204,14 +197,7 @@ async fn concurrent_refreshes_have_one_winner(ctx: Ctx) {
 async fn concurrent_refreshes_inside_the_grace_window_share_one_successor(ctx: Ctx) {
     let f = fixture(&ctx, grace(10));
     let (t0, family) = f.svc.start("user-1", None, &ctx_of("c")).await.unwrap();
-    let text = t0.expose().to_owned();
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let svc = f.svc.clone();
-            let text = text.clone();
-            tokio::spawn(async move { svc.refresh(&text, &ctx_of("c")).await })
-        })
-        .collect();
+    let tasks = refresh_together(&f.svc, t0.expose(), 50);
     let mut got = Vec::new();
     for task in tasks {
         got.push(task.await.unwrap().unwrap());
@@ -561,6 +547,27 @@ async fn refresh_token_plaintext_never_reaches_the_database(ctx: Ctx) {
         _ => hash.to_vec(),
     };
     assert!(dump.windows(needle.len()).any(|w| w == needle.as_slice()));
+}
+
+/// Starts `n` refreshes of one token on the runtime's worker threads, all
+/// released at once.
+fn refresh_together(
+    svc: &Arc<SessionService>,
+    token: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Result<Refreshed, RefreshError>>> {
+    let gate = Arc::new(tokio::sync::Barrier::new(n));
+    (0..n)
+        .map(|_| {
+            let svc = svc.clone();
+            let gate = gate.clone();
+            let token = token.to_owned();
+            tokio::spawn(async move {
+                gate.wait().await;
+                svc.refresh(&token, &ctx_of("c")).await
+            })
+        })
+        .collect()
 }
 
 /// Every byte the database holds: the files (SQLite) or every row as text.
