@@ -9,11 +9,13 @@
 //! - `migrate`: the embedded migrations and the runner that applies them.
 //! - `keys`: `KeyStore` (keys and their secrets).
 //! - `audit`: `AuditStore` (the audit log).
-//! - `sessions`: `SessionStore` (refresh-token families, the `jti` blocklist).
+//! - `sessions`, `blocklist`: `SessionStore` (refresh-token families, the
+//!   `jti` blocklist).
 //! - `rows`: row decoding and the small dynamic-SQL builder.
 #![forbid(unsafe_code)]
 
 mod audit;
+mod blocklist;
 mod keys;
 mod migrate;
 mod rows;

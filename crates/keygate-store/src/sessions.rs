@@ -15,7 +15,7 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use crate::rows::{self, col};
-use crate::{Backend, SqlStore, audit, db};
+use crate::{Backend, SqlStore, audit, blocklist, db};
 
 macro_rules! family_columns {
     () => {
@@ -448,23 +448,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn block_jti(&self, entry: &BlockedJti, audit: &AuditEntry) -> Result<bool, Error> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "INSERT INTO revoked_jtis (jti, expires_at, added_at_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(entry.jti.as_str())
-        .bind(entry.expires_at)
-        .bind(entry.added_at_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        audit::insert(&mut tx, audit).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(true)
+        blocklist::insert(self, entry, audit).await
     }
 
     async fn blocked_jtis(
@@ -474,29 +458,7 @@ impl SessionStore for SqlStore {
         live_after: i64,
         limit: u32,
     ) -> Result<Vec<BlockedJti>, Error> {
-        let found = sqlx::query(
-            "SELECT seq, jti, expires_at, added_at_ms FROM revoked_jtis \
-             WHERE (seq > $1 OR added_at_ms >= $2) AND expires_at > $3 \
-             ORDER BY seq LIMIT $4",
-        )
-        .bind(after_seq)
-        .bind(added_since_ms)
-        .bind(live_after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        found
-            .iter()
-            .map(|row| {
-                Ok(BlockedJti {
-                    seq: col(row, "seq")?,
-                    jti: col(row, "jti")?,
-                    expires_at: col(row, "expires_at")?,
-                    added_at_ms: col(row, "added_at_ms")?,
-                })
-            })
-            .collect()
+        blocklist::since(self, after_seq, added_since_ms, live_after, limit).await
     }
 
     async fn purge_blocked_jtis(
@@ -504,14 +466,6 @@ impl SessionStore for SqlStore {
         expired_before: i64,
         audit: &AuditEntry,
     ) -> Result<u64, Error> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query("DELETE FROM revoked_jtis WHERE expires_at < $1")
-            .bind(expired_before)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        audit::insert(&mut tx, audit).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(done.rows_affected())
+        blocklist::purge(self, expired_before, audit).await
     }
 }

@@ -2,12 +2,14 @@
 //! revokes access tokens (JWTs) before their `exp`.
 //!
 //! - `model`: the token format, family ids, stored rows.
+//! - `rules`: what presenting a token means (rotate, replay, reuse, ...).
 //! - `service`: `SessionService` (start, refresh with reuse detection and
 //!   a grace window, revoke, introspect, purge).
 //! - `blocklist`: `Blocklist`, the in-process `jti` set and its sync.
 
 pub mod blocklist;
 pub mod model;
+mod rules;
 pub mod service;
 
 use serde::Deserialize;
