@@ -297,12 +297,18 @@ impl SessionStore for SqlStore {
             return Ok(None);
         };
         let missing = || Error::Storage(format!("refresh family {} is missing", found.family_id));
-        let family = family_in(&mut tx, self.lock_family_sql(), found.family_id.as_str())
-            .await?
-            .ok_or_else(missing)?;
+        // A purge may delete the family while we wait for its lock: then the
+        // token is as unknown as if we had come a moment later.
+        let Some(family) =
+            family_in(&mut tx, self.lock_family_sql(), found.family_id.as_str()).await?
+        else {
+            return Ok(None);
+        };
         // Read again under the lock: a rotation that committed while we
         // waited for it has marked the token used.
-        let token = token_by_hash(&mut tx, hash).await?.ok_or_else(missing)?;
+        let Some(token) = token_by_hash(&mut tx, hash).await? else {
+            return Ok(None);
+        };
         let newest = newest_token(&mut tx, &found.family_id)
             .await?
             .ok_or_else(missing)?;
@@ -313,8 +319,12 @@ impl SessionStore for SqlStore {
         };
         let mut after = seen.family.clone();
         match decide(&seen)? {
-            // Dropping the transaction rolls back; nothing was written.
-            RefreshStep::Nothing => return Ok(Some((seen, after))),
+            RefreshStep::Nothing => {
+                // Nothing was written; release SQLite's write lock now
+                // rather than when the connection is next used.
+                tx.rollback().await.map_err(db)?;
+                return Ok(Some((seen, after)));
+            }
             RefreshStep::Rotate {
                 at_ms,
                 successor,

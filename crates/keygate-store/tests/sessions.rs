@@ -91,6 +91,7 @@ async fn rotation_chain(ctx: Ctx) {
     assert_eq!(family.tenant, Some(acme));
     assert_eq!(family.created_at_ms, NOW_MS);
     assert_eq!(family.absolute_expires_at_ms, NOW_MS + 30 * 86_400_000);
+    assert_eq!(f.svc.expires_at_ms(&family), NOW_MS + 7 * 86_400_000);
     let mut tokens = vec![first];
     for i in 1..=5 {
         f.clock.advance_secs(60);

@@ -12,7 +12,7 @@ pub mod model;
 mod rules;
 pub mod service;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
@@ -27,7 +27,7 @@ pub const MAX_GRACE_SECS: i64 = 30;
 pub const MAX_RETENTION_SECS: i64 = 90 * DAY;
 
 /// Session lifetimes, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionConfig {
     /// A family dies this long after login, however active.

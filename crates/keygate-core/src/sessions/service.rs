@@ -1,7 +1,7 @@
 //! The session service: starts refresh-token families, rotates a token at
 //! every use, revokes a family whose used token comes back, and answers
-//! revocation and introspection. The rules live here; the store applies
-//! what they decide inside one transaction with the family locked.
+//! revocation and introspection. `rules` decides what a presented token
+//! means; the store applies it inside one transaction with the family locked.
 
 use std::sync::Arc;
 
@@ -94,6 +94,15 @@ impl SessionService {
 
     pub fn config(&self) -> &SessionConfig {
         &self.config
+    }
+
+    /// When `family` dies if not refreshed before (Unix ms): the earlier of
+    /// its absolute expiry and its idle timeout. For `refresh_expires_in`.
+    pub fn expires_at_ms(&self, family: &RefreshFamily) -> i64 {
+        let idle_ms = self.config.idle_timeout_secs.saturating_mul(1000);
+        family
+            .absolute_expires_at_ms
+            .min(family.last_used_at_ms.saturating_add(idle_ms))
     }
 
     fn audit(
