@@ -33,6 +33,7 @@ on_both_backends!(
     revocation_by_id_token_and_user,
     purge_deletes_only_long_dead_families,
     blocklist_syncs_across_instances,
+    blocklist_sync_catches_rows_committed_out_of_order,
     refresh_token_plaintext_never_reaches_the_database,
 );
 
@@ -511,6 +512,35 @@ async fn blocklist_syncs_across_instances(ctx: Ctx) {
     assert!(a.is_blocked("bulk-29"));
     assert_eq!(a.purge(&AuditContext::system()).await.unwrap(), 2);
     second.close().await;
+}
+
+async fn blocklist_sync_catches_rows_committed_out_of_order(ctx: Ctx) {
+    let clock = Arc::new(ManualClock::new(NOW_MS));
+    let store: Arc<dyn Store> = Arc::new(ctx.store.clone());
+    let writer = Blocklist::new(store.clone(), clock.clone());
+    let reader = Blocklist::new(store, clock.clone());
+    let exp = NOW_MS / 1000 + 900;
+    for jti in ["one", "two", "three"] {
+        writer.block(jti, exp, &ctx_of("c")).await.unwrap();
+    }
+    reader.sync().await.unwrap();
+    // A row whose sequence number is below what the reader has seen, as
+    // when a PostgreSQL transaction commits after a later one.
+    let overriding = match ctx.store.backend() {
+        "postgres" => "OVERRIDING SYSTEM VALUE",
+        _ => "",
+    };
+    common::exec(&ctx.url, "DELETE FROM revoked_jtis WHERE jti = 'two'").await;
+    clock.advance_secs(30);
+    let sql = format!(
+        "INSERT INTO revoked_jtis (seq, jti, expires_at, added_at_ms) {overriding} \
+         SELECT MIN(seq) + 1, 'late', {exp}, {} FROM revoked_jtis",
+        clock.now_millis()
+    );
+    common::exec(&ctx.url, &sql).await;
+    clock.advance_secs(2);
+    reader.sync().await.unwrap();
+    assert!(reader.is_blocked("late"));
 }
 
 async fn refresh_token_plaintext_never_reaches_the_database(ctx: Ctx) {
