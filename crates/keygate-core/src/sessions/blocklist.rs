@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -45,6 +45,9 @@ pub struct Blocklist {
     entries: RwLock<HashMap<Box<str>, i64>>,
     // Lets the common case, nothing blocked, skip the lock entirely.
     count: AtomicUsize,
+    // The smallest `exp` held, so a sync only walks the set (under the
+    // write lock) when something in it has actually expired.
+    earliest_exp: AtomicI64,
     cursor: Mutex<i64>,
 }
 
@@ -57,6 +60,7 @@ impl Blocklist {
             clock,
             entries: RwLock::new(HashMap::new()),
             count: AtomicUsize::new(0),
+            earliest_exp: AtomicI64::new(i64::MAX),
             cursor: Mutex::new(0),
         }
     }
@@ -96,6 +100,7 @@ impl Blocklist {
     fn insert(&self, jti: String, exp: i64) {
         let mut entries = self.entries.write();
         entries.insert(jti.into_boxed_str(), exp);
+        self.earliest_exp.fetch_min(exp, Ordering::AcqRel);
         self.count.store(entries.len(), Ordering::Release);
     }
 
@@ -135,6 +140,7 @@ impl Blocklist {
                 for e in &page {
                     after = after.max(e.seq);
                     entries.insert(e.jti.clone().into_boxed_str(), e.expires_at);
+                    self.earliest_exp.fetch_min(e.expires_at, Ordering::AcqRel);
                 }
                 self.count.store(entries.len(), Ordering::Release);
             }
@@ -154,8 +160,13 @@ impl Blocklist {
     }
 
     fn sweep(&self, live_after: i64) {
+        if self.earliest_exp.load(Ordering::Acquire) > live_after {
+            return;
+        }
         let mut entries = self.entries.write();
         entries.retain(|_, exp| *exp > live_after);
+        let earliest = entries.values().copied().min().unwrap_or(i64::MAX);
+        self.earliest_exp.store(earliest, Ordering::Release);
         self.count.store(entries.len(), Ordering::Release);
     }
 
