@@ -32,7 +32,7 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<(), Error> {
 
 /// Writes a 256-bit big-endian number as exactly 43 base62 digits
 /// (62^43 > 2^256, so every value fits and short values are zero-padded).
-fn base62_fixed(bytes: &[u8; 32]) -> [u8; SECRET_CHARS] {
+pub(crate) fn base62_fixed(bytes: &[u8; 32]) -> [u8; SECRET_CHARS] {
     let mut num = *bytes;
     let mut out = [b'0'; SECRET_CHARS];
     for slot in out.iter_mut().rev() {

@@ -12,6 +12,7 @@
 //! - `jwt`: signing keys, the JWKS, issuing and verifying keygate's tokens.
 //! - `users`: users, argon2id passwords, login throttling, session cut-offs.
 //! - `clock`: time as a parameter.
+//! - `sessions`: refresh-token families and the access-token blocklist.
 #![forbid(unsafe_code)]
 
 pub mod apikey;
@@ -26,6 +27,7 @@ pub mod pepper;
 pub mod ratelimit;
 pub mod sealed;
 pub mod service;
+pub mod sessions;
 pub mod store;
 pub mod usage;
 pub mod users;

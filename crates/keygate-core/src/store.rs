@@ -11,6 +11,10 @@ use crate::error::Error;
 use crate::jwt::SigningKeyRecord;
 use crate::model::{AuditEntry, AuditFilter, KeyFilter, KeyRecord, PageRequest, SecretRecord};
 use crate::pepper::KeyHash;
+use crate::sessions::model::{
+    BlockedJti, FamilyId, PresentedToken, PurgeCutoff, RefreshDecider, RefreshFamily,
+    RefreshTokenRecord,
+};
 use crate::users::model::{UserFilter, UserId, UserRecord};
 use crate::users::password::PhcHash;
 
@@ -156,8 +160,89 @@ pub trait UserStore: Send + Sync {
     ) -> Result<bool, Error>;
 }
 
+/// Refresh-token families and the access-token (`jti`) blocklist.
 #[async_trait]
-pub trait Store: KeyStore + AuditStore + SigningKeyStore + UserStore {
+pub trait SessionStore: Send + Sync {
+    async fn insert_family(
+        &self,
+        family: &RefreshFamily,
+        first: &RefreshTokenRecord,
+        audit: &AuditEntry,
+    ) -> Result<(), Error>;
+
+    async fn get_family(&self, id: &FamilyId) -> Result<Option<RefreshFamily>, Error>;
+
+    /// The user's families, newest first, revoked and expired ones included.
+    async fn families_of_user(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<Vec<RefreshFamily>, Error>;
+
+    /// A token and its family, read without consuming anything.
+    async fn find_refresh_token(
+        &self,
+        hash: &KeyHash,
+    ) -> Result<Option<(RefreshTokenRecord, RefreshFamily)>, Error>;
+
+    /// The refresh, in one write transaction: reads the token, locks its
+    /// family, reads the family's newest token, asks `decide` what to write
+    /// and writes it (a rotation's use of the token is a compare-and-set, so
+    /// a token is consumed at most once). `None` for an unknown hash; else
+    /// what was read and the family as it is after the step.
+    async fn use_refresh_token(
+        &self,
+        hash: &KeyHash,
+        decide: &RefreshDecider<'_>,
+    ) -> Result<Option<(PresentedToken, RefreshFamily)>, Error>;
+
+    /// Revokes a family (idempotent; the first time and reason are kept) and
+    /// returns it as it now is. Ordered with refreshes of the same family.
+    async fn revoke_family(
+        &self,
+        id: &FamilyId,
+        at_ms: i64,
+        reason: &str,
+        audit: &AuditEntry,
+    ) -> Result<RefreshFamily, Error>;
+
+    /// Revokes every live family of a user; returns how many.
+    async fn revoke_user_families(
+        &self,
+        user_id: &str,
+        at_ms: i64,
+        reason: &str,
+        audit: &AuditEntry,
+    ) -> Result<u64, Error>;
+
+    /// Deletes the families past `cutoff` and their tokens; returns how many families.
+    async fn purge_families(&self, cutoff: PurgeCutoff, audit: &AuditEntry) -> Result<u64, Error>;
+
+    /// Adds a blocked `jti` (idempotent). `true` when it was new; the audit
+    /// entry is written only then.
+    async fn block_jti(&self, entry: &BlockedJti, audit: &AuditEntry) -> Result<bool, Error>;
+
+    /// Entries with `seq > after_seq` or added at or after `added_since_ms`
+    /// (to catch writes that committed out of sequence order), still live
+    /// after `live_after` (Unix seconds), in sequence order.
+    async fn blocked_jtis(
+        &self,
+        after_seq: i64,
+        added_since_ms: i64,
+        live_after: i64,
+        limit: u32,
+    ) -> Result<Vec<BlockedJti>, Error>;
+
+    /// Deletes entries that expired before `expired_before` (Unix seconds).
+    async fn purge_blocked_jtis(
+        &self,
+        expired_before: i64,
+        audit: &AuditEntry,
+    ) -> Result<u64, Error>;
+}
+
+#[async_trait]
+pub trait Store: KeyStore + AuditStore + SigningKeyStore + UserStore + SessionStore {
     /// Cheap round-trip for readiness checks.
     async fn ping(&self) -> Result<(), Error>;
     /// The backend's name, for logs and metrics.

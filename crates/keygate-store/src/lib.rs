@@ -11,13 +11,17 @@
 //! - `audit`: `AuditStore` (the audit log).
 //! - `signing_keys`: `SigningKeyStore` (JWT signing keys, sealed).
 //! - `users`: `UserStore` (users and their password hashes).
+//! - `sessions`, `blocklist`: `SessionStore` (refresh-token families, the
+//!   `jti` blocklist).
 //! - `rows`: row decoding and the small dynamic-SQL builder.
 #![forbid(unsafe_code)]
 
 mod audit;
+mod blocklist;
 mod keys;
 mod migrate;
 mod rows;
+mod sessions;
 mod signing_keys;
 mod users;
 

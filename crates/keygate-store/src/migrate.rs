@@ -46,10 +46,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_users.sql"),
         postgres: include_str!("../migrations/postgres/0004_users.sql"),
     },
+    Migration {
+        version: 5,
+        name: "sessions",
+        sqlite: include_str!("../migrations/sqlite/0005_sessions.sql"),
+        postgres: include_str!("../migrations/postgres/0005_sessions.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 4;
+pub const LATEST_VERSION: i64 = 5;
 
 /// `pg_advisory_lock` key held while migrating ("kgmigrat" in ASCII).
 const PG_LOCK_KEY: i64 = 0x6b67_6d69_6772_6174;

@@ -206,6 +206,9 @@ async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
     for table in [
         "signing_keys",
         "users",
+        "refresh_tokens",
+        "refresh_families",
+        "revoked_jtis",
         "audit_log",
         "key_secrets",
         "api_keys",

@@ -1,0 +1,481 @@
+//! `SessionStore`: refresh-token families, their tokens, and the `jti`
+//! blocklist. A refresh and a revocation of one family are ordered by the
+//! family's row lock on PostgreSQL and by the single writer on SQLite.
+
+use async_trait::async_trait;
+use keygate_core::Error;
+use keygate_core::model::{AuditEntry, Tenant};
+use keygate_core::pepper::KeyHash;
+use keygate_core::sessions::model::{
+    BlockedJti, FamilyId, PresentedToken, PurgeCutoff, RefreshDecider, RefreshFamily, RefreshStep,
+    RefreshTokenRecord,
+};
+use keygate_core::store::SessionStore;
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use crate::rows::{self, col};
+use crate::{Backend, SqlStore, audit, blocklist, db};
+
+macro_rules! family_columns {
+    () => {
+        "f.id AS id, f.user_id AS user_id, f.tenant AS tenant, f.created_at_ms AS created_at_ms, \
+         f.absolute_expires_at_ms AS absolute_expires_at_ms, \
+         f.last_used_at_ms AS last_used_at_ms, f.revoked_at_ms AS revoked_at_ms, \
+         f.revoked_reason AS revoked_reason"
+    };
+}
+
+macro_rules! token_columns {
+    () => {
+        "t.hash AS t_hash, t.family_id AS t_family_id, t.generation AS t_generation, \
+         t.pepper_version AS t_pepper_version, t.issued_at_ms AS t_issued_at_ms, \
+         t.used_at_ms AS t_used_at_ms"
+    };
+}
+
+const FAMILY_BY_ID: &str = concat!(
+    "SELECT ",
+    family_columns!(),
+    " FROM refresh_families f WHERE f.id = $1"
+);
+const FAMILY_BY_ID_LOCKED: &str = concat!(
+    "SELECT ",
+    family_columns!(),
+    " FROM refresh_families f WHERE f.id = $1 FOR UPDATE"
+);
+const TOKEN_BY_HASH: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM refresh_tokens t WHERE t.hash = $1"
+);
+const NEWEST_TOKEN: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM refresh_tokens t WHERE t.family_id = $1 ORDER BY t.generation DESC LIMIT 1"
+);
+
+/// The families a `PurgeCutoff` selects, with `$1`..`$3` its three times.
+macro_rules! purgeable {
+    () => {
+        "(absolute_expires_at_ms < $1 OR last_used_at_ms < $2 OR revoked_at_ms < $3)"
+    };
+}
+
+const PURGE_TOKENS: &str = concat!(
+    "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE ",
+    purgeable!(),
+    ")"
+);
+const PURGE_FAMILIES: &str = concat!(
+    "DELETE FROM refresh_families WHERE ",
+    purgeable!(),
+    " AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_families.id)"
+);
+
+fn bad(column: &str, what: impl std::fmt::Display) -> Error {
+    Error::Storage(format!(
+        "unreadable stored value in column {column}: {what}"
+    ))
+}
+
+fn family_record(row: &AnyRow) -> Result<RefreshFamily, Error> {
+    let id: String = col(row, "id")?;
+    let tenant = col::<Option<String>>(row, "tenant")?
+        .map(|t| Tenant::parse(&t).map_err(|e| bad("tenant", e)))
+        .transpose()?;
+    Ok(RefreshFamily {
+        id: FamilyId::parse(&id).map_err(|e| bad("id", e))?,
+        user_id: col(row, "user_id")?,
+        tenant,
+        created_at_ms: col(row, "created_at_ms")?,
+        absolute_expires_at_ms: col(row, "absolute_expires_at_ms")?,
+        last_used_at_ms: col(row, "last_used_at_ms")?,
+        revoked_at_ms: col(row, "revoked_at_ms")?,
+        revoked_reason: col(row, "revoked_reason")?,
+    })
+}
+
+fn token_record(row: &AnyRow) -> Result<RefreshTokenRecord, Error> {
+    let family_id: String = col(row, "t_family_id")?;
+    Ok(RefreshTokenRecord {
+        hash: rows::hash(row, "t_hash")?,
+        pepper_version: col(row, "t_pepper_version")?,
+        family_id: FamilyId::parse(&family_id).map_err(|e| bad("family_id", e))?,
+        generation: col(row, "t_generation")?,
+        issued_at_ms: col(row, "t_issued_at_ms")?,
+        used_at_ms: col(row, "t_used_at_ms")?,
+    })
+}
+
+async fn family_in(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    id: &str,
+) -> Result<Option<RefreshFamily>, Error> {
+    let row = sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(family_record).transpose()
+}
+
+async fn token_by_hash(
+    conn: &mut AnyConnection,
+    hash: &KeyHash,
+) -> Result<Option<RefreshTokenRecord>, Error> {
+    let row = sqlx::query(TOKEN_BY_HASH)
+        .bind(hash.to_vec())
+        .fetch_optional(conn)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(token_record).transpose()
+}
+
+async fn newest_token(
+    conn: &mut AnyConnection,
+    family: &FamilyId,
+) -> Result<Option<RefreshTokenRecord>, Error> {
+    let row = sqlx::query(NEWEST_TOKEN)
+        .bind(family.as_str())
+        .fetch_optional(conn)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(token_record).transpose()
+}
+
+async fn insert_token(conn: &mut AnyConnection, t: &RefreshTokenRecord) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens \
+         (hash, family_id, generation, pepper_version, issued_at_ms, used_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(t.hash.to_vec())
+    .bind(t.family_id.as_str())
+    .bind(t.generation)
+    .bind(t.pepper_version)
+    .bind(t.issued_at_ms)
+    .bind(t.used_at_ms)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Revokes one family row; the first revocation's time and reason stay.
+async fn revoke_row(
+    conn: &mut AnyConnection,
+    id: &FamilyId,
+    at_ms: i64,
+    reason: &str,
+) -> Result<u64, Error> {
+    let done = sqlx::query(
+        "UPDATE refresh_families SET \
+         revoked_reason = CASE WHEN revoked_at_ms IS NULL THEN $3 ELSE revoked_reason END, \
+         revoked_at_ms = COALESCE(revoked_at_ms, $2) WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(at_ms)
+    .bind(reason)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected())
+}
+
+impl SqlStore {
+    fn lock_family_sql(&self) -> &'static str {
+        match self.backend {
+            // SQLite has no row locks; BEGIN IMMEDIATE already made this
+            // transaction the only writer.
+            Backend::Sqlite => FAMILY_BY_ID,
+            Backend::Postgres => FAMILY_BY_ID_LOCKED,
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn insert_family(
+        &self,
+        family: &RefreshFamily,
+        first: &RefreshTokenRecord,
+        audit: &AuditEntry,
+    ) -> Result<(), Error> {
+        if first.family_id != family.id {
+            return Err(Error::Internal(format!(
+                "token of {} stored under family {}",
+                first.family_id, family.id
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO refresh_families (id, user_id, tenant, created_at_ms, \
+             absolute_expires_at_ms, last_used_at_ms, revoked_at_ms, revoked_reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(family.id.as_str())
+        .bind(family.user_id.as_str())
+        .bind(family.tenant.as_ref().map(|t| t.as_str()))
+        .bind(family.created_at_ms)
+        .bind(family.absolute_expires_at_ms)
+        .bind(family.last_used_at_ms)
+        .bind(family.revoked_at_ms)
+        .bind(family.revoked_reason.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        insert_token(&mut tx, first).await?;
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn get_family(&self, id: &FamilyId) -> Result<Option<RefreshFamily>, Error> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        family_in(&mut conn, FAMILY_BY_ID, id.as_str()).await
+    }
+
+    async fn families_of_user(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<Vec<RefreshFamily>, Error> {
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            family_columns!(),
+            " FROM refresh_families f WHERE f.user_id = $1 ORDER BY f.seq DESC LIMIT $2"
+        ))
+        .bind(user_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        found.iter().map(family_record).collect()
+    }
+
+    async fn find_refresh_token(
+        &self,
+        hash: &KeyHash,
+    ) -> Result<Option<(RefreshTokenRecord, RefreshFamily)>, Error> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            ", ",
+            family_columns!(),
+            " FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+             WHERE t.hash = $1"
+        ))
+        .bind(hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((token_record(&row)?, family_record(&row)?)))
+    }
+
+    async fn use_refresh_token(
+        &self,
+        hash: &KeyHash,
+        decide: &RefreshDecider<'_>,
+    ) -> Result<Option<(PresentedToken, RefreshFamily)>, Error> {
+        // An unknown token is answered without a write transaction, so a
+        // client spraying random tokens cannot queue behind SQLite's single
+        // writer. A hash absent now cannot appear later: a token's holder
+        // only learns it after the transaction that stored it committed.
+        let known = sqlx::query("SELECT 1 AS one FROM refresh_tokens WHERE hash = $1")
+            .bind(hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        if known.is_none() {
+            return Ok(None);
+        }
+        let mut tx = self.begin_write().await?;
+        let Some(found) = token_by_hash(&mut tx, hash).await? else {
+            // Purged in between.
+            return Ok(None);
+        };
+        let missing = || Error::Storage(format!("refresh family {} is missing", found.family_id));
+        // A purge may delete the family while we wait for its lock: then the
+        // token is as unknown as if we had come a moment later.
+        let Some(family) =
+            family_in(&mut tx, self.lock_family_sql(), found.family_id.as_str()).await?
+        else {
+            return Ok(None);
+        };
+        // Read again under the lock: a rotation that committed while we
+        // waited for it has marked the token used.
+        let Some(token) = token_by_hash(&mut tx, hash).await? else {
+            return Ok(None);
+        };
+        let newest = newest_token(&mut tx, &found.family_id)
+            .await?
+            .ok_or_else(missing)?;
+        let seen = PresentedToken {
+            family,
+            token,
+            newest,
+        };
+        let mut after = seen.family.clone();
+        match decide(&seen)? {
+            RefreshStep::Nothing => {
+                // Nothing was written; release SQLite's write lock now
+                // rather than when the connection is next used.
+                tx.rollback().await.map_err(db)?;
+                return Ok(Some((seen, after)));
+            }
+            RefreshStep::Rotate {
+                at_ms,
+                successor,
+                audit,
+            } => {
+                if successor.family_id != after.id
+                    || successor.generation != seen.token.generation + 1
+                {
+                    return Err(Error::Internal(
+                        "a successor must be the next generation of the same family".into(),
+                    ));
+                }
+                // The compare-and-set that makes a token single-use, even if
+                // a caller skipped the family lock.
+                let used = sqlx::query(
+                    "UPDATE refresh_tokens SET used_at_ms = $2 \
+                     WHERE hash = $1 AND used_at_ms IS NULL",
+                )
+                .bind(hash.to_vec())
+                .bind(at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+                if used.rows_affected() != 1 {
+                    return Err(Error::Conflict);
+                }
+                insert_token(&mut tx, &successor).await?;
+                let bumped = sqlx::query(
+                    "UPDATE refresh_families SET last_used_at_ms = \
+                     CASE WHEN last_used_at_ms < $2 THEN $2 ELSE last_used_at_ms END \
+                     WHERE id = $1 AND revoked_at_ms IS NULL",
+                )
+                .bind(after.id.as_str())
+                .bind(at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+                if bumped.rows_affected() != 1 {
+                    return Err(Error::Conflict);
+                }
+                audit::insert(&mut tx, &audit).await?;
+                tx.commit().await.map_err(db)?;
+                after.last_used_at_ms = after.last_used_at_ms.max(at_ms);
+            }
+            RefreshStep::RevokeFamily {
+                at_ms,
+                reason,
+                audit,
+            } => {
+                revoke_row(&mut tx, &after.id, at_ms, &reason).await?;
+                audit::insert(&mut tx, &audit).await?;
+                after = family_in(&mut tx, FAMILY_BY_ID, after.id.as_str())
+                    .await?
+                    .ok_or_else(missing)?;
+                tx.commit().await.map_err(db)?;
+            }
+        }
+        Ok(Some((seen, after)))
+    }
+
+    async fn revoke_family(
+        &self,
+        id: &FamilyId,
+        at_ms: i64,
+        reason: &str,
+        audit: &AuditEntry,
+    ) -> Result<RefreshFamily, Error> {
+        let mut tx = self.begin_write().await?;
+        // The UPDATE takes the row lock a refresh takes with FOR UPDATE, so
+        // a refresh either committed before this or sees the revocation.
+        if revoke_row(&mut tx, id, at_ms, reason).await? == 0 {
+            return Err(Error::NotFound("session"));
+        }
+        let family = family_in(&mut tx, FAMILY_BY_ID, id.as_str())
+            .await?
+            .ok_or(Error::NotFound("session"))?;
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(family)
+    }
+
+    async fn revoke_user_families(
+        &self,
+        user_id: &str,
+        at_ms: i64,
+        reason: &str,
+        audit: &AuditEntry,
+    ) -> Result<u64, Error> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            // Lock in id order, so two of these for one user cannot deadlock.
+            sqlx::query(
+                "SELECT id FROM refresh_families WHERE user_id = $1 AND revoked_at_ms IS NULL \
+                 ORDER BY id FOR UPDATE",
+            )
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        let done = sqlx::query(
+            "UPDATE refresh_families SET revoked_at_ms = $2, revoked_reason = $3 \
+             WHERE user_id = $1 AND revoked_at_ms IS NULL",
+        )
+        .bind(user_id)
+        .bind(at_ms)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_families(&self, cutoff: PurgeCutoff, audit: &AuditEntry) -> Result<u64, Error> {
+        let bind3 = |sql: &'static str| {
+            sqlx::query(sql)
+                .bind(cutoff.absolute_expired_before_ms)
+                .bind(cutoff.last_used_before_ms)
+                .bind(cutoff.revoked_before_ms)
+        };
+        let mut tx = self.begin_write().await?;
+        bind3(PURGE_TOKENS).execute(&mut *tx).await.map_err(db)?;
+        // Only families left without tokens go, so a family that became
+        // purgeable between the two statements can never break the foreign key.
+        let done = bind3(PURGE_FAMILIES).execute(&mut *tx).await.map_err(db)?;
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn block_jti(&self, entry: &BlockedJti, audit: &AuditEntry) -> Result<bool, Error> {
+        blocklist::insert(self, entry, audit).await
+    }
+
+    async fn blocked_jtis(
+        &self,
+        after_seq: i64,
+        added_since_ms: i64,
+        live_after: i64,
+        limit: u32,
+    ) -> Result<Vec<BlockedJti>, Error> {
+        blocklist::since(self, after_seq, added_since_ms, live_after, limit).await
+    }
+
+    async fn purge_blocked_jtis(
+        &self,
+        expired_before: i64,
+        audit: &AuditEntry,
+    ) -> Result<u64, Error> {
+        blocklist::purge(self, expired_before, audit).await
+    }
+}
