@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use keygate_core::cache::CacheConfig;
 use keygate_core::jwt::JwtConfig;
+use keygate_core::sessions::SessionConfig;
 use serde::Deserialize;
 
 mod jwt;
@@ -95,6 +96,17 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
 
+    /// Origins a browser may refresh a session cookie from (the `Origin`
+    /// header of `POST /v1/auth/refresh`), comma-separated
+    /// [default: the issuer's origin].
+    #[arg(
+        long = "allowed-origin",
+        env = "KEYGATE_ALLOWED_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
     #[command(flatten)]
     pub jwt: JwtArgs,
 }
@@ -117,6 +129,10 @@ struct FileConfig {
     allow_plain_http: Option<bool>,
     log_format: Option<String>,
     jwt: Option<jwt::JwtFile>,
+    /// Session lifetimes: absolute_lifetime_secs, idle_timeout_secs,
+    /// grace_secs, retention_secs.
+    sessions: Option<SessionConfig>,
+    allowed_origins: Option<Vec<String>>,
 }
 
 /// Where a server secret comes from.
@@ -161,6 +177,8 @@ pub struct Config {
     pub allow_plain_http: bool,
     pub log_format: LogFormat,
     pub jwt: JwtConfig,
+    pub sessions: SessionConfig,
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -250,8 +268,33 @@ impl Config {
             file.jwt.unwrap_or_default(),
             format!("http://{listen}"),
         )?;
+        let sessions = file
+            .sessions
+            .unwrap_or_default()
+            .validate()
+            .map_err(|e| e.to_string())?;
+        let mut allowed_origins = if args.allowed_origins.is_empty() {
+            file.allowed_origins.unwrap_or_default()
+        } else {
+            args.allowed_origins.clone()
+        };
+        if allowed_origins.is_empty() {
+            allowed_origins.push(origin_of(&jwt.issuer));
+        }
+        for origin in &allowed_origins {
+            if !(origin.starts_with("https://") || origin.starts_with("http://"))
+                || origin.ends_with('/')
+                || origin[8..].contains('/')
+            {
+                return Err(format!(
+                    "allowed_origins: {origin:?} is not an origin such as https://app.example.com"
+                ));
+            }
+        }
         Ok(Self {
             jwt,
+            sessions,
+            allowed_origins,
             listen,
             database_url,
             pepper,
@@ -287,6 +330,13 @@ fn secret_source(
             None => SecretSource::Missing,
         },
     }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{authority}")
 }
 
 /// The file path of a SQLite URL, or None for other backends.

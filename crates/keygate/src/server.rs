@@ -9,6 +9,9 @@ use std::time::Duration;
 use keygate_core::jwt::TokenService;
 use keygate_core::model::AuditEntry;
 use keygate_core::ratelimit::GcraLimiter;
+use keygate_core::sessions::{
+    AuditContext, BLOCKLIST_SYNC_INTERVAL, Blocklist, SessionRevocation, SessionService,
+};
 use keygate_core::{Clock, IssuedKey, KeyService, UserService};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -114,9 +117,27 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         .warm_up()
         .await
         .map_err(|e| format!("cannot prepare password hashing: {e}"))?;
+    let users = Arc::new(users);
+    let pepper = Arc::new(pepper);
+    let sessions = SessionService::new(
+        store.clone(),
+        pepper.clone(),
+        clock.clone(),
+        config.sessions,
+    )
+    .map_err(|e| e.to_string())?;
+    let blocklist = Arc::new(Blocklist::new(store.clone(), clock.clone()));
+    blocklist
+        .sync()
+        .await
+        .map_err(|e| format!("cannot load the token blocklist: {e}"))?;
+    tokens.set_revocation_check(Arc::new(SessionRevocation::new(
+        blocklist.clone(),
+        users.clone(),
+    )));
     let keys = KeyService::new(
         store,
-        Arc::new(pepper),
+        pepper,
         clock,
         Arc::new(GcraLimiter::new()),
         config.cache,
@@ -126,7 +147,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         state: AppState {
             keys: Arc::new(keys),
             tokens: Arc::new(tokens),
-            users: Arc::new(users),
+            users,
+            sessions: Arc::new(sessions),
+            blocklist,
+            allowed_origins: Arc::new(config.allowed_origins.clone()),
             metrics: Metrics::new(),
             audit_tx,
         },
@@ -166,12 +190,22 @@ pub async fn run(
     let audit_task = tokio::spawn(write_audit(state.clone(), audit_rx));
     let flusher = tokio::spawn(flush_usage_forever(state.keys.clone()));
     let key_schedule = tokio::spawn(maintain_signing_keys_forever(state.tokens.clone()));
+    let blocklist_sync = tokio::spawn(sync_blocklist_forever(state.blocklist.clone()));
+    let purge = tokio::spawn(purge_sessions_forever(
+        state.sessions.clone(),
+        state.blocklist.clone(),
+    ));
     let router = http::router(state.clone(), body_limit);
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     flusher.abort();
     key_schedule.abort();
+    blocklist_sync.abort();
+    purge.abort();
     if let Err(e) = state.keys.flush_usage().await {
         tracing::warn!(error = %e, "could not write last-used times at shutdown");
     }
@@ -198,6 +232,33 @@ async fn maintain_signing_keys_forever(tokens: Arc<TokenService>) {
         tick.tick().await;
         if let Err(e) = tokens.maintain().await {
             tracing::warn!(error = %e, "could not run the signing-key schedule; will retry");
+        }
+    }
+}
+
+/// Also what drops expired entries from memory, so it runs on one node too.
+async fn sync_blocklist_forever(blocklist: Arc<Blocklist>) {
+    let mut tick = tokio::time::interval(BLOCKLIST_SYNC_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(e) = blocklist.sync().await {
+            tracing::warn!(error = %e, "could not sync the token blocklist; will retry");
+        }
+    }
+}
+
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+async fn purge_sessions_forever(sessions: Arc<SessionService>, blocklist: Arc<Blocklist>) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        let ctx = AuditContext::system();
+        if let Err(e) = sessions.purge_expired(&ctx).await {
+            tracing::warn!(error = %e, "could not purge expired sessions; will retry");
+        }
+        if let Err(e) = blocklist.purge(&ctx).await {
+            tracing::warn!(error = %e, "could not purge the token blocklist; will retry");
         }
     }
 }

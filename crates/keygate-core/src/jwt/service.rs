@@ -380,6 +380,31 @@ impl TokenService {
         }
     }
 
+    /// For revocation: a token keygate signed (signature, issuer, `typ`),
+    /// whatever its times, so a token not yet valid can be revoked before it
+    /// becomes so. Returns its `jti` and `exp`.
+    pub fn verify_for_revocation(&self, token: &str) -> Result<(String, i64), TokenError> {
+        let verifier = self.verifier(&self.config.audience)?;
+        let (header, payload) = verifier.verify_signature(token)?;
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
+        {
+            return Err(keygate_verify::Error::InvalidTokenType.into());
+        }
+        let claims = keygate_verify::json::parse_object(&payload)?;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
+            return Err(keygate_verify::Error::InvalidIssuer.into());
+        }
+        let jti = claims.get("jti").and_then(Value::as_str);
+        let exp = claims.get("exp").and_then(Value::as_i64);
+        match (jti, exp) {
+            (Some(jti), Some(exp)) => Ok((jti.to_owned(), exp)),
+            _ => Err(keygate_verify::Error::MissingClaim { name: "jti" }.into()),
+        }
+    }
+
     fn may_force_reload(&self, now: i64) -> bool {
         let mut last = self.last_forced_reload.lock();
         if now > *last {

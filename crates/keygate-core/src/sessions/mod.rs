@@ -6,9 +6,11 @@
 //! - `service`: `SessionService` (start, refresh with reuse detection and
 //!   a grace window, revoke, introspect, purge).
 //! - `blocklist`: `Blocklist`, the in-process `jti` set and its sync.
+//! - `revocation`: the check every access-token verification applies.
 
 pub mod blocklist;
 pub mod model;
+pub mod revocation;
 mod rules;
 pub mod service;
 
@@ -18,6 +20,7 @@ use crate::error::Error;
 
 pub use blocklist::{BLOCKLIST_SYNC_INTERVAL, Blocklist};
 pub use model::{FamilyId, RefreshFamily, RefreshToken};
+pub use revocation::SessionRevocation;
 pub use service::{RefreshError, Refreshed, SessionService, TokenState, TokenStatus};
 
 const DAY: i64 = 86_400;

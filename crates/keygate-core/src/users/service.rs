@@ -231,7 +231,8 @@ impl UserService {
             let ends_sessions = change(&mut next);
             if ends_sessions {
                 // Never moves back, even if this node's clock is behind.
-                next.sessions_cutoff_ms = current.sessions_cutoff_ms.max(self.clock.now_millis());
+                next.sessions_cutoff_ms =
+                    next_cutoff(current.sessions_cutoff_ms, self.clock.now_millis());
             }
             next.updated_at = self.clock.now_secs();
             next.version = current.version + 1;
@@ -244,5 +245,37 @@ impl UserService {
             }
         }
         Err(Error::Conflict)
+    }
+}
+
+/// Tokens carry `iat` in whole seconds, and one issued right after a
+/// cut-off is dated at the cut-off's second rounded up. A second cut-off
+/// within that same second must still reach it, so each cut-off lies at
+/// least a full second after the previous one.
+pub(crate) fn next_cutoff(previous_ms: i64, now_ms: i64) -> i64 {
+    if previous_ms == 0 {
+        now_ms
+    } else {
+        now_ms.max(previous_ms.saturating_add(1000))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_cutoff;
+    use crate::users::model::{earliest_iat_secs, issued_before_cutoff};
+
+    #[test]
+    fn a_second_cutoff_in_the_same_second_still_reaches_tokens_issued_between() {
+        for first in [10_000, 10_001, 10_500, 10_999] {
+            for issued_at in [first, first + 1, first + 400] {
+                let iat = earliest_iat_secs(issued_at / 1000, first);
+                assert!(!issued_before_cutoff(iat, first), "valid after the first");
+                let second = next_cutoff(first, issued_at);
+                assert!(issued_before_cutoff(iat, second), "{first} {issued_at}");
+            }
+        }
+        assert_eq!(next_cutoff(0, 5_000), 5_000);
+        assert_eq!(next_cutoff(9_000, 5_000), 10_000, "never moves back");
     }
 }

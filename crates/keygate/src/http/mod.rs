@@ -9,6 +9,7 @@ pub mod health;
 pub mod keys;
 pub mod oauth;
 pub mod openapi;
+pub mod sessions;
 pub mod signing_keys;
 pub mod users;
 pub mod views;
@@ -38,6 +39,10 @@ pub struct AppState {
     pub keys: Arc<KeyService>,
     pub tokens: Arc<keygate_core::jwt::TokenService>,
     pub users: Arc<UserService>,
+    pub sessions: Arc<keygate_core::sessions::SessionService>,
+    pub blocklist: Arc<keygate_core::sessions::Blocklist>,
+    /// Origins allowed to refresh with the session cookie.
+    pub allowed_origins: Arc<Vec<String>>,
     pub metrics: Arc<Metrics>,
     /// Failed authentications are audited off the request path, so a flood of
     /// bad keys cannot turn into a flood of synchronous database writes.
@@ -68,7 +73,11 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             post(users::revoke_sessions),
         )
         .route("/v1/audit", get(audit::list))
+        .route("/v1/auth/login", post(sessions::login))
+        .route("/v1/auth/refresh", post(sessions::refresh))
+        .route("/v1/auth/logout", post(sessions::logout))
         .route("/oauth2/token", post(oauth::token::token))
+        .route("/oauth2/revoke", post(oauth::revoke::revoke))
         .route("/oauth2/introspect", post(oauth::introspect::introspect))
         .route("/v1/signing-keys", get(signing_keys::list))
         .route("/v1/signing-keys/rotate", post(signing_keys::rotate))

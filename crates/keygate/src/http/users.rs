@@ -199,8 +199,31 @@ pub async fn update(
         disabled: body.disabled,
         password: body.password.as_deref().map(Password::parse).transpose()?,
     };
+    let cuts_sessions = patch.password.is_some() || patch.disabled == Some(true);
     let user = state.users.update(&admin, &id, patch).await?;
+    if cuts_sessions {
+        end_refresh_families(&state, &admin, &user).await?;
+    }
     Ok(Json(UserView::new(&user)))
+}
+
+/// The cut-off already refuses these families; revoking them as well makes
+/// introspection and the audit log say so.
+async fn end_refresh_families(
+    state: &AppState,
+    admin: &keygate_core::Admin,
+    user: &keygate_core::users::model::UserRecord,
+) -> Result<(), ApiError> {
+    let ctx = keygate_core::sessions::AuditContext::new(admin.actor(), None);
+    state
+        .sessions
+        .revoke_user_families(
+            user.id.as_str(),
+            keygate_core::sessions::model::REASON_USER_REVOKED,
+            &ctx,
+        )
+        .await?;
+    Ok(())
 }
 
 /// End every session of the user: tokens issued and refresh families
@@ -214,5 +237,6 @@ pub async fn revoke_sessions(
     UserIdPath(id): UserIdPath,
 ) -> Result<Json<UserView>, ApiError> {
     let user = state.users.revoke_sessions(&admin, &id).await?;
+    end_refresh_families(&state, &admin, &user).await?;
     Ok(Json(UserView::new(&user)))
 }

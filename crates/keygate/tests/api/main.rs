@@ -9,6 +9,7 @@ mod keys;
 mod oauth;
 mod ops;
 mod security;
+mod sessions;
 mod signing;
 mod token;
 mod users;

@@ -36,6 +36,11 @@ pub async fn introspect(
         if ApiKey::check_shape(token).is_ok() {
             return api_key(&state, token, tenant).await;
         }
+        if let Some(answer) =
+            crate::http::sessions::introspect_refresh(&state, token, tenant).await?
+        {
+            return Ok(answer);
+        }
         access_token(&state, token, tenant).await
     }
     .await;

@@ -7,8 +7,9 @@
 //! - `form`: the request body and client authentication.
 //! - `token`: the grants. `introspect`, `revoke`: the other two endpoints.
 
-mod form;
+pub mod form;
 pub mod introspect;
+pub mod revoke;
 pub mod token;
 
 use axum::Json;

@@ -48,6 +48,9 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
         Err(e) => Err(e),
         Ok(form) => match form.get("grant_type") {
             Some("client_credentials") => client_credentials_grant(&state, &headers, &form).await,
+            Some("refresh_token") => {
+                crate::http::sessions::refresh_grant(&state, &headers, &form).await
+            }
             Some(other) => Err(OAuthError::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
