@@ -218,6 +218,25 @@ fn init_serve_and_the_keys_commands_never_leak_a_secret() {
         }
     }
     assert!(!log.is_empty(), "the server logged at trace level");
+    // The server's own secrets: the pepper and the master key, in their
+    // text form and as the raw bytes of the master key.
+    for file in ["keygate.db.pepper", "keygate.db.master-key"] {
+        let text = std::fs::read_to_string(d.join(file)).unwrap();
+        let text = text.trim();
+        assert!(!contains(&log, text.as_bytes()), "{file} in the log");
+        assert!(
+            !contains(&stored, text.as_bytes()),
+            "{file} in the database"
+        );
+    }
+    {
+        use base64::Engine as _;
+        let text = std::fs::read_to_string(d.join("keygate.db.master-key")).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .unwrap();
+        assert!(!contains(&stored, &raw), "raw master key in the database");
+    }
     for secret in &secrets {
         let sha = Sha256::digest(secret.as_bytes());
         let sha_hex = hex::encode(sha);
@@ -333,6 +352,57 @@ fn a_lost_or_wrong_pepper_is_refused_at_start() {
 
     // The original pepper brings it back.
     std::fs::write(&pepper, saved).unwrap();
+    Server::start(d).stop();
+}
+
+#[test]
+fn a_lost_or_wrong_master_key_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let init = Command::new(BIN)
+        .args(["init", "--json"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    let master = d.join("keygate.db.master-key");
+    let saved = std::fs::read(&master).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&master).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    std::fs::remove_file(&master).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("master key file") && err.contains("missing"),
+        "{err}"
+    );
+    assert!(
+        !master.exists(),
+        "no new master key for a database with signing keys"
+    );
+
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KEYGATE_MASTER_KEY", "11".repeat(32))
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("master key is not the one"), "{err}");
+    assert!(!err.contains(&"11".repeat(32)), "the key is never echoed");
+
+    std::fs::write(&master, saved).unwrap();
     Server::start(d).stop();
 }
 
