@@ -6,8 +6,6 @@ use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use keygate_core::Clock as _;
-
 use crate::helpers::TestApp;
 use crate::on_both_backends;
 
