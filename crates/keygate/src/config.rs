@@ -87,6 +87,24 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_BODY_LIMIT_BYTES", value_name = "BYTES")]
     pub body_limit_bytes: Option<usize>,
 
+    /// TLS certificate chain (PEM) for the listeners; reloaded on SIGHUP.
+    #[arg(
+        long,
+        env = "KEYGATE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) matching --tls-cert.
+    #[arg(
+        long,
+        env = "KEYGATE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
     /// Allow listening on a non-loopback address without TLS (only behind a
     /// TLS-terminating proxy).
     #[arg(long, env = "KEYGATE_ALLOW_PLAIN_HTTP")]
@@ -133,6 +151,15 @@ struct FileConfig {
     /// grace_secs, retention_secs.
     sessions: Option<SessionConfig>,
     allowed_origins: Option<Vec<String>>,
+    tls: Option<TlsFile>,
+}
+
+/// `[tls]`: both files or neither.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 /// Where a server secret comes from.
@@ -179,6 +206,7 @@ pub struct Config {
     pub jwt: JwtConfig,
     pub sessions: SessionConfig,
     pub allowed_origins: Vec<String>,
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Config {
@@ -254,19 +282,33 @@ impl Config {
             "json" => LogFormat::Json,
             other => return Err(format!("log_format: {other:?} is not text or json")),
         };
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => file.tls.map(|t| crate::tls::TlsFiles {
+                cert: t.cert,
+                key: t.key,
+            }),
+        };
         let allow_plain_http = args.allow_plain_http || file.allow_plain_http.unwrap_or(false);
-        if !listen.ip().is_loopback() && !allow_plain_http {
+        if !listen.ip().is_loopback() && !allow_plain_http && tls.is_none() {
             return Err(format!(
                 "refusing to serve plain HTTP on the non-loopback address {listen}: API keys \
-                 would cross the network in clear text. Put keygate behind a TLS-terminating \
-                 proxy and pass --allow-plain-http (KEYGATE_ALLOW_PLAIN_HTTP=true, or \
-                 allow_plain_http = true in the config file), or listen on 127.0.0.1"
+                 would cross the network in clear text. Configure TLS ([tls] cert and key, or \
+                 --tls-cert and --tls-key); or, behind a TLS-terminating proxy, pass \
+                 --allow-plain-http (KEYGATE_ALLOW_PLAIN_HTTP=true, or allow_plain_http = true \
+                 in the config file); or listen on 127.0.0.1"
             ));
         }
         let jwt = jwt::resolve(
             &args.jwt,
             file.jwt.unwrap_or_default(),
-            format!("http://{listen}"),
+            format!(
+                "{}://{listen}",
+                if tls.is_some() { "https" } else { "http" }
+            ),
         )?;
         let sessions = file
             .sessions
@@ -292,6 +334,7 @@ impl Config {
             }
         }
         Ok(Self {
+            tls,
             jwt,
             sessions,
             allowed_origins,
@@ -409,6 +452,16 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("--allow-plain-http"), "{err}");
+        // With TLS a public address needs no exception, and the default
+        // issuer is https.
+        let c = Config::load(&ServeArgs {
+            listen: Some("0.0.0.0:8443".into()),
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(c.jwt.issuer, "https://0.0.0.0:8443");
         let err = Config::load(&ServeArgs {
             database_url: Some("postgres://db/keygate".into()),
             ..ServeArgs::default()

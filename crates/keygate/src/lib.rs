@@ -16,3 +16,4 @@ pub mod http;
 pub mod metrics;
 pub mod secrets;
 pub mod server;
+pub mod tls;

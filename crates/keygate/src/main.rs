@@ -100,6 +100,27 @@ fn print_and_exit(result: Result<(String, bool), String>) -> ExitCode {
     }
 }
 
+/// SIGHUP rereads what may change under a running server: the TLS
+/// certificate (renewals). A bad new file keeps the old one in use.
+async fn reload_on_sighup(tls: keygate::tls::Tls) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; TLS files will not be reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload().await {
+                Ok(()) => tracing::info!("reloaded the TLS certificate"),
+                Err(e) => tracing::error!(error = %e, "kept the old TLS certificate"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
+}
+
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = Config::load(&args)?;
     init_logging(config.log_format);
@@ -116,7 +137,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, backend = %app.state.keys.store().backend(), "keygate listening");
+    tracing::info!(%addr, backend = %app.state.keys.store().backend(), tls = app.tls.is_some(), "keygate listening");
+    if let Some(tls) = app.tls.clone() {
+        tokio::spawn(reload_on_sighup(tls));
+    }
     server::run(listener, app, shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;

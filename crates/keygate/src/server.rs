@@ -20,6 +20,7 @@ use crate::config::{Config, PepperSource};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::secrets::{load_master_key, load_pepper};
+use crate::tls::Tls;
 
 const AUDIT_QUEUE: usize = 4096;
 const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -30,6 +31,8 @@ const SIGNING_KEYS_EVERY: Duration = Duration::from_secs(10);
 /// A server ready to run.
 pub struct App {
     pub state: AppState,
+    /// The listeners' certificate, when TLS is configured; `reload` it on SIGHUP.
+    pub tls: Option<Tls>,
     body_limit: usize,
     audit_rx: mpsc::Receiver<AuditEntry>,
 }
@@ -142,6 +145,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         Arc::new(GcraLimiter::new()),
         config.cache,
     );
+    let tls = match &config.tls {
+        Some(files) => Some(Tls::load(files).await?),
+        None => None,
+    };
     let (audit_tx, audit_rx) = mpsc::channel(AUDIT_QUEUE);
     Ok(App {
         state: AppState {
@@ -154,6 +161,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
             metrics: Metrics::new(),
             audit_tx,
         },
+        tls,
         body_limit: config.body_limit,
         audit_rx,
     })
@@ -184,6 +192,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let App {
         state,
+        tls,
         body_limit,
         audit_rx,
     } = app;
@@ -196,12 +205,7 @@ pub async fn run(
         state.blocklist.clone(),
     ));
     let router = http::router(state.clone(), body_limit);
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let served = crate::tls::serve(listener, router, tls, shutdown).await;
     flusher.abort();
     key_schedule.abort();
     blocklist_sync.abort();

@@ -126,6 +126,8 @@ pub struct TestApp {
     pub pg: Option<PgDatabase>,
     /// The running server's services, for driving schedules from a test.
     pub state: Option<keygate::http::AppState>,
+    /// Its certificate, when TLS is configured.
+    pub tls: Option<keygate::tls::Tls>,
 }
 
 pub struct Response {
@@ -192,6 +194,7 @@ pub async fn spawn_app_with(
         dir,
         pg,
         state: None,
+        tls: None,
     };
     app.start().await;
     Some(app)
@@ -207,6 +210,7 @@ impl TestApp {
             self.root_key = root.key.expose().to_owned();
         }
         self.state = Some(built.state.clone());
+        self.tls = built.tls.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -11,5 +11,6 @@ mod ops;
 mod security;
 mod sessions;
 mod signing;
+mod tls;
 mod token;
 mod users;
