@@ -117,6 +117,7 @@ struct FileConfig {
     allow_plain_http: Option<bool>,
     log_format: Option<String>,
     jwt: Option<jwt::JwtFile>,
+    gateway: Option<crate::gateway::config::GatewayFile>,
 }
 
 /// Where a server secret comes from.
@@ -161,6 +162,10 @@ pub struct Config {
     pub allow_plain_http: bool,
     pub log_format: LogFormat,
     pub jwt: JwtConfig,
+    /// The `[gateway]` section, validated.
+    pub gateway: Option<crate::gateway::config::GatewayConfig>,
+    /// The file the settings came from, which a SIGHUP reads again.
+    pub config_path: Option<PathBuf>,
 }
 
 impl Config {
@@ -245,12 +250,30 @@ impl Config {
                  allow_plain_http = true in the config file), or listen on 127.0.0.1"
             ));
         }
+        let gateway = file
+            .gateway
+            .as_ref()
+            .map(crate::gateway::config::validate)
+            .transpose()
+            .map_err(|errors| format!("[gateway]:\n  {}", errors.join("\n  ")))?;
+        if let Some(addr) = gateway.as_ref().and_then(|g| g.listen)
+            && !addr.ip().is_loopback()
+            && !allow_plain_http
+        {
+            return Err(format!(
+                "refusing to serve the gateway over plain HTTP on the non-loopback address \
+                 {addr}: credentials would cross the network in clear text. Put keygate behind \
+                 a TLS-terminating proxy and set allow_plain_http = true, or listen on 127.0.0.1"
+            ));
+        }
         let jwt = jwt::resolve(
             &args.jwt,
             file.jwt.unwrap_or_default(),
             format!("http://{listen}"),
         )?;
         Ok(Self {
+            gateway,
+            config_path: args.config.clone(),
             jwt,
             listen,
             database_url,

@@ -45,6 +45,8 @@ enum Command {
     Keys(keygate::cli::keys::KeysArgs),
     /// Verify or decode a JWT (no server needed).
     Token(keygate::cli::token::TokenArgs),
+    /// Check a gateway configuration (no server needed).
+    Gateway(keygate::cli::gateway::GatewayArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -67,6 +69,7 @@ async fn main() -> ExitCode {
         Command::Init { serve, json } => init(serve, json).await,
         Command::Keys(args) => return print_and_exit(keygate::cli::keys::run(args).await),
         Command::Token(args) => return print_and_exit(keygate::cli::token::run(args).await),
+        Command::Gateway(args) => return print_and_exit(keygate::cli::gateway::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,7 +103,7 @@ fn print_and_exit(result: Result<(String, bool), String>) -> ExitCode {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = Config::load(&args)?;
     init_logging(config.log_format);
-    let app = server::build(&config, Arc::new(SystemClock)).await?;
+    let mut app = server::build(&config, Arc::new(SystemClock)).await?;
     if let Some(root) = app.bootstrap_if_empty().await? {
         // Printed straight to stderr, not through the logger, so the secret
         // never reaches a log pipeline's structured fields.
@@ -114,6 +117,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, backend = %app.state.keys.store().backend(), "keygate listening");
+    if let Some(gateway_addr) = app.bind_gateway().await? {
+        tracing::info!(addr = %gateway_addr, "gateway listening");
+    }
+    if let Some(gateway) = app.state.gateway.clone() {
+        tokio::spawn(reload_on_sighup(gateway));
+    }
     server::run(listener, app, shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;
@@ -168,4 +177,22 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// SIGHUP rereads the gateway routes; a bad file is logged and the routes in
+/// force stay (`Gateway::reload` says why).
+async fn reload_on_sighup(gateway: Arc<keygate::gateway::Gateway>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; gateway routes will not reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _ = gateway.reload();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
 }

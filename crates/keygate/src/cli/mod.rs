@@ -1,6 +1,7 @@
 //! Command-line clients of a running keygate, and `token` for JWTs offline.
 
 pub mod client;
+pub mod gateway;
 pub mod keys;
 mod render;
 pub mod table;
