@@ -126,6 +126,8 @@ pub struct TestApp {
     pub pg: Option<PgDatabase>,
     /// The running server's services, for driving schedules from a test.
     pub state: Option<keygate::http::AppState>,
+    /// The gateway's listener, when the configuration has one.
+    pub gateway_addr: Option<std::net::SocketAddr>,
 }
 
 pub struct Response {
@@ -142,6 +144,16 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 /// A running app whose settings `configure` adjusted first.
 pub async fn spawn_app_with(
     backend: Backend,
+    configure: impl FnOnce(&mut ServeArgs),
+) -> Option<TestApp> {
+    spawn_app_with_toml(backend, None, configure).await
+}
+
+/// A running app configured by a TOML file (written into its directory and
+/// kept for reloads), then by `configure`.
+pub async fn spawn_app_with_toml(
+    backend: Backend,
+    toml: Option<&str>,
     configure: impl FnOnce(&mut ServeArgs),
 ) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -177,6 +189,11 @@ pub async fn spawn_app_with(
         ..ServeArgs::default()
     };
     args.jwt.issuer = Some("https://auth.keygate.test".into());
+    if let Some(text) = toml {
+        let path = dir.path().join("keygate.toml");
+        std::fs::write(&path, text).expect("config file");
+        args.config = Some(path);
+    }
     configure(&mut args);
     let clock = Arc::new(ManualClock::starting_now());
     let mut app = TestApp {
@@ -192,6 +209,7 @@ pub async fn spawn_app_with(
         dir,
         pg,
         state: None,
+        gateway_addr: None,
     };
     app.start().await;
     Some(app)
@@ -200,9 +218,10 @@ pub async fn spawn_app_with(
 impl TestApp {
     async fn start(&mut self) {
         let config = Config::load(&self.args).expect("config");
-        let built = server::build(&config, self.clock.clone())
+        let mut built = server::build(&config, self.clock.clone())
             .await
             .expect("build");
+        self.gateway_addr = built.bind_gateway().await.expect("gateway listener");
         if let Some(root) = built.bootstrap_if_empty().await.expect("bootstrap") {
             self.root_key = root.key.expose().to_owned();
         }
@@ -348,6 +367,29 @@ impl Drop for TestApp {
 /// Runs a test body on both backends, as `sqlite::name` and `postgres::name`.
 #[macro_export]
 macro_rules! on_both_backends {
+    // With a spawn function of its own: `async fn(Backend) -> Option<T>`.
+    (spawn = $spawn:path; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $spawn($crate::helpers::Backend::Sqlite).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $spawn($crate::helpers::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(

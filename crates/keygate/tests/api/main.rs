@@ -5,6 +5,9 @@
 mod helpers;
 
 mod cli;
+mod gateway;
+mod gateway_proxy;
+mod gateway_upstream;
 mod keys;
 mod oauth;
 mod ops;
