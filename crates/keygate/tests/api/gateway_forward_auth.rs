@@ -191,7 +191,7 @@ fn start_nginx(bin: &str, keygate: &str, upstream: &str) -> Nginx {
     );
     let path = dir.path().join("nginx.conf");
     std::fs::write(&path, conf).unwrap();
-    let child = Command::new(bin)
+    let mut child = Command::new(bin)
         .arg("-c")
         .arg(&path)
         .arg("-p")
@@ -213,6 +213,8 @@ fn start_nginx(bin: &str, keygate: &str, upstream: &str) -> Nginx {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     let err = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
     let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
     panic!("nginx did not start: {err}\n{log}");
