@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::GatewayState;
-use super::config::ForwardToken;
+use super::config::{AuthMode, ForwardToken};
 use super::proxy::{Outcome, admit, record};
 use super::routes::Lookup;
 use crate::http::AppState;
@@ -149,6 +149,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
                 }
                 Ok((identity, ratelimit)) => {
                     let token = match route.forward_token {
+                        ForwardToken::Internal if route.auth == AuthMode::None => None,
                         ForwardToken::Internal => {
                             match gs
                                 .gateway

@@ -15,9 +15,9 @@ use hyper_util::rt::TokioIo;
 
 use super::GatewayState;
 use super::auth::{self, Identity, Refusal};
-use super::config::{ForwardToken, Route};
+use super::config::{AuthMode, ForwardToken, Route};
 use super::routes::{Lookup, upstream_path};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorCause};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -82,6 +82,9 @@ pub async fn handle(State(gs): State<GatewayState>, req: Request) -> Response {
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert("x-request-id", v);
+    }
+    if let Some(ErrorCause(cause)) = res.extensions().get::<ErrorCause>() {
+        tracing::error!(route = %outcome.route, %request_id, %cause, "gateway request failed");
     }
     record(&gs, &outcome, &method, res.status(), started, &request_id);
     res
@@ -162,6 +165,8 @@ async fn forward(
         return (too_large().into_response(), outcome);
     }
     let token = match route.forward_token {
+        // An anonymous request has no identity to vouch for.
+        ForwardToken::Internal if route.auth == AuthMode::None => None,
         ForwardToken::Internal => {
             match gs
                 .gateway

@@ -163,7 +163,7 @@ pub fn routes_toml(up: SocketAddr) -> String {
         "auth = \"none\"\nforward_token = \"none\"",
     );
     t += "[[gateway.routes]]\nname = \"host\"\nmatch = { path_prefix = \"/h\", host = \"api.example\" }\n";
-    t += &format!("upstream = \"{u}\"\nauth = \"none\"\n");
+    t += &format!("upstream = \"{u}/by-host\"\nauth = \"none\"\n");
     t += &route("h-any", "/h", &u, "auth = \"none\"");
     t += "[[gateway.routes]]\nname = \"get-only\"\nmatch = { path_prefix = \"/get\", methods = [\"GET\"] }\n";
     t += &format!("upstream = \"{u}\"\nauth = \"none\"\n");
