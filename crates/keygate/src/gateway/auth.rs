@@ -154,8 +154,11 @@ pub async fn authenticate(
             let token = bearer.ok_or_else(|| {
                 Refusal::missing("a JWT in `Authorization: Bearer` (the user) beside the API key")
             })?;
-            let app = with_key(state, route, key).await?;
+            // The user first: verifying it has no side effects, while the
+            // key's check uses its rate limit and credits.
             let user = with_jwt(state, token).await?;
+            check_roles(route, &user.roles)?;
+            let app = with_key(state, route, key).await?;
             if let (Some(a), Some(u)) = (&app.tenant, &user.tenant)
                 && a != u
             {
@@ -189,19 +192,23 @@ pub async fn authenticate(
             return Err(insufficient_scope());
         }
     }
-    let missing_role = route.roles.iter().any(|r| !id.roles.contains(r));
-    if missing_role {
-        return Err(Refusal::new(
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "insufficient_role",
-                format!("this route needs the roles: {}", route.roles.join(", ")),
-            ),
-            "insufficient_role",
-        ));
-    }
+    check_roles(route, &id.roles)?;
     id.scopes.sort();
     Ok(id)
+}
+
+fn check_roles(route: &Route, roles: &[String]) -> Result<(), Refusal> {
+    if route.roles.iter().all(|r| roles.contains(r)) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_role",
+            format!("this route needs the roles: {}", route.roles.join(", ")),
+        ),
+        "insufficient_role",
+    ))
 }
 
 fn insufficient_scope() -> Refusal {

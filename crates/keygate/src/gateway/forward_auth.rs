@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use super::GatewayState;
 use super::config::{AuthMode, ForwardToken};
 use super::proxy::{Outcome, admit, record};
-use super::routes::Lookup;
+use super::routes::{Lookup, is_safe_path};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
@@ -110,6 +110,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
     let table = gs.gateway.table();
     let found = match &orig.route {
         Some(name) => table.by_name(name).cloned().ok_or("no_route"),
+        None if !is_safe_path(&orig.path) => Err("invalid_path"),
         None => match table.find(orig.host.as_deref(), &orig.path, &orig.method) {
             Lookup::Found(route) => Ok(route.clone()),
             Lookup::MethodNotAllowed => Err("method_not_allowed"),

@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use super::GatewayState;
 use super::auth::{self, Identity, Refusal};
 use super::config::{AuthMode, ForwardToken, Route};
-use super::routes::{Lookup, upstream_path};
+use super::routes::{Lookup, is_safe_path, upstream_path};
 use crate::http::error::{ApiError, ErrorCause};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -56,6 +56,10 @@ pub async fn handle(State(gs): State<GatewayState>, req: Request) -> Response {
     let table = gs.gateway.table();
     let host = host_of(&req);
     let found = match table.find(host.as_deref(), req.uri().path(), &method) {
+        _ if !is_safe_path(req.uri().path()) => Err(ApiError::bad_request(
+            "invalid_path",
+            "the path has dot segments or encoded slashes; send it normalized",
+        )),
         Lookup::Found(route) => Ok(route.clone()),
         Lookup::MethodNotAllowed => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,

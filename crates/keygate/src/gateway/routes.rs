@@ -69,6 +69,24 @@ impl RouteTable {
     }
 }
 
+/// Whether a path can be matched by prefix and forwarded as it is. A dot
+/// segment (`/open/../admin`), plain or percent-encoded, or an encoded slash
+/// or backslash could match one route here and reach another upstream path
+/// once the upstream normalizes it, so such paths are refused.
+pub fn is_safe_path(path: &str) -> bool {
+    if !path.starts_with('/') || path.contains('\\') {
+        return false;
+    }
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") {
+        return false;
+    }
+    lower.split('/').all(|segment| {
+        let decoded = segment.replace("%2e", ".");
+        decoded != "." && decoded != ".."
+    })
+}
+
 /// `/orders` matches `/orders` and `/orders/1`, never `/ordersx`.
 pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     if prefix == "/" {
@@ -170,6 +188,31 @@ mod tests {
         );
         assert_eq!(name(&only, None, "/admin/x", Method::GET), "405");
         assert_eq!(name(&only, None, "/adminx", Method::POST), "404");
+    }
+
+    #[test]
+    fn dot_segments_and_encoded_slashes_are_unsafe() {
+        for bad in [
+            "/open/../admin",
+            "/open/..",
+            "/open/./x",
+            "/open/%2e%2E/admin",
+            "/open/.%2e/admin",
+            "/open%2fadmin",
+            "/open\\..\\admin",
+            "relative",
+        ] {
+            assert!(!is_safe_path(bad), "{bad}");
+        }
+        for good in [
+            "/",
+            "/open/a.b",
+            "/open/...",
+            "/open/.well-known/x",
+            "/a%20b",
+        ] {
+            assert!(is_safe_path(good), "{good}");
+        }
     }
 
     #[test]

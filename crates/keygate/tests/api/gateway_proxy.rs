@@ -25,6 +25,7 @@ on_both_backends!(
     unreachable_and_slow_upstreams_answer_502_and_504,
     websocket_upgrades_pass_through,
     http2_clients_are_served,
+    dot_segments_are_refused,
 );
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -191,4 +192,26 @@ async fn http2_clients_are_served(gw: Gw) {
     let body = res.into_body().collect().await.unwrap().to_bytes();
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["path"], "/open/h2");
+}
+
+async fn dot_segments_are_refused(gw: Gw) {
+    // hyper sends the path as written (reqwest would normalize it first).
+    for path in ["/open/../keys/1", "/open/%2e%2e/keys/1", "/open%2fx"] {
+        let req = axum::http::Request::get(format!("{}{path}", gw.url))
+            .body(Body::empty())
+            .unwrap();
+        let res = hyper_client().request(req).await.unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+    }
+    let res = gw
+        .app
+        .raw(
+            gw.app
+                .http
+                .get(format!("{}/v1/forward-auth", gw.app.base))
+                .header("x-original-uri", "/open/../keys/1"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(res.body["code"], "invalid_path");
 }
