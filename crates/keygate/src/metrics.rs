@@ -171,6 +171,7 @@ pub struct GatewayMetrics {
     pub requests: Family<RouteClassLabels, Counter>,
     pub seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub auth_failures: Family<RouteReasonLabels, Counter>,
+    pub upstream_errors: Family<RouteReasonLabels, Counter>,
     pub rate_limited: Family<RouteLabels, Counter>,
 }
 
@@ -180,6 +181,7 @@ impl GatewayMetrics {
             requests: Family::default(),
             seconds: Family::new_with_constructor(gateway_histogram),
             auth_failures: Family::default(),
+            upstream_errors: Family::default(),
             rate_limited: Family::default(),
         };
         registry.register(
@@ -194,8 +196,13 @@ impl GatewayMetrics {
         );
         registry.register(
             "gateway_auth_failures",
-            "Gateway requests refused or failed, by route and reason",
+            "Gateway and forward-auth requests refused, by route and reason",
             m.auth_failures.clone(),
+        );
+        registry.register(
+            "gateway_upstream_errors",
+            "Gateway requests whose upstream failed (unreachable, timeout), by route",
+            m.upstream_errors.clone(),
         );
         registry.register(
             "gateway_rate_limited",
@@ -228,7 +235,12 @@ impl GatewayMetrics {
             })
             .inc();
         if let Some(reason) = failure {
-            self.auth_failures
+            let family = if reason.starts_with("upstream_") {
+                &self.upstream_errors
+            } else {
+                &self.auth_failures
+            };
+            family
                 .get_or_create(&RouteReasonLabels {
                     route: route.clone(),
                     reason,

@@ -146,6 +146,14 @@ async fn unreachable_and_slow_upstreams_answer_502_and_504(gw: Gw) {
             .await
             >= 1.0
     );
+    assert_eq!(
+        gw.app
+            .metric(
+                "keygate_gateway_upstream_errors_total{route=\"slow\",reason=\"upstream_timeout\"}"
+            )
+            .await,
+        1.0
+    );
 }
 
 async fn websocket_upgrades_pass_through(gw: Gw) {
