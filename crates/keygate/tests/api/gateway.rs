@@ -329,11 +329,18 @@ async fn reload_swaps_routes_and_keeps_them_on_a_bad_file(gw: Gw) {
         StatusCode::NOT_FOUND,
         "no_route",
     );
+    // A response still streaming when the routes change finishes on the old ones.
+    let mut in_flight = gw.get("/open/gated").send().await.unwrap();
+    let first = in_flight.chunk().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"first;");
+    let toml = toml.replace("name = \"open\"", "name = \"opened\"");
     std::fs::write(&path, &toml).unwrap();
     assert_eq!(gateway.reload().unwrap(), before.routes().len() + 1);
     assert_eq!(send(&gw, gw.get("/new")).await.status, StatusCode::OK);
-    // A request that took the old table keeps it.
-    assert!(before.by_name("new").is_none());
+    gw.upstream.release.notify_one();
+    assert_eq!(&in_flight.chunk().await.unwrap().unwrap()[..], b"rest");
+    assert!(before.by_name("new").is_none() && before.by_name("open").is_some());
+    assert!(gateway.table().by_name("opened").is_some());
     std::fs::write(&path, "[gateway]\n[[gateway.routes]]\nname = \"x\"\n").unwrap();
     let errors = gateway.reload().unwrap_err();
     assert!(errors[0].contains("missing field"), "{errors:?}");
