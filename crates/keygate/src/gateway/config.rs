@@ -144,8 +144,24 @@ pub fn parse_text(text: &str) -> Result<Option<GatewayConfig>, Vec<String>> {
     struct Outer {
         gateway: Option<GatewayFile>,
     }
-    let outer: Outer = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+    let outer: Outer = toml::from_str(text).map_err(|e| vec![without_source(&e.to_string())])?;
     outer.gateway.map(|g| validate(&g)).transpose()
+}
+
+/// A TOML error without the quoted source lines: the same file may hold the
+/// pepper or the master key, and a reload's error goes to the log.
+fn without_source(message: &str) -> String {
+    message
+        .lines()
+        .filter(|line| {
+            let t = line.trim_start();
+            let numbered = t
+                .split_once(" |")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            !t.is_empty() && !t.starts_with('|') && !numbered
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Checks the whole section and answers every problem found, not the first.
@@ -349,6 +365,10 @@ fn normalize_prefix(prefix: &str) -> Result<String, String> {
 }
 
 fn parse_upstream(text: &str) -> Result<Upstream, String> {
+    if text.contains('@') {
+        // Not quoted: the part before `@` may be a password.
+        return Err("the URL must not carry a user name or password".into());
+    }
     let uri: Uri = text
         .parse()
         .map_err(|_| format!("{text:?} is not a URL such as http://127.0.0.1:9001"))?;
@@ -438,6 +458,13 @@ mod tests {
         ] {
             assert!(all.contains(needle), "{needle} not in\n{all}");
         }
+    }
+
+    #[test]
+    fn syntax_errors_do_not_quote_the_file() {
+        let errs = errors("pepper = \"s3cr3t-pepper-value\" oops\n[gateway]\n");
+        assert!(errs[0].contains("line 1"), "{errs:?}");
+        assert!(!errs[0].contains("s3cr3t"), "{errs:?}");
     }
 
     #[test]
