@@ -152,6 +152,7 @@ struct FileConfig {
     sessions: Option<SessionConfig>,
     allowed_origins: Option<Vec<String>>,
     tls: Option<TlsFile>,
+    gateway: Option<crate::gateway::config::GatewayFile>,
 }
 
 /// `[tls]`: both files or neither.
@@ -207,6 +208,10 @@ pub struct Config {
     pub sessions: SessionConfig,
     pub allowed_origins: Vec<String>,
     pub tls: Option<crate::tls::TlsFiles>,
+    /// The `[gateway]` section, validated.
+    pub gateway: Option<crate::gateway::config::GatewayConfig>,
+    /// The file the settings came from, which a SIGHUP reads again.
+    pub config_path: Option<PathBuf>,
 }
 
 impl Config {
@@ -302,6 +307,22 @@ impl Config {
                  in the config file); or listen on 127.0.0.1"
             ));
         }
+        let gateway = file
+            .gateway
+            .as_ref()
+            .map(crate::gateway::config::validate)
+            .transpose()
+            .map_err(|errors| format!("[gateway]:\n  {}", errors.join("\n  ")))?;
+        if let Some(addr) = gateway.as_ref().and_then(|g| g.listen)
+            && !addr.ip().is_loopback()
+            && !allow_plain_http
+        {
+            return Err(format!(
+                "refusing to serve the gateway over plain HTTP on the non-loopback address \
+                 {addr}: credentials would cross the network in clear text. Put keygate behind \
+                 a TLS-terminating proxy and set allow_plain_http = true, or listen on 127.0.0.1"
+            ));
+        }
         let jwt = jwt::resolve(
             &args.jwt,
             file.jwt.unwrap_or_default(),
@@ -335,6 +356,8 @@ impl Config {
         }
         Ok(Self {
             tls,
+            gateway,
+            config_path: args.config.clone(),
             jwt,
             sessions,
             allowed_origins,

@@ -5,6 +5,7 @@
 //! - `secrets`: the pepper, configured or generated beside a SQLite database.
 //! - `server`: `build` (storage, services) and `run(listener, app, shutdown)`.
 //! - `http`: the axum router, one file per resource, and the error mapping.
+//! - `gateway`: the authenticating reverse proxy and forward-auth.
 //! - `metrics`: Prometheus counters and histograms.
 //! - `cli`: `keygate keys ...` and `keygate users ...` against a running
 //!   server; `keygate token ...` verifies or decodes a JWT with keygate-verify.
@@ -12,6 +13,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod secrets;

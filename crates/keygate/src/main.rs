@@ -47,6 +47,8 @@ enum Command {
     Users(keygate::cli::users::UsersArgs),
     /// Verify or decode a JWT (no server needed).
     Token(keygate::cli::token::TokenArgs),
+    /// Check a gateway configuration (no server needed).
+    Gateway(keygate::cli::gateway::GatewayArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -70,6 +72,7 @@ async fn main() -> ExitCode {
         Command::Keys(args) => return print_and_exit(keygate::cli::keys::run(args).await),
         Command::Users(args) => return print_and_exit(keygate::cli::users::run(args).await),
         Command::Token(args) => return print_and_exit(keygate::cli::token::run(args).await),
+        Command::Gateway(args) => return print_and_exit(keygate::cli::gateway::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,30 +104,40 @@ fn print_and_exit(result: Result<(String, bool), String>) -> ExitCode {
 }
 
 /// SIGHUP rereads what may change under a running server: the TLS
-/// certificate (renewals). A bad new file keeps the old one in use.
-async fn reload_on_sighup(tls: keygate::tls::Tls) {
+/// certificate (renewals) and the gateway's routes. A bad new file is
+/// logged and the old one stays in use; connections are never dropped.
+async fn reload_on_sighup(
+    tls: Option<keygate::tls::Tls>,
+    gateway: Option<Arc<keygate::gateway::Gateway>>,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; TLS files will not be reloaded");
+            tracing::warn!("cannot listen for SIGHUP; nothing will be reloaded");
             return;
         };
         while hup.recv().await.is_some() {
-            match tls.reload().await {
-                Ok(()) => tracing::info!("reloaded the TLS certificate"),
-                Err(e) => tracing::error!(error = %e, "kept the old TLS certificate"),
+            if let Some(tls) = &tls {
+                match tls.reload().await {
+                    Ok(()) => tracing::info!("reloaded the TLS certificate"),
+                    Err(e) => tracing::error!(error = %e, "kept the old TLS certificate"),
+                }
+            }
+            if let Some(gateway) = &gateway {
+                // Reports its own outcome in the log.
+                let _ = gateway.reload();
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = tls;
+    let _ = (tls, gateway);
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = Config::load(&args)?;
     init_logging(config.log_format);
-    let app = server::build(&config, Arc::new(SystemClock)).await?;
+    let mut app = server::build(&config, Arc::new(SystemClock)).await?;
     if let Some(root) = app.bootstrap_if_empty().await? {
         // Printed straight to stderr, not through the logger, so the secret
         // never reaches a log pipeline's structured fields.
@@ -138,8 +151,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, backend = %app.state.keys.store().backend(), tls = app.tls.is_some(), "keygate listening");
-    if let Some(tls) = app.tls.clone() {
-        tokio::spawn(reload_on_sighup(tls));
+    if let Some(gateway_addr) = app.bind_gateway().await? {
+        tracing::info!(addr = %gateway_addr, "gateway listening");
+    }
+    if app.tls.is_some() || app.state.gateway.is_some() {
+        tokio::spawn(reload_on_sighup(app.tls.clone(), app.state.gateway.clone()));
     }
     server::run(listener, app, shutdown_signal())
         .await

@@ -51,6 +51,7 @@ pub struct Metrics {
     pub cache: Family<CacheLabels, Counter>,
     pub cached_keys: Gauge,
     pub audit_dropped: Counter,
+    pub gateway: GatewayMetrics,
 }
 
 impl Metrics {
@@ -104,7 +105,9 @@ impl Metrics {
         for result in ["hit", "miss"] {
             let _ = cache.get_or_create(&CacheLabels { result });
         }
+        let gateway = GatewayMetrics::register(&mut registry);
         Arc::new(Self {
+            gateway,
             registry,
             requests,
             verifications,
@@ -134,5 +137,125 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteClassLabels {
+    pub route: String,
+    pub class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteReasonLabels {
+    pub route: String,
+    pub reason: &'static str,
+}
+
+fn gateway_histogram() -> Histogram {
+    // From 100 µs (an auth-only answer) to 30 s (the default timeout).
+    Histogram::new([
+        1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        10.0, 30.0,
+    ])
+}
+
+/// The gateway's and forward-auth's metrics. Route labels come from the
+/// configuration (or `unmatched`), so clients cannot grow the label sets.
+pub struct GatewayMetrics {
+    pub requests: Family<RouteClassLabels, Counter>,
+    pub seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub auth_failures: Family<RouteReasonLabels, Counter>,
+    pub upstream_errors: Family<RouteReasonLabels, Counter>,
+    pub rate_limited: Family<RouteLabels, Counter>,
+}
+
+impl GatewayMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            requests: Family::default(),
+            seconds: Family::new_with_constructor(gateway_histogram),
+            auth_failures: Family::default(),
+            upstream_errors: Family::default(),
+            rate_limited: Family::default(),
+        };
+        registry.register(
+            "gateway_requests",
+            "Gateway and forward-auth requests by route and status class",
+            m.requests.clone(),
+        );
+        registry.register(
+            "gateway_request_duration_seconds",
+            "Gateway request latency to the upstream's response headers, by route",
+            m.seconds.clone(),
+        );
+        registry.register(
+            "gateway_auth_failures",
+            "Gateway and forward-auth requests refused, by route and reason",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "gateway_upstream_errors",
+            "Gateway requests whose upstream failed (unreachable, timeout), by route",
+            m.upstream_errors.clone(),
+        );
+        registry.register(
+            "gateway_rate_limited",
+            "Gateway requests refused by a route's rate limit",
+            m.rate_limited.clone(),
+        );
+        m
+    }
+
+    pub fn observe(
+        &self,
+        route: &str,
+        status: axum::http::StatusCode,
+        seconds: f64,
+        failure: Option<&'static str>,
+        rate_limited: bool,
+    ) {
+        let class = match status.as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        let route = route.to_owned();
+        self.requests
+            .get_or_create(&RouteClassLabels {
+                route: route.clone(),
+                class,
+            })
+            .inc();
+        if let Some(reason) = failure {
+            let family = if reason.starts_with("upstream_") {
+                &self.upstream_errors
+            } else {
+                &self.auth_failures
+            };
+            family
+                .get_or_create(&RouteReasonLabels {
+                    route: route.clone(),
+                    reason,
+                })
+                .inc();
+        }
+        if rate_limited {
+            self.rate_limited
+                .get_or_create(&RouteLabels {
+                    route: route.clone(),
+                })
+                .inc();
+        }
+        self.seconds
+            .get_or_create(&RouteLabels { route })
+            .observe(seconds);
     }
 }

@@ -3,6 +3,7 @@
 //! and starts a whole server in a few lines.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, PepperSource};
+use crate::gateway::Gateway;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::secrets::{load_master_key, load_pepper};
@@ -35,6 +37,7 @@ pub struct App {
     pub tls: Option<Tls>,
     body_limit: usize,
     audit_rx: mpsc::Receiver<AuditEntry>,
+    gateway_listener: Option<TcpListener>,
 }
 
 /// Connects storage (running migrations), loads the pepper and builds the
@@ -150,6 +153,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         None => None,
     };
     let (audit_tx, audit_rx) = mpsc::channel(AUDIT_QUEUE);
+    let gateway = config
+        .gateway
+        .clone()
+        .map(|g| Gateway::new(g, config.config_path.clone()));
     Ok(App {
         state: AppState {
             keys: Arc::new(keys),
@@ -160,14 +167,30 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
             allowed_origins: Arc::new(config.allowed_origins.clone()),
             metrics: Metrics::new(),
             audit_tx,
+            gateway,
         },
         tls,
         body_limit: config.body_limit,
         audit_rx,
+        gateway_listener: None,
     })
 }
 
 impl App {
+    /// Binds the gateway's listener when `[gateway] listen` is set, so the
+    /// caller learns its address (port 0) before `run`.
+    pub async fn bind_gateway(&mut self) -> Result<Option<SocketAddr>, String> {
+        let Some(addr) = self.state.gateway.as_ref().and_then(|g| g.listen()) else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} for the gateway: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        self.gateway_listener = Some(listener);
+        Ok(Some(bound))
+    }
+
     /// On an empty database, creates the root admin key (first start).
     pub async fn bootstrap_if_empty(&self) -> Result<Option<IssuedKey>, String> {
         let store = self.state.keys.store();
@@ -195,7 +218,27 @@ pub async fn run(
         tls,
         body_limit,
         audit_rx,
+        gateway_listener,
     } = app;
+    // One shutdown signal for both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let gateway_task = match (gateway_listener, state.gateway.clone()) {
+        (Some(listener), Some(gateway)) => Some(tokio::spawn(crate::gateway::serve(
+            listener,
+            state.clone(),
+            gateway,
+            tls.clone(),
+            stopped(stop_rx.clone()),
+        ))),
+        _ => None,
+    };
     let audit_task = tokio::spawn(write_audit(state.clone(), audit_rx));
     let flusher = tokio::spawn(flush_usage_forever(state.keys.clone()));
     let key_schedule = tokio::spawn(maintain_signing_keys_forever(state.tokens.clone()));
@@ -205,7 +248,14 @@ pub async fn run(
         state.blocklist.clone(),
     ));
     let router = http::router(state.clone(), body_limit);
-    let served = crate::tls::serve(listener, router, tls, shutdown).await;
+    let served = crate::tls::serve(listener, router, tls, stopped(stop_rx)).await;
+    if let Some(task) = gateway_task {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "the gateway listener failed"),
+            Err(e) => tracing::warn!(error = %e, "the gateway task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     flusher.abort();
     key_schedule.abort();
     blocklist_sync.abort();
@@ -255,6 +305,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 async fn purge_sessions_forever(sessions: Arc<SessionService>, blocklist: Arc<Blocklist>) {
     let mut tick = tokio::time::interval(PURGE_EVERY);
+    // The first tick is immediate; nothing has expired at start.
+    tick.tick().await;
     loop {
         tick.tick().await;
         let ctx = AuditContext::system();

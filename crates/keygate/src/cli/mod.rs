@@ -2,6 +2,7 @@
 //! for JWTs offline.
 
 pub mod client;
+pub mod gateway;
 pub mod keys;
 mod render;
 pub mod table;

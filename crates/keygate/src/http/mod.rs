@@ -22,7 +22,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use keygate_core::KeyService;
 use keygate_core::UserService;
 use keygate_core::apikey::random_id;
@@ -47,6 +47,9 @@ pub struct AppState {
     /// Failed authentications are audited off the request path, so a flood of
     /// bad keys cannot turn into a flood of synchronous database writes.
     pub audit_tx: mpsc::Sender<AuditEntry>,
+    /// The routes, when a `[gateway]` section is configured (forward-auth
+    /// reads them on this listener).
+    pub gateway: Option<Arc<crate::gateway::Gateway>>,
 }
 
 impl AppState {
@@ -90,6 +93,18 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::serve))
+        .route(
+            crate::gateway::forward_auth::PATH,
+            any(crate::gateway::forward_auth::handle),
+        )
+        .route(
+            "/v1/forward-auth/",
+            any(crate::gateway::forward_auth::handle),
+        )
+        .route(
+            "/v1/forward-auth/{*original}",
+            any(crate::gateway::forward_auth::handle),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -130,6 +145,15 @@ fn next_request_id() -> String {
     format!("{prefix}{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A well-formed incoming `X-Request-Id`, or a new one.
+pub fn request_id_of(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_request_id(v))
+        .map_or_else(next_request_id, str::to_owned)
+}
+
 /// Keeps a well-formed incoming `X-Request-Id`, or makes one.
 async fn request_id(mut req: Request, next: Next) -> Response {
     let id = req
@@ -152,6 +176,15 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 const CREDENTIAL_PARAMS: [&str; 5] = ["api_key", "apikey", "key", "token", "access_token"];
 
 async fn refuse_credentials_in_url(req: Request, next: Next) -> Response {
+    // Envoy puts the original request's query on forward-auth's URL; it is
+    // the client's URL, not a credential sent to keygate, and is not logged.
+    if req
+        .uri()
+        .path()
+        .starts_with(crate::gateway::forward_auth::PATH)
+    {
+        return next.run(req).await;
+    }
     if let Some(query) = req.uri().query() {
         let names: Vec<String> = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
             .map(|pairs| pairs.into_iter().map(|(k, _)| k).collect())

@@ -128,6 +128,8 @@ pub struct TestApp {
     pub state: Option<keygate::http::AppState>,
     /// Its certificate, when TLS is configured.
     pub tls: Option<keygate::tls::Tls>,
+    /// The gateway's listener, when the configuration has one.
+    pub gateway_addr: Option<std::net::SocketAddr>,
 }
 
 pub struct Response {
@@ -144,6 +146,16 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 /// A running app whose settings `configure` adjusted first.
 pub async fn spawn_app_with(
     backend: Backend,
+    configure: impl FnOnce(&mut ServeArgs),
+) -> Option<TestApp> {
+    spawn_app_with_toml(backend, None, configure).await
+}
+
+/// A running app configured by a TOML file (written into its directory and
+/// kept for reloads), then by `configure`.
+pub async fn spawn_app_with_toml(
+    backend: Backend,
+    toml: Option<&str>,
     configure: impl FnOnce(&mut ServeArgs),
 ) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -179,6 +191,11 @@ pub async fn spawn_app_with(
         ..ServeArgs::default()
     };
     args.jwt.issuer = Some("https://auth.keygate.test".into());
+    if let Some(text) = toml {
+        let path = dir.path().join("keygate.toml");
+        std::fs::write(&path, text).expect("config file");
+        args.config = Some(path);
+    }
     configure(&mut args);
     let clock = Arc::new(ManualClock::starting_now());
     let mut app = TestApp {
@@ -195,6 +212,7 @@ pub async fn spawn_app_with(
         pg,
         state: None,
         tls: None,
+        gateway_addr: None,
     };
     app.start().await;
     Some(app)
@@ -203,9 +221,10 @@ pub async fn spawn_app_with(
 impl TestApp {
     async fn start(&mut self) {
         let config = Config::load(&self.args).expect("config");
-        let built = server::build(&config, self.clock.clone())
+        let mut built = server::build(&config, self.clock.clone())
             .await
             .expect("build");
+        self.gateway_addr = built.bind_gateway().await.expect("gateway listener");
         if let Some(root) = built.bootstrap_if_empty().await.expect("bootstrap") {
             self.root_key = root.key.expose().to_owned();
         }
@@ -352,6 +371,29 @@ impl Drop for TestApp {
 /// Runs a test body on both backends, as `sqlite::name` and `postgres::name`.
 #[macro_export]
 macro_rules! on_both_backends {
+    // With a spawn function of its own: `async fn(Backend) -> Option<T>`.
+    (spawn = $spawn:path; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $spawn($crate::helpers::Backend::Sqlite).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $spawn($crate::helpers::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(

@@ -5,6 +5,11 @@
 mod helpers;
 
 mod cli;
+mod gateway;
+mod gateway_binary;
+mod gateway_forward_auth;
+mod gateway_proxy;
+mod gateway_upstream;
 mod keys;
 mod oauth;
 mod ops;

@@ -1,0 +1,377 @@
+//! Authenticating a request as its route says, and the route's rate limit.
+//! This is where a route's auth mode is dispatched (`authenticate`).
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keygate_core::ApiKey;
+use keygate_core::jwt::TokenError;
+use keygate_core::ratelimit::RateDecision;
+use keygate_core::{VerifyCode, model::KeyRecord};
+use serde_json::Value;
+
+use super::config::{AuthMode, Route};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+
+/// Who a request is, once authenticated; nothing here is a secret.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// The key id, when an API key was presented.
+    pub key_id: Option<String>,
+    /// The key's owner when only a key was presented.
+    pub key_owner: Option<String>,
+    /// The user, when a JWT was presented.
+    pub subject: Option<String>,
+    pub tenant: Option<String>,
+    pub scopes: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+impl Identity {
+    /// What the rate limit counts: the key, else the user.
+    pub fn limit_key(&self) -> Option<&str> {
+        self.key_id.as_deref().or(self.subject.as_deref())
+    }
+
+    /// `sub` of the internal token: the user, else the key's owner.
+    pub fn token_subject(&self) -> Option<&str> {
+        self.subject
+            .as_deref()
+            .or(self.key_owner.as_deref())
+            .or(self.key_id.as_deref())
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit`, in that order.
+pub type RateLimitFields = (HeaderValue, HeaderValue);
+
+/// A refused request: the problem to answer, the reason for the metrics,
+/// and the RateLimit fields when the limit refused it.
+pub struct Refusal {
+    pub error: Box<ApiError>,
+    pub reason: &'static str,
+    pub ratelimit: Option<RateLimitFields>,
+}
+
+impl Refusal {
+    fn new(error: ApiError, reason: &'static str) -> Self {
+        Self {
+            error: Box::new(error),
+            reason,
+            ratelimit: None,
+        }
+    }
+
+    fn missing(what: &str) -> Self {
+        Self::new(
+            ApiError::unauthorized(
+                "missing_credentials",
+                format!("this route needs {what}"),
+                false,
+            ),
+            "missing_credentials",
+        )
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut res = self.error.into_response();
+        if let Some((policy, value)) = self.ratelimit {
+            res.headers_mut().insert("ratelimit-policy", policy);
+            res.headers_mut().insert("ratelimit", value);
+        }
+        res
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Refusal> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("");
+    match text.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(Refusal::new(
+            ApiError::unauthorized(
+                "invalid_authorization",
+                "the Authorization header must be `Bearer <credential>`",
+                true,
+            ),
+            "invalid_authorization",
+        )),
+    }
+}
+
+fn api_key_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-api-key")
+        .map(|v| v.to_str().unwrap_or("").trim())
+}
+
+/// Authenticates `headers` for `route`. An `hmac` mode would be one more arm
+/// here, given the request's method, path and a body-digest check.
+pub async fn authenticate(
+    state: &AppState,
+    route: &Route,
+    headers: &HeaderMap,
+) -> Result<Identity, Refusal> {
+    let bearer = bearer(headers)?;
+    let x_key = api_key_header(headers);
+    let mut id = match route.auth {
+        AuthMode::None => return Ok(Identity::default()),
+        AuthMode::ApiKey => {
+            let key = x_key.or(bearer).ok_or_else(|| {
+                Refusal::missing("an API key in `X-API-Key` or `Authorization: Bearer`")
+            })?;
+            with_key(state, route, key).await?
+        }
+        AuthMode::Jwt => {
+            let token =
+                bearer.ok_or_else(|| Refusal::missing("a JWT in `Authorization: Bearer`"))?;
+            with_jwt(state, token).await?
+        }
+        AuthMode::ApiKeyOrJwt => match (x_key, bearer) {
+            (Some(key), _) => with_key(state, route, key).await?,
+            // A keygate key is recognisable by its shape, so it may come as
+            // a Bearer here too.
+            (None, Some(b)) if ApiKey::check_shape(b).is_ok() => with_key(state, route, b).await?,
+            (None, Some(token)) => with_jwt(state, token).await?,
+            (None, None) => {
+                return Err(Refusal::missing(
+                    "an API key in `X-API-Key` or a JWT in `Authorization: Bearer`",
+                ));
+            }
+        },
+        AuthMode::ApiKeyAndJwt => {
+            let key = x_key.ok_or_else(|| {
+                Refusal::missing("an API key in `X-API-Key` (the application) and a JWT in `Authorization: Bearer` (the user)")
+            })?;
+            let token = bearer.ok_or_else(|| {
+                Refusal::missing("a JWT in `Authorization: Bearer` (the user) beside the API key")
+            })?;
+            // The user first: verifying it has no side effects, while the
+            // key's check uses its rate limit and credits.
+            let user = with_jwt(state, token).await?;
+            check_roles(route, &user.roles)?;
+            let app = with_key(state, route, key).await?;
+            if let (Some(a), Some(u)) = (&app.tenant, &user.tenant)
+                && a != u
+            {
+                return Err(Refusal::new(
+                    ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "tenant_mismatch",
+                        "the API key and the JWT belong to different tenants",
+                    ),
+                    "tenant_mismatch",
+                ));
+            }
+            Identity {
+                key_id: app.key_id,
+                key_owner: app.key_owner,
+                subject: user.subject,
+                tenant: app.tenant.or(user.tenant),
+                scopes: app.scopes,
+                roles: user.roles,
+            }
+        }
+    };
+    // A JWT on a route with scopes (api_key_or_jwt) answers for them with
+    // its `scope` claim, as a client-credentials token does.
+    if id.key_id.is_none() && !route.scopes.is_empty() {
+        let missing = route
+            .scopes
+            .iter()
+            .any(|s| !id.scopes.iter().any(|have| have == s.as_str()));
+        if missing {
+            return Err(insufficient_scope());
+        }
+    }
+    check_roles(route, &id.roles)?;
+    id.scopes.sort();
+    Ok(id)
+}
+
+fn check_roles(route: &Route, roles: &[String]) -> Result<(), Refusal> {
+    if route.roles.iter().all(|r| roles.contains(r)) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_role",
+            format!("this route needs the roles: {}", route.roles.join(", ")),
+        ),
+        "insufficient_role",
+    ))
+}
+
+fn insufficient_scope() -> Refusal {
+    Refusal::new(
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "the credential lacks a scope this route needs",
+        ),
+        "insufficient_scope",
+    )
+}
+
+async fn with_key(state: &AppState, route: &Route, key: &str) -> Result<Identity, Refusal> {
+    let v = state
+        .keys
+        .verify_key(key, &route.scopes, None)
+        .await
+        .map_err(|e| Refusal::new(ApiError::from(e), "storage_unavailable"))?;
+    match (v.code, v.record()) {
+        (VerifyCode::Valid, Some(record)) => Ok(key_identity(record)),
+        (VerifyCode::InsufficientScope, _) => Err(insufficient_scope()),
+        (VerifyCode::RateLimited, _) => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this key is over its rate limit",
+            );
+            let wait_ms = v.ratelimit.map_or(1000, |d| d.retry_after_ms);
+            e.retry_after_secs = Some(ceil_secs(wait_ms));
+            Err(Refusal::new(e, "key_rate_limited"))
+        }
+        (code, _) => Err(Refusal::new(
+            ApiError::unauthorized(
+                "invalid_credentials",
+                format!("the API key was refused ({})", code.as_str()),
+                true,
+            ),
+            reason_of(code),
+        )),
+    }
+}
+
+fn reason_of(code: VerifyCode) -> &'static str {
+    match code {
+        VerifyCode::Malformed => "key_malformed",
+        VerifyCode::NotFound => "key_not_found",
+        VerifyCode::Revoked => "key_revoked",
+        VerifyCode::Expired => "key_expired",
+        VerifyCode::UsageExceeded => "key_usage_exceeded",
+        _ => "key_refused",
+    }
+}
+
+fn key_identity(record: &KeyRecord) -> Identity {
+    Identity {
+        key_id: Some(record.id.as_str().to_owned()),
+        key_owner: Some(record.owner.clone()),
+        subject: None,
+        tenant: record.tenant.as_ref().map(|t| t.as_str().to_owned()),
+        scopes: record
+            .scopes
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+        roles: Vec::new(),
+    }
+}
+
+async fn with_jwt(state: &AppState, token: &str) -> Result<Identity, Refusal> {
+    let audience = &state.tokens.config().audience;
+    let claims = state
+        .tokens
+        .verify(token, audience)
+        .await
+        .map_err(|e| match e {
+            TokenError::Invalid(e) => Refusal::new(
+                ApiError::unauthorized(
+                    "invalid_token",
+                    format!("the JWT was refused ({})", e.code()),
+                    true,
+                ),
+                "jwt_invalid",
+            ),
+            TokenError::Revoked => Refusal::new(
+                ApiError::unauthorized("token_revoked", "the JWT has been revoked", true),
+                "jwt_revoked",
+            ),
+            TokenError::Storage(e) => Refusal::new(ApiError::from(e), "storage_unavailable"),
+        })?;
+    let strings = |name: &str| -> Vec<String> {
+        match claims.extra.get(name) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+            _ => Vec::new(),
+        }
+    };
+    Ok(Identity {
+        key_id: None,
+        key_owner: None,
+        subject: claims.sub.clone(),
+        tenant: claims
+            .extra
+            .get("tenant")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        scopes: strings("scope"),
+        roles: strings("roles"),
+    })
+}
+
+pub fn ceil_secs(ms: i64) -> u64 {
+    u64::try_from((ms + 999) / 1000).unwrap_or(1).max(1)
+}
+
+/// `RateLimit-Policy` and `RateLimit` per draft-ietf-httpapi-ratelimit-headers-11.
+pub fn ratelimit_fields(route: &str, d: &RateDecision, period: u32) -> RateLimitFields {
+    let policy = format!("\"{route}\";q={};w={period}", d.limit);
+    let t = if d.allowed {
+        u64::try_from((d.reset_ms + 999) / 1000).unwrap_or(0)
+    } else {
+        ceil_secs(d.retry_after_ms)
+    };
+    let value = format!("\"{route}\";r={};t={t}", d.remaining);
+    (
+        HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("")),
+        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("")),
+    )
+}
+
+/// The route's own limit, per key, else per user, else per client address.
+pub fn check_rate_limit(
+    state: &AppState,
+    limiter: &keygate_core::ratelimit::GcraLimiter,
+    route: &Route,
+    identity: &Identity,
+    peer: &str,
+) -> Result<Option<RateLimitFields>, Refusal> {
+    let Some(spec) = route.rate_limit else {
+        return Ok(None);
+    };
+    let who = identity.limit_key().unwrap_or(peer);
+    let key = format!("{}\u{0}{who}", route.name);
+    let d = limiter.decide(&key, spec, state.keys.clock().now_millis());
+    let fields = ratelimit_fields(&route.name, &d, spec.period_seconds);
+    if d.allowed {
+        return Ok(Some(fields));
+    }
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "over this route's limit of {} requests per {} s",
+            spec.limit, spec.period_seconds
+        ),
+    );
+    e.retry_after_secs = Some(ceil_secs(d.retry_after_ms));
+    Err(Refusal {
+        error: Box::new(e),
+        reason: "rate_limited",
+        ratelimit: Some(fields),
+    })
+}

@@ -1,0 +1,477 @@
+//! The `[gateway]` TOML section: its file shape (unknown fields refused) and
+//! its validation into `GatewayConfig`, which reports every problem at once
+//! with the route it belongs to, so `keygate gateway check` can list them.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use axum::http::{Method, Uri};
+use keygate_core::model::{RateLimitSpec, Scope};
+use serde::Deserialize;
+
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_BODY_LIMIT: u64 = 10 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    /// The gateway's own listener; without it the routes serve forward-auth only.
+    pub listen: Option<String>,
+    /// Seconds to wait for an upstream's response headers, for every route
+    /// that sets none.
+    pub timeout_seconds: Option<u64>,
+    pub body_limit_bytes: Option<u64>,
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: MatchFile,
+    pub upstream: String,
+    pub auth: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub rate_limit: Option<RateLimitSpec>,
+    pub forward_token: Option<String>,
+    #[serde(default)]
+    pub strip_prefix: bool,
+    pub timeout_seconds: Option<u64>,
+    pub body_limit_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchFile {
+    pub path_prefix: String,
+    pub host: Option<String>,
+    pub methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    ApiKey,
+    Jwt,
+    ApiKeyOrJwt,
+    ApiKeyAndJwt,
+    None,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::ApiKey => "api_key",
+            AuthMode::Jwt => "jwt",
+            AuthMode::ApiKeyOrJwt => "api_key_or_jwt",
+            AuthMode::ApiKeyAndJwt => "api_key_and_jwt",
+            AuthMode::None => "none",
+        }
+    }
+
+    fn takes_keys(self) -> bool {
+        matches!(
+            self,
+            AuthMode::ApiKey | AuthMode::ApiKeyOrJwt | AuthMode::ApiKeyAndJwt
+        )
+    }
+
+    fn takes_jwts(self) -> bool {
+        matches!(
+            self,
+            AuthMode::Jwt | AuthMode::ApiKeyOrJwt | AuthMode::ApiKeyAndJwt
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardToken {
+    Internal,
+    Passthrough,
+    None,
+}
+
+/// An upstream `http://host:port[/base]`: TLS to upstreams is not built yet.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub authority: String,
+    /// Without a trailing slash; empty for the root.
+    pub base_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    /// Lower case, without a port.
+    pub host: Option<String>,
+    /// Starts with `/`, no trailing slash except for `/` itself.
+    pub path_prefix: String,
+    /// None: every method.
+    pub methods: Option<Vec<Method>>,
+    pub upstream: Upstream,
+    pub auth: AuthMode,
+    pub scopes: Vec<Scope>,
+    pub roles: Vec<String>,
+    pub rate_limit: Option<RateLimitSpec>,
+    pub forward_token: ForwardToken,
+    pub strip_prefix: bool,
+    pub timeout: Duration,
+    pub body_limit: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GatewayConfig {
+    pub listen: Option<SocketAddr>,
+    pub routes: Vec<Route>,
+}
+
+/// Reads only the `[gateway]` table of a configuration file: a reload must not
+/// depend on settings that need a restart anyway.
+pub fn load_file(path: &Path) -> Result<Option<GatewayConfig>, Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+    parse_text(&text)
+}
+
+pub fn parse_text(text: &str) -> Result<Option<GatewayConfig>, Vec<String>> {
+    #[derive(Deserialize)]
+    struct Outer {
+        gateway: Option<GatewayFile>,
+    }
+    let outer: Outer = toml::from_str(text).map_err(|e| vec![without_source(&e.to_string())])?;
+    outer.gateway.map(|g| validate(&g)).transpose()
+}
+
+/// A TOML error without the quoted source lines: the same file may hold the
+/// pepper or the master key, and a reload's error goes to the log.
+fn without_source(message: &str) -> String {
+    message
+        .lines()
+        .filter(|line| {
+            let t = line.trim_start();
+            let numbered = t
+                .split_once(" |")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            !t.is_empty() && !t.starts_with('|') && !numbered
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Checks the whole section and answers every problem found, not the first.
+pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
+    let mut errors = Vec::new();
+    let listen = match &file.listen {
+        None => None,
+        Some(text) => match text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                errors.push(format!(
+                    "gateway.listen: {text:?} is not an address such as 127.0.0.1:8000"
+                ));
+                None
+            }
+        },
+    };
+    let timeout = file.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    if !(1..=3600).contains(&timeout) {
+        errors.push("gateway.timeout_seconds: between 1 and 3600".into());
+    }
+    let body_limit = file.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT);
+    let mut names = HashSet::new();
+    let mut matchers = HashSet::new();
+    let mut routes = Vec::new();
+    for (i, r) in file.routes.iter().enumerate() {
+        let at = if r.name.is_empty() {
+            format!("gateway.routes[{i}]")
+        } else {
+            format!("route {:?}", r.name)
+        };
+        let before = errors.len();
+        let mut err = |msg: String| errors.push(format!("{at}: {msg}"));
+        if r.name.is_empty()
+            || r.name.len() > 64
+            || !r
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            err("name: 1-64 letters, digits or - _ . (it becomes the internal token's audience and a metric label)".into());
+        } else if !names.insert(r.name.clone()) {
+            err("name: another route has the same name".into());
+        }
+        let prefix = normalize_prefix(&r.matcher.path_prefix);
+        if let Err(msg) = &prefix {
+            err(format!("match.path_prefix: {msg}"));
+        }
+        let host = r.matcher.host.as_ref().map(|h| h.to_ascii_lowercase());
+        if let Some(h) = &host
+            && (h.is_empty() || h.contains(['/', ' ', ':']))
+        {
+            err(format!(
+                "match.host: {h:?} is not a host name (no port, no scheme)"
+            ));
+        }
+        let methods = match &r.matcher.methods {
+            None => None,
+            Some(list) if list.is_empty() => {
+                err("match.methods: leave it out to allow every method, or list some".into());
+                None
+            }
+            Some(list) => {
+                let mut out = Vec::new();
+                for m in list {
+                    match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                        Ok(method) => out.push(method),
+                        Err(_) => err(format!("match.methods: {m:?} is not an HTTP method")),
+                    }
+                }
+                Some(out)
+            }
+        };
+        let upstream = parse_upstream(&r.upstream);
+        if let Err(msg) = &upstream {
+            err(format!("upstream: {msg}"));
+        }
+        let auth = match r.auth.as_str() {
+            "api_key" => Some(AuthMode::ApiKey),
+            "jwt" => Some(AuthMode::Jwt),
+            "api_key_or_jwt" => Some(AuthMode::ApiKeyOrJwt),
+            "api_key_and_jwt" => Some(AuthMode::ApiKeyAndJwt),
+            "none" => Some(AuthMode::None),
+            "hmac" => {
+                err("auth: \"hmac\" routes are not available in this build".into());
+                None
+            }
+            other => {
+                err(format!(
+                    "auth: {other:?} is not one of api_key, jwt, api_key_or_jwt, api_key_and_jwt, none"
+                ));
+                None
+            }
+        };
+        let mut scopes = Vec::new();
+        for s in &r.scopes {
+            match Scope::parse(s) {
+                Ok(scope) => scopes.push(scope),
+                Err(e) => err(format!("scopes: {e}")),
+            }
+        }
+        if let Some(mode) = auth {
+            if !scopes.is_empty() && !mode.takes_keys() {
+                err(format!(
+                    "scopes: a {} route takes no API key, so its scopes could never be checked; \
+                     use roles for JWTs, or an auth mode with api_key",
+                    mode.as_str()
+                ));
+            }
+            if !r.roles.is_empty() && !mode.takes_jwts() {
+                err(format!(
+                    "roles: a {} route takes no JWT, so its roles could never be checked",
+                    mode.as_str()
+                ));
+            }
+        }
+        for role in &r.roles {
+            if role.is_empty()
+                || role.len() > 64
+                || role.chars().any(|c| c.is_control() || c == ',')
+            {
+                err(format!("roles: {role:?} is not a role name"));
+            }
+        }
+        if let Some(spec) = r.rate_limit
+            && let Err(e) = spec.validate()
+        {
+            err(format!("{e}"));
+        }
+        let forward_token = match r.forward_token.as_deref().unwrap_or("internal") {
+            "internal" => Some(ForwardToken::Internal),
+            "passthrough" => Some(ForwardToken::Passthrough),
+            "none" => Some(ForwardToken::None),
+            other => {
+                err(format!(
+                    "forward_token: {other:?} is not one of internal, passthrough, none"
+                ));
+                None
+            }
+        };
+        let route_timeout = r.timeout_seconds.unwrap_or(timeout);
+        if !(1..=3600).contains(&route_timeout) {
+            err("timeout_seconds: between 1 and 3600".into());
+        }
+        if let Ok(p) = &prefix {
+            let methods_key = methods.as_ref().map(|m| {
+                let mut v: Vec<String> = m.iter().map(ToString::to_string).collect();
+                v.sort();
+                v.join(",")
+            });
+            if !matchers.insert((host.clone(), p.clone(), methods_key)) {
+                err(format!(
+                    "match: another route already matches the same host, prefix {p:?} and methods"
+                ));
+            }
+        }
+        if errors.len() > before {
+            continue;
+        }
+        if let (Ok(path_prefix), Ok(upstream), Some(auth), Some(forward_token)) =
+            (prefix, upstream, auth, forward_token)
+        {
+            routes.push(Route {
+                name: r.name.clone(),
+                host,
+                path_prefix,
+                methods,
+                upstream,
+                auth,
+                scopes,
+                roles: r.roles.clone(),
+                rate_limit: r.rate_limit,
+                forward_token,
+                strip_prefix: r.strip_prefix,
+                timeout: Duration::from_secs(route_timeout),
+                body_limit: r.body_limit_bytes.unwrap_or(body_limit),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(GatewayConfig { listen, routes })
+    } else {
+        Err(errors)
+    }
+}
+
+fn normalize_prefix(prefix: &str) -> Result<String, String> {
+    if prefix.is_empty() {
+        return Err("must not be empty; use \"/\" to match every path".into());
+    }
+    if !prefix.starts_with('/') {
+        return Err(format!("{prefix:?} must start with /"));
+    }
+    if prefix.contains(['?', '#', ' ', '*']) || prefix.contains("//") {
+        return Err(format!(
+            "{prefix:?} is a plain path (no query, wildcard or empty segment)"
+        ));
+    }
+    let trimmed = prefix.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
+}
+
+fn parse_upstream(text: &str) -> Result<Upstream, String> {
+    if text.contains('@') {
+        // Not quoted: the part before `@` may be a password.
+        return Err("the URL must not carry a user name or password".into());
+    }
+    let uri: Uri = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a URL such as http://127.0.0.1:9001"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "{text:?}: https upstreams are not supported yet; reach the upstream over http on a private network"
+            ));
+        }
+        _ => return Err(format!("{text:?} must start with http://")),
+    }
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .filter(|a| !a.is_empty() && !a.contains('@'))
+        .ok_or_else(|| format!("{text:?} needs a host (and no user name or password)"))?;
+    if uri.query().is_some() || text.contains('#') {
+        return Err(format!("{text:?} must not carry a query or fragment"));
+    }
+    Ok(Upstream {
+        authority,
+        base_path: uri.path().trim_end_matches('/').to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        parse_text(text).unwrap_err()
+    }
+
+    #[test]
+    fn a_full_route_parses() {
+        let cfg = parse_text(
+            r#"
+            [gateway]
+            listen = "127.0.0.1:0"
+            [[gateway.routes]]
+            name = "orders"
+            match = { path_prefix = "/orders/", methods = ["get", "POST"], host = "API.example" }
+            upstream = "http://127.0.0.1:9001/base/"
+            auth = "api_key_and_jwt"
+            scopes = ["orders:read"]
+            roles = ["customer"]
+            rate_limit = { limit = 100, period_seconds = 60 }
+            "#,
+        )
+        .unwrap()
+        .unwrap();
+        let r = &cfg.routes[0];
+        assert_eq!(r.path_prefix, "/orders");
+        assert_eq!(r.host.as_deref(), Some("api.example"));
+        assert_eq!(r.upstream.base_path, "/base");
+        assert_eq!(r.forward_token, ForwardToken::Internal);
+        assert_eq!(r.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_route() {
+        let errs = errors(
+            r#"
+            [gateway]
+            [[gateway.routes]]
+            name = "a"
+            match = { path_prefix = "" }
+            upstream = "ftp://x"
+            auth = "magic"
+            [[gateway.routes]]
+            name = "a"
+            match = { path_prefix = "/a" }
+            upstream = "http://127.0.0.1:1"
+            auth = "jwt"
+            scopes = ["x"]
+            "#,
+        );
+        let all = errs.join("\n");
+        for needle in [
+            "route \"a\": match.path_prefix: must not be empty",
+            "route \"a\": upstream: \"ftp://x\" must start with http://",
+            "route \"a\": auth: \"magic\" is not one of",
+            "route \"a\": name: another route has the same name",
+            "route \"a\": scopes: a jwt route takes no API key",
+        ] {
+            assert!(all.contains(needle), "{needle} not in\n{all}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_do_not_quote_the_file() {
+        let errs = errors("pepper = \"s3cr3t-pepper-value\" oops\n[gateway]\n");
+        assert!(errs[0].contains("line 1"), "{errs:?}");
+        assert!(!errs[0].contains("s3cr3t"), "{errs:?}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let errs = errors(
+            "[gateway]\n[[gateway.routes]]\nname = \"a\"\nmatch = { path_prefix = \"/\" }\nupstream = \"http://h:1\"\nauth = \"none\"\nscope = [\"x\"]\n",
+        );
+        assert!(errs[0].contains("unknown field `scope`"), "{errs:?}");
+    }
+}

@@ -1,0 +1,107 @@
+//! The short internal JWT handed upstream: minted at most once per identity
+//! and route while it has more than `REUSE_MARGIN` seconds left, since an
+//! ES256 signature costs more than the rest of a proxied request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use keygate_core::jwt::{TokenRequest, TokenService};
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::auth::Identity;
+
+/// A cached token is reused only while it has more than this many seconds left.
+pub const REUSE_MARGIN: i64 = 10;
+const CAPACITY: usize = 50_000;
+
+type IdentityDigest = [u8; 32];
+/// A token and its `exp`.
+type Minted = (Arc<str>, i64);
+
+/// Minted tokens, keyed by a digest of route and identity: the cache holds
+/// no credential, and its key reveals no identity either.
+pub struct InternalTokens {
+    minted: Mutex<HashMap<IdentityDigest, Minted>>,
+}
+
+impl Default for InternalTokens {
+    fn default() -> Self {
+        Self {
+            minted: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn digest(route: &str, id: &Identity) -> [u8; 32] {
+    let mut h = Sha256::new();
+    // Length-prefixed fields, so no two identities hash the same input.
+    let mut field = |v: &str| {
+        h.update((v.len() as u64).to_be_bytes());
+        h.update(v.as_bytes());
+    };
+    field(route);
+    field(id.key_id.as_deref().unwrap_or(""));
+    field(id.key_owner.as_deref().unwrap_or(""));
+    field(id.subject.as_deref().unwrap_or(""));
+    field(id.tenant.as_deref().unwrap_or(""));
+    field(&id.scopes.join(" "));
+    field(&id.roles.join(","));
+    h.finalize().into()
+}
+
+impl InternalTokens {
+    pub fn token(
+        &self,
+        tokens: &TokenService,
+        route: &str,
+        id: &Identity,
+    ) -> Result<Arc<str>, keygate_core::Error> {
+        let now = tokens.clock().now_secs();
+        let key = digest(route, id);
+        if let Some((token, exp)) = self.minted.lock().get(&key)
+            && exp - now > REUSE_MARGIN
+        {
+            return Ok(token.clone());
+        }
+        let mut claims = Map::new();
+        if let Some(key_id) = &id.key_id {
+            claims.insert("client_id".into(), key_id.clone().into());
+        }
+        if let Some(tenant) = &id.tenant {
+            claims.insert("tenant".into(), tenant.clone().into());
+        }
+        if !id.roles.is_empty() {
+            claims.insert(
+                "roles".into(),
+                Value::Array(id.roles.iter().cloned().map(Value::String).collect()),
+            );
+        }
+        if !id.scopes.is_empty() {
+            claims.insert("scope".into(), id.scopes.join(" ").into());
+        }
+        let issued = tokens.issue(TokenRequest {
+            subject: id.token_subject().unwrap_or("anonymous").to_owned(),
+            audience: route.to_owned(),
+            ttl: tokens.config().internal_token_ttl,
+            not_issued_before: None,
+            claims,
+        })?;
+        let token: Arc<str> = Arc::from(issued.token);
+        let mut minted = self.minted.lock();
+        if minted.len() >= CAPACITY {
+            minted.retain(|_, (_, exp)| *exp - now > REUSE_MARGIN);
+            if minted.len() >= CAPACITY {
+                minted.clear();
+            }
+        }
+        minted.insert(key, (token.clone(), issued.expires_at));
+        Ok(token)
+    }
+
+    /// Forgets every minted token (a route reload may change what they carry).
+    pub fn clear(&self) {
+        self.minted.lock().clear();
+    }
+}

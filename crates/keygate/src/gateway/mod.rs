@@ -1,0 +1,145 @@
+//! The gateway: an authenticating reverse proxy on its own listener, and the
+//! forward-auth endpoint that nginx, Traefik and Envoy call. Both read the
+//! same route table, which a reload swaps whole.
+//!
+//! - `config`: the `[gateway]` section and its validation.
+//! - `routes`: matching a request to a route.
+//! - `auth`: the auth modes, scopes, roles and the route rate limit.
+//! - `internal_token`: the JWT handed upstream, minted once per identity.
+//! - `proxy`: forwarding, streaming both ways, upgrades, the access log.
+//! - `forward_auth`: `/v1/forward-auth` for the three proxies' contracts.
+
+pub mod auth;
+pub mod config;
+pub mod forward_auth;
+pub mod internal_token;
+pub mod proxy;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use keygate_core::ratelimit::GcraLimiter;
+use parking_lot::RwLock;
+
+use crate::http::AppState;
+use config::GatewayConfig;
+use internal_token::InternalTokens;
+use routes::RouteTable;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+pub struct Gateway {
+    /// Swapped whole on reload; a request holds the `Arc` it started with.
+    table: RwLock<Arc<RouteTable>>,
+    listen: Option<SocketAddr>,
+    config_path: Option<PathBuf>,
+    pub(crate) client: Client<HttpConnector, Body>,
+    /// Route limits, apart from the keys' own limiter: the same key may have
+    /// its own limit and a route's.
+    pub(crate) limiter: GcraLimiter,
+    pub(crate) internal: InternalTokens,
+}
+
+impl Gateway {
+    /// `config_path` is the file a reload reads again.
+    pub fn new(config: GatewayConfig, config_path: Option<PathBuf>) -> Arc<Self> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .build(connector);
+        Arc::new(Self {
+            table: RwLock::new(Arc::new(RouteTable::new(config.routes))),
+            listen: config.listen,
+            config_path,
+            client,
+            limiter: GcraLimiter::new(),
+            internal: InternalTokens::default(),
+        })
+    }
+
+    pub fn listen(&self) -> Option<SocketAddr> {
+        self.listen
+    }
+
+    /// The table in force now.
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.table.read().clone()
+    }
+
+    /// Swaps in new routes; requests already running keep the old table. The
+    /// listener cannot move without a restart, so a new `listen` is ignored.
+    pub fn replace(&self, config: GatewayConfig) {
+        let table = Arc::new(RouteTable::new(config.routes));
+        *self.table.write() = table;
+        self.internal.clear();
+    }
+
+    /// Reads the configuration file again (SIGHUP). A bad file is reported
+    /// and the routes in force stay.
+    pub fn reload(&self) -> Result<usize, Vec<String>> {
+        let Some(path) = &self.config_path else {
+            return Err(vec!["no configuration file to reload".into()]);
+        };
+        match config::load_file(path) {
+            Ok(Some(config)) => {
+                let n = config.routes.len();
+                self.replace(config);
+                tracing::info!(routes = n, "gateway routes reloaded");
+                Ok(n)
+            }
+            Ok(None) => {
+                let e = vec![format!(
+                    "{} no longer has a [gateway] section; keeping the routes in force",
+                    path.display()
+                )];
+                tracing::warn!(errors = ?e, "gateway reload refused");
+                Err(e)
+            }
+            Err(errors) => {
+                tracing::warn!(
+                    ?errors,
+                    "gateway reload refused; keeping the routes in force"
+                );
+                Err(errors)
+            }
+        }
+    }
+}
+
+/// Everything a gateway handler needs.
+#[derive(Clone)]
+pub struct GatewayState {
+    pub app: AppState,
+    pub gateway: Arc<Gateway>,
+}
+
+/// The gateway listener's router: every path belongs to the routes.
+pub fn router(app: AppState, gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .fallback(proxy::handle)
+        .with_state(GatewayState { app, gateway })
+}
+
+/// Serves the gateway until `shutdown` resolves; connections carry their
+/// peer address for `X-Forwarded-For` and per-address limits.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: AppState,
+    gateway: Arc<Gateway>,
+    tls: Option<crate::tls::Tls>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = router(app, gateway);
+    crate::tls::serve(listener, router, tls, shutdown).await
+}

@@ -1,0 +1,443 @@
+//! Forwarding one request, in phases: pick the route, authenticate, limit,
+//! rewrite the headers, stream to the upstream and back, log.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{self, HeaderName};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, Version};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{LengthLimitError, Limited};
+use hyper_util::rt::TokioIo;
+
+use super::GatewayState;
+use super::auth::{self, Identity, Refusal};
+use super::config::{AuthMode, ForwardToken, Route};
+use super::routes::{Lookup, is_safe_path, upstream_path};
+use crate::http::error::{ApiError, ErrorCause};
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+];
+
+/// The client's credentials; the upstream gets keygate's token instead.
+const CREDENTIALS: [&str; 4] = ["authorization", "x-api-key", "signature", "signature-input"];
+
+/// keygate's own cookies, which are for keygate alone.
+const OWN_COOKIE_PREFIX: &str = "__Host-keygate-";
+
+/// What the access log and the metrics need to know about a request.
+pub struct Outcome {
+    pub route: String,
+    pub identity: Option<Identity>,
+    pub failure: Option<&'static str>,
+    pub rate_limited: bool,
+}
+
+pub async fn handle(State(gs): State<GatewayState>, req: Request) -> Response {
+    let started = Instant::now();
+    let request_id = crate::http::request_id_of(req.headers());
+    let method = req.method().clone();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let table = gs.gateway.table();
+    let host = host_of(&req);
+    let found = match table.find(host.as_deref(), req.uri().path(), &method) {
+        _ if !is_safe_path(req.uri().path()) => Err(ApiError::bad_request(
+            "invalid_path",
+            "the path has dot segments or encoded slashes; send it normalized",
+        )),
+        Lookup::Found(route) => Ok(route.clone()),
+        Lookup::MethodNotAllowed => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not accept that method",
+        )),
+        Lookup::NotFound => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            "no gateway route matches this request",
+        )),
+    };
+    let (mut res, outcome) = match found {
+        Ok(route) => forward(&gs, route, req, peer, host, &request_id).await,
+        Err(e) => (
+            e.into_response(),
+            Outcome {
+                route: "unmatched".into(),
+                identity: None,
+                failure: None,
+                rate_limited: false,
+            },
+        ),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    if let Some(ErrorCause(cause)) = res.extensions().get::<ErrorCause>() {
+        tracing::error!(route = %outcome.route, %request_id, %cause, "gateway request failed");
+    }
+    record(&gs, &outcome, &method, res.status(), started, &request_id);
+    res
+}
+
+/// One access-log line and the route's metrics. The path and query are left
+/// out: a client may have pasted a secret into either.
+pub fn record(
+    gs: &GatewayState,
+    outcome: &Outcome,
+    method: &axum::http::Method,
+    status: StatusCode,
+    started: Instant,
+    request_id: &str,
+) {
+    let seconds = started.elapsed().as_secs_f64();
+    gs.app.metrics.gateway.observe(
+        &outcome.route,
+        status,
+        seconds,
+        outcome.failure,
+        outcome.rate_limited,
+    );
+    let id = outcome.identity.as_ref();
+    tracing::info!(
+        target: "keygate::access",
+        route = %outcome.route,
+        method = crate::metrics::method_label(method),
+        status = status.as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        key_id = id.and_then(|i| i.key_id.as_deref()).unwrap_or("-"),
+        subject = id.and_then(|i| i.subject.as_deref()).unwrap_or("-"),
+        failure = outcome.failure.unwrap_or("-"),
+        %request_id,
+        "request"
+    );
+}
+
+fn host_of(req: &Request) -> Option<String> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
+}
+
+async fn forward(
+    gs: &GatewayState,
+    route: Arc<Route>,
+    req: Request,
+    peer: Option<IpAddr>,
+    host: Option<String>,
+    request_id: &str,
+) -> (Response, Outcome) {
+    let mut outcome = Outcome {
+        route: route.name.clone(),
+        identity: None,
+        failure: None,
+        rate_limited: false,
+    };
+    let peer_text = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+    let admitted = admit(gs, &route, req.headers(), &peer_text).await;
+    let (identity, ratelimit) = match admitted {
+        Ok(ok) => ok,
+        Err(refusal) => {
+            outcome.failure = Some(refusal.reason);
+            outcome.rate_limited = refusal.reason == "rate_limited";
+            return (refusal.into_response(), outcome);
+        }
+    };
+    outcome.identity = Some(identity.clone());
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > route.body_limit) {
+        return (too_large().into_response(), outcome);
+    }
+    let token = match route.forward_token {
+        // An anonymous request has no identity to vouch for.
+        ForwardToken::Internal if route.auth == AuthMode::None => None,
+        ForwardToken::Internal => {
+            match gs
+                .gateway
+                .internal
+                .token(&gs.app.tokens, &route.name, &identity)
+            {
+                Ok(t) => Some(t),
+                Err(e) => return (ApiError::from(e).into_response(), outcome),
+            }
+        }
+        _ => None,
+    };
+    let (mut parts, body) = req.into_parts();
+    let upgrade = wants_upgrade(&parts.headers);
+    let client_upgrade = upgrade
+        .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+        .flatten();
+    let path = upstream_path(&route, parts.uri.path());
+    let uri = match parts.uri.query() {
+        Some(q) => format!("http://{}{path}?{q}", route.upstream.authority),
+        None => format!("http://{}{path}", route.upstream.authority),
+    };
+    let Ok(uri) = uri.parse::<Uri>() else {
+        let e = ApiError::bad_request("invalid_path", "the request path cannot be forwarded");
+        return (e.into_response(), outcome);
+    };
+    let proto = if parts.uri.scheme_str() == Some("https") {
+        "https"
+    } else {
+        "http"
+    };
+    let mut headers = upstream_headers(&parts.headers, route.forward_token);
+    if let Some(u) = parts.headers.get(header::UPGRADE).filter(|_| upgrade) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, u.clone());
+    }
+    if let Some(token) = token
+        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        headers.insert(header::AUTHORIZATION, v);
+    }
+    add_forwarded(&mut headers, peer, host.as_deref(), proto, request_id);
+    let limit = usize::try_from(route.body_limit).unwrap_or(usize::MAX);
+    let mut upstream_req = axum::http::Request::new(Body::new(Limited::new(body, limit)));
+    *upstream_req.method_mut() = parts.method.clone();
+    *upstream_req.uri_mut() = uri;
+    *upstream_req.version_mut() = Version::HTTP_11;
+    *upstream_req.headers_mut() = headers;
+
+    let sent = tokio::time::timeout(route.timeout, gs.gateway.client.request(upstream_req)).await;
+    let mut res = match sent {
+        Err(_) => {
+            outcome.failure = Some("upstream_timeout");
+            let e = ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the upstream service did not answer in time",
+            );
+            return (e.into_response(), outcome);
+        }
+        Ok(Err(e)) => {
+            if caused_by_length_limit(&e) {
+                return (too_large().into_response(), outcome);
+            }
+            outcome.failure = Some("upstream_unavailable");
+            tracing::warn!(route = %route.name, connect = e.is_connect(), error = %e, "upstream request failed");
+            let e = ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unavailable",
+                "the upstream service could not be reached",
+            );
+            return (e.into_response(), outcome);
+        }
+        Ok(Ok(res)) => res,
+    };
+    if res.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_upgrade) = client_upgrade
+    {
+        let upstream_upgrade = hyper::upgrade::on(&mut res);
+        tokio::spawn(async move {
+            let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade) else {
+                return;
+            };
+            let mut client = TokioIo::new(client);
+            let mut upstream = TokioIo::new(upstream);
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        });
+        let (parts, _) = res.into_parts();
+        return (Response::from_parts(parts, Body::empty()), outcome);
+    }
+    let (mut parts, body) = res.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some((policy, value)) = ratelimit {
+        parts.headers.insert("ratelimit-policy", policy);
+        parts.headers.insert("ratelimit", value);
+    }
+    (Response::from_parts(parts, Body::new(body)), outcome)
+}
+
+/// Authentication, then the route's rate limit.
+pub async fn admit(
+    gs: &GatewayState,
+    route: &Route,
+    headers: &HeaderMap,
+    peer: &str,
+) -> Result<(Identity, Option<auth::RateLimitFields>), Refusal> {
+    let identity = auth::authenticate(&gs.app, route, headers).await?;
+    let fields = auth::check_rate_limit(&gs.app, &gs.gateway.limiter, route, &identity, peer)?;
+    Ok((identity, fields))
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "the request body is larger than this route accepts",
+    )
+}
+
+fn caused_by_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Names the `Connection` header lists are hop-by-hop too.
+fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect()
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in connection_listed(headers) {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// The client's headers minus hop-by-hop ones, the Host (the upstream's is
+/// set from its URL), forwarding headers (set fresh below, since a client
+/// may forge them), identity headers a client could forge, keygate's
+/// cookies, and its credentials unless the route passes them through.
+pub fn upstream_headers(incoming: &HeaderMap, forward: ForwardToken) -> HeaderMap {
+    let listed = connection_listed(incoming);
+    let mut out = HeaderMap::with_capacity(incoming.len() + 6);
+    for (name, value) in incoming {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n)
+            || listed.contains(name)
+            || n == "host"
+            || n == "forwarded"
+            || n.starts_with("x-forwarded-")
+            || n.starts_with("x-keygate-")
+            || n == "x-request-id"
+            || (forward != ForwardToken::Passthrough && CREDENTIALS.contains(&n))
+        {
+            continue;
+        }
+        if n == "cookie" {
+            if let Some(kept) = without_own_cookies(value) {
+                out.append(header::COOKIE, kept);
+            }
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+fn without_own_cookies(value: &HeaderValue) -> Option<HeaderValue> {
+    let text = value.to_str().ok()?;
+    let kept: Vec<&str> = text
+        .split(';')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.starts_with(OWN_COOKIE_PREFIX))
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&kept.join("; ")).ok()
+}
+
+fn add_forwarded(
+    headers: &mut HeaderMap,
+    peer: Option<IpAddr>,
+    host: Option<&str>,
+    proto: &str,
+    request_id: &str,
+) {
+    let mut forwarded = Vec::new();
+    if let Some(ip) = peer {
+        forwarded.push(match ip {
+            IpAddr::V4(v4) => format!("for={v4}"),
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+        });
+        if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+            headers.insert("x-forwarded-for", v);
+        }
+    }
+    if let Some(h) = host.filter(|h| !h.contains(['"', ';', ','])) {
+        forwarded.push(format!("host=\"{h}\""));
+        if let Ok(v) = HeaderValue::from_str(h) {
+            headers.insert("x-forwarded-host", v);
+        }
+    }
+    forwarded.push(format!("proto={proto}"));
+    if let Ok(v) = HeaderValue::from_str(&forwarded.join(";")) {
+        headers.insert("forwarded", v);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
+    );
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn credentials_and_own_cookies_never_reach_the_upstream() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer secret"));
+        h.insert("x-api-key", HeaderValue::from_static("kg_live_x"));
+        h.insert("signature", HeaderValue::from_static("sig=:x:"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("x-private, keep-alive"),
+        );
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("x-keygate-subject", HeaderValue::from_static("forged"));
+        h.insert(
+            "cookie",
+            HeaderValue::from_static("a=1; __Host-keygate-refresh=secret; b=2"),
+        );
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        let out = upstream_headers(&h, ForwardToken::Internal);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out["cookie"], "a=1; b=2");
+        let pass = upstream_headers(&h, ForwardToken::Passthrough);
+        assert_eq!(pass["authorization"], "Bearer secret");
+        assert!(pass.get("x-keygate-subject").is_none());
+    }
+}
