@@ -9,6 +9,7 @@
 //! - `verify`: the verification hot path and its codes.
 //! - `cache`, `ratelimit`, `usage`: the in-process state verification uses.
 //! - `sealed`: the master key and AES-256-GCM for secrets keygate must reuse.
+//! - `httpsig`: HMAC request signatures (RFC 9421) and keygate's policy.
 //! - `clock`: time as a parameter.
 #![forbid(unsafe_code)]
 
@@ -17,6 +18,7 @@ pub mod cache;
 mod cache_map;
 pub mod clock;
 pub mod error;
+pub mod httpsig;
 mod lifecycle;
 pub mod model;
 pub mod pepper;
