@@ -9,10 +9,12 @@
 //! - `migrate`: the embedded migrations and the runner that applies them.
 //! - `keys`: `KeyStore` (keys and their secrets).
 //! - `audit`: `AuditStore` (the audit log).
+//! - `hmac`: `HmacSecretStore` (sealed request-signing secrets).
 //! - `rows`: row decoding and the small dynamic-SQL builder.
 #![forbid(unsafe_code)]
 
 mod audit;
+mod hmac;
 mod keys;
 mod migrate;
 mod rows;

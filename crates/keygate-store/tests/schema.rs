@@ -204,6 +204,7 @@ async fn unreadable_rows_are_storage_errors(ctx: Ctx) {
 async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
     ctx.store.close().await;
     for table in [
+        "hmac_secrets",
         "audit_log",
         "key_secrets",
         "api_keys",
