@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use keygate_core::cache::CacheConfig;
+use keygate_core::httpsig::{DEFAULT_SKEW_SECS, HmacPolicy};
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -90,6 +91,11 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "KEYGATE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+
+    /// How far a signed request's `created` may be from the server's time,
+    /// either way, in seconds; nonces are remembered as long [default: 300].
+    #[arg(long, env = "KEYGATE_HMAC_MAX_SKEW_SECONDS", value_name = "SECS")]
+    pub hmac_max_skew_seconds: Option<i64>,
 }
 
 /// The TOML file's shape; every field optional, unknown fields refused.
@@ -109,6 +115,7 @@ struct FileConfig {
     body_limit_bytes: Option<usize>,
     allow_plain_http: Option<bool>,
     log_format: Option<String>,
+    hmac_max_skew_seconds: Option<i64>,
 }
 
 /// Where a server secret comes from.
@@ -152,6 +159,7 @@ pub struct Config {
     pub body_limit: usize,
     pub allow_plain_http: bool,
     pub log_format: LogFormat,
+    pub hmac: HmacPolicy,
 }
 
 impl Config {
@@ -250,6 +258,14 @@ impl Config {
             body_limit,
             allow_plain_http,
             log_format,
+            hmac: HmacPolicy {
+                max_skew_secs: args
+                    .hmac_max_skew_seconds
+                    .or(file.hmac_max_skew_seconds)
+                    .unwrap_or(DEFAULT_SKEW_SECS),
+            }
+            .validate()
+            .map_err(|e| e.to_string())?,
         })
     }
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keygate_core::httpsig::{HmacService, MemoryNonceStore};
 use keygate_core::model::AuditEntry;
 use keygate_core::ratelimit::GcraLimiter;
 use keygate_core::{Clock, IssuedKey, KeyService};
@@ -90,11 +91,21 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         Arc::new(GcraLimiter::new()),
         config.cache,
     );
+    let keys = Arc::new(keys);
+    let hmac = HmacService::new(
+        keys.clone(),
+        Arc::new(master_key),
+        Arc::new(MemoryNonceStore::default()),
+        config.hmac,
+        config.cache.ttl_ms,
+    )
+    .map_err(|e| e.to_string())?;
     let (audit_tx, audit_rx) = mpsc::channel(AUDIT_QUEUE);
     Ok(App {
         state: AppState {
-            keys: Arc::new(keys),
+            keys,
             metrics: Metrics::new(),
+            hmac: Arc::new(hmac),
             audit_tx,
         },
         body_limit: config.body_limit,

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod keys;
 pub mod openapi;
+pub mod signing;
 pub mod views;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use keygate_core::KeyService;
 use keygate_core::apikey::random_id;
+use keygate_core::httpsig::HmacService;
 use keygate_core::model::AuditEntry;
 use tokio::sync::mpsc;
 
@@ -33,6 +35,8 @@ use extract::RequestId;
 pub struct AppState {
     pub keys: Arc<KeyService>,
     pub metrics: Arc<Metrics>,
+    /// HMAC request signatures: signing secrets and `verify_request`.
+    pub hmac: Arc<HmacService>,
     /// Failed authentications are audited off the request path, so a flood of
     /// bad keys cannot turn into a flood of synchronous database writes.
     pub audit_tx: mpsc::Sender<AuditEntry>,
@@ -55,6 +59,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/keys/{id}", get(keys::show).patch(keys::update))
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
+        .route("/v1/keys/{id}/signing-secret", post(signing::create))
         .route("/v1/audit", get(audit::list))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

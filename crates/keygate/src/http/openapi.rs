@@ -4,16 +4,17 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, health, keys, views};
+use super::{audit, health, keys, signing, views};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "keygate", description = "API keys, verified and managed."),
     paths(keys::create, keys::list, keys::show, keys::update, keys::rotate, keys::revoke,
-        keys::verify, audit::list, health::healthz, health::readyz, health::metrics),
+        keys::verify, signing::create, audit::list, health::healthz, health::readyz, health::metrics),
     components(schemas(keys::CreateKeyRequest, keys::UpdateKeyRequest, keys::RotateKeyRequest,
         keys::VerifyKeyRequest, keys::VerifyKeyResponse, views::KeyView, views::IssuedKeyView,
-        views::KeyList, views::RateLimitView, views::RateLimitState, views::AuditView, views::AuditList)),
+        views::KeyList, views::RateLimitView, views::RateLimitState, views::AuditView, views::AuditList,
+        signing::SigningSecretView)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
