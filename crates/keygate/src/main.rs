@@ -45,6 +45,9 @@ enum Command {
     Keys(keygate::cli::keys::KeysArgs),
     /// Verify or decode a JWT (no server needed).
     Token(keygate::cli::token::TokenArgs),
+    /// Sign a request with a key's HMAC secret (RFC 9421): prints the headers
+    /// to send, or curl arguments with --curl (no server needed).
+    Sign(keygate::cli::sign::SignArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -67,6 +70,9 @@ async fn main() -> ExitCode {
         Command::Init { serve, json } => init(serve, json).await,
         Command::Keys(args) => return print_and_exit(keygate::cli::keys::run(args).await),
         Command::Token(args) => return print_and_exit(keygate::cli::token::run(args).await),
+        Command::Sign(args) => {
+            return print_and_exit(keygate::cli::sign::run(args).map(|out| (out, true)));
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod cli;
+mod hmac;
 mod keys;
 mod ops;
 mod security;
