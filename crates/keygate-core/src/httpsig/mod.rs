@@ -16,7 +16,8 @@
 //!
 //! Build a [`RequestView`] from the incoming request (method, scheme,
 //! authority as the client addressed it, path and raw query, and a
-//! [`HeaderLookup`] over its headers), then call
+//! [`HeaderLookup`] over its headers: in the binary,
+//! `keygate::http::signing::HeaderMapLookup` wraps an axum `HeaderMap`), then call
 //! [`HmacService::verify_request`](service::HmacService::verify_request)
 //! with the body's status:
 //!

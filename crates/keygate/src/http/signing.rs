@@ -5,7 +5,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use keygate_core::httpsig::HeaderLookup;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -13,6 +14,16 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{AdminAuth, KeyIdPath, body_error};
 use super::views::rfc3339;
+
+/// An axum/http header map as `httpsig` reads headers, for building a
+/// `RequestView` of an incoming request (the gateway's `auth = "hmac"`).
+pub struct HeaderMapLookup<'a>(pub &'a HeaderMap);
+
+impl HeaderLookup for HeaderMapLookup<'_> {
+    fn values(&self, name: &str) -> Vec<&[u8]> {
+        self.0.get_all(name).iter().map(|v| v.as_bytes()).collect()
+    }
+}
 
 /// The only response that ever carries the secret.
 #[derive(Serialize, ToSchema)]
@@ -54,4 +65,35 @@ pub async fn create(
             created_at: rfc3339(issued.created_at),
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use axum::http::HeaderValue;
+    use axum::response::IntoResponse;
+    use keygate_core::httpsig::{HmacError, Refusal, SigCode};
+
+    use super::*;
+
+    #[test]
+    fn header_maps_are_read_in_order_and_refusals_are_401_with_their_code() {
+        let mut map = HeaderMap::new();
+        map.append("x-a", HeaderValue::from_static("1"));
+        map.append("X-A", HeaderValue::from_static("2"));
+        let lookup = HeaderMapLookup(&map);
+        assert_eq!(lookup.values("x-a"), vec![b"1".as_slice(), b"2".as_slice()]);
+        assert!(lookup.values("x-b").is_empty());
+        for code in SigCode::ALL {
+            let err = ApiError::from(HmacError::Refused(Refusal::new(code, "why")));
+            assert_eq!(err.code, code.as_str());
+            let res = err.into_response();
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+            assert!(res.headers().contains_key("www-authenticate"));
+        }
+        let err = ApiError::from(HmacError::Unavailable(keygate_core::Error::Storage(
+            "db".into(),
+        )));
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
 }
