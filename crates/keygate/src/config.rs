@@ -367,5 +367,17 @@ mod tests {
         .map(|c| c.pepper)
         .unwrap();
         assert_eq!(err, PepperSource::Missing);
+        let err = Config::load(&ServeArgs {
+            hmac_max_skew_seconds: Some(0),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("hmac_max_skew_seconds"), "{err}");
+        let ok = Config::load(&ServeArgs {
+            hmac_max_skew_seconds: Some(60),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(ok.hmac.max_skew_secs, 60);
     }
 }

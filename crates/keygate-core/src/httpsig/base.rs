@@ -22,6 +22,9 @@ pub const DERIVED: [&str; 7] = [
 ];
 
 const HMAC_LEN: usize = 32;
+/// Longest component name accepted; errors quote names, so this also
+/// bounds what a client can make us echo.
+pub const MAX_COMPONENT_LEN: usize = 128;
 
 /// One signature's covered components and parameters, as in
 /// `Signature-Input` (order kept: it is part of what is signed).
@@ -168,6 +171,11 @@ fn component_name(label: &str, item: Item) -> Result<String, Refusal> {
             "the components of `{label}` must be strings"
         )));
     };
+    if name.len() > MAX_COMPONENT_LEN {
+        return Err(Refusal::malformed(format!(
+            "a component name of `{label}` is longer than {MAX_COMPONENT_LEN} characters"
+        )));
+    }
     if let Some((param, _)) = item.params.first() {
         return Err(Refusal::malformed(format!(
             "component parameters such as `;{param}` on `{name}` are not supported"

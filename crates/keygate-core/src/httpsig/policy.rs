@@ -65,9 +65,10 @@ pub fn select(
     let Some(sig) = sigs.iter().position(is_hmac).map(|i| sigs[i].clone()) else {
         return Err(match sigs.iter().find_map(|s| s.params.param("alg")) {
             Some(BareItem::String(alg)) if sigs.iter().all(|s| s.params.param("alg").is_some()) => {
+                let shown: String = alg.chars().take(32).collect();
                 Refusal::malformed(format!(
                     "`alg=\"{}\"` is not accepted: keygate verifies hmac-sha256 only",
-                    alg.escape_default()
+                    shown.escape_default()
                 ))
             }
             _ => Refusal::malformed(format!(

@@ -25,7 +25,7 @@ use super::{Refusal, RequestView, SigCode};
 use crate::apikey::{KeyId, random_bytes};
 use crate::cache::Epoch;
 use crate::error::Error;
-use crate::model::{KeyRecord, Scope, Tenant};
+use crate::model::{KeyRecord, Metadata, RateLimitSpec, Scope, Tenant};
 use crate::sealed::MasterKey;
 use crate::service::{Admin, KeyService};
 use crate::store::HmacSecretRecord;
@@ -70,6 +70,10 @@ pub struct HmacIdentity {
     pub owner: String,
     pub tenant: Option<Tenant>,
     pub scopes: Vec<Scope>,
+    pub metadata: Metadata,
+    /// The key's own rate limit, for the caller to apply (verification
+    /// itself takes no rate-limit slot and no usage credit).
+    pub rate_limit: Option<RateLimitSpec>,
     /// The label of the signature that was verified.
     pub label: String,
     pub created: i64,
@@ -254,6 +258,8 @@ impl HmacService {
             owner: key.owner.clone(),
             tenant: key.tenant.clone(),
             scopes: key.scopes.clone(),
+            metadata: key.metadata.clone(),
+            rate_limit: key.rate_limit,
             label: chosen.sig.label,
             created: chosen.created,
             pending_digest,

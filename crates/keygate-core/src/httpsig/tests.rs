@@ -677,6 +677,60 @@ fn the_first_hmac_signature_is_chosen_and_codes_are_stable() {
 }
 
 #[tokio::test]
+async fn created_in_the_future_is_refused_and_split_fields_are_joined() {
+    let f = fixture().await;
+    let s = sign_with(
+        &f,
+        "https://a.example/x",
+        b"",
+        &["@method", "@authority", "@path"],
+        |p| {
+            p.params[0].1 = structured::BareItem::Integer(f.clock.now_secs() + 301);
+        },
+    );
+    assert_eq!(code(&f, &s).await, SigCode::SignatureExpired);
+    // Just inside the window either way is fine.
+    let s = sign_with(
+        &f,
+        "https://a.example/x",
+        b"",
+        &["@method", "@authority", "@path"],
+        |p| {
+            p.params[0].1 = structured::BareItem::Integer(f.clock.now_secs() + 300);
+        },
+    );
+    f.service.verify_request(&s.view(), s.body()).await.unwrap();
+    // A dictionary split over two field lines reads as one.
+    let mut s = signed(&f);
+    let sig = s
+        .headers
+        .iter()
+        .find(|(n, _)| n == "Signature")
+        .unwrap()
+        .1
+        .clone();
+    s.set("Signature", "other=:AAAA:");
+    s.headers.push(("signature".into(), sig));
+    f.service.verify_request(&s.view(), s.body()).await.unwrap();
+    // Over-long component names are refused before anything is echoed.
+    let mut s = signed(&f);
+    s.set(
+        "Signature-Input",
+        &format!(
+            "sig1=(\"{}\");created=1;keyid=\"k\";alg=\"hmac-sha256\";nonce=\"n\"",
+            "x".repeat(200)
+        ),
+    );
+    match f.service.verify_request(&s.view(), s.body()).await {
+        Err(HmacError::Refused(r)) => {
+            assert_eq!(r.code, SigCode::SignatureMalformed);
+            assert!(r.detail.len() < 200, "{}", r.detail);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn another_signature_beside_keygates_is_ignored() {
     let f = fixture().await;
     let mut s = signed(&f);
