@@ -122,15 +122,16 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// The request's header fields, by lowercase name.
-pub trait HeaderLookup {
+/// The request's header fields, by lowercase name. `Sync`, so a
+/// `RequestView` can be held across the awaits of `verify_request`.
+pub trait HeaderLookup: Sync {
     /// Every value of the field `name` (given in lowercase), in the order
     /// received; empty when the field is absent.
     fn values(&self, name: &str) -> Vec<&[u8]>;
 }
 
 /// Pairs of (name, value), names in any case: for tests and the CLI.
-impl<N: AsRef<str>, V: AsRef<str>> HeaderLookup for [(N, V)] {
+impl<N: AsRef<str> + Sync, V: AsRef<str> + Sync> HeaderLookup for [(N, V)] {
     fn values(&self, name: &str) -> Vec<&[u8]> {
         self.iter()
             .filter(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
@@ -139,7 +140,7 @@ impl<N: AsRef<str>, V: AsRef<str>> HeaderLookup for [(N, V)] {
     }
 }
 
-impl<N: AsRef<str>, V: AsRef<str>> HeaderLookup for Vec<(N, V)> {
+impl<N: AsRef<str> + Sync, V: AsRef<str> + Sync> HeaderLookup for Vec<(N, V)> {
     fn values(&self, name: &str) -> Vec<&[u8]> {
         self.as_slice().values(name)
     }

@@ -465,3 +465,18 @@ async fn another_signature_beside_keygates_is_ignored() {
     s.set("Signature", &format!("proxy=:AAAA:, {sig}"));
     f.service.verify_request(&s.view(), s.body()).await.unwrap();
 }
+
+/// The gateway awaits `verify_request` inside axum handlers and tower
+/// services, which need `Send` futures.
+#[tokio::test]
+async fn verification_futures_are_send() {
+    fn assert_send<T: Send>(t: T) -> T {
+        t
+    }
+    let f = fixture().await;
+    let s = signed(&f);
+    let view = s.view();
+    assert_send(f.service.verify_request(&view, s.body()))
+        .await
+        .unwrap();
+}
