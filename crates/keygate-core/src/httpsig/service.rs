@@ -36,6 +36,7 @@ const CACHE_CAPACITY: usize = 10_000;
 /// The request's body, as far as the caller has it.
 #[derive(Debug, Clone, Copy)]
 pub enum BodyStatus<'a> {
+    /// No body (`Complete` of no bytes means the same).
     Empty,
     Complete(&'a [u8]),
     /// Still streaming: the caller checks `HmacIdentity::pending_digest`.
@@ -196,7 +197,13 @@ impl HmacService {
         let now_ms = self.keys.clock().now_millis();
         let now = now_ms.div_euclid(1000);
         let sigs = received_signatures(req.headers)?;
-        let has_body = !matches!(body, BodyStatus::Empty);
+        // An empty buffered body is no body: `content-digest` is then not
+        // required (but checked against the empty body when sent).
+        let has_body = match body {
+            BodyStatus::Empty => false,
+            BodyStatus::Complete(bytes) => !bytes.is_empty(),
+            BodyStatus::Streaming => true,
+        };
         let chosen = select(sigs, self.policy, req.query.is_some(), has_body, now)?;
         let pending_digest = match body {
             BodyStatus::Empty if req.headers.values("content-digest").is_empty() => None,

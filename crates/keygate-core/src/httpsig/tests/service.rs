@@ -360,6 +360,22 @@ async fn a_replaced_secret_refuses_old_signatures_at_once() {
 }
 
 #[tokio::test]
+async fn an_empty_body_needs_no_digest() {
+    let f = fixture().await;
+    let s = sign_with(
+        &f,
+        "https://a.example/x",
+        b"",
+        &["@method", "@authority", "@path"],
+        |_| {},
+    );
+    f.service
+        .verify_request(&s.view(), BodyStatus::Complete(b""))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn streaming_bodies_are_checked_at_the_end() {
     let f = fixture().await;
     let s = signed(&f);
