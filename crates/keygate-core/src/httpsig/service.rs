@@ -205,17 +205,18 @@ impl HmacService {
             BodyStatus::Streaming => true,
         };
         let chosen = select(sigs, self.policy, req.query.is_some(), has_body, now)?;
+        let digest_sent = !req.headers.values("content-digest").is_empty();
         let pending_digest = match body {
-            BodyStatus::Empty if req.headers.values("content-digest").is_empty() => None,
-            BodyStatus::Empty => {
-                check_content_digest(req.headers, b"")?;
-                None
-            }
-            BodyStatus::Complete(bytes) => {
+            BodyStatus::Streaming => Some(BodyDigest::from_headers(req.headers)?),
+            BodyStatus::Complete(bytes) if has_body || digest_sent => {
                 check_content_digest(req.headers, bytes)?;
                 None
             }
-            BodyStatus::Streaming => Some(BodyDigest::from_headers(req.headers)?),
+            BodyStatus::Empty if digest_sent => {
+                check_content_digest(req.headers, b"")?;
+                None
+            }
+            BodyStatus::Complete(_) | BodyStatus::Empty => None,
         };
         let entry = self.lookup(&chosen.key_id, now_ms).await?;
         let Some(key) = &entry.key else {
