@@ -31,6 +31,9 @@
 //!   upstream's answer is released: on a mismatch, abort the upstream request
 //!   and answer 401 `content_digest_mismatch`.
 //!
+//! In the binary, `keygate::http::signing::verify_parts(&hmac, &parts,
+//! scheme, body)` does all of this from an axum request's `Parts`.
+//!
 //! Every refusal is a [`Refusal`] whose [`SigCode`] is a stable snake_case
 //! code, all answered with 401; `HmacError::Unavailable` (storage, or a full
 //! replay cache) is a 503.

@@ -5,8 +5,11 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
-use keygate_core::httpsig::HeaderLookup;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use keygate_core::httpsig::{
+    BodyStatus, HeaderLookup, HmacError, HmacIdentity, HmacService, Refusal, RequestView, SigCode,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -23,6 +26,37 @@ impl HeaderLookup for HeaderMapLookup<'_> {
     fn values(&self, name: &str) -> Vec<&[u8]> {
         self.0.get_all(name).iter().map(|v| v.as_bytes()).collect()
     }
+}
+
+/// Verifies a signed request from its axum parts: the authority is the
+/// URI's (HTTP/2, absolute form) or else `Host`; `scheme` is how the client
+/// reached us (`https` behind a TLS-terminating proxy). For the gateway.
+pub async fn verify_parts(
+    hmac: &HmacService,
+    parts: &Parts,
+    scheme: &str,
+    body: BodyStatus<'_>,
+) -> Result<HmacIdentity, HmacError> {
+    let authority = match parts.uri.authority() {
+        Some(a) => a.as_str(),
+        None => parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .ok_or_else(|| {
+                Refusal::new(SigCode::SignatureMalformed, "the request names no host")
+            })?,
+    };
+    let headers = HeaderMapLookup(&parts.headers);
+    let view = RequestView {
+        method: parts.method.as_str(),
+        scheme,
+        authority,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &headers,
+    };
+    hmac.verify_request(&view, body).await
 }
 
 /// The only response that ever carries the secret.
@@ -70,11 +104,9 @@ pub async fn create(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use super::*;
     use axum::http::HeaderValue;
     use axum::response::IntoResponse;
-    use keygate_core::httpsig::{HmacError, Refusal, SigCode};
-
-    use super::*;
 
     #[test]
     fn header_maps_are_read_in_order_and_refusals_are_401_with_their_code() {

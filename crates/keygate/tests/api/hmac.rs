@@ -21,6 +21,7 @@ crate::on_both_backends!(
     a_new_secret_invalidates_signatures_made_with_the_old_one,
     signing_secrets_are_tenant_confined_and_bad_input_changes_nothing,
     the_cli_signs_what_the_server_accepts,
+    axum_parts_verify,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_keygate");
@@ -381,4 +382,44 @@ async fn the_cli_signs_what_the_server_accepts(app: TestApp) {
         body: body.to_vec(),
     };
     assert_eq!(verify(&app, &signed).await, Ok(id));
+}
+
+/// The gateway's entry point: an axum request's parts, as received.
+async fn axum_parts_verify(app: TestApp) {
+    use keygate::http::signing::verify_parts;
+    let (id, _) = app.create_key(json!({"name": "s", "owner": "o"})).await;
+    let secret = new_secret(&app, &id).await;
+    let s = sign(&id, &secret, &app, b"{}");
+    let mut req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/orders?id=7")
+        .header("host", "API.example.com:443");
+    for (n, v) in &s.headers {
+        req = req.header(n.as_str(), v.as_str());
+    }
+    let (parts, ()) = req.body(()).unwrap().into_parts();
+    let hmac = app.hmac.as_ref().unwrap();
+    let who = verify_parts(hmac, &parts, "https", BodyStatus::Complete(b"{}"))
+        .await
+        .unwrap();
+    assert_eq!(who.key_id.to_string(), id);
+    // The same request again is a replay.
+    match verify_parts(hmac, &parts, "https", BodyStatus::Complete(b"{}")).await {
+        Err(HmacError::Refused(r)) => assert_eq!(r.code, SigCode::SignatureReplayed),
+        other => panic!("{other:?}"),
+    }
+    // Reached as http on port 443, the authority keeps its port: no match.
+    let s = sign(&id, &secret, &app, b"{}");
+    let mut req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/orders?id=7")
+        .header("host", "api.example.com:443");
+    for (n, v) in &s.headers {
+        req = req.header(n.as_str(), v.as_str());
+    }
+    let (parts, ()) = req.body(()).unwrap().into_parts();
+    match verify_parts(hmac, &parts, "http", BodyStatus::Complete(b"{}")).await {
+        Err(HmacError::Refused(r)) => assert_eq!(r.code, SigCode::SignatureInvalid),
+        other => panic!("{other:?}"),
+    }
 }
