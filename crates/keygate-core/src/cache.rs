@@ -78,7 +78,7 @@ impl Default for CacheConfig {
 }
 
 /// Proof that no invalidation has happened since it was taken.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Epoch(u64);
 
 pub struct KeyCache {

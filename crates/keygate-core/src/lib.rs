@@ -11,6 +11,7 @@
 //! - `sealed`: the master key and AES-256-GCM for secrets keygate must reuse.
 //! - `jwt`: signing keys, the JWKS, issuing and verifying keygate's tokens.
 //! - `users`: users, argon2id passwords, login throttling, session cut-offs.
+//! - `httpsig`: HMAC request signatures (RFC 9421) and keygate's policy.
 //! - `clock`: time as a parameter.
 //! - `sessions`: refresh-token families and the access-token blocklist.
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod cache;
 mod cache_map;
 pub mod clock;
 pub mod error;
+pub mod httpsig;
 pub mod jwt;
 mod lifecycle;
 pub mod model;

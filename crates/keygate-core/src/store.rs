@@ -241,8 +241,42 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<u64, Error>;
 }
 
+/// An API key's HMAC request-signing secret, sealed under the master key
+/// (aad `hmac-secret:<key id>`). Never hashed: it must stay usable.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HmacSecretRecord {
+    pub key_id: KeyId,
+    pub sealed: Vec<u8>,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for HmacSecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HmacSecretRecord")
+            .field("key_id", &self.key_id)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
 #[async_trait]
-pub trait Store: KeyStore + AuditStore + SigningKeyStore + UserStore + SessionStore {
+pub trait HmacSecretStore: Send + Sync {
+    /// Stores the key's signing secret, replacing any previous one, with its
+    /// audit entry in the same transaction. No such key answers
+    /// `Error::NotFound`, a revoked one `Error::Revoked` (nothing written).
+    async fn put_hmac_secret(
+        &self,
+        secret: &HmacSecretRecord,
+        audit: &AuditEntry,
+    ) -> Result<(), Error>;
+
+    async fn get_hmac_secret(&self, id: &KeyId) -> Result<Option<HmacSecretRecord>, Error>;
+}
+
+#[async_trait]
+pub trait Store:
+    KeyStore + AuditStore + SigningKeyStore + UserStore + SessionStore + HmacSecretStore
+{
     /// Cheap round-trip for readiness checks.
     async fn ping(&self) -> Result<(), Error>;
     /// The backend's name, for logs and metrics.

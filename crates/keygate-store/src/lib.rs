@@ -13,11 +13,13 @@
 //! - `users`: `UserStore` (users and their password hashes).
 //! - `sessions`, `blocklist`: `SessionStore` (refresh-token families, the
 //!   `jti` blocklist).
+//! - `hmac`: `HmacSecretStore` (sealed request-signing secrets).
 //! - `rows`: row decoding and the small dynamic-SQL builder.
 #![forbid(unsafe_code)]
 
 mod audit;
 mod blocklist;
+mod hmac;
 mod keys;
 mod migrate;
 mod rows;

@@ -209,6 +209,7 @@ async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
         "refresh_tokens",
         "refresh_families",
         "revoked_jtis",
+        "hmac_secrets",
         "audit_log",
         "key_secrets",
         "api_keys",

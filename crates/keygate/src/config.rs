@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use keygate_core::cache::CacheConfig;
+use keygate_core::httpsig::{DEFAULT_SKEW_SECS, HmacPolicy};
 use keygate_core::jwt::JwtConfig;
 use keygate_core::sessions::SessionConfig;
 use serde::Deserialize;
@@ -127,6 +128,10 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub jwt: JwtArgs,
+    /// How far a signed request's `created` may be from the server's time,
+    /// either way, in seconds; nonces are remembered as long [default: 300].
+    #[arg(long, env = "KEYGATE_HMAC_MAX_SKEW_SECONDS", value_name = "SECS")]
+    pub hmac_max_skew_seconds: Option<i64>,
 }
 
 /// The TOML file's shape; every field optional, unknown fields refused.
@@ -153,6 +158,7 @@ struct FileConfig {
     allowed_origins: Option<Vec<String>>,
     tls: Option<TlsFile>,
     gateway: Option<crate::gateway::config::GatewayFile>,
+    hmac_max_skew_seconds: Option<i64>,
 }
 
 /// `[tls]`: both files or neither.
@@ -212,6 +218,7 @@ pub struct Config {
     pub gateway: Option<crate::gateway::config::GatewayConfig>,
     /// The file the settings came from, which a SIGHUP reads again.
     pub config_path: Option<PathBuf>,
+    pub hmac: HmacPolicy,
 }
 
 impl Config {
@@ -374,6 +381,14 @@ impl Config {
             body_limit,
             allow_plain_http,
             log_format,
+            hmac: HmacPolicy {
+                max_skew_secs: args
+                    .hmac_max_skew_seconds
+                    .or(file.hmac_max_skew_seconds)
+                    .unwrap_or(DEFAULT_SKEW_SECS),
+            }
+            .validate()
+            .map_err(|e| e.to_string())?,
         })
     }
 }
@@ -492,5 +507,17 @@ mod tests {
         .map(|c| c.pepper)
         .unwrap();
         assert_eq!(err, PepperSource::Missing);
+        let err = Config::load(&ServeArgs {
+            hmac_max_skew_seconds: Some(0),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("hmac_max_skew_seconds"), "{err}");
+        let ok = Config::load(&ServeArgs {
+            hmac_max_skew_seconds: Some(60),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(ok.hmac.max_skew_secs, 60);
     }
 }

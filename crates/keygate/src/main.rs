@@ -49,6 +49,9 @@ enum Command {
     Token(keygate::cli::token::TokenArgs),
     /// Check a gateway configuration (no server needed).
     Gateway(keygate::cli::gateway::GatewayArgs),
+    /// Sign a request with a key's HMAC secret (RFC 9421): prints the headers
+    /// to send, or curl arguments with --curl (no server needed).
+    Sign(keygate::cli::sign::SignArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -73,6 +76,9 @@ async fn main() -> ExitCode {
         Command::Users(args) => return print_and_exit(keygate::cli::users::run(args).await),
         Command::Token(args) => return print_and_exit(keygate::cli::token::run(args).await),
         Command::Gateway(args) => return print_and_exit(keygate::cli::gateway::run(args)),
+        Command::Sign(args) => {
+            return print_and_exit(keygate::cli::sign::run(args).map(|out| (out, true)));
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

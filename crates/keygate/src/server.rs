@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keygate_core::httpsig::{HmacService, MemoryNonceStore};
 use keygate_core::jwt::TokenService;
 use keygate_core::model::AuditEntry;
 use keygate_core::ratelimit::GcraLimiter;
@@ -152,6 +153,15 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         Some(files) => Some(Tls::load(files).await?),
         None => None,
     };
+    let keys = Arc::new(keys);
+    let hmac = HmacService::new(
+        keys.clone(),
+        master_key.clone(),
+        Arc::new(MemoryNonceStore::default()),
+        config.hmac,
+        config.cache.ttl_ms,
+    )
+    .map_err(|e| e.to_string())?;
     let (audit_tx, audit_rx) = mpsc::channel(AUDIT_QUEUE);
     let gateway = config
         .gateway
@@ -159,13 +169,14 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         .map(|g| Gateway::new(g, config.config_path.clone()));
     Ok(App {
         state: AppState {
-            keys: Arc::new(keys),
             tokens: Arc::new(tokens),
             users,
             sessions: Arc::new(sessions),
             blocklist,
             allowed_origins: Arc::new(config.allowed_origins.clone()),
+            keys,
             metrics: Metrics::new(),
+            hmac: Arc::new(hmac),
             audit_tx,
             gateway,
         },

@@ -5,6 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::Error;
+use keygate_core::httpsig::HmacError;
 use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -113,6 +114,20 @@ impl From<Error> for ApiError {
                 err
             }
             Error::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+/// A refused signed request is a 401 with the refusal's own code.
+impl From<HmacError> for ApiError {
+    fn from(e: HmacError) -> Self {
+        match e {
+            HmacError::Refused(r) => {
+                let mut err = ApiError::new(StatusCode::UNAUTHORIZED, r.code.as_str(), r.detail);
+                err.challenge = Some("Signature realm=\"keygate\", alg=\"hmac-sha256\"".to_owned());
+                err
+            }
+            HmacError::Unavailable(e) => ApiError::from(e),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod oauth;
 pub mod openapi;
 pub mod sessions;
+pub mod signing;
 pub mod signing_keys;
 pub mod users;
 pub mod views;
@@ -26,6 +27,7 @@ use axum::routing::{any, get, post};
 use keygate_core::KeyService;
 use keygate_core::UserService;
 use keygate_core::apikey::random_id;
+use keygate_core::httpsig::HmacService;
 use keygate_core::model::AuditEntry;
 use tokio::sync::mpsc;
 
@@ -44,6 +46,8 @@ pub struct AppState {
     /// Origins allowed to refresh with the session cookie.
     pub allowed_origins: Arc<Vec<String>>,
     pub metrics: Arc<Metrics>,
+    /// HMAC request signatures: signing secrets and `verify_request`.
+    pub hmac: Arc<HmacService>,
     /// Failed authentications are audited off the request path, so a flood of
     /// bad keys cannot turn into a flood of synchronous database writes.
     pub audit_tx: mpsc::Sender<AuditEntry>,
@@ -75,6 +79,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             "/v1/users/{id}/revoke-sessions",
             post(users::revoke_sessions),
         )
+        .route("/v1/keys/{id}/signing-secret", post(signing::create))
         .route("/v1/audit", get(audit::list))
         .route("/v1/auth/login", post(sessions::login))
         .route("/v1/auth/refresh", post(sessions::refresh))

@@ -120,6 +120,10 @@ pub struct TestApp {
     pub root_key: String,
     pub clock: Arc<ManualClock>,
     pub args: ServeArgs,
+    /// The running server's HMAC service, for tests that verify signed
+    /// requests directly. (Not the whole `AppState`: its audit sender would
+    /// keep `run` from finishing at shutdown.)
+    pub hmac: Option<Arc<keygate_core::httpsig::HmacService>>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
     pub dir: tempfile::TempDir,
@@ -206,6 +210,7 @@ pub async fn spawn_app_with_toml(
         root_key: String::new(),
         clock,
         args,
+        hmac: None,
         shutdown: None,
         handle: None,
         dir,
@@ -235,6 +240,7 @@ impl TestApp {
             .expect("bind");
         self.addr = listener.local_addr().expect("addr");
         self.base = format!("http://{}", self.addr);
+        self.hmac = Some(built.state.hmac.clone());
         let (tx, rx) = oneshot::channel::<()>();
         self.shutdown = Some(tx);
         self.handle = Some(tokio::spawn(server::run(listener, built, async {

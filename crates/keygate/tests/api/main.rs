@@ -10,6 +10,7 @@ mod gateway_binary;
 mod gateway_forward_auth;
 mod gateway_proxy;
 mod gateway_upstream;
+mod hmac;
 mod keys;
 mod oauth;
 mod ops;

@@ -1,0 +1,147 @@
+//! keygate's rules on top of RFC 9421, which leaves them to the verifier:
+//! which signature is taken, the parameters it must carry, what it must
+//! cover, and how old it may be. Pure: no storage, time passed in.
+
+use super::base::ReceivedSignature;
+use super::structured::BareItem;
+use super::{ALG_HMAC_SHA256, Refusal, SigCode};
+use crate::apikey::KeyId;
+use crate::error::Error;
+
+/// How far `created` may be from now, either way, by default.
+pub const DEFAULT_SKEW_SECS: i64 = 300;
+/// The widest window a configuration may set.
+pub const MAX_SKEW_SECS: i64 = 3600;
+pub const MAX_NONCE_LEN: usize = 128;
+
+#[derive(Debug, Clone, Copy)]
+pub struct HmacPolicy {
+    /// `created` must be within this many seconds of now; it also bounds
+    /// how long nonces are remembered.
+    pub max_skew_secs: i64,
+}
+
+impl Default for HmacPolicy {
+    fn default() -> Self {
+        Self {
+            max_skew_secs: DEFAULT_SKEW_SECS,
+        }
+    }
+}
+
+impl HmacPolicy {
+    pub fn validate(self) -> Result<Self, Error> {
+        if !(1..=MAX_SKEW_SECS).contains(&self.max_skew_secs) {
+            return Err(Error::invalid(
+                "hmac_max_skew_seconds",
+                format!("must be between 1 and {MAX_SKEW_SECS}"),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// The signature keygate will check, with its parameters read.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    pub sig: ReceivedSignature,
+    pub key_id: KeyId,
+    pub nonce: String,
+    pub created: i64,
+    /// When the nonce may be forgotten: the signature is dead by then.
+    pub nonce_expires_at_ms: i64,
+}
+
+/// Picks the first signature with `alg="hmac-sha256"` and checks what
+/// keygate requires of it. `has_query`/`has_body` describe the request.
+pub fn select(
+    sigs: Vec<ReceivedSignature>,
+    policy: HmacPolicy,
+    has_query: bool,
+    has_body: bool,
+    now_secs: i64,
+) -> Result<Selected, Refusal> {
+    let is_hmac = |s: &ReceivedSignature| matches!(s.params.param("alg"), Some(BareItem::String(a)) if a == ALG_HMAC_SHA256);
+    let Some(sig) = sigs.iter().position(is_hmac).map(|i| sigs[i].clone()) else {
+        return Err(match sigs.iter().find_map(|s| s.params.param("alg")) {
+            Some(BareItem::String(alg)) if sigs.iter().all(|s| s.params.param("alg").is_some()) => {
+                let shown: String = alg.chars().take(32).collect();
+                Refusal::malformed(format!(
+                    "`alg=\"{}\"` is not accepted: keygate verifies hmac-sha256 only",
+                    shown.escape_default()
+                ))
+            }
+            _ => Refusal::malformed(format!(
+                "the signature parameters must include `alg=\"{ALG_HMAC_SHA256}\"`"
+            )),
+        });
+    };
+    let label = sig.label.as_str();
+    let key_id = match sig.params.param("keyid") {
+        Some(BareItem::String(k)) => KeyId::parse(k).map_err(|_| {
+            Refusal::new(
+                SigCode::SignatureKeyUnknown,
+                "`keyid` must be the id of a keygate API key (key_...)",
+            )
+        })?,
+        Some(_) => return Err(Refusal::malformed("`keyid` must be a string")),
+        None => return Err(Refusal::malformed(format!("`{label}` has no `keyid`"))),
+    };
+    let created = match sig.params.param("created") {
+        Some(BareItem::Integer(t)) => *t,
+        Some(_) => return Err(Refusal::malformed("`created` must be an integer")),
+        None => return Err(Refusal::malformed(format!("`{label}` has no `created`"))),
+    };
+    let nonce = match sig.params.param("nonce") {
+        Some(BareItem::String(n)) if (1..=MAX_NONCE_LEN).contains(&n.len()) => n.clone(),
+        Some(_) => {
+            return Err(Refusal::malformed(format!(
+                "`nonce` must be a string of 1 to {MAX_NONCE_LEN} characters"
+            )));
+        }
+        None => return Err(Refusal::malformed(format!("`{label}` has no `nonce`"))),
+    };
+    let expires = match sig.params.param("expires") {
+        Some(BareItem::Integer(t)) => Some(*t),
+        Some(_) => return Err(Refusal::malformed("`expires` must be an integer")),
+        None => None,
+    };
+    let mut required = vec!["@method", "@authority", "@path"];
+    if has_query {
+        required.push("@query");
+    }
+    if has_body {
+        required.push("content-digest");
+    }
+    let missing: Vec<&str> = required
+        .into_iter()
+        .filter(|c| !sig.params.covers(c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Refusal::new(
+            SigCode::SignatureComponentMissing,
+            format!("the signature must also cover {}", missing.join(", ")),
+        ));
+    }
+    let skew = policy.max_skew_secs;
+    if (now_secs - created).abs() > skew {
+        return Err(Refusal::new(
+            SigCode::SignatureExpired,
+            format!("`created` must be within {skew} seconds of the server's time"),
+        ));
+    }
+    if expires.is_some_and(|e| e <= now_secs) {
+        return Err(Refusal::new(
+            SigCode::SignatureExpired,
+            "the signature has expired (`expires`)",
+        ));
+    }
+    let dead_at = expires.map_or(created + skew, |e| e.min(created + skew));
+    Ok(Selected {
+        sig,
+        key_id,
+        nonce,
+        created,
+        nonce_expires_at_ms: dead_at.saturating_add(1).saturating_mul(1000),
+    })
+}

@@ -1,0 +1,7 @@
+//! The RFC 9421 known answer and the protocol's edge cases (`protocol`), and
+//! every refusal of `verify_request` over an in-memory store (`service`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod fake;
+mod protocol;
+mod service;
