@@ -63,14 +63,31 @@ impl GcraLimiter {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
-    /// The decision, synchronously; the trait method wraps this.
+    /// The decision, synchronously; the trait method wraps this. A full
+    /// burst of `limit` is allowed, then one request per `period / limit`.
     pub fn decide(&self, key: &str, spec: RateLimitSpec, now_ms: i64) -> RateDecision {
+        self.decide_with_burst(key, spec, spec.limit, now_ms)
+    }
+
+    /// As `decide`, with at most `burst` (1 to `limit`) requests at once.
+    /// Any `period` then admits at most `burst - 1 + limit` requests; with
+    /// `burst = 1` requests are evenly paced and no window of `period` sees
+    /// more than `limit`.
+    pub fn decide_with_burst(
+        &self,
+        key: &str,
+        spec: RateLimitSpec,
+        burst: u32,
+        now_ms: i64,
+    ) -> RateDecision {
         // Nanoseconds keep the emission interval exact enough for any
         // limit/period pair (1000/min is 60 ms, 7/min is 8.571... s).
         let now = i128::from(now_ms) * 1_000_000;
         let limit = i128::from(spec.limit.max(1));
-        let period = i128::from(spec.period_seconds.max(1)) * 1_000_000_000;
-        let interval = period / limit;
+        let full_period = i128::from(spec.period_seconds.max(1)) * 1_000_000_000;
+        let interval = full_period / limit;
+        // GCRA's tolerance: how far ahead of now the TAT may run.
+        let period = interval * i128::from(burst.clamp(1, spec.limit.max(1)));
         let mut shard = self.shard(key).lock();
         let tat = shard.get(key).copied().unwrap_or(now).max(now);
         let new_tat = tat + interval;
@@ -194,5 +211,28 @@ mod tests {
         }
         // A full burst of 1000 at the start, then exactly one per 60 ms.
         assert_eq!(admitted, 1000 + 1999);
+    }
+
+    #[test]
+    fn a_burst_of_one_paces_evenly_and_never_exceeds_the_limit_per_period() {
+        let l = GcraLimiter::new();
+        let spec = RateLimitSpec {
+            limit: 1000,
+            period_seconds: 60,
+        };
+        let mut admitted = Vec::new();
+        for ms in 0..120_000 {
+            if l.decide_with_burst("k", spec, 1, ms).allowed {
+                admitted.push(ms);
+            }
+        }
+        assert_eq!(admitted.len(), 2000);
+        assert!(admitted.windows(2).all(|w| w[1] - w[0] == 60));
+        // A burst of 10 allows 10 at once, then the same pace.
+        let l = GcraLimiter::new();
+        let at_once = (0..50)
+            .filter(|_| l.decide_with_burst("b", spec, 10, 0).allowed)
+            .count();
+        assert_eq!(at_once, 10);
     }
 }

@@ -355,7 +355,12 @@ pub fn check_rate_limit(
     };
     let who = identity.limit_key().unwrap_or(peer);
     let key = format!("{}\u{0}{who}", route.name);
-    let d = limiter.decide(&key, spec, state.keys.clock().now_millis());
+    let d = limiter.decide_with_burst(
+        &key,
+        spec,
+        route.rate_limit_burst,
+        state.keys.clock().now_millis(),
+    );
     let fields = ratelimit_fields(&route.name, &d, spec.period_seconds);
     if d.allowed {
         return Ok(Some(fields));

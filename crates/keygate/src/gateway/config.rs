@@ -27,6 +27,16 @@ pub struct GatewayFile {
     pub routes: Vec<RouteFile>,
 }
 
+/// A route's `rate_limit`: `limit` per `period_seconds`, and how many of
+/// them may come at once (`burst`, 1 to `limit`, default `limit`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRateLimitFile {
+    pub limit: u32,
+    pub period_seconds: u32,
+    pub burst: Option<u32>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteFile {
@@ -39,7 +49,7 @@ pub struct RouteFile {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub roles: Vec<String>,
-    pub rate_limit: Option<RateLimitSpec>,
+    pub rate_limit: Option<RouteRateLimitFile>,
     pub forward_token: Option<String>,
     #[serde(default)]
     pub strip_prefix: bool,
@@ -119,6 +129,8 @@ pub struct Route {
     pub scopes: Vec<Scope>,
     pub roles: Vec<String>,
     pub rate_limit: Option<RateLimitSpec>,
+    /// Requests admitted at once under `rate_limit` (GCRA's burst).
+    pub rate_limit_burst: u32,
     pub forward_token: ForwardToken,
     pub strip_prefix: bool,
     pub timeout: Duration,
@@ -286,10 +298,23 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 err(format!("roles: {role:?} is not a role name"));
             }
         }
-        if let Some(spec) = r.rate_limit
+        let rate_limit = r.rate_limit.map(|f| RateLimitSpec {
+            limit: f.limit,
+            period_seconds: f.period_seconds,
+        });
+        if let Some(spec) = rate_limit
             && let Err(e) = spec.validate()
         {
             err(format!("{e}"));
+        }
+        let burst = r.rate_limit.and_then(|f| f.burst);
+        if let (Some(b), Some(spec)) = (burst, rate_limit)
+            && (b == 0 || b > spec.limit)
+        {
+            err(format!(
+                "rate_limit.burst: {b} must be between 1 and the limit ({})",
+                spec.limit
+            ));
         }
         let forward_token = match r.forward_token.as_deref().unwrap_or("internal") {
             "internal" => Some(ForwardToken::Internal),
@@ -333,7 +358,8 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 auth,
                 scopes,
                 roles: r.roles.clone(),
-                rate_limit: r.rate_limit,
+                rate_limit,
+                rate_limit_burst: burst.or(rate_limit.map(|s| s.limit)).unwrap_or(1),
                 forward_token,
                 strip_prefix: r.strip_prefix,
                 timeout: Duration::from_secs(route_timeout),
@@ -473,5 +499,30 @@ mod tests {
             "[gateway]\n[[gateway.routes]]\nname = \"a\"\nmatch = { path_prefix = \"/\" }\nupstream = \"http://h:1\"\nauth = \"none\"\nscope = [\"x\"]\n",
         );
         assert!(errs[0].contains("unknown field `scope`"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_rate_limit_burst_defaults_to_the_limit_and_is_bounded() {
+        let route = |limit: &str| {
+            format!(
+                "[gateway]\n[[gateway.routes]]\nname = \"a\"\nmatch = {{ path_prefix = \"/\" }}\n\
+                 upstream = \"http://h:1\"\nauth = \"api_key\"\nrate_limit = {limit}\n"
+            )
+        };
+        let parsed = |limit: &str| parse_text(&route(limit)).unwrap().unwrap().routes[0].clone();
+        assert_eq!(
+            parsed("{ limit = 100, period_seconds = 60 }").rate_limit_burst,
+            100
+        );
+        assert_eq!(
+            parsed("{ limit = 100, period_seconds = 60, burst = 1 }").rate_limit_burst,
+            1
+        );
+        for bad in ["0", "101"] {
+            let errs = errors(&route(&format!(
+                "{{ limit = 100, period_seconds = 60, burst = {bad} }}"
+            )));
+            assert!(errs.iter().any(|e| e.contains("burst")), "{errs:?}");
+        }
     }
 }
