@@ -490,3 +490,45 @@ async fn forward_auth_checks_the_signature_but_not_the_body(gw: Gw) {
     let res = send(&gw, fa("GET", "/signed/orders", Vec::new())).await;
     assert_refused(&res, "signature_missing");
 }
+
+/// On a TLS gateway listener the scheme a signature covers is `https`, and
+/// the upstream is told so; a client's claim of another scheme fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_signed_scheme_is_https() {
+    use crate::gateway_upstream::{routes_toml, spawn_upstream};
+    use crate::helpers::{Backend, spawn_app_with_toml};
+    let certs = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = crate::tls::self_signed(certs.path(), "gw") else {
+        return;
+    };
+    let upstream = spawn_upstream().await;
+    let toml = routes_toml(upstream.addr);
+    let mut app = spawn_app_with_toml(Backend::Sqlite, Some(&toml), |args| {
+        args.tls_cert = Some(cert.clone());
+        args.tls_key = Some(key.clone());
+    })
+    .await
+    .unwrap();
+    // The admin listener serves the same certificate.
+    app.base = app.base.replacen("http://", "https://", 1);
+    app.http = crate::tls::client_trusting(&cert);
+    let url = format!("https://{}", app.gateway_addr.unwrap());
+    let gw = Gw { app, upstream, url };
+    let s = plain_signer(&gw).await;
+    let client = gw.app.http.clone();
+    let parts = ["@method", "@scheme", "@authority", "@path"];
+    let target = format!("{}/signed/x", gw.url);
+    let signed_as = |scheme_url: &str| {
+        let mut req = client.get(&target);
+        for (n, v) in s.headers("GET", scheme_url, None, &parts, now(&gw)) {
+            req = req.header(n, v);
+        }
+        req
+    };
+    let res = send(&gw, signed_as(&target)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body["headers"]["x-forwarded-proto"], "https");
+    let as_http = target.replacen("https://", "http://", 1);
+    let res = send(&gw, signed_as(&as_http).header("x-forwarded-proto", "http")).await;
+    assert_refused(&res, "signature_invalid");
+}
