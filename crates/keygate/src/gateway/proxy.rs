@@ -236,6 +236,8 @@ async fn forward(
     add_forwarded(&mut headers, peer, host.as_deref(), proto, request_id);
     let limit = usize::try_from(route.body_limit).unwrap_or(usize::MAX);
     let body = Limited::new(body, limit);
+    // A signed body is released only as far as it matches its digest; see
+    // `DigestChecked` for what an upstream that answers early has seen.
     let body = match pending_digest {
         Some(digest) => Body::new(DigestChecked::new(body, digest)),
         None => Body::new(body),
