@@ -6,10 +6,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use crate::apikey::ApiKey;
+use crate::apikey::{ApiKey, KeyId};
 use crate::cache::{CachedKey, Lookup};
 use crate::error::Error;
-use crate::model::{ADMIN_SCOPE, KeyRecord, Scope, Tenant, VERIFY_SCOPE};
+use crate::model::{ADMIN_SCOPE, KeyRecord, RateLimitSpec, Scope, Tenant, VERIFY_SCOPE};
 use crate::ratelimit::RateDecision;
 use crate::service::{Admin, KeyService, Verifier};
 use crate::usage::TOUCH_EVERY_SECS;
@@ -95,6 +95,14 @@ enum Credits {
     /// Looks only: neither the rate limit nor the credits are touched
     /// (token introspection reports a key's state without using it).
     Inspect,
+}
+
+/// What a key's use is counted against.
+#[derive(Clone, Copy)]
+struct Quota<'a> {
+    id: &'a KeyId,
+    rate_limit: Option<RateLimitSpec>,
+    remaining: Option<i64>,
 }
 
 /// Why an admin or verifier credential was refused.
@@ -194,17 +202,43 @@ impl KeyService {
         if matches!(credits, Credits::Inspect) {
             return Ok(out);
         }
-        if let Some(spec) = record.rate_limit {
-            let decision = self.limiter.check(record.id.as_str(), spec, now_ms).await;
+        let quota = Quota {
+            id: &record.id,
+            rate_limit: record.rate_limit,
+            remaining: record.remaining,
+        };
+        self.use_quota(quota, credits, now_ms, &mut out).await?;
+        if out.code == VerifyCode::Valid && entry.claim_touch(now, TOUCH_EVERY_SECS) {
+            self.usage.record(&record.id, now);
+        }
+        Ok(out)
+    }
+
+    /// The key's rate limit, then one of its credits; sets `out.code` to
+    /// RATE_LIMITED or USAGE_EXCEEDED when either refuses.
+    async fn use_quota(
+        &self,
+        quota: Quota<'_>,
+        credits: Credits,
+        now_ms: i64,
+        out: &mut Verification,
+    ) -> Result<(), Error> {
+        let Quota {
+            id,
+            rate_limit,
+            remaining,
+        } = quota;
+        if let Some(spec) = rate_limit {
+            let decision = self.limiter.check(id.as_str(), spec, now_ms).await;
             out.ratelimit = Some(decision);
             if !decision.allowed {
                 out.code = VerifyCode::RateLimited;
-                return Ok(out);
+                return Ok(());
             }
         }
-        let exhausted = match (record.remaining, credits) {
+        let exhausted = match (remaining, credits) {
             (None, _) => false,
-            (Some(_), Credits::Take) => match self.store.take_credit(&record.id).await? {
+            (Some(_), Credits::Take) => match self.store.take_credit(id).await? {
                 Some(left) => {
                     out.remaining = Some(left);
                     false
@@ -215,15 +249,38 @@ impl KeyService {
         };
         if exhausted {
             // The request is refused after all: give its rate-limit slot back.
-            if let Some(spec) = record.rate_limit {
-                self.limiter.refund(record.id.as_str(), spec, now_ms).await;
+            if let Some(spec) = rate_limit {
+                self.limiter.refund(id.as_str(), spec, now_ms).await;
             }
             out.remaining = Some(0);
             out.code = VerifyCode::UsageExceeded;
-            return Ok(out);
         }
-        if entry.claim_touch(now, TOUCH_EVERY_SECS) {
-            self.usage.record(&record.id, now);
+        Ok(())
+    }
+
+    /// Uses a key's rate limit and one of its credits, as `verify_key` does,
+    /// for a key that proved itself another way (an HMAC-signed request).
+    /// The limiter is keyed by the key id, so a key has one budget however
+    /// it is presented. `remaining` is the key's credit count as the caller
+    /// read it (None: unmetered). Answers VALID, RATE_LIMITED or
+    /// USAGE_EXCEEDED.
+    pub async fn charge(
+        &self,
+        id: &KeyId,
+        rate_limit: Option<RateLimitSpec>,
+        remaining: Option<i64>,
+    ) -> Result<Verification, Error> {
+        let now_ms = self.clock.now_millis();
+        let mut out = Verification::bare(VerifyCode::Valid);
+        let quota = Quota {
+            id,
+            rate_limit,
+            remaining,
+        };
+        self.use_quota(quota, Credits::Take, now_ms, &mut out)
+            .await?;
+        if out.code == VerifyCode::Valid {
+            self.usage.record(id, now_ms.div_euclid(1000));
         }
         Ok(out)
     }

@@ -73,8 +73,12 @@ pub struct HmacIdentity {
     pub scopes: Vec<Scope>,
     pub metadata: Metadata,
     /// The key's own rate limit, for the caller to apply (verification
-    /// itself takes no rate-limit slot and no usage credit).
+    /// itself takes no rate-limit slot and no usage credit:
+    /// `KeyService::charge` does).
     pub rate_limit: Option<RateLimitSpec>,
+    /// The key's usage credits as last read (None: unmetered), for
+    /// `KeyService::charge`.
+    pub remaining: Option<i64>,
     /// The label of the signature that was verified.
     pub label: String,
     pub created: i64,
@@ -268,6 +272,7 @@ impl HmacService {
             scopes: key.scopes.clone(),
             metadata: key.metadata.clone(),
             rate_limit: key.rate_limit,
+            remaining: key.remaining,
             label: chosen.sig.label,
             created: chosen.created,
             pending_digest,

@@ -4,6 +4,7 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::ApiKey;
+use keygate_core::httpsig::BodyDigest;
 use keygate_core::jwt::TokenError;
 use keygate_core::ratelimit::RateDecision;
 use keygate_core::{VerifyCode, model::KeyRecord};
@@ -54,7 +55,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(error: ApiError, reason: &'static str) -> Self {
+    pub(super) fn new(error: ApiError, reason: &'static str) -> Self {
         Self {
             error: Box::new(error),
             reason,
@@ -113,9 +114,43 @@ fn api_key_header(headers: &HeaderMap) -> Option<&str> {
         .map(|v| v.to_str().unwrap_or("").trim())
 }
 
-/// Authenticates `headers` for `route`. An `hmac` mode would be one more arm
-/// here, given the request's method, path and a body-digest check.
+/// What authentication reads of a request: its headers, and for `hmac`
+/// the request as the client addressed it (the signature covers it).
+pub struct Incoming<'a> {
+    pub headers: &'a HeaderMap,
+    pub method: &'a str,
+    /// `http` or `https`: how the client reached keygate (or the proxy
+    /// asking forward-auth).
+    pub scheme: &'a str,
+    /// The host (and port) the client addressed; None when it named none.
+    pub authority: Option<&'a str>,
+    /// As sent, percent-encoding untouched.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// Whether a body follows: a signed request must then cover its
+    /// `Content-Digest`, and the body is checked as it streams.
+    pub has_body: bool,
+}
+
+/// Authenticates a request for `route`. For `hmac`, also answers the digest
+/// the body must be fed through on its way to the upstream.
 pub async fn authenticate(
+    state: &AppState,
+    route: &Route,
+    req: &Incoming<'_>,
+) -> Result<(Identity, Option<BodyDigest>), Refusal> {
+    match route.auth {
+        AuthMode::None => Ok((Identity::default(), None)),
+        // The signature is the credential: other headers are not read.
+        AuthMode::Hmac => super::hmac::with_signature(state, route, req).await,
+        _ => with_credentials(state, route, req.headers)
+            .await
+            .map(|id| (id, None)),
+    }
+}
+
+/// The modes that take an API key, a JWT or both.
+async fn with_credentials(
     state: &AppState,
     route: &Route,
     headers: &HeaderMap,
@@ -123,7 +158,10 @@ pub async fn authenticate(
     let bearer = bearer(headers)?;
     let x_key = api_key_header(headers);
     let mut id = match route.auth {
-        AuthMode::None => return Ok(Identity::default()),
+        // Dispatched before this; refused here should that ever change.
+        AuthMode::None | AuthMode::Hmac => {
+            return Err(Refusal::missing("credentials this mode does not read"));
+        }
         AuthMode::ApiKey => {
             let key = x_key.or(bearer).ok_or_else(|| {
                 Refusal::missing("an API key in `X-API-Key` or `Authorization: Bearer`")
@@ -211,7 +249,7 @@ fn check_roles(route: &Route, roles: &[String]) -> Result<(), Refusal> {
     ))
 }
 
-fn insufficient_scope() -> Refusal {
+pub(super) fn insufficient_scope() -> Refusal {
     Refusal::new(
         ApiError::new(
             StatusCode::FORBIDDEN,

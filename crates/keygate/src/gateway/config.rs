@@ -71,6 +71,10 @@ pub enum AuthMode {
     Jwt,
     ApiKeyOrJwt,
     ApiKeyAndJwt,
+    /// An RFC 9421 signature made with a key's signing secret: the key is
+    /// the identity, as with `ApiKey`, and the body is checked while it
+    /// streams.
+    Hmac,
     None,
 }
 
@@ -81,14 +85,16 @@ impl AuthMode {
             AuthMode::Jwt => "jwt",
             AuthMode::ApiKeyOrJwt => "api_key_or_jwt",
             AuthMode::ApiKeyAndJwt => "api_key_and_jwt",
+            AuthMode::Hmac => "hmac",
             AuthMode::None => "none",
         }
     }
 
-    fn takes_keys(self) -> bool {
+    /// Whether a key names the caller: its scopes and rate limit apply.
+    pub fn takes_keys(self) -> bool {
         matches!(
             self,
-            AuthMode::ApiKey | AuthMode::ApiKeyOrJwt | AuthMode::ApiKeyAndJwt
+            AuthMode::ApiKey | AuthMode::ApiKeyOrJwt | AuthMode::ApiKeyAndJwt | AuthMode::Hmac
         )
     }
 
@@ -257,13 +263,10 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
             "api_key_or_jwt" => Some(AuthMode::ApiKeyOrJwt),
             "api_key_and_jwt" => Some(AuthMode::ApiKeyAndJwt),
             "none" => Some(AuthMode::None),
-            "hmac" => {
-                err("auth: \"hmac\" routes are not available in this build".into());
-                None
-            }
+            "hmac" => Some(AuthMode::Hmac),
             other => {
                 err(format!(
-                    "auth: {other:?} is not one of api_key, jwt, api_key_or_jwt, api_key_and_jwt, none"
+                    "auth: {other:?} is not one of api_key, jwt, api_key_or_jwt, api_key_and_jwt, hmac, none"
                 ));
                 None
             }
@@ -484,6 +487,27 @@ mod tests {
         ] {
             assert!(all.contains(needle), "{needle} not in\n{all}");
         }
+    }
+
+    #[test]
+    fn hmac_routes_take_scopes_and_limits_but_no_roles() {
+        let route = |extra: &str| {
+            format!(
+                "[gateway]\n[[gateway.routes]]\nname = \"signed\"\nmatch = {{ path_prefix = \"/s\" }}\nupstream = \"http://h:1\"\nauth = \"hmac\"\n{extra}"
+            )
+        };
+        let cfg = parse_text(&route(
+            "scopes = [\"orders:write\"]\nrate_limit = { limit = 5, period_seconds = 60 }\n",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(cfg.routes[0].auth, AuthMode::Hmac);
+        assert_eq!(cfg.routes[0].scopes[0].as_str(), "orders:write");
+        let errs = errors(&route("roles = [\"customer\"]\n"));
+        assert!(
+            errs[0].contains("roles: a hmac route takes no JWT"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -15,8 +15,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::GatewayState;
+use super::auth::Incoming;
 use super::config::{AuthMode, ForwardToken};
-use super::proxy::{Outcome, admit, record};
+use super::proxy::{Admitted, Outcome, admit, record};
 use super::routes::{Lookup, is_safe_path};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -27,6 +28,8 @@ pub const PATH: &str = "/v1/forward-auth";
 struct Original {
     method: Method,
     path: String,
+    /// Without the `?`: only a signed request (`hmac`) reads it.
+    query: Option<String>,
     host: Option<String>,
     /// A route named by the `route` query parameter, overriding the table.
     route: Option<String>,
@@ -37,6 +40,11 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
+}
+
+fn query_of(uri: &str) -> Option<String> {
+    let before_fragment = uri.split('#').next().unwrap_or("");
+    before_fragment.split_once('?').map(|(_, q)| q.to_owned())
 }
 
 fn path_of(uri: &str) -> String {
@@ -67,6 +75,7 @@ fn original(req: &Request) -> Original {
         return Original {
             method: req.method().clone(),
             path: rest.to_owned(),
+            query: req.uri().query().map(str::to_owned),
             host,
             route: None,
         };
@@ -82,13 +91,16 @@ fn original(req: &Request) -> Original {
         return Original {
             method: method_from("x-original-method").unwrap_or(Method::GET),
             path: path_of(uri),
+            query: query_of(uri),
             host,
             route,
         };
     }
+    let uri = header_str(headers, "x-forwarded-uri");
     Original {
         method: method_from("x-forwarded-method").unwrap_or(Method::GET),
-        path: header_str(headers, "x-forwarded-uri").map_or_else(|| "/".into(), path_of),
+        path: uri.map_or_else(|| "/".into(), path_of),
+        query: uri.and_then(query_of),
         host,
         route,
     }
@@ -105,7 +117,13 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         )
         .into_response();
     };
-    let gs = GatewayState { app, gateway };
+    // The original request's scheme is the proxy's to tell, as its method
+    // and URI are; this listener's own scheme says nothing about it.
+    let gs = GatewayState {
+        app,
+        gateway,
+        scheme: "http",
+    };
     let orig = original(&req);
     let table = gs.gateway.table();
     let found = match &orig.route {
@@ -142,13 +160,33 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
                 .unwrap_or("unknown")
                 .trim()
                 .to_owned();
-            match admit(&gs, &route, req.headers(), &peer).await {
+            let scheme = match header_str(req.headers(), "x-forwarded-proto") {
+                Some(p) if p.eq_ignore_ascii_case("https") => "https",
+                _ => "http",
+            };
+            let incoming = Incoming {
+                headers: req.headers(),
+                method: orig.method.as_str(),
+                scheme,
+                authority: orig.host.as_deref(),
+                path: &orig.path,
+                query: orig.query.as_deref(),
+                has_body: announces_body(req.headers()),
+            };
+            match admit(&gs, &route, &incoming, &peer).await {
                 Err(refusal) => {
                     outcome.failure = Some(refusal.reason);
                     outcome.rate_limited = refusal.reason == "rate_limited";
                     refusal.into_response()
                 }
-                Ok((identity, ratelimit)) => {
+                // The body never comes here: a signed request's signature
+                // and its covered `Content-Digest` header are checked, the
+                // body against it is not (the proxy forwards it unseen).
+                Ok(Admitted {
+                    identity,
+                    ratelimit,
+                    pending_digest: _,
+                }) => {
                     let token = match route.forward_token {
                         ForwardToken::Internal if route.auth == AuthMode::None => None,
                         ForwardToken::Internal => {
@@ -218,9 +256,26 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
     res
 }
 
+/// Whether the original request had a body, as far as its headers tell:
+/// a signed one must then cover its `Content-Digest`. Proxies often drop
+/// `Content-Length` from the subrequest, so a `Content-Digest` counts too.
+fn announces_body(headers: &HeaderMap) -> bool {
+    headers.contains_key("content-digest")
+        || headers.contains_key(header::TRANSFER_ENCODING)
+        || header_str(headers, "content-length").is_some_and(|n| n.trim() != "0")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::path_of;
+    use super::{path_of, query_of};
+
+    #[test]
+    fn the_query_of_an_original_uri_is_kept_for_signatures() {
+        assert_eq!(query_of("/orders?id=7&x").as_deref(), Some("id=7&x"));
+        assert_eq!(query_of("/orders?").as_deref(), Some(""));
+        assert_eq!(query_of("/orders#a?b"), None);
+        assert_eq!(query_of("/orders"), None);
+    }
 
     #[test]
     fn only_the_path_of_an_original_uri_counts() {

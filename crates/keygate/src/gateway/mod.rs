@@ -5,6 +5,7 @@
 //! - `config`: the `[gateway]` section and its validation.
 //! - `routes`: matching a request to a route.
 //! - `auth`: the auth modes, scopes, roles and the route rate limit.
+//! - `hmac`: the `hmac` mode and the body checked against its digest.
 //! - `internal_token`: the JWT handed upstream, minted once per identity.
 //! - `proxy`: forwarding, streaming both ways, upgrades, the access log.
 //! - `forward_auth`: `/v1/forward-auth` for the three proxies' contracts.
@@ -12,6 +13,7 @@
 pub mod auth;
 pub mod config;
 pub mod forward_auth;
+pub mod hmac;
 pub mod internal_token;
 pub mod proxy;
 pub mod routes;
@@ -122,13 +124,21 @@ impl Gateway {
 pub struct GatewayState {
     pub app: AppState,
     pub gateway: Arc<Gateway>,
+    /// `https` when the gateway's listener serves TLS: the scheme signed
+    /// requests are checked with and `X-Forwarded-Proto` says upstream.
+    pub scheme: &'static str,
 }
 
 /// The gateway listener's router: every path belongs to the routes.
-pub fn router(app: AppState, gateway: Arc<Gateway>) -> Router {
+pub fn router(app: AppState, gateway: Arc<Gateway>, tls: bool) -> Router {
+    let scheme = if tls { "https" } else { "http" };
     Router::new()
         .fallback(proxy::handle)
-        .with_state(GatewayState { app, gateway })
+        .with_state(GatewayState {
+            app,
+            gateway,
+            scheme,
+        })
 }
 
 /// Serves the gateway until `shutdown` resolves; connections carry their
@@ -140,6 +150,6 @@ pub async fn serve(
     tls: Option<crate::tls::Tls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = router(app, gateway);
+    let router = router(app, gateway, tls.is_some());
     crate::tls::serve(listener, router, tls, shutdown).await
 }

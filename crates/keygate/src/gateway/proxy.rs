@@ -11,11 +11,14 @@ use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{LengthLimitError, Limited};
+use hyper::body::Body as _;
 use hyper_util::rt::TokioIo;
+use keygate_core::httpsig::{BodyDigest, SigCode};
 
 use super::GatewayState;
-use super::auth::{self, Identity, Refusal};
+use super::auth::{self, Identity, Incoming, Refusal};
 use super::config::{AuthMode, ForwardToken, Route};
+use super::hmac::{DigestChecked, DigestMismatch, mismatch_error};
 use super::routes::{Lookup, is_safe_path, upstream_path};
 use crate::http::error::{ApiError, ErrorCause};
 
@@ -150,8 +153,28 @@ async fn forward(
         rate_limited: false,
     };
     let peer_text = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
-    let admitted = admit(gs, &route, req.headers(), &peer_text).await;
-    let (identity, ratelimit) = match admitted {
+    // RFC 9110 §7.2: an absolute-form target's authority wins over Host
+    // (and HTTP/2 carries it there, often without a Host header).
+    let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
+    let incoming = Incoming {
+        headers: req.headers(),
+        method: req.method().as_str(),
+        scheme: gs.scheme,
+        authority,
+        path: req.uri().path(),
+        query: req.uri().query(),
+        has_body: !req.body().is_end_stream(),
+    };
+    let admitted = admit(gs, &route, &incoming, &peer_text).await;
+    let Admitted {
+        identity,
+        ratelimit,
+        pending_digest,
+    } = match admitted {
         Ok(ok) => ok,
         Err(refusal) => {
             outcome.failure = Some(refusal.reason);
@@ -197,11 +220,9 @@ async fn forward(
         let e = ApiError::bad_request("invalid_path", "the request path cannot be forwarded");
         return (e.into_response(), outcome);
     };
-    let proto = if parts.uri.scheme_str() == Some("https") {
-        "https"
-    } else {
-        "http"
-    };
+    // The listener's own scheme: a client's `:scheme` or forwarding
+    // headers are not evidence of how it reached us.
+    let proto = gs.scheme;
     let mut headers = upstream_headers(&parts.headers, route.forward_token);
     if let Some(u) = parts.headers.get(header::UPGRADE).filter(|_| upgrade) {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -214,7 +235,14 @@ async fn forward(
     }
     add_forwarded(&mut headers, peer, host.as_deref(), proto, request_id);
     let limit = usize::try_from(route.body_limit).unwrap_or(usize::MAX);
-    let mut upstream_req = axum::http::Request::new(Body::new(Limited::new(body, limit)));
+    let body = Limited::new(body, limit);
+    // A signed body is released only as far as it matches its digest; see
+    // `DigestChecked` for what an upstream that answers early has seen.
+    let body = match pending_digest {
+        Some(digest) => Body::new(DigestChecked::new(body, digest)),
+        None => Body::new(body),
+    };
+    let mut upstream_req = axum::http::Request::new(body);
     *upstream_req.method_mut() = parts.method.clone();
     *upstream_req.uri_mut() = uri;
     *upstream_req.version_mut() = Version::HTTP_11;
@@ -232,8 +260,12 @@ async fn forward(
             return (e.into_response(), outcome);
         }
         Ok(Err(e)) => {
-            if caused_by_length_limit(&e) {
+            if caused_by::<LengthLimitError>(&e) {
                 return (too_large().into_response(), outcome);
+            }
+            if caused_by::<DigestMismatch>(&e) {
+                outcome.failure = Some(SigCode::ContentDigestMismatch.as_str());
+                return (mismatch_error().into_response(), outcome);
             }
             outcome.failure = Some("upstream_unavailable");
             tracing::warn!(route = %route.name, connect = e.is_connect(), error = %e, "upstream request failed");
@@ -270,16 +302,28 @@ async fn forward(
     (Response::from_parts(parts, Body::new(body)), outcome)
 }
 
+/// An authenticated request within its route's limit.
+pub struct Admitted {
+    pub identity: Identity,
+    pub ratelimit: Option<auth::RateLimitFields>,
+    /// For a signed request with a body: what the body must match.
+    pub pending_digest: Option<BodyDigest>,
+}
+
 /// Authentication, then the route's rate limit.
 pub async fn admit(
     gs: &GatewayState,
     route: &Route,
-    headers: &HeaderMap,
+    req: &Incoming<'_>,
     peer: &str,
-) -> Result<(Identity, Option<auth::RateLimitFields>), Refusal> {
-    let identity = auth::authenticate(&gs.app, route, headers).await?;
-    let fields = auth::check_rate_limit(&gs.app, &gs.gateway.limiter, route, &identity, peer)?;
-    Ok((identity, fields))
+) -> Result<Admitted, Refusal> {
+    let (identity, pending_digest) = auth::authenticate(&gs.app, route, req).await?;
+    let ratelimit = auth::check_rate_limit(&gs.app, &gs.gateway.limiter, route, &identity, peer)?;
+    Ok(Admitted {
+        identity,
+        ratelimit,
+        pending_digest,
+    })
 }
 
 fn too_large() -> ApiError {
@@ -290,10 +334,11 @@ fn too_large() -> ApiError {
     )
 }
 
-fn caused_by_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether our own request body failed the upstream request, with `E`.
+fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        if c.is::<LengthLimitError>() {
+        if c.is::<E>() {
             return true;
         }
         cause = c.source();

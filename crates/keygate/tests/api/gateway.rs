@@ -27,7 +27,7 @@ async fn send(gw: &Gw, req: reqwest::RequestBuilder) -> Response {
     gw.app.raw(req).await
 }
 
-fn assert_problem(res: &Response, status: StatusCode, code: &str) {
+pub fn assert_problem(res: &Response, status: StatusCode, code: &str) {
     assert_eq!(res.status, status, "{}", res.body);
     assert_eq!(res.headers["content-type"], "application/problem+json");
     assert_eq!(res.body["code"], code, "{}", res.body);
@@ -228,7 +228,7 @@ async fn route_rate_limit_answers_429_with_ratelimit_fields(gw: Gw) {
 
 /// Verifies the token the upstream received, as a downstream service would:
 /// keygate-verify, the JWKS over HTTP, audience = the route's name.
-async fn internal_claims(gw: &Gw, res: &Response, route: &str) -> Value {
+pub async fn internal_claims(gw: &Gw, res: &Response, route: &str) -> Value {
     let auth = res.body["headers"]["authorization"]
         .as_str()
         .expect("internal token");
@@ -363,10 +363,19 @@ fn gateway_check_validates_through_the_binary() {
         stdout.contains("OK") && stdout.contains("api_key_and_jwt"),
         "{stdout}"
     );
+    let signed = stdout
+        .lines()
+        .find(|l| l.starts_with("signed-scoped"))
+        .unwrap_or_default();
+    assert!(
+        signed.contains("hmac") && signed.contains("orders:write"),
+        "{stdout}"
+    );
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        "[gateway]\n[[gateway.routes]]\nname = \"a\"\nmatch = { path_prefix = \"\" }\nupstream = \"nope\"\nauth = \"jwt\"\nscopes = [\"x\"]\n",
+        "[gateway]\n[[gateway.routes]]\nname = \"a\"\nmatch = { path_prefix = \"\" }\nupstream = \"nope\"\nauth = \"jwt\"\nscopes = [\"x\"]\n\
+         [[gateway.routes]]\nname = \"s\"\nmatch = { path_prefix = \"/s\" }\nupstream = \"http://127.0.0.1:9\"\nauth = \"hmac\"\nroles = [\"customer\"]\n",
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
@@ -380,6 +389,7 @@ fn gateway_check_validates_through_the_binary() {
         "path_prefix: must not be empty",
         "upstream:",
         "scopes: a jwt route",
+        "route \"s\": roles: a hmac route takes no JWT",
     ] {
         assert!(stdout.contains(needle), "{needle} missing in {stdout}");
     }

@@ -25,6 +25,15 @@ use crate::helpers::{Backend, TestApp, spawn_app_with_toml};
 struct UpstreamState {
     first_chunk: mpsc::Sender<usize>,
     release: Arc<Notify>,
+    received: mpsc::UnboundedSender<Received>,
+}
+
+/// What a `/sink` request delivered: its body so far, and whether it ended
+/// cleanly (false: the connection failed mid-body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub body: Vec<u8>,
+    pub complete: bool,
 }
 
 pub struct Upstream {
@@ -33,14 +42,18 @@ pub struct Upstream {
     pub first_chunk: Mutex<mpsc::Receiver<usize>>,
     /// Lets a `/gated` response send the rest of its body.
     pub release: Arc<Notify>,
+    /// Every body a `/sink` request delivered, complete or not.
+    pub received: Mutex<mpsc::UnboundedReceiver<Received>>,
 }
 
 pub async fn spawn_upstream() -> Upstream {
     let (tx, rx) = mpsc::channel(8);
     let release = Arc::new(Notify::new());
+    let (received_tx, received) = mpsc::unbounded_channel();
     let state = UpstreamState {
         first_chunk: tx,
         release: release.clone(),
+        received: received_tx,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -50,6 +63,7 @@ pub async fn spawn_upstream() -> Upstream {
         addr,
         first_chunk: Mutex::new(rx),
         release,
+        received: Mutex::new(received),
     }
 }
 
@@ -83,6 +97,31 @@ async fn serve(State(st): State<UpstreamState>, req: Request) -> Response {
             }
         }
         return axum::Json(json!({ "total": total })).into_response();
+    }
+    if path.ends_with("/sink") {
+        let mut body = req.into_body();
+        let mut got = Received {
+            body: Vec::new(),
+            complete: true,
+        };
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => got
+                    .body
+                    .extend_from_slice(f.data_ref().map_or(&[][..], |d| &d[..])),
+                Err(_) => {
+                    got.complete = false;
+                    break;
+                }
+            }
+        }
+        let complete = got.complete;
+        let _ = st.received.send(got);
+        return if complete {
+            "stored".into_response()
+        } else {
+            StatusCode::BAD_REQUEST.into_response()
+        };
     }
     if path.ends_with("/gated") {
         let (mut tx, body) = Channel::<Bytes, Infallible>::new(2);
@@ -211,6 +250,19 @@ pub fn routes_toml(up: SocketAddr) -> String {
         "auth = \"none\"\nbody_limit_bytes = 1024",
     );
     t += &route("slow", "/slow", &u, "auth = \"none\"\ntimeout_seconds = 1");
+    t += &route("signed", "/signed", &u, "auth = \"hmac\"");
+    t += &route(
+        "signed-scoped",
+        "/sscoped",
+        &u,
+        "auth = \"hmac\"\nscopes = [\"orders:write\"]",
+    );
+    t += &route(
+        "signed-limited",
+        "/slimited",
+        &u,
+        "auth = \"hmac\"\nrate_limit = { limit = 2, period_seconds = 60 }",
+    );
     t += &route("down", "/down", &down, "auth = \"none\"");
     t
 }

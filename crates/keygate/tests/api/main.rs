@@ -8,6 +8,7 @@ mod cli;
 mod gateway;
 mod gateway_binary;
 mod gateway_forward_auth;
+mod gateway_hmac;
 mod gateway_proxy;
 mod gateway_upstream;
 mod hmac;

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use crate::helpers::{Backend, services_required, spawn_app_with};
 
 /// A self-signed certificate for 127.0.0.1 made by the openssl CLI.
-fn self_signed(dir: &Path, name: &str) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+pub fn self_signed(dir: &Path, name: &str) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
     let made = Command::new("openssl")
@@ -42,7 +42,7 @@ fn self_signed(dir: &Path, name: &str) -> Option<(std::path::PathBuf, std::path:
     }
 }
 
-fn client_trusting(cert: &Path) -> reqwest::Client {
+pub fn client_trusting(cert: &Path) -> reqwest::Client {
     let pem = std::fs::read(cert).unwrap();
     reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])

@@ -1,0 +1,314 @@
+//! The `hmac` auth mode: an RFC 9421 signature made with a key's signing
+//! secret names the key, whose scopes, rate limit and credits then apply as
+//! for an API key; and `DigestChecked`, which holds a request body to its
+//! signed `Content-Digest` while it streams to the upstream.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use axum::http::{HeaderMap, StatusCode};
+use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
+use keygate_core::VerifyCode;
+use keygate_core::httpsig::{
+    BodyDigest, BodyStatus, HmacError, HmacIdentity, RequestView, SigCode,
+};
+
+use super::auth::{Identity, Incoming, Refusal, ceil_secs, insufficient_scope};
+use super::config::Route;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::signing::HeaderMapLookup;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Verifies the request's signature, then the route's scopes against the
+/// key's, then the key's own rate limit and credits. With a body to come,
+/// also answers the digest the body must be fed through.
+pub async fn with_signature(
+    state: &AppState,
+    route: &Route,
+    req: &Incoming<'_>,
+) -> Result<(Identity, Option<BodyDigest>), Refusal> {
+    let Some(authority) = req.authority else {
+        return Err(refused(HmacError::Refused(
+            keygate_core::httpsig::Refusal::new(
+                SigCode::SignatureMalformed,
+                "the request names no host",
+            ),
+        )));
+    };
+    let headers = HeaderMapLookup(req.headers);
+    let view = RequestView {
+        method: req.method,
+        scheme: req.scheme,
+        authority,
+        path: req.path,
+        query: req.query,
+        headers: &headers,
+    };
+    let body = if req.has_body {
+        BodyStatus::Streaming
+    } else {
+        BodyStatus::Empty
+    };
+    let signed = state
+        .hmac
+        .verify_request(&view, body)
+        .await
+        .map_err(refused)?;
+    if !route
+        .scopes
+        .iter()
+        .all(|s| signed.scopes.iter().any(|have| have == s))
+    {
+        return Err(insufficient_scope());
+    }
+    let charged = state
+        .keys
+        .charge(&signed.key_id, signed.rate_limit, signed.remaining)
+        .await
+        .map_err(|e| Refusal::new(ApiError::from(e), "storage_unavailable"))?;
+    match charged.code {
+        VerifyCode::Valid => {}
+        VerifyCode::RateLimited => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this key is over its rate limit",
+            );
+            let wait_ms = charged.ratelimit.map_or(1000, |d| d.retry_after_ms);
+            e.retry_after_secs = Some(ceil_secs(wait_ms));
+            return Err(Refusal::new(e, "key_rate_limited"));
+        }
+        _ => {
+            // As for an API key whose credits are gone: a 401, since the
+            // credential no longer admits anything.
+            let mut e = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "usage_exceeded",
+                "the key's usage credits are used up",
+            );
+            e.challenge = mismatch_error().challenge;
+            return Err(Refusal::new(e, "key_usage_exceeded"));
+        }
+    }
+    Ok(identity(signed))
+}
+
+fn identity(mut signed: HmacIdentity) -> (Identity, Option<BodyDigest>) {
+    let digest = signed.pending_digest.take();
+    let mut scopes: Vec<String> = signed
+        .scopes
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    scopes.sort();
+    let id = Identity {
+        key_id: Some(signed.key_id.to_string()),
+        key_owner: Some(signed.owner),
+        subject: None,
+        tenant: signed.tenant.map(|t| t.as_str().to_owned()),
+        scopes,
+        roles: Vec::new(),
+    };
+    (id, digest)
+}
+
+/// 401 with the refusal's own code (and a `Signature` challenge), counted
+/// under that code; storage trouble is a 503.
+fn refused(e: HmacError) -> Refusal {
+    let reason = match &e {
+        HmacError::Refused(r) => r.code.as_str(),
+        HmacError::Unavailable(_) => "storage_unavailable",
+    };
+    Refusal::new(ApiError::from(e), reason)
+}
+
+/// The body-side error: the streamed body did not match its digest.
+#[derive(Debug)]
+pub struct DigestMismatch;
+
+impl std::fmt::Display for DigestMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the body does not match its Content-Digest")
+    }
+}
+
+impl std::error::Error for DigestMismatch {}
+
+/// The 401 a client gets when its body did not match.
+pub fn mismatch_error() -> ApiError {
+    ApiError::from(HmacError::Refused(keygate_core::httpsig::Refusal::new(
+        SigCode::ContentDigestMismatch,
+        "the body does not match its `Content-Digest`",
+    )))
+}
+
+/// Feeds every data frame to the digest and always holds the latest one
+/// back: only once the stream has ended and the digest matched is it
+/// released (with any trailers). On a mismatch the body fails instead, so
+/// the upstream never receives a complete body with a wrong digest, and the
+/// request errors with `DigestMismatch`.
+///
+/// Caveat: an upstream that answers before reading the whole body has seen
+/// every frame but the last, and its answer goes to the client; a
+/// mismatch found afterwards only cuts the upstream's body short.
+pub struct DigestChecked<B> {
+    inner: B,
+    /// None once the stream has ended (and matched).
+    digest: Option<BodyDigest>,
+    held: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+    failed: bool,
+}
+
+impl<B> DigestChecked<B> {
+    pub fn new(inner: B, digest: BodyDigest) -> Self {
+        Self {
+            inner,
+            digest: Some(digest),
+            held: None,
+            trailers: None,
+            failed: false,
+        }
+    }
+}
+
+impl<B> HttpBody for DigestChecked<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            if this.failed {
+                return Poll::Ready(None);
+            }
+            let Some(digest) = this.digest.as_mut() else {
+                // Matched: release the held frame, then the trailers.
+                if let Some(data) = this.held.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            };
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        digest.update(&data);
+                        if let Some(previous) = this.held.replace(data) {
+                            return Poll::Ready(Some(Ok(Frame::data(previous))));
+                        }
+                        continue;
+                    }
+                    Err(frame) => match frame.into_trailers() {
+                        // Trailers come last: the body is complete.
+                        Ok(t) => this.trailers = Some(t),
+                        Err(_) => continue,
+                    },
+                },
+                None => {}
+            }
+            if let Some(digest) = this.digest.take()
+                && digest.finish().is_err()
+            {
+                this.failed = true;
+                this.held = None;
+                this.trailers = None;
+                return Poll::Ready(Some(Err(Box::new(DigestMismatch))));
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || (self.digest.is_none() && self.held.is_none() && self.trailers.is_none())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let held = self.held.as_ref().map_or(0, |b| b.len() as u64);
+        if self.digest.is_none() {
+            return SizeHint::with_exact(held);
+        }
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_add(held));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(held));
+        }
+        hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::VecDeque;
+
+    use http_body_util::BodyExt;
+    use keygate_core::httpsig::content_digest_sha256;
+
+    fn digest_of(body: &[u8]) -> BodyDigest {
+        let h = vec![("content-digest", content_digest_sha256(body))];
+        BodyDigest::from_headers(&h).unwrap()
+    }
+
+    /// A body of these frames, in order.
+    struct Frames(VecDeque<Bytes>);
+
+    impl HttpBody for Frames {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    fn chunks(parts: &[&'static [u8]]) -> Frames {
+        Frames(parts.iter().map(|p| Bytes::from_static(p)).collect())
+    }
+
+    /// Polls frame by frame, answering what came out before the end or error.
+    async fn drain<B: HttpBody<Data = Bytes, Error = BoxError> + Unpin>(
+        mut body: B,
+    ) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => out.extend_from_slice(&f.into_data().unwrap()),
+                Err(e) => {
+                    assert!(e.is::<DigestMismatch>());
+                    return (out, false);
+                }
+            }
+        }
+        (out, true)
+    }
+
+    #[tokio::test]
+    async fn a_matching_body_passes_whole_and_a_wrong_one_never_completes() {
+        let good = DigestChecked::new(
+            chunks(&[b"hel", b"lo ", b"world"]),
+            digest_of(b"hello world"),
+        );
+        assert_eq!(drain(good).await, (b"hello world".to_vec(), true));
+        let bad = DigestChecked::new(
+            chunks(&[b"hel", b"lo ", b"World"]),
+            digest_of(b"hello world"),
+        );
+        // Everything but the held last frame, then the error.
+        assert_eq!(drain(bad).await, (b"hello ".to_vec(), false));
+        let single = DigestChecked::new(chunks(&[b"x"]), digest_of(b"y"));
+        assert_eq!(drain(single).await, (Vec::new(), false));
+    }
+}
