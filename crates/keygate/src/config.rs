@@ -4,7 +4,7 @@
 //! file and the defaults underneath and checks the result once, at start.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use keygate_core::cache::CacheConfig;
@@ -14,7 +14,10 @@ use keygate_core::sessions::SessionConfig;
 use serde::Deserialize;
 
 mod jwt;
+mod sources;
 pub use jwt::JwtArgs;
+pub use sources::{PepperSource, SecretSource, sqlite_path};
+use sources::{origin_of, secret_source};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db";
@@ -167,29 +170,6 @@ struct FileConfig {
 struct TlsFile {
     cert: PathBuf,
     key: PathBuf,
-}
-
-/// Where a server secret comes from.
-#[derive(Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    Value(zeroize::Zeroizing<String>),
-    File(PathBuf),
-    /// Generate one beside the SQLite database on first start.
-    BesideDatabase(PathBuf),
-    Missing,
-}
-
-pub type PepperSource = SecretSource;
-
-impl std::fmt::Debug for SecretSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretSource::Value(_) => f.write_str("Value(redacted)"),
-            SecretSource::File(p) => write!(f, "File({})", p.display()),
-            SecretSource::BesideDatabase(p) => write!(f, "BesideDatabase({})", p.display()),
-            SecretSource::Missing => f.write_str("Missing"),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,49 +371,6 @@ impl Config {
             .map_err(|e| e.to_string())?,
         })
     }
-}
-
-/// A value beats a file, flags and environment beat the config file; with
-/// neither, SQLite keeps a generated secret beside its database.
-fn secret_source(
-    flags: (Option<String>, Option<PathBuf>),
-    file: (Option<String>, Option<PathBuf>),
-    sqlite_db: Option<&Path>,
-    ext: &str,
-) -> SecretSource {
-    match (flags, file) {
-        ((Some(v), _), _) => SecretSource::Value(v.into()),
-        ((None, Some(p)), _) => SecretSource::File(p),
-        (_, (Some(v), _)) => SecretSource::Value(v.into()),
-        (_, (None, Some(p))) => SecretSource::File(p),
-        _ => match sqlite_db {
-            Some(db) => SecretSource::BesideDatabase(sibling(db, ext)),
-            None => SecretSource::Missing,
-        },
-    }
-}
-
-/// `scheme://host[:port]` of a URL.
-fn origin_of(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
-    let authority = rest.split('/').next().unwrap_or(rest);
-    format!("{scheme}://{authority}")
-}
-
-/// The file path of a SQLite URL, or None for other backends.
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
-}
-
-fn sibling(db: &Path, ext: &str) -> PathBuf {
-    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".");
-    name.push(ext);
-    db.with_file_name(name)
 }
 
 #[cfg(test)]

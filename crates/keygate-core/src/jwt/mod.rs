@@ -5,12 +5,14 @@
 //! - `material`: generating keys, sealing them, public JWKs, signing.
 //! - `keyset`: the states of keys over time and the rotation schedule.
 //! - `service`: the `TokenService` that the server holds.
+//! - `verify`: the server's verification of its own tokens.
 //! - `cache`: tokens verified before.
 
 mod cache;
 pub mod keyset;
 pub mod material;
 pub mod service;
+mod verify;
 
 pub use keyset::{KeyState, KeyStatus, RotationPolicy, SigningKeyRecord};
 pub use material::{NewSigningKey, Signer, SigningAlg};

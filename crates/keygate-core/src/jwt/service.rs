@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value, json};
 
-use keygate_verify::{Claims, ImportOptions, JwkSet, Validation, Verifier};
+use keygate_verify::{Claims, ImportOptions, JwkSet, Verifier};
 
-use super::cache::{Cached, VerifiedCache, digest};
+use super::cache::VerifiedCache;
 use super::keyset::{KeyState, KeyStatus, Plan, RotationPolicy, SigningKeyRecord, plan, statuses};
 use super::material::{NewSigningKey, Signer, SigningAlg};
 use crate::apikey::random_id;
@@ -100,28 +100,28 @@ pub struct IssuedToken {
     pub expires_at: i64,
 }
 
-struct Snapshot {
-    statuses: Vec<KeyStatus>,
+pub(super) struct Snapshot {
+    pub(super) statuses: Vec<KeyStatus>,
     /// Pending and active keys, opened, by activation time: the signer is
     /// picked at signing time, so a pending key takes over at its moment
     /// without waiting for a reload.
-    signers: Vec<(i64, Arc<Signer>)>,
-    jwks: Arc<str>,
-    keys: JwkSet,
-    verifiers: Mutex<HashMap<String, Arc<Verifier>>>,
+    pub(super) signers: Vec<(i64, Arc<Signer>)>,
+    pub(super) jwks: Arc<str>,
+    pub(super) keys: JwkSet,
+    pub(super) verifiers: Mutex<HashMap<String, Arc<Verifier>>>,
 }
 
 pub struct TokenService {
-    store: Arc<dyn Store>,
-    master: Arc<MasterKey>,
-    clock: Arc<dyn Clock>,
-    config: JwtConfig,
-    snapshot: RwLock<Arc<Snapshot>>,
-    cache: VerifiedCache<Claims>,
-    revocation: RwLock<Option<Arc<dyn RevocationCheck>>>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) master: Arc<MasterKey>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) config: JwtConfig,
+    pub(super) snapshot: RwLock<Arc<Snapshot>>,
+    pub(super) cache: VerifiedCache<Claims>,
+    pub(super) revocation: RwLock<Option<Arc<dyn RevocationCheck>>>,
     /// Last reload forced by an unknown `kid`, so a flood of made-up kids
     /// cannot turn into a flood of storage reads.
-    last_forced_reload: Mutex<i64>,
+    pub(super) last_forced_reload: Mutex<i64>,
 }
 
 impl TokenService {
@@ -326,116 +326,6 @@ impl TokenService {
             issued_at,
             expires_at,
         })
-    }
-
-    /// Verifies a token keygate issued for `audience`: signature against the
-    /// current key set, claims, then revocation.
-    pub async fn verify(&self, token: &str, audience: &str) -> Result<Arc<Claims>, TokenError> {
-        let now = self.clock.now_secs();
-        let key = digest(audience, token);
-        let claims = match self.cache.get(&key) {
-            Some(hit) if hit.exp + self.config.leeway > now => hit.value,
-            _ => {
-                let claims = Arc::new(self.verify_uncached(token, audience, now).await?);
-                #[allow(clippy::cast_possible_truncation)]
-                let exp = claims.exp.as_f64().floor() as i64;
-                self.cache.insert(
-                    key,
-                    Cached {
-                        value: claims.clone(),
-                        exp,
-                    },
-                    now,
-                );
-                claims
-            }
-        };
-        let check = self.revocation.read().clone();
-        if let Some(check) = check
-            && check
-                .is_revoked(&claims)
-                .await
-                .map_err(TokenError::Storage)?
-        {
-            return Err(TokenError::Revoked);
-        }
-        Ok(claims)
-    }
-
-    async fn verify_uncached(
-        &self,
-        token: &str,
-        audience: &str,
-        now: i64,
-    ) -> Result<Claims, TokenError> {
-        let now_u = u64::try_from(now).unwrap_or(0);
-        let first = self.verifier(audience)?.verify(token, now_u);
-        match first {
-            Err(keygate_verify::Error::UnknownKid) if self.may_force_reload(now) => {
-                // Another node may have added a key since the last reload.
-                self.reload().await.map_err(TokenError::Storage)?;
-                Ok(self.verifier(audience)?.verify(token, now_u)?)
-            }
-            other => Ok(other?),
-        }
-    }
-
-    /// For revocation: a token keygate signed (signature, issuer, `typ`),
-    /// whatever its times, so a token not yet valid can be revoked before it
-    /// becomes so. Returns its `jti` and `exp`.
-    pub fn verify_for_revocation(&self, token: &str) -> Result<(String, i64), TokenError> {
-        let verifier = self.verifier(&self.config.audience)?;
-        let (header, payload) = verifier.verify_signature(token)?;
-        if !header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
-        {
-            return Err(keygate_verify::Error::InvalidTokenType.into());
-        }
-        let claims = keygate_verify::json::parse_object(&payload)?;
-        if claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
-            return Err(keygate_verify::Error::InvalidIssuer.into());
-        }
-        let jti = claims.get("jti").and_then(Value::as_str);
-        let exp = claims.get("exp").and_then(Value::as_i64);
-        match (jti, exp) {
-            (Some(jti), Some(exp)) => Ok((jti.to_owned(), exp)),
-            _ => Err(keygate_verify::Error::MissingClaim { name: "jti" }.into()),
-        }
-    }
-
-    fn may_force_reload(&self, now: i64) -> bool {
-        let mut last = self.last_forced_reload.lock();
-        if now > *last {
-            *last = now;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn verifier(&self, audience: &str) -> Result<Arc<Verifier>, TokenError> {
-        let snapshot = self.snapshot.read().clone();
-        let mut verifiers = snapshot.verifiers.lock();
-        if let Some(v) = verifiers.get(audience) {
-            return Ok(v.clone());
-        }
-        let mut validation = Validation::new(self.config.issuer.clone(), audience);
-        validation.leeway_secs = u64::try_from(self.config.leeway).unwrap_or(0);
-        let verifier = Arc::new(Verifier::new(snapshot.keys.clone(), validation)?);
-        // Audiences come from configuration (routes, the access audience),
-        // so the map stays small; the bound guards against a caller that
-        // passes client input here.
-        if verifiers.len() < 1024 {
-            verifiers.insert(audience.to_owned(), verifier.clone());
-        }
-        Ok(verifier)
-    }
-
-    /// Drops every verified token (after a key is withdrawn).
-    pub fn clear_cache(&self) {
-        self.cache.clear();
     }
 }
 
