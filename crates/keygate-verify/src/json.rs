@@ -8,6 +8,7 @@
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::Error;
@@ -37,10 +38,62 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, Error> {
 
 /// Parses a JSON object strictly (see [`parse_strict`]).
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
-    match parse_strict(bytes)? {
-        Value::Object(map) => Ok(map),
-        _ => Err(Error::MalformedToken("JSON is not an object")),
+    let mut map = Map::new();
+    parse_members(bytes, &mut map)?;
+    Ok(map)
+}
+
+/// Where the members of a top-level object go, so a caller can keep the ones
+/// it knows in typed slots instead of a map (the header and the claims).
+///
+/// `seen` is asked before a member's value is read: a repeated name is
+/// refused as a duplicate whatever its value holds, as in [`parse_strict`].
+pub(crate) trait Members<'de> {
+    /// True when a member called `name` was already put.
+    fn seen(&self, name: &str) -> bool;
+    /// Takes one member; its value already passed every rule of [`parse_strict`].
+    fn put(&mut self, name: Cow<'de, str>, value: Value);
+}
+
+impl<'de> Members<'de> for Map<String, Value> {
+    fn seen(&self, name: &str) -> bool {
+        self.contains_key(name)
     }
+
+    fn put(&mut self, name: Cow<'de, str>, value: Value) {
+        self.insert(name.into_owned(), value);
+    }
+}
+
+/// [`parse_object`] without the map: the same rules, in the same order, with
+/// the same errors, but each top-level member is handed to `members`. Names
+/// without escapes are borrowed from `bytes`, so a caller that recognises a
+/// name allocates nothing for it.
+pub(crate) fn parse_members<'de, M: Members<'de>>(
+    bytes: &'de [u8],
+    members: &mut M,
+) -> Result<(), Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut problem = None;
+    let is_object = Object {
+        members,
+        strict: Strict {
+            depth: 0,
+            problem: &mut problem,
+        },
+    }
+    .deserialize(&mut de);
+    let is_object = match (is_object, problem) {
+        (_, Some(found)) => return Err(found),
+        (Err(_), None) => return Err(Error::MalformedToken("invalid JSON")),
+        (Ok(is_object), None) => is_object,
+    };
+    de.end()
+        .map_err(|_| Error::MalformedToken("trailing data after JSON"))?;
+    if !is_object {
+        return Err(Error::MalformedToken("JSON is not an object"));
+    }
+    Ok(())
 }
 
 /// A seed carrying the current depth; the first structural problem found is
@@ -138,6 +191,104 @@ impl<'de> Visitor<'de> for Strict<'_> {
             map.insert(key, value);
         }
         Ok(Value::Object(map))
+    }
+}
+
+/// The top-level value of [`parse_members`]: an object goes member by member
+/// to the sink; anything else is read exactly as [`Strict`] reads it (so its
+/// own errors come first) and then reported as not an object.
+struct Object<'m, 'p, M> {
+    members: &'m mut M,
+    strict: Strict<'p>,
+}
+
+impl<'de, M: Members<'de>> DeserializeSeed<'de> for Object<'_, '_, M> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, M: Members<'de>> Visitor<'de> for Object<'_, '_, M> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+        self.strict.visit_bool::<E>(v).map(|_| false)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
+        self.strict.visit_i64::<E>(v).map(|_| false)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
+        self.strict.visit_u64::<E>(v).map(|_| false)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
+        self.strict.visit_f64::<E>(v).map(|_| false)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+        self.strict.visit_str::<E>(v).map(|_| false)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        self.strict.visit_unit::<E>().map(|_| false)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        self.strict.visit_seq(seq).map(|_| false)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut access: A) -> Result<bool, A::Error> {
+        if self.strict.depth + 1 > MAX_DEPTH {
+            return Err(self.strict.fail(Error::JsonTooDeep));
+        }
+        while let Some(name) = access.next_key_seed(Name)? {
+            if self.members.seen(&name) {
+                return Err(self.strict.fail(Error::DuplicateJsonMember));
+            }
+            let value = access.next_value_seed(self.strict.nested())?;
+            self.members.put(name, value);
+        }
+        Ok(true)
+    }
+}
+
+/// A member name, unescaped (so `"alg"` and `"\u0061lg"` are the same name),
+/// borrowed from the input when it holds no escape.
+struct Name;
+
+impl<'de> DeserializeSeed<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
     }
 }
 
