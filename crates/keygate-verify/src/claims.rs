@@ -130,9 +130,7 @@ impl Claims {
     /// Parses a claims set strictly (see [`crate::json::parse_strict`]), then
     /// checks types and presence; values are checked by [`Claims::validate`].
     pub(crate) fn parse(bytes: &[u8]) -> Result<Self, Error> {
-        let mut members = ClaimMembers::default();
-        json::parse_members(bytes, &mut members)?;
-        Self::from_members(members)
+        Self::from_members(json::parse_members(bytes, ClaimMembers::default)?)
     }
 
     /// Checks types and presence, in a fixed order.

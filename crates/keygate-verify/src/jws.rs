@@ -184,11 +184,10 @@ impl<'de> Members<'de> for HeaderMembers {
 /// Parses a header strictly and applies its rules. `keep_all` fills
 /// [`Header::members`]; without it that map is left empty.
 fn parse_header_for(bytes: &[u8], keep_all: bool) -> Result<Header, Error> {
-    let mut header = HeaderMembers {
+    let header = json::parse_members(bytes, || HeaderMembers {
         keep_all,
         ..HeaderMembers::default()
-    };
-    json::parse_members(bytes, &mut header)?;
+    })?;
     // `alg` first, so `none` in any spelling is refused before anything else.
     let alg = match &header.alg {
         Some(Value::String(name)) => {
