@@ -87,37 +87,41 @@ pub(crate) struct ClaimMembers {
     extra: Map<String, Value>,
 }
 
+/// `ClaimMembers`' place for a member that goes to `extra`.
+const EXTRA: u8 = 7;
+
 impl ClaimMembers {
-    fn slot(&mut self, name: &str) -> Option<&mut Option<Value>> {
-        Some(match name {
-            "iss" => &mut self.iss,
-            "sub" => &mut self.sub,
-            "aud" => &mut self.aud,
-            "exp" => &mut self.exp,
-            "nbf" => &mut self.nbf,
-            "iat" => &mut self.iat,
-            "jti" => &mut self.jti,
+    fn slot(&mut self, place: u8) -> Option<&mut Option<Value>> {
+        Some(match place {
+            0 => &mut self.iss,
+            1 => &mut self.sub,
+            2 => &mut self.aud,
+            3 => &mut self.exp,
+            4 => &mut self.nbf,
+            5 => &mut self.iat,
+            6 => &mut self.jti,
             _ => return None,
         })
     }
 }
 
 impl<'de> Members<'de> for ClaimMembers {
-    fn seen(&self, name: &str) -> bool {
-        match name {
-            "iss" => self.iss.is_some(),
-            "sub" => self.sub.is_some(),
-            "aud" => self.aud.is_some(),
-            "exp" => self.exp.is_some(),
-            "nbf" => self.nbf.is_some(),
-            "iat" => self.iat.is_some(),
-            "jti" => self.jti.is_some(),
-            _ => self.extra.contains_key(name),
-        }
+    fn place(&self, name: &str) -> Option<u8> {
+        let (place, taken) = match name {
+            "iss" => (0, self.iss.is_some()),
+            "sub" => (1, self.sub.is_some()),
+            "aud" => (2, self.aud.is_some()),
+            "exp" => (3, self.exp.is_some()),
+            "nbf" => (4, self.nbf.is_some()),
+            "iat" => (5, self.iat.is_some()),
+            "jti" => (6, self.jti.is_some()),
+            _ => (EXTRA, self.extra.contains_key(name)),
+        };
+        (!taken).then_some(place)
     }
 
-    fn put(&mut self, name: Cow<'de, str>, value: Value) {
-        match self.slot(&name) {
+    fn put(&mut self, place: u8, name: Cow<'de, str>, value: Value) {
+        match self.slot(place) {
             Some(slot) => *slot = Some(value),
             None => {
                 self.extra.insert(name.into_owned(), value);

@@ -46,21 +46,23 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
 /// Where the members of a top-level object go, so a caller can keep the ones
 /// it knows in typed slots instead of a map (the header and the claims).
 ///
-/// `seen` is asked before a member's value is read: a repeated name is
+/// `place` is asked before a member's value is read: a repeated name is
 /// refused as a duplicate whatever its value holds, as in [`parse_strict`].
 pub(crate) trait Members<'de> {
-    /// True when a member called `name` was already put.
-    fn seen(&self, name: &str) -> bool;
-    /// Takes one member; its value already passed every rule of [`parse_strict`].
-    fn put(&mut self, name: Cow<'de, str>, value: Value);
+    /// Where a member called `name` goes (the sink's own numbering, handed
+    /// back to `put`), or `None` when a member of that name was already put.
+    fn place(&self, name: &str) -> Option<u8>;
+    /// Takes one member at the place `place` gave for its name; the value
+    /// already passed every rule of [`parse_strict`].
+    fn put(&mut self, place: u8, name: Cow<'de, str>, value: Value);
 }
 
 impl<'de> Members<'de> for Map<String, Value> {
-    fn seen(&self, name: &str) -> bool {
-        self.contains_key(name)
+    fn place(&self, name: &str) -> Option<u8> {
+        (!self.contains_key(name)).then_some(0)
     }
 
-    fn put(&mut self, name: Cow<'de, str>, value: Value) {
+    fn put(&mut self, _: u8, name: Cow<'de, str>, value: Value) {
         self.insert(name.into_owned(), value);
     }
 }
@@ -268,11 +270,11 @@ impl<'de, M: Members<'de>> Visitor<'de> for Object<'_, '_, M> {
             return Err(self.strict.fail(Error::JsonTooDeep));
         }
         while let Some(name) = access.next_key_seed(Name)? {
-            if self.members.seen(&name) {
+            let Some(place) = self.members.place(&name) else {
                 return Err(self.strict.fail(Error::DuplicateJsonMember));
-            }
+            };
             let value = access.next_value_seed(self.strict.nested())?;
-            self.members.put(name, value);
+            self.members.put(place, name, value);
         }
         Ok(true)
     }

@@ -129,53 +129,38 @@ struct HeaderMembers {
     members: Map<String, Value>,
 }
 
-impl HeaderMembers {
-    fn slot(&self, name: &str) -> Option<&Option<Value>> {
-        Some(match name {
-            "alg" => &self.alg,
-            "kid" => &self.kid,
-            "typ" => &self.typ,
-            "cty" => &self.cty,
-            "crit" => &self.crit,
-            "b64" => &self.b64,
-            _ => return None,
-        })
-    }
-}
+/// `HeaderMembers`' place for a member without a slot.
+const OTHER: u8 = 6;
 
 impl<'de> Members<'de> for HeaderMembers {
-    fn seen(&self, name: &str) -> bool {
-        match self.slot(name) {
-            Some(slot) => slot.is_some(),
-            None => self.members.contains_key(name),
-        }
+    fn place(&self, name: &str) -> Option<u8> {
+        let (place, taken) = match name {
+            "alg" => (0, self.alg.is_some()),
+            "kid" => (1, self.kid.is_some()),
+            "typ" => (2, self.typ.is_some()),
+            "cty" => (3, self.cty.is_some()),
+            "crit" => (4, self.crit.is_some()),
+            "b64" => (5, self.b64.is_some()),
+            _ => (OTHER, self.members.contains_key(name)),
+        };
+        (!taken).then_some(place)
     }
 
-    fn put(&mut self, name: Cow<'de, str>, value: Value) {
-        let Self {
-            alg,
-            kid,
-            typ,
-            cty,
-            crit,
-            b64,
-            keep_all,
-            members,
-        } = self;
-        let slot = match &*name {
-            "alg" => alg,
-            "kid" => kid,
-            "typ" => typ,
-            "cty" => cty,
-            "crit" => crit,
-            "b64" => b64,
+    fn put(&mut self, place: u8, name: Cow<'de, str>, value: Value) {
+        let slot = match place {
+            0 => &mut self.alg,
+            1 => &mut self.kid,
+            2 => &mut self.typ,
+            3 => &mut self.cty,
+            4 => &mut self.crit,
+            5 => &mut self.b64,
             _ => {
-                members.insert(name.into_owned(), value);
+                self.members.insert(name.into_owned(), value);
                 return;
             }
         };
-        if *keep_all {
-            members.insert(name.into_owned(), value.clone());
+        if self.keep_all {
+            self.members.insert(name.into_owned(), value.clone());
         }
         *slot = Some(value);
     }

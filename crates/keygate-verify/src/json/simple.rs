@@ -18,7 +18,15 @@ use super::Members;
 /// Parses `bytes` into `members` if it is in the subset; `None` otherwise
 /// (the sink may then hold part of the input and must be discarded).
 pub(super) fn parse<'de, M: Members<'de>>(bytes: &'de [u8], members: &mut M) -> Option<()> {
-    let mut at = Cursor { bytes, pos: 0 };
+    // Outside strings an accepted document is ASCII, so the whole being UTF-8
+    // is the same as each string being UTF-8 (what serde_json checks), and
+    // one pass is cheaper than one per string.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut at = Cursor {
+        text,
+        bytes,
+        pos: 0,
+    };
     at.ws();
     at.eat(b'{')?;
     at.ws();
@@ -27,15 +35,13 @@ pub(super) fn parse<'de, M: Members<'de>>(bytes: &'de [u8], members: &mut M) -> 
     } else {
         loop {
             let name = at.string()?;
-            if members.seen(name) {
-                // The strict path reports the duplicate.
-                return None;
-            }
+            // A duplicate: the strict path reports it.
+            let place = members.place(name)?;
             at.ws();
             at.eat(b':')?;
             at.ws();
             let value = at.value(true)?;
-            members.put(Cow::Borrowed(name), value);
+            members.put(place, Cow::Borrowed(name), value);
             at.ws();
             match at.next()? {
                 b',' => at.ws(),
@@ -49,6 +55,8 @@ pub(super) fn parse<'de, M: Members<'de>>(bytes: &'de [u8], members: &mut M) -> 
 }
 
 struct Cursor<'de> {
+    text: &'de str,
+    /// `text` as bytes.
     bytes: &'de [u8],
     pos: usize,
 }
@@ -75,19 +83,17 @@ impl<'de> Cursor<'de> {
         }
     }
 
-    /// A string without escapes or control characters, valid UTF-8.
+    /// A string without escapes or control characters.
     fn string(&mut self) -> Option<&'de str> {
         self.eat(b'"')?;
-        let rest = self.bytes.get(self.pos..)?;
-        let len = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if rest.get(len) != Some(&b'"') {
+        let start = self.pos;
+        let len = string_end(self.bytes.get(start..)?)?;
+        if self.bytes.get(start + len) != Some(&b'"') {
             return None;
         }
-        let text = std::str::from_utf8(rest.get(..len)?).ok()?;
-        self.pos += len + 1;
-        Some(text)
+        self.pos = start + len + 1;
+        // Both ends are next to an ASCII quote, so on character boundaries.
+        self.text.get(start..start + len)
     }
 
     /// A string, an integer in `0..10^19` (so it fits `u64`: serde_json
@@ -156,6 +162,38 @@ impl<'de> Cursor<'de> {
     }
 }
 
+/// Whether a byte ends the plain part of a string: a quote, a backslash or a
+/// control character (which JSON forbids unescaped).
+fn ends_string(byte: u8) -> bool {
+    byte == b'"' || byte == b'\\' || byte < 0x20
+}
+
+/// The index of the first byte for which [`ends_string`] holds, eight bytes
+/// at a time: in each word, the lowest byte flagged by any of the three
+/// tests is exact (a test can only misflag bytes above one it rightly flags).
+fn string_end(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let zero = |word: u64| word.wrapping_sub(ONES) & !word;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let found = (zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word))
+            & HIGH;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter()
+        .position(|&b| ends_string(b))
+        .map(|i| offset + i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +228,36 @@ mod tests {
 
     const HEADER: &str = r#"{"alg":"HS256","kid":"k_2026-11-28T01:00:00Z_3f9a1c","typ":"at+jwt"}"#;
     const CLAIMS: &str = r#"{"iss":"https://auth.example.com","sub":"usr_4k","aud":["api","x"],"iat":1800000000,"exp":1800000900,"roles":["customer","beta"],"ok":true,"no":false,"n":null,"e":[],"z":0,"u":"é€"}"#;
+
+    #[test]
+    fn string_end_finds_the_first_special_byte() {
+        for filler in [
+            b'a',
+            b' ',
+            0x21,
+            0x7f,
+            0x80,
+            0xff,
+            0x01 + 0x20,
+            b'"' + 1,
+            b'\\' + 1,
+        ] {
+            for len in 0..24 {
+                for at in 0..len {
+                    for byte in 0..=u8::MAX {
+                        let mut bytes = vec![filler; len];
+                        bytes[at] = byte;
+                        // A second special byte later must not matter.
+                        if at + 2 < len {
+                            bytes[at + 2] = b'"';
+                        }
+                        let naive = bytes.iter().position(|&b| ends_string(b));
+                        assert_eq!(string_end(&bytes), naive, "{bytes:?}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn keygate_shapes_take_the_simple_path() {
