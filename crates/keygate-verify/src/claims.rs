@@ -91,6 +91,21 @@ pub(crate) struct ClaimMembers {
 const EXTRA: u8 = 7;
 
 impl ClaimMembers {
+    /// The place of a name; names are matched as bytes, which compiles to
+    /// a few integer compares rather than calls to `memcmp`.
+    fn place_of(name: &str) -> u8 {
+        match name.as_bytes() {
+            [b'i', b's', b's'] => 0,
+            [b's', b'u', b'b'] => 1,
+            [b'a', b'u', b'd'] => 2,
+            [b'e', b'x', b'p'] => 3,
+            [b'n', b'b', b'f'] => 4,
+            [b'i', b'a', b't'] => 5,
+            [b'j', b't', b'i'] => 6,
+            _ => EXTRA,
+        }
+    }
+
     fn slot(&mut self, place: u8) -> Option<&mut Option<Value>> {
         Some(match place {
             0 => &mut self.iss,
@@ -107,15 +122,16 @@ impl ClaimMembers {
 
 impl<'de> Members<'de> for ClaimMembers {
     fn place(&self, name: &str) -> Option<u8> {
-        let (place, taken) = match name {
-            "iss" => (0, self.iss.is_some()),
-            "sub" => (1, self.sub.is_some()),
-            "aud" => (2, self.aud.is_some()),
-            "exp" => (3, self.exp.is_some()),
-            "nbf" => (4, self.nbf.is_some()),
-            "iat" => (5, self.iat.is_some()),
-            "jti" => (6, self.jti.is_some()),
-            _ => (EXTRA, self.extra.contains_key(name)),
+        let place = Self::place_of(name);
+        let taken = match place {
+            0 => self.iss.is_some(),
+            1 => self.sub.is_some(),
+            2 => self.aud.is_some(),
+            3 => self.exp.is_some(),
+            4 => self.nbf.is_some(),
+            5 => self.iat.is_some(),
+            6 => self.jti.is_some(),
+            _ => self.extra.contains_key(name),
         };
         (!taken).then_some(place)
     }
@@ -126,6 +142,17 @@ impl<'de> Members<'de> for ClaimMembers {
             None => {
                 self.extra.insert(name.into_owned(), value);
             }
+        }
+    }
+
+    fn try_put(&mut self, name: &'de str, value: Value) -> Option<()> {
+        match self.slot(Self::place_of(name)) {
+            Some(Some(_)) => None,
+            Some(slot) => {
+                *slot = Some(value);
+                Some(())
+            }
+            None => json::try_insert(&mut self.extra, name, value),
         }
     }
 }

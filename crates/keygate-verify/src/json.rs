@@ -7,6 +7,7 @@
 //! the parser recurse deeply.
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
@@ -55,6 +56,16 @@ pub(crate) trait Members<'de> {
     /// Takes one member at the place `place` gave for its name; the value
     /// already passed every rule of [`parse_strict`].
     fn put(&mut self, place: u8, name: Cow<'de, str>, value: Value);
+
+    /// `place` then `put`, for the simple path, which reads the value first:
+    /// it never refuses, so a duplicate found after the value only sends the
+    /// input to the strict path, which refuses it before reading the value.
+    /// `None` for a duplicate; the sink is then discarded.
+    fn try_put(&mut self, name: &'de str, value: Value) -> Option<()> {
+        let place = self.place(name)?;
+        self.put(place, Cow::Borrowed(name), value);
+        Some(())
+    }
 }
 
 impl<'de> Members<'de> for Map<String, Value> {
@@ -64,6 +75,21 @@ impl<'de> Members<'de> for Map<String, Value> {
 
     fn put(&mut self, _: u8, name: Cow<'de, str>, value: Value) {
         self.insert(name.into_owned(), value);
+    }
+
+    fn try_put(&mut self, name: &'de str, value: Value) -> Option<()> {
+        try_insert(self, name, value)
+    }
+}
+
+/// Inserts a member unless one of that name is there: one search, not two.
+pub(crate) fn try_insert(map: &mut Map<String, Value>, name: &str, value: Value) -> Option<()> {
+    match map.entry(name) {
+        Entry::Vacant(entry) => {
+            entry.insert(value);
+            Some(())
+        }
+        Entry::Occupied(_) => None,
     }
 }
 

@@ -11,7 +11,6 @@
 //! error it always did.
 
 use serde_json::Value;
-use std::borrow::Cow;
 
 use super::Members;
 
@@ -35,13 +34,12 @@ pub(super) fn parse<'de, M: Members<'de>>(bytes: &'de [u8], members: &mut M) -> 
     } else {
         loop {
             let name = at.string()?;
-            // A duplicate: the strict path reports it.
-            let place = members.place(name)?;
             at.ws();
             at.eat(b':')?;
             at.ws();
             let value = at.value(true)?;
-            members.put(place, Cow::Borrowed(name), value);
+            // A duplicate: the strict path reports it.
+            members.try_put(name, value)?;
             at.ws();
             match at.next()? {
                 b',' => at.ws(),
