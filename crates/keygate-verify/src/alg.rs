@@ -50,7 +50,22 @@ impl Algorithm {
     /// and unregistered names such as `ES521` are all `None`).
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|alg| alg.name() == name)
+        Some(match name {
+            "HS256" => Self::HS256,
+            "HS384" => Self::HS384,
+            "HS512" => Self::HS512,
+            "RS256" => Self::RS256,
+            "RS384" => Self::RS384,
+            "RS512" => Self::RS512,
+            "PS256" => Self::PS256,
+            "PS384" => Self::PS384,
+            "PS512" => Self::PS512,
+            "ES256" => Self::ES256,
+            "ES384" => Self::ES384,
+            "ES512" => Self::ES512,
+            "EdDSA" => Self::EdDSA,
+            _ => return None,
+        })
     }
 
     /// The registered name.
@@ -205,4 +220,21 @@ pub fn verify_primitive(
         Inner::Public(public) => public.verify_sig(input, sig),
     }
     .map_err(|_| Error::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_exactly() {
+        for alg in Algorithm::ALL {
+            assert_eq!(Algorithm::from_name(alg.name()), Some(alg));
+            assert_eq!(Algorithm::from_name(&alg.name().to_lowercase()), None);
+            assert_eq!(Algorithm::from_name(&format!("{} ", alg.name())), None);
+        }
+        for name in ["none", "NONE", "", "ES521", "HS256\0", "eddsa", "EDDSA"] {
+            assert_eq!(Algorithm::from_name(name), None, "{name:?}");
+        }
+    }
 }

@@ -13,7 +13,9 @@
 //! treated as absent (CVE-2026-25537).
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
+use crate::json::{self, Members};
 use crate::{Error, Validation};
 
 /// 9999-12-31T23:59:59Z: later dates are refused, not saturated.
@@ -69,26 +71,118 @@ pub struct Claims {
     pub extra: Map<String, Value>,
 }
 
+/// The members of a claims set as the parser hands them over: the registered
+/// claims in their own slots, every other member in `extra`. The type and
+/// presence checks wait until the whole set has parsed, so JSON errors
+/// (duplicates, depth, syntax) always come first, as with a map.
+#[derive(Default)]
+pub(crate) struct ClaimMembers {
+    iss: Option<Value>,
+    sub: Option<Value>,
+    aud: Option<Value>,
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iat: Option<Value>,
+    jti: Option<Value>,
+    extra: Map<String, Value>,
+}
+
+/// `ClaimMembers`' place for a member that goes to `extra`.
+const EXTRA: u8 = 7;
+
+impl ClaimMembers {
+    /// The place of a name; names are matched as bytes, which compiles to
+    /// a few integer compares rather than calls to `memcmp`.
+    fn place_of(name: &str) -> u8 {
+        match name.as_bytes() {
+            [b'i', b's', b's'] => 0,
+            [b's', b'u', b'b'] => 1,
+            [b'a', b'u', b'd'] => 2,
+            [b'e', b'x', b'p'] => 3,
+            [b'n', b'b', b'f'] => 4,
+            [b'i', b'a', b't'] => 5,
+            [b'j', b't', b'i'] => 6,
+            _ => EXTRA,
+        }
+    }
+
+    fn slot(&mut self, place: u8) -> Option<&mut Option<Value>> {
+        Some(match place {
+            0 => &mut self.iss,
+            1 => &mut self.sub,
+            2 => &mut self.aud,
+            3 => &mut self.exp,
+            4 => &mut self.nbf,
+            5 => &mut self.iat,
+            6 => &mut self.jti,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> Members<'de> for ClaimMembers {
+    fn place(&self, name: &str) -> Option<u8> {
+        let place = Self::place_of(name);
+        let taken = match place {
+            0 => self.iss.is_some(),
+            1 => self.sub.is_some(),
+            2 => self.aud.is_some(),
+            3 => self.exp.is_some(),
+            4 => self.nbf.is_some(),
+            5 => self.iat.is_some(),
+            6 => self.jti.is_some(),
+            _ => self.extra.contains_key(name),
+        };
+        (!taken).then_some(place)
+    }
+
+    fn put(&mut self, place: u8, name: Cow<'de, str>, value: Value) {
+        match self.slot(place) {
+            Some(slot) => *slot = Some(value),
+            None => {
+                self.extra.insert(name.into_owned(), value);
+            }
+        }
+    }
+
+    fn try_put(&mut self, name: &'de str, value: Value) -> Option<()> {
+        match self.slot(Self::place_of(name)) {
+            Some(Some(_)) => None,
+            Some(slot) => {
+                *slot = Some(value);
+                Some(())
+            }
+            None => json::try_insert(&mut self.extra, name, value),
+        }
+    }
+}
+
 impl Claims {
-    /// Checks types and presence; values are checked by [`Claims::validate`].
-    pub(crate) fn from_object(mut members: Map<String, Value>) -> Result<Self, Error> {
-        let iss = match members.remove("iss") {
+    /// Parses a claims set strictly (see [`crate::json::parse_strict`]), then
+    /// checks types and presence; values are checked by [`Claims::validate`].
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        Self::from_members(json::parse_members(bytes, ClaimMembers::default)?)
+    }
+
+    /// Checks types and presence, in a fixed order.
+    fn from_members(members: ClaimMembers) -> Result<Self, Error> {
+        let iss = match members.iss {
             Some(Value::String(iss)) => iss,
             Some(_) => return Err(Error::InvalidIssuer),
             None => return Err(Error::MissingClaim { name: "iss" }),
         };
-        let aud = match members.remove("aud") {
+        let aud = match members.aud {
             Some(value) => parse_audience(value)?,
             None => return Err(Error::MissingClaim { name: "aud" }),
         };
-        let exp = match members.remove("exp") {
+        let exp = match members.exp {
             Some(value) => NumericDate::parse(&value, "exp")?,
             None => return Err(Error::MissingClaim { name: "exp" }),
         };
-        let nbf = optional_date(&mut members, "nbf")?;
-        let iat = optional_date(&mut members, "iat")?;
-        let sub = optional_string(&mut members, "sub")?;
-        let jti = optional_string(&mut members, "jti")?;
+        let nbf = optional_date(members.nbf, "nbf")?;
+        let iat = optional_date(members.iat, "iat")?;
+        let sub = optional_string(members.sub, "sub")?;
+        let jti = optional_string(members.jti, "jti")?;
         Ok(Self {
             iss,
             sub,
@@ -97,7 +191,7 @@ impl Claims {
             nbf,
             iat,
             jti,
-            extra: members,
+            extra: members.extra,
         })
     }
 
@@ -138,21 +232,14 @@ fn parse_audience(value: Value) -> Result<Vec<String>, Error> {
     }
 }
 
-fn optional_date(
-    members: &mut Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<NumericDate>, Error> {
-    members
-        .remove(name)
+fn optional_date(value: Option<Value>, name: &'static str) -> Result<Option<NumericDate>, Error> {
+    value
         .map(|value| NumericDate::parse(&value, name))
         .transpose()
 }
 
-fn optional_string(
-    members: &mut Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<String>, Error> {
-    match members.remove(name) {
+fn optional_string(value: Option<Value>, name: &'static str) -> Result<Option<String>, Error> {
+    match value {
         None => Ok(None),
         Some(Value::String(value)) => Ok(Some(value)),
         Some(_) => Err(Error::InvalidClaim { name }),

@@ -7,10 +7,14 @@
 //! the parser recurse deeply.
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::Error;
+
+mod simple;
 
 /// Deepest nesting accepted (the top-level object counts as one).
 pub const MAX_DEPTH: usize = 32;
@@ -37,10 +41,105 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, Error> {
 
 /// Parses a JSON object strictly (see [`parse_strict`]).
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
-    match parse_strict(bytes)? {
-        Value::Object(map) => Ok(map),
-        _ => Err(Error::MalformedToken("JSON is not an object")),
+    parse_members(bytes, Map::new)
+}
+
+/// Where the members of a top-level object go, so a caller can keep the ones
+/// it knows in typed slots instead of a map (the header and the claims).
+///
+/// `place` is asked before a member's value is read: a repeated name is
+/// refused as a duplicate whatever its value holds, as in [`parse_strict`].
+pub(crate) trait Members<'de> {
+    /// Where a member called `name` goes (the sink's own numbering, handed
+    /// back to `put`), or `None` when a member of that name was already put.
+    fn place(&self, name: &str) -> Option<u8>;
+    /// Takes one member at the place `place` gave for its name; the value
+    /// already passed every rule of [`parse_strict`].
+    fn put(&mut self, place: u8, name: Cow<'de, str>, value: Value);
+
+    /// `place` then `put`, for the simple path, which reads the value first:
+    /// it never refuses, so a duplicate found after the value only sends the
+    /// input to the strict path, which refuses it before reading the value.
+    /// `None` for a duplicate; the sink is then discarded.
+    fn try_put(&mut self, name: &'de str, value: Value) -> Option<()> {
+        let place = self.place(name)?;
+        self.put(place, Cow::Borrowed(name), value);
+        Some(())
     }
+}
+
+impl<'de> Members<'de> for Map<String, Value> {
+    fn place(&self, name: &str) -> Option<u8> {
+        (!self.contains_key(name)).then_some(0)
+    }
+
+    fn put(&mut self, _: u8, name: Cow<'de, str>, value: Value) {
+        self.insert(name.into_owned(), value);
+    }
+
+    fn try_put(&mut self, name: &'de str, value: Value) -> Option<()> {
+        try_insert(self, name, value)
+    }
+}
+
+/// Inserts a member unless one of that name is there: one search, not two.
+pub(crate) fn try_insert(map: &mut Map<String, Value>, name: &str, value: Value) -> Option<()> {
+    match map.entry(name) {
+        Entry::Vacant(entry) => {
+            entry.insert(value);
+            Some(())
+        }
+        Entry::Occupied(_) => None,
+    }
+}
+
+/// [`parse_object`] without the map: the same rules, in the same order, with
+/// the same errors, but each top-level member is handed to a sink made by
+/// `fresh`. Names without escapes are borrowed from `bytes`, so a caller that
+/// recognises a name allocates nothing for it.
+///
+/// Input in the subset `simple` reads (flat, no escapes; every token keygate
+/// issues) is parsed there; anything else, valid or not, is parsed again
+/// from the start into a fresh sink by the serde path, which alone refuses.
+pub(crate) fn parse_members<'de, M: Members<'de>>(
+    bytes: &'de [u8],
+    fresh: impl Fn() -> M,
+) -> Result<M, Error> {
+    let mut members = fresh();
+    if simple::parse(bytes, &mut members).is_some() {
+        return Ok(members);
+    }
+    let mut members = fresh();
+    parse_members_strict(bytes, &mut members)?;
+    Ok(members)
+}
+
+/// The serde path of [`parse_members`].
+fn parse_members_strict<'de, M: Members<'de>>(
+    bytes: &'de [u8],
+    members: &mut M,
+) -> Result<(), Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut problem = None;
+    let is_object = Object {
+        members,
+        strict: Strict {
+            depth: 0,
+            problem: &mut problem,
+        },
+    }
+    .deserialize(&mut de);
+    let is_object = match (is_object, problem) {
+        (_, Some(found)) => return Err(found),
+        (Err(_), None) => return Err(Error::MalformedToken("invalid JSON")),
+        (Ok(is_object), None) => is_object,
+    };
+    de.end()
+        .map_err(|_| Error::MalformedToken("trailing data after JSON"))?;
+    if !is_object {
+        return Err(Error::MalformedToken("JSON is not an object"));
+    }
+    Ok(())
 }
 
 /// A seed carrying the current depth; the first structural problem found is
@@ -138,6 +237,104 @@ impl<'de> Visitor<'de> for Strict<'_> {
             map.insert(key, value);
         }
         Ok(Value::Object(map))
+    }
+}
+
+/// The top-level value of [`parse_members`]: an object goes member by member
+/// to the sink; anything else is read exactly as [`Strict`] reads it (so its
+/// own errors come first) and then reported as not an object.
+struct Object<'m, 'p, M> {
+    members: &'m mut M,
+    strict: Strict<'p>,
+}
+
+impl<'de, M: Members<'de>> DeserializeSeed<'de> for Object<'_, '_, M> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, M: Members<'de>> Visitor<'de> for Object<'_, '_, M> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+        self.strict.visit_bool::<E>(v).map(|_| false)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
+        self.strict.visit_i64::<E>(v).map(|_| false)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
+        self.strict.visit_u64::<E>(v).map(|_| false)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
+        self.strict.visit_f64::<E>(v).map(|_| false)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+        self.strict.visit_str::<E>(v).map(|_| false)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        self.strict.visit_unit::<E>().map(|_| false)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        self.strict.visit_seq(seq).map(|_| false)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut access: A) -> Result<bool, A::Error> {
+        if self.strict.depth + 1 > MAX_DEPTH {
+            return Err(self.strict.fail(Error::JsonTooDeep));
+        }
+        while let Some(name) = access.next_key_seed(Name)? {
+            let Some(place) = self.members.place(&name) else {
+                return Err(self.strict.fail(Error::DuplicateJsonMember));
+            };
+            let value = access.next_value_seed(self.strict.nested())?;
+            self.members.put(place, name, value);
+        }
+        Ok(true)
+    }
+}
+
+/// A member name, unescaped (so `"alg"` and `"\u0061lg"` are the same name),
+/// borrowed from the input when it holds no escape.
+struct Name;
+
+impl<'de> DeserializeSeed<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
     }
 }
 

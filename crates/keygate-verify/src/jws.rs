@@ -7,8 +7,10 @@
 //! display but never consulted: keys come only from the trusted set.
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use crate::alg::Algorithm;
+use crate::json::Members;
 use crate::jwk::MAX_KID_LEN;
 use crate::{Error, b64, json};
 
@@ -25,24 +27,41 @@ pub struct Header {
 }
 
 /// A token split and decoded, not yet verified.
-pub(crate) struct Compact<'t> {
+pub(crate) struct Compact<'t, 'b> {
     pub header: Header,
     /// `BASE64URL(header) || '.' || BASE64URL(payload)`, the signed bytes.
     pub signing_input: &'t [u8],
     pub payload: Vec<u8>,
-    pub signature: Vec<u8>,
+    /// In the caller's buffer unless longer than [`SIGNATURE_BUF`].
+    pub signature: Cow<'b, [u8]>,
+}
+
+/// The caller's signature buffer: every ECDSA, EdDSA and HMAC signature and
+/// RSA up to 4096 bits fit; a longer one is decoded onto the heap.
+pub(crate) const SIGNATURE_BUF: usize = 512;
+
+/// Headers decoded on the stack up to this length (keygate's are ~80 bytes).
+const HEADER_BUF: usize = 256;
+
+/// What the caller does with a parsed token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A JWT (`Verifier::verify`): the payload must not be empty, and the
+    /// header serves its rules only, so [`Header::members`] is left empty.
+    Jwt,
+    /// Any JWS (`Verifier::verify_signature`): RFC 7515 allows an empty
+    /// payload and the Wycheproof vectors assert it; the header is returned
+    /// with every member.
+    SignatureOnly,
 }
 
 /// Splits and decodes `token`, applying every rule that needs no key.
-///
-/// An empty payload segment is refused unless `allow_empty_payload`: a JWT
-/// needs a claims set, but RFC 7515 allows an empty JWS payload and the
-/// Wycheproof vectors assert it, so the signature-only entry point allows it.
-pub(crate) fn parse(
-    token: &str,
+pub(crate) fn parse<'t, 'b>(
+    token: &'t str,
     max_len: usize,
-    allow_empty_payload: bool,
-) -> Result<Compact<'_>, Error> {
+    mode: Mode,
+    signature_buf: &'b mut [u8; SIGNATURE_BUF],
+) -> Result<Compact<'t, 'b>, Error> {
     if token.len() > max_len {
         return Err(Error::TokenTooLarge);
     }
@@ -65,10 +84,11 @@ pub(crate) fn parse(
     if header_b64.is_empty() {
         return Err(Error::MalformedToken("empty header"));
     }
-    let header_bytes =
-        b64::decode(header_b64).ok_or(Error::MalformedToken("header is not base64url"))?;
-    let header = parse_header(&header_bytes)?;
-    if payload_b64.is_empty() && !allow_empty_payload {
+    let mut header_buf = [0u8; HEADER_BUF];
+    let header_bytes = b64::decode_buffered(header_b64, &mut header_buf)
+        .ok_or(Error::MalformedToken("header is not base64url"))?;
+    let header = parse_header_for(&header_bytes, mode == Mode::SignatureOnly)?;
+    if payload_b64.is_empty() && mode == Mode::Jwt {
         return Err(Error::MalformedToken("empty payload"));
     }
     let payload =
@@ -76,8 +96,8 @@ pub(crate) fn parse(
     if signature_b64.is_empty() {
         return Err(Error::MalformedToken("empty signature"));
     }
-    let signature =
-        b64::decode(signature_b64).ok_or(Error::MalformedToken("signature is not base64url"))?;
+    let signature = b64::decode_buffered(signature_b64, signature_buf)
+        .ok_or(Error::MalformedToken("signature is not base64url"))?;
     let signed_len = header_b64.len() + 1 + payload_b64.len();
     Ok(Compact {
         header,
@@ -87,10 +107,74 @@ pub(crate) fn parse(
     })
 }
 
+/// The header with every member kept (see [`parse_header_for`]).
+#[cfg(test)]
 fn parse_header(bytes: &[u8]) -> Result<Header, Error> {
-    let members = json::parse_object(bytes)?;
+    parse_header_for(bytes, true)
+}
+
+/// The header members the rules read, in slots; the others only need to be
+/// told apart for the duplicate rule, unless every member is kept for
+/// display.
+#[derive(Default)]
+struct HeaderMembers {
+    alg: Option<Value>,
+    kid: Option<Value>,
+    typ: Option<Value>,
+    cty: Option<Value>,
+    crit: Option<Value>,
+    b64: Option<Value>,
+    keep_all: bool,
+    /// With `keep_all`, every member; otherwise those without a slot.
+    members: Map<String, Value>,
+}
+
+/// `HeaderMembers`' place for a member without a slot.
+const OTHER: u8 = 6;
+
+impl<'de> Members<'de> for HeaderMembers {
+    fn place(&self, name: &str) -> Option<u8> {
+        let (place, taken) = match name {
+            "alg" => (0, self.alg.is_some()),
+            "kid" => (1, self.kid.is_some()),
+            "typ" => (2, self.typ.is_some()),
+            "cty" => (3, self.cty.is_some()),
+            "crit" => (4, self.crit.is_some()),
+            "b64" => (5, self.b64.is_some()),
+            _ => (OTHER, self.members.contains_key(name)),
+        };
+        (!taken).then_some(place)
+    }
+
+    fn put(&mut self, place: u8, name: Cow<'de, str>, value: Value) {
+        let slot = match place {
+            0 => &mut self.alg,
+            1 => &mut self.kid,
+            2 => &mut self.typ,
+            3 => &mut self.cty,
+            4 => &mut self.crit,
+            5 => &mut self.b64,
+            _ => {
+                self.members.insert(name.into_owned(), value);
+                return;
+            }
+        };
+        if self.keep_all {
+            self.members.insert(name.into_owned(), value.clone());
+        }
+        *slot = Some(value);
+    }
+}
+
+/// Parses a header strictly and applies its rules. `keep_all` fills
+/// [`Header::members`]; without it that map is left empty.
+fn parse_header_for(bytes: &[u8], keep_all: bool) -> Result<Header, Error> {
+    let header = json::parse_members(bytes, || HeaderMembers {
+        keep_all,
+        ..HeaderMembers::default()
+    })?;
     // `alg` first, so `none` in any spelling is refused before anything else.
-    let alg = match members.get("alg") {
+    let alg = match &header.alg {
         Some(Value::String(name)) => {
             Algorithm::from_name(name).ok_or(Error::UnsupportedAlgorithm)?
         }
@@ -99,22 +183,22 @@ fn parse_header(bytes: &[u8]) -> Result<Header, Error> {
     // RFC 7515 §4.1.11: a recipient must refuse `crit` it does not understand,
     // and `crit` may not be empty or list registered names; we understand no
     // extension, so any `crit` is refused, well-formed or not.
-    if members.contains_key("crit") {
+    if header.crit.is_some() {
         return Err(Error::CriticalHeader);
     }
     // RFC 7797 unencoded payloads change what is signed; never supported.
-    if members.contains_key("b64") {
+    if header.b64.is_some() {
         return Err(Error::UnsupportedHeader { name: "b64" });
     }
-    let kid = optional_string(&members, "kid")?;
+    let kid = optional_string(header.kid, "kid")?;
     if kid
         .as_ref()
         .is_some_and(|kid| kid.is_empty() || kid.len() > MAX_KID_LEN)
     {
         return Err(Error::InvalidHeader { name: "kid" });
     }
-    let typ = optional_string(&members, "typ")?;
-    let cty = optional_string(&members, "cty")?;
+    let typ = optional_string(header.typ, "typ")?;
+    let cty = optional_string(header.cty, "cty")?;
     // A nested JWT would be verified by whoever unwraps it, with whatever
     // rules they have; keygate tokens are never nested (RFC 8725 §2.8).
     if cty.as_deref().is_some_and(is_jwt_media_type) {
@@ -125,17 +209,14 @@ fn parse_header(bytes: &[u8]) -> Result<Header, Error> {
         kid,
         typ,
         cty,
-        members,
+        members: if keep_all { header.members } else { Map::new() },
     })
 }
 
-fn optional_string(
-    members: &Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<String>, Error> {
-    match members.get(name) {
+fn optional_string(value: Option<Value>, name: &'static str) -> Result<Option<String>, Error> {
+    match value {
         None => Ok(None),
-        Some(Value::String(value)) => Ok(Some(value.clone())),
+        Some(Value::String(value)) => Ok(Some(value)),
         Some(_) => Err(Error::InvalidHeader { name }),
     }
 }

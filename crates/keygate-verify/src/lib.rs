@@ -5,7 +5,9 @@
 //! - `jws`: compact serialization only, the length cap, the header rules
 //!   (`alg`, `crit`, `b64`, `kid`, `cty`) applied before any key is chosen.
 //! - `b64`: strict unpadded base64url. `json`: JSON that refuses duplicate
-//!   members and deep nesting.
+//!   members and deep nesting; headers and claims go member by member into
+//!   typed slots, flat ones (all keygate issues) by `json::simple` without
+//!   serde, anything else by the serde path, which alone refuses.
 //! - `verifier`: key selection by `kid` and the algorithm bound to the key,
 //!   then `alg::verify_primitive`, the single call into aws-lc-rs.
 //! - `claims`: registered claims, the time rule, `iss` and `aud`.

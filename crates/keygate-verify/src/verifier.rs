@@ -9,8 +9,8 @@
 use crate::alg::verify_primitive;
 use crate::jwk::VerifyingKey;
 use crate::jwks::JwkSet;
-use crate::jws::{self, Header};
-use crate::{Claims, Error, json};
+use crate::jws::{self, Compact, Header, Mode};
+use crate::{Claims, Error};
 
 /// Leeway used when none is configured, in seconds.
 pub const DEFAULT_LEEWAY_SECS: u64 = 30;
@@ -85,15 +85,18 @@ impl Verifier {
     /// The JWS layer and the key binding, without claims: returns the header
     /// and the raw payload. For test vectors and `--signature-only`.
     pub fn verify_signature(&self, token: &str) -> Result<(Header, Vec<u8>), Error> {
-        self.verify_jws(token, true)
+        let mut signature_buf = [0u8; jws::SIGNATURE_BUF];
+        let compact = self.verify_jws(token, Mode::SignatureOnly, &mut signature_buf)?;
+        Ok((compact.header, compact.payload))
     }
 
-    fn verify_jws(
+    fn verify_jws<'t, 'b>(
         &self,
-        token: &str,
-        allow_empty_payload: bool,
-    ) -> Result<(Header, Vec<u8>), Error> {
-        let compact = jws::parse(token, self.validation.max_token_len, allow_empty_payload)?;
+        token: &'t str,
+        mode: Mode,
+        signature_buf: &'b mut [u8; jws::SIGNATURE_BUF],
+    ) -> Result<Compact<'t, 'b>, Error> {
+        let compact = jws::parse(token, self.validation.max_token_len, mode, signature_buf)?;
         let header = &compact.header;
         let check = |key: &VerifyingKey| {
             verify_primitive(
@@ -128,15 +131,17 @@ impl Verifier {
                 return Err(Error::BadSignature);
             }
         }
-        Ok((compact.header, compact.payload))
+        Ok(compact)
     }
 
     /// Everything: signature, `typ`, then the claims at time `now_secs`
     /// (seconds since the epoch, from the caller's clock).
     pub fn verify(&self, token: &str, now_secs: u64) -> Result<Claims, Error> {
-        let (header, payload) = self.verify_jws(token, false)?;
+        let mut signature_buf = [0u8; jws::SIGNATURE_BUF];
+        let compact = self.verify_jws(token, Mode::Jwt, &mut signature_buf)?;
         if let Some(required) = &self.validation.required_typ {
-            let matches = header
+            let matches = compact
+                .header
                 .typ
                 .as_deref()
                 .is_some_and(|typ| jws::typ_matches(typ, required));
@@ -144,7 +149,7 @@ impl Verifier {
                 return Err(Error::InvalidTokenType);
             }
         }
-        let claims = Claims::from_object(json::parse_object(&payload)?)?;
+        let claims = Claims::parse(&compact.payload)?;
         claims.validate(&self.validation, now_secs)?;
         Ok(claims)
     }
