@@ -158,6 +158,15 @@ impl<'de> Members<'de> for ClaimMembers {
 }
 
 impl Claims {
+    /// The claims beyond the registered ones (`roles`, `tenant`, `scope`,
+    /// custom claims) as the caller's own type, e.g.
+    /// `#[derive(Deserialize)] struct Mine { roles: Vec<String>, plan: Option<String> }`.
+    /// A claim of the wrong type is an error, never silently dropped.
+    pub fn custom<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        T::deserialize(serde_json::Value::Object(self.extra.clone()))
+            .map_err(|_| Error::InvalidClaim { name: "custom" })
+    }
+
     /// Parses a claims set strictly (see [`crate::json::parse_strict`]), then
     /// checks types and presence; values are checked by [`Claims::validate`].
     pub(crate) fn parse(bytes: &[u8]) -> Result<Self, Error> {

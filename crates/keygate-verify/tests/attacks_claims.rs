@@ -274,3 +274,33 @@ fn errors_never_echo_input() {
     .unwrap();
     assert!(!format!("{hmac:?}").contains("AAAA"));
 }
+
+#[test]
+fn custom_claims_come_out_typed_and_wrong_types_are_refused() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Mine {
+        roles: Vec<String>,
+        tenant: Option<String>,
+        plan: String,
+    }
+    let key = es256("k1");
+    let verifier = no_leeway(&key);
+    let mut claims = json!({"iss": ISS, "aud": AUD, "exp": NOW + 60, "sub": "u",
+        "roles": ["customer"], "plan": "pro"});
+    let verified = verifier
+        .verify(&key.sign(&key.header(), &claims), NOW)
+        .unwrap();
+    assert_eq!(
+        verified.custom::<Mine>().unwrap(),
+        Mine {
+            roles: vec!["customer".into()],
+            tenant: None,
+            plan: "pro".into()
+        }
+    );
+    claims["roles"] = json!("customer");
+    let verified = verifier
+        .verify(&key.sign(&key.header(), &claims), NOW)
+        .unwrap();
+    assert!(verified.custom::<Mine>().is_err());
+}
