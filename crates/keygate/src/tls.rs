@@ -68,6 +68,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let Some(tls) = tls else {
+        use axum::serve::ListenerExt;
+        // Answers go out at once rather than waiting for an ACK (Nagle), as
+        // a proxy's upstream connections already do.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         return axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
