@@ -44,8 +44,10 @@ impl Admin {
     pub fn tenant(&self) -> Option<&Tenant> {
         self.tenant.as_ref()
     }
-    fn may_see(&self, key: &KeyRecord) -> bool {
-        self.tenant.is_none() || self.tenant == key.tenant
+    /// Whether a record of `tenant` is this admin's to see: a root admin
+    /// sees every tenant, a tenant admin only its own.
+    pub(crate) fn may_see(&self, tenant: Option<&Tenant>) -> bool {
+        self.tenant.is_none() || self.tenant.as_ref() == tenant
     }
 
     /// Narrows a list filter's tenant to this admin's own. `false` when the
@@ -298,7 +300,7 @@ impl KeyService {
 
     pub async fn get(&self, admin: &Admin, id: &KeyId) -> Result<KeyRecord, Error> {
         match self.store.get_key(id).await? {
-            Some(key) if admin.may_see(&key) => Ok(key),
+            Some(key) if admin.may_see(key.tenant.as_ref()) => Ok(key),
             _ => Err(Error::NotFound("key")),
         }
     }

@@ -13,22 +13,31 @@ use zeroize::Zeroizing;
 
 use crate::config::{PepperSource, SecretSource};
 
+/// The secret's text from its source; a missing file beside a SQLite
+/// database is generated. `missing` explains what to set when there is none.
+fn secret_text(
+    source: &SecretSource,
+    what: &str,
+    missing: &str,
+) -> Result<Zeroizing<String>, String> {
+    match source {
+        SecretSource::Value(v) => Ok(Zeroizing::new(v.trim().to_owned())),
+        SecretSource::File(path) => read_secret_file(path, what),
+        SecretSource::BesideDatabase(path) if path.exists() => read_secret_file(path, what),
+        SecretSource::BesideDatabase(path) => generate_secret_file(path, what),
+        SecretSource::Missing => Err(missing.to_owned()),
+    }
+}
+
 /// Reads the configured pepper, or generates one beside a SQLite database.
 pub fn load_pepper(source: &PepperSource, version: i32) -> Result<Pepper, String> {
-    let text = match source {
-        PepperSource::Value(v) => Zeroizing::new(v.trim().to_owned()),
-        PepperSource::File(path) => read_secret_file(path, "pepper")?,
-        PepperSource::BesideDatabase(path) if path.exists() => read_secret_file(path, "pepper")?,
-        PepperSource::BesideDatabase(path) => generate_secret_file(path, "pepper")?,
-        PepperSource::Missing => {
-            return Err(
-                "PostgreSQL needs a pepper shared by every node: set KEYGATE_PEPPER_FILE \
-                 (a file holding at least 32 random bytes, e.g. from \
-                 `openssl rand -base64 48`), or pepper_file in the config file"
-                    .into(),
-            );
-        }
-    };
+    let text = secret_text(
+        source,
+        "pepper",
+        "PostgreSQL needs a pepper shared by every node: set KEYGATE_PEPPER_FILE \
+         (a file holding at least 32 random bytes, e.g. from \
+         `openssl rand -base64 48`), or pepper_file in the config file",
+    )?;
     if text.len() < MIN_PEPPER_BYTES {
         return Err(format!(
             "the pepper must be at least {MIN_PEPPER_BYTES} bytes long"
@@ -39,23 +48,34 @@ pub fn load_pepper(source: &PepperSource, version: i32) -> Result<Pepper, String
 
 /// Reads the configured master key, or generates one beside a SQLite database.
 pub fn load_master_key(source: &SecretSource) -> Result<MasterKey, String> {
-    let text = match source {
-        SecretSource::Value(v) => Zeroizing::new(v.trim().to_owned()),
-        SecretSource::File(path) => read_secret_file(path, "master key")?,
-        SecretSource::BesideDatabase(path) if path.exists() => {
-            read_secret_file(path, "master key")?
-        }
-        SecretSource::BesideDatabase(path) => generate_secret_file(path, "master key")?,
-        SecretSource::Missing => {
-            return Err(
-                "PostgreSQL needs a master key shared by every node (it seals the JWT signing \
-                 keys): set KEYGATE_MASTER_KEY_FILE (a file holding 32 random bytes in base64, \
-                 e.g. from `openssl rand -base64 32`), or master_key_file in the config file"
-                    .into(),
-            );
-        }
-    };
+    let text = secret_text(
+        source,
+        "master key",
+        "PostgreSQL needs a master key shared by every node (it seals the JWT signing \
+         keys): set KEYGATE_MASTER_KEY_FILE (a file holding 32 random bytes in base64, \
+         e.g. from `openssl rand -base64 32`), or master_key_file in the config file",
+    )?;
     MasterKey::parse(&text).map_err(|e| e.to_string())
+}
+
+/// Records `fingerprint` under `setting` the first time; afterwards refuses
+/// any other with `mismatch`, so a wrong secret stops start-up instead of
+/// making stored data unusable.
+pub async fn check_fingerprint(
+    store: &dyn keygate_core::store::Store,
+    setting: &str,
+    fingerprint: &str,
+    mismatch: impl FnOnce() -> String,
+) -> Result<(), String> {
+    let recorded = store
+        .setting_or_insert(setting, fingerprint)
+        .await
+        .map_err(|e| format!("cannot read the database: {e}"))?;
+    if recorded == fingerprint {
+        Ok(())
+    } else {
+        Err(mismatch())
+    }
 }
 
 fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<String>, String> {

@@ -18,11 +18,11 @@ use keygate_core::{Clock, IssuedKey, KeyService, UserService};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::config::{Config, PepperSource};
+use crate::config::{Config, PepperSource, SecretSource};
 use crate::gateway::Gateway;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::secrets::{load_master_key, load_pepper};
+use crate::secrets::{check_fingerprint, load_master_key, load_pepper};
 use crate::tls::Tls;
 
 const AUDIT_QUEUE: usize = 4096;
@@ -50,7 +50,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     if config.pepper == PepperSource::Missing {
         load_pepper(&config.pepper, config.pepper_version)?;
     }
-    if config.master_key == PepperSource::Missing {
+    if config.master_key == SecretSource::Missing {
         load_master_key(&config.master_key)?;
     }
     let store = keygate_store::connect(
@@ -71,20 +71,21 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         ));
     }
     let pepper = load_pepper(&config.pepper, config.pepper_version)?;
-    let name = format!("pepper_fingerprint_v{}", pepper.version());
-    let recorded = store
-        .setting_or_insert(&name, &pepper.fingerprint())
-        .await
-        .map_err(|e| format!("cannot read the database: {e}"))?;
-    if recorded != pepper.fingerprint() {
-        return Err(format!(
-            "the configured pepper (version {}) is not the one this database was set up with, \
-             so no key would verify. Configure the original pepper (KEYGATE_PEPPER_FILE), or a \
-             new pepper_version for a new pepper",
-            pepper.version()
-        ));
-    }
-    if let PepperSource::BesideDatabase(path) = &config.master_key
+    check_fingerprint(
+        store.as_ref(),
+        &format!("pepper_fingerprint_v{}", pepper.version()),
+        &pepper.fingerprint(),
+        || {
+            format!(
+                "the configured pepper (version {}) is not the one this database was set up \
+                 with, so no key would verify. Configure the original pepper \
+                 (KEYGATE_PEPPER_FILE), or a new pepper_version for a new pepper",
+                pepper.version()
+            )
+        },
+    )
+    .await?;
+    if let SecretSource::BesideDatabase(path) = &config.master_key
         && !path.exists()
         && !store
             .list_signing_keys()
@@ -99,18 +100,18 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         ));
     }
     let master_key = Arc::new(load_master_key(&config.master_key)?);
-    let recorded = store
-        .setting_or_insert("master_key_fingerprint", master_key.fingerprint())
-        .await
-        .map_err(|e| format!("cannot read the database: {e}"))?;
-    if recorded != master_key.fingerprint() {
-        return Err(
+    check_fingerprint(
+        store.as_ref(),
+        "master_key_fingerprint",
+        master_key.fingerprint(),
+        || {
             "the configured master key is not the one this database was set up with, so its \
              sealed signing keys cannot be opened. Configure the original master key \
              (KEYGATE_MASTER_KEY_FILE)"
-                .into(),
-        );
-    }
+                .to_owned()
+        },
+    )
+    .await?;
     let tokens = TokenService::start(
         store.clone(),
         master_key.clone(),

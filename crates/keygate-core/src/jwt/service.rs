@@ -166,15 +166,17 @@ impl TokenService {
         let now = self.clock.now_secs();
         let policy = self.config.policy();
         let current = statuses(self.store.list_signing_keys().await?, now, &policy);
-        match plan(&current, self.config.algorithm, now, &policy) {
-            Plan::Nothing => {}
+        let added = match plan(&current, self.config.algorithm, now, &policy) {
+            Plan::Nothing => false,
             Plan::Bootstrap => {
                 self.add_key(&current, now, "system", None).await?;
+                true
             }
             Plan::AddPending { activate_at } => {
                 self.add_key(&current, activate_at, "system", None).await?;
+                true
             }
-        }
+        };
         let expired: Vec<String> = current
             .iter()
             .filter(|s| s.state == KeyState::Expired)
@@ -183,7 +185,24 @@ impl TokenService {
         if !expired.is_empty() {
             self.store.delete_signing_keys(&expired).await?;
         }
-        self.reload().await
+        if added || !expired.is_empty() {
+            return self.reload().await;
+        }
+        // Usually nothing changed: keep the snapshot (its opened keys and
+        // verifiers) unless another node added or deleted a key.
+        let unchanged = {
+            let snapshot = self.snapshot.read();
+            snapshot.statuses.len() == current.len()
+                && snapshot
+                    .statuses
+                    .iter()
+                    .zip(&current)
+                    .all(|(a, b)| a.record.kid == b.record.kid)
+        };
+        if unchanged {
+            return Ok(());
+        }
+        self.install(current)
     }
 
     /// Rotates now: adds a key that signs once it has been published for one
@@ -268,8 +287,11 @@ impl TokenService {
     pub async fn reload(&self) -> Result<(), Error> {
         let now = self.clock.now_secs();
         let records = self.store.list_signing_keys().await?;
-        let snapshot =
-            Snapshot::build(statuses(records, now, &self.config.policy()), &self.master)?;
+        self.install(statuses(records, now, &self.config.policy()))
+    }
+
+    fn install(&self, statuses: Vec<KeyStatus>) -> Result<(), Error> {
+        let snapshot = Snapshot::build(statuses, &self.master)?;
         *self.snapshot.write() = Arc::new(snapshot);
         Ok(())
     }

@@ -142,7 +142,7 @@ impl UserService {
 
     pub async fn get(&self, admin: &Admin, id: &UserId) -> Result<UserRecord, Error> {
         match self.store.get_user(id).await? {
-            Some(u) if admin.tenant.is_none() || admin.tenant == u.tenant => Ok(u),
+            Some(u) if admin.may_see(u.tenant.as_ref()) => Ok(u),
             _ => Err(Error::NotFound("user")),
         }
     }

@@ -1,8 +1,34 @@
-//! A small client for the admin API, used by the `keygate keys` commands.
-//! Every failure becomes one readable sentence.
+//! A small client for the admin API, used by the `keygate keys` and
+//! `keygate users` commands. Every failure becomes one readable sentence.
 
+use clap::Args;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+/// Where the admin API is and how to call it; shared by the admin commands.
+#[derive(Args)]
+pub struct ServerArgs {
+    /// keygate's admin API.
+    #[arg(
+        long,
+        env = "KEYGATE_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// An admin key (prefer the environment variable: flags show up in `ps`).
+    #[arg(long, env = "KEYGATE_ADMIN_KEY", hide_env_values = true, global = true)]
+    pub admin_key: Option<String>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl ServerArgs {
+    pub fn client(&self) -> Result<Client, String> {
+        Client::new(&self.url, self.admin_key.clone())
+    }
+}
 
 pub struct Client {
     http: reqwest::Client,

@@ -7,25 +7,13 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use super::client::Client;
+use super::client::ServerArgs;
 use super::render::{Kind, render};
 
 #[derive(Args)]
 pub struct KeysArgs {
-    /// keygate's admin API.
-    #[arg(
-        long,
-        env = "KEYGATE_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    pub url: String,
-    /// An admin key (prefer the environment variable: flags show up in `ps`).
-    #[arg(long, env = "KEYGATE_ADMIN_KEY", hide_env_values = true, global = true)]
-    pub admin_key: Option<String>,
-    /// Print the server's JSON instead of a table.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[command(subcommand)]
     pub command: KeysCommand,
 }
@@ -157,7 +145,7 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
 
 /// The output, and whether the command succeeded (a refused key exits 1).
 pub async fn run(args: KeysArgs) -> Result<(String, bool), String> {
-    let client = Client::new(&args.url, args.admin_key.clone())?;
+    let client = args.server.client()?;
     let (value, kind) = match args.command {
         KeysCommand::Create {
             name,
@@ -327,7 +315,7 @@ pub async fn run(args: KeysArgs) -> Result<(String, bool), String> {
         }
     };
     let ok = !matches!(kind, Kind::Verify) || value.get("valid") == Some(&Value::Bool(true));
-    if args.json {
+    if args.server.json {
         return Ok((
             format!(
                 "{}\n",

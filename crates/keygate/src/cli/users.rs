@@ -9,25 +9,13 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
-use super::client::Client;
+use super::client::ServerArgs;
 use super::table;
 
 #[derive(Args)]
 pub struct UsersArgs {
-    /// keygate's admin API.
-    #[arg(
-        long,
-        env = "KEYGATE_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    pub url: String,
-    /// An admin key (prefer the environment variable: flags show up in `ps`).
-    #[arg(long, env = "KEYGATE_ADMIN_KEY", hide_env_values = true, global = true)]
-    pub admin_key: Option<String>,
-    /// Print the server's JSON instead of a table.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[command(subcommand)]
     pub command: UsersCommand,
 }
@@ -173,7 +161,7 @@ fn render(v: &Value, list: bool) -> String {
 }
 
 pub async fn run(args: UsersArgs) -> Result<(String, bool), String> {
-    let client = Client::new(&args.url, args.admin_key.clone())?;
+    let client = args.server.client()?;
     let (value, list) = match args.command {
         UsersCommand::Create {
             username,
@@ -270,7 +258,7 @@ pub async fn run(args: UsersArgs) -> Result<(String, bool), String> {
             (client.call(Method::POST, &path, None).await?, false)
         }
     };
-    if args.json {
+    if args.server.json {
         return Ok((
             format!(
                 "{}\n",
