@@ -5,6 +5,7 @@
 //! - `rules`: what presenting a token means (rotate, replay, reuse, ...).
 //! - `service`: `SessionService` (start, refresh with reuse detection and
 //!   a grace window, revoke, introspect, purge).
+//! - `user`: refreshing a user's session against the user's cut-off.
 //! - `blocklist`: `Blocklist`, the in-process `jti` set and its sync.
 //! - `revocation`: the check every access-token verification applies.
 
@@ -13,6 +14,7 @@ pub mod model;
 pub mod revocation;
 mod rules;
 pub mod service;
+mod user;
 
 use serde::{Deserialize, Serialize};
 

@@ -32,6 +32,10 @@ pub enum RefreshError {
     Revoked,
     #[error("the refresh token was already used; its session is now revoked")]
     Reused,
+    /// The family started before its user's session cut-off, or the user is
+    /// disabled or gone; the family is now revoked.
+    #[error("the user's sessions have been revoked")]
+    UserRevoked,
     #[error(transparent)]
     Storage(Error),
 }
@@ -71,7 +75,7 @@ impl TokenStatus {
 }
 
 pub struct SessionService {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     pepper: Arc<Pepper>,
     clock: Arc<dyn Clock>,
     config: SessionConfig,

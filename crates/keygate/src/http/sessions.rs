@@ -15,7 +15,7 @@ use keygate_core::model::{AuditEntry, Tenant};
 use keygate_core::sessions::model::REASON_LOGOUT;
 use keygate_core::sessions::{AuditContext, RefreshError, RefreshToken, TokenState};
 use keygate_core::users::LoginError;
-use keygate_core::users::model::{UserId, UserRecord, earliest_iat_secs};
+use keygate_core::users::model::{UserRecord, earliest_iat_secs};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -208,15 +208,14 @@ impl From<keygate_core::Error> for RefreshFailure {
     }
 }
 
-/// Rotates `presented` and mints an access token for its user, whose
-/// current roles and claims it carries. A family started before the user's
-/// cut-off, or of a user disabled or gone, is revoked and refused.
+/// Rotates `presented` and mints an access token for its user (the rules,
+/// including the user's cut-off, are `SessionService::refresh_user`'s).
 async fn rotate(
     state: &AppState,
     presented: &str,
     ctx: &AuditContext,
 ) -> Result<(RefreshToken, String, i64), RefreshFailure> {
-    let refreshed = match state.sessions.refresh(presented, ctx).await {
+    let (refreshed, user) = match state.sessions.refresh_user(presented, ctx).await {
         Ok(r) => r,
         Err(RefreshError::Storage(e)) => return Err(e.into()),
         Err(RefreshError::Reused) => {
@@ -230,32 +229,16 @@ async fn rotate(
         Err(RefreshError::Revoked) => {
             return Err(RefreshFailure::Invalid("the session is revoked"));
         }
+        Err(RefreshError::UserRevoked) => {
+            return Err(RefreshFailure::Invalid(
+                "the user's sessions have been revoked",
+            ));
+        }
         Err(RefreshError::Invalid) => {
             return Err(RefreshFailure::Invalid("the refresh token is not valid"));
         }
     };
-    let family = &refreshed.family;
-    let user = match UserId::parse(&family.user_id) {
-        Ok(id) => state.keys.store().get_user(&id).await?,
-        Err(_) => None,
-    };
-    let usable = user
-        .as_ref()
-        .is_some_and(|u| !u.disabled && family.created_at_ms >= u.sessions_cutoff_ms);
-    let Some(user) = user.filter(|_| usable) else {
-        state
-            .sessions
-            .revoke_family(
-                &family.id,
-                keygate_core::sessions::model::REASON_USER_REVOKED,
-                ctx,
-            )
-            .await?;
-        return Err(RefreshFailure::Invalid(
-            "the user's sessions have been revoked",
-        ));
-    };
-    let (access, expires_in) = access_token(state, &user, family.id.as_str())?;
+    let (access, expires_in) = access_token(state, &user, refreshed.family.id.as_str())?;
     Ok((refreshed.token, access, expires_in))
 }
 
