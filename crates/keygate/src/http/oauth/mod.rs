@@ -59,23 +59,21 @@ impl OAuthError {
     }
 
     pub fn from_core(e: keygate_core::Error) -> Self {
-        let storage = matches!(e, keygate_core::Error::Storage(_));
-        let (status, description) = if storage {
-            (
+        let mut err = if matches!(e, keygate_core::Error::Storage(_)) {
+            let mut err = Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
                 "storage is unavailable; retry later",
-            )
+            );
+            err.retry_after_secs = Some(1);
+            err
         } else {
-            (
+            Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
                 "keygate could not complete the request; the cause has been logged",
             )
         };
-        let mut err = Self::new(status, "server_error", description);
-        if storage {
-            err.error = "temporarily_unavailable";
-            err.retry_after_secs = Some(1);
-        }
         err.cause = Some(e.to_string());
         err
     }
