@@ -45,7 +45,7 @@ impl MasterKey {
             let mut mac = Hmac::<sha2::Sha256>::new_from_slice(bytes)
                 .map_err(|e| Error::Internal(format!("HMAC key: {e}")))?;
             mac.update(b"keygate/master-key-fingerprint/v1");
-            hex_lower(&mac.finalize().into_bytes())
+            hex::encode(mac.finalize().into_bytes())
         };
         let unbound = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| Error::Internal("AES-256-GCM key".into()))?;
@@ -64,7 +64,7 @@ impl MasterKey {
         };
         let text = text.trim();
         let decoded = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            decode_hex(text)
+            hex::decode(text).ok().map(Zeroizing::new)
         } else {
             [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
                 .iter()
@@ -141,21 +141,6 @@ impl MasterKey {
         body.truncate(len);
         Ok(body)
     }
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_hex(text: &str) -> Option<Zeroizing<Vec<u8>>> {
-    let digits = text.as_bytes();
-    let value = |c: u8| (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    let mut out = Zeroizing::new(Vec::with_capacity(digits.len() / 2));
-    for pair in digits.chunks(2) {
-        let [hi, lo] = pair else { return None };
-        out.push((value(*hi)? << 4) | value(*lo)?);
-    }
-    Some(out)
 }
 
 #[cfg(test)]
