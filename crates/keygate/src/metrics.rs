@@ -165,6 +165,14 @@ fn gateway_histogram() -> Histogram {
     ])
 }
 
+/// One route's request counters (by status class) and latency histogram,
+/// looked up in their families once rather than hashed on every request.
+#[derive(Debug, Default)]
+pub struct RouteMetrics {
+    classes: [std::sync::OnceLock<Counter>; 5],
+    seconds: std::sync::OnceLock<Histogram>,
+}
+
 /// The gateway's and forward-auth's metrics. Route labels come from the
 /// configuration (or `unmatched`), so clients cannot grow the label sets.
 pub struct GatewayMetrics {
@@ -212,28 +220,34 @@ impl GatewayMetrics {
         m
     }
 
+    /// `cached`: the route's own handles, when the request matched one.
     pub fn observe(
         &self,
         route: &str,
+        cached: Option<&RouteMetrics>,
         status: axum::http::StatusCode,
         seconds: f64,
         failure: Option<&'static str>,
         rate_limited: bool,
     ) {
+        const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
         let class = match status.as_u16() {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            _ => 4,
         };
-        let route = route.to_owned();
-        self.requests
-            .get_or_create(&RouteClassLabels {
-                route: route.clone(),
-                class,
+        let count = || {
+            self.requests.get_or_create_owned(&RouteClassLabels {
+                route: route.to_owned(),
+                class: CLASSES[class],
             })
-            .inc();
+        };
+        match cached {
+            Some(c) => c.classes[class].get_or_init(count).inc(),
+            None => count().inc(),
+        };
         if let Some(reason) = failure {
             let family = if reason.starts_with("upstream_") {
                 &self.upstream_errors
@@ -242,7 +256,7 @@ impl GatewayMetrics {
             };
             family
                 .get_or_create(&RouteReasonLabels {
-                    route: route.clone(),
+                    route: route.to_owned(),
                     reason,
                 })
                 .inc();
@@ -250,12 +264,18 @@ impl GatewayMetrics {
         if rate_limited {
             self.rate_limited
                 .get_or_create(&RouteLabels {
-                    route: route.clone(),
+                    route: route.to_owned(),
                 })
                 .inc();
         }
-        self.seconds
-            .get_or_create(&RouteLabels { route })
-            .observe(seconds);
+        let histogram = || {
+            self.seconds.get_or_create_owned(&RouteLabels {
+                route: route.to_owned(),
+            })
+        };
+        match cached {
+            Some(c) => c.seconds.get_or_init(histogram).observe(seconds),
+            None => histogram().observe(seconds),
+        }
     }
 }

@@ -38,6 +38,11 @@ impl Tls {
         })
     }
 
+    /// The certificate in force now, for a listener's own TLS acceptor.
+    pub fn server_config(&self) -> std::sync::Arc<tokio_rustls::rustls::ServerConfig> {
+        self.config.get_inner()
+    }
+
     /// Rereads the files; on error the old certificate stays in use.
     pub async fn reload(&self) -> Result<(), String> {
         self.config

@@ -5,9 +5,10 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{Method, Uri};
+use axum::http::{HeaderValue, Method, Uri};
 use keygate_core::model::{RateLimitSpec, Scope};
 use serde::Deserialize;
 
@@ -117,6 +118,10 @@ pub enum ForwardToken {
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub authority: String,
+    /// `host:port` to connect to (port 80 when the URL names none).
+    pub address: Arc<str>,
+    /// The `Host` header upstream requests carry: the URL's authority.
+    pub host_header: HeaderValue,
     /// Without a trailing slash; empty for the root.
     pub base_path: String,
 }
@@ -141,6 +146,9 @@ pub struct Route {
     pub strip_prefix: bool,
     pub timeout: Duration,
     pub body_limit: u64,
+    /// This route's metric handles (a reload starts new ones, which find
+    /// the same series).
+    pub metrics: Arc<crate::metrics::RouteMetrics>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -367,6 +375,7 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 strip_prefix: r.strip_prefix,
                 timeout: Duration::from_secs(route_timeout),
                 body_limit: r.body_limit_bytes.unwrap_or(body_limit),
+                metrics: Arc::default(),
             });
         }
     }
@@ -418,8 +427,14 @@ fn parse_upstream(text: &str) -> Result<Upstream, String> {
     if uri.query().is_some() || text.contains('#') {
         return Err(format!("{text:?} must not carry a query or fragment"));
     }
+    let host = uri.host().unwrap_or_default();
+    let address = Arc::from(format!("{host}:{}", uri.port_u16().unwrap_or(80)));
+    let host_header = HeaderValue::from_str(&authority)
+        .map_err(|_| format!("{text:?} has a host that cannot be sent in a Host header"))?;
     Ok(Upstream {
         authority,
+        address,
+        host_header,
         base_path: uri.path().trim_end_matches('/').to_owned(),
     })
 }
@@ -455,6 +470,8 @@ mod tests {
         assert_eq!(r.path_prefix, "/orders");
         assert_eq!(r.host.as_deref(), Some("api.example"));
         assert_eq!(r.upstream.base_path, "/base");
+        assert_eq!(&*r.upstream.address, "127.0.0.1:9001");
+        assert_eq!(r.upstream.host_header, "127.0.0.1:9001");
         assert_eq!(r.forward_token, ForwardToken::Internal);
         assert_eq!(r.timeout, Duration::from_secs(30));
     }

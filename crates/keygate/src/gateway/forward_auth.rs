@@ -137,6 +137,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
     };
     let mut outcome = Outcome {
         route: "unmatched".into(),
+        metrics: None,
         identity: None,
         failure: None,
         rate_limited: false,
@@ -154,6 +155,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         }
         Ok(route) => {
             outcome.route = route.name.clone();
+            outcome.metrics = Some(route.metrics.clone());
             let peer = header_str(req.headers(), "x-forwarded-for")
                 .or_else(|| header_str(req.headers(), "x-real-ip"))
                 .and_then(|v| v.split(',').next())

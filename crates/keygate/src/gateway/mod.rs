@@ -8,6 +8,8 @@
 //! - `hmac`: the `hmac` mode and the body checked against its digest.
 //! - `internal_token`: the JWT handed upstream, minted once per identity.
 //! - `proxy`: forwarding, streaming both ways, upgrades, the access log.
+//! - `upstream`: upstream connections, kept open and reused.
+//! - `listener`: the gateway's accept loop, plain or TLS.
 //! - `forward_auth`: `/v1/forward-auth` for the three proxies' contracts.
 
 pub mod auth;
@@ -15,19 +17,15 @@ pub mod config;
 pub mod forward_auth;
 pub mod hmac;
 pub mod internal_token;
+pub mod listener;
 pub mod proxy;
 pub mod routes;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use keygate_core::ratelimit::GcraLimiter;
 use parking_lot::RwLock;
 
@@ -35,16 +33,14 @@ use crate::http::AppState;
 use config::GatewayConfig;
 use internal_token::InternalTokens;
 use routes::RouteTable;
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const POOL_IDLE: Duration = Duration::from_secs(60);
+use upstream::Upstreams;
 
 pub struct Gateway {
     /// Swapped whole on reload; a request holds the `Arc` it started with.
     table: RwLock<Arc<RouteTable>>,
     listen: Option<SocketAddr>,
     config_path: Option<PathBuf>,
-    pub(crate) client: Client<HttpConnector, Body>,
+    pub(crate) upstreams: Arc<Upstreams>,
     /// Route limits, apart from the keys' own limiter: the same key may have
     /// its own limit and a route's.
     pub(crate) limiter: GcraLimiter,
@@ -54,17 +50,11 @@ pub struct Gateway {
 impl Gateway {
     /// `config_path` is the file a reload reads again.
     pub fn new(config: GatewayConfig, config_path: Option<PathBuf>) -> Arc<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .build(connector);
         Arc::new(Self {
             table: RwLock::new(Arc::new(RouteTable::new(config.routes))),
             listen: config.listen,
             config_path,
-            client,
+            upstreams: Upstreams::new(),
             limiter: GcraLimiter::new(),
             internal: InternalTokens::default(),
         })
@@ -129,20 +119,7 @@ pub struct GatewayState {
     pub scheme: &'static str,
 }
 
-/// The gateway listener's router: every path belongs to the routes.
-pub fn router(app: AppState, gateway: Arc<Gateway>, tls: bool) -> Router {
-    let scheme = if tls { "https" } else { "http" };
-    Router::new()
-        .fallback(proxy::handle)
-        .with_state(GatewayState {
-            app,
-            gateway,
-            scheme,
-        })
-}
-
-/// Serves the gateway until `shutdown` resolves; connections carry their
-/// peer address for `X-Forwarded-For` and per-address limits.
+/// Serves the gateway until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: AppState,
@@ -150,6 +127,11 @@ pub async fn serve(
     tls: Option<crate::tls::Tls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = router(app, gateway, tls.is_some());
-    crate::tls::serve(listener, router, tls, shutdown).await
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let state = GatewayState {
+        app,
+        gateway,
+        scheme,
+    };
+    listener::serve(listener, state, tls, shutdown).await
 }

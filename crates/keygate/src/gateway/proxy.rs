@@ -1,12 +1,11 @@
 //! Forwarding one request, in phases: pick the route, authenticate, limit,
 //! rewrite the headers, stream to the upstream and back, log.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
@@ -19,8 +18,10 @@ use super::GatewayState;
 use super::auth::{self, Identity, Incoming, Refusal};
 use super::config::{AuthMode, ForwardToken, Route};
 use super::hmac::{DigestChecked, DigestMismatch, mismatch_error};
+use super::listener::ClientConn;
 use super::routes::{Lookup, is_safe_path, upstream_path};
 use crate::http::error::{ApiError, ErrorCause};
+use crate::metrics::RouteMetrics;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -43,19 +44,17 @@ const OWN_COOKIE_PREFIX: &str = "__Host-keygate-";
 /// What the access log and the metrics need to know about a request.
 pub struct Outcome {
     pub route: String,
+    /// The matched route's metric handles.
+    pub metrics: Option<Arc<RouteMetrics>>,
     pub identity: Option<Identity>,
     pub failure: Option<&'static str>,
     pub rate_limited: bool,
 }
 
-pub async fn handle(State(gs): State<GatewayState>, req: Request) -> Response {
+pub async fn handle(gs: &GatewayState, conn: &ClientConn, req: Request) -> Response {
     let started = Instant::now();
     let request_id = crate::http::request_id_of(req.headers());
     let method = req.method().clone();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
     let table = gs.gateway.table();
     let host = host_of(&req);
     let found = match table.find(host.as_deref(), req.uri().path(), &method) {
@@ -76,11 +75,12 @@ pub async fn handle(State(gs): State<GatewayState>, req: Request) -> Response {
         )),
     };
     let (mut res, outcome) = match found {
-        Ok(route) => forward(&gs, route, req, peer, host, &request_id).await,
+        Ok(route) => forward(gs, conn, route, req, host, &request_id).await,
         Err(e) => (
             e.into_response(),
             Outcome {
                 route: "unmatched".into(),
+                metrics: None,
                 identity: None,
                 failure: None,
                 rate_limited: false,
@@ -93,7 +93,7 @@ pub async fn handle(State(gs): State<GatewayState>, req: Request) -> Response {
     if let Some(ErrorCause(cause)) = res.extensions().get::<ErrorCause>() {
         tracing::error!(route = %outcome.route, %request_id, %cause, "gateway request failed");
     }
-    record(&gs, &outcome, &method, res.status(), started, &request_id);
+    record(gs, &outcome, &method, res.status(), started, &request_id);
     res
 }
 
@@ -110,6 +110,7 @@ pub fn record(
     let seconds = started.elapsed().as_secs_f64();
     gs.app.metrics.gateway.observe(
         &outcome.route,
+        outcome.metrics.as_deref(),
         status,
         seconds,
         outcome.failure,
@@ -140,19 +141,19 @@ fn host_of(req: &Request) -> Option<String> {
 
 async fn forward(
     gs: &GatewayState,
+    conn: &ClientConn,
     route: Arc<Route>,
     req: Request,
-    peer: Option<IpAddr>,
     host: Option<String>,
     request_id: &str,
 ) -> (Response, Outcome) {
     let mut outcome = Outcome {
         route: route.name.clone(),
+        metrics: Some(route.metrics.clone()),
         identity: None,
         failure: None,
         rate_limited: false,
     };
-    let peer_text = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
     // RFC 9110 §7.2: an absolute-form target's authority wins over Host
     // (and HTTP/2 carries it there, often without a Host header).
     let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
@@ -169,7 +170,7 @@ async fn forward(
         query: req.uri().query(),
         has_body: !req.body().is_end_stream(),
     };
-    let admitted = admit(gs, &route, &incoming, &peer_text).await;
+    let admitted = admit(gs, &route, &incoming, &conn.peer_text).await;
     let Admitted {
         identity,
         ratelimit,
@@ -211,11 +212,11 @@ async fn forward(
     let client_upgrade = upgrade
         .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
         .flatten();
-    let path = upstream_path(&route, parts.uri.path());
-    let uri = match parts.uri.query() {
-        Some(q) => format!("http://{}{path}?{q}", route.upstream.authority),
-        None => format!("http://{}{path}", route.upstream.authority),
-    };
+    let mut uri = upstream_path(&route, parts.uri.path());
+    if let Some(q) = parts.uri.query() {
+        uri.push('?');
+        uri.push_str(q);
+    }
     let Ok(uri) = uri.parse::<Uri>() else {
         let e = ApiError::bad_request("invalid_path", "the request path cannot be forwarded");
         return (e.into_response(), outcome);
@@ -224,6 +225,7 @@ async fn forward(
     // headers are not evidence of how it reached us.
     let proto = gs.scheme;
     let mut headers = upstream_headers(&parts.headers, route.forward_token);
+    headers.insert(header::HOST, route.upstream.host_header.clone());
     if let Some(u) = parts.headers.get(header::UPGRADE).filter(|_| upgrade) {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, u.clone());
@@ -233,7 +235,7 @@ async fn forward(
     {
         headers.insert(header::AUTHORIZATION, v);
     }
-    add_forwarded(&mut headers, peer, host.as_deref(), proto, request_id);
+    add_forwarded(&mut headers, conn, host.as_deref(), proto, request_id);
     let limit = usize::try_from(route.body_limit).unwrap_or(usize::MAX);
     let body = Limited::new(body, limit);
     // A signed body is released only as far as it matches its digest; see
@@ -248,8 +250,10 @@ async fn forward(
     *upstream_req.version_mut() = Version::HTTP_11;
     *upstream_req.headers_mut() = headers;
 
-    let sent = tokio::time::timeout(route.timeout, gs.gateway.client.request(upstream_req)).await;
-    let mut res = match sent {
+    let upstreams = &gs.gateway.upstreams;
+    let exchange = upstreams.send(Some(&conn.affinity), &route.upstream.address, upstream_req);
+    let sent = tokio::time::timeout(route.timeout, exchange).await;
+    let (mut res, lease) = match sent {
         Err(_) => {
             outcome.failure = Some("upstream_timeout");
             let e = ApiError::new(
@@ -276,7 +280,7 @@ async fn forward(
             );
             return (e.into_response(), outcome);
         }
-        Ok(Ok(res)) => res,
+        Ok(Ok(sent)) => sent,
     };
     if res.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
@@ -294,6 +298,7 @@ async fn forward(
         return (Response::from_parts(parts, Body::empty()), outcome);
     }
     let (mut parts, body) = res.into_parts();
+    let body = lease.attach(body);
     strip_hop_by_hop(&mut parts.headers);
     if let Some((policy, value)) = ratelimit {
         parts.headers.insert("ratelimit-policy", policy);
@@ -422,29 +427,23 @@ fn without_own_cookies(value: &HeaderValue) -> Option<HeaderValue> {
 
 fn add_forwarded(
     headers: &mut HeaderMap,
-    peer: Option<IpAddr>,
+    conn: &ClientConn,
     host: Option<&str>,
     proto: &str,
     request_id: &str,
 ) {
-    let mut forwarded = Vec::new();
-    if let Some(ip) = peer {
-        forwarded.push(match ip {
-            IpAddr::V4(v4) => format!("for={v4}"),
-            IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
-        });
-        if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
-            headers.insert("x-forwarded-for", v);
-        }
-    }
+    use std::fmt::Write as _;
+    let mut forwarded = String::with_capacity(64);
+    forwarded.push_str(&conn.forwarded_for);
+    headers.insert("x-forwarded-for", conn.x_forwarded_for.clone());
     if let Some(h) = host.filter(|h| !h.contains(['"', ';', ','])) {
-        forwarded.push(format!("host=\"{h}\""));
+        let _ = write!(forwarded, ";host=\"{h}\"");
         if let Ok(v) = HeaderValue::from_str(h) {
             headers.insert("x-forwarded-host", v);
         }
     }
-    forwarded.push(format!("proto={proto}"));
-    if let Ok(v) = HeaderValue::from_str(&forwarded.join(";")) {
+    let _ = write!(forwarded, ";proto={proto}");
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
         headers.insert("forwarded", v);
     }
     headers.insert(

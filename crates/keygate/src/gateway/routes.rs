@@ -77,13 +77,30 @@ pub fn is_safe_path(path: &str) -> bool {
     if !path.starts_with('/') || path.contains('\\') {
         return false;
     }
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") {
+    let encoded = |at: usize, hex: &[u8; 2]| {
+        path.as_bytes()
+            .get(at + 1..at + 3)
+            .is_some_and(|h| h.eq_ignore_ascii_case(hex))
+    };
+    // Checked without allocating: this runs on every proxied request.
+    let bytes = path.as_bytes();
+    if (0..bytes.len()).any(|i| bytes[i] == b'%' && (encoded(i, b"2f") || encoded(i, b"5c"))) {
         return false;
     }
-    lower.split('/').all(|segment| {
-        let decoded = segment.replace("%2e", ".");
-        decoded != "." && decoded != ".."
+    path.split('/').all(|segment| {
+        let mut dots = 0;
+        let mut rest = segment.as_bytes();
+        while !rest.is_empty() {
+            if rest[0] == b'.' {
+                rest = &rest[1..];
+            } else if rest.len() >= 3 && rest[0] == b'%' && rest[1..3].eq_ignore_ascii_case(b"2e") {
+                rest = &rest[3..];
+            } else {
+                return true;
+            }
+            dots += 1;
+        }
+        !(dots == 1 || dots == 2)
     })
 }
 

@@ -1,0 +1,415 @@
+//! Connections to upstreams, kept open and reused.
+//!
+//! hyper-util's pooled client was the single largest cost of a proxied
+//! request after the kernel's: it spawns a task per request to notice when
+//! the connection is free again, and races every checkout against a
+//! connect. Measured with `examples/bare_proxy` in the bench's setup, a
+//! proxy holding one upstream connection per client connection (hyper's
+//! connection-level client) forwarded 15% more requests per second than the
+//! same proxy through the pooled client. So:
+//!
+//! - an HTTP/1 client connection keeps the upstream connection its last
+//!   request used (`Affinity`): its requests come one after another, so
+//!   that connection is free again by the next one;
+//! - otherwise (a second concurrent HTTP/2 stream, another upstream, a new
+//!   client) a connection comes from a shared idle list, or is opened;
+//! - a connection goes back (to the client connection first, else to the
+//!   idle list) when its response body has been read to the end, which is
+//!   the moment it can carry another request. A body dropped early leaves
+//!   the connection in the middle of a message, so it is closed instead.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use hyper::body::{Body as _, Bytes, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections older than this are closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per upstream address.
+const MAX_IDLE: usize = 512;
+
+type Sender = SendRequest<Body>;
+
+/// Why an upstream request failed.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be opened.
+    Connect(std::io::Error),
+    /// The connection failed during the exchange (our request body's own
+    /// errors are in `source()`).
+    Exchange(hyper::Error),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Connect(e) => write!(f, "cannot connect: {e}"),
+            SendError::Exchange(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Connect(e) => Some(e),
+            SendError::Exchange(e) => Some(e),
+        }
+    }
+}
+
+impl SendError {
+    pub fn is_connect(&self) -> bool {
+        matches!(self, SendError::Connect(_))
+    }
+}
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+/// Idle upstream connections, by `host:port`.
+#[derive(Default)]
+pub struct Upstreams {
+    idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
+}
+
+/// The upstream connection an HTTP/1 client connection's requests reuse.
+/// Dropped with the client connection; its upstream connection then joins
+/// the idle list for other clients.
+pub struct Affinity {
+    pool: Arc<Upstreams>,
+    held: Mutex<Option<(Arc<str>, Sender)>>,
+}
+
+impl Affinity {
+    pub fn new(pool: Arc<Upstreams>) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            held: Mutex::new(None),
+        })
+    }
+}
+
+impl Drop for Affinity {
+    fn drop(&mut self) {
+        if let Some((address, sender)) = self.held.get_mut().take() {
+            self.pool.put(address, sender);
+        }
+    }
+}
+
+/// Where a connection goes back when its response has been read.
+struct Home {
+    pool: Arc<Upstreams>,
+    affinity: Option<Arc<Affinity>>,
+    address: Arc<str>,
+    sender: Sender,
+}
+
+impl Home {
+    fn release(self) {
+        if self.sender.is_closed() {
+            return;
+        }
+        if let Some(affinity) = &self.affinity {
+            let mut held = affinity.held.lock();
+            if held.is_none() {
+                *held = Some((self.address, self.sender));
+                return;
+            }
+        }
+        self.pool.put(self.address, self.sender);
+    }
+}
+
+/// A response body that hands its connection back once read to the end.
+pub struct Leased {
+    body: Incoming,
+    home: Option<Home>,
+}
+
+impl hyper::body::Body for Leased {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        let done = match &frame {
+            None => true,
+            Some(Ok(_)) => this.body.is_end_stream(),
+            // A failed connection is not handed back; dropping it closes it.
+            Some(Err(_)) => {
+                this.home = None;
+                false
+            }
+        };
+        if done && let Some(home) = this.home.take() {
+            home.release();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A connection lent to one exchange.
+pub struct Lease(Home);
+
+impl Lease {
+    /// The response body, which returns the connection when read through.
+    pub fn attach(self, body: Incoming) -> Leased {
+        if body.is_end_stream() {
+            self.0.release();
+            return Leased { body, home: None };
+        }
+        Leased {
+            body,
+            home: Some(self.0),
+        }
+    }
+}
+
+impl Upstreams {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn put(&self, address: Arc<str>, sender: Sender) {
+        let mut idle = self.idle.lock();
+        let list = idle.entry(address).or_default();
+        // The oldest are first: drop those past their time.
+        let expired = list
+            .iter()
+            .take_while(|i| i.since.elapsed() > IDLE_TIMEOUT)
+            .count();
+        list.drain(..expired);
+        if list.len() < MAX_IDLE {
+            list.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// A reusable connection to `address`, newest first.
+    fn take(&self, affinity: Option<&Arc<Affinity>>, address: &Arc<str>) -> Option<Sender> {
+        if let Some(affinity) = affinity {
+            let mut held = affinity.held.lock();
+            match held.take() {
+                Some((a, sender)) if a == *address && !sender.is_closed() => return Some(sender),
+                // Another upstream's connection: it serves others better idle.
+                Some((a, sender)) => self.put(a, sender),
+                None => {}
+            }
+        }
+        let mut idle = self.idle.lock();
+        let list = idle.get_mut(address)?;
+        while let Some(i) = list.pop() {
+            if !i.sender.is_closed() && i.since.elapsed() <= IDLE_TIMEOUT {
+                return Some(i.sender);
+            }
+        }
+        None
+    }
+
+    /// Sends `req` (origin-form URI, `Host` set) to `address`. A reused
+    /// connection that turns out closed before the request was written is
+    /// replaced by a new one, once.
+    pub async fn send(
+        self: &Arc<Self>,
+        affinity: Option<&Arc<Affinity>>,
+        address: &Arc<str>,
+        mut req: Request<Body>,
+    ) -> Result<(Response<Incoming>, Lease), SendError> {
+        let mut reused = self.take(affinity, address);
+        loop {
+            let fresh = reused.is_none();
+            let mut sender = match reused.take() {
+                Some(s) => s,
+                None => connect(address).await?,
+            };
+            if let Err(e) = sender.ready().await {
+                if fresh {
+                    return Err(SendError::Exchange(e));
+                }
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(res) => {
+                    let home = Home {
+                        pool: self.clone(),
+                        affinity: affinity.cloned(),
+                        address: address.clone(),
+                        sender,
+                    };
+                    return Ok((res, Lease(home)));
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !fresh => req = unsent,
+                    _ => return Err(SendError::Exchange(e.into_error())),
+                },
+            }
+        }
+    }
+}
+
+async fn connect(address: &str) -> Result<Sender, SendError> {
+    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address))
+        .await
+        .map_err(|_| SendError::Connect(timed_out()))?
+        .map_err(SendError::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    let (sender, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(tcp))
+        .await
+        .map_err(SendError::Exchange)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "upstream connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An upstream that counts the connections it accepts and answers every
+    /// request on them with `ok`.
+    async fn upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut tcp, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    loop {
+                        let Ok(n) = tcp.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if tcp.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn get(addr: &str) -> Request<Body> {
+        Request::builder()
+            .uri("/x")
+            .header("host", addr)
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    async fn read_through(res: Response<Incoming>, lease: Lease) -> Bytes {
+        use http_body_util::BodyExt;
+        lease
+            .attach(res.into_body())
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_once_its_body_is_read() {
+        let (addr, accepted) = upstream().await;
+        let address: Arc<str> = Arc::from(addr.as_str());
+        let pool = Upstreams::new();
+        let affinity = Affinity::new(pool.clone());
+        for _ in 0..5 {
+            let (res, lease) = pool
+                .send(Some(&affinity), &address, get(&addr))
+                .await
+                .unwrap();
+            assert_eq!(read_through(res, lease).await, "ok");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Without affinity the idle list serves, once the affinity is gone.
+        drop(affinity);
+        for _ in 0..3 {
+            let (res, lease) = pool.send(None, &address, get(&addr)).await.unwrap();
+            assert_eq!(read_through(res, lease).await, "ok");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_early_closes_its_connection() {
+        let (addr, accepted) = upstream().await;
+        let address: Arc<str> = Arc::from(addr.as_str());
+        let pool = Upstreams::new();
+        let (res, lease) = pool.send(None, &address, get(&addr)).await.unwrap();
+        // Read nothing: the connection is mid-message and must not be reused.
+        drop(lease.attach(res.into_body()));
+        let (res, lease) = pool.send(None, &address, get(&addr)).await.unwrap();
+        assert_eq!(read_through(res, lease).await, "ok");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_exchanges_get_their_own_connections() {
+        let (addr, accepted) = upstream().await;
+        let address: Arc<str> = Arc::from(addr.as_str());
+        let pool = Upstreams::new();
+        let (res1, lease1) = pool.send(None, &address, get(&addr)).await.unwrap();
+        let (res2, lease2) = pool.send(None, &address, get(&addr)).await.unwrap();
+        assert_eq!(read_through(res1, lease1).await, "ok");
+        assert_eq!(read_through(res2, lease2).await, "ok");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_upstream_is_a_connect_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let address: Arc<str> = Arc::from(addr.as_str());
+        match Upstreams::new().send(None, &address, get(&addr)).await {
+            Err(e) => assert!(e.is_connect(), "{e}"),
+            Ok(_) => unreachable!("nothing listens at {addr}"),
+        }
+    }
+}
