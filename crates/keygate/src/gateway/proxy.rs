@@ -224,11 +224,17 @@ async fn forward(
     // The listener's own scheme: a client's `:scheme` or forwarding
     // headers are not evidence of how it reached us.
     let proto = gs.scheme;
-    let mut headers = upstream_headers(&parts.headers, route.forward_token);
+    let upgrade_to = parts
+        .headers
+        .get(header::UPGRADE)
+        .filter(|_| upgrade)
+        .cloned();
+    let mut headers = std::mem::take(&mut parts.headers);
+    strip_for_upstream(&mut headers, route.forward_token);
     headers.insert(header::HOST, route.upstream.host_header.clone());
-    if let Some(u) = parts.headers.get(header::UPGRADE).filter(|_| upgrade) {
+    if let Some(u) = upgrade_to {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, u.clone());
+        headers.insert(header::UPGRADE, u);
     }
     if let Some(token) = token
         && let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}"))
@@ -381,35 +387,43 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The client's headers minus hop-by-hop ones, the Host (the upstream's is
-/// set from its URL), forwarding headers (set fresh below, since a client
-/// may forge them), identity headers a client could forge, keygate's
-/// cookies, and its credentials unless the route passes them through.
-pub fn upstream_headers(incoming: &HeaderMap, forward: ForwardToken) -> HeaderMap {
-    let listed = connection_listed(incoming);
-    let mut out = HeaderMap::with_capacity(incoming.len() + 6);
-    for (name, value) in incoming {
-        let n = name.as_str();
-        if HOP_BY_HOP.contains(&n)
-            || listed.contains(name)
-            || n == "host"
-            || n == "forwarded"
-            || n.starts_with("x-forwarded-")
-            || n.starts_with("x-keygate-")
-            || n == "x-request-id"
-            || (forward != ForwardToken::Passthrough && CREDENTIALS.contains(&n))
-        {
-            continue;
-        }
-        if n == "cookie" {
-            if let Some(kept) = without_own_cookies(value) {
-                out.append(header::COOKIE, kept);
-            }
-            continue;
-        }
-        out.append(name.clone(), value.clone());
+/// Removes from the client's headers, in place (this runs on every
+/// request, and most headers pass): hop-by-hop ones, the Host (the
+/// upstream's is set from its URL), forwarding headers (set fresh later,
+/// since a client may forge them), identity headers a client could forge,
+/// keygate's cookies, and its credentials unless the route passes them
+/// through.
+pub fn strip_for_upstream(headers: &mut HeaderMap, forward: ForwardToken) {
+    let listed = connection_listed(headers);
+    let gone: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let n = name.as_str();
+            HOP_BY_HOP.contains(&n)
+                || listed.contains(name)
+                || n == "host"
+                || n == "forwarded"
+                || n.starts_with("x-forwarded-")
+                || n.starts_with("x-keygate-")
+                || n == "x-request-id"
+                || (forward != ForwardToken::Passthrough && CREDENTIALS.contains(&n))
+        })
+        .cloned()
+        .collect();
+    for name in gone {
+        headers.remove(name);
     }
-    out
+    if headers.contains_key(header::COOKIE) {
+        let kept: Vec<HeaderValue> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(without_own_cookies)
+            .collect();
+        headers.remove(header::COOKIE);
+        for value in kept {
+            headers.append(header::COOKIE, value);
+        }
+    }
 }
 
 fn without_own_cookies(value: &HeaderValue) -> Option<HeaderValue> {
@@ -476,11 +490,17 @@ mod tests {
             "cookie",
             HeaderValue::from_static("a=1; __Host-keygate-refresh=secret; b=2"),
         );
+        h.append("cookie", HeaderValue::from_static("__Host-keygate-x=1"));
+        h.append("cookie", HeaderValue::from_static("c=3"));
         h.insert("accept", HeaderValue::from_static("*/*"));
-        let out = upstream_headers(&h, ForwardToken::Internal);
-        assert_eq!(out.len(), 2, "{out:?}");
-        assert_eq!(out["cookie"], "a=1; b=2");
-        let pass = upstream_headers(&h, ForwardToken::Passthrough);
+        let mut out = h.clone();
+        strip_for_upstream(&mut out, ForwardToken::Internal);
+        assert_eq!(out.len(), 3, "{out:?}");
+        let cookies: Vec<_> = out.get_all("cookie").iter().collect();
+        assert_eq!(cookies, ["a=1; b=2", "c=3"]);
+        assert_eq!(out["accept"], "*/*");
+        let mut pass = h.clone();
+        strip_for_upstream(&mut pass, ForwardToken::Passthrough);
         assert_eq!(pass["authorization"], "Bearer secret");
         assert!(pass.get("x-keygate-subject").is_none());
     }
