@@ -444,6 +444,23 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    #[test]
+    fn an_upstream_without_a_port_is_reached_on_80() {
+        for (url, address, host) in [
+            (
+                "http://backend.internal/v1",
+                "backend.internal:80",
+                "backend.internal",
+            ),
+            ("http://[::1]:9001", "[::1]:9001", "[::1]:9001"),
+            ("http://[::1]", "[::1]:80", "[::1]"),
+        ] {
+            let u = parse_upstream(url).unwrap();
+            assert_eq!(&*u.address, address, "{url}");
+            assert_eq!(u.host_header, host, "{url}");
+        }
+    }
+
     fn errors(text: &str) -> Vec<String> {
         parse_text(text).unwrap_err()
     }

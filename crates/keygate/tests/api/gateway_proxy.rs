@@ -26,6 +26,7 @@ on_both_backends!(
     websocket_upgrades_pass_through,
     http2_clients_are_served,
     dot_segments_are_refused,
+    upstream_connections_are_reused,
 );
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -222,4 +223,24 @@ async fn dot_segments_are_refused(gw: Gw) {
         .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
     assert_eq!(res.body["code"], "invalid_path");
+}
+
+async fn upstream_connections_are_reused(gw: Gw) {
+    let peer = |body: serde_json::Value| body["peer"].as_str().unwrap().to_owned();
+    // One client connection's requests ride one upstream connection.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..5 {
+        let res = client
+            .get(format!("{}/open/r{i}", gw.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        seen.insert(peer(res.json().await.unwrap()));
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
 }

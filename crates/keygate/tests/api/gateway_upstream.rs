@@ -57,7 +57,10 @@ pub async fn spawn_upstream() -> Upstream {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().fallback(serve).with_state(state);
+    let app = axum::Router::new()
+        .fallback(serve)
+        .with_state(state)
+        .into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     Upstream {
         addr,
@@ -138,7 +141,13 @@ async fn serve(State(st): State<UpstreamState>, req: Request) -> Response {
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").into()))
         .collect();
+    // Which connection carried the request: the gateway's side of it.
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string());
     axum::Json(json!({
+        "peer": peer,
         "method": req.method().as_str(),
         "path": path,
         "query": req.uri().query(),
