@@ -195,7 +195,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
                             match gs
                                 .gateway
                                 .internal
-                                .token(&gs.app.tokens, &route.name, &identity)
+                                .bearer(&gs.app.tokens, &route.name, &identity)
                             {
                                 Ok(t) => Some(t),
                                 Err(e) => {
@@ -236,7 +236,9 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
                         Some(identity.roles.join(",")).filter(|s| !s.is_empty()),
                     );
                     put("x-keygate-route", Some(route.name.clone()));
-                    put("authorization", token.map(|t| format!("Bearer {t}")));
+                    if let Some(bearer) = token {
+                        h.insert(header::AUTHORIZATION, bearer);
+                    }
                     if let Some((policy, value)) = ratelimit {
                         h.insert("ratelimit-policy", policy);
                         h.insert("ratelimit", value);

@@ -3,8 +3,8 @@
 //! ES256 signature costs more than the rest of a proxied request.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
+use axum::http::HeaderValue;
 use keygate_core::jwt::{TokenRequest, TokenService};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
@@ -17,8 +17,8 @@ pub const REUSE_MARGIN: i64 = 10;
 const CAPACITY: usize = 50_000;
 
 type IdentityDigest = [u8; 32];
-/// A token and its `exp`.
-type Minted = (Arc<str>, i64);
+/// `Bearer <token>`, ready to send (a clone shares its bytes), and `exp`.
+type Minted = (HeaderValue, i64);
 
 /// Minted tokens, keyed by a digest of route and identity: the cache holds
 /// no credential, and its key reveals no identity either.
@@ -52,12 +52,13 @@ fn digest(route: &str, id: &Identity) -> [u8; 32] {
 }
 
 impl InternalTokens {
-    pub fn token(
+    /// The `Authorization` value carrying the internal token for `id`.
+    pub fn bearer(
         &self,
         tokens: &TokenService,
         route: &str,
         id: &Identity,
-    ) -> Result<Arc<str>, keygate_core::Error> {
+    ) -> Result<HeaderValue, keygate_core::Error> {
         let now = tokens.clock().now_secs();
         let key = digest(route, id);
         if let Some((token, exp)) = self.minted.lock().get(&key)
@@ -88,7 +89,9 @@ impl InternalTokens {
             not_issued_before: None,
             claims,
         })?;
-        let token: Arc<str> = Arc::from(issued.token);
+        let token = HeaderValue::try_from(format!("Bearer {}", issued.token)).map_err(|_| {
+            keygate_core::Error::Internal("a minted token is not a header value".into())
+        })?;
         let mut minted = self.minted.lock();
         if minted.len() >= CAPACITY {
             minted.retain(|_, (_, exp)| *exp - now > REUSE_MARGIN);

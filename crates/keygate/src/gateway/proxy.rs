@@ -183,29 +183,30 @@ async fn forward(
             return (refusal.into_response(), outcome);
         }
     };
-    outcome.identity = Some(identity.clone());
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > route.body_limit) {
-        return (too_large().into_response(), outcome);
-    }
+    let too_big = declared.is_some_and(|n| n > route.body_limit);
     let token = match route.forward_token {
+        _ if too_big => None,
         // An anonymous request has no identity to vouch for.
         ForwardToken::Internal if route.auth == AuthMode::None => None,
-        ForwardToken::Internal => {
-            match gs
-                .gateway
-                .internal
-                .token(&gs.app.tokens, &route.name, &identity)
-            {
-                Ok(t) => Some(t),
-                Err(e) => return (ApiError::from(e).into_response(), outcome),
-            }
-        }
+        ForwardToken::Internal => Some(gs.gateway.internal.bearer(
+            &gs.app.tokens,
+            &route.name,
+            &identity,
+        )),
         _ => None,
+    };
+    outcome.identity = Some(identity);
+    if too_big {
+        return (too_large().into_response(), outcome);
+    }
+    let token = match token.transpose() {
+        Ok(t) => t,
+        Err(e) => return (ApiError::from(e).into_response(), outcome),
     };
     let (mut parts, body) = req.into_parts();
     let upgrade = wants_upgrade(&parts.headers);
@@ -236,10 +237,8 @@ async fn forward(
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, u);
     }
-    if let Some(token) = token
-        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}"))
-    {
-        headers.insert(header::AUTHORIZATION, v);
+    if let Some(bearer) = token {
+        headers.insert(header::AUTHORIZATION, bearer);
     }
     add_forwarded(&mut headers, conn, host.as_deref(), proto, request_id);
     let limit = usize::try_from(route.body_limit).unwrap_or(usize::MAX);
