@@ -122,14 +122,18 @@ impl Home {
         if self.sender.is_closed() {
             return;
         }
-        if let Some(affinity) = &self.affinity {
-            let mut held = affinity.held.lock();
-            if held.is_none() {
-                *held = Some((self.address, self.sender));
-                return;
+        let sender = match &self.affinity {
+            Some(affinity) => {
+                let mut held = affinity.held.lock();
+                if held.is_none() {
+                    *held = Some((self.address, self.sender));
+                    return;
+                }
+                self.sender
             }
-        }
-        self.pool.put(self.address, self.sender);
+            None => self.sender,
+        };
+        self.pool.put(self.address, sender);
     }
 }
 
@@ -215,9 +219,10 @@ impl Upstreams {
     /// A reusable connection to `address`, newest first.
     fn take(&self, affinity: Option<&Arc<Affinity>>, address: &Arc<str>) -> Option<Sender> {
         if let Some(affinity) = affinity {
-            let mut held = affinity.held.lock();
-            match held.take() {
-                Some((a, sender)) if a == *address && !sender.is_closed() => return Some(sender),
+            let held = affinity.held.lock().take();
+            match held {
+                Some((_, sender)) if sender.is_closed() => {}
+                Some((a, sender)) if a == *address => return Some(sender),
                 // Another upstream's connection: it serves others better idle.
                 Some((a, sender)) => self.put(a, sender),
                 None => {}
@@ -374,6 +379,26 @@ mod tests {
             assert_eq!(read_through(res, lease).await, "ok");
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn switching_upstreams_keeps_both_connections() {
+        let (a, accepted_a) = upstream().await;
+        let (b, accepted_b) = upstream().await;
+        let (addr_a, addr_b): (Arc<str>, Arc<str>) = (Arc::from(a.as_str()), Arc::from(b.as_str()));
+        let pool = Upstreams::new();
+        let affinity = Affinity::new(pool.clone());
+        for (address, host) in [(&addr_a, &a), (&addr_b, &b), (&addr_a, &a), (&addr_b, &b)] {
+            let (res, lease) = pool
+                .send(Some(&affinity), address, get(host))
+                .await
+                .unwrap();
+            assert_eq!(read_through(res, lease).await, "ok");
+        }
+        // The connection the client connection held for one upstream went to
+        // the idle list when it turned to the other, and was taken back.
+        assert_eq!(accepted_a.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(accepted_b.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
