@@ -429,8 +429,12 @@ fn parse_upstream(text: &str) -> Result<Upstream, String> {
     }
     let host = uri.host().unwrap_or_default();
     let address = Arc::from(format!("{host}:{}", uri.port_u16().unwrap_or(80)));
-    let host_header = HeaderValue::from_str(&authority)
-        .map_err(|_| format!("{text:?} has a host that cannot be sent in a Host header"))?;
+    // As an HTTP client would send it: the default port left out.
+    let host_header = match uri.port_u16() {
+        Some(80) => HeaderValue::from_str(host),
+        _ => HeaderValue::from_str(&authority),
+    }
+    .map_err(|_| format!("{text:?} has a host that cannot be sent in a Host header"))?;
     Ok(Upstream {
         authority,
         address,
@@ -454,6 +458,7 @@ mod tests {
             ),
             ("http://[::1]:9001", "[::1]:9001", "[::1]:9001"),
             ("http://[::1]", "[::1]:80", "[::1]"),
+            ("http://backend:80/", "backend:80", "backend"),
         ] {
             let u = parse_upstream(url).unwrap();
             assert_eq!(&*u.address, address, "{url}");

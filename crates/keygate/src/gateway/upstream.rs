@@ -14,13 +14,17 @@
 //! - otherwise (a second concurrent HTTP/2 stream, another upstream, a new
 //!   client) a connection comes from a shared idle list, or is opened;
 //! - a connection goes back (to the client connection first, else to the
-//!   idle list) when its response body has been read to the end, which is
-//!   the moment it can carry another request. A body dropped early leaves
-//!   the connection in the middle of a message, so it is closed instead.
+//!   idle list) when its response body has been read to the end and the
+//!   request body has been sent whole: only then can it carry another
+//!   request. An upstream may answer before reading the request body (a 401
+//!   or 413 to an upload), and a response body may be dropped early; either
+//!   leaves the connection mid-message, so it is closed instead of waiting
+//!   for a next request to find it busy.
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -84,12 +88,19 @@ pub struct Upstreams {
     idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
 }
 
+/// A connection kept for a client connection: its upstream, and since when.
+struct Held {
+    address: Arc<str>,
+    sender: Sender,
+    since: Instant,
+}
+
 /// The upstream connection an HTTP/1 client connection's requests reuse.
 /// Dropped with the client connection; its upstream connection then joins
 /// the idle list for other clients.
 pub struct Affinity {
     pool: Arc<Upstreams>,
-    held: Mutex<Option<(Arc<str>, Sender)>>,
+    held: Mutex<Option<Held>>,
 }
 
 impl Affinity {
@@ -103,8 +114,8 @@ impl Affinity {
 
 impl Drop for Affinity {
     fn drop(&mut self) {
-        if let Some((address, sender)) = self.held.get_mut().take() {
-            self.pool.put(address, sender);
+        if let Some(held) = self.held.get_mut().take() {
+            self.pool.put(held.address, held.sender);
         }
     }
 }
@@ -115,18 +126,26 @@ struct Home {
     affinity: Option<Arc<Affinity>>,
     address: Arc<str>,
     sender: Sender,
+    /// Set once the request body has been sent whole; None for a request
+    /// without a body.
+    sent: Option<Arc<AtomicBool>>,
 }
 
 impl Home {
     fn release(self) {
-        if self.sender.is_closed() {
+        let body_sent = self.sent.as_ref().is_none_or(|s| s.load(Ordering::Acquire));
+        if self.sender.is_closed() || !body_sent {
             return;
         }
         let sender = match &self.affinity {
             Some(affinity) => {
                 let mut held = affinity.held.lock();
                 if held.is_none() {
-                    *held = Some((self.address, self.sender));
+                    *held = Some(Held {
+                        address: self.address,
+                        sender: self.sender,
+                        since: Instant::now(),
+                    });
                     return;
                 }
                 self.sender
@@ -177,6 +196,54 @@ impl hyper::body::Body for Leased {
     }
 }
 
+impl Drop for Leased {
+    /// A body dropped once its last byte arrived (a client that stops
+    /// reading at the declared length) still leaves the connection clean.
+    fn drop(&mut self) {
+        if self.body.is_end_stream()
+            && let Some(home) = self.home.take()
+        {
+            home.release();
+        }
+    }
+}
+
+/// A request body that says when it has been sent whole.
+struct Sending {
+    body: Body,
+    done: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for Sending {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        let done = match &frame {
+            None => true,
+            Some(Ok(_)) => this.body.is_end_stream(),
+            Some(Err(_)) => false,
+        };
+        if done {
+            this.done.store(true, Ordering::Release);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// A connection lent to one exchange.
 pub struct Lease(Home);
 
@@ -200,6 +267,9 @@ impl Upstreams {
     }
 
     fn put(&self, address: Arc<str>, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
         let mut idle = self.idle.lock();
         let list = idle.entry(address).or_default();
         // The oldest are first: drop those past their time.
@@ -221,10 +291,10 @@ impl Upstreams {
         if let Some(affinity) = affinity {
             let held = affinity.held.lock().take();
             match held {
-                Some((_, sender)) if sender.is_closed() => {}
-                Some((a, sender)) if a == *address => return Some(sender),
+                Some(h) if h.sender.is_closed() || h.since.elapsed() > IDLE_TIMEOUT => {}
+                Some(h) if h.address == *address => return Some(h.sender),
                 // Another upstream's connection: it serves others better idle.
-                Some((a, sender)) => self.put(a, sender),
+                Some(h) => self.put(h.address, h.sender),
                 None => {}
             }
         }
@@ -247,6 +317,10 @@ impl Upstreams {
         address: &Arc<str>,
         mut req: Request<Body>,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
+        let sent = (!req.body().is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
+        if let Some(done) = sent.clone() {
+            req = req.map(|body| Body::new(Sending { body, done }));
+        }
         let mut reused = self.take(affinity, address);
         loop {
             let fresh = reused.is_none();
@@ -267,6 +341,7 @@ impl Upstreams {
                         affinity: affinity.cloned(),
                         address: address.clone(),
                         sender,
+                        sent,
                     };
                     return Ok((res, Lease(home)));
                 }
@@ -399,6 +474,36 @@ mod tests {
         // the idle list when it turned to the other, and was taken back.
         assert_eq!(accepted_a.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(accepted_b.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_answered_before_its_request_body_was_sent_is_not_reused() {
+        let (addr, accepted) = upstream().await;
+        let address: Arc<str> = Arc::from(addr.as_str());
+        let pool = Upstreams::new();
+        let affinity = Affinity::new(pool.clone());
+        // The test upstream answers as soon as it has the headers, as one
+        // refusing an upload would; the request body is still open.
+        let (mut tx, body) =
+            http_body_util::channel::Channel::<Bytes, std::convert::Infallible>::new(1);
+        let _ = tx.send_data(Bytes::from_static(b"part")).await;
+        let upload = Request::builder()
+            .method("POST")
+            .uri("/upload")
+            .header("host", &addr)
+            .body(Body::new(body))
+            .unwrap();
+        let (res, lease) = pool.send(Some(&affinity), &address, upload).await.unwrap();
+        assert_eq!(read_through(res, lease).await, "ok");
+        // Reusing that connection would wait for the upload to finish.
+        let next = pool.send(Some(&affinity), &address, get(&addr));
+        let (res, lease) = tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .expect("a connection still sending a body was handed out")
+            .unwrap();
+        assert_eq!(read_through(res, lease).await, "ok");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+        drop(tx);
     }
 
     #[tokio::test]

@@ -226,21 +226,28 @@ async fn dot_segments_are_refused(gw: Gw) {
 }
 
 async fn upstream_connections_are_reused(gw: Gw) {
-    let peer = |body: serde_json::Value| body["peer"].as_str().unwrap().to_owned();
-    // One client connection's requests ride one upstream connection.
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .build()
-        .unwrap();
-    let mut seen = std::collections::HashSet::new();
-    for i in 0..5 {
-        let res = client
-            .get(format!("{}/open/r{i}", gw.url))
-            .send()
+    // One client connection, held by hand: a pooled client may open a
+    // second one while it is still putting the first back.
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Body>(hyper_util::rt::TokioIo::new(tcp))
             .await
             .unwrap();
+    tokio::spawn(conn);
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..5 {
+        sender.ready().await.unwrap();
+        let req = axum::http::Request::get(format!("/open/r{i}"))
+            .header("host", &addr)
+            .body(Body::empty())
+            .unwrap();
+        let res = sender.send_request(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
-        seen.insert(peer(res.json().await.unwrap()));
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        seen.insert(json["peer"].as_str().unwrap().to_owned());
     }
+    // ...ride one upstream connection.
     assert_eq!(seen.len(), 1, "{seen:?}");
 }
