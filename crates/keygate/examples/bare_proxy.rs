@@ -1,10 +1,16 @@
 //! The floor under the gateway's figures: the plainest reverse proxy the
-//! same stack (tokio, hyper, hyper-util's pooled client) can make, with no
+//! same stack (tokio, hyper) can make, with no
 //! routing, authentication, header rewriting, metrics or logging.
 //! `scripts/bench-gateway` runs it beside nginx so a run shows how much of
 //! the gap to nginx is the stack and how much is keygate.
 //!
 //!   cargo run --release --example bare_proxy -- 127.0.0.1:8080 127.0.0.1:9000
+//!
+//! `BARE_POOL=affinity` holds one upstream connection per client connection
+//! (hyper's connection-level client, as the gateway does; the bench uses
+//! this); otherwise hyper-util's pooled client. `BARE_RT=current` runs a
+//! current-thread runtime instead of the multi-thread one. Together they
+//! show what each choice costs the stack.
 
 use std::convert::Infallible;
 

@@ -61,7 +61,7 @@ fn describe(files: &TlsFiles, e: &std::io::Error) -> String {
 }
 
 /// How long in-flight requests may take to finish after a shutdown signal.
-const DRAIN: Duration = Duration::from_secs(30);
+pub(crate) const DRAIN: Duration = Duration::from_secs(30);
 
 /// Serves `router` on `listener`, over TLS when `tls` is set, until
 /// `shutdown` resolves; then lets in-flight requests finish.

@@ -135,13 +135,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
             Lookup::NotFound => Err("no_route"),
         },
     };
-    let mut outcome = Outcome {
-        route: "unmatched".into(),
-        metrics: None,
-        identity: None,
-        failure: None,
-        rate_limited: false,
-    };
+    let mut outcome = Outcome::new(None);
     // Nothing matched: deny. A 404 or 405 would turn into a 500 at nginx.
     let res = match found {
         Err(code) => {
@@ -154,8 +148,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
             .into_response()
         }
         Ok(route) => {
-            outcome.route = route.name.clone();
-            outcome.metrics = Some(route.metrics.clone());
+            outcome.route = Some(route.clone());
             let peer = header_str(req.headers(), "x-forwarded-for")
                 .or_else(|| header_str(req.headers(), "x-real-ip"))
                 .and_then(|v| v.split(',').next())

@@ -21,9 +21,8 @@ use tokio::net::TcpListener;
 
 use super::GatewayState;
 use super::upstream::Affinity;
+use crate::tls::DRAIN;
 
-/// How long in-flight requests may take to finish after a shutdown signal.
-const DRAIN: Duration = Duration::from_secs(30);
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

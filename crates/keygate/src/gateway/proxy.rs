@@ -21,7 +21,6 @@ use super::hmac::{DigestChecked, DigestMismatch, mismatch_error};
 use super::listener::ClientConn;
 use super::routes::{Lookup, is_safe_path, upstream_path};
 use crate::http::error::{ApiError, ErrorCause};
-use crate::metrics::RouteMetrics;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -43,12 +42,27 @@ const OWN_COOKIE_PREFIX: &str = "__Host-keygate-";
 
 /// What the access log and the metrics need to know about a request.
 pub struct Outcome {
-    pub route: String,
-    /// The matched route's metric handles.
-    pub metrics: Option<Arc<RouteMetrics>>,
+    /// The matched route (its name and metric handles); None: `unmatched`.
+    pub route: Option<Arc<Route>>,
     pub identity: Option<Identity>,
     pub failure: Option<&'static str>,
     pub rate_limited: bool,
+}
+
+impl Outcome {
+    pub fn new(route: Option<Arc<Route>>) -> Self {
+        Self {
+            route,
+            identity: None,
+            failure: None,
+            rate_limited: false,
+        }
+    }
+
+    /// The route label for logs and metrics.
+    pub fn route_name(&self) -> &str {
+        self.route.as_ref().map_or("unmatched", |r| r.name.as_str())
+    }
 }
 
 pub async fn handle(gs: &GatewayState, conn: &ClientConn, req: Request) -> Response {
@@ -76,22 +90,13 @@ pub async fn handle(gs: &GatewayState, conn: &ClientConn, req: Request) -> Respo
     };
     let (mut res, outcome) = match found {
         Ok(route) => forward(gs, conn, route, req, host, &request_id).await,
-        Err(e) => (
-            e.into_response(),
-            Outcome {
-                route: "unmatched".into(),
-                metrics: None,
-                identity: None,
-                failure: None,
-                rate_limited: false,
-            },
-        ),
+        Err(e) => (e.into_response(), Outcome::new(None)),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert("x-request-id", v);
     }
     if let Some(ErrorCause(cause)) = res.extensions().get::<ErrorCause>() {
-        tracing::error!(route = %outcome.route, %request_id, %cause, "gateway request failed");
+        tracing::error!(route = %outcome.route_name(), %request_id, %cause, "gateway request failed");
     }
     record(gs, &outcome, &method, res.status(), started, &request_id);
     res
@@ -109,8 +114,8 @@ pub fn record(
 ) {
     let seconds = started.elapsed().as_secs_f64();
     gs.app.metrics.gateway.observe(
-        &outcome.route,
-        outcome.metrics.as_deref(),
+        outcome.route_name(),
+        outcome.route.as_deref().map(|r| &*r.metrics),
         status,
         seconds,
         outcome.failure,
@@ -119,7 +124,7 @@ pub fn record(
     let id = outcome.identity.as_ref();
     tracing::info!(
         target: "keygate::access",
-        route = %outcome.route,
+        route = %outcome.route_name(),
         method = crate::metrics::method_label(method),
         status = status.as_u16(),
         micros = started.elapsed().as_micros() as u64,
@@ -147,13 +152,7 @@ async fn forward(
     host: Option<String>,
     request_id: &str,
 ) -> (Response, Outcome) {
-    let mut outcome = Outcome {
-        route: route.name.clone(),
-        metrics: Some(route.metrics.clone()),
-        identity: None,
-        failure: None,
-        rate_limited: false,
-    };
+    let mut outcome = Outcome::new(Some(route.clone()));
     // RFC 9110 §7.2: an absolute-form target's authority wins over Host
     // (and HTTP/2 carries it there, often without a Host header).
     let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
@@ -190,7 +189,6 @@ async fn forward(
         .and_then(|v| v.parse::<u64>().ok());
     let too_big = declared.is_some_and(|n| n > route.body_limit);
     let token = match route.forward_token {
-        _ if too_big => None,
         // An anonymous request has no identity to vouch for.
         ForwardToken::Internal if route.auth == AuthMode::None => None,
         ForwardToken::Internal => Some(gs.gateway.internal.bearer(
