@@ -135,6 +135,16 @@ pub struct ServeArgs {
     /// either way, in seconds; nonces are remembered as long [default: 300].
     #[arg(long, env = "KEYGATE_HMAC_MAX_SKEW_SECONDS", value_name = "SECS")]
     pub hmac_max_skew_seconds: Option<i64>,
+
+    /// Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For
+    /// names the client, on both listeners [default: none].
+    #[arg(
+        long = "trusted-proxy",
+        env = "KEYGATE_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The TOML file's shape; every field optional, unknown fields refused.
@@ -162,6 +172,7 @@ struct FileConfig {
     tls: Option<TlsFile>,
     gateway: Option<crate::gateway::config::GatewayFile>,
     hmac_max_skew_seconds: Option<i64>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// `[tls]`: both files or neither.
@@ -199,6 +210,8 @@ pub struct Config {
     /// The file the settings came from, which a SIGHUP reads again.
     pub config_path: Option<PathBuf>,
     pub hmac: HmacPolicy,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
 }
 
 impl Config {
@@ -341,7 +354,14 @@ impl Config {
                 ));
             }
         }
+        let trusted_proxies =
+            crate::client_addr::TrustedProxies::parse(if args.trusted_proxies.is_empty() {
+                file.trusted_proxies.as_deref().unwrap_or_default()
+            } else {
+                &args.trusted_proxies
+            })?;
         Ok(Self {
+            trusted_proxies,
             tls,
             gateway,
             config_path: args.config.clone(),

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod gateway;
 pub mod http;

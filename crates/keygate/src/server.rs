@@ -180,6 +180,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
             hmac: Arc::new(hmac),
             audit_tx,
             gateway,
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         },
         tls,
         body_limit: config.body_limit,

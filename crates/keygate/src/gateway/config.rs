@@ -56,6 +56,14 @@ pub struct RouteFile {
     pub strip_prefix: bool,
     pub timeout_seconds: Option<u64>,
     pub body_limit_bytes: Option<u64>,
+    /// Match the prefix ignoring ASCII case, for upstreams that do.
+    #[serde(default)]
+    pub case_insensitive: bool,
+    /// `refuse` (default) or `keep` paths with `;params` in a segment.
+    pub path_params: Option<String>,
+    /// Let WebSocket upgrades through to the upstream.
+    #[serde(default)]
+    pub websocket: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +115,16 @@ impl AuthMode {
     }
 }
 
+/// What a route does with `;params` in a path segment (`/a;v=1/b`). Either
+/// way the route was matched without them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathParams {
+    /// 400 (403 at forward-auth): the upstream may read them otherwise.
+    Refuse,
+    /// Forwarded as sent, for upstreams that use them.
+    Keep,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardToken {
     Internal,
@@ -146,6 +164,11 @@ pub struct Route {
     pub strip_prefix: bool,
     pub timeout: Duration,
     pub body_limit: u64,
+    /// The prefix matches ignoring ASCII case.
+    pub case_insensitive: bool,
+    pub path_params: PathParams,
+    /// WebSocket upgrades pass; every other upgrade is refused.
+    pub websocket: bool,
     /// This route's metric handles (a reload starts new ones, which find
     /// the same series).
     pub metrics: Arc<crate::metrics::RouteMetrics>,
@@ -338,6 +361,14 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 None
             }
         };
+        let path_params = match r.path_params.as_deref().unwrap_or("refuse") {
+            "refuse" => Some(PathParams::Refuse),
+            "keep" => Some(PathParams::Keep),
+            other => {
+                err(format!("path_params: {other:?} is not one of refuse, keep"));
+                None
+            }
+        };
         let route_timeout = r.timeout_seconds.unwrap_or(timeout);
         if !(1..=3600).contains(&route_timeout) {
             err("timeout_seconds: between 1 and 3600".into());
@@ -357,8 +388,8 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
         if errors.len() > before {
             continue;
         }
-        if let (Ok(path_prefix), Ok(upstream), Some(auth), Some(forward_token)) =
-            (prefix, upstream, auth, forward_token)
+        if let (Ok(path_prefix), Ok(upstream), Some(auth), Some(forward_token), Some(path_params)) =
+            (prefix, upstream, auth, forward_token, path_params)
         {
             routes.push(Route {
                 name: r.name.clone(),
@@ -375,6 +406,9 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 strip_prefix: r.strip_prefix,
                 timeout: Duration::from_secs(route_timeout),
                 body_limit: r.body_limit_bytes.unwrap_or(body_limit),
+                case_insensitive: r.case_insensitive,
+                path_params,
+                websocket: r.websocket,
                 metrics: Arc::default(),
             });
         }
@@ -386,19 +420,20 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
     }
 }
 
+/// A prefix is matched against normalized paths, so it must be one itself
+/// (`/%61dmin` is stored as `/admin`); `;params` and wildcards are refused.
 fn normalize_prefix(prefix: &str) -> Result<String, String> {
     if prefix.is_empty() {
         return Err("must not be empty; use \"/\" to match every path".into());
     }
-    if !prefix.starts_with('/') {
-        return Err(format!("{prefix:?} must start with /"));
-    }
-    if prefix.contains(['?', '#', ' ', '*']) || prefix.contains("//") {
+    if prefix.contains(['?', '#', ' ', '*', ';']) || prefix.contains("//") {
         return Err(format!(
-            "{prefix:?} is a plain path (no query, wildcard or empty segment)"
+            "{prefix:?} is a plain path (no query, wildcard, `;params` or empty segment)"
         ));
     }
-    let trimmed = prefix.trim_end_matches('/');
+    let normal =
+        super::path::normalize(prefix).map_err(|e| format!("{prefix:?}: {}", e.detail()))?;
+    let trimmed = normal.full().trim_end_matches('/');
     Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
 }
 

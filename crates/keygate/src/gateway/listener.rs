@@ -40,20 +40,25 @@ pub struct ClientConn {
 
 impl ClientConn {
     pub fn new(peer: SocketAddr, affinity: Arc<Affinity>) -> Self {
-        let ip = peer.ip();
-        let peer_text = ip.to_string();
-        let forwarded_for = match ip {
-            IpAddr::V4(v4) => format!("for={v4}"),
-            IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
-        };
+        let (peer_text, x_forwarded_for, forwarded_for) = Self::describe(peer.ip());
         Self {
             peer,
-            x_forwarded_for: HeaderValue::from_str(&peer_text)
-                .unwrap_or(HeaderValue::from_static("unknown")),
+            x_forwarded_for,
             peer_text,
             forwarded_for,
             affinity,
         }
+    }
+
+    /// An address as text, as `X-Forwarded-For` and as `Forwarded`'s `for=`.
+    pub fn describe(ip: IpAddr) -> (String, HeaderValue, String) {
+        let text = ip.to_string();
+        let forwarded_for = match ip {
+            IpAddr::V4(v4) => format!("for={v4}"),
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+        };
+        let xff = HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("unknown"));
+        (text, xff, forwarded_for)
     }
 }
 

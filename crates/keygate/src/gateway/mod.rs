@@ -18,8 +18,11 @@ pub mod forward_auth;
 pub mod hmac;
 pub mod internal_token;
 pub mod listener;
+pub mod path;
 pub mod proxy;
+pub mod request;
 pub mod routes;
+pub mod upgrade;
 pub mod upstream;
 
 use std::net::SocketAddr;

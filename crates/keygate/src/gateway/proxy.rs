@@ -1,6 +1,7 @@
 //! Forwarding one request, in phases: pick the route, authenticate, limit,
 //! rewrite the headers, stream to the upstream and back, log.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,7 +12,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Body as _;
-use hyper_util::rt::TokioIo;
 use keygate_core::httpsig::{BodyDigest, SigCode};
 
 use super::GatewayState;
@@ -19,7 +19,11 @@ use super::auth::{self, Identity, Incoming, Refusal};
 use super::config::{AuthMode, ForwardToken, Route};
 use super::hmac::{DigestChecked, DigestMismatch, mismatch_error};
 use super::listener::ClientConn;
-use super::routes::{Lookup, is_safe_path, upstream_path};
+use super::path::NormalPath;
+use super::request::{self, Target};
+use super::routes::upstream_path;
+use super::upgrade::{self, WebSocketKey};
+use crate::client_addr::CLIENT_ADDRESS_HEADERS;
 use crate::http::error::{ApiError, ErrorCause};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -70,26 +74,8 @@ pub async fn handle(gs: &GatewayState, conn: &ClientConn, req: Request) -> Respo
     let request_id = crate::http::request_id_of(req.headers());
     let method = req.method().clone();
     let table = gs.gateway.table();
-    let host = host_of(&req);
-    let found = match table.find(host.as_deref(), req.uri().path(), &method) {
-        _ if !is_safe_path(req.uri().path()) => Err(ApiError::bad_request(
-            "invalid_path",
-            "the path has dot segments or encoded slashes; send it normalized",
-        )),
-        Lookup::Found(route) => Ok(route.clone()),
-        Lookup::MethodNotAllowed => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "this route does not accept that method",
-        )),
-        Lookup::NotFound => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_route",
-            "no gateway route matches this request",
-        )),
-    };
-    let (mut res, outcome) = match found {
-        Ok(route) => forward(gs, conn, route, req, host, &request_id).await,
+    let (mut res, outcome) = match request::target(&table, &req, gs.scheme) {
+        Ok(target) => forward(gs, conn, target, req, &request_id).await,
         Err(e) => (e.into_response(), Outcome::new(None)),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -136,45 +122,63 @@ pub fn record(
     );
 }
 
-fn host_of(req: &Request) -> Option<String> {
-    req.headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
+/// The client as the upstream is told of it: the peer, or the client a
+/// trusted proxy in front names (`trusted_proxies`).
+pub struct Client<'a> {
+    pub ip: Cow<'a, str>,
+    pub x_forwarded_for: Cow<'a, HeaderValue>,
+    pub forwarded_for: Cow<'a, str>,
+}
+
+impl<'a> Client<'a> {
+    fn of(gs: &GatewayState, conn: &'a ClientConn, headers: &HeaderMap) -> Self {
+        let trusted = &gs.app.trusted_proxies;
+        if trusted.is_empty() || !trusted.contains(conn.peer.ip()) {
+            return Self {
+                ip: Cow::Borrowed(&conn.peer_text),
+                x_forwarded_for: Cow::Borrowed(&conn.x_forwarded_for),
+                forwarded_for: Cow::Borrowed(&conn.forwarded_for),
+            };
+        }
+        let ip = trusted.client_ip(conn.peer.ip(), headers);
+        let peer = ClientConn::describe(ip);
+        Self {
+            ip: Cow::Owned(peer.0),
+            x_forwarded_for: Cow::Owned(peer.1),
+            forwarded_for: Cow::Owned(peer.2),
+        }
+    }
 }
 
 async fn forward(
     gs: &GatewayState,
     conn: &ClientConn,
-    route: Arc<Route>,
+    target: Target,
     req: Request,
-    host: Option<String>,
     request_id: &str,
 ) -> (Response, Outcome) {
+    let Target {
+        route,
+        path,
+        authority,
+    } = target;
     let mut outcome = Outcome::new(Some(route.clone()));
-    // RFC 9110 §7.2: an absolute-form target's authority wins over Host
-    // (and HTTP/2 carries it there, often without a Host header).
-    let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
-        req.headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-    });
+    let websocket = match upgrade::check(req.headers(), &route) {
+        Ok(key) => key,
+        Err(e) => return (e.into_response(), outcome),
+    };
+    let client = Client::of(gs, conn, req.headers());
     let incoming = Incoming {
         headers: req.headers(),
         method: req.method().as_str(),
         scheme: gs.scheme,
-        authority,
+        authority: authority.as_deref(),
+        // The signature covers the path as the client sent it.
         path: req.uri().path(),
         query: req.uri().query(),
         has_body: !req.body().is_end_stream(),
     };
-    let admitted = admit(gs, &route, &incoming, &conn.peer_text).await;
-    let Admitted {
-        identity,
-        ratelimit,
-        pending_digest,
-    } = match admitted {
+    let admitted = match admit(gs, &route, &incoming, &client.ip).await {
         Ok(ok) => ok,
         Err(refusal) => {
             outcome.failure = Some(refusal.reason);
@@ -182,63 +186,155 @@ async fn forward(
             return (refusal.into_response(), outcome);
         }
     };
-    let declared = req
-        .headers()
+    let ready = Ready {
+        route: &route,
+        path: &path,
+        authority: authority.as_deref(),
+        client: &client,
+        websocket,
+        request_id,
+    };
+    let (res, failure) = exchange(gs, conn, ready, admitted, req, &mut outcome).await;
+    outcome.failure = outcome.failure.or(failure);
+    (res, outcome)
+}
+
+/// An admitted request's settled facts, for the upstream phases.
+struct Ready<'a> {
+    route: &'a Route,
+    path: &'a NormalPath<'static>,
+    authority: Option<&'a str>,
+    client: &'a Client<'a>,
+    websocket: Option<WebSocketKey>,
+    request_id: &'a str,
+}
+
+/// Sends an admitted request upstream and relays the answer.
+async fn exchange(
+    gs: &GatewayState,
+    conn: &ClientConn,
+    ready: Ready<'_>,
+    admitted: Admitted,
+    req: Request,
+    outcome: &mut Outcome,
+) -> (Response, Option<&'static str>) {
+    let Admitted {
+        identity,
+        ratelimit,
+        pending_digest,
+    } = admitted;
+    let route = ready.route;
+    let token = internal_token(gs, route, &identity);
+    outcome.identity = Some(identity);
+    if declared_length(req.headers()).is_some_and(|n| n > route.body_limit) {
+        return (too_large().into_response(), None);
+    }
+    let token = match token {
+        Ok(t) => t,
+        Err(e) => return (ApiError::from(e).into_response(), None),
+    };
+    let (upstream_req, client_upgrade) =
+        match upstream_request(gs, &ready, req, token, pending_digest) {
+            Ok(built) => built,
+            Err(e) => return (e.into_response(), None),
+        };
+    let upstreams = &gs.gateway.upstreams;
+    let exchange = upstreams.send(Some(&conn.affinity), &route.upstream.address, upstream_req);
+    let (mut res, lease) = match tokio::time::timeout(route.timeout, exchange).await {
+        Err(_) => return upstream_timeout(),
+        Ok(Err(e)) => return upstream_failed(route, &e),
+        Ok(Ok(sent)) => sent,
+    };
+    if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return match (ready.websocket, client_upgrade) {
+            (Some(key), Some(client)) if key.accepted_by(res.headers()) => {
+                upgrade::splice(client, &mut res);
+                (upgrade::switching(res.into_parts().0), None)
+            }
+            _ => (
+                upgrade::bad_answer().into_response(),
+                Some("upstream_bad_upgrade"),
+            ),
+        };
+    }
+    let (mut parts, body) = res.into_parts();
+    let body = lease.attach(body);
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some((policy, value)) = ratelimit {
+        parts.headers.insert("ratelimit-policy", policy);
+        parts.headers.insert("ratelimit", value);
+    }
+    (Response::from_parts(parts, Body::new(body)), None)
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let too_big = declared.is_some_and(|n| n > route.body_limit);
-    let token = match route.forward_token {
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// The internal token for the upstream, when the route sends one.
+pub fn internal_token(
+    gs: &GatewayState,
+    route: &Route,
+    identity: &Identity,
+) -> Result<Option<HeaderValue>, keygate_core::Error> {
+    match route.forward_token {
         // An anonymous request has no identity to vouch for.
-        ForwardToken::Internal if route.auth == AuthMode::None => None,
-        ForwardToken::Internal => Some(gs.gateway.internal.bearer(
-            &gs.app.tokens,
-            &route.name,
-            &identity,
-        )),
-        _ => None,
-    };
-    outcome.identity = Some(identity);
-    if too_big {
-        return (too_large().into_response(), outcome);
+        ForwardToken::Internal if route.auth == AuthMode::None => Ok(None),
+        ForwardToken::Internal => gs
+            .gateway
+            .internal
+            .bearer(&gs.app.tokens, &route.name, identity)
+            .map(Some),
+        _ => Ok(None),
     }
-    let token = match token.transpose() {
-        Ok(t) => t,
-        Err(e) => return (ApiError::from(e).into_response(), outcome),
-    };
+}
+
+/// The request the upstream gets: the normalized path, the client's headers
+/// less what is keygate's or the connection's, keygate's token and the
+/// forwarding headers; and the client's side of an allowed upgrade.
+fn upstream_request(
+    gs: &GatewayState,
+    ready: &Ready<'_>,
+    req: Request,
+    token: Option<HeaderValue>,
+    pending_digest: Option<BodyDigest>,
+) -> Result<(axum::http::Request<Body>, Option<hyper::upgrade::OnUpgrade>), ApiError> {
+    let route = ready.route;
     let (mut parts, body) = req.into_parts();
-    let upgrade = wants_upgrade(&parts.headers);
-    let client_upgrade = upgrade
-        .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
-        .flatten();
-    let mut uri = upstream_path(&route, parts.uri.path());
+    let client_upgrade = ready
+        .websocket
+        .as_ref()
+        .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
+    let mut uri = upstream_path(route, ready.path);
     if let Some(q) = parts.uri.query() {
         uri.push('?');
         uri.push_str(q);
     }
-    let Ok(uri) = uri.parse::<Uri>() else {
-        let e = ApiError::bad_request("invalid_path", "the request path cannot be forwarded");
-        return (e.into_response(), outcome);
-    };
-    // The listener's own scheme: a client's `:scheme` or forwarding
-    // headers are not evidence of how it reached us.
-    let proto = gs.scheme;
-    let upgrade_to = parts
-        .headers
-        .get(header::UPGRADE)
-        .filter(|_| upgrade)
-        .cloned();
+    let uri = uri.parse::<Uri>().map_err(|_| {
+        ApiError::bad_request("invalid_path", "the request path cannot be forwarded")
+    })?;
     let mut headers = std::mem::take(&mut parts.headers);
     strip_for_upstream(&mut headers, route.forward_token);
     headers.insert(header::HOST, route.upstream.host_header.clone());
-    if let Some(u) = upgrade_to {
+    if ready.websocket.is_some() {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, u);
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     }
     if let Some(bearer) = token {
         headers.insert(header::AUTHORIZATION, bearer);
     }
-    add_forwarded(&mut headers, conn, host.as_deref(), proto, request_id);
+    // The listener's own scheme: a client's `:scheme` or forwarding
+    // headers are not evidence of how it reached us.
+    add_forwarded(
+        &mut headers,
+        ready.client,
+        ready.authority,
+        gs.scheme,
+        ready.request_id,
+    );
     let limit = usize::try_from(route.body_limit).unwrap_or(usize::MAX);
     let body = Limited::new(body, limit);
     // A signed body is released only as far as it matches its digest; see
@@ -248,66 +344,42 @@ async fn forward(
         None => Body::new(body),
     };
     let mut upstream_req = axum::http::Request::new(body);
-    *upstream_req.method_mut() = parts.method.clone();
+    *upstream_req.method_mut() = parts.method;
     *upstream_req.uri_mut() = uri;
     *upstream_req.version_mut() = Version::HTTP_11;
     *upstream_req.headers_mut() = headers;
+    Ok((upstream_req, client_upgrade))
+}
 
-    let upstreams = &gs.gateway.upstreams;
-    let exchange = upstreams.send(Some(&conn.affinity), &route.upstream.address, upstream_req);
-    let sent = tokio::time::timeout(route.timeout, exchange).await;
-    let (mut res, lease) = match sent {
-        Err(_) => {
-            outcome.failure = Some("upstream_timeout");
-            let e = ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
-                "the upstream service did not answer in time",
-            );
-            return (e.into_response(), outcome);
-        }
-        Ok(Err(e)) => {
-            if caused_by::<LengthLimitError>(&e) {
-                return (too_large().into_response(), outcome);
-            }
-            if caused_by::<DigestMismatch>(&e) {
-                outcome.failure = Some(SigCode::ContentDigestMismatch.as_str());
-                return (mismatch_error().into_response(), outcome);
-            }
-            outcome.failure = Some("upstream_unavailable");
-            tracing::warn!(route = %route.name, connect = e.is_connect(), error = %e, "upstream request failed");
-            let e = ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unavailable",
-                "the upstream service could not be reached",
-            );
-            return (e.into_response(), outcome);
-        }
-        Ok(Ok(sent)) => sent,
-    };
-    if res.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(client_upgrade) = client_upgrade
-    {
-        let upstream_upgrade = hyper::upgrade::on(&mut res);
-        tokio::spawn(async move {
-            let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade) else {
-                return;
-            };
-            let mut client = TokioIo::new(client);
-            let mut upstream = TokioIo::new(upstream);
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-        });
-        let (parts, _) = res.into_parts();
-        return (Response::from_parts(parts, Body::empty()), outcome);
+fn upstream_timeout() -> (Response, Option<&'static str>) {
+    let e = ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "upstream_timeout",
+        "the upstream service did not answer in time",
+    );
+    (e.into_response(), Some("upstream_timeout"))
+}
+
+fn upstream_failed(
+    route: &Route,
+    e: &super::upstream::SendError,
+) -> (Response, Option<&'static str>) {
+    if caused_by::<LengthLimitError>(e) {
+        return (too_large().into_response(), None);
     }
-    let (mut parts, body) = res.into_parts();
-    let body = lease.attach(body);
-    strip_hop_by_hop(&mut parts.headers);
-    if let Some((policy, value)) = ratelimit {
-        parts.headers.insert("ratelimit-policy", policy);
-        parts.headers.insert("ratelimit", value);
+    if caused_by::<DigestMismatch>(e) {
+        return (
+            mismatch_error().into_response(),
+            Some(SigCode::ContentDigestMismatch.as_str()),
+        );
     }
-    (Response::from_parts(parts, Body::new(body)), outcome)
+    tracing::warn!(route = %route.name, connect = e.is_connect(), error = %e, "upstream request failed");
+    let e = ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream_unavailable",
+        "the upstream service could not be reached",
+    );
+    (e.into_response(), Some("upstream_unavailable"))
 }
 
 /// An authenticated request within its route's limit.
@@ -354,16 +426,6 @@ fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'stati
     false
 }
 
-fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-}
-
 /// Names the `Connection` header lists are hop-by-hop too.
 fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
     headers
@@ -387,7 +449,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Removes from the client's headers, in place (this runs on every
 /// request, and most headers pass): hop-by-hop ones, the Host (the
 /// upstream's is set from its URL), forwarding headers (set fresh later,
-/// since a client may forge them), identity headers a client could forge,
+/// since a client may forge them), client-address headers such as
+/// `X-Real-IP` (never set by keygate), identity headers a client could forge,
 /// keygate's cookies, and its credentials unless the route passes them
 /// through.
 pub fn strip_for_upstream(headers: &mut HeaderMap, forward: ForwardToken) {
@@ -403,6 +466,7 @@ pub fn strip_for_upstream(headers: &mut HeaderMap, forward: ForwardToken) {
                 || n.starts_with("x-forwarded-")
                 || n.starts_with("x-keygate-")
                 || n == "x-request-id"
+                || CLIENT_ADDRESS_HEADERS.contains(&n)
                 || (forward != ForwardToken::Passthrough && CREDENTIALS.contains(&n))
         })
         .cloned()
@@ -438,15 +502,18 @@ fn without_own_cookies(value: &HeaderValue) -> Option<HeaderValue> {
 
 fn add_forwarded(
     headers: &mut HeaderMap,
-    conn: &ClientConn,
+    client: &Client<'_>,
     host: Option<&str>,
     proto: &str,
     request_id: &str,
 ) {
     use std::fmt::Write as _;
     let mut forwarded = String::with_capacity(64);
-    forwarded.push_str(&conn.forwarded_for);
-    headers.insert("x-forwarded-for", conn.x_forwarded_for.clone());
+    forwarded.push_str(&client.forwarded_for);
+    headers.insert(
+        "x-forwarded-for",
+        client.x_forwarded_for.clone().into_owned(),
+    );
     if let Some(h) = host.filter(|h| !h.contains(['"', ';', ','])) {
         let _ = write!(forwarded, ";host=\"{h}\"");
         if let Ok(v) = HeaderValue::from_str(h) {
@@ -483,6 +550,8 @@ mod tests {
         );
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert("x-keygate-subject", HeaderValue::from_static("forged"));
+        h.insert("x-real-ip", HeaderValue::from_static("6.6.6.6"));
+        h.insert("true-client-ip", HeaderValue::from_static("6.6.6.6"));
         h.insert(
             "cookie",
             HeaderValue::from_static("a=1; __Host-keygate-refresh=secret; b=2"),

@@ -267,3 +267,21 @@ pub fn parse_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, A
         )
     })
 }
+
+/// The client's address: the TCP peer, or what the trusted proxies in
+/// front of it say (`trusted_proxies`; see `client_addr`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .ok_or_else(|| ApiError::internal("no peer address on the connection"))?;
+        Ok(Self(state.trusted_proxies.client_ip(peer, &parts.headers)))
+    }
+}

@@ -54,6 +54,8 @@ pub struct AppState {
     /// The routes, when a `[gateway]` section is configured (forward-auth
     /// reads them on this listener).
     pub gateway: Option<Arc<crate::gateway::Gateway>>,
+    /// Proxies whose `X-Forwarded-For` names the client (both listeners).
+    pub trusted_proxies: Arc<crate::client_addr::TrustedProxies>,
 }
 
 impl AppState {
@@ -114,6 +116,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(refuse_credentials_in_url))
+        .layer(middleware::from_fn(refuse_transfer_codings))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
@@ -174,6 +177,14 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         res.headers_mut().insert(REQUEST_ID, value);
     }
     res
+}
+
+/// The admin listener decodes no transfer coding but `chunked` either.
+async fn refuse_transfer_codings(req: Request, next: Next) -> Response {
+    match crate::gateway::request::check_transfer_coding(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Query parameters that look like credentials. A key in a URL ends up in

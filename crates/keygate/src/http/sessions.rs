@@ -4,10 +4,8 @@
 //! Also the session halves of the OAuth endpoints (`refresh_token` grant,
 //! refresh-token introspection).
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::jwt::TokenRequest;
@@ -22,7 +20,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{RequestId, parse_json};
+use super::extract::{ClientIp, RequestId, parse_json};
 use super::oauth::OAuthError;
 use super::oauth::form::Form;
 use super::oauth::token::{TokenResponse, token_response};
@@ -125,14 +123,14 @@ fn session_response(
     responses((status = 200, body = SessionResponse), (status = 400), (status = 401), (status = 429)))]
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     extensions: axum::http::Extensions,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: LoginRequest = parse_json(&body)?;
     let user = match state
         .users
-        .authenticate(&request.username, &request.password, peer.ip())
+        .authenticate(&request.username, &request.password, client)
         .await
     {
         Ok(user) => user,

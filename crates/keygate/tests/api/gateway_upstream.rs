@@ -77,7 +77,11 @@ async fn serve(State(st): State<UpstreamState>, req: Request) -> Response {
         return "slow".into_response();
     }
     if path.ends_with("/ws") {
-        return upgrade(req);
+        return upgrade(req, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+    if path.ends_with("/ws-wrong") {
+        // Not the accept value of any key a test sends.
+        return upgrade(req, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     }
     if path.ends_with("/echo-body") {
         // Streams the request body straight back.
@@ -156,8 +160,9 @@ async fn serve(State(st): State<UpstreamState>, req: Request) -> Response {
     .into_response()
 }
 
-/// Answers 101 and then echoes raw bytes on the upgraded connection.
-fn upgrade(mut req: Request) -> Response {
+/// Answers 101 with `accept` (the RFC 6455 example key's, for `/ws`) and
+/// then echoes raw bytes on the upgraded connection.
+fn upgrade(mut req: Request, accept: &'static str) -> Response {
     let on = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = on.await else { return };
@@ -173,7 +178,7 @@ fn upgrade(mut req: Request) -> Response {
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header("connection", "upgrade")
         .header("upgrade", "websocket")
-        .header("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        .header("sec-websocket-accept", accept)
         .body(Body::empty())
         .unwrap()
 }
@@ -208,7 +213,7 @@ pub fn routes_toml(up: SocketAddr) -> String {
         "open",
         "/open",
         &u,
-        "auth = \"none\"\nforward_token = \"none\"",
+        "auth = \"none\"\nforward_token = \"none\"\nwebsocket = true",
     );
     t += "[[gateway.routes]]\nname = \"host\"\nmatch = { path_prefix = \"/h\", host = \"api.example\" }\n";
     t += &format!("upstream = \"{u}/by-host\"\nauth = \"none\"\n");

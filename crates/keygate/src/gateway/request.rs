@@ -1,0 +1,237 @@
+//! The route phase: what a request is, decided once and then used by every
+//! later phase. Its framing (transfer codings), its one authority (for
+//! routing, the signature, forwarding and `X-Forwarded-Host`), its normalized
+//! path, and the route that path chooses.
+
+use std::sync::Arc;
+
+use axum::http::uri::Authority;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, Version, header};
+
+use super::config::{PathParams, Route};
+use super::path::{NormalPath, normalize};
+use super::routes::{Lookup, RouteTable};
+use crate::http::error::ApiError;
+
+/// Refuses transfer codings other than `chunked`: keygate does not decode
+/// them, and forwarding the body without its coding would hand the upstream
+/// other bytes than the client sent (RFC 9112 §6.1: 501).
+pub fn check_transfer_coding(headers: &HeaderMap) -> Result<(), ApiError> {
+    let mut codings = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim);
+    if codings.all(|c| c.eq_ignore_ascii_case("chunked")) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "unsupported_transfer_coding",
+        "only the chunked transfer coding is accepted",
+    ))
+}
+
+/// The authority the client addressed: the request target's (absolute-form
+/// HTTP/1, HTTP/2 `:authority`), which RFC 9112 §3.2.2 puts before `Host`,
+/// or the one `Host`. Two that disagree, two `Host` headers, a malformed
+/// one, or none on HTTP/1.1 are refused: each phase would otherwise be free
+/// to read a different one.
+pub fn authority(
+    uri: &Uri,
+    version: Version,
+    headers: &HeaderMap,
+    scheme: &str,
+) -> Result<Option<String>, ApiError> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(bad_authority("the request has more than one Host header"));
+    }
+    let host = match host {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|h| h.parse::<Authority>().ok())
+                .filter(|a| !a.as_str().contains('@'))
+                .ok_or_else(|| bad_authority("the Host header is not a host[:port]"))?,
+        ),
+    };
+    match (uri.authority(), host) {
+        (Some(target), Some(host)) if !same_authority(target, &host, scheme) => Err(bad_authority(
+            "the Host header names another authority than the request target",
+        )),
+        (Some(target), _) if target.as_str().contains('@') => {
+            Err(bad_authority("the request target carries user information"))
+        }
+        (Some(target), _) => Ok(Some(target.as_str().to_owned())),
+        (None, Some(host)) => Ok(Some(host.as_str().to_owned())),
+        (None, None) if version == Version::HTTP_11 => {
+            Err(bad_authority("an HTTP/1.1 request needs a Host header"))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn bad_authority(detail: &str) -> ApiError {
+    ApiError::bad_request("invalid_authority", detail.to_owned())
+}
+
+/// Equal ignoring case, and a port that is the scheme's default equal to
+/// none.
+pub fn same_authority(a: &Authority, b: &Authority, scheme: &str) -> bool {
+    let default = if scheme == "https" { 443 } else { 80 };
+    let port = |x: &Authority| x.port_u16().unwrap_or(default);
+    a.host().eq_ignore_ascii_case(b.host()) && port(a) == port(b)
+}
+
+/// Why no route takes a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRoute {
+    NotFound,
+    MethodNotAllowed,
+    /// The route refuses `;params` (`path_params = "refuse"`).
+    PathParams,
+}
+
+impl NoRoute {
+    pub fn code(self) -> &'static str {
+        match self {
+            NoRoute::NotFound => "no_route",
+            NoRoute::MethodNotAllowed => "method_not_allowed",
+            NoRoute::PathParams => "path_params",
+        }
+    }
+}
+
+/// The route for a normalized path: matched without `;params`, then the
+/// route decides whether it takes them.
+pub fn choose(
+    table: &RouteTable,
+    host: Option<&str>,
+    path: &NormalPath<'_>,
+    method: &Method,
+) -> Result<Arc<Route>, NoRoute> {
+    match table.find(host, path.matched(), method) {
+        Lookup::Found(route) if path.has_params() && route.path_params == PathParams::Refuse => {
+            Err(NoRoute::PathParams)
+        }
+        Lookup::Found(route) => Ok(route.clone()),
+        Lookup::MethodNotAllowed => Err(NoRoute::MethodNotAllowed),
+        Lookup::NotFound => Err(NoRoute::NotFound),
+    }
+}
+
+/// What the gateway decided about a request before authenticating it.
+pub struct Target {
+    pub route: Arc<Route>,
+    /// Normalized; what is forwarded.
+    pub path: NormalPath<'static>,
+    pub authority: Option<String>,
+}
+
+/// The route phase on the gateway's own listener, answered as the gateway
+/// answers: 400 for a path or authority it cannot judge, 404, 405, 501.
+pub fn target(
+    table: &RouteTable,
+    req: &axum::extract::Request,
+    scheme: &str,
+) -> Result<Target, ApiError> {
+    check_transfer_coding(req.headers())?;
+    let authority = authority(req.uri(), req.version(), req.headers(), scheme)?;
+    let path = normalize(req.uri().path())
+        .map_err(|e| ApiError::bad_request("invalid_path", e.detail()))?
+        .into_owned();
+    let route = choose(table, authority.as_deref(), &path, req.method()).map_err(|why| {
+        let (status, detail) = match why {
+            NoRoute::NotFound => (
+                StatusCode::NOT_FOUND,
+                "no gateway route matches this request",
+            ),
+            NoRoute::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this route does not accept that method",
+            ),
+            NoRoute::PathParams => (
+                StatusCode::BAD_REQUEST,
+                "this route does not accept `;` parameters in path segments",
+            ),
+        };
+        ApiError::new(status, why.code(), detail)
+    })?;
+    Ok(Target {
+        route,
+        path,
+        authority,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn only_chunked_is_accepted() {
+        assert!(check_transfer_coding(&headers(&[])).is_ok());
+        assert!(check_transfer_coding(&headers(&[("transfer-encoding", "Chunked")])).is_ok());
+        for bad in ["gzip, chunked", "chunked, chunked, br", "identity"] {
+            let h = headers(&[("transfer-encoding", bad)]);
+            assert!(check_transfer_coding(&h).is_err(), "{bad}");
+        }
+        let two = headers(&[
+            ("transfer-encoding", "gzip"),
+            ("transfer-encoding", "chunked"),
+        ]);
+        assert!(check_transfer_coding(&two).is_err());
+    }
+
+    #[test]
+    fn one_authority_or_none() {
+        let origin: Uri = "/x".parse().unwrap();
+        let absolute: Uri = "http://B.example:80/x".parse().unwrap();
+        let v11 = Version::HTTP_11;
+        let host = |h| headers(&[("host", h)]);
+        assert_eq!(
+            authority(&origin, v11, &host("a.example"), "http")
+                .unwrap()
+                .as_deref(),
+            Some("a.example")
+        );
+        assert_eq!(
+            authority(&absolute, v11, &host("b.example"), "http")
+                .unwrap()
+                .as_deref(),
+            Some("B.example:80")
+        );
+        assert!(authority(&absolute, v11, &host("b.example:8080"), "http").is_err());
+        assert!(authority(&absolute, v11, &host("a.example"), "http").is_err());
+        assert!(authority(&absolute, v11, &host("b.example"), "https").is_err());
+        let two = headers(&[("host", "a.example"), ("host", "a.example")]);
+        assert!(authority(&origin, v11, &two, "http").is_err());
+        assert!(authority(&origin, v11, &host("a.example/x"), "http").is_err());
+        assert!(authority(&origin, v11, &host("u@a.example"), "http").is_err());
+        assert!(authority(&origin, v11, &HeaderMap::new(), "http").is_err());
+        assert_eq!(
+            authority(&origin, Version::HTTP_10, &HeaderMap::new(), "http").unwrap(),
+            None
+        );
+        let h2: Uri = "https://a.example/x".parse().unwrap();
+        assert_eq!(
+            authority(&h2, Version::HTTP_2, &HeaderMap::new(), "https")
+                .unwrap()
+                .as_deref(),
+            Some("a.example")
+        );
+    }
+}
