@@ -8,8 +8,9 @@
 //! (`//admin` is `/admin` to most servers), bytes a path may not hold raw
 //! escaped. Refused outright: dot segments (also encoded, also `..;x`, which
 //! Tomcat reads as `..`), encoded `/` or `\`, a raw `\`, `%00`, control
-//! characters and broken escapes, since an upstream may resolve any of them
-//! to a path another route guards.
+//! characters, broken escapes and escaped escapes (`%252e`, which an
+//! upstream that decodes twice reads as `.`), since an upstream may resolve
+//! any of them to a path another route guards.
 //!
 //! `;params` (`/admin;x/secret`) are matched without: each segment is cut
 //! at its first `;`, and segments left empty are dropped, which is what a
@@ -29,6 +30,9 @@ pub enum PathError {
     EncodedSeparator,
     /// `%` without two hex digits, `%00`, or a control character.
     BadEscape,
+    /// `%25` followed by two hex digits: an escaped escape, which an
+    /// upstream that decodes twice reads as another path (`%252e%252e`).
+    DoubleEscape,
 }
 
 impl PathError {
@@ -38,6 +42,9 @@ impl PathError {
             PathError::DotSegment => "the path has a dot segment (`.` or `..`)",
             PathError::EncodedSeparator => "the path has an encoded slash or a backslash",
             PathError::BadEscape => "the path has a broken percent-escape or a control character",
+            PathError::DoubleEscape => {
+                "the path has a percent-escape that is itself escaped (%25XX)"
+            }
         }
     }
 }
@@ -151,6 +158,11 @@ fn rewrite(bytes: &[u8]) -> Result<String, PathError> {
                 match (hi << 4) | lo {
                     b'/' | b'\\' => return Err(PathError::EncodedSeparator),
                     0 => return Err(PathError::BadEscape),
+                    b'%' if bytes.get(i).copied().and_then(hex_value).is_some()
+                        && bytes.get(i + 1).copied().and_then(hex_value).is_some() =>
+                    {
+                        return Err(PathError::DoubleEscape);
+                    }
                     v if is_unreserved(v) => out.push(char::from(v)),
                     v => push_escaped(&mut out, v),
                 }

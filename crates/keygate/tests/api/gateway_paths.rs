@@ -131,6 +131,8 @@ async fn equivalent_paths_cannot_pass_a_guard(gw: Gw) {
         "/public/..;/admin/secret",
         "/public%2fadmin/secret",
         "/public/%2e/admin",
+        "/public/%252e%252e/admin/secret",
+        "/%2561dmin/secret",
     ] {
         let (status, _, body) = get(&gw, path, "").await;
         assert_eq!(status, 400, "{path}: {body}");
