@@ -162,6 +162,8 @@ struct FileConfig {
     tls: Option<TlsFile>,
     gateway: Option<crate::gateway::config::GatewayFile>,
     hmac_max_skew_seconds: Option<i64>,
+    /// Bounds on connections, for both listeners.
+    limits: Option<crate::listen::LimitsFile>,
 }
 
 /// `[tls]`: both files or neither.
@@ -199,6 +201,8 @@ pub struct Config {
     /// The file the settings came from, which a SIGHUP reads again.
     pub config_path: Option<PathBuf>,
     pub hmac: HmacPolicy,
+    /// `[limits]`, for each listener.
+    pub limits: crate::listen::Limits,
 }
 
 impl Config {
@@ -341,7 +345,9 @@ impl Config {
                 ));
             }
         }
+        let limits = file.limits.unwrap_or_default().resolve()?;
         Ok(Self {
+            limits,
             tls,
             gateway,
             config_path: args.config.clone(),

@@ -56,6 +56,9 @@ pub struct RouteFile {
     pub strip_prefix: bool,
     pub timeout_seconds: Option<u64>,
     pub body_limit_bytes: Option<u64>,
+    /// Requests this route may have in flight to its upstream at once;
+    /// beyond it, 503 `upstream_busy`.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,6 +149,9 @@ pub struct Route {
     pub strip_prefix: bool,
     pub timeout: Duration,
     pub body_limit: u64,
+    /// Requests in flight to the upstream at once, counted per upstream
+    /// address; None: only the global `[limits] upstream_max_requests`.
+    pub max_connections: Option<usize>,
     /// This route's metric handles (a reload starts new ones, which find
     /// the same series).
     pub metrics: Arc<crate::metrics::RouteMetrics>,
@@ -342,6 +348,9 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
         if !(1..=3600).contains(&route_timeout) {
             err("timeout_seconds: between 1 and 3600".into());
         }
+        if r.max_connections == Some(0) {
+            err("max_connections: at least 1".into());
+        }
         if let Ok(p) = &prefix {
             let methods_key = methods.as_ref().map(|m| {
                 let mut v: Vec<String> = m.iter().map(ToString::to_string).collect();
@@ -375,6 +384,7 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 strip_prefix: r.strip_prefix,
                 timeout: Duration::from_secs(route_timeout),
                 body_limit: r.body_limit_bytes.unwrap_or(body_limit),
+                max_connections: r.max_connections,
                 metrics: Arc::default(),
             });
         }

@@ -1,0 +1,347 @@
+//! Bounded connections on both listeners: silent, slow-header and slow-body
+//! clients are cut on time while `/healthz` keeps answering; a full
+//! connection cap still serves `/healthz` on the reserved margin and then
+//! refuses clearly; one HTTP/2 connection gets no more streams than the cap;
+//! a route's `max_connections` answers 503 beyond it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{Backend, TestApp, spawn_app_with_toml};
+
+crate::on_both_backends!(
+    spawn = super::spawn_timeouts;
+    silent_and_slow_connections_are_closed_while_healthz_answers,
+);
+
+mod cap {
+    crate::on_both_backends!(
+        spawn = super::spawn_capped;
+        a_full_listener_serves_healthz_on_its_margin_then_refuses_clearly,
+    );
+    use super::*;
+}
+
+mod per_address {
+    crate::on_both_backends!(
+        spawn = super::spawn_per_address;
+        one_address_cannot_hold_more_than_its_share,
+    );
+    use super::*;
+}
+
+mod fan_out {
+    crate::on_both_backends!(
+        spawn = super::spawn_fan_out;
+        one_http2_connection_gets_no_more_streams_than_the_cap,
+        a_busy_upstream_answers_503_beyond_its_max_connections,
+    );
+    use super::*;
+}
+
+/// Every wait in this file ends by then, pass or fail.
+const BOUND: Duration = Duration::from_secs(15);
+
+/// An upstream that holds each request for a while and records how many
+/// it held at once.
+struct Held {
+    addr: SocketAddr,
+    now: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+async fn held_upstream(hold: Duration) -> Held {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let now = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (n, m) = (now.clone(), most.clone());
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (n, m) = (n.clone(), m.clone());
+        async move {
+            let body = req.into_body().collect().await.map(|b| b.to_bytes().len());
+            let held = n.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(held, Ordering::SeqCst);
+            tokio::time::sleep(hold).await;
+            n.fetch_sub(1, Ordering::SeqCst);
+            match body {
+                Ok(len) => format!("ok {len}"),
+                Err(_) => "cut".to_owned(),
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Held { addr, now, most }
+}
+
+pub struct Limited {
+    app: TestApp,
+    gateway: SocketAddr,
+    upstream: Held,
+}
+
+impl Limited {
+    fn listeners(&self) -> [(&'static str, SocketAddr); 2] {
+        [("admin", self.app.addr), ("gateway", self.gateway)]
+    }
+}
+
+async fn spawn_limited(backend: Backend, limits: &str, hold: Duration) -> Option<Limited> {
+    let upstream = held_upstream(hold).await;
+    let u = upstream.addr;
+    let toml = format!(
+        "[limits]\n{limits}\n[gateway]\nlisten = \"127.0.0.1:0\"\n\
+         [[gateway.routes]]\nname = \"busy\"\nmatch = {{ path_prefix = \"/busy\" }}\n\
+         upstream = \"http://{u}\"\nauth = \"none\"\nmax_connections = 1\n\
+         [[gateway.routes]]\nname = \"open\"\nmatch = {{ path_prefix = \"/\" }}\n\
+         upstream = \"http://{u}\"\nauth = \"none\"\n"
+    );
+    let app = spawn_app_with_toml(backend, Some(&toml), |_| {}).await?;
+    let gateway = app.gateway_addr.unwrap();
+    Some(Limited {
+        app,
+        gateway,
+        upstream,
+    })
+}
+
+async fn spawn_timeouts(backend: Backend) -> Option<Limited> {
+    let limits = "first_byte_timeout_seconds = 1\nheader_read_timeout_seconds = 2\n\
+                  idle_timeout_seconds = 2\nbody_window_seconds = 1\nbody_min_bytes = 100\n\
+                  tls_handshake_timeout_seconds = 1\n";
+    spawn_limited(backend, limits, Duration::from_millis(10)).await
+}
+
+async fn spawn_capped(backend: Backend) -> Option<Limited> {
+    let limits = "max_connections = 3\nreserved_connections = 1\n\
+                  max_connections_per_address = 0\nfirst_byte_timeout_seconds = 60\n\
+                  header_read_timeout_seconds = 60\nidle_timeout_seconds = 60\n";
+    spawn_limited(backend, limits, Duration::from_millis(10)).await
+}
+
+async fn spawn_per_address(backend: Backend) -> Option<Limited> {
+    let limits = "max_connections = 100\nmax_connections_per_address = 2\n\
+                  first_byte_timeout_seconds = 60\nidle_timeout_seconds = 60\n";
+    spawn_limited(backend, limits, Duration::from_millis(10)).await
+}
+
+async fn spawn_fan_out(backend: Backend) -> Option<Limited> {
+    let limits = "http2_max_concurrent_streams = 2\n";
+    spawn_limited(backend, limits, Duration::from_millis(800)).await
+}
+
+/// Whether the server closes `tcp` (EOF or reset) before `BOUND`, reading
+/// and discarding whatever it says first.
+async fn closed_by_server(tcp: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    let wait = async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(BOUND, wait).await.is_ok()
+}
+
+/// Sends `request` on a new connection and reads the answer to its end.
+async fn exchange(addr: SocketAddr, request: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let _ = tcp.write_all(request.as_bytes()).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(BOUND, tcp.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+}
+
+async fn healthz_ok(app: &TestApp) {
+    let res = app.http.get(format!("{}/healthz", app.base)).send().await;
+    assert_eq!(res.unwrap().status(), StatusCode::OK);
+}
+
+async fn silent_and_slow_connections_are_closed_while_healthz_answers(l: Limited) {
+    for (name, addr) in l.listeners() {
+        // Silent: connects and never sends a byte.
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        // Slow header: one header line every 300 ms, forever.
+        let slow_header = async {
+            let mut tcp = TcpStream::connect(addr).await.unwrap();
+            tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n")
+                .await
+                .unwrap();
+            let trickle = async {
+                for i in 0u32.. {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let line = format!("x-{i}: y\r\n");
+                    if tcp.write_all(line.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            tokio::time::timeout(BOUND, trickle).await.is_ok()
+        };
+        // Slow body: 10 of 1000 declared bytes, then nothing.
+        let slow_body = async {
+            let path = if name == "admin" {
+                "/v1/auth/login"
+            } else {
+                "/read"
+            };
+            let mut tcp = TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n\
+                 content-length: 1000\r\n\r\n{{\"usernam"
+            );
+            tcp.write_all(head.as_bytes()).await.unwrap();
+            closed_by_server(&mut tcp).await
+        };
+        let (silent_closed, header_cut, body_cut, ()) = tokio::join!(
+            closed_by_server(&mut silent),
+            slow_header,
+            slow_body,
+            healthz_ok(&l.app),
+        );
+        assert!(silent_closed, "{name}: a silent connection stayed open");
+        assert!(header_cut, "{name}: a trickled header was never cut");
+        assert!(body_cut, "{name}: a stalled body was never cut");
+    }
+    healthz_ok(&l.app).await;
+}
+
+/// Opens `n` connections that send nothing, and keeps them.
+async fn silent(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    held
+}
+
+/// Asks until the answer contains `wanted`, or gives up at `BOUND`.
+async fn until_answer(addr: SocketAddr, request: &str, wanted: &str) -> String {
+    let asking = async {
+        loop {
+            let answer = exchange(addr, request).await;
+            if answer.contains(wanted) {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(BOUND, asking)
+        .await
+        .unwrap_or_else(|_| panic!("never answered {wanted:?} to {request:?}"))
+}
+
+async fn a_full_listener_serves_healthz_on_its_margin_then_refuses_clearly(l: Limited) {
+    // The admin listener: the cap is taken by three silent connections; a
+    // fourth lands on the margin, which serves /healthz and nothing else.
+    let addr = l.app.addr;
+    let _taken = silent(addr, 3).await;
+    until_answer(addr, &get("/v1/keys"), "503 Service Unavailable").await;
+    let health = exchange(addr, &get("/healthz")).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    // The margin taken too: a clear refusal, not a hang.
+    let _margin = silent(addr, 1).await;
+    let refused = until_answer(addr, &get("/healthz"), "too_many_connections").await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+
+    // The gateway has no reserved path: once full it refuses.
+    let gw = l.gateway;
+    let _taken = silent(gw, 4).await;
+    let refused = until_answer(gw, &get("/x"), "503 Service Unavailable").await;
+    assert!(refused.contains("too_many_connections"), "{refused}");
+    // The admin listener counts its own connections apart from the gateway's.
+    drop(_margin);
+    drop(_taken);
+}
+
+async fn one_address_cannot_hold_more_than_its_share(l: Limited) {
+    for (name, addr) in l.listeners() {
+        let held = silent(addr, 2).await;
+        let refused = until_answer(addr, &get("/healthz"), "too_many_connections").await;
+        assert!(refused.starts_with("HTTP/1.1 503"), "{name}: {refused}");
+        drop(held);
+        // Once they close, the address is served again.
+        let ok = until_answer(addr, &get("/healthz"), "HTTP/1.1 200").await;
+        assert!(!ok.contains("too_many_connections"), "{name}: {ok}");
+    }
+}
+
+async fn one_http2_connection_gets_no_more_streams_than_the_cap(l: Limited) {
+    let tcp = TcpStream::connect(l.gateway).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let mut sender = sender.clone();
+            tokio::spawn(async move {
+                let req = hyper::Request::builder()
+                    .uri(format!("http://t/s{i}"))
+                    .body(Body::empty())
+                    .unwrap();
+                sender.send_request(req).await.unwrap().status()
+            })
+        })
+        .collect();
+    let all = async {
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        statuses
+    };
+    let statuses = tokio::time::timeout(BOUND, all).await.unwrap();
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let most = l.upstream.most.load(Ordering::SeqCst);
+    assert!(
+        most <= 2,
+        "{most} upstream requests at once from one connection"
+    );
+    assert_eq!(l.upstream.now.load(Ordering::SeqCst), 0);
+}
+
+async fn a_busy_upstream_answers_503_beyond_its_max_connections(l: Limited) {
+    let url = format!("http://{}/busy", l.gateway);
+    let first = l.app.http.get(&url).send();
+    let second = async {
+        // The first is at the upstream by then (it is held 800 ms).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        l.app.http.get(&url).send().await
+    };
+    let (first, second) = tokio::time::timeout(BOUND, async { tokio::join!(first, second) })
+        .await
+        .unwrap();
+    assert_eq!(first.unwrap().status(), StatusCode::OK);
+    let second = second.unwrap();
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(body["code"], "upstream_busy", "{body}");
+    // Once the first is done the route serves again.
+    let again = l.app.http.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    // Another route to the same upstream has no such cap.
+    let open = format!("http://{}/open", l.gateway);
+    let (a, b) = tokio::join!(l.app.http.get(&open).send(), l.app.http.get(&open).send());
+    assert_eq!(a.unwrap().status(), StatusCode::OK);
+    assert_eq!(b.unwrap().status(), StatusCode::OK);
+}
