@@ -20,7 +20,9 @@ use super::config::{AuthMode, ForwardToken, Route};
 use super::hmac::{DigestChecked, DigestMismatch, mismatch_error};
 use super::listener::ClientConn;
 use super::routes::{Lookup, is_safe_path, upstream_path};
+use super::upstream::SendError;
 use crate::http::error::{ApiError, ErrorCause};
+use crate::listen::BodyTooSlow;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -254,7 +256,12 @@ async fn forward(
     *upstream_req.headers_mut() = headers;
 
     let upstreams = &gs.gateway.upstreams;
-    let exchange = upstreams.send(Some(&conn.affinity), &route.upstream.address, upstream_req);
+    let exchange = upstreams.send(
+        Some(&conn.affinity),
+        &route.upstream.address,
+        route.max_connections,
+        upstream_req,
+    );
     let sent = tokio::time::timeout(route.timeout, exchange).await;
     let (mut res, lease) = match sent {
         Err(_) => {
@@ -266,7 +273,26 @@ async fn forward(
             );
             return (e.into_response(), outcome);
         }
+        Ok(Err(SendError::Busy)) => {
+            outcome.failure = Some("upstream_busy");
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_busy",
+                "the upstream service has as many requests in flight as it may; retry shortly",
+            );
+            e.retry_after_secs = Some(1);
+            return (e.into_response(), outcome);
+        }
         Ok(Err(e)) => {
+            if caused_by::<BodyTooSlow>(&e) {
+                outcome.failure = Some("body_timeout");
+                let e = ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "the request body arrived too slowly",
+                );
+                return (e.into_response(), outcome);
+            }
             if caused_by::<LengthLimitError>(&e) {
                 return (too_large().into_response(), outcome);
             }
@@ -290,6 +316,8 @@ async fn forward(
     {
         let upstream_upgrade = hyper::upgrade::on(&mut res);
         tokio::spawn(async move {
+            // The tunnel counts as a request in flight for as long as it lasts.
+            let _lease = lease;
             let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade) else {
                 return;
             };

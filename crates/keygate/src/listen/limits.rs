@@ -70,7 +70,7 @@ impl Default for Limits {
             reserved_connections: 16,
             tls_handshake_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(10),
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             body_min_bytes: 1024,
             body_window: Duration::from_secs(10),

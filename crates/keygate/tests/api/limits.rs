@@ -1,8 +1,9 @@
 //! Bounded connections on both listeners: silent, slow-header and slow-body
 //! clients are cut on time while `/healthz` keeps answering; a full
 //! connection cap still serves `/healthz` on the reserved margin and then
-//! refuses clearly; one HTTP/2 connection gets no more streams than the cap;
-//! a route's `max_connections` answers 503 beyond it.
+//! refuses clearly; one HTTP/2 connection gets no more streams than the cap
+//! and no larger header list; a route's `max_connections` answers 503
+//! beyond it; an idle TLS connection is closed after its handshake.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -135,7 +136,7 @@ async fn spawn_per_address(backend: Backend) -> Option<Limited> {
 }
 
 async fn spawn_fan_out(backend: Backend) -> Option<Limited> {
-    let limits = "http2_max_concurrent_streams = 2\n";
+    let limits = "http2_max_concurrent_streams = 2\nhttp2_max_header_list_bytes = 4096\n";
     spawn_limited(backend, limits, Duration::from_millis(800)).await
 }
 
@@ -288,6 +289,15 @@ async fn one_http2_connection_gets_no_more_streams_than_the_cap(l: Limited) {
             .await
             .unwrap();
     tokio::spawn(conn);
+    // One request first, so the client has the server's SETTINGS: streams
+    // opened before them, past the cap, are refused (REFUSED_STREAM).
+    let mut first = sender.clone();
+    let req = hyper::Request::builder()
+        .uri("http://t/first")
+        .body(Body::empty())
+        .unwrap();
+    let res = tokio::time::timeout(BOUND, first.send_request(req)).await;
+    assert_eq!(res.unwrap().unwrap().status(), StatusCode::OK);
     let tasks: Vec<_> = (0..6)
         .map(|i| {
             let mut sender = sender.clone();
@@ -318,6 +328,22 @@ async fn one_http2_connection_gets_no_more_streams_than_the_cap(l: Limited) {
         "{most} upstream requests at once from one connection"
     );
     assert_eq!(l.upstream.now.load(Ordering::SeqCst), 0);
+
+    // A header list past the configured size never reaches the upstream
+    // (the client is told the size in SETTINGS and refuses, or the server
+    // answers 431).
+    let mut big = sender.clone();
+    let req = hyper::Request::builder()
+        .uri("http://t/big")
+        .header("x-big", "a".repeat(8 * 1024))
+        .body(Body::empty())
+        .unwrap();
+    let res = tokio::time::timeout(BOUND, big.send_request(req))
+        .await
+        .unwrap();
+    if let Ok(res) = res {
+        assert_eq!(res.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
 }
 
 async fn a_busy_upstream_answers_503_beyond_its_max_connections(l: Limited) {
@@ -344,4 +370,64 @@ async fn a_busy_upstream_answers_503_beyond_its_max_connections(l: Limited) {
     let (a, b) = tokio::join!(l.app.http.get(&open).send(), l.app.http.get(&open).send());
     assert_eq!(a.unwrap().status(), StatusCode::OK);
     assert_eq!(b.unwrap().status(), StatusCode::OK);
+}
+
+/// A client that completes the TLS handshake and then sends nothing is
+/// closed like a silent plain one, on both listeners, while HTTPS
+/// `/healthz` keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_tls_connection_is_closed_after_its_handshake() {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let certs = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = crate::tls::self_signed(certs.path(), "idle") else {
+        return;
+    };
+    let upstream = held_upstream(Duration::from_millis(10)).await;
+    let toml = format!(
+        "[limits]\nfirst_byte_timeout_seconds = 1\nidle_timeout_seconds = 1\n\
+         tls_handshake_timeout_seconds = 1\n\
+         [gateway]\nlisten = \"127.0.0.1:0\"\n[[gateway.routes]]\nname = \"open\"\n\
+         match = {{ path_prefix = \"/\" }}\nupstream = \"http://{}\"\nauth = \"none\"\n",
+        upstream.addr
+    );
+    let app = spawn_app_with_toml(Backend::Sqlite, Some(&toml), |args| {
+        args.tls_cert = Some(cert.clone());
+        args.tls_key = Some(key.clone());
+        args.allow_plain_http = true;
+    })
+    .await
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_file(&cert).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let https = crate::tls::client_trusting(&cert);
+    for addr in [app.addr, app.gateway_addr.unwrap()] {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(BOUND, tls.read(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0) | Err(_))),
+            "{addr}: an idle TLS connection stayed open"
+        );
+        // A handshake never finished is cut too.
+        let mut half = TcpStream::connect(addr).await.unwrap();
+        assert!(
+            closed_by_server(&mut half).await,
+            "{addr}: a handshake never cut"
+        );
+        let res = https
+            .get(format!("https://127.0.0.1:{}/healthz", app.addr.port()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
 }
