@@ -20,6 +20,10 @@ use super::refuse::too_many_connections;
 use super::{Handler, Limits, TlsSource};
 use crate::tls::DRAIN;
 
+/// How long a connection on the reserved margin may wait for its request,
+/// and then take to send it.
+const RESERVE_WAIT: Duration = Duration::from_secs(2);
+
 /// Requests in flight on one connection, and how many it has seen.
 #[derive(Clone, Copy, Default)]
 struct Activity {
@@ -136,11 +140,19 @@ where
     tokio::pin!(conn);
     let mut stop = shared.stop.clone();
     let limits = &shared.limits;
+    // A margin connection is for a health check, which asks at once: one
+    // that waits, or trickles, is making room for nobody.
+    let (first_byte, idle_grace) = if reserve {
+        (
+            limits.first_byte_timeout.min(RESERVE_WAIT),
+            limits.header_read_timeout.min(RESERVE_WAIT),
+        )
+    } else {
+        (limits.first_byte_timeout, limits.header_read_timeout)
+    };
     let grace = tokio::select! {
         _ = conn.as_mut() => return,
-        () = idle(&activity, limits.first_byte_timeout, limits.idle_timeout) => {
-            limits.header_read_timeout
-        }
+        () = idle(&activity, first_byte, limits.idle_timeout) => idle_grace,
         _ = stop.wait_for(|stopped| *stopped) => DRAIN,
     };
     // Lets a request being answered finish; one still being sent (a
