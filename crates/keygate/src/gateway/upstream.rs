@@ -609,6 +609,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn exchanges_beyond_the_caps_are_busy_until_one_ends() {
+        let (a, _) = upstream().await;
+        let (b, _) = upstream().await;
+        let (addr_a, addr_b): (Arc<str>, Arc<str>) = (Arc::from(a.as_str()), Arc::from(b.as_str()));
+        let pool = Upstreams::new();
+        // One in flight per upstream: a second to it is refused, another
+        // upstream is not.
+        let (res, lease) = pool.send(None, &addr_a, Some(1), get(&a)).await.unwrap();
+        let second = pool.send(None, &addr_a, Some(1), get(&a)).await;
+        assert!(matches!(second, Err(SendError::Busy)));
+        let (res_b, lease_b) = pool.send(None, &addr_b, Some(1), get(&b)).await.unwrap();
+        assert_eq!(read_through(res, lease).await, "ok");
+        let (res, lease) = pool.send(None, &addr_a, Some(1), get(&a)).await.unwrap();
+        // Two in flight over all upstreams: a third is refused anywhere.
+        pool.limit_requests(2);
+        let third = pool.send(None, &addr_a, None, get(&a)).await;
+        assert!(matches!(third, Err(SendError::Busy)));
+        assert_eq!(read_through(res_b, lease_b).await, "ok");
+        assert_eq!(read_through(res, lease).await, "ok");
+        let (res, lease) = pool.send(None, &addr_a, None, get(&a)).await.unwrap();
+        assert_eq!(read_through(res, lease).await, "ok");
+    }
+
+    #[tokio::test]
     async fn an_unreachable_upstream_is_a_connect_error() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
