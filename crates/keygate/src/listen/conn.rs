@@ -140,16 +140,7 @@ where
     tokio::pin!(conn);
     let mut stop = shared.stop.clone();
     let limits = &shared.limits;
-    // A margin connection is for a health check, which asks at once: one
-    // that waits, or trickles, is making room for nobody.
-    let (first_byte, idle_grace) = if reserve {
-        (
-            limits.first_byte_timeout.min(RESERVE_WAIT),
-            limits.header_read_timeout.min(RESERVE_WAIT),
-        )
-    } else {
-        (limits.first_byte_timeout, limits.header_read_timeout)
-    };
+    let (first_byte, idle_grace) = waits(limits, reserve);
     let grace = tokio::select! {
         _ = conn.as_mut() => return,
         () = idle(&activity, first_byte, limits.idle_timeout) => idle_grace,
@@ -159,6 +150,21 @@ where
     // trickled HTTP/2 header) is cut when the grace ends.
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(grace, conn).await;
+}
+
+/// How long a connection may wait for its first request, and how long a
+/// request still arriving when it idles out may take to finish.
+fn waits(limits: &Limits, reserve: bool) -> (Duration, Duration) {
+    // A margin connection is for a health check, which asks at once: one
+    // that waits, or trickles, is making room for nobody.
+    if reserve {
+        (
+            limits.first_byte_timeout.min(RESERVE_WAIT),
+            limits.header_read_timeout.min(RESERVE_WAIT),
+        )
+    } else {
+        (limits.first_byte_timeout, limits.header_read_timeout)
+    }
 }
 
 /// Resolves once the connection has had no request in flight for
