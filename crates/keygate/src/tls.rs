@@ -82,6 +82,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listen = Listen {
+        name: "admin",
         limits,
         tls: tls.map(|t| Arc::new(t) as Arc<dyn TlsSource>),
         // A full listener still answers health checks on its margin.

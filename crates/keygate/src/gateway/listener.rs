@@ -59,6 +59,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listen = Listen {
+        name: "gateway",
         limits,
         tls: tls.map(|t| Arc::new(t) as Arc<dyn TlsSource>),
         // Every path is a route's: none is served on the margin.

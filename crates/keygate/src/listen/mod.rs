@@ -57,6 +57,8 @@ pub trait TlsSource: Send + Sync + 'static {
 
 /// A listener's settings.
 pub struct Listen {
+    /// For logs.
+    pub name: &'static str,
     pub limits: Limits,
     pub tls: Option<Arc<dyn TlsSource>>,
     /// Paths a connection on the reserved margin still serves (health).
@@ -76,7 +78,7 @@ where
     M: Fn(SocketAddr) -> H,
     H: Handler,
 {
-    let limits = Arc::new(listen.limits);
+    let limits = Arc::new(listen.limits.clone());
     let admission = Admission::new(
         limits.max_connections,
         limits.reserved_connections,
@@ -86,11 +88,12 @@ where
     let shared = Arc::new(conn::Shared {
         builder: conn::builder(&limits),
         limits,
-        tls: listen.tls,
+        tls: listen.tls.clone(),
         reserved_paths: listen.reserved_paths,
         stop,
     });
     let refusals = Refusals::default();
+    let mut report = RefusalReport::default();
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -98,7 +101,7 @@ where
                 Ok(pair) => pair,
                 Err(e) => {
                     // Out of descriptors, say: wait rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(listener = listen.name, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -110,6 +113,7 @@ where
             Admit::Reserve(slot) => (slot, true),
             Admit::Refused => {
                 refusals.refuse(tcp, shared.tls.is_some());
+                report.refused(listen.name, admission.open());
                 continue;
             }
         };
@@ -122,4 +126,31 @@ where
     let _ = stop_tx.send(true);
     admission.drained(DRAIN).await;
     Ok(())
+}
+
+/// Says that connections are being refused, at most once per `EVERY`, so
+/// an operator learns the caps are reached without a flood writing the log.
+#[derive(Default)]
+struct RefusalReport {
+    since: u64,
+    last: Option<tokio::time::Instant>,
+}
+
+impl RefusalReport {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn refused(&mut self, listener: &str, open: usize) {
+        self.since += 1;
+        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return;
+        }
+        tracing::warn!(
+            listener,
+            refused = self.since,
+            open,
+            "connections refused: the listener is at its connection caps ([limits])"
+        );
+        self.since = 0;
+        self.last = Some(tokio::time::Instant::now());
+    }
 }
