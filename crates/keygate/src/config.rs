@@ -173,6 +173,8 @@ struct FileConfig {
     gateway: Option<crate::gateway::config::GatewayFile>,
     hmac_max_skew_seconds: Option<i64>,
     trusted_proxies: Option<Vec<String>>,
+    /// Bounds on connections, for both listeners.
+    limits: Option<crate::listen::LimitsFile>,
 }
 
 /// `[tls]`: both files or neither.
@@ -212,6 +214,8 @@ pub struct Config {
     pub hmac: HmacPolicy,
     /// Whose `X-Forwarded-For` is believed.
     pub trusted_proxies: crate::client_addr::TrustedProxies,
+    /// `[limits]`, for each listener.
+    pub limits: crate::listen::Limits,
 }
 
 impl Config {
@@ -360,8 +364,10 @@ impl Config {
             } else {
                 &args.trusted_proxies
             })?;
+        let limits = file.limits.unwrap_or_default().resolve()?;
         Ok(Self {
             trusted_proxies,
+            limits,
             tls,
             gateway,
             config_path: args.config.clone(),

@@ -6,6 +6,7 @@
 //! - `server`: `build` (storage, services) and `run(listener, app, shutdown)`.
 //! - `http`: the axum router, one file per resource, and the error mapping.
 //! - `gateway`: the authenticating reverse proxy and forward-auth.
+//! - `listen`: the connection layer under both listeners, and its limits.
 //! - `metrics`: Prometheus counters and histograms.
 //! - `cli`: `keygate keys ...` and `keygate users ...` against a running
 //!   server; `keygate token ...` verifies or decodes a JWT with keygate-verify.
@@ -16,6 +17,7 @@ pub mod client_addr;
 pub mod config;
 pub mod gateway;
 pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod secrets;
 pub mod server;

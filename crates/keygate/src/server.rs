@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use crate::config::{Config, PepperSource, SecretSource};
 use crate::gateway::Gateway;
 use crate::http::{self, AppState};
+use crate::listen::fdlimit::{self, Budget};
 use crate::metrics::Metrics;
 use crate::secrets::{check_fingerprint, load_master_key, load_pepper};
 use crate::tls::Tls;
@@ -39,6 +40,8 @@ pub struct App {
     body_limit: usize,
     audit_rx: mpsc::Receiver<AuditEntry>,
     gateway_listener: Option<TcpListener>,
+    /// Each listener's `[limits]`, fitted under the descriptor limit.
+    budget: Budget,
 }
 
 /// Connects storage (running migrations), loads the pepper and builds the
@@ -168,6 +171,11 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         .gateway
         .clone()
         .map(|g| Gateway::new(g, config.config_path.clone()));
+    let budget = fdlimit::fit(&config.limits, fdlimit::raise_nofile(), gateway.is_some());
+    if let Some(g) = &gateway {
+        g.upstreams
+            .limit_requests(budget.gateway.upstream_max_requests);
+    }
     Ok(App {
         state: AppState {
             tokens: Arc::new(tokens),
@@ -186,6 +194,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         body_limit: config.body_limit,
         audit_rx,
         gateway_listener: None,
+        budget,
     })
 }
 
@@ -232,6 +241,7 @@ pub async fn run(
         body_limit,
         audit_rx,
         gateway_listener,
+        budget,
     } = app;
     // One shutdown signal for both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -248,6 +258,7 @@ pub async fn run(
             state.clone(),
             gateway,
             tls.clone(),
+            budget.gateway,
             stopped(stop_rx.clone()),
         ))),
         _ => None,
@@ -261,7 +272,7 @@ pub async fn run(
         state.blocklist.clone(),
     ));
     let router = http::router(state.clone(), body_limit);
-    let served = crate::tls::serve(listener, router, tls, stopped(stop_rx)).await;
+    let served = crate::tls::serve(listener, router, tls, budget.admin, stopped(stop_rx)).await;
     if let Some(task) = gateway_task {
         match task.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "the gateway listener failed"),

@@ -1,17 +1,25 @@
 //! TLS for keygate's listeners (rustls through axum-server, with the same
 //! aws-lc-rs provider as everything else). The certificate and key are PEM
 //! files, read at start and again on SIGHUP, so a renewed certificate is
-//! picked up without dropping connections. Without TLS, listeners are
-//! served by axum directly.
+//! picked up without dropping connections. Serving, plain or TLS, is the
+//! connection layer's (`listen`).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::listen::{Limits, Listen, TlsSource};
 
 /// The PEM files of `[tls]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,35 +71,41 @@ fn describe(files: &TlsFiles, e: &std::io::Error) -> String {
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub(crate) const DRAIN: Duration = Duration::from_secs(30);
 
-/// Serves `router` on `listener`, over TLS when `tls` is set, until
-/// `shutdown` resolves; then lets in-flight requests finish.
+/// Serves `router` on `listener` (the admin listener), over TLS when `tls`
+/// is set, under `limits`, until `shutdown` resolves; then lets in-flight
+/// requests finish. Handlers get the peer as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Tls>,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let Some(tls) = tls else {
-        use axum::serve::ListenerExt;
-        // Answers go out at once rather than waiting for an ACK (Nagle), as
-        // a proxy's upstream connections already do.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        return axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+    let listen = Listen {
+        name: "admin",
+        limits,
+        tls: tls.map(|t| Arc::new(t) as Arc<dyn TlsSource>),
+        // A full listener still answers health checks on its margin.
+        reserved_paths: &["/healthz", "/readyz"],
     };
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(DRAIN));
-    });
-    let listener = listener.into_std()?;
-    axum_server::from_tcp_rustls(listener, tls.config)?
-        .handle(handle)
-        .serve(service)
-        .await
+    let make = move |peer: SocketAddr| {
+        let router = router.clone();
+        move |mut req: Request<Body>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let answer = router.clone().oneshot(req);
+            async move {
+                match answer.await {
+                    Ok(res) => res,
+                    Err(never) => match never {},
+                }
+            }
+        }
+    };
+    crate::listen::serve(listener, listen, make, shutdown).await
+}
+
+impl TlsSource for Tls {
+    fn server_config(&self) -> Arc<tokio_rustls::rustls::ServerConfig> {
+        self.config.get_inner()
+    }
 }

@@ -64,6 +64,9 @@ pub struct RouteFile {
     /// Let WebSocket upgrades through to the upstream.
     #[serde(default)]
     pub websocket: bool,
+    /// Requests this route may have in flight to its upstream at once;
+    /// beyond it, 503 `upstream_busy`.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +172,9 @@ pub struct Route {
     pub path_params: PathParams,
     /// WebSocket upgrades pass; every other upgrade is refused.
     pub websocket: bool,
+    /// Requests in flight to the upstream at once, counted per upstream
+    /// address; None: only the global `[limits] upstream_max_requests`.
+    pub max_connections: Option<usize>,
     /// This route's metric handles (a reload starts new ones, which find
     /// the same series).
     pub metrics: Arc<crate::metrics::RouteMetrics>,
@@ -373,6 +379,9 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
         if !(1..=3600).contains(&route_timeout) {
             err("timeout_seconds: between 1 and 3600".into());
         }
+        if r.max_connections == Some(0) {
+            err("max_connections: at least 1".into());
+        }
         if let Ok(p) = &prefix {
             let methods_key = methods.as_ref().map(|m| {
                 let mut v: Vec<String> = m.iter().map(ToString::to_string).collect();
@@ -409,6 +418,7 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 case_insensitive: r.case_insensitive,
                 path_params,
                 websocket: r.websocket,
+                max_connections: r.max_connections,
                 metrics: Arc::default(),
             });
         }

@@ -1,30 +1,22 @@
-//! The gateway's listener: its own accept loop on hyper, not axum's.
+//! The gateway's listener: the connection layer (`listen`) with the proxy
+//! as its handler, not axum's router.
 //!
 //! Every path on this listener belongs to the route table, so axum's router
-//! has nothing to route; serving hyper connections directly drops its
-//! per-request service clones and boxing, and gives each client connection
-//! a place for the upstream connection its requests reuse (`Affinity`).
+//! has nothing to route; calling the proxy directly drops its per-request
+//! service clones and boxing, and gives each client connection a place for
+//! the upstream connection its requests reuse (`Affinity`).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::HeaderValue;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use axum::http::{HeaderValue, Request};
 use tokio::net::TcpListener;
 
 use super::GatewayState;
 use super::upstream::Affinity;
-use crate::tls::DRAIN;
-
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::listen::{Limits, Listen, TlsSource};
 
 /// One client connection, as each of its requests sees it.
 pub struct ClientConn {
@@ -68,67 +60,26 @@ pub async fn serve(
     listener: TcpListener,
     gs: GatewayState,
     tls: Option<crate::tls::Tls>,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // A timer turns on hyper's 30 s limit for reading a request's headers.
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    let listen = Listen {
+        name: "gateway",
+        limits,
+        tls: tls.map(|t| Arc::new(t) as Arc<dyn TlsSource>),
+        // Every path is a route's: none is served on the margin.
+        reserved_paths: &[],
+    };
     let gs = Arc::new(gs);
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of descriptors, say: wait rather than spin.
-                    tracing::warn!(error = %e, "gateway accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Answers go out at once rather than waiting for an ACK (Nagle).
-        let _ = tcp.set_nodelay(true);
+    let make = move |peer: SocketAddr| {
         let affinity = Affinity::new(gs.gateway.upstreams.clone());
         let conn = Arc::new(ClientConn::new(peer, affinity));
         let state = gs.clone();
-        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        move |req: Request<Body>| {
             let state = state.clone();
             let conn = conn.clone();
-            async move {
-                let res = super::proxy::handle(&state, &conn, req.map(Body::new)).await;
-                Ok::<_, Infallible>(res)
-            }
-        });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        match &tls {
-            None => {
-                let served = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-                tokio::spawn(watcher.watch(served.into_owned()));
-            }
-            Some(tls) => {
-                let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
-                tokio::spawn(async move {
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                    else {
-                        return;
-                    };
-                    let served =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let _ = watcher.watch(served.into_owned()).await;
-                });
-            }
+            async move { super::proxy::handle(&state, &conn, req).await }
         }
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(DRAIN) => {}
-    }
-    Ok(())
+    };
+    crate::listen::serve(listener, listen, make, shutdown).await
 }

@@ -128,6 +128,7 @@ pub async fn serve(
     app: AppState,
     gateway: Arc<Gateway>,
     tls: Option<crate::tls::Tls>,
+    limits: crate::listen::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -136,5 +137,5 @@ pub async fn serve(
         gateway,
         scheme,
     };
-    listener::serve(listener, state, tls, shutdown).await
+    listener::serve(listener, state, tls, limits, shutdown).await
 }

@@ -23,8 +23,10 @@ use super::path::NormalPath;
 use super::request::{self, Target};
 use super::routes::upstream_path;
 use super::upgrade::{self, WebSocketKey};
+use super::upstream::SendError;
 use crate::client_addr::CLIENT_ADDRESS_HEADERS;
 use crate::http::error::{ApiError, ErrorCause};
+use crate::listen::BodyTooSlow;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -239,7 +241,12 @@ async fn exchange(
             Err(e) => return (e.into_response(), None),
         };
     let upstreams = &gs.gateway.upstreams;
-    let exchange = upstreams.send(Some(&conn.affinity), &route.upstream.address, upstream_req);
+    let exchange = upstreams.send(
+        Some(&conn.affinity),
+        &route.upstream.address,
+        route.max_connections,
+        upstream_req,
+    );
     let (mut res, lease) = match tokio::time::timeout(route.timeout, exchange).await {
         Err(_) => return upstream_timeout(),
         Ok(Err(e)) => return upstream_failed(route, &e),
@@ -248,7 +255,8 @@ async fn exchange(
     if res.status() == StatusCode::SWITCHING_PROTOCOLS {
         return match (ready.websocket, client_upgrade) {
             (Some(key), Some(client)) if key.accepted_by(res.headers()) => {
-                upgrade::splice(client, &mut res);
+                // The tunnel counts as a request in flight while it lasts.
+                upgrade::splice(client, &mut res, lease);
                 (upgrade::switching(res.into_parts().0), None)
             }
             _ => (
@@ -360,10 +368,24 @@ fn upstream_timeout() -> (Response, Option<&'static str>) {
     (e.into_response(), Some("upstream_timeout"))
 }
 
-fn upstream_failed(
-    route: &Route,
-    e: &super::upstream::SendError,
-) -> (Response, Option<&'static str>) {
+fn upstream_failed(route: &Route, e: &SendError) -> (Response, Option<&'static str>) {
+    if matches!(e, SendError::Busy) {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_busy",
+            "the upstream service has as many requests in flight as it may; retry shortly",
+        );
+        e.retry_after_secs = Some(1);
+        return (e.into_response(), Some("upstream_busy"));
+    }
+    if caused_by::<BodyTooSlow>(e) {
+        let e = ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the request body arrived too slowly",
+        );
+        return (e.into_response(), Some("body_timeout"));
+    }
     if caused_by::<LengthLimitError>(e) {
         return (too_large().into_response(), None);
     }

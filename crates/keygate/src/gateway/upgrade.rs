@@ -93,13 +93,16 @@ pub fn bad_answer() -> ApiError {
 }
 
 /// Joins the client's and the upstream's upgraded connections once both
-/// are ready; the tunnel ends when either side closes.
+/// are ready; the tunnel ends when either side closes. `held` (the
+/// upstream's lease) is kept for as long as the tunnel lasts.
 pub fn splice(
     client: hyper::upgrade::OnUpgrade,
     upstream: &mut axum::http::Response<hyper::body::Incoming>,
+    held: impl Send + 'static,
 ) {
     let upstream = hyper::upgrade::on(upstream);
     tokio::spawn(async move {
+        let _held = held;
         let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {
             return;
         };

@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,9 @@ type Sender = SendRequest<Body>;
 /// Why an upstream request failed.
 #[derive(Debug)]
 pub enum SendError {
+    /// The upstream (its route's `max_connections`) or the gateway
+    /// (`upstream_max_requests`) has as many requests in flight as it may.
+    Busy,
     /// No connection could be opened.
     Connect(std::io::Error),
     /// The connection failed during the exchange (our request body's own
@@ -56,6 +59,7 @@ pub enum SendError {
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            SendError::Busy => f.write_str("too many upstream requests in flight"),
             SendError::Connect(e) => write!(f, "cannot connect: {e}"),
             SendError::Exchange(e) => write!(f, "{e}"),
         }
@@ -65,6 +69,7 @@ impl std::fmt::Display for SendError {
 impl std::error::Error for SendError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            SendError::Busy => None,
             SendError::Connect(e) => Some(e),
             SendError::Exchange(e) => Some(e),
         }
@@ -82,10 +87,65 @@ struct Idle {
     since: Instant,
 }
 
-/// Idle upstream connections, by `host:port`.
+/// Idle upstream connections, by `host:port`, and the requests in flight.
 #[derive(Default)]
 pub struct Upstreams {
     idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Upstream requests in flight, in total and per upstream address: each
+/// holds a descriptor, and one HTTP/2 client connection can start many.
+struct InFlight {
+    max: AtomicUsize,
+    counts: Mutex<(usize, HashMap<Arc<str>, usize>)>,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        Self {
+            max: AtomicUsize::new(usize::MAX),
+            counts: Mutex::default(),
+        }
+    }
+}
+
+/// One request's place in `InFlight`, held until its exchange ends.
+struct Permit {
+    in_flight: Arc<InFlight>,
+    address: Arc<str>,
+}
+
+impl InFlight {
+    fn acquire(self: &Arc<Self>, address: &Arc<str>, per_address: Option<usize>) -> Option<Permit> {
+        let max = self.max.load(Ordering::Relaxed);
+        let mut counts = self.counts.lock();
+        let (total, by_address) = &mut *counts;
+        let here = by_address.get(address).copied().unwrap_or(0);
+        if *total >= max || per_address.is_some_and(|cap| here >= cap) {
+            return None;
+        }
+        *total += 1;
+        by_address.insert(address.clone(), here + 1);
+        Some(Permit {
+            in_flight: self.clone(),
+            address: address.clone(),
+        })
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut counts = self.in_flight.counts.lock();
+        let (total, by_address) = &mut *counts;
+        *total = total.saturating_sub(1);
+        if let Some(n) = by_address.get_mut(&self.address) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by_address.remove(&self.address);
+            }
+        }
+    }
 }
 
 /// A connection kept for a client connection: its upstream, and since when.
@@ -129,6 +189,8 @@ struct Home {
     /// Set once the request body has been sent whole; None for a request
     /// without a body.
     sent: Option<Arc<AtomicBool>>,
+    /// The exchange's place among the requests in flight.
+    _permit: Permit,
 }
 
 impl Home {
@@ -266,6 +328,11 @@ impl Upstreams {
         Arc::new(Self::default())
     }
 
+    /// Caps the upstream requests in flight at once, over every upstream.
+    pub fn limit_requests(&self, max: usize) {
+        self.in_flight.max.store(max, Ordering::Relaxed);
+    }
+
     fn put(&self, address: Arc<str>, sender: Sender) {
         if sender.is_closed() {
             return;
@@ -308,15 +375,21 @@ impl Upstreams {
         None
     }
 
-    /// Sends `req` (origin-form URI, `Host` set) to `address`. A reused
-    /// connection that turns out closed before the request was written is
-    /// replaced by a new one, once.
+    /// Sends `req` (origin-form URI, `Host` set) to `address`, unless
+    /// `address` has `max` requests in flight already (or the gateway its
+    /// global cap). A reused connection that turns out closed before the
+    /// request was written is replaced by a new one, once.
     pub async fn send(
         self: &Arc<Self>,
         affinity: Option<&Arc<Affinity>>,
         address: &Arc<str>,
+        max: Option<usize>,
         mut req: Request<Body>,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
+        let permit = self
+            .in_flight
+            .acquire(address, max)
+            .ok_or(SendError::Busy)?;
         let sent = (!req.body().is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
         if let Some(done) = sent.clone() {
             req = req.map(|body| Body::new(Sending { body, done }));
@@ -342,6 +415,7 @@ impl Upstreams {
                         address: address.clone(),
                         sender,
                         sent,
+                        _permit: permit,
                     };
                     return Ok((res, Lease(home)));
                 }
@@ -441,7 +515,7 @@ mod tests {
         let affinity = Affinity::new(pool.clone());
         for _ in 0..5 {
             let (res, lease) = pool
-                .send(Some(&affinity), &address, get(&addr))
+                .send(Some(&affinity), &address, None, get(&addr))
                 .await
                 .unwrap();
             assert_eq!(read_through(res, lease).await, "ok");
@@ -450,7 +524,7 @@ mod tests {
         // Without affinity the idle list serves, once the affinity is gone.
         drop(affinity);
         for _ in 0..3 {
-            let (res, lease) = pool.send(None, &address, get(&addr)).await.unwrap();
+            let (res, lease) = pool.send(None, &address, None, get(&addr)).await.unwrap();
             assert_eq!(read_through(res, lease).await, "ok");
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -465,7 +539,7 @@ mod tests {
         let affinity = Affinity::new(pool.clone());
         for (address, host) in [(&addr_a, &a), (&addr_b, &b), (&addr_a, &a), (&addr_b, &b)] {
             let (res, lease) = pool
-                .send(Some(&affinity), address, get(host))
+                .send(Some(&affinity), address, None, get(host))
                 .await
                 .unwrap();
             assert_eq!(read_through(res, lease).await, "ok");
@@ -493,10 +567,13 @@ mod tests {
             .header("host", &addr)
             .body(Body::new(body))
             .unwrap();
-        let (res, lease) = pool.send(Some(&affinity), &address, upload).await.unwrap();
+        let (res, lease) = pool
+            .send(Some(&affinity), &address, None, upload)
+            .await
+            .unwrap();
         assert_eq!(read_through(res, lease).await, "ok");
         // Reusing that connection would wait for the upload to finish.
-        let next = pool.send(Some(&affinity), &address, get(&addr));
+        let next = pool.send(Some(&affinity), &address, None, get(&addr));
         let (res, lease) = tokio::time::timeout(Duration::from_secs(5), next)
             .await
             .expect("a connection still sending a body was handed out")
@@ -511,10 +588,10 @@ mod tests {
         let (addr, accepted) = upstream().await;
         let address: Arc<str> = Arc::from(addr.as_str());
         let pool = Upstreams::new();
-        let (res, lease) = pool.send(None, &address, get(&addr)).await.unwrap();
+        let (res, lease) = pool.send(None, &address, None, get(&addr)).await.unwrap();
         // Read nothing: the connection is mid-message and must not be reused.
         drop(lease.attach(res.into_body()));
-        let (res, lease) = pool.send(None, &address, get(&addr)).await.unwrap();
+        let (res, lease) = pool.send(None, &address, None, get(&addr)).await.unwrap();
         assert_eq!(read_through(res, lease).await, "ok");
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
@@ -524,11 +601,35 @@ mod tests {
         let (addr, accepted) = upstream().await;
         let address: Arc<str> = Arc::from(addr.as_str());
         let pool = Upstreams::new();
-        let (res1, lease1) = pool.send(None, &address, get(&addr)).await.unwrap();
-        let (res2, lease2) = pool.send(None, &address, get(&addr)).await.unwrap();
+        let (res1, lease1) = pool.send(None, &address, None, get(&addr)).await.unwrap();
+        let (res2, lease2) = pool.send(None, &address, None, get(&addr)).await.unwrap();
         assert_eq!(read_through(res1, lease1).await, "ok");
         assert_eq!(read_through(res2, lease2).await, "ok");
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn exchanges_beyond_the_caps_are_busy_until_one_ends() {
+        let (a, _) = upstream().await;
+        let (b, _) = upstream().await;
+        let (addr_a, addr_b): (Arc<str>, Arc<str>) = (Arc::from(a.as_str()), Arc::from(b.as_str()));
+        let pool = Upstreams::new();
+        // One in flight per upstream: a second to it is refused, another
+        // upstream is not.
+        let (res, lease) = pool.send(None, &addr_a, Some(1), get(&a)).await.unwrap();
+        let second = pool.send(None, &addr_a, Some(1), get(&a)).await;
+        assert!(matches!(second, Err(SendError::Busy)));
+        let (res_b, lease_b) = pool.send(None, &addr_b, Some(1), get(&b)).await.unwrap();
+        assert_eq!(read_through(res, lease).await, "ok");
+        let (res, lease) = pool.send(None, &addr_a, Some(1), get(&a)).await.unwrap();
+        // Two in flight over all upstreams: a third is refused anywhere.
+        pool.limit_requests(2);
+        let third = pool.send(None, &addr_a, None, get(&a)).await;
+        assert!(matches!(third, Err(SendError::Busy)));
+        assert_eq!(read_through(res_b, lease_b).await, "ok");
+        assert_eq!(read_through(res, lease).await, "ok");
+        let (res, lease) = pool.send(None, &addr_a, None, get(&a)).await.unwrap();
+        assert_eq!(read_through(res, lease).await, "ok");
     }
 
     #[tokio::test]
@@ -537,7 +638,10 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
         let address: Arc<str> = Arc::from(addr.as_str());
-        match Upstreams::new().send(None, &address, get(&addr)).await {
+        match Upstreams::new()
+            .send(None, &address, None, get(&addr))
+            .await
+        {
             Err(e) => assert!(e.is_connect(), "{e}"),
             Ok(_) => unreachable!("nothing listens at {addr}"),
         }

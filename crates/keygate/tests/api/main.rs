@@ -14,6 +14,7 @@ mod gateway_proxy;
 mod gateway_upstream;
 mod hmac;
 mod keys;
+mod limits;
 mod oauth;
 mod ops;
 mod security;

@@ -1,0 +1,156 @@
+//! The connection layer both listeners use: accepting, TLS, HTTP/1 and
+//! HTTP/2, and the bounds on every connection (caps, timeouts, HTTP/2
+//! limits). It knows nothing of what is served: a listener hands it one
+//! handler per connection.
+//!
+//! - `limits`: the `[limits]` settings.
+//! - `admission`: the connection caps, global and per client address.
+//! - `conn`: one connection, from its TLS handshake to its close.
+//! - `body`: request bodies held to a minimum rate.
+//! - `refuse`: the canned 503 over the cap.
+//! - `fdlimit`: RLIMIT_NOFILE raised, and the caps fitted under it.
+
+mod admission;
+mod body;
+mod conn;
+pub mod fdlimit;
+pub mod limits;
+mod refuse;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use tokio::net::TcpListener;
+
+use crate::tls::DRAIN;
+use admission::{Admission, Admit};
+pub use body::BodyTooSlow;
+pub use limits::{Limits, LimitsFile};
+use refuse::Refusals;
+
+/// What answers a connection's requests.
+pub trait Handler: Send + Sync + 'static {
+    type Future: Future<Output = Response<Body>> + Send + 'static;
+    fn call(&self, req: Request<Body>) -> Self::Future;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Request<Body>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    type Future = Fut;
+    fn call(&self, req: Request<Body>) -> Fut {
+        self(req)
+    }
+}
+
+/// A TLS configuration read again for every connection, so a reload
+/// applies to the next handshake.
+pub trait TlsSource: Send + Sync + 'static {
+    fn server_config(&self) -> Arc<tokio_rustls::rustls::ServerConfig>;
+}
+
+/// A listener's settings.
+pub struct Listen {
+    /// For logs.
+    pub name: &'static str,
+    pub limits: Limits,
+    pub tls: Option<Arc<dyn TlsSource>>,
+    /// Paths a connection on the reserved margin still serves (health).
+    pub reserved_paths: &'static [&'static str],
+}
+
+/// Serves `listener` until `shutdown` resolves, with `make(peer)` as the
+/// handler of each admitted connection; then lets in-flight requests
+/// finish (up to `DRAIN`).
+pub async fn serve<M, H>(
+    listener: TcpListener,
+    listen: Listen,
+    make: M,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    M: Fn(SocketAddr) -> H,
+    H: Handler,
+{
+    let limits = Arc::new(listen.limits.clone());
+    let admission = Admission::new(
+        limits.max_connections,
+        limits.reserved_connections,
+        limits.max_connections_per_address,
+    );
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let shared = Arc::new(conn::Shared {
+        builder: conn::builder(&limits),
+        limits,
+        tls: listen.tls.clone(),
+        reserved_paths: listen.reserved_paths,
+        stop,
+    });
+    let refusals = Refusals::default();
+    let mut report = RefusalReport::default();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of descriptors, say: wait rather than spin.
+                    tracing::warn!(listener = listen.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let (slot, reserve) = match admission.admit(peer.ip()) {
+            Admit::Served(slot) => (slot, false),
+            Admit::Reserve(slot) => (slot, true),
+            Admit::Refused => {
+                refusals.refuse(tcp, shared.tls.is_some());
+                report.refused(listen.name, admission.open());
+                continue;
+            }
+        };
+        // Answers go out at once rather than waiting for an ACK (Nagle).
+        let _ = tcp.set_nodelay(true);
+        let handler = make(peer);
+        tokio::spawn(conn::serve(tcp, handler, reserve, slot, shared.clone()));
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    admission.drained(DRAIN).await;
+    Ok(())
+}
+
+/// Says that connections are being refused, at most once per `EVERY`, so
+/// an operator learns the caps are reached without a flood writing the log.
+#[derive(Default)]
+struct RefusalReport {
+    since: u64,
+    last: Option<tokio::time::Instant>,
+}
+
+impl RefusalReport {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn refused(&mut self, listener: &str, open: usize) {
+        self.since += 1;
+        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return;
+        }
+        tracing::warn!(
+            listener,
+            refused = self.since,
+            open,
+            "connections refused: the listener is at its connection caps ([limits])"
+        );
+        self.since = 0;
+        self.last = Some(tokio::time::Instant::now());
+    }
+}
