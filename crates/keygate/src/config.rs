@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
+use keygate_core::audit::{AuditConfig, DEFAULT_RETENTION_DAYS};
 use keygate_core::cache::CacheConfig;
 use keygate_core::httpsig::{DEFAULT_SKEW_SECS, HmacPolicy};
 use keygate_core::jwt::JwtConfig;
@@ -135,6 +136,11 @@ pub struct ServeArgs {
     /// either way, in seconds; nonces are remembered as long [default: 300].
     #[arg(long, env = "KEYGATE_HMAC_MAX_SKEW_SECONDS", value_name = "SECS")]
     pub hmac_max_skew_seconds: Option<i64>,
+
+    /// Audit rows older than this many days are deleted (checked at start
+    /// and hourly) [default: 90].
+    #[arg(long, env = "KEYGATE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    pub audit_retention_days: Option<u32>,
 }
 
 /// The TOML file's shape; every field optional, unknown fields refused.
@@ -162,6 +168,7 @@ struct FileConfig {
     tls: Option<TlsFile>,
     gateway: Option<crate::gateway::config::GatewayFile>,
     hmac_max_skew_seconds: Option<i64>,
+    audit_retention_days: Option<u32>,
 }
 
 /// `[tls]`: both files or neither.
@@ -199,6 +206,7 @@ pub struct Config {
     /// The file the settings came from, which a SIGHUP reads again.
     pub config_path: Option<PathBuf>,
     pub hmac: HmacPolicy,
+    pub audit: AuditConfig,
 }
 
 impl Config {
@@ -369,6 +377,15 @@ impl Config {
             }
             .validate()
             .map_err(|e| e.to_string())?,
+            audit: AuditConfig {
+                retention_days: args
+                    .audit_retention_days
+                    .or(file.audit_retention_days)
+                    .unwrap_or(DEFAULT_RETENTION_DAYS),
+                ..AuditConfig::default()
+            }
+            .validate()
+            .map_err(|e| e.to_string())?,
         })
     }
 }
@@ -456,5 +473,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ok.hmac.max_skew_secs, 60);
+        let err = Config::load(&ServeArgs {
+            audit_retention_days: Some(0),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("audit_retention_days"), "{err}");
+        assert_eq!(
+            Config::load(&ServeArgs::default())
+                .unwrap()
+                .audit
+                .retention_days,
+            90
+        );
     }
 }
