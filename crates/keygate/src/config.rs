@@ -39,34 +39,27 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
 
-    /// Secret used to hash API keys (at least 32 bytes). Prefer --pepper-file.
-    /// On SQLite one is generated beside the database when none is set;
-    /// PostgreSQL requires one, shared by every node.
-    #[arg(
-        long,
-        env = "KEYGATE_PEPPER",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
+    /// The pepper itself, from KEYGATE_PEPPER only: a flag's value would be
+    /// visible to every user of the machine in `ps`.
+    #[arg(skip)]
     pub pepper: Option<String>,
 
-    /// File holding the pepper.
+    /// File holding the secret used to hash API keys (at least 32 bytes;
+    /// private to keygate's user: chmod 600). KEYGATE_PEPPER may hold the
+    /// value itself. On SQLite one is generated beside the database when
+    /// none is set; PostgreSQL requires one, shared by every node.
     #[arg(long, env = "KEYGATE_PEPPER_FILE", value_name = "FILE")]
     pub pepper_file: Option<PathBuf>,
 
-    /// Master key (32 random bytes, base64 or hex) sealing the secrets keygate
-    /// must reuse: JWT signing keys and HMAC signing secrets. Prefer
-    /// --master-key-file. On SQLite one is generated beside the database when
-    /// none is set; PostgreSQL requires one, shared by every node.
-    #[arg(
-        long,
-        env = "KEYGATE_MASTER_KEY",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
+    /// The master key itself, from KEYGATE_MASTER_KEY only (never a flag).
+    #[arg(skip)]
     pub master_key: Option<String>,
 
-    /// File holding the master key.
+    /// File holding the master key (32 random bytes, base64 or hex; chmod
+    /// 600) sealing the secrets keygate must reuse: JWT signing keys and
+    /// HMAC signing secrets. KEYGATE_MASTER_KEY may hold the value itself.
+    /// On SQLite one is generated beside the database when none is set;
+    /// PostgreSQL requires one, shared by every node.
     #[arg(long, env = "KEYGATE_MASTER_KEY_FILE", value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
 
@@ -143,6 +136,17 @@ pub struct ServeArgs {
     pub audit_retention_days: Option<u32>,
 }
 
+impl ServeArgs {
+    /// Takes the secrets that have no flag (KEYGATE_PEPPER,
+    /// KEYGATE_MASTER_KEY) from the environment.
+    pub fn with_secrets_from_env(mut self) -> Self {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        self.pepper = self.pepper.or_else(|| var("KEYGATE_PEPPER"));
+        self.master_key = self.master_key.or_else(|| var("KEYGATE_MASTER_KEY"));
+        self
+    }
+}
+
 /// The TOML file's shape; every field optional, unknown fields refused.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,8 +219,12 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| format!("config file {}: {e}", path.display()))?
+                let file = toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| format!("config file {}: {e}", path.display()))?;
+                if file.pepper.is_some() || file.master_key.is_some() {
+                    crate::secrets::check_private(path, "config file")?;
+                }
+                file
             }
             None => FileConfig::default(),
         };
