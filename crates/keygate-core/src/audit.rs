@@ -151,6 +151,12 @@ impl AuditLog {
         true
     }
 
+    /// Failures counted but not yet written (dropped ones included).
+    pub fn waiting(&self) -> i64 {
+        let p = self.pending.lock();
+        p.tallies.values().map(|t| t.row.count).sum::<i64>() + p.dropped
+    }
+
     /// Writes what was counted since the last flush; on failure it is kept
     /// for the next one. Returns the number of failures written.
     pub async fn flush(&self) -> Result<i64, Error> {
@@ -168,6 +174,9 @@ impl AuditLog {
         if dropped.0 > 0 {
             batch.push(dropped_row(dropped));
         }
+        // One order on every node, so two nodes adding to the same rows in
+        // one transaction each cannot deadlock on PostgreSQL.
+        batch.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         if let Err(e) = self.store.add_audit_tallies(&batch).await {
             self.put_back(batch, dropped);
             return Err(e);

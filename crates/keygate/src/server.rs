@@ -352,8 +352,18 @@ async fn flush_audit_until(audit: Arc<AuditLog>, mut stop: tokio::sync::oneshot:
             _ = tick.tick() => false,
             _ = &mut stop => true,
         };
-        if let Err(e) = audit.flush().await {
-            tracing::warn!(error = %e, "could not write counted failures to the audit log; will retry");
+        match audit.flush().await {
+            Err(e) if stopping => tracing::error!(
+                error = %e,
+                lost = audit.waiting(),
+                "could not write the failed authentications counted since the last flush"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                waiting = audit.waiting(),
+                "could not write counted failures to the audit log; will retry"
+            ),
+            Ok(_) => {}
         }
         if stopping {
             return;

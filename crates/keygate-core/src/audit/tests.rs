@@ -155,6 +155,7 @@ async fn when_storage_is_down_failures_wait_then_drops_are_counted_and_written()
     assert!(!log.record_failure(failure("198.51.100.1", "D")));
     assert!(!log.record_failure(failure("198.51.100.1", "E")));
     assert!(log.flush().await.is_err());
+    assert_eq!(log.waiting(), 6);
     store.failing.store(false, Ordering::SeqCst);
     assert_eq!(log.flush().await.unwrap(), 4);
     let failed = by_action(&store, "auth.failed");
@@ -164,6 +165,7 @@ async fn when_storage_is_down_failures_wait_then_drops_are_counted_and_written()
     assert_eq!(dropped[0].count, 2);
     assert_eq!(dropped[0].entry.detail["action"], "auth.failed");
     // Written once.
+    assert_eq!(log.waiting(), 0);
     assert_eq!(log.flush().await.unwrap(), 0);
     assert_eq!(by_action(&store, "audit.dropped").len(), 1);
 }
