@@ -1,6 +1,8 @@
 //! keygate-core: the domain, with no HTTP and no SQL.
 //!
 //! - `apikey`: the key format (`kg_<env>_<secret><check>`) and key ids.
+//! - `audit`: failed authentications tallied per source and minute, and
+//!   the audit retention.
 //! - `pepper`: HMAC-SHA256 under the server's pepper, the only form stored.
 //! - `model`: records and validated values (`Scope`, `Tenant`, ...).
 //! - `store`: the storage traits that keygate-store implements.
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apikey;
+pub mod audit;
 pub mod cache;
 mod cache_map;
 pub mod clock;

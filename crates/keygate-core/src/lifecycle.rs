@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::apikey::KeyId;
 use crate::error::Error;
 use crate::model::{
-    AuditEntry, AuditFilter, KeyRecord, PageRequest, validate_metadata, validate_scopes,
+    AuditFilter, AuditRow, KeyRecord, PageRequest, validate_metadata, validate_scopes,
     validate_text,
 };
 use crate::service::{
@@ -171,13 +171,13 @@ impl KeyService {
         admin: &Admin,
         mut filter: AuditFilter,
         page: PageRequest,
-    ) -> Result<(Vec<AuditEntry>, Option<i64>), Error> {
+    ) -> Result<(Vec<AuditRow>, Option<i64>), Error> {
         if !admin.confine(&mut filter.tenant) {
             return Ok((Vec::new(), None));
         }
         let (limit, ask) = page_request(page);
         let rows = self.store.list_audit(&filter, ask).await?;
-        let (rows, next) = finish_page(rows, limit, |e| e.seq);
+        let (rows, next) = finish_page(rows, limit, |r| r.entry.seq);
         Ok((rows, next))
     }
 

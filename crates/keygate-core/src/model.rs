@@ -219,6 +219,23 @@ pub struct AuditEntry {
     pub seq: i64,
 }
 
+/// An audit row as listed: one event (`count` 1), or a tally of like
+/// failures seen `count` times from `entry.at` to `last_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    pub entry: AuditEntry,
+    pub count: i64,
+    pub last_at: i64,
+}
+
+/// Failures that share `key` (what, from where, why, which minute): added to
+/// the row with that key, or written as a new row. `key` never holds a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditTally {
+    pub key: String,
+    pub row: AuditRow,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct KeyFilter {
     pub tenant: Option<Tenant>,

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use crate::apikey::KeyId;
 use crate::error::Error;
 use crate::jwt::SigningKeyRecord;
-use crate::model::{AuditEntry, AuditFilter, KeyFilter, KeyRecord, PageRequest, SecretRecord};
+use crate::model::{
+    AuditEntry, AuditFilter, AuditRow, AuditTally, KeyFilter, KeyRecord, PageRequest, SecretRecord,
+};
 use crate::pepper::KeyHash;
 use crate::sessions::model::{
     BlockedJti, FamilyId, PresentedToken, PurgeCutoff, RefreshDecider, RefreshFamily,
@@ -99,12 +101,18 @@ pub trait KeyStore: Send + Sync {
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), Error>;
+    /// Adds each tally to the row holding its key (count summed, first and
+    /// last times widened), or writes it as a new row; all or nothing.
+    async fn add_audit_tallies(&self, tallies: &[AuditTally]) -> Result<(), Error>;
+    /// Deletes at most `limit` rows dated before `before` (Unix seconds);
+    /// returns how many went.
+    async fn prune_audit(&self, before: i64, limit: u32) -> Result<u64, Error>;
     /// Newest first; `page.after` is the sequence of the last entry seen.
     async fn list_audit(
         &self,
         filter: &AuditFilter,
         page: PageRequest,
-    ) -> Result<Vec<AuditEntry>, Error>;
+    ) -> Result<Vec<AuditRow>, Error>;
 }
 
 /// Users and their password hashes. The hash travels apart from the record.

@@ -122,6 +122,82 @@ fn sqlite_url(url: &str) -> (String, bool) {
     (out, in_memory)
 }
 
+/// The database holds password hashes and sealed keys: its file is created
+/// 0600 before SQLite opens it (SQLite would make it 0644 under the usual
+/// umask), and SQLite gives its `-wal`, `-shm` and `-journal` files the
+/// database file's mode. Files an older version left readable by others
+/// are made private.
+fn private_sqlite_files(url: &str) -> Result<(), Error> {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .map_err(|e| Error::invalid("database_url", format!("cannot be parsed: {e}")))?;
+    let path = options.get_filename();
+    let creates = url
+        .split_once('?')
+        .is_some_and(|(_, p)| p.split('&').any(|kv| kv == "mode=rwc"));
+    if creates {
+        create_private(path)
+            .map_err(|e| Error::Storage(format!("cannot create {}: {e}", path.display())))?;
+    }
+    let mut names = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(name.into());
+    }
+    for name in names {
+        make_private(&name);
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private(_: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn make_private(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)) {
+        Ok(()) => tracing::warn!(
+            path = %path.display(),
+            was = format!("{mode:o}"),
+            "the database file was readable by other users; made it private to keygate's user"
+        ),
+        Err(e) => tracing::error!(
+            path = %path.display(),
+            error = %e,
+            "the database file is readable by other users and cannot be made private; chmod 600 it"
+        ),
+    }
+}
+
+#[cfg(not(unix))]
+fn make_private(_: &std::path::Path) {}
+
 /// Connects to the database named by `database_url` (`sqlite://path`,
 /// `sqlite:path`, `postgres://...` or `postgresql://...`), applies pending
 /// migrations, and refuses a database whose schema is newer than this binary.
@@ -141,6 +217,9 @@ pub async fn connect(database_url: &str, opts: ConnectOptions) -> Result<SqlStor
     let (url, pool) = match backend {
         Backend::Sqlite => {
             let (url, in_memory) = sqlite_url(database_url);
+            if !in_memory {
+                private_sqlite_files(&url)?;
+            }
             let size = if in_memory {
                 1
             } else {
@@ -304,6 +383,41 @@ mod tests {
         }
         drop(held);
         assert_eq!(store.backend_kind(), super::Backend::Sqlite);
+        store.close().await;
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_and_its_wal_and_shm_are_private() {
+        use keygate_core::store::Store;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        let url = format!("sqlite://{}", dir.path().join("new.db").display());
+        let store = connect(&url, ConnectOptions::default()).await.unwrap();
+        store.setting_or_insert("x", "y").await.unwrap();
+        for name in ["new.db", "new.db-wal", "new.db-shm"] {
+            assert_eq!(mode(name), 0o600, "{name}");
+        }
+        store.close().await;
+
+        // One made readable by others (an older keygate, a copy) is made
+        // private again.
+        let old = dir.path().join("old.db");
+        std::fs::write(&old, b"").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let url = format!("sqlite:{}", old.display());
+        let store = connect(&url, ConnectOptions::default()).await.unwrap();
+        store.setting_or_insert("x", "y").await.unwrap();
+        for name in ["old.db", "old.db-wal", "old.db-shm"] {
+            assert_eq!(mode(name), 0o600, "{name}");
+        }
         store.close().await;
     }
 

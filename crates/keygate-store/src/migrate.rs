@@ -64,10 +64,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_hmac_secrets.sql"),
         postgres: include_str!("../migrations/postgres/0006_hmac_secrets.sql"),
     },
+    Migration {
+        version: 10,
+        name: "audit_tallies",
+        sqlite: include_str!("../migrations/sqlite/0010_audit_tallies.sql"),
+        postgres: include_str!("../migrations/postgres/0010_audit_tallies.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 6;
+pub const LATEST_VERSION: i64 = 10;
 
 /// `pg_advisory_lock` key held while migrating ("kgmigrat" in ASCII).
 const PG_LOCK_KEY: i64 = 0x6b67_6d69_6772_6174;

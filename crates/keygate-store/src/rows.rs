@@ -4,7 +4,7 @@
 //! out-of-range number) is reported as `Error::Storage`, never a panic.
 
 use keygate_core::model::{
-    AuditEntry, KeyRecord, Metadata, RateLimitSpec, Scope, SecretRecord, Tenant,
+    AuditEntry, AuditRow, KeyRecord, Metadata, RateLimitSpec, Scope, SecretRecord, Tenant,
 };
 use keygate_core::{Error, KeyEnv, KeyId};
 use sqlx::any::{Any, AnyArguments, AnyRow};
@@ -25,7 +25,7 @@ macro_rules! key_columns {
 pub(crate) use key_columns;
 
 pub(crate) const AUDIT_COLUMNS: &str =
-    "seq, id, at, action, actor, target, tenant, request_id, detail";
+    "seq, id, at, action, actor, target, tenant, request_id, detail, occurrences, last_at";
 
 fn bad(column: &str, what: impl std::fmt::Display) -> Error {
     Error::Storage(format!(
@@ -119,8 +119,19 @@ pub(crate) fn secret_record(row: &AnyRow) -> Result<SecretRecord, Error> {
     })
 }
 
-/// An audit row selected with [`AUDIT_COLUMNS`].
-pub(crate) fn audit_entry(row: &AnyRow) -> Result<AuditEntry, Error> {
+/// An audit row selected with [`AUDIT_COLUMNS`]; an event's `last_at` is
+/// its `at`.
+pub(crate) fn audit_row(row: &AnyRow) -> Result<AuditRow, Error> {
+    let entry = audit_entry(row)?;
+    let last_at = col::<Option<i64>>(row, "last_at")?.unwrap_or(entry.at);
+    Ok(AuditRow {
+        count: col(row, "occurrences")?,
+        last_at,
+        entry,
+    })
+}
+
+fn audit_entry(row: &AnyRow) -> Result<AuditEntry, Error> {
     Ok(AuditEntry {
         id: col(row, "id")?,
         at: col(row, "at")?,

@@ -49,7 +49,16 @@ async fn secrets_are_replaced_and_audited(ctx: Ctx) {
         action: Some("key.signing_secret_created".into()),
         ..AuditFilter::default()
     };
-    assert_eq!(s.list_audit(&filter, page()).await.unwrap().len(), 2);
+    assert_eq!(
+        s.list_audit(&filter, page())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.entry)
+            .collect::<Vec<_>>()
+            .len(),
+        2
+    );
 }
 
 async fn revoked_and_unknown_keys_get_none(ctx: Ctx) {
@@ -85,5 +94,13 @@ async fn revoked_and_unknown_keys_get_none(ctx: Ctx) {
         action: Some("key.signing_secret_created".into()),
         ..AuditFilter::default()
     };
-    assert!(s.list_audit(&filter, page()).await.unwrap().is_empty());
+    assert!(
+        s.list_audit(&filter, page())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.entry)
+            .collect::<Vec<_>>()
+            .is_empty()
+    );
 }

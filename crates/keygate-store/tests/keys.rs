@@ -61,7 +61,10 @@ async fn insert_get_and_find_by_hash(ctx: Ctx) {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect::<Vec<_>>();
     assert_eq!(entries.len(), 2);
     assert!(
         entries
@@ -100,7 +103,10 @@ async fn insert_failure_writes_nothing(ctx: Ctx) {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect::<Vec<_>>();
     assert_eq!(entries.len(), 1);
 }
 
@@ -178,7 +184,10 @@ async fn update_is_guarded_by_version(ctx: Ctx) {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect::<Vec<_>>();
     assert_eq!(updates.len(), 3);
 }
 
@@ -265,6 +274,9 @@ async fn rotate_with_grace_keeps_old_secrets_until_expiry(ctx: Ctx) {
         )
         .await
         .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect::<Vec<_>>()
         .len(),
         2
     );
@@ -361,6 +373,9 @@ async fn revoke_is_idempotent(ctx: Ctx) {
         )
         .await
         .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect::<Vec<_>>()
         .len(),
         2
     );

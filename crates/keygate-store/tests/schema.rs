@@ -6,7 +6,7 @@ mod common;
 
 use common::{Ctx, audit, exec, insert};
 use keygate_core::Error;
-use keygate_core::model::{AuditFilter, KeyFilter, PageRequest, Tenant};
+use keygate_core::model::{AuditFilter, AuditRow, AuditTally, KeyFilter, PageRequest, Tenant};
 use keygate_core::store::{AuditStore, KeyStore, Store};
 use keygate_store::{ConnectOptions, connect};
 
@@ -14,6 +14,7 @@ const NOW: i64 = 1_700_000_000;
 
 on_both_backends!(
     audit_is_newest_first_and_filtered,
+    audit_tallies_add_up_and_old_rows_are_pruned,
     migrations_are_idempotent_and_refuse_newer_schemas,
     unreadable_rows_are_storage_errors,
     concurrent_first_starts_migrate_once,
@@ -47,7 +48,10 @@ async fn audit_is_newest_first_and_filtered(ctx: Ctx) {
     let all = s
         .list_audit(&AuditFilter::default(), page(None, 100))
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect::<Vec<_>>();
     assert_eq!(all.len(), 10);
     assert!(all.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
     let mut expected: Vec<_> = batch.iter().rev().cloned().collect();
@@ -59,19 +63,32 @@ async fn audit_is_newest_first_and_filtered(ctx: Ctx) {
     let first = s
         .list_audit(&AuditFilter::default(), page(None, 4))
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect::<Vec<_>>();
     let second = s
         .list_audit(
             &AuditFilter::default(),
             page(first.last().map(|e| e.seq), 4),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect::<Vec<_>>();
     assert_eq!(first, all[..4]);
     assert_eq!(second, all[4..8]);
 
-    let count =
-        |f: AuditFilter| async move { s.list_audit(&f, page(None, 100)).await.unwrap().len() };
+    let count = |f: AuditFilter| async move {
+        s.list_audit(&f, page(None, 100))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.entry)
+            .collect::<Vec<_>>()
+            .len()
+    };
     let acme = Some(Tenant::parse("acme").unwrap());
     assert_eq!(
         count(AuditFilter {
@@ -123,6 +140,80 @@ async fn audit_is_newest_first_and_filtered(ctx: Ctx) {
         .await,
         3
     );
+}
+
+fn tally(key: &str, id: &str, at: i64, count: i64, last_at: i64) -> AuditTally {
+    let k = common::key(None, "nobody", NOW);
+    let mut entry = audit("auth.failed", &k, at);
+    entry.id = id.into();
+    entry.target = None;
+    AuditTally {
+        key: key.into(),
+        row: AuditRow {
+            entry,
+            count,
+            last_at,
+        },
+    }
+}
+
+async fn audit_tallies_add_up_and_old_rows_are_pruned(ctx: Ctx) {
+    let s = &ctx.store;
+    let all = || async {
+        s.list_audit(
+            &AuditFilter::default(),
+            PageRequest {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap()
+    };
+    // Two nodes add to one tally, each with its own id; the first id stays,
+    // counts sum, and the times widen either way.
+    s.add_audit_tallies(&[tally("t1", "evt_a", NOW + 10, 5, NOW + 20)])
+        .await
+        .unwrap();
+    s.add_audit_tallies(&[
+        tally("t1", "evt_b", NOW + 5, 7, NOW + 15),
+        tally("t2", "evt_c", NOW + 30, 1, NOW + 30),
+    ])
+    .await
+    .unwrap();
+    s.add_audit_tallies(&[tally("t1", "evt_d", NOW + 12, 1, NOW + 50)])
+        .await
+        .unwrap();
+    s.add_audit_tallies(&[]).await.unwrap();
+    let k = common::key(None, "carol", NOW);
+    s.append_audit(&[audit("key.created", &k, NOW + 40)])
+        .await
+        .unwrap();
+    let rows = all().await;
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    let t1 = rows.iter().find(|r| r.entry.id == "evt_a").unwrap();
+    assert_eq!((t1.count, t1.entry.at, t1.last_at), (13, NOW + 5, NOW + 50));
+    // An event counts once, last seen when it happened.
+    let event = rows
+        .iter()
+        .find(|r| r.entry.action == "key.created")
+        .unwrap();
+    assert_eq!((event.count, event.last_at), (1, NOW + 40));
+
+    // Pruning goes by `at`, in batches of at most `limit`.
+    for i in 0..5 {
+        s.append_audit(&[audit("key.updated", &k, NOW - 100 + i)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.prune_audit(NOW, 3).await.unwrap(), 3);
+    assert_eq!(s.prune_audit(NOW, 3).await.unwrap(), 2);
+    assert_eq!(s.prune_audit(NOW, 3).await.unwrap(), 0);
+    assert_eq!(all().await.len(), 3);
+    assert_eq!(s.prune_audit(NOW + 31, 100).await.unwrap(), 2);
+    let left = all().await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].entry.action, "key.created");
 }
 
 async fn migrations_are_idempotent_and_refuse_newer_schemas(ctx: Ctx) {

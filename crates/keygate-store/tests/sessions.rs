@@ -78,7 +78,13 @@ async fn audit_of(store: &Arc<dyn Store>, action: &str) -> Vec<AuditEntry> {
         after: None,
         limit: 500,
     };
-    store.list_audit(&filter, page).await.unwrap()
+    store
+        .list_audit(&filter, page)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect::<Vec<_>>()
 }
 
 async fn rotation_chain(ctx: Ctx) {

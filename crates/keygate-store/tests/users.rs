@@ -84,6 +84,9 @@ async fn audit_count(s: &dyn Store) -> usize {
     )
     .await
     .unwrap()
+    .into_iter()
+    .map(|r| r.entry)
+    .collect::<Vec<_>>()
     .len()
 }
 
@@ -453,6 +456,9 @@ async fn cutoff_moves_on_password_change_disable_and_revoke(ctx: Ctx) {
         )
         .await
         .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect::<Vec<_>>()
         .into_iter()
         .map(|e| e.action)
         .collect();

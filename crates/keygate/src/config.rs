@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
+use keygate_core::audit::{AuditConfig, DEFAULT_RETENTION_DAYS};
 use keygate_core::cache::CacheConfig;
 use keygate_core::httpsig::{DEFAULT_SKEW_SECS, HmacPolicy};
 use keygate_core::jwt::JwtConfig;
@@ -38,34 +39,27 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
 
-    /// Secret used to hash API keys (at least 32 bytes). Prefer --pepper-file.
-    /// On SQLite one is generated beside the database when none is set;
-    /// PostgreSQL requires one, shared by every node.
-    #[arg(
-        long,
-        env = "KEYGATE_PEPPER",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
+    /// The pepper itself, from KEYGATE_PEPPER only: a flag's value would be
+    /// visible to every user of the machine in `ps`.
+    #[arg(skip)]
     pub pepper: Option<String>,
 
-    /// File holding the pepper.
+    /// File holding the secret used to hash API keys (at least 32 bytes;
+    /// private to keygate's user: chmod 600). KEYGATE_PEPPER may hold the
+    /// value itself. On SQLite one is generated beside the database when
+    /// none is set; PostgreSQL requires one, shared by every node.
     #[arg(long, env = "KEYGATE_PEPPER_FILE", value_name = "FILE")]
     pub pepper_file: Option<PathBuf>,
 
-    /// Master key (32 random bytes, base64 or hex) sealing the secrets keygate
-    /// must reuse: JWT signing keys and HMAC signing secrets. Prefer
-    /// --master-key-file. On SQLite one is generated beside the database when
-    /// none is set; PostgreSQL requires one, shared by every node.
-    #[arg(
-        long,
-        env = "KEYGATE_MASTER_KEY",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
+    /// The master key itself, from KEYGATE_MASTER_KEY only (never a flag).
+    #[arg(skip)]
     pub master_key: Option<String>,
 
-    /// File holding the master key.
+    /// File holding the master key (32 random bytes, base64 or hex; chmod
+    /// 600) sealing the secrets keygate must reuse: JWT signing keys and
+    /// HMAC signing secrets. KEYGATE_MASTER_KEY may hold the value itself.
+    /// On SQLite one is generated beside the database when none is set;
+    /// PostgreSQL requires one, shared by every node.
     #[arg(long, env = "KEYGATE_MASTER_KEY_FILE", value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
 
@@ -145,6 +139,21 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<String>,
+    /// Audit rows older than this many days are deleted (checked at start
+    /// and hourly) [default: 90].
+    #[arg(long, env = "KEYGATE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    pub audit_retention_days: Option<u32>,
+}
+
+impl ServeArgs {
+    /// Takes the secrets that have no flag (KEYGATE_PEPPER,
+    /// KEYGATE_MASTER_KEY) from the environment.
+    pub fn with_secrets_from_env(mut self) -> Self {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        self.pepper = self.pepper.or_else(|| var("KEYGATE_PEPPER"));
+        self.master_key = self.master_key.or_else(|| var("KEYGATE_MASTER_KEY"));
+        self
+    }
 }
 
 /// The TOML file's shape; every field optional, unknown fields refused.
@@ -175,6 +184,7 @@ struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     /// Bounds on connections, for both listeners.
     limits: Option<crate::listen::LimitsFile>,
+    audit_retention_days: Option<u32>,
 }
 
 /// `[tls]`: both files or neither.
@@ -216,6 +226,7 @@ pub struct Config {
     pub trusted_proxies: crate::client_addr::TrustedProxies,
     /// `[limits]`, for each listener.
     pub limits: crate::listen::Limits,
+    pub audit: AuditConfig,
 }
 
 impl Config {
@@ -224,8 +235,12 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| format!("config file {}: {e}", path.display()))?
+                let file = toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| format!("config file {}: {e}", path.display()))?;
+                if file.pepper.is_some() || file.master_key.is_some() {
+                    crate::secrets::check_private(path, "config file")?;
+                }
+                file
             }
             None => FileConfig::default(),
         };
@@ -395,6 +410,15 @@ impl Config {
             }
             .validate()
             .map_err(|e| e.to_string())?,
+            audit: AuditConfig {
+                retention_days: args
+                    .audit_retention_days
+                    .or(file.audit_retention_days)
+                    .unwrap_or(DEFAULT_RETENTION_DAYS),
+                ..AuditConfig::default()
+            }
+            .validate()
+            .map_err(|e| e.to_string())?,
         })
     }
 }
@@ -482,5 +506,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ok.hmac.max_skew_secs, 60);
+        let err = Config::load(&ServeArgs {
+            audit_retention_days: Some(0),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("audit_retention_days"), "{err}");
+        assert_eq!(
+            Config::load(&ServeArgs::default())
+                .unwrap()
+                .audit
+                .retention_days,
+            90
+        );
     }
 }

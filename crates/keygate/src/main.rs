@@ -66,12 +66,21 @@ fn init_logging(format: LogFormat) {
     };
 }
 
+/// Whatever keygate creates (the database and its -wal and -shm files, a
+/// generated pepper or master key, anything SQLite adds) is private to its
+/// user, whatever umask it was started with.
+fn private_files() {
+    #[cfg(unix)]
+    let _ = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    private_files();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
-        Command::Init { serve, json } => init(serve, json).await,
+        Command::Serve(args) => serve(args.with_secrets_from_env()).await,
+        Command::Init { serve, json } => init(serve.with_secrets_from_env(), json).await,
         Command::Keys(args) => return print_and_exit(keygate::cli::keys::run(args).await),
         Command::Users(args) => return print_and_exit(keygate::cli::users::run(args).await),
         Command::Token(args) => return print_and_exit(keygate::cli::token::run(args).await),

@@ -94,7 +94,7 @@ impl Metrics {
         let audit_dropped = Counter::default();
         registry.register(
             "audit_dropped",
-            "auth.failed audit entries dropped because the writer fell behind",
+            "Failed authentications not written to the audit log because too many tallies waited for storage (each drop is also written later as an audit.dropped row)",
             audit_dropped.clone(),
         );
         for code in VerifyCode::ALL {

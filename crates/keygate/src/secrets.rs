@@ -78,7 +78,32 @@ pub async fn check_fingerprint(
     }
 }
 
+/// Refuses a file that users other than keygate's may read or change: it
+/// holds a secret. The error says what to run.
+pub fn check_private(path: &Path, what: &str) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "the {what} {path} holds a secret but can be read or changed by other users \
+                 (mode {mode:o}); make it private to keygate's user: chmod 600 {path}",
+                path = path.display()
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what);
+    Ok(())
+}
+
 fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<String>, String> {
+    check_private(path, &format!("{what} file"))?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {what} file {}: {e}", path.display()))?;
     Ok(Zeroizing::new(text.trim().to_owned()))
@@ -125,6 +150,27 @@ mod tests {
         }
         let second = load_pepper(&source, 1).unwrap();
         assert_eq!(first.hash("x"), second.hash("x"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn secret_files_others_can_reach_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pepper");
+        std::fs::write(&path, "p".repeat(40)).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = load_pepper(&PepperSource::File(path.clone()), 1)
+                .err()
+                .unwrap();
+            assert!(err.contains("chmod 600"), "{mode:o}: {err}");
+            assert!(!err.contains(&"p".repeat(40)), "{err}");
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(load_pepper(&PepperSource::File(path.clone()), 1).is_ok());
+        }
     }
 
     #[test]

@@ -7,16 +7,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keygate_core::audit::AuditLog;
 use keygate_core::httpsig::{HmacService, MemoryNonceStore};
 use keygate_core::jwt::TokenService;
-use keygate_core::model::AuditEntry;
 use keygate_core::ratelimit::GcraLimiter;
 use keygate_core::sessions::{
     AuditContext, BLOCKLIST_SYNC_INTERVAL, Blocklist, SessionRevocation, SessionService,
 };
 use keygate_core::{Clock, IssuedKey, KeyService, UserService};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 use crate::config::{Config, PepperSource, SecretSource};
 use crate::gateway::Gateway;
@@ -26,7 +25,8 @@ use crate::metrics::Metrics;
 use crate::secrets::{check_fingerprint, load_master_key, load_pepper};
 use crate::tls::Tls;
 
-const AUDIT_QUEUE: usize = 4096;
+/// How often counted failures are written to the audit log.
+const AUDIT_FLUSH_EVERY: Duration = Duration::from_secs(1);
 const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(10);
 /// How often each node runs the signing-key schedule and rereads the keys
 /// (another node may have rotated).
@@ -38,7 +38,6 @@ pub struct App {
     /// The listeners' certificate, when TLS is configured; `reload` it on SIGHUP.
     pub tls: Option<Tls>,
     body_limit: usize,
-    audit_rx: mpsc::Receiver<AuditEntry>,
     gateway_listener: Option<TcpListener>,
     /// Each listener's `[limits]`, fitted under the descriptor limit.
     budget: Budget,
@@ -146,6 +145,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         blocklist.clone(),
         users.clone(),
     )));
+    let audit = Arc::new(AuditLog::new(store.clone(), clock.clone(), config.audit));
     let keys = KeyService::new(
         store,
         pepper,
@@ -166,7 +166,6 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         config.cache.ttl_ms,
     )
     .map_err(|e| e.to_string())?;
-    let (audit_tx, audit_rx) = mpsc::channel(AUDIT_QUEUE);
     let gateway = config
         .gateway
         .clone()
@@ -186,13 +185,12 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
             keys,
             metrics: Metrics::new(),
             hmac: Arc::new(hmac),
-            audit_tx,
+            audit,
             gateway,
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         },
         tls,
         body_limit: config.body_limit,
-        audit_rx,
         gateway_listener: None,
         budget,
     })
@@ -239,7 +237,6 @@ pub async fn run(
         state,
         tls,
         body_limit,
-        audit_rx,
         gateway_listener,
         budget,
     } = app;
@@ -263,13 +260,15 @@ pub async fn run(
         ))),
         _ => None,
     };
-    let audit_task = tokio::spawn(write_audit(state.clone(), audit_rx));
+    let (audit_stop, audit_stopped) = tokio::sync::oneshot::channel();
+    let audit_task = tokio::spawn(flush_audit_until(state.audit.clone(), audit_stopped));
     let flusher = tokio::spawn(flush_usage_forever(state.keys.clone()));
     let key_schedule = tokio::spawn(maintain_signing_keys_forever(state.tokens.clone()));
     let blocklist_sync = tokio::spawn(sync_blocklist_forever(state.blocklist.clone()));
-    let purge = tokio::spawn(purge_sessions_forever(
+    let purge = tokio::spawn(purge_forever(
         state.sessions.clone(),
         state.blocklist.clone(),
+        state.audit.clone(),
     ));
     let router = http::router(state.clone(), body_limit);
     let served = crate::tls::serve(listener, router, tls, budget.admin, stopped(stop_rx)).await;
@@ -287,8 +286,8 @@ pub async fn run(
     if let Err(e) = state.keys.flush_usage().await {
         tracing::warn!(error = %e, "could not write last-used times at shutdown");
     }
-    // Dropping the last sender ends the audit writer once the queue is empty.
-    drop(state);
+    // Not aborted: a flush cut short would lose what it had taken.
+    let _ = audit_stop.send(());
     let _ = audit_task.await;
     served
 }
@@ -327,12 +326,24 @@ async fn sync_blocklist_forever(blocklist: Arc<Blocklist>) {
 
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
-async fn purge_sessions_forever(sessions: Arc<SessionService>, blocklist: Arc<Blocklist>) {
+/// Expired sessions and blocklist entries, and audit rows past the
+/// retention period (pruned at start too: a node may not run an hour).
+async fn purge_forever(
+    sessions: Arc<SessionService>,
+    blocklist: Arc<Blocklist>,
+    audit: Arc<AuditLog>,
+) {
     let mut tick = tokio::time::interval(PURGE_EVERY);
-    // The first tick is immediate; nothing has expired at start.
-    tick.tick().await;
+    let mut first = true;
     loop {
         tick.tick().await;
+        if let Err(e) = audit.prune().await {
+            tracing::warn!(error = %e, "could not prune the audit log; will retry");
+        }
+        // Nothing has expired at start.
+        if std::mem::take(&mut first) {
+            continue;
+        }
         let ctx = AuditContext::system();
         if let Err(e) = sessions.purge_expired(&ctx).await {
             tracing::warn!(error = %e, "could not purge expired sessions; will retry");
@@ -343,14 +354,31 @@ async fn purge_sessions_forever(sessions: Arc<SessionService>, blocklist: Arc<Bl
     }
 }
 
-async fn write_audit(state: AppState, mut rx: mpsc::Receiver<AuditEntry>) {
-    let store = state.keys.store().clone();
-    drop(state);
-    let mut batch = Vec::with_capacity(256);
-    while rx.recv_many(&mut batch, 256).await > 0 {
-        if let Err(e) = store.append_audit(&batch).await {
-            tracing::warn!(error = %e, entries = batch.len(), "could not write audit entries");
+/// Writes counted failures every second, and once more when `stop` fires
+/// (after the listeners have finished their requests).
+async fn flush_audit_until(audit: Arc<AuditLog>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let mut tick = tokio::time::interval(AUDIT_FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = &mut stop => true,
+        };
+        match audit.flush().await {
+            Err(e) if stopping => tracing::error!(
+                error = %e,
+                lost = audit.waiting(),
+                "could not write the failed authentications counted since the last flush"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                waiting = audit.waiting(),
+                "could not write counted failures to the audit log; will retry"
+            ),
+            Ok(_) => {}
         }
-        batch.clear();
+        if stopping {
+            return;
+        }
     }
 }

@@ -37,6 +37,7 @@ pub struct Tls {
 
 impl Tls {
     pub async fn load(files: &TlsFiles) -> Result<Self, String> {
+        crate::secrets::check_private(&files.key, "TLS key file")?;
         let config = RustlsConfig::from_pem_file(&files.cert, &files.key)
             .await
             .map_err(|e| describe(files, &e))?;
@@ -53,6 +54,7 @@ impl Tls {
 
     /// Rereads the files; on error the old certificate stays in use.
     pub async fn reload(&self) -> Result<(), String> {
+        crate::secrets::check_private(&self.files.key, "TLS key file")?;
         self.config
             .reload_from_pem_file(&self.files.cert, &self.files.key)
             .await

@@ -16,9 +16,11 @@ pub struct ServerArgs {
         global = true
     )]
     pub url: String,
-    /// An admin key (prefer the environment variable: flags show up in `ps`).
-    #[arg(long, env = "KEYGATE_ADMIN_KEY", hide_env_values = true, global = true)]
-    pub admin_key: Option<String>,
+    /// File holding an admin key, `-` for stdin. Without it, the key is
+    /// read from KEYGATE_ADMIN_KEY (never from a flag: `ps` shows flags to
+    /// every user of the machine).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub admin_key_file: Option<std::path::PathBuf>,
     /// Print the server's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -26,7 +28,21 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     pub fn client(&self) -> Result<Client, String> {
-        Client::new(&self.url, self.admin_key.clone())
+        Client::new(&self.url, self.admin_key()?)
+    }
+
+    fn admin_key(&self) -> Result<Option<String>, String> {
+        let Some(path) = &self.admin_key_file else {
+            return Ok(std::env::var("KEYGATE_ADMIN_KEY").ok());
+        };
+        let text = if path.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())
+        } else {
+            crate::secrets::check_private(path, "admin key file")?;
+            std::fs::read_to_string(path)
+        }
+        .map_err(|e| format!("cannot read the admin key file {}: {e}", path.display()))?;
+        Ok(Some(text.trim().to_owned()))
     }
 }
 
@@ -39,8 +55,8 @@ pub struct Client {
 impl Client {
     pub fn new(url: &str, admin_key: Option<String>) -> Result<Self, String> {
         let admin_key = admin_key.filter(|k| !k.trim().is_empty()).ok_or(
-            "no admin key: set KEYGATE_ADMIN_KEY (or pass --admin-key) to the key printed by \
-             `keygate init` or by the first `keygate serve`",
+            "no admin key: set KEYGATE_ADMIN_KEY (or pass --admin-key-file) to the key printed \
+             by `keygate init` or by the first `keygate serve`",
         )?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("keygate-cli/", env!("CARGO_PKG_VERSION")))

@@ -3,13 +3,14 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Request};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use keygate_core::model::AuditEntry;
+use keygate_core::audit::Failure;
 use keygate_core::{Admin, AuthFailure, KeyId, Verifier, VerifyCode};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
@@ -55,22 +56,20 @@ fn auth_error(state: &AppState, failure: AuthFailure, parts: &Parts) -> ApiError
         AuthFailure::Forbidden(_) => "FORBIDDEN",
         AuthFailure::Storage(_) => return ApiError::from(storage_error(failure)),
     };
-    state.audit_auth_failure(AuditEntry {
-        id: String::new(),
-        at: 0,
-        action: "auth.failed".into(),
-        actor: "anonymous".into(),
-        target: None,
-        tenant: None,
-        request_id,
-        // The route template, not the path: a path can carry anything a
-        // client typed, including a key pasted in the wrong place.
-        detail: json!({
-            "reason": reason,
-            "method": crate::metrics::method_label(&parts.method),
-            "route": parts.extensions.get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str),
-        }),
-        seq: 0,
+    // The route template, not the path: a path can carry anything a client
+    // typed, including a key pasted in the wrong place.
+    state.audit_auth_failure(Failure {
+        source: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| state.trusted_proxies.client_ip(c.0.ip(), &parts.headers)),
+        reason,
+        route: parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str),
+        method: crate::metrics::method_label(&parts.method),
+        request_id: request_id.as_deref(),
     });
     match failure {
         AuthFailure::Unauthenticated(VerifyCode::RateLimited, decision) => {

@@ -27,9 +27,8 @@ use axum::routing::{any, get, post};
 use keygate_core::KeyService;
 use keygate_core::UserService;
 use keygate_core::apikey::random_id;
+use keygate_core::audit::{AuditLog, Failure};
 use keygate_core::httpsig::HmacService;
-use keygate_core::model::AuditEntry;
-use tokio::sync::mpsc;
 
 use crate::metrics::{Metrics, RequestLabels};
 use error::{ApiError, ErrorCause};
@@ -48,9 +47,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// HMAC request signatures: signing secrets and `verify_request`.
     pub hmac: Arc<HmacService>,
-    /// Failed authentications are audited off the request path, so a flood of
-    /// bad keys cannot turn into a flood of synchronous database writes.
-    pub audit_tx: mpsc::Sender<AuditEntry>,
+    /// Failed authentications are tallied in memory and written in the
+    /// background, so a flood of bad keys costs a few rows, not a row each.
+    pub audit: Arc<AuditLog>,
     /// The routes, when a `[gateway]` section is configured (forward-auth
     /// reads them on this listener).
     pub gateway: Option<Arc<crate::gateway::Gateway>>,
@@ -59,10 +58,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn audit_auth_failure(&self, mut entry: AuditEntry) {
-        entry.id = random_id("evt_", 20).unwrap_or_default();
-        entry.at = self.keys.clock().now_secs();
-        if self.audit_tx.try_send(entry).is_err() {
+    pub fn audit_auth_failure(&self, failure: Failure<'_>) {
+        if !self.audit.record_failure(failure) {
             self.metrics.audit_dropped.inc();
         }
     }

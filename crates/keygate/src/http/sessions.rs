@@ -6,10 +6,11 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keygate_core::audit::Failure;
 use keygate_core::jwt::TokenRequest;
-use keygate_core::model::{AuditEntry, Tenant};
+use keygate_core::model::Tenant;
 use keygate_core::sessions::model::REASON_LOGOUT;
 use keygate_core::sessions::{AuditContext, RefreshError, RefreshToken, TokenState};
 use keygate_core::users::LoginError;
@@ -135,7 +136,7 @@ pub async fn login(
     {
         Ok(user) => user,
         Err(LoginError::InvalidCredentials) => {
-            audit_failure(&state, &extensions, "login_failed");
+            audit_failure(&state, client, &extensions, "login_failed");
             return Err(ApiError::unauthorized(
                 "invalid_credentials",
                 "the username or password is wrong",
@@ -143,7 +144,7 @@ pub async fn login(
             ));
         }
         Err(LoginError::Throttled { retry_after_secs }) => {
-            audit_failure(&state, &extensions, "login_throttled");
+            audit_failure(&state, client, &extensions, "login_throttled");
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "login_throttled",
@@ -169,17 +170,19 @@ pub async fn login(
     ))
 }
 
-fn audit_failure(state: &AppState, extensions: &axum::http::Extensions, reason: &str) {
-    state.audit_auth_failure(AuditEntry {
-        id: String::new(),
-        at: 0,
-        action: "auth.failed".into(),
-        actor: "anonymous".into(),
-        target: None,
-        tenant: None,
-        request_id: request_id(extensions),
-        detail: json!({"reason": reason, "route": "/v1/auth/login"}),
-        seq: 0,
+/// `client` is the address a trusted proxy named, else the peer.
+fn audit_failure(
+    state: &AppState,
+    client: std::net::IpAddr,
+    extensions: &Extensions,
+    reason: &str,
+) {
+    state.audit_auth_failure(Failure {
+        source: Some(client),
+        reason,
+        route: "/v1/auth/login",
+        method: "POST",
+        request_id: extensions.get::<RequestId>().map(|r| r.0.as_str()),
     });
 }
 

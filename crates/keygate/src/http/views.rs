@@ -1,7 +1,7 @@
 //! The JSON shapes of the admin API and their conversions from the domain.
 //! Times are RFC 3339 strings on the wire and Unix seconds inside.
 
-use keygate_core::model::{AuditEntry, KeyRecord, RateLimitSpec};
+use keygate_core::model::{AuditRow, KeyRecord, RateLimitSpec};
 use keygate_core::ratelimit::RateDecision;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -138,7 +138,13 @@ impl RateLimitState {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditView {
     pub id: String,
+    /// When it happened; for a tally, the first time.
     pub at: String,
+    /// How many times: 1 for an event, more for a tally of like failures
+    /// (same source, reason and route within one minute).
+    pub count: i64,
+    pub first_seen: String,
+    pub last_seen: String,
     pub action: String,
     pub actor: String,
     pub target: Option<String>,
@@ -148,11 +154,15 @@ pub struct AuditView {
     pub detail: serde_json::Value,
 }
 
-impl From<AuditEntry> for AuditView {
-    fn from(e: AuditEntry) -> Self {
+impl From<AuditRow> for AuditView {
+    fn from(row: AuditRow) -> Self {
+        let e = row.entry;
         Self {
             id: e.id,
             at: rfc3339(e.at),
+            count: row.count,
+            first_seen: rfc3339(e.at),
+            last_seen: rfc3339(row.last_at),
             action: e.action,
             actor: e.actor,
             target: e.target,

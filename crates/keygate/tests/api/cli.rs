@@ -351,7 +351,7 @@ fn a_lost_or_wrong_pepper_is_refused_at_start() {
     );
 
     // The original pepper brings it back.
-    std::fs::write(&pepper, saved).unwrap();
+    crate::helpers::write_private(&pepper, saved);
     Server::start(d).stop();
 }
 
@@ -402,7 +402,7 @@ fn a_lost_or_wrong_master_key_is_refused_at_start() {
     assert!(err.contains("master key is not the one"), "{err}");
     assert!(!err.contains(&"11".repeat(32)), "the key is never echoed");
 
-    std::fs::write(&master, saved).unwrap();
+    crate::helpers::write_private(&master, saved);
     Server::start(d).stop();
 }
 

@@ -112,6 +112,16 @@ impl Drop for PgDatabase {
     }
 }
 
+/// Writes a secret file as keygate wants it: readable by its owner only.
+pub fn write_private(path: &std::path::Path, contents: impl AsRef<[u8]>) {
+    std::fs::write(path, contents).expect("write secret file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    }
+}
+
 pub struct TestApp {
     pub backend: Backend,
     pub addr: std::net::SocketAddr,
@@ -173,17 +183,15 @@ pub async fn spawn_app_with_toml(
         Backend::Postgres => {
             let pg = PgDatabase::create().await?;
             let pepper: PathBuf = dir.path().join("pepper");
-            std::fs::write(
+            write_private(
                 &pepper,
                 format!("test-pepper-{}-0123456789abcdefghij", random_suffix()),
-            )
-            .expect("pepper");
+            );
             let master: PathBuf = dir.path().join("master-key");
-            std::fs::write(
+            write_private(
                 &master,
                 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
-            )
-            .expect("master key");
+            );
             (pg.url.clone(), Some(pepper), Some(master), Some(pg))
         }
     };

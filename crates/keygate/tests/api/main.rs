@@ -4,7 +4,10 @@
 
 mod helpers;
 
+mod audit;
 mod cli;
+#[cfg(unix)]
+mod files;
 mod gateway;
 mod gateway_binary;
 mod gateway_forward_auth;

@@ -97,4 +97,17 @@ async fn serves_https_and_reloads_the_certificate() {
         again.get(&https).send().await.unwrap().status(),
         StatusCode::OK
     );
+
+    // So is a key other users can read, with what to run.
+    std::fs::copy(&cert2, &live_cert).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&live_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = app.tls.as_ref().unwrap().reload().await.unwrap_err();
+        assert!(
+            err.contains(&format!("chmod 600 {}", live_key.display())),
+            "{err}"
+        );
+    }
 }

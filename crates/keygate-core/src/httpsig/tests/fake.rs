@@ -9,7 +9,9 @@ use parking_lot::Mutex;
 use crate::apikey::KeyId;
 use crate::error::Error;
 use crate::jwt::SigningKeyRecord;
-use crate::model::{AuditEntry, AuditFilter, KeyFilter, KeyRecord, PageRequest, SecretRecord};
+use crate::model::{
+    AuditEntry, AuditFilter, AuditRow, AuditTally, KeyFilter, KeyRecord, PageRequest, SecretRecord,
+};
 use crate::pepper::KeyHash;
 use crate::sessions::model::{
     BlockedJti, FamilyId, PresentedToken, PurgeCutoff, RefreshDecider, RefreshFamily,
@@ -102,8 +104,14 @@ impl AuditStore for FakeStore {
         self.audit.lock().extend_from_slice(entries);
         Ok(())
     }
-    async fn list_audit(&self, _: &AuditFilter, _: PageRequest) -> Result<Vec<AuditEntry>, Error> {
-        Ok(self.audit.lock().clone())
+    async fn add_audit_tallies(&self, _: &[AuditTally]) -> Result<(), Error> {
+        unused()
+    }
+    async fn prune_audit(&self, _: i64, _: u32) -> Result<u64, Error> {
+        unused()
+    }
+    async fn list_audit(&self, _: &AuditFilter, _: PageRequest) -> Result<Vec<AuditRow>, Error> {
+        unused()
     }
 }
 
