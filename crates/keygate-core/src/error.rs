@@ -17,7 +17,7 @@ pub enum Error {
     Revoked,
     #[error("the record changed while it was being updated; retry")]
     Conflict,
-    /// A unique name is taken (a username, ignoring case).
+    /// A unique name is taken (a username, under RFC 8265 mapping).
     #[error("{0} already exists")]
     AlreadyExists(&'static str),
     /// Storage failed. Never turned into "not found": the caller sees a 503.

@@ -25,6 +25,7 @@ mod migrate;
 mod rows;
 mod sessions;
 mod signing_keys;
+mod username_keys;
 mod users;
 
 use std::time::Duration;
