@@ -46,9 +46,14 @@ async fn insert_get_and_find_by_hash(ctx: Ctx) {
     other.remaining = Some(5);
     other.metadata.clear();
     let other_secret = secret_for(&other.id, NOW);
-    s.insert_key(&other, &other_secret, &audit("key.created", &other, NOW))
-        .await
-        .unwrap();
+    s.insert_key(
+        &other,
+        &other_secret,
+        &audit("key.created", &other, NOW),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(s.get_key(&other.id).await.unwrap(), Some(other.clone()));
     assert_eq!(s.count_keys().await.unwrap(), 2);
 
@@ -72,7 +77,7 @@ async fn insert_get_and_find_by_hash(ctx: Ctx) {
     // A secret that belongs to another key is refused before any write.
     k.id = keygate_core::KeyId::generate().unwrap();
     let err = s
-        .insert_key(&k, &secret, &audit("key.created", &k, NOW))
+        .insert_key(&k, &secret, &audit("key.created", &k, NOW), None)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Internal(_)), "{err:?}");
@@ -85,7 +90,7 @@ async fn insert_failure_writes_nothing(ctx: Ctx) {
     // transaction leaves neither the secret nor the audit entry behind.
     let again = secret_for(&k.id, NOW);
     let err = s
-        .insert_key(&k, &again, &audit("key.created", &k, NOW))
+        .insert_key(&k, &again, &audit("key.created", &k, NOW), None)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Storage(_)), "{err:?}");

@@ -15,6 +15,7 @@ mod hmac;
 mod keys;
 mod oauth;
 mod ops;
+mod quotas;
 mod request_ids;
 mod security;
 mod sessions;
