@@ -38,8 +38,9 @@ pub struct KeyCap {
     pub now: i64,
 }
 
-/// The cap on live sessions of one user: families neither revoked, past
-/// their absolute expiry (`now_ms`) nor idle since before `idle_since_ms`.
+/// The cap on live sessions of one user: families not revoked, before
+/// their absolute expiry (`now_ms`) and last used after `idle_since_ms`
+/// (the same rule as `sessions::rules::expired`).
 /// At the cap, a new family ends the oldest live ones (reason
 /// `session_limit`) in the same transaction, under one lock per user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -193,7 +193,7 @@ async fn end_oldest_past_cap(
 ) -> Result<Vec<FamilyId>, Error> {
     let live = sqlx::query(
         "SELECT id FROM refresh_families WHERE user_id = $1 AND revoked_at_ms IS NULL \
-         AND absolute_expires_at_ms > $2 AND last_used_at_ms >= $3 ORDER BY seq ASC",
+         AND absolute_expires_at_ms > $2 AND last_used_at_ms > $3 ORDER BY seq ASC",
     )
     .bind(user_id)
     .bind(cap.now_ms)
