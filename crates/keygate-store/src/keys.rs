@@ -177,9 +177,10 @@ impl KeyStore for SqlStore {
             let live = live_keys(&mut tx, tenant, cap.now).await?;
             if live >= i64::from(cap.max_live) {
                 // Dropping the transaction rolls it back: nothing written.
+                let whose = tenant.map_or("no tenant".to_owned(), |t| format!("tenant {t:?}"));
                 return Err(Error::QuotaExceeded(format!(
-                    "this tenant already has {live} live API keys, its limit of {}; revoke \
-                     one first",
+                    "{live} live API keys already belong to {whose}, the limit of {} \
+                     ([keys] max_per_tenant); revoke one first",
                     cap.max_live
                 )));
             }
