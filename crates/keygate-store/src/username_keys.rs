@@ -9,6 +9,11 @@
 //! It keeps its id, sessions and API access; an admin decides what becomes
 //! of it. A name the profile refuses (`Dave Smith`) keeps logging in under
 //! its legacy key; no new name can reach such a key.
+//!
+//! It runs once per database: a user created by an older node during a
+//! rolling upgrade keeps a lowercase key. Deleting the `username_keys` row
+//! of `keygate_settings` makes the next start run it again. All rows are
+//! read at once (about 100 bytes a user, once).
 
 use std::collections::HashSet;
 
