@@ -17,9 +17,13 @@ pub enum Error {
     Revoked,
     #[error("the record changed while it was being updated; retry")]
     Conflict,
-    /// A unique name is taken (a username, ignoring case).
+    /// A unique name is taken (a username, under RFC 8265 mapping).
     #[error("{0} already exists")]
     AlreadyExists(&'static str),
+    /// A quota is full (live keys of a tenant): nothing was written, and
+    /// retrying will not help until something is revoked.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
     /// Storage failed. Never turned into "not found": the caller sees a 503.
     #[error("storage error: {0}")]
     Storage(String),

@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::pepper::Pepper;
 use crate::ratelimit::RateLimiter;
-use crate::store::Store;
+use crate::store::{KeyCap, Store};
 use crate::usage::UsageRecorder;
 
 /// The longest grace window a rotation may give the old secret.
@@ -137,7 +137,11 @@ pub struct KeyService {
     pub(crate) cache: KeyCache,
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) usage: UsageRecorder,
+    pub(crate) max_keys_per_tenant: u32,
 }
+
+/// Live keys one tenant may hold unless configured otherwise.
+pub const DEFAULT_MAX_KEYS_PER_TENANT: u32 = 1000;
 
 impl KeyService {
     pub fn new(
@@ -154,7 +158,15 @@ impl KeyService {
             cache: KeyCache::new(cache),
             limiter,
             usage: UsageRecorder::default(),
+            max_keys_per_tenant: DEFAULT_MAX_KEYS_PER_TENANT,
         }
+    }
+
+    /// Caps the live (neither revoked nor expired) keys of each tenant;
+    /// keys without a tenant are capped together as one more.
+    pub fn with_max_keys_per_tenant(mut self, max: u32) -> Self {
+        self.max_keys_per_tenant = max.max(1);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -293,7 +305,13 @@ impl KeyService {
         };
         let detail = json!({ "name": record.name, "owner": record.owner, "scopes": record.scopes });
         let audit = self.audit(actor, request_id, action, &record, detail)?;
-        self.store.insert_key(&record, &secret, &audit).await?;
+        let cap = KeyCap {
+            max_live: self.max_keys_per_tenant,
+            now,
+        };
+        self.store
+            .insert_key(&record, &secret, &audit, Some(cap))
+            .await?;
         self.cache.clear_negative();
         Ok(IssuedKey { record, key })
     }

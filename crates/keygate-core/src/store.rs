@@ -30,13 +30,44 @@ pub enum UpdateOutcome {
     Stale,
 }
 
+/// The cap on live keys (neither revoked nor expired at `now`, Unix
+/// seconds) of one tenant, keys without a tenant counting as one more. The
+/// store counts and inserts under one lock per tenant, so concurrent
+/// creates never overshoot it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyCap {
+    pub max_live: u32,
+    pub now: i64,
+}
+
+/// The cap on live sessions of one user: families not revoked, before
+/// their absolute expiry (`now_ms`) and last used after `idle_since_ms`
+/// (the same rule as `sessions::rules::expired`).
+/// At the cap, a new family ends the oldest live ones (reason
+/// `session_limit`) in the same transaction, under one lock per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCap {
+    pub max_live: u32,
+    pub now_ms: i64,
+    pub idle_since_ms: i64,
+}
+
+/// Builds a new session's audit entry from the sessions it ended.
+pub type SessionAudit<'a> = dyn Fn(&[FamilyId]) -> Result<AuditEntry, Error> + Send + Sync + 'a;
+
+/// Why a session ended because its user started one too many.
+pub const REASON_SESSION_LIMIT: &str = "session_limit";
+
 #[async_trait]
 pub trait KeyStore: Send + Sync {
+    /// With a cap, answers `Error::QuotaExceeded` and writes nothing when
+    /// the key's tenant already has `max_live` live keys.
     async fn insert_key(
         &self,
         key: &KeyRecord,
         secret: &SecretRecord,
         audit: &AuditEntry,
+        cap: Option<KeyCap>,
     ) -> Result<(), Error>;
 
     async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, Error>;
@@ -171,12 +202,15 @@ pub trait UserStore: Send + Sync {
 /// Refresh-token families and the access-token (`jti`) blocklist.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
+    /// Stores a new family, first ending the user's oldest live families
+    /// that would put it past the cap; answers the ended families' ids.
     async fn insert_family(
         &self,
         family: &RefreshFamily,
         first: &RefreshTokenRecord,
-        audit: &AuditEntry,
-    ) -> Result<(), Error>;
+        cap: SessionCap,
+        audit: &SessionAudit<'_>,
+    ) -> Result<Vec<FamilyId>, Error>;
 
     async fn get_family(&self, id: &FamilyId) -> Result<Option<RefreshFamily>, Error>;
 

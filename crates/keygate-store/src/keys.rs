@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use keygate_core::model::{AuditEntry, KeyFilter, KeyRecord, PageRequest, SecretRecord};
 use keygate_core::pepper::KeyHash;
-use keygate_core::store::{KeyStore, UpdateOutcome};
+use keygate_core::store::{KeyCap, KeyStore, UpdateOutcome};
 use keygate_core::{Error, KeyId};
 use sqlx::AnyConnection;
 
@@ -120,6 +120,34 @@ async fn insert_key_row(
     insert_secret(conn, secret).await
 }
 
+/// Keys of `tenant` (None: those without one) neither revoked nor expired
+/// at `now`.
+async fn live_keys(conn: &mut AnyConnection, tenant: Option<&str>, now: i64) -> Result<i64, Error> {
+    let row = match tenant {
+        Some(t) => {
+            sqlx::query(concat!(
+                "SELECT COUNT(*) AS n FROM api_keys WHERE tenant = $2 AND ",
+                "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)"
+            ))
+            .bind(now)
+            .bind(t)
+            .fetch_one(&mut *conn)
+            .await
+        }
+        None => {
+            sqlx::query(concat!(
+                "SELECT COUNT(*) AS n FROM api_keys WHERE tenant IS NULL AND ",
+                "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)"
+            ))
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await
+        }
+    }
+    .map_err(db)?;
+    col(&row, "n")
+}
+
 impl SqlStore {
     /// Inserts many keys in one transaction, without audit entries: for
     /// benchmark fixtures and bulk imports, never for the API.
@@ -139,8 +167,24 @@ impl KeyStore for SqlStore {
         key: &KeyRecord,
         secret: &SecretRecord,
         audit: &AuditEntry,
+        cap: Option<KeyCap>,
     ) -> Result<(), Error> {
         let mut tx = self.begin_write().await?;
+        if let Some(cap) = cap {
+            let tenant = key.tenant.as_ref().map(|t| t.as_str());
+            self.lock_quota(&mut tx, &format!("keys:{}", tenant.unwrap_or("")))
+                .await?;
+            let live = live_keys(&mut tx, tenant, cap.now).await?;
+            if live >= i64::from(cap.max_live) {
+                // Dropping the transaction rolls it back: nothing written.
+                let whose = tenant.map_or("no tenant".to_owned(), |t| format!("tenant {t:?}"));
+                return Err(Error::QuotaExceeded(format!(
+                    "{live} live API keys already belong to {whose}, the limit of {} \
+                     ([keys] max_per_tenant); revoke one first",
+                    cap.max_live
+                )));
+            }
+        }
         insert_key_row(&mut tx, key, secret).await?;
         audit::insert(&mut tx, audit).await?;
         tx.commit().await.map_err(db)

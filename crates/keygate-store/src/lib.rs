@@ -25,6 +25,7 @@ mod migrate;
 mod rows;
 mod sessions;
 mod signing_keys;
+mod username_keys;
 mod users;
 
 use std::time::Duration;
@@ -285,6 +286,26 @@ impl SqlStore {
             Backend::Postgres => self.pool.begin().await,
         }
         .map_err(db)
+    }
+
+    /// Makes this transaction the only one checking and filling the quota
+    /// called `name` until it ends: a transaction-scoped advisory lock on
+    /// PostgreSQL (so concurrent creates never overshoot the quota); on
+    /// SQLite `begin_write`'s BEGIN IMMEDIATE already made it the only
+    /// writer.
+    pub(crate) async fn lock_quota(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        name: &str,
+    ) -> Result<(), Error> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(name)
+                .execute(conn)
+                .await
+                .map_err(db)?;
+        }
+        Ok(())
     }
 }
 

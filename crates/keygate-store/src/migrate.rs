@@ -87,18 +87,23 @@ fn now_secs() -> i64 {
     keygate_core::SystemClock.now_secs()
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration, then rekeys usernames written before
+/// RFC 8265 keys (once).
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), Error> {
     let mut conn = pool.acquire().await.map_err(db)?;
     if backend == Backend::Sqlite {
-        return apply(&mut conn, backend).await;
+        apply(&mut conn, backend).await?;
+        return crate::username_keys::rekey(&mut conn, backend).await;
     }
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(PG_LOCK_KEY)
         .execute(&mut *conn)
         .await
         .map_err(db)?;
-    let result = apply(&mut conn, backend).await;
+    let result = match apply(&mut conn, backend).await {
+        Ok(()) => crate::username_keys::rekey(&mut conn, backend).await,
+        Err(e) => Err(e),
+    };
     let unlocked = match &result {
         Ok(()) => sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(PG_LOCK_KEY)

@@ -10,7 +10,7 @@ use keygate_core::sessions::model::{
     BlockedJti, FamilyId, PresentedToken, PurgeCutoff, RefreshDecider, RefreshFamily, RefreshStep,
     RefreshTokenRecord,
 };
-use keygate_core::store::SessionStore;
+use keygate_core::store::{REASON_SESSION_LIMIT, SessionAudit, SessionCap, SessionStore};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
@@ -184,6 +184,35 @@ async fn revoke_row(
     Ok(done.rows_affected())
 }
 
+/// Ends the user's oldest live families so that one more fits under the
+/// cap; answers their ids. The caller holds the user's quota lock.
+async fn end_oldest_past_cap(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    cap: SessionCap,
+) -> Result<Vec<FamilyId>, Error> {
+    let live = sqlx::query(
+        "SELECT id FROM refresh_families WHERE user_id = $1 AND revoked_at_ms IS NULL \
+         AND absolute_expires_at_ms > $2 AND last_used_at_ms > $3 ORDER BY seq ASC",
+    )
+    .bind(user_id)
+    .bind(cap.now_ms)
+    .bind(cap.idle_since_ms)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let cap_len = usize::try_from(cap.max_live).unwrap_or(usize::MAX);
+    let excess = (live.len() + 1).saturating_sub(cap_len);
+    let mut ended = Vec::with_capacity(excess);
+    for row in live.iter().take(excess) {
+        let id: String = col(row, "id")?;
+        let id = FamilyId::parse(&id).map_err(|e| bad("id", e))?;
+        revoke_row(conn, &id, cap.now_ms, REASON_SESSION_LIMIT).await?;
+        ended.push(id);
+    }
+    Ok(ended)
+}
+
 impl SqlStore {
     fn lock_family_sql(&self) -> &'static str {
         match self.backend {
@@ -201,8 +230,9 @@ impl SessionStore for SqlStore {
         &self,
         family: &RefreshFamily,
         first: &RefreshTokenRecord,
-        audit: &AuditEntry,
-    ) -> Result<(), Error> {
+        cap: SessionCap,
+        audit: &SessionAudit<'_>,
+    ) -> Result<Vec<FamilyId>, Error> {
         if first.family_id != family.id {
             return Err(Error::Internal(format!(
                 "token of {} stored under family {}",
@@ -210,6 +240,9 @@ impl SessionStore for SqlStore {
             )));
         }
         let mut tx = self.begin_write().await?;
+        self.lock_quota(&mut tx, &format!("sessions:{}", family.user_id))
+            .await?;
+        let ended = end_oldest_past_cap(&mut tx, &family.user_id, cap).await?;
         sqlx::query(
             "INSERT INTO refresh_families (id, user_id, tenant, created_at_ms, \
              absolute_expires_at_ms, last_used_at_ms, revoked_at_ms, revoked_reason) \
@@ -227,8 +260,9 @@ impl SessionStore for SqlStore {
         .await
         .map_err(db)?;
         insert_token(&mut tx, first).await?;
-        audit::insert(&mut tx, audit).await?;
-        tx.commit().await.map_err(db)
+        audit::insert(&mut tx, &audit(&ended)?).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(ended)
     }
 
     async fn get_family(&self, id: &FamilyId) -> Result<Option<RefreshFamily>, Error> {

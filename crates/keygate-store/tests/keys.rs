@@ -7,7 +7,7 @@ mod common;
 use common::{Ctx, audit, insert, random_hash, secret_for};
 use keygate_core::Error;
 use keygate_core::model::{AuditFilter, PageRequest};
-use keygate_core::store::{AuditStore, KeyStore, Store, UpdateOutcome};
+use keygate_core::store::{AuditStore, KeyCap, KeyStore, Store, UpdateOutcome};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -18,6 +18,7 @@ on_both_backends!(
     rotate_with_grace_keeps_old_secrets_until_expiry,
     rotate_without_grace_deletes_old_secrets,
     revoke_is_idempotent,
+    the_tenant_cap_counts_live_keys_only,
 );
 
 async fn insert_get_and_find_by_hash(ctx: Ctx) {
@@ -46,9 +47,14 @@ async fn insert_get_and_find_by_hash(ctx: Ctx) {
     other.remaining = Some(5);
     other.metadata.clear();
     let other_secret = secret_for(&other.id, NOW);
-    s.insert_key(&other, &other_secret, &audit("key.created", &other, NOW))
-        .await
-        .unwrap();
+    s.insert_key(
+        &other,
+        &other_secret,
+        &audit("key.created", &other, NOW),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(s.get_key(&other.id).await.unwrap(), Some(other.clone()));
     assert_eq!(s.count_keys().await.unwrap(), 2);
 
@@ -75,7 +81,7 @@ async fn insert_get_and_find_by_hash(ctx: Ctx) {
     // A secret that belongs to another key is refused before any write.
     k.id = keygate_core::KeyId::generate().unwrap();
     let err = s
-        .insert_key(&k, &secret, &audit("key.created", &k, NOW))
+        .insert_key(&k, &secret, &audit("key.created", &k, NOW), None)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Internal(_)), "{err:?}");
@@ -88,7 +94,7 @@ async fn insert_failure_writes_nothing(ctx: Ctx) {
     // transaction leaves neither the secret nor the audit entry behind.
     let again = secret_for(&k.id, NOW);
     let err = s
-        .insert_key(&k, &again, &audit("key.created", &k, NOW))
+        .insert_key(&k, &again, &audit("key.created", &k, NOW), None)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Storage(_)), "{err:?}");
@@ -379,4 +385,40 @@ async fn revoke_is_idempotent(ctx: Ctx) {
         .len(),
         2
     );
+}
+
+/// Revoked and expired keys do not count; keys without a tenant are a
+/// bucket of their own; a refusal writes nothing.
+async fn the_tenant_cap_counts_live_keys_only(ctx: Ctx) {
+    let s = &ctx.store;
+    let cap = Some(KeyCap {
+        max_live: 2,
+        now: NOW,
+    });
+    let put = async |tenant: Option<&str>, expires_at: Option<i64>| {
+        let mut k = common::key(tenant, "o", NOW - 10);
+        k.expires_at = expires_at;
+        let secret = secret_for(&k.id, NOW - 10);
+        let done = s
+            .insert_key(&k, &secret, &audit("key.created", &k, NOW), cap)
+            .await;
+        (k, done)
+    };
+    put(Some("acme"), Some(NOW)).await.1.unwrap(); // expired at NOW
+    let (revoked, done) = put(Some("acme"), None).await;
+    done.unwrap();
+    s.revoke_key(&revoked.id, NOW - 1, &audit("key.revoked", &revoked, NOW))
+        .await
+        .unwrap();
+    put(Some("acme"), Some(NOW + 60)).await.1.unwrap();
+    put(Some("acme"), None).await.1.unwrap();
+    let before = s.count_keys().await.unwrap();
+    let (refused, done) = put(Some("acme"), None).await;
+    assert!(matches!(done, Err(Error::QuotaExceeded(_))), "{done:?}");
+    assert!(s.get_key(&refused.id).await.unwrap().is_none());
+    assert_eq!(s.count_keys().await.unwrap(), before);
+    put(None, None).await.1.unwrap();
+    put(None, None).await.1.unwrap();
+    let (_, done) = put(None, None).await;
+    assert!(matches!(done, Err(Error::QuotaExceeded(_))), "{done:?}");
 }

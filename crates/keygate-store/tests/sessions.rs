@@ -35,6 +35,7 @@ on_both_backends!(
     blocklist_syncs_across_instances,
     blocklist_sync_catches_rows_committed_out_of_order,
     refresh_token_plaintext_never_reaches_the_database,
+    the_session_cap_counts_live_sessions_only_and_ends_the_oldest,
 );
 
 struct Fixture {
@@ -650,4 +651,78 @@ async fn token_count(ctx: &Ctx, family: &str) -> i64 {
     let n: i64 = row.get("n");
     conn.close().await.unwrap();
     n
+}
+
+/// Expired, idle and revoked sessions do not count against the cap; past
+/// it the oldest live session ends, with reason `session_limit`, and the
+/// new session's audit entry names it.
+async fn the_session_cap_counts_live_sessions_only_and_ends_the_oldest(ctx: Ctx) {
+    let config = SessionConfig {
+        absolute_lifetime_secs: 3_600,
+        idle_timeout_secs: 600,
+        max_per_user: 2,
+        ..SessionConfig::default()
+    };
+    let f = fixture(&ctx, config);
+    let c = ctx_of("c");
+    // Two sessions left idle past the timeout, one logged out.
+    let (_, _) = f.svc.start("user-1", None, &c).await.unwrap();
+    let (_, _) = f.svc.start("user-1", None, &c).await.unwrap();
+    f.clock.advance_secs(600);
+    let (out, _) = f.svc.start("user-1", None, &c).await.unwrap();
+    f.svc
+        .revoke_by_token(out.expose(), REASON_LOGOUT, &c)
+        .await
+        .unwrap();
+    // Another user's sessions are not this user's.
+    let (other, _) = f.svc.start("user-2", None, &c).await.unwrap();
+    let (first, first_family) = f.svc.start("user-1", None, &c).await.unwrap();
+    f.clock.advance_secs(1);
+    let (second, _) = f.svc.start("user-1", None, &c).await.unwrap();
+    for t in [&first, &second, &other] {
+        assert!(
+            f.svc
+                .family_of(t.expose())
+                .await
+                .unwrap()
+                .unwrap()
+                .is_active()
+        );
+    }
+    assert!(
+        audit_of(&f.store, "session.started")
+            .await
+            .iter()
+            .all(|e| e.detail.get("sessions_ended").is_none())
+    );
+    // The third live one ends the oldest live one.
+    let (third, _) = f.svc.start("user-1", None, &c).await.unwrap();
+    let ended = f.svc.family_of(first.expose()).await.unwrap().unwrap();
+    assert_eq!(ended.state, TokenState::Revoked);
+    assert_eq!(
+        ended.family.revoked_reason.as_deref(),
+        Some("session_limit")
+    );
+    let err = f.svc.refresh(first.expose(), &c).await.unwrap_err();
+    assert!(matches!(err, RefreshError::Revoked), "{err:?}");
+    for t in [&second, &third, &other] {
+        assert!(
+            f.svc
+                .family_of(t.expose())
+                .await
+                .unwrap()
+                .unwrap()
+                .is_active()
+        );
+    }
+    let started = audit_of(&f.store, "session.started").await;
+    let with_end: Vec<_> = started
+        .iter()
+        .filter(|e| e.detail.get("sessions_ended").is_some())
+        .collect();
+    assert_eq!(with_end.len(), 1);
+    assert_eq!(
+        with_end[0].detail["ended"],
+        serde_json::json!([first_family.id])
+    );
 }

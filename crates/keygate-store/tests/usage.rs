@@ -22,9 +22,14 @@ async fn take_credit_is_atomic_under_concurrency(ctx: Ctx) {
     let s = &ctx.store;
     let mut k = common::key(None, "alice", NOW);
     k.remaining = Some(10);
-    s.insert_key(&k, &secret_for(&k.id, NOW), &audit("key.created", &k, NOW))
-        .await
-        .unwrap();
+    s.insert_key(
+        &k,
+        &secret_for(&k.id, NOW),
+        &audit("key.created", &k, NOW),
+        None,
+    )
+    .await
+    .unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let store = s.clone();

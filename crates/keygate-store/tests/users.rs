@@ -8,18 +8,19 @@ mod common;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use common::Ctx;
+use common::{Ctx, exec};
 use keygate_core::apikey::random_id;
 use keygate_core::cache::CacheConfig;
 use keygate_core::model::{AuditEntry, AuditFilter, PageRequest, Scope, Tenant};
 use keygate_core::pepper::Pepper;
 use keygate_core::ratelimit::GcraLimiter;
 use keygate_core::store::{AuditStore, Store, UserStore};
-use keygate_core::users::{Password, PhcHash, Role, UserFilter, UserId, UserRecord};
+use keygate_core::users::{Password, PhcHash, Role, UserFilter, UserId, UserRecord, Username};
 use keygate_core::{
     Admin, Clock, Error, KeyService, LoginError, ManualClock, NewKey, NewUser, UserPatch,
     UserService,
 };
+use keygate_store::{ConnectOptions, connect};
 use sqlx::{Connection, Row};
 
 const NOW: i64 = 1_700_000_000;
@@ -28,6 +29,8 @@ const PASSWORD: &str = "correct horse battery staple";
 on_both_backends!(
     insert_get_find_and_list,
     usernames_are_unique_ignoring_case_and_a_refusal_writes_nothing,
+    usernames_equal_under_precis_are_one_name,
+    usernames_from_before_precis_get_their_keys_at_start,
     update_is_guarded_by_version_and_keeps_the_hash_unless_given,
     authenticate_checks_password_disabled_and_unknown_alike,
     login_throttling_refuses_before_hashing,
@@ -181,6 +184,102 @@ async fn usernames_are_unique_ignoring_case_and_a_refusal_writes_nothing(ctx: Ct
     assert!(matches!(err, Error::AlreadyExists(_)), "{err:?}");
     assert!(s.get_user(&b.id).await.unwrap().is_none());
     assert_eq!(audit_count(s).await, 1);
+}
+
+async fn usernames_equal_under_precis_are_one_name(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = user("carol", None);
+    s.insert_user(&a, &fake_hash("a"), &audit("user.created", &a))
+        .await
+        .unwrap();
+    // Fullwidth letters, case, both: the same name (RFC 8265 width and case
+    // mapping), refused as taken.
+    for name in [
+        "\u{ff43}arol",
+        "\u{ff23}\u{ff21}\u{ff32}\u{ff2f}\u{ff2c}",
+        "CAROL",
+    ] {
+        let b = user(name, None);
+        let err = s
+            .insert_user(&b, &fake_hash("b"), &audit("user.created", &b))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists(_)), "{name}: {err:?}");
+    }
+    // A name RFC 8265 refuses is refused before storage.
+    for name in ["carol smith", "snow\u{2603}", "a\u{200b}b"] {
+        let b = user(name, None);
+        let err = s
+            .insert_user(&b, &fake_hash("b"), &audit("user.created", &b))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{name}: {err:?}");
+    }
+    assert_eq!(audit_count(s).await, 1);
+    let key = Username::login_key("\u{ff23}arol").unwrap();
+    let (found, _) = s.find_user_by_username(&key).await.unwrap().unwrap();
+    assert_eq!(found.id, a.id);
+}
+
+/// A database written before usernames were PRECIS-keyed: keys are
+/// recomputed at start; of two rows that now share a key the older keeps
+/// it and the newer can no longer log in by name; a name RFC 8265 refuses
+/// keeps logging in under its old rule.
+async fn usernames_from_before_precis_get_their_keys_at_start(ctx: Ctx) {
+    ctx.store.close().await;
+    let rows = [
+        ("usr_0000000000000001", "Carol", "carol"),
+        ("usr_0000000000000002", "\u{ff43}arol", "\u{ff43}arol"),
+        ("usr_0000000000000003", "Dave Smith", "dave smith"),
+        ("usr_0000000000000004", "\u{ff25}VE", "\u{ff45}ve"),
+    ];
+    for (id, name, norm) in rows {
+        exec(
+            &ctx.url,
+            &format!(
+                "INSERT INTO users (id, username, username_norm, password_hash, roles, tenant, \
+                 claims, disabled, sessions_cutoff_ms, created_at, updated_at, version) \
+                 VALUES ('{id}', '{name}', '{norm}', 'h', '[]', NULL, '{{}}', 0, 0, 1, 1, 1)"
+            ),
+        )
+        .await;
+    }
+    exec(
+        &ctx.url,
+        "DELETE FROM keygate_settings WHERE name = 'username_keys'",
+    )
+    .await;
+    let s = connect(&ctx.url, ConnectOptions::default()).await.unwrap();
+    let find = async |name: &str| {
+        let key = Username::login_key(name).unwrap();
+        s.find_user_by_username(&key)
+            .await
+            .unwrap()
+            .map(|(u, _)| u.id.to_string())
+    };
+    let carol = Some("usr_0000000000000001".to_owned());
+    assert_eq!(find("carol").await, carol);
+    assert_eq!(
+        find("\u{ff43}arol").await,
+        carol,
+        "the newer twin is shut out"
+    );
+    assert_eq!(
+        find("dave smith").await.as_deref(),
+        Some("usr_0000000000000003")
+    );
+    assert_eq!(find("eve").await.as_deref(), Some("usr_0000000000000004"));
+    // The shut-out twin still exists and is reachable by id.
+    let twin = UserId::parse("usr_0000000000000002").unwrap();
+    assert!(s.get_user(&twin).await.unwrap().is_some());
+    // A new user cannot take a key an old row holds.
+    let e = user("\u{ff45}ve", None);
+    let err = s
+        .insert_user(&e, &fake_hash("e"), &audit("user.created", &e))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists(_)), "{err:?}");
+    s.close().await;
 }
 
 async fn update_is_guarded_by_version_and_keeps_the_hash_unless_given(ctx: Ctx) {

@@ -177,6 +177,7 @@ struct FileConfig {
     /// Session lifetimes: absolute_lifetime_secs, idle_timeout_secs,
     /// grace_secs, retention_secs.
     sessions: Option<SessionConfig>,
+    keys: Option<KeysFile>,
     allowed_origins: Option<Vec<String>>,
     tls: Option<TlsFile>,
     gateway: Option<crate::gateway::config::GatewayFile>,
@@ -186,6 +187,17 @@ struct FileConfig {
     limits: Option<crate::listen::LimitsFile>,
     audit_retention_days: Option<u32>,
 }
+
+/// `[keys]`: limits on API keys.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysFile {
+    /// Live (neither revoked nor expired) keys per tenant; keys without a
+    /// tenant count as one more tenant [default: 1000].
+    max_per_tenant: Option<u32>,
+}
+
+pub const MAX_KEYS_PER_TENANT: u32 = 1_000_000;
 
 /// `[tls]`: both files or neither.
 #[derive(Deserialize)]
@@ -215,6 +227,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub jwt: JwtConfig,
     pub sessions: SessionConfig,
+    /// `[keys] max_per_tenant`.
+    pub max_keys_per_tenant: u32,
     pub allowed_origins: Vec<String>,
     pub tls: Option<crate::tls::TlsFiles>,
     /// The `[gateway]` section, validated.
@@ -355,6 +369,15 @@ impl Config {
             .unwrap_or_default()
             .validate()
             .map_err(|e| e.to_string())?;
+        let max_keys_per_tenant = file
+            .keys
+            .and_then(|k| k.max_per_tenant)
+            .unwrap_or(keygate_core::service::DEFAULT_MAX_KEYS_PER_TENANT);
+        if !(1..=MAX_KEYS_PER_TENANT).contains(&max_keys_per_tenant) {
+            return Err(format!(
+                "keys.max_per_tenant: between 1 and {MAX_KEYS_PER_TENANT}"
+            ));
+        }
         let mut allowed_origins = if args.allowed_origins.is_empty() {
             file.allowed_origins.unwrap_or_default()
         } else {
@@ -388,6 +411,7 @@ impl Config {
             config_path: args.config.clone(),
             jwt,
             sessions,
+            max_keys_per_tenant,
             allowed_origins,
             listen,
             database_url,

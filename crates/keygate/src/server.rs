@@ -152,7 +152,8 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         clock,
         Arc::new(GcraLimiter::new()),
         config.cache,
-    );
+    )
+    .with_max_keys_per_tenant(config.max_keys_per_tenant);
     let tls = match &config.tls {
         Some(files) => Some(Tls::load(files).await?),
         None => None,

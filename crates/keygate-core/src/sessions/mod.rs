@@ -30,6 +30,10 @@ pub const MAX_ABSOLUTE_SECS: i64 = 365 * DAY;
 pub const MIN_LIFETIME_SECS: i64 = 60;
 pub const MAX_GRACE_SECS: i64 = 30;
 pub const MAX_RETENTION_SECS: i64 = 90 * DAY;
+/// Enough for every device and browser a person uses; small enough that
+/// one account cannot fill the sessions table.
+pub const DEFAULT_MAX_PER_USER: u32 = 100;
+pub const MAX_MAX_PER_USER: u32 = 10_000;
 
 /// Session lifetimes, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +49,8 @@ pub struct SessionConfig {
     /// How long dead families are kept (for introspection and audits)
     /// before `purge_expired` deletes them.
     pub retention_secs: i64,
+    /// Live sessions one user may hold; a login past it ends the oldest.
+    pub max_per_user: u32,
 }
 
 impl Default for SessionConfig {
@@ -54,6 +60,7 @@ impl Default for SessionConfig {
             idle_timeout_secs: 7 * DAY,
             grace_secs: 0,
             retention_secs: 7 * DAY,
+            max_per_user: DEFAULT_MAX_PER_USER,
         }
     }
 }
@@ -82,6 +89,12 @@ impl SessionConfig {
             return Err(Error::invalid(
                 "sessions.retention_secs",
                 format!("must be between 0 and {MAX_RETENTION_SECS}"),
+            ));
+        }
+        if !(1..=MAX_MAX_PER_USER).contains(&self.max_per_user) {
+            return Err(Error::invalid(
+                "sessions.max_per_user",
+                format!("must be between 1 and {MAX_MAX_PER_USER}"),
             ));
         }
         Ok(self)

@@ -18,7 +18,7 @@ use crate::sessions::model::{
 };
 use crate::sessions::rules::{Verdict, expired, judge};
 use crate::sessions::{AuditContext, SessionConfig};
-use crate::store::Store;
+use crate::store::{REASON_SESSION_LIMIT, SessionCap, Store};
 
 /// Why a refresh was refused. The HTTP layer answers `invalid_grant` for
 /// all but `Storage`; the variants are for logs, metrics and tests.
@@ -150,7 +150,10 @@ impl SessionService {
     }
 
     /// Logs a user in: a new family and its first token. The token is shown
-    /// to its holder once; only its hash is stored.
+    /// to its holder once; only its hash is stored. At the user's cap
+    /// (`max_per_user`) the oldest live sessions end rather than the login
+    /// being refused: a user who never logs out is not locked out, and the
+    /// table stays bounded.
     pub async fn start(
         &self,
         user_id: &str,
@@ -179,8 +182,30 @@ impl SessionService {
             issued_at_ms: now,
             used_at_ms: None,
         };
-        let audit = self.family_audit(ctx, "session.started", &family, json!({}))?;
-        self.store.insert_family(&family, &first, &audit).await?;
+        let cap = SessionCap {
+            max_live: self.config.max_per_user,
+            now_ms: now,
+            idle_since_ms: now.saturating_sub(self.config.idle_timeout_secs.saturating_mul(1000)),
+        };
+        let audit = |ended: &[FamilyId]| {
+            let detail = if ended.is_empty() {
+                json!({})
+            } else {
+                json!({ "sessions_ended": ended.len(), "ended": ended, "reason": REASON_SESSION_LIMIT })
+            };
+            self.family_audit(ctx, "session.started", &family, detail)
+        };
+        let ended = self
+            .store
+            .insert_family(&family, &first, cap, &audit)
+            .await?;
+        if !ended.is_empty() {
+            tracing::info!(
+                user = %family.user_id,
+                ended = ended.len(),
+                "a login past the session cap ended the user's oldest sessions"
+            );
+        }
         Ok((token, family))
     }
 

@@ -36,8 +36,8 @@ impl UserService {
         let now = self.clock.now_millis();
         // A name that cannot exist is throttled under a fixed key: it still
         // counts against the client, and costs no memory per variant.
-        let parsed = Username::parse(username).ok();
-        let key = parsed.as_ref().map_or("\u{0}invalid", Username::normalized);
+        let parsed = Username::login_key(username);
+        let key = parsed.as_deref().unwrap_or("\u{0}invalid");
         let attempt = self
             .throttle
             .admit(key, client, now)
@@ -52,7 +52,7 @@ impl UserService {
             self.throttle.failed(attempt);
             return Err(LoginError::InvalidCredentials);
         }
-        let found = match self.store.find_user_by_username(name.normalized()).await {
+        let found = match self.store.find_user_by_username(&name).await {
             Ok(found) => found,
             Err(e) => {
                 self.throttle.forgive(attempt);

@@ -92,41 +92,109 @@ impl Serialize for UserId {
     }
 }
 
-/// A username as shown (trimmed), with its normalized form: the one that is
-/// unique, server-wide rather than per tenant, so a login needs no tenant.
+/// A username as shown, with its key: the form that is unique, server-wide
+/// rather than per tenant, so a login needs no tenant.
+///
+/// The key is RFC 8265's UsernameCaseMapped profile (PRECIS): fullwidth
+/// letters become their usual forms, case is folded and the result is in
+/// NFC, so `ｃarol`, `CAROL` and `carol` are one name. A name the profile
+/// refuses (spaces, symbols, control or invisible characters) cannot be
+/// created. The shown form is the UsernameCasePreserved profile's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username {
     display: String,
     normalized: String,
 }
 
+/// Keys of rows created before usernames were PRECIS-keyed, whose names the
+/// profile refuses (such as `Dave Smith`): this prefix and the lowercase
+/// form. The profile never outputs a control character, so no new name can
+/// reach such a key.
+const LEGACY_KEY_PREFIX: char = '\u{1}';
+/// Keys of rows shut out of login by name, because an older row has their
+/// key; nothing a client sends maps to one.
+const SHUT_OUT_KEY_PREFIX: char = '\u{2}';
+
+fn precis_key(name: &str) -> Option<String> {
+    use precis_profiles::UsernameCaseMapped;
+    use precis_profiles::precis_core::profile::PrecisFastInvocation;
+    let key = UsernameCaseMapped::enforce(name).ok()?;
+    // The key must be a fixed point, or two spellings of one name could
+    // still end up under two keys.
+    let again = UsernameCaseMapped::enforce(key.as_ref()).ok()?;
+    (again == key).then(|| key.into_owned())
+}
+
+fn precis_display(name: &str) -> Option<String> {
+    use precis_profiles::UsernameCasePreserved;
+    use precis_profiles::precis_core::profile::PrecisFastInvocation;
+    UsernameCasePreserved::enforce(name)
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
+/// The rules every name ever created obeyed.
+fn check_length_and_controls(name: &str) -> Result<(), Error> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_USERNAME_CHARS {
+        return Err(Error::invalid(
+            "username",
+            format!("must be 1-{MAX_USERNAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "username",
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
 impl Username {
+    /// A new username: refused unless RFC 8265 accepts it.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let display = s.trim();
-        let chars = display.chars().count();
-        if chars == 0 || chars > MAX_USERNAME_CHARS {
-            return Err(Error::invalid(
+        let trimmed = s.trim();
+        check_length_and_controls(trimmed)?;
+        let refused = || {
+            Error::invalid(
                 "username",
-                format!("must be 1-{MAX_USERNAME_CHARS} characters"),
-            ));
-        }
-        if display.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "username",
-                "must not contain control characters",
-            ));
-        }
+                "is not a username under RFC 8265 (PRECIS UsernameCaseMapped): use letters, \
+                 digits and ASCII punctuation, without spaces, symbols or invisible characters",
+            )
+        };
+        let normalized = precis_key(trimmed).ok_or_else(refused)?;
+        let display = precis_display(trimmed).ok_or_else(refused)?;
+        check_length_and_controls(&normalized)?;
         Ok(Self {
-            display: display.to_owned(),
-            normalized: display.to_lowercase(),
+            display,
+            normalized,
         })
+    }
+
+    /// The key a login with this name looks up, or None for a name no user
+    /// can have. Names RFC 8265 refuses map to the legacy key, which only
+    /// rows created before PRECIS keys can hold.
+    pub fn login_key(s: &str) -> Option<String> {
+        let trimmed = s.trim();
+        check_length_and_controls(trimmed).ok()?;
+        Some(precis_key(trimmed).unwrap_or_else(|| {
+            let mut key = String::from(LEGACY_KEY_PREFIX);
+            key.push_str(&trimmed.to_lowercase());
+            key
+        }))
+    }
+
+    /// The key of a stored row whose key an older row already holds.
+    pub fn shut_out_key(id: &UserId) -> String {
+        format!("{SHUT_OUT_KEY_PREFIX}{id}")
     }
 
     pub fn as_str(&self) -> &str {
         &self.display
     }
 
-    /// The case-insensitive form that uniqueness and login throttling use.
+    /// The form that uniqueness and login throttling use.
     pub fn normalized(&self) -> &str {
         &self.normalized
     }
@@ -209,7 +277,8 @@ pub fn validate_claims(claims: &Claims) -> Result<(), Error> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRecord {
     pub id: UserId,
-    /// As given at creation, trimmed; unique ignoring case.
+    /// As given at creation, trimmed and width-mapped; unique under RFC
+    /// 8265 (see `Username`).
     pub username: String,
     pub roles: Vec<Role>,
     pub tenant: Option<Tenant>,
@@ -264,6 +333,42 @@ mod tests {
         assert!(Username::parse("a\nb").is_err());
         assert!(Username::parse(&"é".repeat(128)).is_ok());
         assert!(Username::parse(&"é".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn usernames_are_keyed_by_rfc_8265() {
+        let key = |s: &str| Username::parse(s).unwrap().normalized().to_owned();
+        // Fullwidth, case and composition variants are one name.
+        for same in [
+            "\u{ff43}arol",
+            "\u{ff23}\u{ff21}\u{ff32}\u{ff2f}\u{ff2c}",
+            "CaRoL",
+        ] {
+            assert_eq!(key(same), "carol", "{same}");
+        }
+        assert_eq!(key("Jose\u{301}"), key("Jos\u{e9}"));
+        // The shown form keeps case but not width.
+        assert_eq!(Username::parse("\u{ff23}arol").unwrap().as_str(), "Carol");
+        // Refused: spaces, symbols, invisible and compatibility characters.
+        for bad in [
+            "carol smith",
+            "snow\u{2603}",
+            "a\u{200b}b",
+            "\u{2126}mega",
+            "a\u{3000}b",
+        ] {
+            let err = Username::parse(bad).unwrap_err();
+            assert!(err.to_string().contains("RFC 8265"), "{bad}: {err}");
+        }
+        // A login key: the same for a creatable name, a legacy key for a
+        // name only an old row can have, none for an impossible one.
+        assert_eq!(Username::login_key(" \u{ff43}arol ").unwrap(), "carol");
+        let legacy = Username::login_key("Dave Smith").unwrap();
+        assert_eq!(legacy, "\u{1}dave smith");
+        assert!(Username::parse(&legacy).is_err());
+        assert!(Username::login_key("a\nb").is_none());
+        let id = UserId::generate().unwrap();
+        assert!(Username::login_key(&Username::shut_out_key(&id)).is_none());
     }
 
     #[test]

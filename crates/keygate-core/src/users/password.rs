@@ -137,14 +137,21 @@ impl PasswordHasherPool {
         &self,
         work: impl FnOnce() -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let _permit = self
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| Error::Internal("the password hasher is shut down".into()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Error::Internal(format!("password hashing task failed: {e}")))?
+        // The permit lives in the closure: a caller cancelled while the hash
+        // runs (a client that hangs up) drops only the join handle, and the
+        // hash it started keeps counting against the limit until it ends.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("password hashing task failed: {e}")))?
     }
 
     pub async fn hash(&self, password: Password) -> Result<PhcHash, Error> {
@@ -237,5 +244,54 @@ mod tests {
             .await
             .unwrap();
         assert!(!unknown);
+    }
+
+    /// A caller cancelled while its hash runs must not free its permit
+    /// before the hash ends: otherwise cancelled logins run any number of
+    /// 19 MiB hashes at once. The work here blocks until released, so the
+    /// count of closures running at once is exact, not a matter of timing.
+    #[tokio::test]
+    async fn a_cancelled_caller_keeps_its_permit_until_the_work_ends() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::mpsc;
+        use std::time::Duration;
+
+        let pool = PasswordHasherPool::new(2);
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let mut releases = Vec::new();
+        for _ in 0..6 {
+            let (release, wait) = mpsc::channel::<()>();
+            releases.push(release);
+            let (running, peak, pool) = (running.clone(), peak.clone(), pool.clone());
+            let task = tokio::spawn(async move {
+                pool.run(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    let _ = wait.recv_timeout(Duration::from_secs(30));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                })
+                .await
+            });
+            // Give the work every chance to start, then cancel its caller.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            task.abort();
+            let _ = task.await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            peak.load(Ordering::SeqCst) <= 2,
+            "{} hashes ran at once with 2 permits",
+            peak.load(Ordering::SeqCst)
+        );
+        for r in &releases {
+            let _ = r.send(());
+        }
+        // Every queued work item either ran after a release or was dropped
+        // with its cancelled caller; the pool is usable again.
+        let ok = tokio::time::timeout(Duration::from_secs(30), pool.run(|| Ok(7))).await;
+        assert_eq!(ok.unwrap().unwrap(), 7);
+        assert!(peak.load(Ordering::SeqCst) <= 2);
     }
 }

@@ -197,7 +197,7 @@ pub async fn insert(
     let k = key(tenant, owner, now);
     let s = secret_for(&k.id, now);
     store
-        .insert_key(&k, &s, &audit("key.created", &k, now))
+        .insert_key(&k, &s, &audit("key.created", &k, now), None)
         .await
         .unwrap();
     (k, s)

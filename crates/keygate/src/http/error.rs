@@ -103,6 +103,11 @@ impl From<Error> for ApiError {
             Error::AlreadyExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "already_exists", e.to_string())
             }
+            // 409, not 429 (waiting does not help) nor 403 (the caller is
+            // allowed; the tenant's state is what refuses).
+            Error::QuotaExceeded(_) => {
+                ApiError::new(StatusCode::CONFLICT, "quota_exceeded", e.to_string())
+            }
             Error::Storage(cause) => {
                 let mut err = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -154,7 +154,8 @@ fn now(state: &AppState) -> i64 {
 
 /// Create a key. The secret is in the response and nowhere else, ever.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
-    responses((status = 201, body = IssuedKeyView), (status = 400), (status = 401), (status = 403)),
+    responses((status = 201, body = IssuedKeyView), (status = 400), (status = 401), (status = 403),
+        (status = 409, description = "quota_exceeded: the tenant holds `[keys] max_per_tenant` live keys")),
     security(("api_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,

@@ -9,6 +9,7 @@ pub mod health;
 pub mod keys;
 pub mod oauth;
 pub mod openapi;
+mod request_id;
 pub mod sessions;
 pub mod signing;
 pub mod signing_keys;
@@ -20,19 +21,20 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use keygate_core::KeyService;
 use keygate_core::UserService;
-use keygate_core::apikey::random_id;
 use keygate_core::audit::{AuditLog, Failure};
 use keygate_core::httpsig::HmacService;
 
 use crate::metrics::{Metrics, RequestLabels};
 use error::{ApiError, ErrorCause};
 use extract::RequestId;
+use request_id::request_id;
+pub use request_id::request_id_of;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -129,51 +131,6 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this endpoint does not accept that method",
     )
-}
-
-const REQUEST_ID: &str = "x-request-id";
-
-fn valid_request_id(v: &str) -> bool {
-    (1..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-}
-
-/// `req_` + a random per-process prefix + a counter: unique, and unlike a
-/// fresh random id, no system call on every request.
-fn next_request_id() -> String {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static PREFIX: OnceLock<String> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| random_id("req_", 10).unwrap_or_else(|_| "req_".into()));
-    format!("{prefix}{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A well-formed incoming `X-Request-Id`, or a new one.
-pub fn request_id_of(headers: &axum::http::HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| valid_request_id(v))
-        .map_or_else(next_request_id, str::to_owned)
-}
-
-/// Keeps a well-formed incoming `X-Request-Id`, or makes one.
-async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| valid_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(next_request_id);
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let mut res = next.run(req).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, value);
-    }
-    res
 }
 
 /// The admin listener decodes no transfer coding but `chunked` either.

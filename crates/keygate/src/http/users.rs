@@ -22,7 +22,9 @@ use super::views::{decode_cursor, encode_cursor, page_limit, rfc3339};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
-    /// 1-128 characters, unique server-wide ignoring case.
+    /// 1-128 characters accepted by RFC 8265 (PRECIS UsernameCaseMapped: no
+    /// spaces or symbols), unique server-wide after its width and case
+    /// mapping (`ｃarol`, `CAROL` and `carol` are one name).
     pub username: String,
     /// 12 characters to 1024 bytes. Stored only as an argon2id hash.
     pub password: String,

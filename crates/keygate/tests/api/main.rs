@@ -20,6 +20,8 @@ mod keys;
 mod limits;
 mod oauth;
 mod ops;
+mod quotas;
+mod request_ids;
 mod security;
 mod sessions;
 mod signing;

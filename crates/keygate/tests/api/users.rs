@@ -14,6 +14,7 @@ crate::on_both_backends!(
     users_cutoff_moves_on_password_change_disable_and_revoke,
     users_passwords_appear_in_no_response_audit_entry_or_column,
     users_cli_reads_passwords_from_stdin_only,
+    users_lookalike_names_are_one_name,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -524,4 +525,51 @@ async fn users_cli_reads_passwords_from_stdin_only(app: TestApp) {
     let stored = dump.lines().find(|l| l.starts_with("$argon2id$")).unwrap();
     let stored = keygate_core::users::PhcHash::from_stored(stored.to_owned());
     assert!(keygate_core::users::password::verify_now(NEW_PASSWORD.as_bytes(), &stored).unwrap());
+}
+
+/// RFC 8265 (PRECIS UsernameCaseMapped): fullwidth and case variants of a
+/// name are that name, for creation and for login; names the profile
+/// refuses get a 400 and create nothing.
+async fn users_lookalike_names_are_one_name(app: TestApp) {
+    let carol = create_user(&app, json!({"username": "carol", "password": PASSWORD})).await;
+    for twin in [
+        "\u{ff43}arol",
+        "\u{ff23}\u{ff21}\u{ff32}\u{ff2f}\u{ff2c}",
+        "Carol",
+    ] {
+        let res = app
+            .post("/v1/users", json!({"username": twin, "password": PASSWORD}))
+            .await;
+        assert_eq!(res.status, StatusCode::CONFLICT, "{twin}: {}", res.body);
+    }
+    for bad in ["carol smith", "snow\u{2603}", "car\u{200b}ol"] {
+        let res = app
+            .post("/v1/users", json!({"username": bad, "password": PASSWORD}))
+            .await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{bad}: {}", res.body);
+        assert_eq!(res.body["code"], "invalid_request");
+        assert!(res.body["detail"].as_str().unwrap().contains("RFC 8265"));
+    }
+    let listed = app.get("/v1/users").await;
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 1);
+    // A fullwidth name is shown in its usual width.
+    let dave = create_user(
+        &app,
+        json!({"username": "\u{ff24}ave", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(dave["username"], "Dave");
+    // Login under any spelling reaches the one user.
+    for spelling in ["carol", "\u{ff23}\u{ff21}\u{ff32}\u{ff2f}\u{ff2c}"] {
+        let res = app
+            .request(
+                Method::POST,
+                "/v1/auth/login",
+                None,
+                Some(json!({"username": spelling, "password": PASSWORD, "refresh_token_in_body": true})),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{spelling}: {}", res.body);
+    }
+    let _ = carol;
 }

@@ -42,6 +42,7 @@ impl KeyStore for FakeStore {
         _: &KeyRecord,
         _: &SecretRecord,
         _: &AuditEntry,
+        _: Option<crate::store::KeyCap>,
     ) -> Result<(), Error> {
         unused()
     }
@@ -183,8 +184,9 @@ impl SessionStore for FakeStore {
         &self,
         _: &RefreshFamily,
         _: &RefreshTokenRecord,
-        _: &AuditEntry,
-    ) -> Result<(), Error> {
+        _: crate::store::SessionCap,
+        _: &crate::store::SessionAudit<'_>,
+    ) -> Result<Vec<FamilyId>, Error> {
         unused()
     }
     async fn get_family(&self, _: &FamilyId) -> Result<Option<RefreshFamily>, Error> {
