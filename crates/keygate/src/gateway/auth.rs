@@ -5,9 +5,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::ApiKey;
 use keygate_core::httpsig::BodyDigest;
-use keygate_core::jwt::TokenError;
+use keygate_core::jwt::{AcceptedKinds, OWNER_CLAIM, TokenError, TokenKind};
 use keygate_core::ratelimit::RateDecision;
 use keygate_core::{VerifyCode, model::KeyRecord};
+use keygate_verify::Claims;
 use serde_json::Value;
 
 use super::config::{AuthMode, Route};
@@ -17,11 +18,18 @@ use crate::http::error::ApiError;
 /// Who a request is, once authenticated; nothing here is a secret.
 #[derive(Debug, Clone, Default)]
 pub struct Identity {
-    /// The key id, when an API key was presented.
+    /// Whom the request speaks for: a user (a user token, with or without
+    /// a key beside it) or a client (a key, a signature, a client token).
+    /// None only for `auth = "none"`.
+    pub kind: Option<TokenKind>,
+    /// The key id, when an API key was presented (what the limit counts).
     pub key_id: Option<String>,
-    /// The key's owner when only a key was presented.
+    /// The key behind the request: the presented key or a client token's
+    /// `client_id`.
+    pub client_id: Option<String>,
+    /// The key's owner (free text), when a client is the principal.
     pub key_owner: Option<String>,
-    /// The user, when a JWT was presented.
+    /// The user id, when a user token was presented.
     pub subject: Option<String>,
     pub tenant: Option<String>,
     pub scopes: Vec<String>,
@@ -29,17 +37,21 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// What the rate limit counts: the key, else the user.
+    /// What the rate limit counts: the key, else the client, else the user.
     pub fn limit_key(&self) -> Option<&str> {
-        self.key_id.as_deref().or(self.subject.as_deref())
+        self.key_id
+            .as_deref()
+            .or(self.client_id.as_deref())
+            .or(self.subject.as_deref())
     }
 
-    /// `sub` of the internal token: the user, else the key's owner.
+    /// `sub` of the internal token: the user for a user, the key id for a
+    /// client (never the owner: it is free text and could name a user).
     pub fn token_subject(&self) -> Option<&str> {
-        self.subject
-            .as_deref()
-            .or(self.key_owner.as_deref())
-            .or(self.key_id.as_deref())
+        match self.kind? {
+            TokenKind::User => self.subject.as_deref(),
+            TokenKind::Client => self.client_id.as_deref(),
+        }
     }
 }
 
@@ -171,14 +183,14 @@ async fn with_credentials(
         AuthMode::Jwt => {
             let token =
                 bearer.ok_or_else(|| Refusal::missing("a JWT in `Authorization: Bearer`"))?;
-            with_jwt(state, token).await?
+            with_jwt(state, token, route.jwt_subjects).await?
         }
         AuthMode::ApiKeyOrJwt => match (x_key, bearer) {
             (Some(key), _) => with_key(state, route, key).await?,
             // A keygate key is recognisable by its shape, so it may come as
             // a Bearer here too.
             (None, Some(b)) if ApiKey::check_shape(b).is_ok() => with_key(state, route, b).await?,
-            (None, Some(token)) => with_jwt(state, token).await?,
+            (None, Some(token)) => with_jwt(state, token, route.jwt_subjects).await?,
             (None, None) => {
                 return Err(Refusal::missing(
                     "an API key in `X-API-Key` or a JWT in `Authorization: Bearer`",
@@ -194,7 +206,8 @@ async fn with_credentials(
             })?;
             // The user first: verifying it has no side effects, while the
             // key's check uses its rate limit and credits.
-            let user = with_jwt(state, token).await?;
+            // Only a user token names a user, whatever the route says.
+            let user = with_jwt(state, token, AcceptedKinds::Users).await?;
             check_roles(route, &user.roles)?;
             let app = with_key(state, route, key).await?;
             if let (Some(a), Some(u)) = (&app.tenant, &user.tenant)
@@ -210,8 +223,11 @@ async fn with_credentials(
                 ));
             }
             Identity {
+                kind: Some(TokenKind::User),
                 key_id: app.key_id,
-                key_owner: app.key_owner,
+                client_id: app.client_id,
+                // The user is the principal; the key is its client.
+                key_owner: None,
                 subject: user.subject,
                 tenant: app.tenant.or(user.tenant),
                 scopes: app.scopes,
@@ -303,7 +319,9 @@ fn reason_of(code: VerifyCode) -> &'static str {
 
 fn key_identity(record: &KeyRecord) -> Identity {
     Identity {
+        kind: Some(TokenKind::Client),
         key_id: Some(record.id.as_str().to_owned()),
+        client_id: Some(record.id.as_str().to_owned()),
         key_owner: Some(record.owner.clone()),
         subject: None,
         tenant: record.tenant.as_ref().map(|t| t.as_str().to_owned()),
@@ -316,27 +334,63 @@ fn key_identity(record: &KeyRecord) -> Identity {
     }
 }
 
-async fn with_jwt(state: &AppState, token: &str) -> Result<Identity, Refusal> {
+async fn with_jwt(
+    state: &AppState,
+    token: &str,
+    accepted: AcceptedKinds,
+) -> Result<Identity, Refusal> {
     let audience = &state.tokens.config().audience;
     let claims = state
         .tokens
         .verify(token, audience)
         .await
         .map_err(|e| match e {
-            TokenError::Invalid(e) => Refusal::new(
-                ApiError::unauthorized(
-                    "invalid_token",
-                    format!("the JWT was refused ({})", e.code()),
-                    true,
-                ),
-                "jwt_invalid",
-            ),
+            TokenError::Invalid(e) => invalid_token(&e),
             TokenError::Revoked => Refusal::new(
                 ApiError::unauthorized("token_revoked", "the JWT has been revoked", true),
                 "jwt_revoked",
             ),
             TokenError::Storage(e) => Refusal::new(ApiError::from(e), "storage_unavailable"),
         })?;
+    jwt_identity(&claims, accepted)
+}
+
+fn invalid_token(e: &keygate_verify::Error) -> Refusal {
+    Refusal::new(
+        ApiError::unauthorized(
+            "invalid_token",
+            format!("the JWT was refused ({})", e.code()),
+            true,
+        ),
+        "jwt_invalid",
+    )
+}
+
+/// The principal of a verified token, if its kind is one the route takes.
+/// A token without a kind (minted before keygate set one) is refused as
+/// invalid: a new login or token request gives one that has it.
+fn jwt_identity(claims: &Claims, accepted: AcceptedKinds) -> Result<Identity, Refusal> {
+    let kind = accepted.check(claims).map_err(|e| match e {
+        keygate_verify::Error::WrongTokenKind => Refusal::new(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "wrong_token_kind",
+                format!(
+                    "this route takes JWTs of {}, not this kind of token",
+                    accepted.as_str()
+                ),
+            ),
+            "wrong_token_kind",
+        ),
+        other => invalid_token(&other),
+    })?;
+    let text = |name: &str| {
+        claims
+            .extra
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let strings = |name: &str| -> Vec<String> {
         match claims.extra.get(name) {
             Some(Value::Array(items)) => items
@@ -347,15 +401,23 @@ async fn with_jwt(state: &AppState, token: &str) -> Result<Identity, Refusal> {
             _ => Vec::new(),
         }
     };
+    let (subject, client_id, key_owner) = match kind {
+        TokenKind::User => (claims.sub.clone(), None, None),
+        // keygate sets `sub` and `client_id` of a client token to its key id.
+        TokenKind::Client => (None, text("client_id"), text(OWNER_CLAIM)),
+    };
+    if kind == TokenKind::Client && client_id.is_none() {
+        return Err(invalid_token(&keygate_verify::Error::MissingClaim {
+            name: "client_id",
+        }));
+    }
     Ok(Identity {
+        kind: Some(kind),
         key_id: None,
-        key_owner: None,
-        subject: claims.sub.clone(),
-        tenant: claims
-            .extra
-            .get("tenant")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        client_id,
+        key_owner,
+        subject,
+        tenant: text("tenant"),
         scopes: strings("scope"),
         roles: strings("roles"),
     })
@@ -417,4 +479,67 @@ pub fn check_rate_limit(
         reason: "rate_limited",
         ratelimit: Some(fields),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use keygate_verify::NumericDate;
+    use serde_json::json;
+
+    fn claims(extra: Value) -> Claims {
+        Claims {
+            iss: "https://issuer".into(),
+            sub: Some("usr_x".into()),
+            aud: vec!["api".into()],
+            exp: NumericDate::from_secs(100),
+            nbf: None,
+            iat: None,
+            jti: None,
+            extra: extra.as_object().unwrap().clone(),
+        }
+    }
+
+    fn code(refusal: &Refusal) -> (StatusCode, &'static str) {
+        (refusal.error.status, refusal.reason)
+    }
+
+    #[test]
+    fn a_token_without_a_kind_is_refused_whatever_the_route_takes() {
+        // As every token minted before keygate set `kg_kind`.
+        let old = claims(json!({"client_id": "key_AAAAAAAAAAAAAAAA", "roles": ["admin"]}));
+        for accepted in [
+            AcceptedKinds::Users,
+            AcceptedKinds::Clients,
+            AcceptedKinds::Any,
+        ] {
+            let refusal = jwt_identity(&old, accepted).unwrap_err();
+            assert_eq!(code(&refusal), (StatusCode::UNAUTHORIZED, "jwt_invalid"));
+        }
+    }
+
+    #[test]
+    fn a_client_token_is_its_key_and_never_a_user() {
+        let client = claims(json!({
+            "kg_kind": "client", "client_id": "key_AAAAAAAAAAAAAAAA", "kg_owner": "usr_victim"
+        }));
+        let refusal = jwt_identity(&client, AcceptedKinds::Users).unwrap_err();
+        assert_eq!(code(&refusal), (StatusCode::FORBIDDEN, "wrong_token_kind"));
+        let id =
+            jwt_identity(&client, AcceptedKinds::Any).unwrap_or_else(|r| panic!("{}", r.reason));
+        assert_eq!(id.kind, Some(TokenKind::Client));
+        assert_eq!(id.subject, None);
+        assert_eq!(id.token_subject(), Some("key_AAAAAAAAAAAAAAAA"));
+        assert_eq!(id.key_owner.as_deref(), Some("usr_victim"));
+        // A client token without the key it stands for is not one keygate made.
+        let bare = claims(json!({"kg_kind": "client"}));
+        let refusal = jwt_identity(&bare, AcceptedKinds::Clients).unwrap_err();
+        assert_eq!(code(&refusal), (StatusCode::UNAUTHORIZED, "jwt_invalid"));
+        let user = claims(json!({"kg_kind": "user"}));
+        let id =
+            jwt_identity(&user, AcceptedKinds::Users).unwrap_or_else(|r| panic!("{}", r.reason));
+        assert_eq!(id.token_subject(), Some("usr_x"));
+        assert_eq!(id.client_id, None);
+    }
 }

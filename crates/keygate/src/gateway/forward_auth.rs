@@ -218,7 +218,12 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
                         "x-keygate-subject",
                         identity.token_subject().map(str::to_owned),
                     );
+                    put(
+                        "x-keygate-kind",
+                        identity.kind.map(|k| k.as_str().to_owned()),
+                    );
                     put("x-keygate-key-id", identity.key_id.clone());
+                    put("x-keygate-client-id", identity.client_id.clone());
                     put("x-keygate-tenant", identity.tenant.clone());
                     put(
                         "x-keygate-scopes",

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keygate_core::jwt::TokenRequest;
+use keygate_core::jwt::{TokenKind, TokenRequest};
 use keygate_core::model::{AuditEntry, Tenant};
 use keygate_core::sessions::model::REASON_LOGOUT;
 use keygate_core::sessions::{AuditContext, RefreshError, RefreshToken, TokenState};
@@ -76,6 +76,7 @@ fn access_token(
     claims.insert("sid".into(), sid.into());
     let now = state.tokens.clock().now_secs();
     let issued = state.tokens.issue(TokenRequest {
+        kind: TokenKind::User,
         subject: user.id.as_str().to_owned(),
         audience: config.audience.clone(),
         ttl: config.access_token_ttl,

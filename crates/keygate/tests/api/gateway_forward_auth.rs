@@ -50,7 +50,8 @@ async fn nginx_style_headers(gw: Gw) {
         .await;
     assert_allowed(&res);
     assert_eq!(res.headers["x-keygate-key-id"], key_id.as_str());
-    assert_eq!(res.headers["x-keygate-subject"], "app-owner");
+    assert_eq!(res.headers["x-keygate-subject"], key_id.as_str());
+    assert_eq!(res.headers["x-keygate-kind"], "client");
     assert_eq!(res.headers["x-keygate-scopes"], "orders:read");
     let auth = res.headers["authorization"].to_str().unwrap();
     assert!(auth.starts_with("Bearer ey"), "{auth}");

@@ -20,4 +20,5 @@ mod sessions;
 mod signing;
 mod tls;
 mod token;
+mod token_kinds;
 mod users;
