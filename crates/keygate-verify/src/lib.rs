@@ -42,7 +42,7 @@ mod kind;
 mod rsa_key;
 mod verifier;
 
-pub use alg::{Algorithm, KeyMaterial, verify_primitive};
+pub use alg::{Algorithm, AlgorithmSet, KeyMaterial, verify_primitive};
 pub use b64::encode as base64url_encode;
 pub use claims::{Claims, MAX_NUMERIC_DATE, NumericDate};
 pub use error::Error;
