@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keygate_core::jwt::{TokenKind, TokenRequest};
+use keygate_core::jwt::{KIND_CLAIM, TokenKind, TokenRequest};
 use keygate_core::model::{AuditEntry, Tenant};
 use keygate_core::sessions::model::REASON_LOGOUT;
 use keygate_core::sessions::{AuditContext, RefreshError, RefreshToken, TokenState};
@@ -411,6 +411,8 @@ pub async fn introspect_refresh(
     let mut out = json!({
         "active": true,
         "token_type": "refresh_token",
+        // A refresh token only ever belongs to a user's session.
+        (KIND_CLAIM): TokenKind::User.as_str(),
         "sub": family.user_id,
         "sid": family.id.as_str(),
         "iat": family.created_at_ms / 1000,

@@ -273,6 +273,18 @@ async fn introspection_reports_the_kind_and_integer_dates(gw: Gw) {
     for date in ["exp", "iat", "nbf"] {
         assert!(body[date].is_u64(), "{date} is not an integer: {body}");
     }
+    // A refresh token is always a user's.
+    let res = app
+        .request(
+            reqwest::Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"username": "hana", "password": PASSWORD, "refresh_token_in_body": true})),
+        )
+        .await;
+    let body = introspect(res.body["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(body["kg_kind"], "user");
+    assert_eq!(body["sub"], user_id.as_str());
     // An API key is a client too, named the same way.
     let body = introspect(key).await;
     assert_eq!(body["kg_kind"], "client");
