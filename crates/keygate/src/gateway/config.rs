@@ -102,7 +102,7 @@ impl AuthMode {
         )
     }
 
-    fn takes_jwts(self) -> bool {
+    pub fn takes_jwts(self) -> bool {
         matches!(
             self,
             AuthMode::Jwt | AuthMode::ApiKeyOrJwt | AuthMode::ApiKeyAndJwt

@@ -33,7 +33,14 @@ fn route(name: &str, prefix: &str, upstream: &str, extra: &str) -> String {
 
 async fn spawn(backend: Backend) -> Option<Gw> {
     let upstream = spawn_upstream().await;
-    let u = format!("http://{}", upstream.addr);
+    let t = routes(&format!("http://{}", upstream.addr));
+    let app = spawn_app_with_toml(backend, Some(&t), |_| {}).await?;
+    let url = format!("http://{}", app.gateway_addr.unwrap());
+    Some(Gw { app, upstream, url })
+}
+
+fn routes(u: &str) -> String {
+    let u = u.to_owned();
     let mut t = String::from("[gateway]\nlisten = \"127.0.0.1:0\"\n");
     t += &route("users", "/users", &u, "auth = \"jwt\"");
     t += &route(
@@ -52,9 +59,34 @@ async fn spawn(backend: Backend) -> Option<Gw> {
     );
     t += &route("both", "/both", &u, "auth = \"api_key_and_jwt\"");
     t += &route("keys", "/keys", &u, "auth = \"api_key\"");
-    let app = spawn_app_with_toml(backend, Some(&t), |_| {}).await?;
-    let url = format!("http://{}", app.gateway_addr.unwrap());
-    Some(Gw { app, upstream, url })
+    t
+}
+
+#[test]
+fn gateway_check_shows_which_tokens_a_route_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, routes("http://127.0.0.1:9")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["gateway", "check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line("clients").contains("jwt (clients)"), "{stdout}");
+    assert!(
+        line("either-any").contains("api_key_or_jwt (any)"),
+        "{stdout}"
+    );
+    assert!(!line("users").contains('('), "{stdout}");
 }
 
 async fn create_user(app: &TestApp, username: &str) -> String {
