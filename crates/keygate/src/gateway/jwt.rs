@@ -52,10 +52,10 @@ fn jwt_identity(claims: &Claims, accepted: AcceptedKinds) -> Result<Identity, Re
             ApiError::new(
                 StatusCode::FORBIDDEN,
                 "wrong_token_kind",
-                format!(
-                    "this route takes JWTs of {}, not this kind of token",
-                    accepted.as_str()
-                ),
+                match accepted {
+                    AcceptedKinds::Clients => "this route takes client tokens, not a user's",
+                    _ => "this route takes user tokens, not a client's (client_credentials)",
+                },
             ),
             "wrong_token_kind",
         ),
