@@ -209,10 +209,13 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
                     let mut res = StatusCode::OK.into_response();
                     let h = res.headers_mut();
                     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    // Every identity header, empty when it does not apply:
+                    // a proxy that copies the answer's headers onto the
+                    // request (Envoy) then overwrites one the client forged
+                    // (`x-keygate-kind: user`) instead of letting it through.
                     let mut put = |name: &'static str, value: Option<String>| {
-                        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
-                            h.insert(name, v);
-                        }
+                        let v = value.and_then(|v| HeaderValue::from_str(&v).ok());
+                        h.insert(name, v.unwrap_or(HeaderValue::from_static("")));
                     };
                     put(
                         "x-keygate-subject",
