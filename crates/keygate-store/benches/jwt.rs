@@ -25,7 +25,7 @@ use aws_lc_rs::{hmac, rsa};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use criterion::{Criterion, criterion_group};
-use keygate_core::jwt::{JwtConfig, SigningAlg, TokenRequest, TokenService};
+use keygate_core::jwt::{JwtConfig, SigningAlg, TokenKind, TokenRequest, TokenService};
 use keygate_core::sealed::MasterKey;
 use keygate_core::{Clock, SystemClock};
 use keygate_verify::{ImportOptions, JwkSet, Validation, Verifier};
@@ -57,6 +57,7 @@ fn request() -> TokenRequest {
     claims.insert("scope".into(), json!("orders:read orders:write"));
     claims.insert("plan".into(), json!("pro"));
     TokenRequest {
+        kind: TokenKind::User,
         subject: "usr_4kR9vXq2LmN8pT3w".into(),
         audience: AUDIENCE.into(),
         ttl: 900,

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use axum::extract::{FromRef, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use keygate_verify::{RemoteVerifier, VerifiedClaims};
+use keygate_verify::{RemoteVerifier, UserClaims};
 use serde_json::{Value, json};
 
 /// The service's own state; the verifier is one field of it, reached by the
@@ -35,14 +35,17 @@ impl FromRef<AppState> for RemoteVerifier {
     }
 }
 
-/// Runs only for a verified token: the extractor answers 401 otherwise.
-async fn me(State(state): State<AppState>, VerifiedClaims(claims): VerifiedClaims) -> Json<Value> {
+/// Runs only for a verified user token: the extractor answers 401 for a
+/// missing or bad token and 403 for an application's (client) token, whose
+/// `sub` is a key id, not a person. `ClientClaims` is the converse;
+/// `VerifiedClaims` takes both.
+async fn me(State(state): State<AppState>, UserClaims(claims): UserClaims) -> Json<Value> {
     Json(json!({
         "service": state.service_name,
         "sub": claims.sub,
         "roles": claims.extra.get("roles"),
         "tenant": claims.extra.get("tenant"),
-        "expires_at": claims.exp.as_f64(),
+        "expires_at": claims.exp.whole_secs(),
     }))
 }
 

@@ -142,6 +142,76 @@ impl fmt::Display for Algorithm {
     }
 }
 
+/// A set of algorithms: what a key published without `alg` may verify.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct AlgorithmSet(u16);
+
+impl AlgorithmSet {
+    /// For keys without `alg` unless the caller says otherwise: RS256 for
+    /// RSA (PS* only when named: a key published for PKCS#1 v1.5 is not
+    /// thereby meant for PSS), and each EC curve's and Ed25519's one
+    /// algorithm. No HMAC: a secret must name its algorithm.
+    pub const DEFAULT_WITHOUT_ALG: Self = Self::of(&[
+        Algorithm::RS256,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::ES512,
+        Algorithm::EdDSA,
+    ]);
+
+    #[must_use]
+    pub const fn empty() -> Self {
+        Self(0)
+    }
+
+    #[must_use]
+    pub const fn of(algs: &[Algorithm]) -> Self {
+        let mut set = Self(0);
+        let mut i = 0;
+        while i < algs.len() {
+            set = set.with(algs[i]);
+            i += 1;
+        }
+        set
+    }
+
+    #[must_use]
+    pub const fn with(self, alg: Algorithm) -> Self {
+        Self(self.0 | 1 << alg as u16)
+    }
+
+    #[must_use]
+    pub const fn contains(self, alg: Algorithm) -> bool {
+        self.0 & (1 << alg as u16) != 0
+    }
+
+    #[must_use]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The members, in [`Algorithm::ALL`]'s order.
+    pub fn iter(self) -> impl Iterator<Item = Algorithm> {
+        Algorithm::ALL
+            .into_iter()
+            .filter(move |alg| self.contains(*alg))
+    }
+}
+
+impl FromIterator<Algorithm> for AlgorithmSet {
+    fn from_iter<I: IntoIterator<Item = Algorithm>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::empty(), Self::with)
+    }
+}
+
+impl fmt::Debug for AlgorithmSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set()
+            .entries(self.iter().map(Algorithm::name))
+            .finish()
+    }
+}
+
 /// Parsed, validated key material, bound to exactly one algorithm. Built
 /// only by JWK import, so holding one means the key passed every import check.
 #[derive(Clone)]
@@ -225,6 +295,24 @@ pub fn verify_primitive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn algorithm_sets_hold_what_was_put_in() {
+        let set = AlgorithmSet::of(&[Algorithm::PS256, Algorithm::RS256]);
+        assert!(set.contains(Algorithm::RS256) && set.contains(Algorithm::PS256));
+        assert!(!set.contains(Algorithm::PS384) && !set.contains(Algorithm::HS256));
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [Algorithm::RS256, Algorithm::PS256]
+        );
+        assert_eq!(set.iter().collect::<AlgorithmSet>(), set);
+        assert!(AlgorithmSet::empty().is_empty());
+        let all: AlgorithmSet = Algorithm::ALL.into_iter().collect();
+        assert_eq!(all.iter().count(), Algorithm::ALL.len());
+        let default = AlgorithmSet::DEFAULT_WITHOUT_ALG;
+        assert!(default.iter().all(|alg| !alg.is_symmetric()));
+        assert!(!default.contains(Algorithm::PS256));
+    }
 
     #[test]
     fn names_match_exactly() {

@@ -38,10 +38,26 @@ impl NumericDate {
         Ok(Self(secs))
     }
 
+    /// A whole-second date, as keygate issues them; later than
+    /// [`MAX_NUMERIC_DATE`] is clamped to it.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn from_secs(secs: u64) -> Self {
+        // Exact: the value is below 2^38 once clamped.
+        Self((secs as f64).min(MAX_NUMERIC_DATE))
+    }
+
     /// The value as sent.
     #[must_use]
     pub fn as_f64(self) -> f64 {
         self.0
+    }
+
+    /// Whole seconds, rounded down: an RFC 7519 NumericDate as an integer,
+    /// for outputs that promise one (RFC 7662 introspection).
+    #[must_use]
+    pub fn whole_secs(self) -> u64 {
+        self.floor()
     }
 
     // Both casts are exact: the value is a non-negative integer below 2^38.

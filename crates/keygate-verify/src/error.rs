@@ -63,6 +63,10 @@ pub enum Error {
     /// `aud` does not contain the configured audience, or is malformed.
     #[error("invalid audience")]
     InvalidAudience,
+    /// The token is valid but names another kind of principal (`kg_kind`)
+    /// than the one required: a client token where a user's is needed.
+    #[error("wrong kind of token for this resource")]
+    WrongTokenKind,
     /// A required claim is absent.
     #[error("missing claim `{name}`")]
     MissingClaim { name: &'static str },
@@ -115,6 +119,7 @@ impl Error {
             Self::IssuedInFuture => "issued_in_future",
             Self::InvalidIssuer => "invalid_issuer",
             Self::InvalidAudience => "invalid_audience",
+            Self::WrongTokenKind => "wrong_token_kind",
             Self::MissingClaim { .. } => "missing_claim",
             Self::InvalidClaim { .. } => "invalid_claim",
             Self::InvalidKey(_) => "invalid_key",

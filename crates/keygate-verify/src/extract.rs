@@ -1,7 +1,13 @@
-//! The axum extractor (feature `axum`): a handler that takes
+//! The axum extractors (feature `axum`): a handler that takes
 //! [`VerifiedClaims`] cannot run without a token that verified. For a whole
 //! router, [`require_token`] is the same check as middleware (a tower layer
 //! through `axum::middleware::from_fn_with_state`).
+//!
+//! keygate signs user session tokens and client-credentials tokens alike;
+//! [`VerifiedClaims`] takes both. A handler meant for people takes
+//! [`UserClaims`] instead, one meant for applications [`ClientClaims`]: a
+//! token of the other kind is 403 `wrong_token_kind`, one without a kind
+//! (`kg_kind`) 401. Prefer them to reading `sub` from [`VerifiedClaims`].
 //!
 //! Refusals follow RFC 6750 and RFC 9457: 401 with
 //! `WWW-Authenticate: Bearer realm="..."`, plus `error="invalid_token"` only
@@ -16,7 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::{Claims, RemoteError, RemoteVerifier};
+use crate::{AcceptedKinds, Claims, RemoteError, RemoteVerifier};
 
 /// The claims of the request's verified bearer token.
 ///
@@ -24,6 +30,16 @@ use crate::{Claims, RemoteError, RemoteVerifier};
 /// a field of the service's own state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedClaims(pub Claims);
+
+/// The claims of a verified **user** token (`kg_kind: "user"`): `sub` is
+/// the user id. A client token is refused with 403.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserClaims(pub Claims);
+
+/// The claims of a verified **client** token (`kg_kind: "client"`): `sub`
+/// and `client_id` are the API key's id. A user token is refused with 403.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientClaims(pub Claims);
 
 /// Why [`VerifiedClaims`] refused a request; answers for itself.
 #[derive(Debug, Clone)]
@@ -53,6 +69,21 @@ impl Rejection {
             code: "missing_token",
             detail: "send a token as `Authorization: Bearer <token>`".to_owned(),
             challenge: Some(format!("Bearer realm=\"{realm}\"")),
+        }
+    }
+
+    /// A valid token of a kind this handler does not take: the client is
+    /// known, so 403, and no challenge (another token of the same kind
+    /// would not help).
+    fn kind(realm: &str, error: &crate::Error) -> Self {
+        if *error != crate::Error::WrongTokenKind {
+            return Self::invalid(realm, &RemoteError::Token(error.clone()));
+        }
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: error.code(),
+            detail: error.to_string(),
+            challenge: None,
         }
     }
 
@@ -165,6 +196,51 @@ where
             return Ok(claims.clone());
         }
         authenticate(&RemoteVerifier::from_ref(state), &parts.headers).await
+    }
+}
+
+async fn of_kind<S>(
+    parts: &mut Parts,
+    state: &S,
+    accepted: AcceptedKinds,
+) -> Result<Claims, Rejection>
+where
+    RemoteVerifier: FromRef<S>,
+    S: Send + Sync,
+{
+    let VerifiedClaims(claims) = VerifiedClaims::from_request_parts(parts, state).await?;
+    match accepted.check(&claims) {
+        Ok(_) => Ok(claims),
+        Err(error) => Err(Rejection::kind(
+            RemoteVerifier::from_ref(state).realm(),
+            &error,
+        )),
+    }
+}
+
+impl<S> FromRequestParts<S> for UserClaims
+where
+    RemoteVerifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        of_kind(parts, state, AcceptedKinds::Users).await.map(Self)
+    }
+}
+
+impl<S> FromRequestParts<S> for ClientClaims
+where
+    RemoteVerifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        of_kind(parts, state, AcceptedKinds::Clients)
+            .await
+            .map(Self)
     }
 }
 

@@ -1,16 +1,19 @@
 //! One JSON Web Key (RFC 7517) and its strict import into a [`VerifyingKey`].
 //!
-//! Import is where the algorithm gets bound to the key: from the key's own
-//! `alg`, inferred only where unambiguous (an EC curve, Ed25519), or named by
-//! the caller for RSA and `oct` keys that lack one. Everything a token says
-//! later is checked against that binding and can never change it.
+//! Import is where algorithms get bound to the key. A key that names its
+//! `alg` verifies that one only. A key without one (as several large
+//! identity providers publish their RSA keys) verifies those of the
+//! caller's [`ImportOptions::algorithms_without_alg`] that fit its type:
+//! RS256 alone by default for RSA, PS* only when named, an EC curve's or
+//! Ed25519's one algorithm, and HMAC never unless named. Everything a token
+//! says later is checked against that binding and can never change it.
 
 use aws_lc_rs::{hmac, signature};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 
-use crate::alg::{Algorithm, KeyMaterial};
+use crate::alg::{Algorithm, AlgorithmSet, KeyMaterial};
 use crate::{Error, b64, json, rsa_key};
 
 /// Longest `kid` accepted, in a key or in a token header.
@@ -76,15 +79,26 @@ impl fmt::Debug for Jwk {
 /// public asymmetric keys only. [`ImportOptions::local_file`] is for a file
 /// the operator controls (the CLI): `oct` keys are allowed and private
 /// members are stripped rather than refused.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImportOptions {
     /// Accept `oct` (HMAC) keys.
     pub allow_symmetric: bool,
     /// Ignore private members instead of refusing the key (or set).
     pub strip_private: bool,
-    /// The algorithm for RSA and `oct` keys that have no `alg`; it is never
-    /// applied to a key that names its own.
-    pub assumed_alg: Option<Algorithm>,
+    /// What a key without `alg` may verify: those of these algorithms that
+    /// fit its type. Never applied to a key that names its own.
+    /// [`AlgorithmSet::DEFAULT_WITHOUT_ALG`] unless set.
+    pub algorithms_without_alg: AlgorithmSet,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self {
+            allow_symmetric: false,
+            strip_private: false,
+            algorithms_without_alg: AlgorithmSet::DEFAULT_WITHOUT_ALG,
+        }
+    }
 }
 
 impl ImportOptions {
@@ -100,23 +114,28 @@ impl ImportOptions {
         Self {
             allow_symmetric: true,
             strip_private: true,
-            assumed_alg: None,
+            ..Self::default()
         }
     }
 
-    /// Names the algorithm for RSA and `oct` keys without `alg`.
+    /// Replaces what keys without `alg` may verify (e.g. add PS256 for an
+    /// issuer that signs with PSS, or name HS256 for a bare `oct` key).
     #[must_use]
-    pub fn with_assumed_alg(mut self, alg: Algorithm) -> Self {
-        self.assumed_alg = Some(alg);
+    pub fn with_algorithms_without_alg(mut self, algs: AlgorithmSet) -> Self {
+        self.algorithms_without_alg = algs;
         self
     }
 }
 
-/// A trusted key: material bound to exactly one algorithm, and its `kid`.
+/// A trusted key and its `kid`: material bound to one algorithm, or to
+/// each of a few when the key was published without `alg`.
 #[derive(Debug, Clone)]
 pub struct VerifyingKey {
     kid: Option<String>,
     material: KeyMaterial,
+    /// Further algorithms of a key published without `alg`, in
+    /// [`Algorithm::ALL`]'s order after `material`'s.
+    more: Vec<KeyMaterial>,
 }
 
 impl VerifyingKey {
@@ -132,6 +151,7 @@ impl VerifyingKey {
         Ok(Self {
             kid,
             material: hmac_material(alg, secret)?,
+            more: Vec::new(),
         })
     }
 
@@ -140,15 +160,33 @@ impl VerifyingKey {
         self.kid.as_deref()
     }
 
-    /// The one algorithm this key verifies.
+    /// The algorithm this key verifies (the first, for a key published
+    /// without `alg` that verifies several).
     #[must_use]
     pub fn alg(&self) -> Algorithm {
-        self.material.alg()
+        self.material().alg()
     }
 
+    /// Every algorithm this key verifies.
+    #[must_use]
+    pub fn algorithms(&self) -> AlgorithmSet {
+        self.materials().map(KeyMaterial::alg).collect()
+    }
+
+    /// The material for [`Self::alg`].
     #[must_use]
     pub fn material(&self) -> &KeyMaterial {
         &self.material
+    }
+
+    /// The material bound to `alg`, if this key verifies it.
+    #[must_use]
+    pub fn material_for(&self, alg: Algorithm) -> Option<&KeyMaterial> {
+        self.materials().find(|m| m.alg() == alg)
+    }
+
+    fn materials(&self) -> impl Iterator<Item = &KeyMaterial> {
+        std::iter::once(&self.material).chain(&self.more)
     }
 }
 
@@ -221,26 +259,41 @@ impl Jwk {
             }
             None => None,
         };
-        let material = match self.kty.as_str() {
-            "EC" => self.import_ec(own_alg)?,
-            "OKP" => self.import_okp(own_alg)?,
-            "RSA" => self.import_rsa(own_alg.or(options.assumed_alg))?,
+        let unbound = options.algorithms_without_alg;
+        let mut materials = match self.kty.as_str() {
+            "EC" => vec![self.import_ec(own_alg, unbound)?],
+            "OKP" => vec![self.import_okp(own_alg, unbound)?],
+            "RSA" => {
+                let algs = bound_or_fitting(own_alg, unbound, |a| a.rsa_params().is_some())
+                    .ok_or(Error::InvalidKey("RSA key without an allowed alg"))?;
+                self.import_rsa(&algs)?
+            }
             "oct" => {
-                let alg = own_alg
-                    .or(options.assumed_alg)
+                let algs = bound_or_fitting(own_alg, unbound, Algorithm::is_symmetric)
                     .ok_or(Error::InvalidKey("oct key needs an alg"))?;
                 let secret = decode_member(&self.k)?;
-                hmac_material(alg, &secret)?
+                algs.into_iter()
+                    .map(|alg| hmac_material(alg, &secret))
+                    .collect::<Result<_, _>>()?
             }
             _ => return Err(Error::InvalidKey("unsupported kty")),
         };
+        if materials.is_empty() {
+            return Err(Error::InvalidKey("no algorithm for this key"));
+        }
+        let material = materials.remove(0);
         Ok(VerifyingKey {
             kid: self.kid.clone(),
             material,
+            more: materials,
         })
     }
 
-    fn import_ec(&self, own_alg: Option<Algorithm>) -> Result<KeyMaterial, Error> {
+    fn import_ec(
+        &self,
+        own_alg: Option<Algorithm>,
+        unbound: AlgorithmSet,
+    ) -> Result<KeyMaterial, Error> {
         // The curve decides the algorithm; a key whose `alg` disagrees with its
         // curve (ES256 on P-384, or the unregistered ES521) is refused.
         let inferred = match self.crv.as_deref() {
@@ -251,6 +304,9 @@ impl Jwk {
         };
         if own_alg.is_some_and(|alg| alg != inferred) {
             return Err(Error::InvalidKey("alg does not match crv"));
+        }
+        if own_alg.is_none() && !unbound.contains(inferred) {
+            return Err(Error::InvalidKey("EC key without an allowed alg"));
         }
         let Some((verify_alg, _, coord)) = inferred.ec_params() else {
             return Err(Error::InvalidKey("unsupported EC curve"));
@@ -270,12 +326,19 @@ impl Jwk {
         Ok(KeyMaterial::public(inferred, parsed))
     }
 
-    fn import_okp(&self, own_alg: Option<Algorithm>) -> Result<KeyMaterial, Error> {
+    fn import_okp(
+        &self,
+        own_alg: Option<Algorithm>,
+        unbound: AlgorithmSet,
+    ) -> Result<KeyMaterial, Error> {
         if self.crv.as_deref() != Some("Ed25519") {
             return Err(Error::InvalidKey("unsupported OKP curve"));
         }
         if own_alg.is_some_and(|alg| alg != Algorithm::EdDSA) {
             return Err(Error::InvalidKey("alg does not match crv"));
+        }
+        if own_alg.is_none() && !unbound.contains(Algorithm::EdDSA) {
+            return Err(Error::InvalidKey("OKP key without an allowed alg"));
         }
         let x = decode_member(&self.x)?;
         if x.len() != signature::ED25519_PUBLIC_KEY_LEN {
@@ -286,19 +349,39 @@ impl Jwk {
         Ok(KeyMaterial::public(Algorithm::EdDSA, parsed))
     }
 
-    fn import_rsa(&self, alg: Option<Algorithm>) -> Result<KeyMaterial, Error> {
-        let alg = alg.ok_or(Error::InvalidKey("RSA key needs an alg"))?;
-        let params = alg
-            .rsa_params()
-            .ok_or(Error::InvalidKey("alg does not match kty"))?;
+    /// One parsed key per algorithm: aws-lc binds a parsed RSA key to its
+    /// padding and hash.
+    fn import_rsa(&self, algs: &[Algorithm]) -> Result<Vec<KeyMaterial>, Error> {
         let n = decode_member(&self.n)?;
         let e = decode_member(&self.e)?;
         rsa_key::check_components(&n, &e)?;
-        let parsed = signature::RsaPublicKeyComponents { n: &n, e: &e }
-            .to_parsed_public_key(params)
-            .map_err(|_| Error::InvalidKey("invalid RSA key"))?;
-        Ok(KeyMaterial::public(alg, parsed))
+        algs.iter()
+            .map(|&alg| {
+                let params = alg
+                    .rsa_params()
+                    .ok_or(Error::InvalidKey("alg does not match kty"))?;
+                let parsed = signature::RsaPublicKeyComponents { n: &n, e: &e }
+                    .to_parsed_public_key(params)
+                    .map_err(|_| Error::InvalidKey("invalid RSA key"))?;
+                Ok(KeyMaterial::public(alg, parsed))
+            })
+            .collect()
     }
+}
+
+/// The key's own algorithm (kept even if it does not fit: the import then
+/// refuses it as not matching the key type), else those of `unbound` that
+/// fit; None when that leaves nothing.
+fn bound_or_fitting(
+    own: Option<Algorithm>,
+    unbound: AlgorithmSet,
+    fits: impl Fn(Algorithm) -> bool,
+) -> Option<Vec<Algorithm>> {
+    if let Some(alg) = own {
+        return Some(vec![alg]);
+    }
+    let algs: Vec<Algorithm> = unbound.iter().filter(|a| fits(*a)).collect();
+    (!algs.is_empty()).then_some(algs)
 }
 
 fn hmac_material(alg: Algorithm, secret: &[u8]) -> Result<KeyMaterial, Error> {

@@ -13,6 +13,8 @@
 //! - `claims`: registered claims, the time rule, `iss` and `aud`.
 //! - `jwk`, `jwks`, `rsa_key`: strict key import; each key gets exactly one
 //!   algorithm at import and keeps it.
+//! - `kind`: user or client, the `kg_kind` claim of keygate's tokens, and
+//!   which kinds a resource takes.
 //! - `error`: one `Error` with stable codes; no message carries token or key
 //!   bytes.
 //!
@@ -36,16 +38,18 @@ pub mod json;
 mod jwk;
 mod jwks;
 mod jws;
+mod kind;
 mod rsa_key;
 mod verifier;
 
-pub use alg::{Algorithm, KeyMaterial, verify_primitive};
+pub use alg::{Algorithm, AlgorithmSet, KeyMaterial, verify_primitive};
 pub use b64::encode as base64url_encode;
 pub use claims::{Claims, MAX_NUMERIC_DATE, NumericDate};
 pub use error::Error;
 pub use jwk::{ImportOptions, Jwk, MAX_KID_LEN, VerifyingKey};
 pub use jwks::{JwkSet, MAX_JWKS_LEN, MAX_KEYS, SkippedKey};
 pub use jws::Header;
+pub use kind::{AcceptedKinds, KIND_CLAIM, OWNER_CLAIM, TokenKind};
 pub use verifier::{
     DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, MAX_LEEWAY_SECS, MAX_TOKEN_LEN_LIMIT, Validation,
     Verifier,
@@ -61,4 +65,4 @@ pub use remote::{
 #[cfg(feature = "axum")]
 mod extract;
 #[cfg(feature = "axum")]
-pub use extract::{Rejection, VerifiedClaims, require_token};
+pub use extract::{ClientClaims, Rejection, UserClaims, VerifiedClaims, require_token};

@@ -1,12 +1,13 @@
 //! The verifier: trusted keys plus the rules a token must meet.
 //!
-//! Key selection: with a `kid`, only the key with that `kid` is tried, and its
-//! bound algorithm must equal the header's `alg`; keys without a `kid` are
-//! never reached this way. Without a `kid`, each key bound to the header's
-//! `alg` is tried in order, whatever its `kid` (keygate's own tokens always
-//! carry a `kid`; this serves single-key configurations and the RFC examples).
+//! Key selection: with a `kid`, only the key with that `kid` is tried, and
+//! one of its bound algorithms (one, unless it was published without `alg`)
+//! must equal the header's `alg`; keys without a `kid` are never reached
+//! this way. Without a `kid`, each key bound to the header's `alg` is tried
+//! in order, whatever its `kid` (keygate's own tokens always carry a `kid`;
+//! this serves single-key configurations and the RFC examples).
 
-use crate::alg::verify_primitive;
+use crate::alg::{KeyMaterial, verify_primitive};
 use crate::jwk::VerifyingKey;
 use crate::jwks::JwkSet;
 use crate::jws::{self, Compact, Header, Mode};
@@ -98,10 +99,12 @@ impl Verifier {
     ) -> Result<Compact<'t, 'b>, Error> {
         let compact = jws::parse(token, self.validation.max_token_len, mode, signature_buf)?;
         let header = &compact.header;
-        let check = |key: &VerifyingKey| {
+        // The material bound to the header's algorithm: the algorithm still
+        // comes from the key, the header only picks among its bindings.
+        let check = |material: &KeyMaterial| {
             verify_primitive(
-                key.alg(),
-                key.material(),
+                material.alg(),
+                material,
                 compact.signing_input,
                 &compact.signature,
             )
@@ -112,22 +115,22 @@ impl Verifier {
                 .iter()
                 .find(|key| key.kid() == Some(kid.as_str()))
                 .ok_or(Error::UnknownKid)?;
-            if key.alg() != header.alg {
-                return Err(Error::KeyAlgorithmMismatch);
-            }
-            check(key)?;
+            let material = key
+                .material_for(header.alg)
+                .ok_or(Error::KeyAlgorithmMismatch)?;
+            check(material)?;
         } else {
             let mut candidates = self
                 .keys
                 .iter()
-                .filter(|key| key.alg() == header.alg)
+                .filter_map(|key| key.material_for(header.alg))
                 .peekable();
             if candidates.peek().is_none() {
                 return Err(Error::NoMatchingKey);
             }
             // Try every candidate; never stop early on a structural error of
             // one key, and report a plain bad signature if none verifies.
-            if !candidates.any(|key| check(key).is_ok()) {
+            if !candidates.any(|material| check(material).is_ok()) {
                 return Err(Error::BadSignature);
             }
         }

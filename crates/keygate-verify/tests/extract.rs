@@ -202,3 +202,64 @@ async fn the_middleware_guards_a_whole_router() {
     assert_eq!(answer.body, "user-1");
     assert_eq!(server.hits(), 1);
 }
+
+#[tokio::test]
+async fn user_and_client_extractors_take_their_kind_only() {
+    use keygate_verify::{ClientClaims, UserClaims};
+    let key = es256("k1");
+    let server = JwksServer::start(&[&key]).await;
+    let verifier = RemoteVerifier::with_options(
+        Validation::new(ISS, AUD),
+        &server.url(),
+        RemoteOptions::default(),
+        TestClock::at(NOW),
+    )
+    .unwrap();
+    let app = Router::new()
+        .route(
+            "/whoami",
+            get(|UserClaims(claims): UserClaims| async move { claims.sub.unwrap_or_default() }),
+        )
+        .route(
+            "/client",
+            get(|ClientClaims(claims): ClientClaims| async move { claims.sub.unwrap_or_default() }),
+        )
+        .with_state(verifier);
+    let user = key.sign(&key.header(), &claims_with("kg_kind", Some(json!("user"))));
+    let client = key.sign(
+        &key.header(),
+        &claims_with("kg_kind", Some(json!("client"))),
+    );
+    // Minted before keygate set the claim: no kind, refused by both.
+    let kindless = key.token();
+    let odd = key.sign(&key.header(), &claims_with("kg_kind", Some(json!("admin"))));
+
+    let answer = call(&app, Some(&format!("Bearer {user}"))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body, "user-1");
+    let answer = call(&app, Some(&format!("Bearer {client}"))).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.challenge, None);
+    assert_eq!(problem(&answer)["code"], "wrong_token_kind");
+    for token in [&kindless, &odd] {
+        let answer = call(&app, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert!(answer.challenge.unwrap().contains("invalid_token"));
+    }
+    // Missing token: the usual 401 challenge.
+    assert_eq!(call(&app, None).await.status, StatusCode::UNAUTHORIZED);
+
+    let client_call = |token: String| {
+        let app = app.clone();
+        async move {
+            let request = Request::get("/client")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            app.oneshot(request).await.unwrap().status()
+        }
+    };
+    assert_eq!(client_call(client.clone()).await, StatusCode::OK);
+    assert_eq!(client_call(user.clone()).await, StatusCode::FORBIDDEN);
+    assert_eq!(client_call(kindless).await, StatusCode::UNAUTHORIZED);
+}

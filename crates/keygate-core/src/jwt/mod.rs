@@ -14,6 +14,7 @@ pub mod material;
 pub mod service;
 mod verify;
 
+pub use keygate_verify::{AcceptedKinds, KIND_CLAIM, OWNER_CLAIM, TokenKind};
 pub use keyset::{KeyState, KeyStatus, RotationPolicy, SigningKeyRecord};
 pub use material::{NewSigningKey, Signer, SigningAlg};
 pub use service::{

@@ -11,12 +11,12 @@ use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value, json};
 
-use keygate_verify::{Claims, ImportOptions, JwkSet, Verifier};
+use keygate_verify::{Claims, ImportOptions, JwkSet, KIND_CLAIM, OWNER_CLAIM, TokenKind, Verifier};
 
 use super::cache::VerifiedCache;
 use super::keyset::{KeyState, KeyStatus, Plan, RotationPolicy, SigningKeyRecord, plan, statuses};
 use super::material::{NewSigningKey, Signer, SigningAlg};
-use crate::apikey::random_id;
+use crate::apikey::{KeyId, random_id};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::model::AuditEntry;
@@ -81,6 +81,10 @@ pub enum TokenError {
 /// What to put in a token beyond `iss`, `iat`, `nbf`, `exp` and `jti`.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
+    /// Written as `kg_kind` over anything in `claims`: every token keygate
+    /// signs says whether it speaks for a user or a client.
+    pub kind: TokenKind,
+    /// A user id for `User`; the key id (never the owner) for `Client`.
     pub subject: String,
     pub audience: String,
     pub ttl: i64,
@@ -88,8 +92,23 @@ pub struct TokenRequest {
     /// rounded up): a token issued in the same second as a cut-off must not
     /// look older than it.
     pub not_issued_before: Option<i64>,
-    /// `roles`, `tenant`, `scope`, `client_id`, custom claims.
+    /// `roles`, `tenant`, `scope`, `client_id`, `kg_owner`, custom claims.
     pub claims: Map<String, Value>,
+}
+
+/// A client token's subject is a key id and a user token's never is, so
+/// the two kinds can never share a `sub`.
+fn check_subject(kind: TokenKind, subject: &str) -> Result<(), Error> {
+    let is_key_id = KeyId::parse(subject).is_ok();
+    match (kind, is_key_id) {
+        (TokenKind::Client, true) | (TokenKind::User, false) => Ok(()),
+        (TokenKind::Client, false) => Err(Error::Internal(
+            "a client token's subject must be its key id".into(),
+        )),
+        (TokenKind::User, true) => Err(Error::Internal(
+            "a user token's subject must not be a key id".into(),
+        )),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -330,10 +349,15 @@ impl TokenService {
             .find(|(activate_at, _)| *activate_at <= now)
             .map(|(_, signer)| signer.clone())
             .ok_or_else(|| Error::Internal("no active signing key".into()))?;
+        check_subject(request.kind, &request.subject)?;
         let issued_at = request.not_issued_before.map_or(now, |t| t.max(now));
         let expires_at = now + request.ttl;
         let jti = random_id("", 22)?;
         let mut claims = request.claims;
+        if request.kind == TokenKind::User {
+            claims.remove(OWNER_CLAIM);
+        }
+        claims.insert(KIND_CLAIM.into(), request.kind.as_str().into());
         claims.insert("iss".into(), self.config.issuer.clone().into());
         claims.insert("sub".into(), request.subject.into());
         claims.insert("aud".into(), request.audience.into());
@@ -403,5 +427,21 @@ impl Snapshot {
             keys: JwkSet::from_keys(keys).map_err(|e| Error::Internal(e.to_string()))?,
             verifiers: Mutex::new(HashMap::new()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_subject_is_a_key_id_and_a_user_subject_never_is() {
+        let key = "key_AAAAAAAAAAAAAAAA";
+        assert!(check_subject(TokenKind::Client, key).is_ok());
+        assert!(check_subject(TokenKind::User, "usr_AAAAAAAAAAAAAAAA").is_ok());
+        for owner in ["usr_AAAAAAAAAAAAAAAA", "svc-billing", "", "key_short"] {
+            assert!(check_subject(TokenKind::Client, owner).is_err(), "{owner}");
+        }
+        assert!(check_subject(TokenKind::User, key).is_err());
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keygate_verify::Claims;
+use keygate_verify::{Claims, TokenKind};
 
 use super::Blocklist;
 use crate::error::Error;
@@ -35,10 +35,10 @@ impl RevocationCheck for SessionRevocation {
         {
             return Ok(true);
         }
-        // Client-credentials tokens carry `client_id` and name the key's
-        // owner in `sub`, which is free text: only user tokens meet the
-        // users table.
-        if claims.extra.contains_key("client_id") {
+        // Only user tokens meet the users table: a client token's `sub`
+        // is its key id. A token without a kind (older than the claim) is
+        // treated as a user's, which can only refuse more.
+        if matches!(claims.kind(), Ok(TokenKind::Client)) {
             return Ok(false);
         }
         let Some(user) = claims.sub.as_deref().and_then(|s| UserId::parse(s).ok()) else {

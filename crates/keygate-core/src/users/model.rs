@@ -39,6 +39,9 @@ pub const RESERVED_CLAIMS: [&str; 15] = [
     "azp",
 ];
 
+/// Every claim named with this prefix is keygate's (`kg_kind`, `kg_owner`).
+pub const RESERVED_PREFIX: &str = "kg_";
+
 const ID_PREFIX: &str = "usr_";
 const ID_CHARS: usize = 16;
 
@@ -255,7 +258,7 @@ pub fn validate_roles(roles: &[Role]) -> Result<Vec<Role>, Error> {
 pub fn validate_claims(claims: &Claims) -> Result<(), Error> {
     if let Some(name) = claims
         .keys()
-        .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
+        .find(|k| RESERVED_CLAIMS.contains(&k.as_str()) || k.starts_with(RESERVED_PREFIX))
     {
         return Err(Error::invalid(
             "claims",
@@ -390,7 +393,10 @@ mod tests {
         let mut claims = Claims::new();
         claims.insert("department".into(), serde_json::json!("sales"));
         assert!(validate_claims(&claims).is_ok());
-        for reserved in RESERVED_CLAIMS {
+        for reserved in RESERVED_CLAIMS
+            .into_iter()
+            .chain(["kg_kind", "kg_owner", "kg_x"])
+        {
             let mut c = claims.clone();
             c.insert(reserved.into(), serde_json::json!(1));
             assert!(validate_claims(&c).is_err(), "{reserved}");

@@ -21,7 +21,9 @@ pub struct FetchError(String);
 pub async fn fetch_jwks(url: &str, timeout: Duration) -> Result<JwkSet, FetchError> {
     let url = check_url(url).map_err(|e| FetchError(e.to_string()))?;
     let client = http_client(timeout).map_err(|e| FetchError(e.to_string()))?;
-    fetch(&client, &url).await.map(|(set, _)| set)
+    fetch(&client, &url, &ImportOptions::remote())
+        .await
+        .map(|(set, _)| set)
 }
 
 pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
@@ -33,9 +35,12 @@ pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
 }
 
 /// One GET: the set and the response's `max-age`, if any.
+/// `import` must be a remote one (public keys only); the caller picks only
+/// what keys without `alg` may verify.
 pub(super) async fn fetch(
     client: &reqwest::Client,
     url: &Url,
+    import: &ImportOptions,
 ) -> Result<(JwkSet, Option<u64>), FetchError> {
     let mut response = client
         .get(url.clone())
@@ -64,7 +69,7 @@ pub(super) async fn fetch(
         }
         body.extend_from_slice(&chunk);
     }
-    let set = JwkSet::from_json(&body, &ImportOptions::remote())
+    let set = JwkSet::from_json(&body, import)
         .map_err(|e| FetchError(format!("key set refused: {e}")))?;
     Ok((set, max_age))
 }

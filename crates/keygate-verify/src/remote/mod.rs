@@ -28,7 +28,7 @@ use reqwest::Url;
 
 pub use fetch::{FetchError, fetch_jwks};
 
-use crate::{Claims, Error, JwkSet, Validation, Verifier};
+use crate::{AlgorithmSet, Claims, Error, ImportOptions, JwkSet, Validation, Verifier};
 
 /// The longest a fetched key set is trusted without refetching (10 minutes).
 pub const MAX_CACHE_SECS: u64 = 600;
@@ -67,6 +67,10 @@ pub struct RemoteOptions {
     pub unknown_kid_cooldown_secs: u64,
     /// The `realm` of `WWW-Authenticate` challenges; the audience by default.
     pub realm: Option<String>,
+    /// What a published key without `alg` may verify (those that fit its
+    /// type): RS256 for RSA by default; add PS256 etc. for an issuer that
+    /// signs with PSS. A key with `alg` verifies that one only.
+    pub algorithms_without_alg: AlgorithmSet,
 }
 
 impl Default for RemoteOptions {
@@ -77,6 +81,7 @@ impl Default for RemoteOptions {
             min_max_age_secs: 30,
             unknown_kid_cooldown_secs: 30,
             realm: None,
+            algorithms_without_alg: AlgorithmSet::DEFAULT_WITHOUT_ALG,
         }
     }
 }
@@ -309,7 +314,9 @@ impl RemoteVerifier {
     /// last good set (returned) and waits `min_max_age_secs` before retrying.
     /// Call with the `fetching` lock held.
     async fn fetch_and_store(&self, now: u64) -> Option<Arc<Verifier>> {
-        match fetch::fetch(&self.inner.http, &self.inner.url).await {
+        let import = ImportOptions::remote()
+            .with_algorithms_without_alg(self.inner.options.algorithms_without_alg);
+        match fetch::fetch(&self.inner.http, &self.inner.url, &import).await {
             Ok((set, max_age)) => {
                 for skipped in set.skipped() {
                     tracing::warn!(

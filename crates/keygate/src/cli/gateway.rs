@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use crate::gateway::config::{AuthMode, ForwardToken, load_file};
+use keygate_core::jwt::AcceptedKinds;
+
+use crate::gateway::config::{ForwardToken, Route, load_file};
 use crate::gateway::routes::RouteTable;
 
 #[derive(Args)]
@@ -63,7 +65,7 @@ pub fn run(args: GatewayArgs) -> Result<(String, bool), String> {
                                     .join(",")
                             },
                         ),
-                        auth_name(r.auth).into(),
+                        auth_name(r),
                         format!("http://{}{}", r.upstream.authority, r.upstream.base_path),
                         r.scopes
                             .iter()
@@ -95,8 +97,13 @@ pub fn run(args: GatewayArgs) -> Result<(String, bool), String> {
     }
 }
 
-fn auth_name(a: AuthMode) -> &'static str {
-    a.as_str()
+/// The mode, and the kinds of JWT it takes when not only users'.
+fn auth_name(r: &Route) -> String {
+    if r.auth.takes_jwts() && r.jwt_subjects != AcceptedKinds::Users {
+        format!("{} ({})", r.auth.as_str(), r.jwt_subjects.as_str())
+    } else {
+        r.auth.as_str().to_owned()
+    }
 }
 
 fn forward_name(f: ForwardToken) -> &'static str {

@@ -5,23 +5,30 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::ApiKey;
 use keygate_core::httpsig::BodyDigest;
-use keygate_core::jwt::TokenError;
+use keygate_core::jwt::{AcceptedKinds, TokenKind};
 use keygate_core::ratelimit::RateDecision;
 use keygate_core::{VerifyCode, model::KeyRecord};
-use serde_json::Value;
 
 use super::config::{AuthMode, Route};
+use super::jwt::with_jwt;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
 /// Who a request is, once authenticated; nothing here is a secret.
 #[derive(Debug, Clone, Default)]
 pub struct Identity {
-    /// The key id, when an API key was presented.
+    /// Whom the request speaks for: a user (a user token, with or without
+    /// a key beside it) or a client (a key, a signature, a client token).
+    /// None only for `auth = "none"`.
+    pub kind: Option<TokenKind>,
+    /// The key id, when an API key was presented (what the limit counts).
     pub key_id: Option<String>,
-    /// The key's owner when only a key was presented.
+    /// The key behind the request: the presented key or a client token's
+    /// `client_id`.
+    pub client_id: Option<String>,
+    /// The key's owner (free text), when a client is the principal.
     pub key_owner: Option<String>,
-    /// The user, when a JWT was presented.
+    /// The user id, when a user token was presented.
     pub subject: Option<String>,
     pub tenant: Option<String>,
     pub scopes: Vec<String>,
@@ -29,17 +36,21 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// What the rate limit counts: the key, else the user.
+    /// What the rate limit counts: the key, else the client, else the user.
     pub fn limit_key(&self) -> Option<&str> {
-        self.key_id.as_deref().or(self.subject.as_deref())
+        self.key_id
+            .as_deref()
+            .or(self.client_id.as_deref())
+            .or(self.subject.as_deref())
     }
 
-    /// `sub` of the internal token: the user, else the key's owner.
+    /// `sub` of the internal token: the user for a user, the key id for a
+    /// client (never the owner: it is free text and could name a user).
     pub fn token_subject(&self) -> Option<&str> {
-        self.subject
-            .as_deref()
-            .or(self.key_owner.as_deref())
-            .or(self.key_id.as_deref())
+        match self.kind? {
+            TokenKind::User => self.subject.as_deref(),
+            TokenKind::Client => self.client_id.as_deref(),
+        }
     }
 }
 
@@ -171,14 +182,14 @@ async fn with_credentials(
         AuthMode::Jwt => {
             let token =
                 bearer.ok_or_else(|| Refusal::missing("a JWT in `Authorization: Bearer`"))?;
-            with_jwt(state, token).await?
+            with_jwt(state, token, route.jwt_subjects).await?
         }
         AuthMode::ApiKeyOrJwt => match (x_key, bearer) {
             (Some(key), _) => with_key(state, route, key).await?,
             // A keygate key is recognisable by its shape, so it may come as
             // a Bearer here too.
             (None, Some(b)) if ApiKey::check_shape(b).is_ok() => with_key(state, route, b).await?,
-            (None, Some(token)) => with_jwt(state, token).await?,
+            (None, Some(token)) => with_jwt(state, token, route.jwt_subjects).await?,
             (None, None) => {
                 return Err(Refusal::missing(
                     "an API key in `X-API-Key` or a JWT in `Authorization: Bearer`",
@@ -194,7 +205,8 @@ async fn with_credentials(
             })?;
             // The user first: verifying it has no side effects, while the
             // key's check uses its rate limit and credits.
-            let user = with_jwt(state, token).await?;
+            // Only a user token names a user, whatever the route says.
+            let user = with_jwt(state, token, AcceptedKinds::Users).await?;
             check_roles(route, &user.roles)?;
             let app = with_key(state, route, key).await?;
             if let (Some(a), Some(u)) = (&app.tenant, &user.tenant)
@@ -210,8 +222,11 @@ async fn with_credentials(
                 ));
             }
             Identity {
+                kind: Some(TokenKind::User),
                 key_id: app.key_id,
-                key_owner: app.key_owner,
+                client_id: app.client_id,
+                // The user is the principal; the key is its client.
+                key_owner: None,
                 subject: user.subject,
                 tenant: app.tenant.or(user.tenant),
                 scopes: app.scopes,
@@ -303,7 +318,9 @@ fn reason_of(code: VerifyCode) -> &'static str {
 
 fn key_identity(record: &KeyRecord) -> Identity {
     Identity {
+        kind: Some(TokenKind::Client),
         key_id: Some(record.id.as_str().to_owned()),
+        client_id: Some(record.id.as_str().to_owned()),
         key_owner: Some(record.owner.clone()),
         subject: None,
         tenant: record.tenant.as_ref().map(|t| t.as_str().to_owned()),
@@ -314,51 +331,6 @@ fn key_identity(record: &KeyRecord) -> Identity {
             .collect(),
         roles: Vec::new(),
     }
-}
-
-async fn with_jwt(state: &AppState, token: &str) -> Result<Identity, Refusal> {
-    let audience = &state.tokens.config().audience;
-    let claims = state
-        .tokens
-        .verify(token, audience)
-        .await
-        .map_err(|e| match e {
-            TokenError::Invalid(e) => Refusal::new(
-                ApiError::unauthorized(
-                    "invalid_token",
-                    format!("the JWT was refused ({})", e.code()),
-                    true,
-                ),
-                "jwt_invalid",
-            ),
-            TokenError::Revoked => Refusal::new(
-                ApiError::unauthorized("token_revoked", "the JWT has been revoked", true),
-                "jwt_revoked",
-            ),
-            TokenError::Storage(e) => Refusal::new(ApiError::from(e), "storage_unavailable"),
-        })?;
-    let strings = |name: &str| -> Vec<String> {
-        match claims.extra.get(name) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-            _ => Vec::new(),
-        }
-    };
-    Ok(Identity {
-        key_id: None,
-        key_owner: None,
-        subject: claims.sub.clone(),
-        tenant: claims
-            .extra
-            .get("tenant")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        scopes: strings("scope"),
-        roles: strings("roles"),
-    })
 }
 
 pub fn ceil_secs(ms: i64) -> u64 {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, Method, Uri};
+use keygate_core::jwt::AcceptedKinds;
 use keygate_core::model::{RateLimitSpec, Scope};
 use serde::Deserialize;
 
@@ -67,6 +68,8 @@ pub struct RouteFile {
     /// Requests this route may have in flight to its upstream at once;
     /// beyond it, 503 `upstream_busy`.
     pub max_connections: Option<usize>,
+    /// Which JWTs count: `users` (default), `clients` or `any`.
+    pub jwt_subjects: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,7 +113,7 @@ impl AuthMode {
         )
     }
 
-    fn takes_jwts(self) -> bool {
+    pub fn takes_jwts(self) -> bool {
         matches!(
             self,
             AuthMode::Jwt | AuthMode::ApiKeyOrJwt | AuthMode::ApiKeyAndJwt
@@ -158,6 +161,9 @@ pub struct Route {
     pub methods: Option<Vec<Method>>,
     pub upstream: Upstream,
     pub auth: AuthMode,
+    /// The kinds of JWT (`kg_kind`) that `jwt`, `api_key_or_jwt` and the
+    /// user half of `api_key_and_jwt` take.
+    pub jwt_subjects: AcceptedKinds,
     pub scopes: Vec<Scope>,
     pub roles: Vec<String>,
     pub rate_limit: Option<RateLimitSpec>,
@@ -308,6 +314,7 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 None
             }
         };
+        let jwt_subjects = parse_jwt_subjects(r, auth, &mut err);
         let mut scopes = Vec::new();
         for s in &r.scopes {
             match Scope::parse(s) {
@@ -407,6 +414,7 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 methods,
                 upstream,
                 auth,
+                jwt_subjects,
                 scopes,
                 roles: r.roles.clone(),
                 rate_limit,
@@ -428,6 +436,35 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
     } else {
         Err(errors)
     }
+}
+
+/// `jwt_subjects`: meaningful only where a JWT is read. The user half of
+/// `api_key_and_jwt` names the user, so only `users` fits it.
+fn parse_jwt_subjects(
+    r: &RouteFile,
+    auth: Option<AuthMode>,
+    err: &mut impl FnMut(String),
+) -> AcceptedKinds {
+    let Some(text) = r.jwt_subjects.as_deref() else {
+        return AcceptedKinds::Users;
+    };
+    let Some(kinds) = AcceptedKinds::parse(text) else {
+        err(format!(
+            "jwt_subjects: {text:?} is not one of users, clients, any"
+        ));
+        return AcceptedKinds::Users;
+    };
+    match auth {
+        Some(mode) if !mode.takes_jwts() => err(format!(
+            "jwt_subjects: a {} route takes no JWT",
+            mode.as_str()
+        )),
+        Some(AuthMode::ApiKeyAndJwt) if kinds != AcceptedKinds::Users => err(
+            "jwt_subjects: the JWT of api_key_and_jwt names the user; only \"users\" fits".into(),
+        ),
+        _ => {}
+    }
+    kinds
 }
 
 /// A prefix is matched against normalized paths, so it must be one itself
@@ -541,6 +578,35 @@ mod tests {
         assert_eq!(r.upstream.host_header, "127.0.0.1:9001");
         assert_eq!(r.forward_token, ForwardToken::Internal);
         assert_eq!(r.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn jwt_subjects_default_to_users_and_fit_only_jwt_modes() {
+        let route = |auth: &str, subjects: Option<&str>| {
+            let line = subjects.map_or(String::new(), |s| format!("jwt_subjects = \"{s}\""));
+            format!(
+                "[gateway]\n[[gateway.routes]]\nname = \"r\"\nmatch = {{ path_prefix = \"/\" }}\n\
+                 upstream = \"http://127.0.0.1:1\"\nauth = \"{auth}\"\n{line}\n"
+            )
+        };
+        let kinds = |auth: &str, subjects: Option<&str>| {
+            parse_text(&route(auth, subjects)).unwrap().unwrap().routes[0].jwt_subjects
+        };
+        assert_eq!(kinds("jwt", None), AcceptedKinds::Users);
+        assert_eq!(kinds("jwt", Some("clients")), AcceptedKinds::Clients);
+        assert_eq!(kinds("api_key_or_jwt", Some("any")), AcceptedKinds::Any);
+        assert_eq!(
+            kinds("api_key_and_jwt", Some("users")),
+            AcceptedKinds::Users
+        );
+        for (auth, subjects, needle) in [
+            ("jwt", "everyone", "is not one of users, clients, any"),
+            ("api_key", "any", "a api_key route takes no JWT"),
+            ("api_key_and_jwt", "clients", "only \"users\" fits"),
+        ] {
+            let all = errors(&route(auth, Some(subjects))).join("\n");
+            assert!(all.contains(needle), "{auth} {subjects}: {all}");
+        }
     }
 
     #[test]

@@ -310,16 +310,24 @@ fn allowed(
     let mut res = StatusCode::OK.into_response();
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Every identity header, empty when it does not apply: a proxy that
+    // copies the answer's headers onto the request (Envoy) then overwrites
+    // one the client forged (`x-keygate-kind: user`) instead of letting it
+    // through.
     let mut put = |name: &'static str, value: Option<String>| {
-        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
-            h.insert(name, v);
-        }
+        let v = value.and_then(|v| HeaderValue::from_str(&v).ok());
+        h.insert(name, v.unwrap_or(HeaderValue::from_static("")));
     };
     put(
         "x-keygate-subject",
         identity.token_subject().map(str::to_owned),
     );
+    put(
+        "x-keygate-kind",
+        identity.kind.map(|k| k.as_str().to_owned()),
+    );
     put("x-keygate-key-id", identity.key_id.clone());
+    put("x-keygate-client-id", identity.client_id.clone());
     put("x-keygate-tenant", identity.tenant.clone());
     put(
         "x-keygate-scopes",

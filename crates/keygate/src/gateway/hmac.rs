@@ -104,7 +104,9 @@ fn identity(mut signed: HmacIdentity) -> (Identity, Option<BodyDigest>) {
         .collect();
     scopes.sort();
     let id = Identity {
+        kind: Some(keygate_core::jwt::TokenKind::Client),
         key_id: Some(signed.key_id.to_string()),
+        client_id: Some(signed.key_id.to_string()),
         key_owner: Some(signed.owner),
         subject: None,
         tenant: signed.tenant.map(|t| t.as_str().to_owned()),

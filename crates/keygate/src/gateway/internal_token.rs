@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::http::HeaderValue;
-use keygate_core::jwt::{TokenRequest, TokenService};
+use keygate_core::jwt::{OWNER_CLAIM, TokenKind, TokenRequest, TokenService};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -42,7 +42,9 @@ fn digest(route: &str, id: &Identity) -> [u8; 32] {
         h.update(v.as_bytes());
     };
     field(route);
+    field(id.kind.map_or("", TokenKind::as_str));
     field(id.key_id.as_deref().unwrap_or(""));
+    field(id.client_id.as_deref().unwrap_or(""));
     field(id.key_owner.as_deref().unwrap_or(""));
     field(id.subject.as_deref().unwrap_or(""));
     field(id.tenant.as_deref().unwrap_or(""));
@@ -66,9 +68,19 @@ impl InternalTokens {
         {
             return Ok(token.clone());
         }
+        // Says which kind of principal it carries (`kg_kind`, set by
+        // `issue`), and names the key whenever one is behind the request.
+        let kind = id.kind.ok_or_else(|| {
+            keygate_core::Error::Internal(
+                "an anonymous request has no principal to vouch for".into(),
+            )
+        })?;
         let mut claims = Map::new();
-        if let Some(key_id) = &id.key_id {
-            claims.insert("client_id".into(), key_id.clone().into());
+        if let Some(client_id) = &id.client_id {
+            claims.insert("client_id".into(), client_id.clone().into());
+        }
+        if let (TokenKind::Client, Some(owner)) = (kind, &id.key_owner) {
+            claims.insert(OWNER_CLAIM.into(), owner.clone().into());
         }
         if let Some(tenant) = &id.tenant {
             claims.insert("tenant".into(), tenant.clone().into());
@@ -82,8 +94,12 @@ impl InternalTokens {
         if !id.scopes.is_empty() {
             claims.insert("scope".into(), id.scopes.join(" ").into());
         }
+        let subject = id.token_subject().ok_or_else(|| {
+            keygate_core::Error::Internal("the principal has no identifier".into())
+        })?;
         let issued = tokens.issue(TokenRequest {
-            subject: id.token_subject().unwrap_or("anonymous").to_owned(),
+            kind,
+            subject: subject.to_owned(),
             audience: route.to_owned(),
             ttl: tokens.config().internal_token_ttl,
             not_issued_before: None,

@@ -5,6 +5,7 @@
 //! - `config`: the `[gateway]` section and its validation.
 //! - `routes`: matching a request to a route.
 //! - `auth`: the auth modes, scopes, roles and the route rate limit.
+//! - `jwt`: a JWT as a credential, and the kinds of token a route takes.
 //! - `hmac`: the `hmac` mode and the body checked against its digest.
 //! - `internal_token`: the JWT handed upstream, minted once per identity.
 //! - `proxy`: forwarding, streaming both ways, upgrades, the access log.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod forward_auth;
 pub mod hmac;
 pub mod internal_token;
+mod jwt;
 pub mod listener;
 pub mod path;
 pub mod proxy;

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::audit::Failure;
-use keygate_core::jwt::TokenRequest;
+use keygate_core::jwt::{KIND_CLAIM, TokenKind, TokenRequest};
 use keygate_core::model::Tenant;
 use keygate_core::sessions::model::REASON_LOGOUT;
 use keygate_core::sessions::{AuditContext, RefreshError, RefreshToken, TokenState};
@@ -75,6 +75,7 @@ fn access_token(
     claims.insert("sid".into(), sid.into());
     let now = state.tokens.clock().now_secs();
     let issued = state.tokens.issue(TokenRequest {
+        kind: TokenKind::User,
         subject: user.id.as_str().to_owned(),
         audience: config.audience.clone(),
         ttl: config.access_token_ttl,
@@ -411,6 +412,8 @@ pub async fn introspect_refresh(
     let mut out = json!({
         "active": true,
         "token_type": "refresh_token",
+        // A refresh token only ever belongs to a user's session.
+        (KIND_CLAIM): TokenKind::User.as_str(),
         "sub": family.user_id,
         "sid": family.id.as_str(),
         "iat": family.created_at_ms / 1000,

@@ -283,7 +283,10 @@ async fn upstream_sees_an_internal_jwt_instead_of_credentials(gw: Gw) {
     );
     let claims = internal_claims(&gw, &res, "keys").await;
     assert_eq!(claims["client_id"], key_id.as_str());
-    assert_eq!(claims["sub"], "app-owner");
+    // A key alone: the client is the principal, named by its key id.
+    assert_eq!(claims["kg_kind"], "client");
+    assert_eq!(claims["sub"], key_id.as_str());
+    assert_eq!(claims["kg_owner"], "app-owner");
     assert_eq!(claims["scope"], "orders:read");
     let now = gw.app.state().tokens.clock().now_secs() as f64;
     assert!(claims["exp"].as_f64().unwrap() - now <= 60.0);

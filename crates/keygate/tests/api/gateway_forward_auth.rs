@@ -50,7 +50,8 @@ async fn nginx_style_headers(gw: Gw) {
         .await;
     assert_allowed(&res);
     assert_eq!(res.headers["x-keygate-key-id"], key_id.as_str());
-    assert_eq!(res.headers["x-keygate-subject"], "app-owner");
+    assert_eq!(res.headers["x-keygate-subject"], key_id.as_str());
+    assert_eq!(res.headers["x-keygate-kind"], "client");
     assert_eq!(res.headers["x-keygate-scopes"], "orders:read");
     let auth = res.headers["authorization"].to_str().unwrap();
     assert!(auth.starts_with("Bearer ey"), "{auth}");
@@ -284,4 +285,38 @@ async fn nginx_auth_request_allows_and_refuses(gw: Gw) {
     assert_eq!(res.headers["retry-after"], "30");
     assert_eq!(res.headers["ratelimit"], "\"limited\";r=0;t=30");
     assert_eq!(res.body["code"], "rate_limited");
+
+    // Identity headers a client sends itself never reach the app: keygate's
+    // replace them, and those that do not apply are removed.
+    let forged = |req: reqwest::RequestBuilder| {
+        req.header("x-keygate-kind", "user")
+            .header("x-keygate-subject", "usr_forged")
+            .header("x-keygate-client-id", "key_forged")
+            .header("x-keygate-roles", "admin")
+            .header("x-keygate-scopes", "everything")
+            .header("x-keygate-tenant", "other")
+    };
+    let res = gw
+        .app
+        .raw(forged(gw.app.http.get(url("/keys/1"))).header("x-api-key", &key))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let seen = &res.body["headers"];
+    assert_eq!(seen["x-keygate-kind"], "client", "{seen}");
+    assert_eq!(seen["x-keygate-subject"], key_id.as_str());
+    assert_eq!(seen["x-keygate-client-id"], key_id.as_str());
+    assert_eq!(seen["x-keygate-scopes"], "orders:read");
+    for name in ["x-keygate-roles", "x-keygate-tenant"] {
+        assert!(seen.get(name).is_none(), "{name}: {seen}");
+    }
+    let customer = gw.user_token("user-1", &["customer"], None);
+    let res = gw
+        .app
+        .raw(forged(gw.app.http.get(url("/user/me"))).bearer_auth(&customer))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let seen = &res.body["headers"];
+    assert_eq!(seen["x-keygate-kind"], "user", "{seen}");
+    assert_eq!(seen["x-keygate-subject"], "user-1");
+    assert!(seen.get("x-keygate-client-id").is_none(), "{seen}");
 }

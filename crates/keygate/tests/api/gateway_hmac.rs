@@ -136,7 +136,9 @@ async fn signed_requests_reach_the_upstream_with_the_internal_jwt(gw: Gw) {
     assert!(seen.get("signature").is_none() && seen.get("signature-input").is_none());
     let claims = internal_claims(&gw, &res, "signed").await;
     assert_eq!(claims["client_id"], s.key_id.as_str());
-    assert_eq!(claims["sub"], "app-owner");
+    assert_eq!(claims["sub"], s.key_id.as_str());
+    assert_eq!(claims["kg_kind"], "client");
+    assert_eq!(claims["kg_owner"], "app-owner");
     assert_eq!(claims["scope"], "orders:write");
 
     let body = br#"{"item": 7}"#;
@@ -466,7 +468,8 @@ async fn forward_auth_checks_the_signature_but_not_the_body(gw: Gw) {
     let res = send(&gw, fa("GET", "/signed/orders?id=7", headers.clone())).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(res.headers["x-keygate-key-id"], s.key_id.as_str());
-    assert_eq!(res.headers["x-keygate-subject"], "app-owner");
+    assert_eq!(res.headers["x-keygate-subject"], s.key_id.as_str());
+    assert_eq!(res.headers["x-keygate-kind"], "client");
     assert_eq!(res.headers["x-keygate-scopes"], "orders:write");
     let auth = res.headers["authorization"].to_str().unwrap();
     assert!(auth.starts_with("Bearer ey"), "{auth}");

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use http_body_util::channel::Channel;
 use hyper_util::rt::TokioIo;
-use keygate_core::jwt::TokenRequest;
+use keygate_core::jwt::{TokenKind, TokenRequest};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Mutex, Notify, mpsc};
@@ -300,6 +300,7 @@ impl Gw {
         }
         tokens
             .issue(TokenRequest {
+                kind: TokenKind::User,
                 subject: subject.into(),
                 audience: tokens.config().audience.clone(),
                 ttl: tokens.config().access_token_ttl,

@@ -27,5 +27,6 @@ mod sessions;
 mod signing;
 mod tls;
 mod token;
+mod token_kinds;
 mod trusted_proxies;
 mod users;

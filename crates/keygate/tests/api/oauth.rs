@@ -100,7 +100,10 @@ async fn client_credentials_trade_a_key_for_a_narrowed_jwt(app: TestApp) {
     assert_eq!(body["expires_in"], 300);
     assert_eq!(body["scope"], "orders:read orders:write");
     let claims = payload(body["access_token"].as_str().unwrap());
-    assert_eq!(claims["sub"], "svc-billing");
+    // `sub` is the key id; the owner, free text, has its own claim.
+    assert_eq!(claims["sub"], id.as_str());
+    assert_eq!(claims["kg_owner"], "svc-billing");
+    assert_eq!(claims["kg_kind"], "client");
     assert_eq!(claims["client_id"], id.as_str());
     assert_eq!(claims["tenant"], "acme");
     assert_eq!(
@@ -115,7 +118,7 @@ async fn client_credentials_trade_a_key_for_a_narrowed_jwt(app: TestApp) {
         )
         .await
         .unwrap();
-    assert_eq!(verified.sub.as_deref(), Some("svc-billing"));
+    assert_eq!(verified.sub.as_deref(), Some(id.as_str()));
 
     // client_secret_post, narrowed to one scope.
     let (status, _, body) = form(
@@ -320,7 +323,8 @@ async fn introspection_reports_keys_and_tokens_within_the_callers_tenant(app: Te
     let body = introspect(introspector.clone(), access.clone()).await;
     assert_eq!(body["active"], true, "{body}");
     assert_eq!(body["client_id"], id.as_str());
-    assert_eq!(body["sub"], "svc");
+    assert_eq!(body["sub"], id.as_str());
+    assert_eq!(body["kg_owner"], "svc");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(
         introspect(acme_introspector, access.clone()).await,

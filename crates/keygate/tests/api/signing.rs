@@ -2,7 +2,7 @@
 //! test clock, and keygate's tokens checked by another JOSE implementation
 //! (jsonwebtoken) against the JWKS served over HTTP.
 
-use keygate_core::jwt::TokenRequest;
+use keygate_core::jwt::{TokenKind, TokenRequest};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
@@ -20,6 +20,7 @@ fn issue(app: &TestApp, subject: &str) -> keygate_core::jwt::IssuedToken {
     let tokens = &app.state().tokens;
     tokens
         .issue(TokenRequest {
+            kind: TokenKind::User,
             subject: subject.into(),
             audience: tokens.config().audience.clone(),
             ttl: tokens.config().access_token_ttl,

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use keygate_core::jwt::{KIND_CLAIM, OWNER_CLAIM, TokenKind};
 use keygate_core::model::Tenant;
 use keygate_core::{ApiKey, VerifyCode};
 use serde_json::{Map, Value, json};
@@ -81,8 +82,12 @@ async fn api_key(
     let mut out = Map::new();
     out.insert("active".into(), true.into());
     out.insert("token_type".into(), "api_key".into());
+    // A key is a client, named as its tokens name it: `sub` is the key id,
+    // the owner (free text) has its own member.
+    out.insert(KIND_CLAIM.into(), TokenKind::Client.as_str().into());
     out.insert("client_id".into(), record.id.as_str().into());
-    out.insert("sub".into(), record.owner.clone().into());
+    out.insert("sub".into(), record.id.as_str().into());
+    out.insert(OWNER_CLAIM.into(), record.owner.clone().into());
     let scopes: Vec<&str> = record.scopes.iter().map(|s| s.as_str()).collect();
     out.insert("scope".into(), scopes.join(" ").into());
     out.insert("iat".into(), record.created_at.into());
@@ -110,6 +115,12 @@ async fn access_token(
     if !visible(tenant, token_tenant) {
         return Ok(inactive());
     }
+    // Its kind is reported as the token carries it (`kg_kind`, among the
+    // other claims); a token without one is from before keygate set it and
+    // is no longer usable where a kind is required.
+    if claims.kind().is_err() {
+        return Ok(inactive());
+    }
     let mut out = claims.extra.clone();
     out.insert("active".into(), true.into());
     out.insert("token_type".into(), "Bearer".into());
@@ -118,12 +129,13 @@ async fn access_token(
         out.insert("sub".into(), sub.clone().into());
     }
     out.insert("aud".into(), json!(claims.aud));
-    out.insert("exp".into(), json!(claims.exp.as_f64()));
+    // RFC 7662 §2.2: NumericDate, an integer.
+    out.insert("exp".into(), claims.exp.whole_secs().into());
     if let Some(iat) = claims.iat {
-        out.insert("iat".into(), json!(iat.as_f64()));
+        out.insert("iat".into(), iat.whole_secs().into());
     }
     if let Some(nbf) = claims.nbf {
-        out.insert("nbf".into(), json!(nbf.as_f64()));
+        out.insert("nbf".into(), nbf.whole_secs().into());
     }
     if let Some(jti) = &claims.jti {
         out.insert("jti".into(), jti.clone().into());

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use keygate_core::VerifyCode;
-use keygate_core::jwt::TokenRequest;
+use keygate_core::jwt::{OWNER_CLAIM, TokenKind, TokenRequest};
 use keygate_core::model::KeyRecord;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -106,6 +106,9 @@ async fn client_credentials_grant(
     let config = state.tokens.config();
     let mut claims = Map::new();
     claims.insert("client_id".into(), record.id.as_str().into());
+    // The owner is free text a tenant admin chooses: it could be anyone's
+    // user id, so it never becomes `sub`.
+    claims.insert(OWNER_CLAIM.into(), record.owner.clone().into());
     if let Some(tenant) = &record.tenant {
         claims.insert("tenant".into(), Value::String(tenant.as_str().to_owned()));
     }
@@ -116,7 +119,8 @@ async fn client_credentials_grant(
     let issued = state
         .tokens
         .issue(TokenRequest {
-            subject: record.owner.clone(),
+            kind: TokenKind::Client,
+            subject: record.id.as_str().to_owned(),
             audience: config.audience.clone(),
             ttl: config.client_token_ttl,
             not_issued_before: None,

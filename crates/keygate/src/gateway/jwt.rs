@@ -1,0 +1,164 @@
+//! A JWT as a route's credential: keygate's own verification, then the
+//! kind of principal the route takes (`jwt_subjects`), then the identity the
+//! token names. A client token's principal is its key, never a user.
+
+use axum::http::StatusCode;
+use keygate_core::jwt::{AcceptedKinds, OWNER_CLAIM, TokenError, TokenKind};
+use keygate_verify::Claims;
+use serde_json::Value;
+
+use super::auth::{Identity, Refusal};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+
+pub(super) async fn with_jwt(
+    state: &AppState,
+    token: &str,
+    accepted: AcceptedKinds,
+) -> Result<Identity, Refusal> {
+    let audience = &state.tokens.config().audience;
+    let claims = state
+        .tokens
+        .verify(token, audience)
+        .await
+        .map_err(|e| match e {
+            TokenError::Invalid(e) => invalid_token(&e),
+            TokenError::Revoked => Refusal::new(
+                ApiError::unauthorized("token_revoked", "the JWT has been revoked", true),
+                "jwt_revoked",
+            ),
+            TokenError::Storage(e) => Refusal::new(ApiError::from(e), "storage_unavailable"),
+        })?;
+    jwt_identity(&claims, accepted)
+}
+
+fn invalid_token(e: &keygate_verify::Error) -> Refusal {
+    Refusal::new(
+        ApiError::unauthorized(
+            "invalid_token",
+            format!("the JWT was refused ({})", e.code()),
+            true,
+        ),
+        "jwt_invalid",
+    )
+}
+
+/// The principal of a verified token, if its kind is one the route takes.
+/// A token without a kind (minted before keygate set one) is refused as
+/// invalid: a new login or token request gives one that has it.
+fn jwt_identity(claims: &Claims, accepted: AcceptedKinds) -> Result<Identity, Refusal> {
+    let kind = accepted.check(claims).map_err(|e| match e {
+        keygate_verify::Error::WrongTokenKind => Refusal::new(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "wrong_token_kind",
+                match accepted {
+                    AcceptedKinds::Clients => "this route takes client tokens, not a user's",
+                    _ => "this route takes user tokens, not a client's (client_credentials)",
+                },
+            ),
+            "wrong_token_kind",
+        ),
+        other => invalid_token(&other),
+    })?;
+    let text = |name: &str| {
+        claims
+            .extra
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let strings = |name: &str| -> Vec<String> {
+        match claims.extra.get(name) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let (subject, client_id, key_owner) = match kind {
+        TokenKind::User => (claims.sub.clone(), None, None),
+        // keygate sets `sub` and `client_id` of a client token to its key id.
+        TokenKind::Client => (None, text("client_id"), text(OWNER_CLAIM)),
+    };
+    if kind == TokenKind::Client && client_id.is_none() {
+        return Err(invalid_token(&keygate_verify::Error::MissingClaim {
+            name: "client_id",
+        }));
+    }
+    Ok(Identity {
+        kind: Some(kind),
+        key_id: None,
+        client_id,
+        key_owner,
+        subject,
+        tenant: text("tenant"),
+        scopes: strings("scope"),
+        roles: strings("roles"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use keygate_verify::NumericDate;
+    use serde_json::json;
+
+    fn claims(extra: Value) -> Claims {
+        Claims {
+            iss: "https://issuer".into(),
+            sub: Some("usr_x".into()),
+            aud: vec!["api".into()],
+            exp: NumericDate::from_secs(100),
+            nbf: None,
+            iat: None,
+            jti: None,
+            extra: extra.as_object().unwrap().clone(),
+        }
+    }
+
+    fn code(refusal: &Refusal) -> (StatusCode, &'static str) {
+        (refusal.error.status, refusal.reason)
+    }
+
+    #[test]
+    fn a_token_without_a_kind_is_refused_whatever_the_route_takes() {
+        // As every token minted before keygate set `kg_kind`.
+        let old = claims(json!({"client_id": "key_AAAAAAAAAAAAAAAA", "roles": ["admin"]}));
+        for accepted in [
+            AcceptedKinds::Users,
+            AcceptedKinds::Clients,
+            AcceptedKinds::Any,
+        ] {
+            let refusal = jwt_identity(&old, accepted).unwrap_err();
+            assert_eq!(code(&refusal), (StatusCode::UNAUTHORIZED, "jwt_invalid"));
+        }
+    }
+
+    #[test]
+    fn a_client_token_is_its_key_and_never_a_user() {
+        let client = claims(json!({
+            "kg_kind": "client", "client_id": "key_AAAAAAAAAAAAAAAA", "kg_owner": "usr_victim"
+        }));
+        let refusal = jwt_identity(&client, AcceptedKinds::Users).unwrap_err();
+        assert_eq!(code(&refusal), (StatusCode::FORBIDDEN, "wrong_token_kind"));
+        let id =
+            jwt_identity(&client, AcceptedKinds::Any).unwrap_or_else(|r| panic!("{}", r.reason));
+        assert_eq!(id.kind, Some(TokenKind::Client));
+        assert_eq!(id.subject, None);
+        assert_eq!(id.token_subject(), Some("key_AAAAAAAAAAAAAAAA"));
+        assert_eq!(id.key_owner.as_deref(), Some("usr_victim"));
+        // A client token without the key it stands for is not one keygate made.
+        let bare = claims(json!({"kg_kind": "client"}));
+        let refusal = jwt_identity(&bare, AcceptedKinds::Clients).unwrap_err();
+        assert_eq!(code(&refusal), (StatusCode::UNAUTHORIZED, "jwt_invalid"));
+        let user = claims(json!({"kg_kind": "user"}));
+        let id =
+            jwt_identity(&user, AcceptedKinds::Users).unwrap_or_else(|r| panic!("{}", r.reason));
+        assert_eq!(id.token_subject(), Some("usr_x"));
+        assert_eq!(id.client_id, None);
+    }
+}
