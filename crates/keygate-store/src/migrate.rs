@@ -64,10 +64,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_hmac_secrets.sql"),
         postgres: include_str!("../migrations/postgres/0006_hmac_secrets.sql"),
     },
+    Migration {
+        version: 9,
+        name: "hmac_nonces",
+        sqlite: include_str!("../migrations/sqlite/0009_hmac_nonces.sql"),
+        postgres: include_str!("../migrations/postgres/0009_hmac_nonces.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 6;
+pub const LATEST_VERSION: i64 = 9;
 
 /// `pg_advisory_lock` key held while migrating ("kgmigrat" in ASCII).
 const PG_LOCK_KEY: i64 = 0x6b67_6d69_6772_6174;

@@ -115,11 +115,13 @@ fn identity(mut signed: HmacIdentity) -> (Identity, Option<BodyDigest>) {
 }
 
 /// 401 with the refusal's own code (and a `Signature` challenge), counted
-/// under that code; storage trouble is a 503.
+/// under that code; storage trouble is a 503, a key over its nonce quota
+/// a 429.
 fn refused(e: HmacError) -> Refusal {
     let reason = match &e {
         HmacError::Refused(r) => r.code.as_str(),
         HmacError::Unavailable(_) => "storage_unavailable",
+        HmacError::OverQuota { .. } => "signature_nonce_quota",
     };
     Refusal::new(ApiError::from(e), reason)
 }

@@ -22,16 +22,16 @@ crate::on_both_backends!(
     forward_auth_checks_the_signature_but_not_the_body,
 );
 
-const GET_PARTS: [&str; 4] = ["@method", "@authority", "@path", "@query"];
-const BODY_PARTS: [&str; 4] = ["@method", "@authority", "@path", "content-digest"];
+pub const GET_PARTS: [&str; 4] = ["@method", "@authority", "@path", "@query"];
+pub const BODY_PARTS: [&str; 4] = ["@method", "@authority", "@path", "content-digest"];
 
-struct Signer {
-    key_id: String,
+pub struct Signer {
+    pub key_id: String,
     secret: Vec<u8>,
 }
 
 /// A key (created from `body`) with a signing secret.
-async fn signer(gw: &Gw, body: Value) -> Signer {
+pub async fn signer(gw: &Gw, body: Value) -> Signer {
     let (key_id, _) = gw.app.create_key(body).await;
     let root = gw.app.root_key.clone();
     let res = gw
@@ -50,7 +50,7 @@ async fn signer(gw: &Gw, body: Value) -> Signer {
     Signer { key_id, secret }
 }
 
-async fn plain_signer(gw: &Gw) -> Signer {
+pub async fn plain_signer(gw: &Gw) -> Signer {
     signer(
         gw,
         json!({ "name": "signer", "owner": "app-owner", "scopes": ["orders:write"] }),
@@ -58,14 +58,14 @@ async fn plain_signer(gw: &Gw) -> Signer {
     .await
 }
 
-fn now(gw: &Gw) -> i64 {
+pub fn now(gw: &Gw) -> i64 {
     keygate_core::Clock::now_secs(gw.app.clock.as_ref())
 }
 
 impl Signer {
     /// Signs `method url` (and `body`'s digest, when given) as a client
     /// would, created at `created`; returns the headers to send.
-    fn headers(
+    pub fn headers(
         &self,
         method: &str,
         url: &str,
@@ -109,11 +109,11 @@ impl Signer {
     }
 }
 
-async fn send(gw: &Gw, req: reqwest::RequestBuilder) -> Response {
+pub async fn send(gw: &Gw, req: reqwest::RequestBuilder) -> Response {
     gw.app.raw(req).await
 }
 
-fn assert_refused(res: &Response, code: &str) {
+pub fn assert_refused(res: &Response, code: &str) {
     assert_problem(res, StatusCode::UNAUTHORIZED, code);
     let challenge = res.headers["www-authenticate"].to_str().unwrap();
     assert!(challenge.starts_with("Signature "), "{challenge}");

@@ -15,6 +15,7 @@ mod hmac;
 mod keys;
 mod oauth;
 mod ops;
+mod replay;
 mod security;
 mod sessions;
 mod signing;
