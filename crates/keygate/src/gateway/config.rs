@@ -56,6 +56,9 @@ pub struct RouteFile {
     pub strip_prefix: bool,
     pub timeout_seconds: Option<u64>,
     pub body_limit_bytes: Option<u64>,
+    /// `hmac` routes: whether a body's Content-Type and Content-Encoding
+    /// must be signed (default: the `hmac_cover_content_headers` setting).
+    pub hmac_cover_content_headers: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,6 +149,8 @@ pub struct Route {
     pub strip_prefix: bool,
     pub timeout: Duration,
     pub body_limit: u64,
+    /// Overrides `HmacPolicy::cover_content_headers` for this route.
+    pub hmac_cover_content_headers: Option<bool>,
     /// This route's metric handles (a reload starts new ones, which find
     /// the same series).
     pub metrics: Arc<crate::metrics::RouteMetrics>,
@@ -300,6 +305,12 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                     mode.as_str()
                 ));
             }
+            if r.hmac_cover_content_headers.is_some() && mode != AuthMode::Hmac {
+                err(format!(
+                    "hmac_cover_content_headers: a {} route takes no signature",
+                    mode.as_str()
+                ));
+            }
         }
         for role in &r.roles {
             if role.is_empty()
@@ -375,6 +386,7 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 strip_prefix: r.strip_prefix,
                 timeout: Duration::from_secs(route_timeout),
                 body_limit: r.body_limit_bytes.unwrap_or(body_limit),
+                hmac_cover_content_headers: r.hmac_cover_content_headers,
                 metrics: Arc::default(),
             });
         }

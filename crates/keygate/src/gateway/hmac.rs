@@ -51,9 +51,12 @@ pub async fn with_signature(
     } else {
         BodyStatus::Empty
     };
+    let cover_content_headers = route
+        .hmac_cover_content_headers
+        .unwrap_or(state.hmac.policy().cover_content_headers);
     let signed = state
         .hmac
-        .verify_request(&view, body)
+        .verify_request_covering(&view, body, cover_content_headers)
         .await
         .map_err(refused)?;
     if !route

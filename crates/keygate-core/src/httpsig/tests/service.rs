@@ -494,3 +494,34 @@ async fn verification_futures_are_send() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_body_must_cover_the_content_headers_it_sends() {
+    let f = fixture().await;
+    let url = "https://api.example.com/orders";
+    let digest_only = ["@method", "@authority", "@path", "content-digest"];
+    // `sign_with` sends Content-Type: unsigned, it is refused with a body.
+    let s = sign_with(&f, url, b"{}", &digest_only, |_| {});
+    assert_eq!(code(&f, &s).await, SigCode::SignatureComponentMissing);
+    // Content-Encoding likewise, once Content-Type is covered.
+    let mut typed = digest_only.to_vec();
+    typed.push("content-type");
+    let mut s = sign_with(&f, url, b"{}", &typed, |_| {});
+    s.set("Content-Encoding", "gzip");
+    assert_eq!(code(&f, &s).await, SigCode::SignatureComponentMissing);
+    // Covered, or not sent, they pass.
+    let s = sign_with(&f, url, b"{}", &typed, |_| {});
+    f.service.verify_request(&s.view(), s.body()).await.unwrap();
+    let mut s = sign_with(&f, url, b"{}", &digest_only, |_| {});
+    s.headers.retain(|(n, _)| n != "Content-Type");
+    f.service.verify_request(&s.view(), s.body()).await.unwrap();
+    // Without a body they need not be covered.
+    let s = sign_with(&f, url, b"", &["@method", "@authority", "@path"], |_| {});
+    f.service.verify_request(&s.view(), s.body()).await.unwrap();
+    // A caller (a gateway route) may waive the rule.
+    let s = sign_with(&f, url, b"{}", &digest_only, |_| {});
+    f.service
+        .verify_request_covering(&s.view(), s.body(), false)
+        .await
+        .unwrap();
+}
