@@ -300,6 +300,26 @@ mod tests {
         (out, true)
     }
 
+    #[test]
+    fn only_hmac_routes_may_set_the_content_header_rule() {
+        let route = |auth: &str| {
+            format!(
+                "[gateway]\n[[gateway.routes]]\nname = \"r\"\nmatch = {{ path_prefix = \"/r\" }}\n\
+                 upstream = \"http://127.0.0.1:1\"\nauth = \"{auth}\"\n\
+                 hmac_cover_content_headers = false\n"
+            )
+        };
+        let cfg = super::super::config::parse_text(&route("hmac"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.routes[0].hmac_cover_content_headers, Some(false));
+        let errors = super::super::config::parse_text(&route("api_key")).unwrap_err();
+        assert!(
+            errors[0].contains("hmac_cover_content_headers: a api_key route takes no signature"),
+            "{errors:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_matching_body_passes_whole_and_a_wrong_one_never_completes() {
         let good = DigestChecked::new(
