@@ -191,17 +191,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("n.db").display());
         let store = connect(&url, ConnectOptions::default()).await.unwrap();
+        // Fresh, replayed (rolled back) and over quota (rolled back).
+        let mut seen = Vec::new();
         for i in 0..8 {
-            let nonce = format!("n{i}");
+            let nonce = format!("n{}", i % 6);
             let n = NonceUse {
                 key_id: "key_a",
                 nonce: &nonce,
                 expires_at_ms: 2_000,
                 now_ms: 1_000,
-                per_key_limit: 100,
+                per_key_limit: 5,
             };
-            assert_eq!(store.record(&n).await.unwrap(), NonceVerdict::Fresh);
+            seen.push(store.record(&n).await.unwrap());
         }
+        assert_eq!(seen[..5], [NonceVerdict::Fresh; 5]);
+        assert!(matches!(seen[5], NonceVerdict::OverQuota { .. }));
+        assert_eq!(seen[6..], [NonceVerdict::Replayed; 2]);
+        let rows = sqlx::query("SELECT COUNT(*) AS n FROM hmac_nonces")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(col::<i64>(&rows, "n").unwrap(), 5);
         let mut held = Vec::new();
         for _ in 0..4 {
             held.push(store.pool.acquire().await.unwrap());
