@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use super::base::{check_hmac, received_signatures};
 use super::digest::{BodyDigest, check_content_digest};
-use super::policy::{CONTENT_HEADERS, HmacPolicy, Required, select};
+use super::policy::{CONTENT_HEADERS, HmacPolicy, Required, Selected, select};
 use super::replay::{NonceStore, NonceUse, NonceVerdict};
 use super::{Refusal, RequestView, SigCode};
 use crate::apikey::{KeyId, random_bytes};
@@ -272,30 +272,7 @@ impl HmacService {
             ));
         }
         check_hmac(req, &chosen.sig, secret)?;
-        let nonce = NonceUse {
-            key_id: chosen.key_id.as_str(),
-            nonce: &chosen.nonce,
-            expires_at_ms: chosen.nonce_expires_at_ms,
-            now_ms,
-            per_key_limit: self.policy.nonces_per_key,
-        };
-        match self
-            .nonces
-            .record(&nonce)
-            .await
-            .map_err(HmacError::Unavailable)?
-        {
-            NonceVerdict::Fresh => {}
-            NonceVerdict::Replayed => {
-                return Err(HmacError::refused(
-                    SigCode::SignatureReplayed,
-                    "this nonce was already used: sign every request anew",
-                ));
-            }
-            NonceVerdict::OverQuota { retry_after_ms } => {
-                return Err(HmacError::OverQuota { retry_after_ms });
-            }
-        }
+        self.remember(&chosen, now_ms).await?;
         Ok(HmacIdentity {
             key_id: key.id.clone(),
             name: key.name.clone(),
@@ -309,6 +286,33 @@ impl HmacService {
             created: chosen.created,
             pending_digest,
         })
+    }
+
+    /// Records the verified signature's nonce: a replay or a key over its
+    /// quota is refused, a store that cannot answer is no decision.
+    async fn remember(&self, chosen: &Selected, now_ms: i64) -> Result<(), HmacError> {
+        let nonce = NonceUse {
+            key_id: chosen.key_id.as_str(),
+            nonce: &chosen.nonce,
+            expires_at_ms: chosen.nonce_expires_at_ms,
+            now_ms,
+            per_key_limit: self.policy.nonces_per_key,
+        };
+        match self
+            .nonces
+            .record(&nonce)
+            .await
+            .map_err(HmacError::Unavailable)?
+        {
+            NonceVerdict::Fresh => Ok(()),
+            NonceVerdict::Replayed => Err(HmacError::refused(
+                SigCode::SignatureReplayed,
+                "this nonce was already used: sign every request anew",
+            )),
+            NonceVerdict::OverQuota { retry_after_ms } => {
+                Err(HmacError::OverQuota { retry_after_ms })
+            }
+        }
     }
 
     async fn lookup(&self, id: &KeyId, now_ms: i64) -> Result<Arc<Entry>, HmacError> {
