@@ -14,6 +14,8 @@
 //! - `sessions`, `blocklist`: `SessionStore` (refresh-token families, the
 //!   `jti` blocklist).
 //! - `hmac`: `HmacSecretStore` (sealed request-signing secrets).
+//! - `nonces`: core's `NonceStore` (signed-request nonces and their
+//!   per-key quota), a seam of its own beside `Store`.
 //! - `rows`: row decoding and the small dynamic-SQL builder.
 #![forbid(unsafe_code)]
 
@@ -22,6 +24,7 @@ mod blocklist;
 mod hmac;
 mod keys;
 mod migrate;
+mod nonces;
 mod rows;
 mod sessions;
 mod signing_keys;

@@ -65,6 +65,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0006_hmac_secrets.sql"),
     },
     Migration {
+        version: 9,
+        name: "hmac_nonces",
+        sqlite: include_str!("../migrations/sqlite/0009_hmac_nonces.sql"),
+        postgres: include_str!("../migrations/postgres/0009_hmac_nonces.sql"),
+    },
+    Migration {
         version: 10,
         name: "audit_tallies",
         sqlite: include_str!("../migrations/sqlite/0010_audit_tallies.sql"),

@@ -295,6 +295,8 @@ async fn unreadable_rows_are_storage_errors(ctx: Ctx) {
 async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
     ctx.store.close().await;
     for table in [
+        "hmac_nonce_counts",
+        "hmac_nonces",
         "signing_keys",
         "users",
         "refresh_tokens",

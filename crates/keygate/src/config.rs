@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 use keygate_core::audit::{AuditConfig, DEFAULT_RETENTION_DAYS};
 use keygate_core::cache::CacheConfig;
-use keygate_core::httpsig::{DEFAULT_SKEW_SECS, HmacPolicy};
+use keygate_core::httpsig::{DEFAULT_NONCES_PER_KEY, DEFAULT_SKEW_SECS, HmacPolicy};
 use keygate_core::jwt::JwtConfig;
 use keygate_core::sessions::SessionConfig;
 use serde::Deserialize;
@@ -143,6 +143,15 @@ pub struct ServeArgs {
     /// and hourly) [default: 90].
     #[arg(long, env = "KEYGATE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
     pub audit_retention_days: Option<u32>,
+    /// Most unexpired signature nonces one key may hold; past it the key's
+    /// signed requests get 429 until some expire [default: 100000].
+    #[arg(long, env = "KEYGATE_HMAC_NONCES_PER_KEY", value_name = "N")]
+    pub hmac_nonces_per_key: Option<u32>,
+    /// Whether a signed request with a body must cover its Content-Type and
+    /// Content-Encoding (those it sends); a gateway route may override it
+    /// [default: true].
+    #[arg(long, env = "KEYGATE_HMAC_COVER_CONTENT_HEADERS", value_name = "BOOL")]
+    pub hmac_cover_content_headers: Option<bool>,
 }
 
 impl ServeArgs {
@@ -186,6 +195,8 @@ struct FileConfig {
     /// Bounds on connections, for both listeners.
     limits: Option<crate::listen::LimitsFile>,
     audit_retention_days: Option<u32>,
+    hmac_nonces_per_key: Option<u32>,
+    hmac_cover_content_headers: Option<bool>,
 }
 
 /// `[keys]`: limits on API keys.
@@ -431,6 +442,14 @@ impl Config {
                     .hmac_max_skew_seconds
                     .or(file.hmac_max_skew_seconds)
                     .unwrap_or(DEFAULT_SKEW_SECS),
+                nonces_per_key: args
+                    .hmac_nonces_per_key
+                    .or(file.hmac_nonces_per_key)
+                    .unwrap_or(DEFAULT_NONCES_PER_KEY),
+                cover_content_headers: args
+                    .hmac_cover_content_headers
+                    .or(file.hmac_cover_content_headers)
+                    .unwrap_or(true),
             }
             .validate()
             .map_err(|e| e.to_string())?,
@@ -543,5 +562,13 @@ mod tests {
                 .retention_days,
             90
         );
+        assert_eq!(ok.hmac.nonces_per_key, DEFAULT_NONCES_PER_KEY);
+        assert!(ok.hmac.cover_content_headers);
+        let err = Config::load(&ServeArgs {
+            hmac_nonces_per_key: Some(0),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("hmac_nonces_per_key"), "{err}");
     }
 }

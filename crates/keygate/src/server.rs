@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keygate_core::audit::AuditLog;
-use keygate_core::httpsig::{HmacService, MemoryNonceStore};
+use keygate_core::httpsig::{HmacService, NonceStore};
 use keygate_core::jwt::TokenService;
 use keygate_core::ratelimit::GcraLimiter;
 use keygate_core::sessions::{
@@ -61,6 +61,9 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     )
     .await
     .map_err(|e| format!("cannot open the database: {e}"))?;
+    // Nonces live in the database on either backend: every node, and this
+    // one after a restart, refuses a nonce any of them has seen.
+    let nonces: Arc<dyn NonceStore> = Arc::new(store.clone());
     let store: Arc<dyn keygate_core::store::Store> = Arc::new(store);
     if let PepperSource::BesideDatabase(path) = &config.pepper
         && !path.exists()
@@ -162,7 +165,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     let hmac = HmacService::new(
         keys.clone(),
         master_key.clone(),
-        Arc::new(MemoryNonceStore::default()),
+        nonces,
         config.hmac,
         config.cache.ttl_ms,
     )
@@ -266,6 +269,7 @@ pub async fn run(
     let flusher = tokio::spawn(flush_usage_forever(state.keys.clone()));
     let key_schedule = tokio::spawn(maintain_signing_keys_forever(state.tokens.clone()));
     let blocklist_sync = tokio::spawn(sync_blocklist_forever(state.blocklist.clone()));
+    let nonce_prune = tokio::spawn(prune_nonces_forever(state.hmac.clone()));
     let purge = tokio::spawn(purge_forever(
         state.sessions.clone(),
         state.blocklist.clone(),
@@ -283,6 +287,7 @@ pub async fn run(
     flusher.abort();
     key_schedule.abort();
     blocklist_sync.abort();
+    nonce_prune.abort();
     purge.abort();
     if let Err(e) = state.keys.flush_usage().await {
         tracing::warn!(error = %e, "could not write last-used times at shutdown");
@@ -321,6 +326,20 @@ async fn sync_blocklist_forever(blocklist: Arc<Blocklist>) {
         tick.tick().await;
         if let Err(e) = blocklist.sync().await {
             tracing::warn!(error = %e, "could not sync the token blocklist; will retry");
+        }
+    }
+}
+
+/// Expired nonces are pruned this often: the table holds at most this
+/// much dead weight beyond the live window.
+const NONCE_PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+async fn prune_nonces_forever(hmac: Arc<HmacService>) {
+    let mut tick = tokio::time::interval(NONCE_PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = hmac.prune_nonces().await {
+            tracing::warn!(error = %e, "could not prune expired signature nonces; will retry");
         }
     }
 }

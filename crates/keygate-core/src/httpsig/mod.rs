@@ -36,7 +36,8 @@
 //!
 //! Every refusal is a [`Refusal`] whose [`SigCode`] is a stable snake_case
 //! code, all answered with 401; `HmacError::Unavailable` (storage, or a full
-//! replay cache) is a 503.
+//! replay cache) is a 503, and `HmacError::OverQuota` (the key holds its
+//! quota of live nonces) a 429.
 
 pub mod base;
 pub mod digest;
@@ -47,8 +48,10 @@ pub mod structured;
 
 pub use base::{SignatureParams, sign_hmac_sha256, signature_base, verify_hmac_sha256};
 pub use digest::{BodyDigest, check_content_digest, content_digest_sha256};
-pub use policy::{DEFAULT_SKEW_SECS, HmacPolicy, MAX_SKEW_SECS};
-pub use replay::{MemoryNonceStore, NonceStore};
+pub use policy::{
+    CONTENT_HEADERS, DEFAULT_NONCES_PER_KEY, DEFAULT_SKEW_SECS, HmacPolicy, MAX_SKEW_SECS,
+};
+pub use replay::{MemoryNonceStore, NonceStore, NonceUse, NonceVerdict};
 pub use service::{BodyStatus, HmacError, HmacIdentity, HmacService, IssuedHmacSecret};
 
 /// The only algorithm keygate signs or verifies with.

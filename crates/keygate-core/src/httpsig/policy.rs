@@ -13,18 +13,35 @@ pub const DEFAULT_SKEW_SECS: i64 = 300;
 /// The widest window a configuration may set.
 pub const MAX_SKEW_SECS: i64 = 3600;
 pub const MAX_NONCE_LEN: usize = 128;
+/// Live nonces one key may hold by default: a nonce lives about
+/// `max_skew_secs` (300 s), so this admits some 330 signed requests per
+/// second per key, sustained.
+pub const DEFAULT_NONCES_PER_KEY: u32 = 100_000;
+pub const MAX_NONCES_PER_KEY: u32 = 10_000_000;
+/// The headers that say how to read a body: a signed request with a body
+/// must cover those it sends, or an intermediary could change them.
+pub const CONTENT_HEADERS: [&str; 2] = ["content-type", "content-encoding"];
 
 #[derive(Debug, Clone, Copy)]
 pub struct HmacPolicy {
     /// `created` must be within this many seconds of now; it also bounds
     /// how long nonces are remembered.
     pub max_skew_secs: i64,
+    /// Most live nonces one key may hold; past it its signed requests are
+    /// refused (429) until some expire.
+    pub nonces_per_key: u32,
+    /// With a body, the signature must cover `Content-Type` and
+    /// `Content-Encoding` when the request sends them. A gateway route may
+    /// say otherwise for itself.
+    pub cover_content_headers: bool,
 }
 
 impl Default for HmacPolicy {
     fn default() -> Self {
         Self {
             max_skew_secs: DEFAULT_SKEW_SECS,
+            nonces_per_key: DEFAULT_NONCES_PER_KEY,
+            cover_content_headers: true,
         }
     }
 }
@@ -35,6 +52,12 @@ impl HmacPolicy {
             return Err(Error::invalid(
                 "hmac_max_skew_seconds",
                 format!("must be between 1 and {MAX_SKEW_SECS}"),
+            ));
+        }
+        if !(1..=MAX_NONCES_PER_KEY).contains(&self.nonces_per_key) {
+            return Err(Error::invalid(
+                "hmac_nonces_per_key",
+                format!("must be between 1 and {MAX_NONCES_PER_KEY}"),
             ));
         }
         Ok(self)
@@ -52,13 +75,22 @@ pub struct Selected {
     pub nonce_expires_at_ms: i64,
 }
 
+/// What the signature must cover beyond `@method`, `@authority`, `@path`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Required<'a> {
+    pub query: bool,
+    /// The request has a body: its `Content-Digest` must be covered.
+    pub body: bool,
+    /// Header fields the request sends that must be covered too.
+    pub headers: &'a [&'a str],
+}
+
 /// Picks the first signature with `alg="hmac-sha256"` and checks what
-/// keygate requires of it. `has_query`/`has_body` describe the request.
+/// keygate requires of it.
 pub fn select(
     sigs: Vec<ReceivedSignature>,
     policy: HmacPolicy,
-    has_query: bool,
-    has_body: bool,
+    must_cover: Required<'_>,
     now_secs: i64,
 ) -> Result<Selected, Refusal> {
     let is_hmac = |s: &ReceivedSignature| matches!(s.params.param("alg"), Some(BareItem::String(a)) if a == ALG_HMAC_SHA256);
@@ -107,12 +139,13 @@ pub fn select(
         None => None,
     };
     let mut required = vec!["@method", "@authority", "@path"];
-    if has_query {
+    if must_cover.query {
         required.push("@query");
     }
-    if has_body {
+    if must_cover.body {
         required.push("content-digest");
     }
+    required.extend(must_cover.headers);
     let missing: Vec<&str> = required
         .into_iter()
         .filter(|c| !sig.params.covers(c))

@@ -19,8 +19,8 @@ use zeroize::Zeroizing;
 
 use super::base::{check_hmac, received_signatures};
 use super::digest::{BodyDigest, check_content_digest};
-use super::policy::{HmacPolicy, select};
-use super::replay::NonceStore;
+use super::policy::{CONTENT_HEADERS, HmacPolicy, Required, Selected, select};
+use super::replay::{NonceStore, NonceUse, NonceVerdict};
 use super::{Refusal, RequestView, SigCode};
 use crate::apikey::{KeyId, random_bytes};
 use crate::cache::Epoch;
@@ -49,6 +49,9 @@ pub enum HmacError {
     Refused(Refusal),
     /// Storage, the replay cache or the master key failed: 5xx.
     Unavailable(Error),
+    /// The key holds its quota of live nonces (`hmac_nonces_per_key`):
+    /// a 429, until some expire.
+    OverQuota { retry_after_ms: i64 },
 }
 
 impl From<Refusal> for HmacError {
@@ -198,6 +201,18 @@ impl HmacService {
         req: &RequestView<'_>,
         body: BodyStatus<'_>,
     ) -> Result<HmacIdentity, HmacError> {
+        self.verify_request_covering(req, body, self.policy.cover_content_headers)
+            .await
+    }
+
+    /// As `verify_request`, with the caller's (a gateway route's) say on
+    /// whether a body's `Content-Type` and `Content-Encoding` must be signed.
+    pub async fn verify_request_covering(
+        &self,
+        req: &RequestView<'_>,
+        body: BodyStatus<'_>,
+        cover_content_headers: bool,
+    ) -> Result<HmacIdentity, HmacError> {
         let now_ms = self.keys.clock().now_millis();
         let now = now_ms.div_euclid(1000);
         let sigs = received_signatures(req.headers)?;
@@ -208,7 +223,16 @@ impl HmacService {
             BodyStatus::Complete(bytes) => !bytes.is_empty(),
             BodyStatus::Streaming => true,
         };
-        let chosen = select(sigs, self.policy, req.query.is_some(), has_body, now)?;
+        let sent: Vec<&str> = CONTENT_HEADERS
+            .into_iter()
+            .filter(|h| has_body && cover_content_headers && !req.headers.values(h).is_empty())
+            .collect();
+        let must_cover = Required {
+            query: req.query.is_some(),
+            body: has_body,
+            headers: &sent,
+        };
+        let chosen = select(sigs, self.policy, must_cover, now)?;
         let digest_sent = !req.headers.values("content-digest").is_empty();
         let pending_digest = match body {
             BodyStatus::Streaming => Some(BodyDigest::from_headers(req.headers)?),
@@ -248,22 +272,7 @@ impl HmacService {
             ));
         }
         check_hmac(req, &chosen.sig, secret)?;
-        let fresh = self
-            .nonces
-            .first_use(
-                chosen.key_id.as_str(),
-                &chosen.nonce,
-                chosen.nonce_expires_at_ms,
-                now_ms,
-            )
-            .await
-            .map_err(HmacError::Unavailable)?;
-        if !fresh {
-            return Err(HmacError::refused(
-                SigCode::SignatureReplayed,
-                "this nonce was already used: sign every request anew",
-            ));
-        }
+        self.remember(&chosen, now_ms).await?;
         Ok(HmacIdentity {
             key_id: key.id.clone(),
             name: key.name.clone(),
@@ -277,6 +286,33 @@ impl HmacService {
             created: chosen.created,
             pending_digest,
         })
+    }
+
+    /// Records the verified signature's nonce: a replay or a key over its
+    /// quota is refused, a store that cannot answer is no decision.
+    async fn remember(&self, chosen: &Selected, now_ms: i64) -> Result<(), HmacError> {
+        let nonce = NonceUse {
+            key_id: chosen.key_id.as_str(),
+            nonce: &chosen.nonce,
+            expires_at_ms: chosen.nonce_expires_at_ms,
+            now_ms,
+            per_key_limit: self.policy.nonces_per_key,
+        };
+        match self
+            .nonces
+            .record(&nonce)
+            .await
+            .map_err(HmacError::Unavailable)?
+        {
+            NonceVerdict::Fresh => Ok(()),
+            NonceVerdict::Replayed => Err(HmacError::refused(
+                SigCode::SignatureReplayed,
+                "this nonce was already used: sign every request anew",
+            )),
+            NonceVerdict::OverQuota { retry_after_ms } => {
+                Err(HmacError::OverQuota { retry_after_ms })
+            }
+        }
     }
 
     async fn lookup(&self, id: &KeyId, now_ms: i64) -> Result<Arc<Entry>, HmacError> {
@@ -319,6 +355,11 @@ impl HmacService {
         }
         cache.insert(id.clone(), entry.clone());
         Ok(entry)
+    }
+
+    /// Forgets expired nonces; answers how many went.
+    pub async fn prune_nonces(&self) -> Result<u64, Error> {
+        self.nonces.prune(self.keys.clock().now_millis()).await
     }
 
     /// Drops what this node cached for `id`.

@@ -6,6 +6,10 @@
 //! `created` is now and the nonce random, so each output is good for one
 //! request within the server's window (±300 s by default).
 //!
+//! With a body, the server also wants `Content-Type` and `Content-Encoding`
+//! signed when they are sent: pass them as `--header`. `--curl` then tells
+//! curl not to add its own unsigned `Content-Type`.
+//!
 //! `--curl` prints the same as curl arguments, each quoted for the shell.
 //! A shell does not re-read quotes inside `$(...)`'s output, and
 //! `Signature-Input` always holds spaces, so let it parse them:
@@ -168,6 +172,11 @@ pub fn run(args: SignArgs) -> Result<String, String> {
         words.push(format!("-H {}", shell_quote(&format!("{n}: {v}"))));
     }
     if let Some(path) = &args.body {
+        // curl sends `Content-Type: application/x-www-form-urlencoded` with
+        // a body unless told otherwise; unsigned, the server would refuse it.
+        if !headers.iter().any(|(n, _)| n == "content-type") {
+            words.push(format!("-H {}", shell_quote("Content-Type:")));
+        }
         let arg = format!("@{}", path.display());
         words.push(format!("--data-binary {}", shell_quote(&arg)));
     }

@@ -70,6 +70,9 @@ pub struct RouteFile {
     pub max_connections: Option<usize>,
     /// Which JWTs count: `users` (default), `clients` or `any`.
     pub jwt_subjects: Option<String>,
+    /// `hmac` routes: whether a body's Content-Type and Content-Encoding
+    /// must be signed (default: the `hmac_cover_content_headers` setting).
+    pub hmac_cover_content_headers: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -181,6 +184,8 @@ pub struct Route {
     /// Requests in flight to the upstream at once, counted per upstream
     /// address; None: only the global `[limits] upstream_max_requests`.
     pub max_connections: Option<usize>,
+    /// Overrides `HmacPolicy::cover_content_headers` for this route.
+    pub hmac_cover_content_headers: Option<bool>,
     /// This route's metric handles (a reload starts new ones, which find
     /// the same series).
     pub metrics: Arc<crate::metrics::RouteMetrics>,
@@ -336,6 +341,12 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                     mode.as_str()
                 ));
             }
+            if r.hmac_cover_content_headers.is_some() && mode != AuthMode::Hmac {
+                err(format!(
+                    "hmac_cover_content_headers: a {} route takes no signature",
+                    mode.as_str()
+                ));
+            }
         }
         for role in &r.roles {
             if role.is_empty()
@@ -427,6 +438,7 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 path_params,
                 websocket: r.websocket,
                 max_connections: r.max_connections,
+                hmac_cover_content_headers: r.hmac_cover_content_headers,
                 metrics: Arc::default(),
             });
         }

@@ -51,9 +51,12 @@ pub async fn with_signature(
     } else {
         BodyStatus::Empty
     };
+    let cover_content_headers = route
+        .hmac_cover_content_headers
+        .unwrap_or(state.hmac.policy().cover_content_headers);
     let signed = state
         .hmac
-        .verify_request(&view, body)
+        .verify_request_covering(&view, body, cover_content_headers)
         .await
         .map_err(refused)?;
     if !route
@@ -117,11 +120,13 @@ fn identity(mut signed: HmacIdentity) -> (Identity, Option<BodyDigest>) {
 }
 
 /// 401 with the refusal's own code (and a `Signature` challenge), counted
-/// under that code; storage trouble is a 503.
+/// under that code; storage trouble is a 503, a key over its nonce quota
+/// a 429.
 fn refused(e: HmacError) -> Refusal {
     let reason = match &e {
         HmacError::Refused(r) => r.code.as_str(),
         HmacError::Unavailable(_) => "storage_unavailable",
+        HmacError::OverQuota { .. } => "signature_nonce_quota",
     };
     Refusal::new(ApiError::from(e), reason)
 }
@@ -295,6 +300,26 @@ mod tests {
             }
         }
         (out, true)
+    }
+
+    #[test]
+    fn only_hmac_routes_may_set_the_content_header_rule() {
+        let route = |auth: &str| {
+            format!(
+                "[gateway]\n[[gateway.routes]]\nname = \"r\"\nmatch = {{ path_prefix = \"/r\" }}\n\
+                 upstream = \"http://127.0.0.1:1\"\nauth = \"{auth}\"\n\
+                 hmac_cover_content_headers = false\n"
+            )
+        };
+        let cfg = super::super::config::parse_text(&route("hmac"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.routes[0].hmac_cover_content_headers, Some(false));
+        let errors = super::super::config::parse_text(&route("api_key")).unwrap_err();
+        assert!(
+            errors[0].contains("hmac_cover_content_headers: a api_key route takes no signature"),
+            "{errors:?}"
+        );
     }
 
     #[tokio::test]

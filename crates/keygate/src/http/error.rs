@@ -123,7 +123,8 @@ impl From<Error> for ApiError {
     }
 }
 
-/// A refused signed request is a 401 with the refusal's own code.
+/// A refused signed request is a 401 with the refusal's own code; a key
+/// over its nonce quota a 429.
 impl From<HmacError> for ApiError {
     fn from(e: HmacError) -> Self {
         match e {
@@ -133,6 +134,17 @@ impl From<HmacError> for ApiError {
                 err
             }
             HmacError::Unavailable(e) => ApiError::from(e),
+            HmacError::OverQuota { retry_after_ms } => {
+                let mut err = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "signature_nonce_quota",
+                    "this key holds its quota of unexpired signature nonces; \
+                     retry once some expire",
+                );
+                let secs = u64::try_from(retry_after_ms.max(1)).unwrap_or(1);
+                err.retry_after_secs = Some(secs.div_ceil(1000));
+                err
+            }
         }
     }
 }

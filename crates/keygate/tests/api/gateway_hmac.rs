@@ -20,18 +20,19 @@ crate::on_both_backends!(
     a_body_that_does_not_match_its_digest_never_reaches_the_upstream_whole,
     scopes_rate_limits_and_credits_apply_to_the_signing_key,
     forward_auth_checks_the_signature_but_not_the_body,
+    a_bodys_content_type_and_encoding_must_be_signed,
 );
 
-const GET_PARTS: [&str; 4] = ["@method", "@authority", "@path", "@query"];
-const BODY_PARTS: [&str; 4] = ["@method", "@authority", "@path", "content-digest"];
+pub const GET_PARTS: [&str; 4] = ["@method", "@authority", "@path", "@query"];
+pub const BODY_PARTS: [&str; 4] = ["@method", "@authority", "@path", "content-digest"];
 
-struct Signer {
-    key_id: String,
+pub struct Signer {
+    pub key_id: String,
     secret: Vec<u8>,
 }
 
 /// A key (created from `body`) with a signing secret.
-async fn signer(gw: &Gw, body: Value) -> Signer {
+pub async fn signer(gw: &Gw, body: Value) -> Signer {
     let (key_id, _) = gw.app.create_key(body).await;
     let root = gw.app.root_key.clone();
     let res = gw
@@ -50,7 +51,7 @@ async fn signer(gw: &Gw, body: Value) -> Signer {
     Signer { key_id, secret }
 }
 
-async fn plain_signer(gw: &Gw) -> Signer {
+pub async fn plain_signer(gw: &Gw) -> Signer {
     signer(
         gw,
         json!({ "name": "signer", "owner": "app-owner", "scopes": ["orders:write"] }),
@@ -58,14 +59,14 @@ async fn plain_signer(gw: &Gw) -> Signer {
     .await
 }
 
-fn now(gw: &Gw) -> i64 {
+pub fn now(gw: &Gw) -> i64 {
     keygate_core::Clock::now_secs(gw.app.clock.as_ref())
 }
 
 impl Signer {
     /// Signs `method url` (and `body`'s digest, when given) as a client
     /// would, created at `created`; returns the headers to send.
-    fn headers(
+    pub fn headers(
         &self,
         method: &str,
         url: &str,
@@ -73,8 +74,25 @@ impl Signer {
         components: &[&str],
         created: i64,
     ) -> Vec<(String, String)> {
+        self.headers_with(method, url, body, &[], components, created)
+    }
+
+    /// As `headers`, sending `extra` headers too (signed if `components`
+    /// names them).
+    pub fn headers_with(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&[u8]>,
+        extra: &[(&str, &str)],
+        components: &[&str],
+        created: i64,
+    ) -> Vec<(String, String)> {
         let parts = UrlParts::parse(url).unwrap();
-        let mut headers = Vec::new();
+        let mut headers: Vec<(String, String)> = extra
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
         if let Some(b) = body {
             headers.push(("content-digest".to_owned(), content_digest_sha256(b)));
         }
@@ -109,11 +127,11 @@ impl Signer {
     }
 }
 
-async fn send(gw: &Gw, req: reqwest::RequestBuilder) -> Response {
+pub async fn send(gw: &Gw, req: reqwest::RequestBuilder) -> Response {
     gw.app.raw(req).await
 }
 
-fn assert_refused(res: &Response, code: &str) {
+pub fn assert_refused(res: &Response, code: &str) {
     assert_problem(res, StatusCode::UNAUTHORIZED, code);
     let challenge = res.headers["www-authenticate"].to_str().unwrap();
     assert!(challenge.starts_with("Signature "), "{challenge}");
@@ -492,6 +510,88 @@ async fn forward_auth_checks_the_signature_but_not_the_body(gw: Gw) {
     );
     let res = send(&gw, fa("GET", "/signed/orders", Vec::new())).await;
     assert_refused(&res, "signature_missing");
+}
+
+async fn a_bodys_content_type_and_encoding_must_be_signed(gw: Gw) {
+    let s = plain_signer(&gw).await;
+    let body = br#"{"item": 7}"#;
+    let post = |path: &str, sent: &[(&str, &str)], signed: &[(&str, &str)], parts: &[&str]| {
+        let url = format!("{}{path}", gw.url);
+        let mut req = gw.app.http.post(&url).body(body.to_vec());
+        for (n, v) in s.headers_with("POST", &url, Some(body), signed, parts, now(&gw)) {
+            if !sent.iter().any(|(name, _)| name.eq_ignore_ascii_case(&n)) {
+                req = req.header(n, v);
+            }
+        }
+        for (n, v) in sent {
+            req = req.header(*n, *v);
+        }
+        req
+    };
+    let json = [("content-type", "application/json")];
+    let mut typed = BODY_PARTS.to_vec();
+    typed.push("content-type");
+    // An intermediary could change an unsigned Content-Type: refused.
+    let res = send(&gw, post("/signed/orders", &json, &[], &BODY_PARTS)).await;
+    assert_refused(&res, "signature_component_missing");
+    assert!(
+        res.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("content-type")
+    );
+    // Signed, it passes and the upstream reads the body as it was signed.
+    let res = send(&gw, post("/signed/orders", &[], &json, &typed)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body["headers"]["content-type"], "application/json");
+    // Changed on the way: the signature no longer holds.
+    let res = send(
+        &gw,
+        post(
+            "/signed/orders",
+            &[("content-type", "text/plain")],
+            &json,
+            &typed,
+        ),
+    )
+    .await;
+    assert_refused(&res, "signature_invalid");
+    // Content-Encoding the same.
+    let gzip = [("content-encoding", "gzip")];
+    let res = send(&gw, post("/signed/orders", &gzip, &[], &BODY_PARTS)).await;
+    assert_refused(&res, "signature_component_missing");
+    let mut encoded = BODY_PARTS.to_vec();
+    encoded.push("content-encoding");
+    let res = send(&gw, post("/signed/orders", &[], &gzip, &encoded)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    // A route may let them go unsigned.
+    let res = send(&gw, post("/sloose/orders", &json, &[], &BODY_PARTS)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    // Forward-auth holds a body announced by its digest to the same rule.
+    let url = "https://api.example/signed/orders";
+    let fa = |headers: Vec<(String, String)>| {
+        let mut req = gw
+            .app
+            .http
+            .get(format!("{}/v1/forward-auth", gw.app.base))
+            .header("x-original-uri", "/signed/orders")
+            .header("x-original-method", "POST")
+            .header("x-forwarded-host", "api.example")
+            .header("x-forwarded-proto", "https")
+            .header("content-type", "application/json");
+        for (n, v) in headers.into_iter().filter(|(n, _)| n != "content-type") {
+            req = req.header(n, v);
+        }
+        req
+    };
+    let unsigned = s.headers("POST", url, Some(body), &BODY_PARTS, now(&gw));
+    assert_refused(
+        &send(&gw, fa(unsigned)).await,
+        "signature_component_missing",
+    );
+    let signed = s.headers_with("POST", url, Some(body), &json, &typed, now(&gw));
+    let res = send(&gw, fa(signed)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
 }
 
 /// On a TLS gateway listener the scheme a signature covers is `https`, and

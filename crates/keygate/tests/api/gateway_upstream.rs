@@ -277,6 +277,12 @@ pub fn routes_toml(up: SocketAddr) -> String {
         &u,
         "auth = \"hmac\"\nrate_limit = { limit = 2, period_seconds = 60 }",
     );
+    t += &route(
+        "signed-loose",
+        "/sloose",
+        &u,
+        "auth = \"hmac\"\nhmac_cover_content_headers = false",
+    );
     t += &route("down", "/down", &down, "auth = \"none\"");
     t
 }

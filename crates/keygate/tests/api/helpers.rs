@@ -276,6 +276,31 @@ impl TestApp {
         self.start().await;
     }
 
+    /// Another node: a second server on the same database, pepper, master
+    /// key and configuration, sharing the clock. It owns no database (this
+    /// app drops it) and has a directory of its own.
+    pub async fn second_node(&self) -> TestApp {
+        let mut node = TestApp {
+            backend: self.backend,
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            base: String::new(),
+            http: self.http.clone(),
+            root_key: self.root_key.clone(),
+            clock: self.clock.clone(),
+            args: self.args.clone(),
+            hmac: None,
+            shutdown: None,
+            handle: None,
+            dir: tempfile::tempdir().expect("tempdir"),
+            pg: None,
+            state: None,
+            tls: None,
+            gateway_addr: None,
+        };
+        node.start().await;
+        node
+    }
+
     pub async fn request(
         &self,
         method: Method,

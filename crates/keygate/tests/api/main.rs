@@ -21,6 +21,7 @@ mod limits;
 mod oauth;
 mod ops;
 mod quotas;
+mod replay;
 mod request_ids;
 mod security;
 mod sessions;

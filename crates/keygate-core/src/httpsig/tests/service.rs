@@ -20,15 +20,20 @@ use crate::ratelimit::GcraLimiter;
 use crate::sealed::MasterKey;
 use crate::service::{Admin, KeyService};
 
-struct Fixture {
+pub(super) struct Fixture {
     store: Arc<FakeStore>,
-    clock: Arc<ManualClock>,
-    service: HmacService,
+    pub(super) clock: Arc<ManualClock>,
+    pub(super) service: HmacService,
     key_id: KeyId,
     secret: Vec<u8>,
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(Arc::new(MemoryNonceStore::new(1000)), HmacPolicy::default()).await
+}
+
+/// A key with a signing secret, verified through `nonces` under `policy`.
+pub(super) async fn fixture_with(nonces: Arc<dyn NonceStore>, policy: HmacPolicy) -> Fixture {
     let store = Arc::new(FakeStore::default());
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     let keys = Arc::new(KeyService::new(
@@ -62,14 +67,7 @@ async fn fixture() -> Fixture {
         },
     );
     let (master, _) = MasterKey::generate().unwrap();
-    let service = HmacService::new(
-        keys,
-        Arc::new(master),
-        Arc::new(MemoryNonceStore::new(1000)),
-        HmacPolicy::default(),
-        30_000,
-    )
-    .unwrap();
+    let service = HmacService::new(keys, Arc::new(master), nonces, policy, 30_000).unwrap();
     let admin = Admin::new(KeyId::generate().unwrap(), None, Some("req-1".into()));
     let issued = service.create_secret(&admin, &key_id).await.unwrap();
     let secret = STANDARD.decode(issued.secret.as_str()).unwrap();
@@ -83,7 +81,7 @@ async fn fixture() -> Fixture {
 }
 
 /// A signed request: headers, URL parts and body, as a client sends it.
-struct Signed {
+pub(super) struct Signed {
     url: UrlParts,
     method: &'static str,
     headers: Vec<(String, String)>,
@@ -91,10 +89,10 @@ struct Signed {
 }
 
 impl Signed {
-    fn view(&self) -> RequestView<'_> {
+    pub(super) fn view(&self) -> RequestView<'_> {
         self.url.view(self.method, &self.headers)
     }
-    fn body(&self) -> BodyStatus<'_> {
+    pub(super) fn body(&self) -> BodyStatus<'_> {
         if self.body.is_empty() {
             BodyStatus::Empty
         } else {
@@ -107,7 +105,7 @@ impl Signed {
     }
 }
 
-fn sign_with(
+pub(super) fn sign_with(
     f: &Fixture,
     url: &str,
     body: &[u8],
@@ -148,7 +146,7 @@ const FULL: [&str; 6] = [
     "content-type",
 ];
 
-fn signed(f: &Fixture) -> Signed {
+pub(super) fn signed(f: &Fixture) -> Signed {
     sign_with(
         f,
         "https://api.example.com/orders?id=7",
@@ -162,7 +160,7 @@ async fn code(f: &Fixture, s: &Signed) -> SigCode {
     match f.service.verify_request(&s.view(), s.body()).await {
         Ok(_) => panic!("accepted"),
         Err(HmacError::Refused(r)) => r.code,
-        Err(HmacError::Unavailable(e)) => panic!("unavailable: {e}"),
+        Err(e) => panic!("not a refusal: {e:?}"),
     }
 }
 
@@ -493,6 +491,37 @@ async fn verification_futures_are_send() {
     let s = signed(&f);
     let view = s.view();
     assert_send(f.service.verify_request(&view, s.body()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_body_must_cover_the_content_headers_it_sends() {
+    let f = fixture().await;
+    let url = "https://api.example.com/orders";
+    let digest_only = ["@method", "@authority", "@path", "content-digest"];
+    // `sign_with` sends Content-Type: unsigned, it is refused with a body.
+    let s = sign_with(&f, url, b"{}", &digest_only, |_| {});
+    assert_eq!(code(&f, &s).await, SigCode::SignatureComponentMissing);
+    // Content-Encoding likewise, once Content-Type is covered.
+    let mut typed = digest_only.to_vec();
+    typed.push("content-type");
+    let mut s = sign_with(&f, url, b"{}", &typed, |_| {});
+    s.set("Content-Encoding", "gzip");
+    assert_eq!(code(&f, &s).await, SigCode::SignatureComponentMissing);
+    // Covered, or not sent, they pass.
+    let s = sign_with(&f, url, b"{}", &typed, |_| {});
+    f.service.verify_request(&s.view(), s.body()).await.unwrap();
+    let mut s = sign_with(&f, url, b"{}", &digest_only, |_| {});
+    s.headers.retain(|(n, _)| n != "Content-Type");
+    f.service.verify_request(&s.view(), s.body()).await.unwrap();
+    // Without a body they need not be covered.
+    let s = sign_with(&f, url, b"", &["@method", "@authority", "@path"], |_| {});
+    f.service.verify_request(&s.view(), s.body()).await.unwrap();
+    // A caller (a gateway route) may waive the rule.
+    let s = sign_with(&f, url, b"{}", &digest_only, |_| {});
+    f.service
+        .verify_request_covering(&s.view(), s.body(), false)
         .await
         .unwrap();
 }
