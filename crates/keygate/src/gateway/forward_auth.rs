@@ -43,7 +43,7 @@ struct Original {
 }
 
 /// Why the original request cannot be judged; always a 403.
-type Unjudgeable = &'static str;
+pub type Unjudgeable = &'static str;
 
 /// A header's text: None when absent, refused when present but not text or
 /// present twice (an absent header must never stand in for one we could
@@ -98,6 +98,30 @@ fn split_target(uri: &str) -> Option<Target<'_>> {
         authority,
         path: if path.is_empty() { "/" } else { path },
         query,
+    })
+}
+
+/// An original URI as forward-auth judges it.
+#[derive(Debug)]
+pub struct JudgedUri<'a> {
+    /// The authority an absolute-form URI names.
+    pub authority: Option<&'a str>,
+    /// As sent: what a signature covers.
+    pub raw_path: &'a str,
+    /// Normalized: what routes match.
+    pub path: NormalPath<'static>,
+    pub query: Option<&'a str>,
+}
+
+/// What forward-auth reads of `X-Original-URI` and `X-Forwarded-Uri`
+/// (public for the fuzz target).
+pub fn judge_uri(uri: &str) -> Result<JudgedUri<'_>, Unjudgeable> {
+    let parts = split_target(uri).ok_or("invalid_original")?;
+    Ok(JudgedUri {
+        authority: parts.authority,
+        raw_path: parts.path,
+        path: judged_path(parts.path)?,
+        query: parts.query,
     })
 }
 
@@ -158,13 +182,13 @@ fn original(req: &Parts) -> Result<Original, Unjudgeable> {
             method_from("x-forwarded-method")?,
         ),
     };
-    let parts = split_target(uri.unwrap_or("/")).ok_or("invalid_original")?;
+    let judged = judge_uri(uri.unwrap_or("/"))?;
     Ok(Original {
         method: method.unwrap_or(Method::GET),
-        raw_path: parts.path.to_owned(),
-        path: judged_path(parts.path)?,
-        query: parts.query.map(str::to_owned),
-        host: one_host(parts.authority, forwarded_host)?
+        raw_path: judged.raw_path.to_owned(),
+        path: judged.path,
+        query: judged.query.map(str::to_owned),
+        host: one_host(judged.authority, forwarded_host)?
             .or(host)
             .map(str::to_owned),
         route,
