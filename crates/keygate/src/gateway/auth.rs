@@ -209,9 +209,10 @@ async fn with_credentials(
             let user = with_jwt(state, token, AcceptedKinds::Users).await?;
             check_roles(route, &user.roles)?;
             let app = with_key(state, route, key).await?;
-            if let (Some(a), Some(u)) = (&app.tenant, &user.tenant)
-                && a != u
-            {
+            // A tenant's key serves that tenant's users only; a user in no
+            // tenant is not one of them. A key without a tenant (a
+            // platform's own application) may serve any user.
+            if app.tenant.is_some() && app.tenant != user.tenant {
                 return Err(Refusal::new(
                     ApiError::new(
                         StatusCode::FORBIDDEN,

@@ -184,6 +184,26 @@ async fn either_and_both_modes(gw: Gw) {
     )
     .await;
     assert_problem(&res, StatusCode::FORBIDDEN, "insufficient_role");
+    // A tenant's application serves its own tenant's users only: not
+    // another tenant's, and not a user outside every tenant.
+    let (_, acme_key) = gw
+        .app
+        .create_key(serde_json::json!({
+            "name": "acme-app", "owner": "acme", "tenant": "acme", "scopes": ["orders:read"]
+        }))
+        .await;
+    let acme_user = gw.user_token("user-3", &["customer"], Some("acme"));
+    let other_user = gw.user_token("user-4", &["customer"], Some("globex"));
+    let both = |user: &str| {
+        gw.get("/both")
+            .header("x-api-key", &acme_key)
+            .bearer_auth(user)
+    };
+    assert_eq!(send(&gw, both(&acme_user)).await.status, StatusCode::OK);
+    let res = send(&gw, both(&other_user)).await;
+    assert_problem(&res, StatusCode::FORBIDDEN, "tenant_mismatch");
+    let res = send(&gw, both(&customer)).await;
+    assert_problem(&res, StatusCode::FORBIDDEN, "tenant_mismatch");
 }
 
 async fn route_rate_limit_answers_429_with_ratelimit_fields(gw: Gw) {
