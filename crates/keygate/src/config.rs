@@ -263,7 +263,7 @@ impl Config {
                 let file = toml::from_str::<FileConfig>(&text)
                     .map_err(|e| format!("config file {}: {e}", path.display()))?;
                 if file.pepper.is_some() || file.master_key.is_some() {
-                    crate::secrets::check_private(path, "config file")?;
+                    crate::file_mode::check_private(path, "config file")?;
                 }
                 file
             }

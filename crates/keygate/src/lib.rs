@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod client_addr;
 pub mod config;
+pub mod file_mode;
 pub mod gateway;
 pub mod http;
 pub mod listen;

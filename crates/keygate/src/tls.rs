@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use std::sync::Arc;
 
@@ -37,7 +36,7 @@ pub struct Tls {
 
 impl Tls {
     pub async fn load(files: &TlsFiles) -> Result<Self, String> {
-        crate::secrets::check_private(&files.key, "TLS key file")?;
+        crate::file_mode::check_private(&files.key, "TLS key file")?;
         let config = RustlsConfig::from_pem_file(&files.cert, &files.key)
             .await
             .map_err(|e| describe(files, &e))?;
@@ -54,7 +53,7 @@ impl Tls {
 
     /// Rereads the files; on error the old certificate stays in use.
     pub async fn reload(&self) -> Result<(), String> {
-        crate::secrets::check_private(&self.files.key, "TLS key file")?;
+        crate::file_mode::check_private(&self.files.key, "TLS key file")?;
         self.config
             .reload_from_pem_file(&self.files.cert, &self.files.key)
             .await
@@ -69,9 +68,6 @@ fn describe(files: &TlsFiles, e: &std::io::Error) -> String {
         files.key.display()
     )
 }
-
-/// How long in-flight requests may take to finish after a shutdown signal.
-pub(crate) const DRAIN: Duration = Duration::from_secs(30);
 
 /// Serves `router` on `listener` (the admin listener), over TLS when `tls`
 /// is set, under `limits`, until `shutdown` resolves; then lets in-flight

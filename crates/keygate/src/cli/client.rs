@@ -38,7 +38,7 @@ impl ServerArgs {
         let text = if path.as_os_str() == "-" {
             std::io::read_to_string(std::io::stdin())
         } else {
-            crate::secrets::check_private(path, "admin key file")?;
+            crate::file_mode::check_private(path, "admin key file")?;
             std::fs::read_to_string(path)
         }
         .map_err(|e| format!("cannot read the admin key file {}: {e}", path.display()))?;

@@ -9,7 +9,7 @@ use axum::body::Body;
 use hyper::body::{Bytes, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::conn::Busy;
+use super::activity::Busy;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -14,42 +14,16 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::DRAIN;
+use super::activity::{Activity, Busy};
 use super::admission::Slot;
 use super::body::{MinRate, Tracked};
 use super::refuse::too_many_connections;
 use super::{Handler, Limits, TlsSource};
-use crate::tls::DRAIN;
 
 /// How long a connection on the reserved margin may wait for its request,
 /// and then take to send it.
 const RESERVE_WAIT: Duration = Duration::from_secs(2);
-
-/// Requests in flight on one connection, and how many it has seen.
-#[derive(Clone, Copy, Default)]
-struct Activity {
-    active: usize,
-    seen: u64,
-}
-
-/// One request in flight; the connection is idle once none is.
-pub struct Busy(Arc<watch::Sender<Activity>>);
-
-impl Busy {
-    fn enter(activity: &Arc<watch::Sender<Activity>>) -> Self {
-        activity.send_modify(|a| {
-            a.active += 1;
-            a.seen += 1;
-        });
-        Self(activity.clone())
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0
-            .send_modify(|a| a.active = a.active.saturating_sub(1));
-    }
-}
 
 /// What every connection of a listener shares.
 pub struct Shared {

@@ -10,6 +10,7 @@
 //! - `refuse`: the canned 503 over the cap.
 //! - `fdlimit`: RLIMIT_NOFILE raised, and the caps fitted under it.
 
+mod activity;
 mod admission;
 mod body;
 mod conn;
@@ -26,11 +27,13 @@ use axum::body::Body;
 use axum::http::{Request, Response};
 use tokio::net::TcpListener;
 
-use crate::tls::DRAIN;
 use admission::{Admission, Admit};
 pub use body::BodyTooSlow;
 pub use limits::{Limits, LimitsFile};
 use refuse::Refusals;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+pub(crate) const DRAIN: Duration = Duration::from_secs(30);
 
 /// What answers a connection's requests.
 pub trait Handler: Send + Sync + 'static {
