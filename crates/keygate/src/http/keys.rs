@@ -193,7 +193,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/keys", operation_id = "list_keys", tag = "keys",
     params(("tenant" = Option<String>, Query), ("owner" = Option<String>, Query),
         ("include_revoked" = Option<bool>, Query), ("cursor" = Option<String>, Query),
-        ("limit" = Option<u32>, Query, description = "1-500, default 100")),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "default 100")),
     responses((status = 200, body = KeyList)), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -218,7 +218,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "show_key", tag = "keys", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "show_key", tag = "keys", params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$")),
     responses((status = 200, body = KeyView), (status = 404)), security(("api_key" = [])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -229,7 +229,7 @@ pub async fn show(
     Ok(Json(KeyView::new(&key, now(&state))))
 }
 
-#[utoipa::path(patch, path = "/v1/keys/{id}", operation_id = "update_key", tag = "keys", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/v1/keys/{id}", operation_id = "update_key", tag = "keys", params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$")),
     request_body = UpdateKeyRequest,
     responses((status = 200, body = KeyView), (status = 404), (status = 409)), security(("api_key" = [])))]
 pub async fn update(
@@ -255,8 +255,8 @@ pub async fn update(
 }
 
 /// Issue a new secret; the old one works for `grace_seconds` more, never longer.
-#[utoipa::path(post, path = "/v1/keys/{id}/rotate", operation_id = "rotate_key", tag = "keys", params(("id" = String, Path)),
-    request_body(content = RotateKeyRequest, description = "optional"),
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", operation_id = "rotate_key", tag = "keys", params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$")),
+    request_body(content = Option<RotateKeyRequest>, description = "optional"),
     responses((status = 201, body = IssuedKeyView), (status = 404), (status = 409)), security(("api_key" = [])))]
 pub async fn rotate(
     State(state): State<AppState>,
@@ -279,7 +279,7 @@ pub async fn rotate(
 }
 
 /// Revoke a key: refused on this node from the response on, cache or not.
-#[utoipa::path(post, path = "/v1/keys/{id}/revoke", operation_id = "revoke_key", tag = "keys", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/keys/{id}/revoke", operation_id = "revoke_key", tag = "keys", params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$")),
     responses((status = 200, body = KeyView), (status = 404)), security(("api_key" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,

@@ -235,6 +235,40 @@ mod tests {
         }
     }
 
+    /// What the handlers accept, as schemathesis' positive and negative
+    /// data checks found it: bodies that may be empty, id shapes, limits.
+    #[test]
+    fn documented_inputs_match_what_handlers_accept() {
+        let doc = document();
+        for (path, method) in [
+            ("/v1/auth/logout", "post"),
+            ("/v1/auth/refresh", "post"),
+            ("/v1/keys/{id}/rotate", "post"),
+        ] {
+            let body = &doc["paths"][path][method]["requestBody"];
+            assert_ne!(
+                body["required"],
+                Value::Bool(true),
+                "{method} {path}: {body}"
+            );
+        }
+        for (path, method, prefix) in [
+            ("/v1/keys/{id}", "get", "^key_"),
+            ("/v1/keys/{id}/signing-secret", "post", "^key_"),
+            ("/v1/users/{id}", "patch", "^usr_"),
+        ] {
+            let param = &doc["paths"][path][method]["parameters"][0];
+            let pattern = param["schema"]["pattern"].as_str().unwrap_or_default();
+            assert!(pattern.starts_with(prefix), "{method} {path}: {param}");
+        }
+        for path in ["/v1/keys", "/v1/users", "/v1/audit"] {
+            let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+            let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+            assert_eq!(limit["schema"]["minimum"], 1, "{path}: {limit}");
+            assert_eq!(limit["schema"]["maximum"], 500, "{path}: {limit}");
+        }
+    }
+
     #[test]
     fn metrics_are_documented_as_openmetrics() {
         let doc = document();
