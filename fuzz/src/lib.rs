@@ -1,15 +1,9 @@
-//! The checks behind keygate's fuzz targets, one module per parser. Each
-//! `check(data)` feeds the input to the parser and asserts what must hold
-//! for every input (a round trip, an agreement between two entry points, a
-//! signature that must or must not verify), not only that nothing panics.
-//! A failed assertion is a finding: libFuzzer saves the input as a crash.
-
-pub mod apikey;
-pub mod content_digest;
-pub mod gateway_config;
-pub mod httpsig;
-pub mod jwk;
-pub mod jws;
+//! What keygate's fuzz targets share. Each target is one file in
+//! `fuzz_targets/`: its `check(data)` feeds the input to one parser and
+//! asserts what must hold for every input (a round trip, two entry points
+//! that agree, a signature that must or must not verify), not only that
+//! nothing panics. A failed assertion is a finding: libFuzzer saves the
+//! input as a crash.
 
 /// The fuzz input as text, or `None` (most parsers take `&str`; invalid
 /// UTF-8 is the HTTP layer's business, not theirs).
