@@ -24,11 +24,11 @@ struct AuditQuery {
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/v1/audit", tag = "audit",
+#[utoipa::path(get, path = "/v1/audit", operation_id = "list_audit", tag = "audit",
     params(("tenant" = Option<String>, Query), ("action" = Option<String>, Query, description = "e.g. key.created, auth.failed"),
         ("actor" = Option<String>, Query), ("target" = Option<String>, Query),
         ("since" = Option<String>, Query, description = "RFC 3339"), ("until" = Option<String>, Query, description = "RFC 3339"),
-        ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+        ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "default 100")),
     responses((status = 200, body = AuditList)), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,

@@ -153,7 +153,7 @@ fn now(state: &AppState) -> i64 {
 }
 
 /// Create a key. The secret is in the response and nowhere else, ever.
-#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
+#[utoipa::path(post, path = "/v1/keys", operation_id = "create_key", tag = "keys", request_body = CreateKeyRequest,
     responses((status = 201, body = IssuedKeyView), (status = 400), (status = 401), (status = 403),
         (status = 409, description = "quota_exceeded: the tenant holds `[keys] max_per_tenant` live keys")),
     security(("api_key" = [])))]
@@ -191,10 +191,10 @@ pub async fn create(
 }
 
 /// List keys, oldest first, with cursor pagination.
-#[utoipa::path(get, path = "/v1/keys", tag = "keys",
+#[utoipa::path(get, path = "/v1/keys", operation_id = "list_keys", tag = "keys",
     params(("tenant" = Option<String>, Query), ("owner" = Option<String>, Query),
         ("include_revoked" = Option<bool>, Query), ("cursor" = Option<String>, Query),
-        ("limit" = Option<u32>, Query, description = "1-500, default 100")),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "default 100")),
     responses((status = 200, body = KeyList)), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -219,7 +219,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "show_key", tag = "keys", params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$")),
     responses((status = 200, body = KeyView), (status = 404)), security(("api_key" = [])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -230,7 +230,7 @@ pub async fn show(
     Ok(Json(KeyView::new(&key, now(&state))))
 }
 
-#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/v1/keys/{id}", operation_id = "update_key", tag = "keys", params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$")),
     request_body = UpdateKeyRequest,
     responses((status = 200, body = KeyView), (status = 404), (status = 409)), security(("api_key" = [])))]
 pub async fn update(
@@ -256,8 +256,8 @@ pub async fn update(
 }
 
 /// Issue a new secret; the old one works for `grace_seconds` more, never longer.
-#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", params(("id" = String, Path)),
-    request_body(content = RotateKeyRequest, description = "optional"),
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", operation_id = "rotate_key", tag = "keys", params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$")),
+    request_body(content = Option<RotateKeyRequest>, description = "optional"),
     responses((status = 201, body = IssuedKeyView), (status = 404), (status = 409)), security(("api_key" = [])))]
 pub async fn rotate(
     State(state): State<AppState>,
@@ -280,7 +280,7 @@ pub async fn rotate(
 }
 
 /// Revoke a key: refused on this node from the response on, cache or not.
-#[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/keys/{id}/revoke", operation_id = "revoke_key", tag = "keys", params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$")),
     responses((status = 200, body = KeyView), (status = 404)), security(("api_key" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
@@ -292,7 +292,7 @@ pub async fn revoke(
 }
 
 /// Verify a key. Answers 200 whatever the verdict; `code` says why.
-#[utoipa::path(post, path = "/v1/keys/verify", tag = "keys", request_body = VerifyKeyRequest,
+#[utoipa::path(post, path = "/v1/keys/verify", operation_id = "verify_key", tag = "keys", request_body = VerifyKeyRequest,
     responses((status = 200, body = VerifyKeyResponse), (status = 401), (status = 403)),
     security(("api_key" = [])))]
 pub async fn verify(

@@ -1,8 +1,13 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use axum::Json;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
+
+use super::error::PROBLEM_JSON;
 
 use super::{audit, health, keys, oauth, sessions, signing, signing_keys, users, views};
 
@@ -23,7 +28,7 @@ use super::{audit, health, keys, oauth, sessions, signing, signing_keys, users, 
         users::CreateUserRequest, users::UpdateUserRequest, users::UserView, users::UserList,
         signing::SigningSecretView, sessions::LoginRequest, sessions::RefreshRequest,
         sessions::SessionResponse)),
-    modifiers(&Security)
+    modifiers(&Security, &Refusals)
 )]
 pub struct ApiDoc;
 
@@ -43,6 +48,236 @@ impl Modify for Security {
     }
 }
 
+/// The refusals every operation can meet before its handler runs (the
+/// extractors, the body limit, the admin key's rate limit), and the body of
+/// every error: problem+json, or RFC 6749's JSON on the OAuth endpoints,
+/// which answer both (an RFC 6749 error for the request, a problem for the
+/// admin key some of them require). Added here once rather than on each
+/// annotation, so a new handler cannot forget them.
+struct Refusals;
+
+const OAUTH_ERROR_JSON: &str = "application/json";
+
+impl Modify for Refusals {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .schemas
+            .insert("Problem".into(), problem_schema().into());
+        components
+            .schemas
+            .insert("OAuthError".into(), oauth_error_schema().into());
+        for (path, item) in &mut openapi.paths.paths {
+            let oauth = path.starts_with("/oauth2/");
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                document_refusals(op, oauth);
+            }
+        }
+    }
+}
+
+fn document_refusals(op: &mut Operation, oauth: bool) {
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let mut add = |status: &str, why: &str| {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| Response::new(why).into());
+    };
+    if secured {
+        add("401", "no API key, or one that was refused");
+        add("403", "the key may not do this");
+        add("429", "the key is over its rate limit");
+    }
+    let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    if op.request_body.is_some() || has_params || oauth {
+        add("400", "the request is malformed");
+    }
+    if op.request_body.is_some() {
+        add("413", "the body is over the size limit");
+        if !oauth {
+            add("415", "the body is not JSON");
+        }
+    }
+    for (status, response) in &mut op.responses.responses {
+        if let (true, RefOr::T(response)) = (status.starts_with('4'), response)
+            && response.content.is_empty()
+        {
+            response.content.insert(
+                PROBLEM_JSON.into(),
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            );
+            if oauth {
+                response.content.insert(
+                    OAUTH_ERROR_JSON.into(),
+                    Content::new(Some(Ref::from_schema_name("OAuthError"))),
+                );
+            }
+        }
+    }
+}
+
+/// RFC 9457 as `error.rs` writes it.
+fn problem_schema() -> ObjectBuilder {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    ObjectBuilder::new()
+        .property("type", string())
+        .property("title", string())
+        .property("status", ObjectBuilder::new().schema_type(Type::Integer))
+        .property("detail", string())
+        .property(
+            "code",
+            string().description(Some("stable snake_case error code")),
+        )
+        .required("type")
+        .required("title")
+        .required("status")
+        .required("code")
+}
+
+/// RFC 6749 §5.2.
+fn oauth_error_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .property("error", ObjectBuilder::new().schema_type(Type::String))
+        .property(
+            "error_description",
+            ObjectBuilder::new().schema_type(Type::String),
+        )
+        .required("error")
+}
+
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::Value;
+    use std::collections::HashSet;
+
+    fn document() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).unwrap()
+    }
+
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                out.push((path.clone(), method.clone(), op.clone()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = document();
+        let mut seen = HashSet::new();
+        for (path, method, op) in operations(&doc) {
+            let id = op["operationId"].as_str().unwrap().to_owned();
+            assert!(
+                seen.insert(id.clone()),
+                "{method} {path}: operationId {id} is used twice"
+            );
+        }
+    }
+
+    /// What the extractors answer before a handler runs is documented on
+    /// every operation that uses them (schemathesis found these missing).
+    #[test]
+    fn refusals_before_the_handler_are_documented() {
+        let doc = document();
+        for (path, method, op) in operations(&doc) {
+            let has = |status: &str| op["responses"].get(status).is_some();
+            let secured = op
+                .get("security")
+                .is_some_and(|s| !s.as_array().unwrap().is_empty());
+            if secured {
+                for status in ["401", "403", "429"] {
+                    assert!(has(status), "{method} {path} lacks {status}");
+                }
+            }
+            if op.get("requestBody").is_some() {
+                for status in ["400", "413"] {
+                    assert!(has(status), "{method} {path} lacks {status}");
+                }
+            }
+            if op.get("parameters").is_some() {
+                assert!(has("400"), "{method} {path} lacks 400");
+            }
+        }
+    }
+
+    /// Every documented error says what its body is, so a client (and a
+    /// conformance test) can hold the server to it.
+    #[test]
+    fn every_error_response_has_a_body_schema() {
+        let doc = document();
+        for (path, method, op) in operations(&doc) {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') {
+                    let content = response["content"].as_object();
+                    assert!(
+                        content.is_some_and(|c| !c.is_empty()),
+                        "{method} {path} {status} has no content"
+                    );
+                }
+            }
+        }
+    }
+
+    /// What the handlers accept, as schemathesis' positive and negative
+    /// data checks found it: bodies that may be empty, id shapes, limits.
+    #[test]
+    fn documented_inputs_match_what_handlers_accept() {
+        let doc = document();
+        for (path, method) in [
+            ("/v1/auth/logout", "post"),
+            ("/v1/auth/refresh", "post"),
+            ("/v1/keys/{id}/rotate", "post"),
+        ] {
+            let body = &doc["paths"][path][method]["requestBody"];
+            assert_ne!(
+                body["required"],
+                Value::Bool(true),
+                "{method} {path}: {body}"
+            );
+        }
+        for (path, method, prefix) in [
+            ("/v1/keys/{id}", "get", "^key_"),
+            ("/v1/keys/{id}/signing-secret", "post", "^key_"),
+            ("/v1/users/{id}", "patch", "^usr_"),
+        ] {
+            let param = &doc["paths"][path][method]["parameters"][0];
+            let pattern = param["schema"]["pattern"].as_str().unwrap_or_default();
+            assert!(pattern.starts_with(prefix), "{method} {path}: {param}");
+        }
+        for path in ["/v1/keys", "/v1/users", "/v1/audit"] {
+            let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+            let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+            assert_eq!(limit["schema"]["minimum"], 1, "{path}: {limit}");
+            assert_eq!(limit["schema"]["maximum"], 500, "{path}: {limit}");
+        }
+    }
+
+    #[test]
+    fn metrics_are_documented_as_openmetrics() {
+        let doc = document();
+        let content = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+            .as_object()
+            .unwrap();
+        assert!(
+            content.contains_key("application/openmetrics-text"),
+            "{content:?}"
+        );
+    }
 }

@@ -245,7 +245,7 @@ async fn rotate(
 }
 
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "sessions",
-    request_body(content = RefreshRequest, description = "empty when the cookie carries the token"),
+    request_body(content = Option<RefreshRequest>, description = "empty when the cookie carries the token"),
     responses((status = 200, body = SessionResponse), (status = 400), (status = 401), (status = 403)))]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -309,7 +309,7 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "sessions",
-    request_body(content = RefreshRequest, description = "empty when the cookie carries the token"),
+    request_body(content = Option<RefreshRequest>, description = "empty when the cookie carries the token"),
     responses((status = 204), (status = 400)))]
 pub async fn logout(
     State(state): State<AppState>,

@@ -70,8 +70,8 @@ pub struct SigningSecretView {
 
 /// Create or replace a key's signing secret. Replacing takes effect at
 /// once: requests signed with the old secret are refused from now on.
-#[utoipa::path(post, path = "/v1/keys/{id}/signing-secret", tag = "keys",
-    params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/keys/{id}/signing-secret", operation_id = "create_signing_secret", tag = "keys",
+    params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$")),
     request_body(content = Object, description = "none, or `{}`"),
     responses((status = 201, body = SigningSecretView), (status = 400), (status = 401),
         (status = 403), (status = 404), (status = 409)),

@@ -52,7 +52,7 @@ fn view(status: &KeyStatus) -> SigningKeyView {
     }
 }
 
-#[utoipa::path(get, path = "/v1/signing-keys", tag = "signing-keys",
+#[utoipa::path(get, path = "/v1/signing-keys", operation_id = "list_signing_keys", tag = "signing-keys",
     responses((status = 200, body = SigningKeyList), (status = 401), (status = 403)),
     security(("api_key" = [])))]
 pub async fn list(
@@ -67,7 +67,7 @@ pub async fn list(
 
 /// Adds a key that starts signing once it has been published for one JWKS
 /// lifetime (201); with a rotation already pending, answers that key (200).
-#[utoipa::path(post, path = "/v1/signing-keys/rotate", tag = "signing-keys",
+#[utoipa::path(post, path = "/v1/signing-keys/rotate", operation_id = "rotate_signing_key", tag = "signing-keys",
     responses((status = 201, body = SigningKeyView), (status = 200, body = SigningKeyView),
         (status = 401), (status = 403)),
     security(("api_key" = [])))]

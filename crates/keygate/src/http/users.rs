@@ -127,7 +127,7 @@ fn parse_roles(roles: &[String]) -> Result<Vec<Role>, ApiError> {
 }
 
 /// Create a user. The password is hashed with argon2id and never returned.
-#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserRequest,
+#[utoipa::path(post, path = "/v1/users", operation_id = "create_user", tag = "users", request_body = CreateUserRequest,
     responses((status = 201, body = UserView), (status = 400), (status = 401), (status = 403),
         (status = 409, description = "the username is taken")),
     security(("api_key" = [])))]
@@ -148,9 +148,9 @@ pub async fn create(
 }
 
 /// List users, oldest first, with cursor pagination.
-#[utoipa::path(get, path = "/v1/users", tag = "users",
+#[utoipa::path(get, path = "/v1/users", operation_id = "list_users", tag = "users",
     params(("tenant" = Option<String>, Query), ("cursor" = Option<String>, Query),
-        ("limit" = Option<u32>, Query, description = "1-500, default 100")),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "default 100")),
     responses((status = 200, body = UserList)), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -172,7 +172,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/users/{id}", operation_id = "show_user", tag = "users", params(("id" = String, Path, pattern = "^usr_[0-9A-Za-z]{16}$")),
     responses((status = 200, body = UserView), (status = 404)), security(("api_key" = [])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -185,7 +185,7 @@ pub async fn show(
 
 /// Change roles, claims, disabled or the password; a new password or
 /// disabling ends the user's sessions.
-#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/v1/users/{id}", operation_id = "update_user", tag = "users", params(("id" = String, Path, pattern = "^usr_[0-9A-Za-z]{16}$")),
     request_body = UpdateUserRequest,
     responses((status = 200, body = UserView), (status = 400), (status = 404), (status = 409)),
     security(("api_key" = [])))]
@@ -230,8 +230,8 @@ async fn end_refresh_families(
 
 /// End every session of the user: tokens issued and refresh families
 /// started before now are refused from here on.
-#[utoipa::path(post, path = "/v1/users/{id}/revoke-sessions", tag = "users",
-    params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/users/{id}/revoke-sessions", operation_id = "revoke_user_sessions", tag = "users",
+    params(("id" = String, Path, pattern = "^usr_[0-9A-Za-z]{16}$")),
     responses((status = 200, body = UserView), (status = 404)), security(("api_key" = [])))]
 pub async fn revoke_sessions(
     State(state): State<AppState>,

@@ -16,7 +16,7 @@ use super::{OAuthError, no_store};
 use crate::http::AppState;
 use crate::http::extract::RequestId;
 
-#[utoipa::path(post, path = "/oauth2/revoke", tag = "oauth",
+#[utoipa::path(post, path = "/oauth2/revoke", operation_id = "revoke_token", tag = "oauth",
     request_body(content_type = "application/x-www-form-urlencoded",
         description = "token, optional token_type_hint (refresh_token or access_token)"),
     responses((status = 200), (status = 400)))]
