@@ -120,6 +120,9 @@ pub fn normalize(raw: &str) -> Result<NormalPath<'_>, PathError> {
         Cow::Owned(rewrite(raw.as_bytes())?)
     };
     check_segments(&full)?;
+    if full.contains("%25") && has_escaped_escape(&full) {
+        return Err(PathError::DoubleEscape);
+    }
     let bare = full.contains(';').then(|| without_params(&full));
     Ok(NormalPath { full, bare })
 }
@@ -158,11 +161,6 @@ fn rewrite(bytes: &[u8]) -> Result<String, PathError> {
                 match (hi << 4) | lo {
                     b'/' | b'\\' => return Err(PathError::EncodedSeparator),
                     0 => return Err(PathError::BadEscape),
-                    b'%' if bytes.get(i).copied().and_then(hex_value).is_some()
-                        && bytes.get(i + 1).copied().and_then(hex_value).is_some() =>
-                    {
-                        return Err(PathError::DoubleEscape);
-                    }
                     v if is_unreserved(v) => out.push(char::from(v)),
                     v => push_escaped(&mut out, v),
                 }
@@ -173,6 +171,16 @@ fn rewrite(bytes: &[u8]) -> Result<String, PathError> {
         }
     }
     Ok(out)
+}
+
+/// `%25` then two hex digits, in the normalized path: checked after
+/// decoding, since `%25%61a` decodes to `%25aa`, which an upstream that
+/// decodes twice reads as the byte 0xAA.
+fn has_escaped_escape(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes
+        .windows(5)
+        .any(|w| w[..3] == *b"%25" && w[3].is_ascii_hexdigit() && w[4].is_ascii_hexdigit())
 }
 
 fn check_segments(path: &str) -> Result<(), PathError> {
