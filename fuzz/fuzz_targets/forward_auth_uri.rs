@@ -20,9 +20,15 @@ fn check(data: &[u8]) {
         return;
     };
     let full = judged.path.full();
-    assert_eq!(normalize(full).map(|p| p.full().to_owned()).ok().as_deref(), Some(full));
     assert_eq!(
-        normalize(judged.raw_path).map(|p| p.full().to_owned()).ok().as_deref(),
+        normalize(full).map(|p| p.full().to_owned()).ok().as_deref(),
+        Some(full)
+    );
+    assert_eq!(
+        normalize(judged.raw_path)
+            .map(|p| p.full().to_owned())
+            .ok()
+            .as_deref(),
         Some(full),
         "judged otherwise than the gateway would: {uri:?}"
     );

@@ -30,12 +30,19 @@ fn assert_normal(full: &str) {
         if b == b'%' {
             let hex = &bytes[i + 1..i + 3];
             assert!(
-                hex.iter().all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(h)),
+                hex.iter()
+                    .all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(h)),
                 "escape not in upper-case hex: {full:?}"
             );
             let v = u8::from_str_radix(std::str::from_utf8(hex).unwrap_or("zz"), 16).unwrap_or(0);
-            assert!(!is_unreserved(v), "an unreserved character left escaped: {full:?}");
-            assert!(!matches!(v, b'/' | b'\\' | 0), "a separator or NUL: {full:?}");
+            assert!(
+                !is_unreserved(v),
+                "an unreserved character left escaped: {full:?}"
+            );
+            assert!(
+                !matches!(v, b'/' | b'\\' | 0),
+                "a separator or NUL: {full:?}"
+            );
             if v == b'%' {
                 let next = bytes.get(i + 3..i + 5).unwrap_or(&[]);
                 assert!(
@@ -63,10 +70,17 @@ fn check(data: &[u8]) {
         return;
     };
     assert_normal(once.full());
-    assert!(!once.matched().contains(';'), "params in the matched form: {raw:?}");
+    assert!(
+        !once.matched().contains(';'),
+        "params in the matched form: {raw:?}"
+    );
     let twice = normalize(once.full()).expect("a normal path normalizes");
     assert_eq!(twice.full(), once.full(), "not idempotent: {raw:?}");
-    assert_eq!(twice.matched(), once.matched(), "matched form moved: {raw:?}");
+    assert_eq!(
+        twice.matched(),
+        once.matched(),
+        "matched form moved: {raw:?}"
+    );
     let bare = normalize(once.matched()).expect("the matched form normalizes");
     assert_eq!(bare.full(), once.matched());
     // Respell one unreserved character as an escape: the same path.
@@ -78,9 +92,18 @@ fn check(data: &[u8]) {
         .filter(|&i| is_unreserved(bytes[i]) && !in_escape(i))
         .collect();
     if let Some(&at) = spots.get(usize::from(*choice) % spots.len().max(1)) {
-        let respelled = format!("{}%{:02x}{}", &full[..at], full.as_bytes()[at], &full[at + 1..]);
+        let respelled = format!(
+            "{}%{:02x}{}",
+            &full[..at],
+            full.as_bytes()[at],
+            &full[at + 1..]
+        );
         let again = normalize(&respelled).expect("a respelled normal path normalizes");
-        assert_eq!(again.full(), full, "a respelling is another path: {respelled:?}");
+        assert_eq!(
+            again.full(),
+            full,
+            "a respelling is another path: {respelled:?}"
+        );
     }
 }
 
