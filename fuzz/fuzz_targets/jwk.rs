@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use keygate_verify::{Algorithm, Error, ImportOptions, Jwk, JwkSet};
+use keygate_verify::{Algorithm, AlgorithmSet, Error, ImportOptions, Jwk, JwkSet};
 
 const SYMMETRIC: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
 
@@ -17,7 +17,8 @@ fn check(data: &[u8]) {
     for options in [
         ImportOptions::remote(),
         ImportOptions::local_file(),
-        ImportOptions::remote().with_assumed_alg(Algorithm::PS256),
+        ImportOptions::remote()
+            .with_algorithms_without_alg(AlgorithmSet::DEFAULT_WITHOUT_ALG.with(Algorithm::PS256)),
     ] {
         set(data, &options);
     }
