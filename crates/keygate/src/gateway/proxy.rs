@@ -20,7 +20,7 @@ use super::config::{AuthMode, ForwardToken, Route};
 use super::hmac::{DigestChecked, DigestMismatch, mismatch_error};
 use super::listener::ClientConn;
 use super::path::NormalPath;
-use super::request::{self, Target};
+use super::request::{self, Target, connection_tokens};
 use super::routes::upstream_path;
 use super::upgrade::{self, WebSocketKey};
 use super::upstream::SendError;
@@ -450,12 +450,8 @@ fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'stati
 
 /// Names the `Connection` header lists are hop-by-hop too.
 fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+    connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect()
 }
 

@@ -13,6 +13,16 @@ use super::path::{NormalPath, normalize};
 use super::routes::{Lookup, RouteTable};
 use crate::http::error::ApiError;
 
+/// The tokens of every `Connection` header, trimmed.
+pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+}
+
 /// Refuses transfer codings other than `chunked`: keygate does not decode
 /// them, and forwarding the body without its coding would hand the upstream
 /// other bytes than the client sent (RFC 9112 §6.1: 501).

@@ -24,12 +24,7 @@ pub struct WebSocketKey(HeaderValue);
 
 /// Whether the request asks to switch protocols (`Connection: upgrade`).
 fn asks_to_upgrade(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    super::request::connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
 fn refused(detail: &str) -> ApiError {
