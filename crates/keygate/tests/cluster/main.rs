@@ -1,0 +1,10 @@
+//! Many nodes as separate processes: three `keygate serve` on one private
+//! PostgreSQL (and a private Redis), with the faults of issue 10 injected
+//! into those private services. Run with `cargo test -p keygate --test
+//! cluster`; without PostgreSQL's server programs or redis-server installed
+//! the tests skip, unless KEYGATE_TEST_REQUIRE_SERVICES=1.
+
+mod support;
+
+mod harness;
+mod propagation;
