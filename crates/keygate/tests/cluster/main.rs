@@ -6,5 +6,6 @@
 
 mod support;
 
+mod faults_pg;
 mod harness;
 mod propagation;

@@ -11,6 +11,7 @@ pub mod load;
 pub mod node;
 pub mod pg;
 pub mod redis;
+pub mod scenario;
 
 use std::time::Duration;
 
