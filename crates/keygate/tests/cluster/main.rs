@@ -7,5 +7,6 @@
 mod support;
 
 mod faults_pg;
+mod faults_redis;
 mod harness;
 mod propagation;
