@@ -6,6 +6,7 @@
 
 mod support;
 
+mod faults_node;
 mod faults_pg;
 mod faults_redis;
 mod harness;
