@@ -15,6 +15,8 @@
 //! - `users`: users, argon2id passwords, login throttling, session cut-offs.
 //! - `httpsig`: HMAC request signatures (RFC 9421) and keygate's policy.
 //! - `clock`: time as a parameter.
+//! - `feed`: the invalidation feed's entries and the seams nodes read and
+//!   apply it through.
 //! - `sessions`: refresh-token families and the access-token blocklist.
 #![forbid(unsafe_code)]
 
@@ -24,6 +26,7 @@ pub mod cache;
 mod cache_map;
 pub mod clock;
 pub mod error;
+pub mod feed;
 pub mod httpsig;
 pub mod jwt;
 mod lifecycle;
