@@ -17,6 +17,8 @@
 //! - `clock`: time as a parameter.
 //! - `freshness`: whether this node's caches may answer (many nodes: confirmed
 //!   within S against the invalidation feed, else 503).
+//! - `feed`: the invalidation feed's entries and the seams nodes read and
+//!   apply it through.
 //! - `sessions`: refresh-token families and the access-token blocklist.
 #![forbid(unsafe_code)]
 
@@ -27,6 +29,7 @@ mod cache_map;
 pub mod clock;
 pub mod error;
 pub mod freshness;
+pub mod feed;
 pub mod httpsig;
 pub mod jwt;
 mod lifecycle;
