@@ -60,23 +60,28 @@ enum Exit {
 }
 
 impl Node {
-    /// Runs until dropped. On start nothing is cached, so the node starts at
-    /// the head; after a rebuild it catches up from where it was.
-    pub async fn watch(self: Arc<Self>, listen: Arc<dyn Listen>) {
-        let mut started = false;
+    /// LISTENs, then starts at the head (nothing is cached yet); hand the
+    /// listener to `watch`. Fails when the database cannot be reached.
+    pub async fn start(&self, listen: &dyn Listen) -> Result<Box<dyn NoticeSource>, Error> {
+        self.connect(listen, false).await
+    }
+
+    /// Runs until dropped, from the listener `start` returned (or, with
+    /// None, starting now). After a rebuild it catches up from where it was.
+    pub async fn watch(self: Arc<Self>, listen: Arc<dyn Listen>, mut first: Option<Box<dyn NoticeSource>>) {
+        let mut started = first.is_some();
         let mut backoff = BACKOFF_FIRST;
         loop {
-            match self.connect(listen.as_ref(), started).await {
+            let source = match first.take() {
+                Some(source) => Ok(source),
+                None => self.connect(listen.as_ref(), started).await,
+            };
+            match source {
                 Ok(source) => {
                     started = true;
                     backoff = BACKOFF_FIRST;
-                    match self.serve(source).await {
-                        Exit::Broken => {}
-                        Exit::HalfOpen => {
-                            tracing::warn!(
-                                "the feed listener went quiet while the head moved; reconnecting"
-                            );
-                        }
+                    if let Exit::HalfOpen = self.serve(source).await {
+                        tracing::warn!("the feed listener went quiet while the head moved; reconnecting");
                     }
                 }
                 Err(e) => {

@@ -332,7 +332,7 @@ async fn the_loop_applies_notices_and_rebuilds_a_broken_listener() {
         next: Mutex::new(vec![Chan(rx2), Chan(rx1)]),
         built: AtomicUsize::new(0),
     });
-    let task = tokio::spawn(f.node.clone().watch(listen.clone()));
+    let task = tokio::spawn(f.node.clone().watch(listen.clone(), None));
     let e1 = f.feed.push(change());
     tx1.send(Ok(Some(Notice::Invalidation {
         seq: 1,
