@@ -6,4 +6,20 @@
 //! with a NOTIFY, and each node applies the feed in order. Redis holds only
 //! fast-changing counters (rate-limit TATs, nonces, login failures), never
 //! an acknowledged write, and every Redis use has a declared fallback.
+//!
+//! - `watch`: a node's applied position, gap detection, catch-up, and the
+//!   confirmation `Freshness` asks for past S.
+//! - `run`: the loop that feeds `watch` from LISTEN and a 250 ms head poll.
+//! - `membership`: heartbeats, live nodes, feed pruning.
+//! - `wait`: `?wait=all`, waiting for every live node's acknowledgement.
 #![forbid(unsafe_code)]
+
+pub mod membership;
+pub mod run;
+pub mod wait;
+pub mod watch;
+
+pub use membership::Membership;
+pub use run::{Listen, NoticeSource, PgListen};
+pub use wait::Propagation;
+pub use watch::Node;

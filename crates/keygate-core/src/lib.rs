@@ -15,6 +15,10 @@
 //! - `users`: users, argon2id passwords, login throttling, session cut-offs.
 //! - `httpsig`: HMAC request signatures (RFC 9421) and keygate's policy.
 //! - `clock`: time as a parameter.
+//! - `freshness`: whether this node's caches may answer (many nodes: confirmed
+//!   within S against the invalidation feed, else 503).
+//! - `feed`: the invalidation feed's entries and the seams nodes read and
+//!   apply it through.
 //! - `sessions`: refresh-token families and the access-token blocklist.
 #![forbid(unsafe_code)]
 
@@ -24,6 +28,8 @@ pub mod cache;
 mod cache_map;
 pub mod clock;
 pub mod error;
+pub mod freshness;
+pub mod feed;
 pub mod httpsig;
 pub mod jwt;
 mod lifecycle;

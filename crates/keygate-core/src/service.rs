@@ -10,6 +10,7 @@ use crate::apikey::{ApiKey, KeyEnv, KeyId, random_id};
 use crate::cache::{CacheConfig, KeyCache};
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::freshness::Freshness;
 use crate::model::{
     ADMIN_SCOPE, AuditEntry, KeyFilter, KeyRecord, MAX_PAGE, Metadata, PageRequest, RateLimitSpec,
     Scope, SecretRecord, Tenant, validate_metadata, validate_scopes, validate_text,
@@ -138,6 +139,8 @@ pub struct KeyService {
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) usage: UsageRecorder,
     pub(crate) max_keys_per_tenant: u32,
+    /// Whether the caches may answer (many nodes: confirmed within S).
+    pub(crate) freshness: Arc<Freshness>,
 }
 
 /// Live keys one tenant may hold unless configured otherwise.
@@ -159,7 +162,29 @@ impl KeyService {
             limiter,
             usage: UsageRecorder::default(),
             max_keys_per_tenant: DEFAULT_MAX_KEYS_PER_TENANT,
+            freshness: Arc::new(Freshness::always()),
         }
+    }
+
+    /// Gates every cache read on `freshness` (many nodes); the default is a
+    /// single node's, always fresh.
+    pub fn with_freshness(mut self, freshness: Arc<Freshness>) -> Self {
+        self.freshness = freshness;
+        self
+    }
+
+    pub fn freshness(&self) -> &Arc<Freshness> {
+        &self.freshness
+    }
+
+    /// Drops every cached key, positive and negative (the feed's flush).
+    pub fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+    }
+
+    /// Drops the cached entries of these hashes (the feed's key changes).
+    pub fn invalidate_hashes(&self, hashes: &[crate::pepper::KeyHash]) {
+        self.cache.invalidate(hashes);
     }
 
     /// Caps the live (neither revoked nor expired) keys of each tenant;

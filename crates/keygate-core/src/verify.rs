@@ -143,6 +143,9 @@ impl KeyService {
         if ApiKey::check_shape(candidate).is_err() {
             return Ok(Verification::bare(VerifyCode::Malformed));
         }
+        // Before any cache is consulted: past S without confirmation, this
+        // catches up with the feed or fails with a 503.
+        self.freshness.ensure().await?;
         let hash = self.pepper.hash(candidate);
         let now_ms = self.clock.now_millis();
         let (entry, cached) = match self.cache.get(&hash, now_ms) {

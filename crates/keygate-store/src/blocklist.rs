@@ -7,7 +7,8 @@ use keygate_core::model::AuditEntry;
 use keygate_core::sessions::model::BlockedJti;
 
 use crate::rows::col;
-use crate::{SqlStore, audit, db};
+use crate::{SqlStore, audit, db, feed};
+use keygate_core::feed::Change;
 
 pub(crate) async fn insert(
     store: &SqlStore,
@@ -29,6 +30,11 @@ pub(crate) async fn insert(
         return Ok(false);
     }
     audit::insert(&mut tx, audit).await?;
+    let blocked = Change::JtiBlocked {
+        jti: entry.jti.clone(),
+        exp: entry.expires_at,
+    };
+    feed::append(&mut tx, store.backend, blocked).await?;
     tx.commit().await.map_err(db)?;
     Ok(true)
 }

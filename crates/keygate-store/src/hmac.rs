@@ -8,7 +8,8 @@ use keygate_core::store::{HmacSecretRecord, HmacSecretStore};
 use keygate_core::{Error, KeyId};
 
 use crate::rows::{col, key_id};
-use crate::{SqlStore, audit, db};
+use crate::{SqlStore, audit, db, feed};
+use keygate_core::feed::Change;
 
 #[async_trait]
 impl HmacSecretStore for SqlStore {
@@ -48,6 +49,10 @@ impl HmacSecretStore for SqlStore {
         .await
         .map_err(db)?;
         audit::insert(&mut tx, audit).await?;
+        let changed = Change::HmacChanged {
+            key_id: secret.key_id.clone(),
+        };
+        feed::append(&mut tx, self.backend, changed).await?;
         tx.commit().await.map_err(db)
     }
 

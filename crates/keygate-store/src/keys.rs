@@ -9,7 +9,8 @@ use keygate_core::{Error, KeyId};
 use sqlx::AnyConnection;
 
 use crate::rows::{self, SqlBuilder, col, key_columns};
-use crate::{SqlStore, audit, db};
+use crate::{SqlStore, audit, db, feed};
+use keygate_core::feed::Change;
 
 const UPDATE: &str = "UPDATE api_keys SET name = $2, scopes = $3, metadata = $4, \
      expires_at = $5, rate_limit_limit = $6, rate_limit_period = $7, updated_at = $8, \
@@ -148,6 +149,9 @@ async fn live_keys(conn: &mut AnyConnection, tenant: Option<&str>, now: i64) -> 
     col(&row, "n")
 }
 
+/// 64 hashes of 65 characters fit a NOTIFY payload with room to spare.
+const BULK_HASHES_PER_ENTRY: usize = 64;
+
 impl SqlStore {
     /// Inserts many keys in one transaction, without audit entries: for
     /// benchmark fixtures and bulk imports, never for the API.
@@ -155,6 +159,11 @@ impl SqlStore {
         let mut tx = self.begin_write().await?;
         for (key, secret) in keys {
             insert_key_row(&mut tx, key, secret).await?;
+        }
+        // Chunks keep each entry's NOTIFY payload under the limit.
+        for chunk in keys.chunks(BULK_HASHES_PER_ENTRY) {
+            let hashes = chunk.iter().map(|(_, s)| s.hash).collect();
+            feed::append(&mut tx, self.backend, Change::KeyCreated { hashes }).await?;
         }
         tx.commit().await.map_err(db)
     }
@@ -187,6 +196,10 @@ impl KeyStore for SqlStore {
         }
         insert_key_row(&mut tx, key, secret).await?;
         audit::insert(&mut tx, audit).await?;
+        let created = Change::KeyCreated {
+            hashes: vec![secret.hash],
+        };
+        feed::append(&mut tx, self.backend, created).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -289,6 +302,11 @@ impl KeyStore for SqlStore {
         }
         let hashes = hashes_of(&mut tx, &key.id).await?;
         audit::insert(&mut tx, audit).await?;
+        let changed = Change::KeyChanged {
+            key_id: key.id.clone(),
+            hashes: hashes.clone(),
+        };
+        feed::append(&mut tx, self.backend, changed).await?;
         tx.commit().await.map_err(db)?;
         Ok(UpdateOutcome::Updated(hashes))
     }
@@ -344,6 +362,17 @@ impl KeyStore for SqlStore {
         insert_secret(&mut tx, new_secret).await?;
         let record = key_in(&mut tx, id).await?.ok_or(Error::NotFound("key"))?;
         audit::insert(&mut tx, audit).await?;
+        // Two entries: the old secrets changed (expiry or gone), and a new
+        // one exists that a negative cache may still refuse.
+        let changed = Change::KeyChanged {
+            key_id: id.clone(),
+            hashes: old.clone(),
+        };
+        feed::append(&mut tx, self.backend, changed).await?;
+        let created = Change::KeyCreated {
+            hashes: vec![new_secret.hash],
+        };
+        feed::append(&mut tx, self.backend, created).await?;
         tx.commit().await.map_err(db)?;
         Ok((record, old))
     }
@@ -374,6 +403,12 @@ impl KeyStore for SqlStore {
         let record = key_in(&mut tx, id).await?.ok_or(Error::NotFound("key"))?;
         let hashes = hashes_of(&mut tx, id).await?;
         audit::insert(&mut tx, audit).await?;
+        // Also on a repeated revoke: `?wait=all` waits for a seq either way.
+        let changed = Change::KeyChanged {
+            key_id: id.clone(),
+            hashes: hashes.clone(),
+        };
+        feed::append(&mut tx, self.backend, changed).await?;
         tx.commit().await.map_err(db)?;
         Ok((record, hashes))
     }

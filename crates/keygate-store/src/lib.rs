@@ -16,11 +16,15 @@
 //! - `hmac`: `HmacSecretStore` (sealed request-signing secrets).
 //! - `nonces`: core's `NonceStore` (signed-request nonces and their
 //!   per-key quota), a seam of its own beside `Store`.
+//! - `feed`: the invalidation feed (appended inside every mutating
+//!   transaction that can make a cached answer wrong), core's `FeedStore`
+//!   (reads, heartbeats, acks) and the PostgreSQL `FeedListener`.
 //! - `rows`: row decoding and the small dynamic-SQL builder.
 #![forbid(unsafe_code)]
 
 mod audit;
 mod blocklist;
+mod feed;
 mod hmac;
 mod keys;
 mod migrate;
@@ -40,6 +44,8 @@ use sqlx::AnyPool;
 use sqlx::Transaction;
 use sqlx::any::{Any, AnyConnectOptions, AnyPoolOptions};
 
+pub use feed::{FeedListener, Notice};
+pub use keygate_core::feed::{FeedStore, NodeBeat, NodeRow};
 pub use migrate::LATEST_VERSION;
 
 /// Which database a [`SqlStore`] talks to.
@@ -99,6 +105,24 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; \
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// PostgreSQL only: where `feed_listener` opens its own session.
+    listen_url: Option<ListenUrl>,
+}
+
+/// A database URL that may hold a password: never printed.
+#[derive(Clone)]
+struct ListenUrl(std::sync::Arc<str>);
+
+impl ListenUrl {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ListenUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListenUrl(..)")
+    }
 }
 
 /// Turns a database error into the domain's storage error (never NotFound).
@@ -262,7 +286,12 @@ pub async fn connect(database_url: &str, opts: ConnectOptions) -> Result<SqlStor
         .connect_with(any_opts)
         .await
         .map_err(|e| Error::Storage(format!("cannot connect to {}: {e}", backend.as_str())))?;
-    let store = SqlStore { pool, backend };
+    let listen_url = (backend == Backend::Postgres).then(|| ListenUrl(url.as_str().into()));
+    let store = SqlStore {
+        pool,
+        backend,
+        listen_url,
+    };
     if let Err(e) = migrate::run(&store.pool, backend).await {
         store.close().await;
         return Err(e);

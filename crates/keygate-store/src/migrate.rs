@@ -76,10 +76,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_audit_tallies.sql"),
         postgres: include_str!("../migrations/postgres/0010_audit_tallies.sql"),
     },
+    Migration {
+        version: 11,
+        name: "cluster_feed",
+        sqlite: include_str!("../migrations/sqlite/0011_cluster_feed.sql"),
+        postgres: include_str!("../migrations/postgres/0011_cluster_feed.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 10;
+pub const LATEST_VERSION: i64 = 11;
 
 /// `pg_advisory_lock` key held while migrating ("kgmigrat" in ASCII).
 const PG_LOCK_KEY: i64 = 0x6b67_6d69_6772_6174;

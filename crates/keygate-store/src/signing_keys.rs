@@ -9,7 +9,8 @@ use keygate_core::model::AuditEntry;
 use keygate_core::store::SigningKeyStore;
 
 use crate::rows::col;
-use crate::{SqlStore, audit, db};
+use crate::{SqlStore, audit, db, feed};
+use keygate_core::feed::Change;
 
 #[async_trait]
 impl SigningKeyStore for SqlStore {
@@ -65,18 +66,24 @@ impl SigningKeyStore for SqlStore {
             return Ok(false);
         }
         audit::insert(&mut tx, entry).await?;
+        feed::append(&mut tx, self.backend, Change::SigningKeysChanged).await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
 
     async fn delete_signing_keys(&self, kids: &[String]) -> Result<(), Error> {
         let mut tx = self.begin_write().await?;
+        let mut deleted = 0;
         for kid in kids {
-            sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+            deleted += sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
                 .bind(kid.as_str())
                 .execute(&mut *tx)
                 .await
-                .map_err(db)?;
+                .map_err(db)?
+                .rows_affected();
+        }
+        if deleted > 0 {
+            feed::append(&mut tx, self.backend, Change::SigningKeysChanged).await?;
         }
         tx.commit().await.map_err(db)?;
         Ok(())

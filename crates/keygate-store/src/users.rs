@@ -10,7 +10,8 @@ use keygate_core::users::{Claims, PhcHash, Role, UserFilter, UserId, UserRecord,
 use sqlx::any::AnyRow;
 
 use crate::rows::{self, SqlBuilder, col};
-use crate::{SqlStore, audit, db};
+use crate::{SqlStore, audit, db, feed};
+use keygate_core::feed::Change;
 
 const USER_COLUMNS: &str = "seq, id, username, roles, tenant, claims, disabled, \
      sessions_cutoff_ms, created_at, updated_at, version";
@@ -96,6 +97,11 @@ impl UserStore for SqlStore {
             }
         })?;
         audit::insert(&mut tx, audit).await?;
+        // A cut-off cache may hold "no such user" for this id.
+        let changed = Change::UserCutoff {
+            user_id: user.id.clone(),
+        };
+        feed::append(&mut tx, self.backend, changed).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -175,6 +181,10 @@ impl UserStore for SqlStore {
             return Ok(false);
         }
         audit::insert(&mut tx, audit).await?;
+        let changed = Change::UserCutoff {
+            user_id: user.id.clone(),
+        };
+        feed::append(&mut tx, self.backend, changed).await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }

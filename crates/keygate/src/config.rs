@@ -14,6 +14,7 @@ use keygate_core::jwt::JwtConfig;
 use keygate_core::sessions::SessionConfig;
 use serde::Deserialize;
 
+pub mod cluster;
 mod jwt;
 mod sources;
 pub use jwt::JwtArgs;
@@ -125,6 +126,8 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub cluster: cluster::ClusterArgs,
     /// How far a signed request's `created` may be from the server's time,
     /// either way, in seconds; nonces are remembered as long [default: 300].
     #[arg(long, env = "KEYGATE_HMAC_MAX_SKEW_SECONDS", value_name = "SECS")]
@@ -161,6 +164,7 @@ impl ServeArgs {
         let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
         self.pepper = self.pepper.or_else(|| var("KEYGATE_PEPPER"));
         self.master_key = self.master_key.or_else(|| var("KEYGATE_MASTER_KEY"));
+        self.cluster.redis_url = self.cluster.redis_url.or_else(|| var("KEYGATE_REDIS_URL"));
         self
     }
 }
@@ -197,6 +201,8 @@ struct FileConfig {
     audit_retention_days: Option<u32>,
     hmac_nonces_per_key: Option<u32>,
     hmac_cover_content_headers: Option<bool>,
+    /// Many nodes: node id, S, the shared Redis.
+    cluster: Option<cluster::ClusterFile>,
 }
 
 /// `[keys]`: limits on API keys.
@@ -252,6 +258,8 @@ pub struct Config {
     /// `[limits]`, for each listener.
     pub limits: crate::listen::Limits,
     pub audit: AuditConfig,
+    /// `[cluster]`: used on PostgreSQL (SQLite is one node).
+    pub cluster: cluster::ClusterConfig,
 }
 
 impl Config {
@@ -262,7 +270,10 @@ impl Config {
                     .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
                 let file = toml::from_str::<FileConfig>(&text)
                     .map_err(|e| format!("config file {}: {e}", path.display()))?;
-                if file.pepper.is_some() || file.master_key.is_some() {
+                if file.pepper.is_some()
+                    || file.master_key.is_some()
+                    || file.cluster.as_ref().is_some_and(|c| c.holds_secret())
+                {
                     crate::file_mode::check_private(path, "config file")?;
                 }
                 file
@@ -414,7 +425,9 @@ impl Config {
                 &args.trusted_proxies
             })?;
         let limits = file.limits.unwrap_or_default().resolve()?;
+        let cluster = cluster::resolve(&args.cluster, file.cluster.unwrap_or_default())?;
         Ok(Self {
+            cluster,
             trusted_proxies,
             limits,
             tls,

@@ -8,12 +8,15 @@
 //! - `gateway`: the authenticating reverse proxy and forward-auth.
 //! - `listen`: the connection layer under both listeners, and its limits.
 //! - `metrics`: Prometheus counters and histograms.
+//! - `cluster`: the invalidation feed applied to this node's caches, the
+//!   watcher and heartbeats on PostgreSQL, the SQLite single-node lock.
 //! - `cli`: `keygate keys ...` and `keygate users ...` against a running
 //!   server; `keygate token ...` verifies or decodes a JWT with keygate-verify.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod client_addr;
+pub mod cluster;
 pub mod config;
 pub mod file_mode;
 pub mod gateway;

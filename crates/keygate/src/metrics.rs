@@ -52,6 +52,65 @@ pub struct Metrics {
     pub cached_keys: Gauge,
     pub audit_dropped: Counter,
     pub gateway: GatewayMetrics,
+    pub cluster: ClusterMetrics,
+    /// `keygate_invalidation_lag_seconds`: feed entry appended (database
+    /// clock) to applied on this node (wall clock).
+    pub invalidation_lag: Histogram,
+}
+
+/// The feed's state on this node, set when `/metrics` is rendered.
+pub struct ClusterMetrics {
+    pub applied_seq: Gauge,
+    pub confirmed_age_ms: Gauge,
+    pub stale_served: Counter,
+    pub unconfirmed_refused: Counter,
+    pub live_nodes: Gauge,
+}
+
+impl ClusterMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            applied_seq: Gauge::default(),
+            confirmed_age_ms: Gauge::default(),
+            stale_served: Counter::default(),
+            unconfirmed_refused: Counter::default(),
+            live_nodes: Gauge::default(),
+        };
+        registry.register(
+            "feed_applied_seq",
+            "The last invalidation feed entry this node applied",
+            m.applied_seq.clone(),
+        );
+        registry.register(
+            "feed_confirmed_age_milliseconds",
+            "Time since this node last confirmed it applied every committed change",
+            m.confirmed_age_ms.clone(),
+        );
+        registry.register(
+            "stale_cache_answers",
+            "Answers served from caches that could not be confirmed within S (stale_policy = serve_cached)",
+            m.stale_served.clone(),
+        );
+        registry.register(
+            "unconfirmed_refusals",
+            "Requests answered 503 because this node could not confirm its caches within S",
+            m.unconfirmed_refused.clone(),
+        );
+        registry.register(
+            "cluster_live_nodes",
+            "Nodes whose heartbeat is recent",
+            m.live_nodes.clone(),
+        );
+        m
+    }
+
+    /// Brings the counters up to the freshness gate's own tallies.
+    pub fn set_counts(&self, stale_served: u64, refused: u64) {
+        self.stale_served
+            .inc_by(stale_served.saturating_sub(self.stale_served.get()));
+        self.unconfirmed_refused
+            .inc_by(refused.saturating_sub(self.unconfirmed_refused.get()));
+    }
 }
 
 impl Metrics {
@@ -106,7 +165,20 @@ impl Metrics {
             let _ = cache.get_or_create(&CacheLabels { result });
         }
         let gateway = GatewayMetrics::register(&mut registry);
+        let cluster = ClusterMetrics::register(&mut registry);
+        // From 100 µs (same host) to 10 s (a node that was cut off).
+        let invalidation_lag = Histogram::new([
+            1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5,
+            10.0,
+        ]);
+        registry.register(
+            "invalidation_lag_seconds",
+            "From a feed entry's commit (database clock) to its application on this node",
+            invalidation_lag.clone(),
+        );
         Arc::new(Self {
+            cluster,
+            invalidation_lag,
             gateway,
             registry,
             requests,

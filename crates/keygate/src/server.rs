@@ -14,9 +14,10 @@ use keygate_core::ratelimit::GcraLimiter;
 use keygate_core::sessions::{
     AuditContext, BLOCKLIST_SYNC_INTERVAL, Blocklist, SessionRevocation, SessionService,
 };
-use keygate_core::{Clock, IssuedKey, KeyService, UserService};
+use keygate_core::{Clock, IssuedKey, KeyService, SystemClock, UserService};
 use tokio::net::TcpListener;
 
+use crate::cluster::{Cluster, ServiceCaches, SqliteLock, freshness_for};
 use crate::config::{Config, PepperSource, SecretSource};
 use crate::gateway::Gateway;
 use crate::http::{self, AppState};
@@ -41,6 +42,8 @@ pub struct App {
     gateway_listener: Option<TcpListener>,
     /// Each listener's `[limits]`, fitted under the descriptor limit.
     budget: Budget,
+    /// SQLite: held until the server stops.
+    _sqlite_lock: Option<SqliteLock>,
 }
 
 /// Connects storage (running migrations), loads the pepper and builds the
@@ -55,6 +58,11 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     if config.master_key == SecretSource::Missing {
         load_master_key(&config.master_key)?;
     }
+    // Before the database is opened: a second server on the same SQLite
+    // file stops here, with the reason.
+    let sqlite_lock = crate::config::sqlite_path(&config.database_url)
+        .map(|db| SqliteLock::take(&db))
+        .transpose()?;
     let store = keygate_store::connect(
         &config.database_url,
         keygate_store::ConnectOptions::default(),
@@ -64,6 +72,8 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     // Nonces live in the database on either backend: every node, and this
     // one after a restart, refuses a nonce any of them has seen.
     let nonces: Arc<dyn NonceStore> = Arc::new(store.clone());
+    let sql_store = store.clone();
+    let freshness = freshness_for(&sql_store, &config.cluster);
     let store: Arc<dyn keygate_core::store::Store> = Arc::new(store);
     if let PepperSource::BesideDatabase(path) = &config.pepper
         && !path.exists()
@@ -144,10 +154,9 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         .sync()
         .await
         .map_err(|e| format!("cannot load the token blocklist: {e}"))?;
-    tokens.set_revocation_check(Arc::new(SessionRevocation::new(
-        blocklist.clone(),
-        users.clone(),
-    )));
+    tokens.set_revocation_check(Arc::new(
+        SessionRevocation::new(blocklist.clone(), users.clone()).with_freshness(freshness.clone()),
+    ));
     let audit = Arc::new(AuditLog::new(store.clone(), clock.clone(), config.audit));
     let keys = KeyService::new(
         store,
@@ -156,7 +165,8 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         Arc::new(GcraLimiter::new()),
         config.cache,
     )
-    .with_max_keys_per_tenant(config.max_keys_per_tenant);
+    .with_max_keys_per_tenant(config.max_keys_per_tenant)
+    .with_freshness(freshness.clone());
     let tls = match &config.tls {
         Some(files) => Some(Tls::load(files).await?),
         None => None,
@@ -170,6 +180,23 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         config.cache.ttl_ms,
     )
     .map_err(|e| e.to_string())?;
+    let tokens = Arc::new(tokens);
+    let hmac = Arc::new(hmac);
+    let metrics = Metrics::new();
+    let cluster = start_cluster(
+        sql_store,
+        ServiceCaches {
+            keys: keys.clone(),
+            hmac: hmac.clone(),
+            users: users.clone(),
+            blocklist: blocklist.clone(),
+            tokens: tokens.clone(),
+        },
+        freshness,
+        config,
+        &metrics,
+    )
+    .await?;
     let gateway = config
         .gateway
         .clone()
@@ -181,14 +208,15 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     }
     Ok(App {
         state: AppState {
-            tokens: Arc::new(tokens),
+            tokens,
+            cluster,
             users,
             sessions: Arc::new(sessions),
             blocklist,
             allowed_origins: Arc::new(config.allowed_origins.clone()),
             keys,
-            metrics: Metrics::new(),
-            hmac: Arc::new(hmac),
+            metrics,
+            hmac,
             audit,
             gateway,
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
@@ -197,7 +225,33 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         body_limit: config.body_limit,
         gateway_listener: None,
         budget,
+        _sqlite_lock: sqlite_lock,
     })
+}
+
+/// On PostgreSQL: LISTEN to the feed and start at its head (the loop
+/// starts in `run`). None on SQLite, a single node.
+async fn start_cluster(
+    store: keygate_store::SqlStore,
+    caches: ServiceCaches,
+    freshness: Arc<keygate_core::freshness::Freshness>,
+    config: &Config,
+    metrics: &Metrics,
+) -> Result<Option<Arc<Cluster>>, String> {
+    if freshness.bound_ms().is_none() {
+        return Ok(None);
+    }
+    let cluster = Cluster::start(
+        store,
+        caches,
+        freshness,
+        config.cluster.clone(),
+        Arc::new(SystemClock),
+        metrics,
+    )
+    .await?;
+    cluster.log_guarantees(false);
+    Ok(Some(Arc::new(cluster)))
 }
 
 impl App {
@@ -243,7 +297,9 @@ pub async fn run(
         body_limit,
         gateway_listener,
         budget,
+        _sqlite_lock,
     } = app;
+    let cluster_tasks = state.cluster.as_ref().map(|c| c.spawn()).unwrap_or_default();
     // One shutdown signal for both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -289,6 +345,12 @@ pub async fn run(
     blocklist_sync.abort();
     nonce_prune.abort();
     purge.abort();
+    for task in cluster_tasks {
+        task.abort();
+    }
+    if let Some(cluster) = &state.cluster {
+        cluster.membership.leave().await;
+    }
     if let Err(e) = state.keys.flush_usage().await {
         tracing::warn!(error = %e, "could not write last-used times at shutdown");
     }

@@ -5,7 +5,9 @@
 //! lives at most `ttl_ms`, and is dropped at once when this node changes the
 //! secret, or when the key service invalidates anything (update, rotate,
 //! revoke, create: its cache epoch moves), so a revoke on this node refuses
-//! the next signed request. Other nodes notice within the TTL.
+//! the next signed request. Other nodes drop theirs when the invalidation
+//! feed reaches them (`forget`, or the key cache's epoch), and every lookup
+//! is gated on the key service's `Freshness`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -316,6 +318,11 @@ impl HmacService {
     }
 
     async fn lookup(&self, id: &KeyId, now_ms: i64) -> Result<Arc<Entry>, HmacError> {
+        self.keys
+            .freshness()
+            .ensure()
+            .await
+            .map_err(HmacError::Unavailable)?;
         let epoch = self.keys.cache.epoch();
         let generation = self.generation.load(Ordering::Acquire);
         if let Some(entry) = self.cache.lock().get(id)

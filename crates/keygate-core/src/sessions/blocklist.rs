@@ -97,6 +97,12 @@ impl Blocklist {
         Ok(())
     }
 
+    /// Starts refusing `jti` on this node: an entry another node stored,
+    /// from the invalidation feed.
+    pub fn remember(&self, jti: &str, exp: i64) {
+        self.insert(jti.to_owned(), exp);
+    }
+
     fn insert(&self, jti: String, exp: i64) {
         let mut entries = self.entries.write();
         entries.insert(jti.into_boxed_str(), exp);

@@ -10,6 +10,7 @@ use keygate_verify::{Claims, TokenKind};
 
 use super::Blocklist;
 use crate::error::Error;
+use crate::freshness::Freshness;
 use crate::jwt::RevocationCheck;
 use crate::users::UserService;
 use crate::users::model::{UserId, issued_before_cutoff};
@@ -17,17 +18,31 @@ use crate::users::model::{UserId, issued_before_cutoff};
 pub struct SessionRevocation {
     blocklist: Arc<Blocklist>,
     users: Arc<UserService>,
+    freshness: Arc<Freshness>,
 }
 
 impl SessionRevocation {
     pub fn new(blocklist: Arc<Blocklist>, users: Arc<UserService>) -> Self {
-        Self { blocklist, users }
+        Self {
+            blocklist,
+            users,
+            freshness: Arc::new(Freshness::always()),
+        }
+    }
+
+    /// Gates the blocklist and the cut-off cache on `freshness` (many nodes).
+    pub fn with_freshness(mut self, freshness: Arc<Freshness>) -> Self {
+        self.freshness = freshness;
+        self
     }
 }
 
 #[async_trait]
 impl RevocationCheck for SessionRevocation {
     async fn is_revoked(&self, claims: &Claims) -> Result<bool, Error> {
+        // Both the blocklist and the cut-offs are caches the feed keeps
+        // exact; past S unconfirmed they may miss a revocation.
+        self.freshness.ensure().await?;
         if claims
             .jti
             .as_deref()

@@ -100,4 +100,15 @@ impl UserService {
         self.cutoffs.insert(user.clone(), value, now, epoch);
         Ok(value)
     }
+
+    /// Drops this node's cached cut-off of `user` (a change made elsewhere,
+    /// from the invalidation feed).
+    pub fn forget_cutoff(&self, user: &UserId) {
+        self.cutoffs.invalidate(user);
+    }
+
+    /// Drops every cached cut-off.
+    pub fn forget_all_cutoffs(&self) {
+        self.cutoffs.invalidate_all();
+    }
 }

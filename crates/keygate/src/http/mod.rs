@@ -57,6 +57,8 @@ pub struct AppState {
     pub gateway: Option<Arc<crate::gateway::Gateway>>,
     /// Proxies whose `X-Forwarded-For` names the client (both listeners).
     pub trusted_proxies: Arc<crate::client_addr::TrustedProxies>,
+    /// The many-nodes layer, on PostgreSQL; None on SQLite (one node).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl AppState {

@@ -1,0 +1,326 @@
+//! The `[cluster]` settings: this node's id, the staleness bound S and what
+//! happens past it, and the shared Redis. Flags are `--cluster-<name>` (and
+//! `--node-id`), the environment `KEYGATE_NODE_ID`,
+//! `KEYGATE_CLUSTER_<NAME>` and `KEYGATE_REDIS_URL` (environment only: a
+//! Redis URL may carry a password, and a flag's value shows in `ps`).
+
+use clap::Args;
+use keygate_core::freshness::StalePolicy;
+use serde::Deserialize;
+
+/// S by default: how long a node may answer from its caches without
+/// having confirmed it applied every committed change.
+pub const DEFAULT_CONFIRM_WITHIN_MS: u64 = 2000;
+const CONFIRM_WITHIN_RANGE: std::ops::RangeInclusive<u64> = 500..=30_000;
+const DEFAULT_STALE_SERVE_MAX_SECS: u64 = 600;
+const DEFAULT_REDIS_TIMEOUT_MS: u64 = 50;
+/// A node whose heartbeat is older than this is not live (for `?wait=all`,
+/// `/v1/cluster` and the limiter's share), unless S + 1 s is longer: a node
+/// must not drop out of `wait=all` while it may still serve from cache.
+const MIN_LIVE_TIMEOUT_MS: u64 = 3000;
+
+#[derive(Clone, Default, Args)]
+pub struct ClusterArgs {
+    /// This node's name in the cluster [default: <hostname>-<pid>-<random>].
+    #[arg(long = "node-id", env = "KEYGATE_NODE_ID", value_name = "ID")]
+    pub node_id: Option<String>,
+
+    /// S: the longest a node answers from its caches without confirming it
+    /// applied every committed change, 500 to 30000 ms [default: 2000].
+    #[arg(
+        long = "cluster-confirm-within-ms",
+        env = "KEYGATE_CLUSTER_CONFIRM_WITHIN_MS",
+        value_name = "MS"
+    )]
+    pub confirm_within_ms: Option<u64>,
+
+    /// Past S without confirmation: fail_closed (503) or serve_cached
+    /// [default: fail_closed].
+    #[arg(
+        long = "cluster-stale-policy",
+        env = "KEYGATE_CLUSTER_STALE_POLICY",
+        value_name = "POLICY"
+    )]
+    pub stale_policy: Option<String>,
+
+    /// The Redis URL, from KEYGATE_REDIS_URL only (never a flag).
+    #[arg(skip)]
+    pub redis_url: Option<String>,
+}
+
+/// `[cluster]` in the TOML file.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    node_id: Option<String>,
+    confirm_within_ms: Option<u64>,
+    stale_policy: Option<String>,
+    stale_serve_max_seconds: Option<u64>,
+    redis_url: Option<String>,
+    redis_prefix: Option<String>,
+    redis_timeout_ms: Option<u64>,
+    on_limiter_unavailable: Option<String>,
+}
+
+impl ClusterFile {
+    /// A Redis URL with a password: the file must then be private.
+    pub fn holds_secret(&self) -> bool {
+        self.redis_url.as_deref().is_some_and(|u| u.contains('@'))
+    }
+}
+
+/// What a Redis-limited route does when Redis cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimiterFallback {
+    /// An in-process limiter at limit / live nodes: never over the limit.
+    LocalShare,
+    Deny,
+    Allow,
+}
+
+impl LimiterFallback {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "local_share" => Ok(Self::LocalShare),
+            "deny" => Ok(Self::Deny),
+            "allow" => Ok(Self::Allow),
+            other => Err(format!("{other:?} is not local_share, deny or allow")),
+        }
+    }
+}
+
+/// The shared Redis; the URL may hold a password and never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    pub url: zeroize::Zeroizing<String>,
+    /// Every key keygate writes starts with `<prefix>:`.
+    pub prefix: String,
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("prefix", &self.prefix)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub node_id: String,
+    /// S, in milliseconds.
+    pub confirm_within_ms: i64,
+    pub stale_policy: StalePolicy,
+    pub redis: Option<RedisSettings>,
+    pub on_limiter_unavailable: LimiterFallback,
+}
+
+impl ClusterConfig {
+    /// How old a heartbeat may be for its node to count as live.
+    pub fn live_timeout_ms(&self) -> i64 {
+        self.confirm_within_ms
+            .saturating_add(1000)
+            .max(MIN_LIVE_TIMEOUT_MS as i64)
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        resolve(&ClusterArgs::default(), ClusterFile::default()).unwrap_or(Self {
+            node_id: "keygate".into(),
+            confirm_within_ms: DEFAULT_CONFIRM_WITHIN_MS as i64,
+            stale_policy: StalePolicy::FailClosed,
+            redis: None,
+            on_limiter_unavailable: LimiterFallback::LocalShare,
+        })
+    }
+}
+
+pub fn resolve(args: &ClusterArgs, file: ClusterFile) -> Result<ClusterConfig, String> {
+    let node_id = match args.node_id.clone().or(file.node_id) {
+        Some(id) => check_node_id(id)?,
+        None => default_node_id(),
+    };
+    let s = args
+        .confirm_within_ms
+        .or(file.confirm_within_ms)
+        .unwrap_or(DEFAULT_CONFIRM_WITHIN_MS);
+    if !CONFIRM_WITHIN_RANGE.contains(&s) {
+        return Err("cluster.confirm_within_ms: between 500 and 30000".into());
+    }
+    let max_stale = file
+        .stale_serve_max_seconds
+        .unwrap_or(DEFAULT_STALE_SERVE_MAX_SECS);
+    if !(1..=86_400).contains(&max_stale) {
+        return Err("cluster.stale_serve_max_seconds: between 1 and 86400".into());
+    }
+    let stale_policy = match args
+        .stale_policy
+        .clone()
+        .or(file.stale_policy)
+        .as_deref()
+        .unwrap_or("fail_closed")
+    {
+        "fail_closed" => StalePolicy::FailClosed,
+        "serve_cached" => StalePolicy::ServeCached {
+            max_ms: i64::try_from(max_stale).unwrap_or(600) * 1000,
+        },
+        other => {
+            return Err(format!(
+                "cluster.stale_policy: {other:?} is not fail_closed or serve_cached"
+            ));
+        }
+    };
+    let on_limiter_unavailable = LimiterFallback::parse(
+        file.on_limiter_unavailable
+            .as_deref()
+            .unwrap_or("local_share"),
+    )
+    .map_err(|e| format!("cluster.on_limiter_unavailable: {e}"))?;
+    let redis = redis_settings(
+        args.redis_url.clone().or(file.redis_url),
+        file.redis_prefix,
+        file.redis_timeout_ms,
+    )?;
+    Ok(ClusterConfig {
+        node_id,
+        confirm_within_ms: i64::try_from(s).unwrap_or(2000),
+        stale_policy,
+        redis,
+        on_limiter_unavailable,
+    })
+}
+
+fn redis_settings(
+    url: Option<String>,
+    prefix: Option<String>,
+    timeout_ms: Option<u64>,
+) -> Result<Option<RedisSettings>, String> {
+    let Some(url) = url.filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+    {
+        return Err("cluster.redis_url: must start with redis://, rediss:// or unix://".into());
+    }
+    let prefix = prefix.unwrap_or_else(|| "kg".to_owned());
+    if prefix.is_empty()
+        || prefix.len() > 64
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    {
+        return Err("cluster.redis_prefix: 1 to 64 of A-Z a-z 0-9 _ - .".into());
+    }
+    let timeout_ms = timeout_ms.unwrap_or(DEFAULT_REDIS_TIMEOUT_MS);
+    if !(1..=5000).contains(&timeout_ms) {
+        return Err("cluster.redis_timeout_ms: between 1 and 5000".into());
+    }
+    Ok(Some(RedisSettings {
+        url: url.into(),
+        prefix,
+        timeout_ms,
+    }))
+}
+
+fn check_node_id(id: String) -> Result<String, String> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
+    if ok {
+        Ok(id)
+    } else {
+        Err("cluster.node_id: 1 to 128 of A-Z a-z 0-9 _ - . :".into())
+    }
+}
+
+/// `<hostname>-<pid>-<random>`: unique even for two processes started on one
+/// machine with the same pid namespace reused.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+                .take(64)
+                .collect::<String>()
+        })
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "keygate".to_owned());
+    let random = keygate_core::apikey::random_id("", 6).unwrap_or_default();
+    format!("{host}-{}-{random}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn file(toml: &str) -> ClusterFile {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_fail_closed_two_seconds_and_no_redis() {
+        let c = resolve(&ClusterArgs::default(), ClusterFile::default()).unwrap();
+        assert_eq!(c.confirm_within_ms, 2000);
+        assert_eq!(c.stale_policy, StalePolicy::FailClosed);
+        assert!(c.redis.is_none());
+        assert_eq!(c.on_limiter_unavailable, LimiterFallback::LocalShare);
+        assert_eq!(c.live_timeout_ms(), 3000);
+        assert!(c.node_id.contains(&std::process::id().to_string()));
+        assert!(check_node_id(c.node_id).is_ok());
+    }
+
+    #[test]
+    fn the_file_is_read_and_flags_win() {
+        let f = file(
+            "node_id = \"a\"\nconfirm_within_ms = 5000\nstale_policy = \"serve_cached\"\n\
+             stale_serve_max_seconds = 60\nredis_url = \"redis://:pw@h:6379\"\nredis_prefix = \"t1\"\n\
+             on_limiter_unavailable = \"deny\"\n",
+        );
+        let args = ClusterArgs {
+            node_id: Some("b".into()),
+            ..ClusterArgs::default()
+        };
+        let c = resolve(&args, f).unwrap();
+        assert_eq!(c.node_id, "b");
+        assert_eq!(c.confirm_within_ms, 5000);
+        assert_eq!(c.live_timeout_ms(), 6000);
+        assert_eq!(c.stale_policy, StalePolicy::ServeCached { max_ms: 60_000 });
+        let redis = c.redis.unwrap();
+        assert_eq!(redis.prefix, "t1");
+        assert_eq!(redis.timeout_ms, 50);
+        assert!(!format!("{redis:?}").contains("pw"), "the URL never prints");
+        assert_eq!(c.on_limiter_unavailable, LimiterFallback::Deny);
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        for (toml, needle) in [
+            ("confirm_within_ms = 100", "confirm_within_ms"),
+            ("confirm_within_ms = 30001", "confirm_within_ms"),
+            ("stale_policy = \"sometimes\"", "stale_policy"),
+            ("redis_url = \"http://x\"", "redis_url"),
+            (
+                "redis_url = \"redis://x\"\nredis_prefix = \"a b\"",
+                "redis_prefix",
+            ),
+            (
+                "on_limiter_unavailable = \"maybe\"",
+                "on_limiter_unavailable",
+            ),
+            ("node_id = \"a b\"", "node_id"),
+        ] {
+            let err = resolve(&ClusterArgs::default(), file(toml)).unwrap_err();
+            assert!(err.contains(needle), "{toml}: {err}");
+        }
+        assert!(toml::from_str::<ClusterFile>("nope = 1").is_err());
+    }
+}
