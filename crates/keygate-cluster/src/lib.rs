@@ -7,3 +7,4 @@
 //! fast-changing counters (rate-limit TATs, nonces, login failures), never
 //! an acknowledged write, and every Redis use has a declared fallback.
 #![forbid(unsafe_code)]
+pub mod redis;
