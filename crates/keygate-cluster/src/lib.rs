@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod membership;
+pub mod redis;
 pub mod run;
 pub mod wait;
 pub mod watch;
