@@ -219,7 +219,14 @@ async fn a_black_holed_redis_fails_fast_opens_the_breaker_falls_back_and_recover
         return;
     };
     let conn = RedisConn::new(&RedisOptions::new(server.url(), "kg")).unwrap();
-    let fallback = Arc::new(MemoryNonceStore::new(100));
+    // The production fallback: the database's nonce table (SQLite here).
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", db.path().join("n.db").display());
+    let fallback = Arc::new(
+        keygate_store::connect(&url, keygate_store::ConnectOptions::default())
+            .await
+            .unwrap(),
+    );
     let nonces = RedisNonceStore::new(conn.clone(), fallback.clone());
     let deny = RedisGcraLimiter::new(conn.clone(), options(2, Unavailable::Deny));
     let share = RedisGcraLimiter::new(conn.clone(), options(2, Unavailable::LocalShare));
@@ -264,7 +271,11 @@ async fn a_black_holed_redis_fails_fast_opens_the_breaker_falls_back_and_recover
         nonces.record(&nonce("n1", during)).await.unwrap(),
         NonceVerdict::Fresh
     );
-    assert_eq!(fallback.len(), 1, "recorded in the fallback store");
+    assert_eq!(
+        fallback.record(&nonce("n1", during)).await.unwrap(),
+        NonceVerdict::Replayed,
+        "recorded in the database"
+    );
     for i in 0..2 {
         let a = throttle
             .admit("alice", IpAddr::from([192, 0, 2, i]), now_ms())
