@@ -73,6 +73,10 @@ pub struct RedisState {
     pub data_losses: u64,
 }
 
+/// The key (after the prefix) of the epoch the nonce store refuses
+/// signatures made before.
+pub const EPOCH_KEY: &str = "nonce_epoch";
+
 pub struct RedisConn {
     manager: ConnectionManager,
     prefix: String,
@@ -84,6 +88,13 @@ pub struct RedisConn {
     last_check: Mutex<Instant>,
     stats: RedisStats,
 }
+
+/// Sets the epoch (when this Redis's memory began, its `TIME` in ms) if
+/// it is missing: missing means Redis never held our data or lost it.
+const EPOCH_LUA: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then \
+    local t = redis.call('TIME') \
+    redis.call('SET', KEYS[1], string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))) \
+    end return 1";
 
 /// A restart between two of our calls always drops the connection, so
 /// checking after a failure suffices; the periodic check is a second line.
@@ -192,6 +203,12 @@ impl RedisConn {
         let info: String = redis::cmd("INFO")
             .arg("server")
             .query_async(&mut conn)
+            .await?;
+        // At the first connection and after a restart, before any use: a
+        // node starting on a new Redis sets the epoch before its traffic.
+        let _: i64 = redis::Script::new(EPOCH_LUA)
+            .key(self.key(EPOCH_KEY))
+            .invoke_async(&mut conn)
             .await?;
         self.suspect.store(false, Ordering::Release);
         let Some(id) = parse_run_id(&info) else {

@@ -193,7 +193,7 @@ impl RateLimiter for RedisGcraLimiter {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use crate::redis::testing::test_conn;
+    use crate::redis::testing::{cleanup, test_conn};
     use keygate_core::ratelimit::GcraLimiter;
 
     /// The production script with `now` taken from ARGV[3] instead of
@@ -227,7 +227,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_script_decides_exactly_as_the_in_process_limiter() {
-        let Some((conn, _prefix)) = test_conn("lua").await else {
+        let Some((conn, prefix)) = test_conn("lua").await else {
             return;
         };
         let script = script_with_explicit_now();
@@ -264,5 +264,6 @@ mod tests {
                 assert_eq!(admitted == 1, gcra.decide(ahead).allowed);
             }
         }
+        cleanup(&conn, &prefix).await;
     }
 }

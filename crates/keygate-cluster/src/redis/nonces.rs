@@ -3,11 +3,13 @@
 //! database's `NonceStore` as the fallback while Redis cannot answer.
 //!
 //! Two ways a replay could slip through, and what closes them:
-//! - Redis lost its data (restart, flush). The script keeps a nonce epoch
-//!   that exists exactly as long as Redis's memory does: when it is
-//!   missing, the script sets it to now, and a signature `created` before
-//!   the epoch is refused (`BeforeEpoch`): at most `hmac_max_skew_seconds`
-//!   of requests signed before the loss must be signed again.
+//! - Redis lost its data (restart, flush). A nonce epoch exists exactly as
+//!   long as Redis's memory does: `RedisConn` sets it (Redis `TIME`) when
+//!   it first connects and when it finds a new `run_id`, and the script
+//!   sets it to now if it is missing all the same; a signature `created`
+//!   before the epoch is refused (`BeforeEpoch`): at most
+//!   `hmac_max_skew_seconds` of requests signed before the loss must be
+//!   signed again.
 //! - Nonces recorded in the database during an outage are not in Redis.
 //!   A node that fell back remembers until when those nonces live and
 //!   publishes it in Redis with its first call after the outage; until
@@ -26,7 +28,7 @@ use keygate_core::httpsig::{NonceStore, NonceUse, NonceVerdict};
 use redis::Script;
 use sha2::{Digest, Sha256};
 
-use super::conn::RedisConn;
+use super::conn::{EPOCH_KEY, RedisConn};
 
 const NONCE_LUA: &str = include_str!("lua/nonce.lua");
 
@@ -59,7 +61,7 @@ impl RedisNonceStore {
         // neither appears in Redis in clear.
         let keys = [
             self.conn.key(&format!("n:{{{}}}", hex16(n.key_id))),
-            self.conn.key("nonce_epoch"),
+            self.conn.key(EPOCH_KEY),
             self.conn.key("nonce_sql_until"),
         ];
         let nonce = hex16(n.nonce);

@@ -11,12 +11,9 @@ use super::conn::{RedisConn, RedisOptions};
 /// A prefix no other test (or run) uses.
 pub fn unique_prefix(name: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let millis = keygate_core::Clock::now_millis(&keygate_core::SystemClock);
     format!(
-        "kgtest:{name}:{}:{nanos}:{}",
+        "kgtest:{name}:{}:{millis}:{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
@@ -43,4 +40,17 @@ pub async fn test_conn(name: &str) -> Option<(Arc<RedisConn>, String)> {
     }
     eprintln!("skipped: Redis at {url} does not answer");
     None
+}
+
+/// Deletes every key under `prefix` (the nonce epoch never expires).
+pub async fn cleanup(conn: &RedisConn, prefix: &str) {
+    let mut c = conn.manager();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut c)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query_async(&mut c).await;
+    }
 }
