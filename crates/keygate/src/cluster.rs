@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use keygate_cluster::{Membership, Node, PgListen, Propagation};
-use keygate_core::feed::{ApplyChange, Change};
+use keygate_core::feed::{ApplyChange, Change, FeedStore};
 use keygate_core::freshness::{BootClock, Freshness, FreshnessMode};
 use keygate_core::httpsig::HmacService;
 use keygate_core::jwt::TokenService;
@@ -81,6 +81,8 @@ pub struct Cluster {
     pub node: Arc<Node>,
     pub membership: Arc<Membership>,
     pub config: ClusterConfig,
+    /// The feed and membership tables.
+    pub feed: Arc<dyn FeedStore>,
     listen: Arc<PgListen>,
     first: parking_lot::Mutex<Option<Box<dyn keygate_cluster::NoticeSource>>>,
 }
@@ -112,9 +114,10 @@ impl Cluster {
         metrics: &Metrics,
     ) -> Result<Self, String> {
         let lag = metrics.invalidation_lag.clone();
+        let feed: Arc<dyn FeedStore> = Arc::new(store.clone());
         let node = Node::new(
             config.node_id.clone(),
-            Arc::new(store.clone()),
+            feed.clone(),
             Arc::new(caches),
             freshness.clone(),
             wall,
@@ -132,6 +135,7 @@ impl Cluster {
             node,
             membership,
             config,
+            feed,
             listen,
             first: parking_lot::Mutex::new(Some(first)),
         })
