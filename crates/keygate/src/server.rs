@@ -299,7 +299,11 @@ pub async fn run(
         budget,
         _sqlite_lock,
     } = app;
-    let cluster_tasks = state.cluster.as_ref().map(|c| c.spawn()).unwrap_or_default();
+    let cluster_tasks = state
+        .cluster
+        .as_ref()
+        .map(|c| c.spawn())
+        .unwrap_or_default();
     // One shutdown signal for both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

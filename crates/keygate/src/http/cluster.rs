@@ -27,8 +27,9 @@ impl<S: Send + Sync> FromRequestParts<S> for WaitAll {
         let Some(query) = parts.uri.query() else {
             return Ok(Self(false));
         };
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-            .map_err(|_| ApiError::bad_request("invalid_request", "the query string is malformed"))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
+            ApiError::bad_request("invalid_request", "the query string is malformed")
+        })?;
         let mut wait = false;
         for (name, value) in pairs {
             match (name.as_str(), value.as_str()) {
@@ -98,7 +99,10 @@ pub struct PropagationBody {
 
 /// Waits for the change just written, when asked to. A single node
 /// (SQLite) has applied it already.
-pub async fn propagate(state: &AppState, wait: WaitAll) -> Result<Option<PropagationView>, ApiError> {
+pub async fn propagate(
+    state: &AppState,
+    wait: WaitAll,
+) -> Result<Option<PropagationView>, ApiError> {
     if !wait.0 {
         return Ok(None);
     }

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiError;
 use super::cluster::{WaitAll, WaitParam, propagate};
+use super::error::ApiError;
 use super::extract::{AdminAuth, ApiJson};
 use super::keys::parse_query;
 use super::views::{decode_cursor, encode_cursor, page_limit, rfc3339};

@@ -288,6 +288,16 @@ impl TestApp {
 
     /// As `second_node`, answering why the server refused to start.
     pub async fn try_second_node(&self) -> Result<TestApp, String> {
+        self.second_node_with(|_| {}).await
+    }
+
+    /// As `try_second_node`, with its settings adjusted by `configure`.
+    pub async fn second_node_with(
+        &self,
+        configure: impl FnOnce(&mut ServeArgs),
+    ) -> Result<TestApp, String> {
+        let mut args = self.args.clone();
+        configure(&mut args);
         let mut node = TestApp {
             backend: self.backend,
             addr: "127.0.0.1:0".parse().expect("addr"),
@@ -295,7 +305,7 @@ impl TestApp {
             http: self.http.clone(),
             root_key: self.root_key.clone(),
             clock: self.clock.clone(),
-            args: self.args.clone(),
+            args,
             hmac: None,
             shutdown: None,
             handle: None,
