@@ -326,3 +326,6 @@ pub trait FeedStore: Send + Sync {
     /// a NOTIFY on [`CHANNEL_ACK`]; SQLite, single-node: nothing).
     async fn notify_ack(&self, node_id: &str, seq: i64) -> Result<(), Error>;
 }
+
+#[cfg(test)]
+mod tests;
