@@ -311,7 +311,11 @@ pub trait FeedStore: Send + Sync {
     async fn feed_head(&self) -> Result<i64, Error>;
     /// Up to `limit` entries with `seq > after`, in `seq` order.
     async fn feed_entries(&self, after: i64, limit: u32) -> Result<Vec<FeedEntry>, Error>;
-    /// The oldest `seq` still in the table; `None` when it is empty.
+    /// The oldest `seq` still in the table; `None` when it is empty (no
+    /// entry yet). Entries are gapless, so a node that applied up to
+    /// `applied` missed pruned entries exactly when `applied + 1 < oldest`
+    /// (equivalently: `feed_entries(applied, _)` starts above
+    /// `applied + 1`).
     async fn feed_oldest(&self) -> Result<Option<i64>, Error>;
     /// Deletes entries appended before `before_ms`, always keeping the
     /// newest; answers how many.
