@@ -68,16 +68,15 @@ pub(crate) async fn append(
     Ok(entry)
 }
 
-/// `pg_notify` returns `void`, which the Any driver cannot decode: the
-/// outer select turns it into a count.
+/// Queues a NOTIFY; inside a transaction it is sent at commit, or never.
 async fn notify<'c, E>(conn: E, channel: &str, payload: &str) -> Result<(), Error>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
-    sqlx::query("SELECT COUNT(*) AS n FROM (SELECT pg_notify($1, $2)) AS sent")
+    sqlx::query("SELECT pg_notify($1, $2)")
         .bind(channel)
         .bind(payload)
-        .fetch_one(conn)
+        .execute(conn)
         .await
         .map_err(db)?;
     Ok(())
