@@ -24,15 +24,129 @@ pub struct RateDecision {
     pub reset_ms: i64,
     /// Milliseconds until the next request could be admitted (0 when allowed).
     pub retry_after_ms: i64,
+    /// Refused only because the shared limiter could not answer and the
+    /// policy is `deny`: not over any limit.
+    pub unavailable: bool,
+}
+
+/// What a shared limiter does while its store (Redis) cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unavailable {
+    /// An in-process GCRA at the limit divided by the live nodes: never over
+    /// the limit while the node count is right; skewed traffic gets less.
+    #[default]
+    LocalShare,
+    /// Refuse every request.
+    Deny,
+    /// Admit every request (no limit at all until the store is back).
+    Allow,
+}
+
+impl Unavailable {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "local_share" => Some(Self::LocalShare),
+            "deny" => Some(Self::Deny),
+            "allow" => Some(Self::Allow),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LocalShare => "local_share",
+            Self::Deny => "deny",
+            Self::Allow => "allow",
+        }
+    }
 }
 
 /// A rate limiter keyed by a string (a key id, a user). The in-process one is
 /// below; a shared implementation for many nodes can stand in its place.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    async fn check(&self, key: &str, spec: RateLimitSpec, now_ms: i64) -> RateDecision;
+    /// At most `burst` (1 to `limit`) requests at once; `on_unavailable`
+    /// overrides the limiter's own fallback policy (a shared limiter's; an
+    /// in-process one is always available and ignores it).
+    async fn check_burst(
+        &self,
+        key: &str,
+        spec: RateLimitSpec,
+        burst: u32,
+        on_unavailable: Option<Unavailable>,
+        now_ms: i64,
+    ) -> RateDecision;
+
+    /// A full burst of `limit`, then one request per `period / limit`.
+    async fn check(&self, key: &str, spec: RateLimitSpec, now_ms: i64) -> RateDecision {
+        self.check_burst(key, spec, spec.limit, None, now_ms).await
+    }
+
     /// Gives back one admitted request, when a later rule refused it after all.
     async fn refund(&self, key: &str, spec: RateLimitSpec, now_ms: i64);
+}
+
+/// GCRA's two numbers for a limit, in microseconds: the unit Redis `TIME`
+/// gives, so a shared limiter computing in a Lua script (whose numbers are
+/// doubles, exact below 2^53: µs since 1970 are ~2^51) makes exactly the
+/// decisions this one does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    /// The emission interval: one request per `interval` µs.
+    pub interval: i64,
+    /// The tolerance: how far ahead of now the TAT may run (interval × burst).
+    pub tolerance: i64,
+    pub limit: u32,
+}
+
+impl Gcra {
+    pub fn new(spec: RateLimitSpec, burst: u32) -> Self {
+        Self::shared(spec, burst, 1)
+    }
+
+    /// A `1/share` part of the limit: the same burst shape, `share` times
+    /// slower, with the burst divided too (at least one request).
+    pub fn shared(spec: RateLimitSpec, burst: u32, share: u32) -> Self {
+        let limit = i64::from(spec.limit.max(1));
+        let share = i64::from(share.max(1));
+        let period = i64::from(spec.period_seconds.max(1)) * 1_000_000;
+        let interval = (period * share / limit).max(1);
+        let burst = i64::from(burst.clamp(1, spec.limit.max(1)));
+        Self {
+            interval,
+            tolerance: interval * (burst / share).max(1),
+            limit: spec.limit,
+        }
+    }
+
+    /// The decision for a request arriving when the TAT is `ahead` µs past
+    /// now (0 if the TAT is in the past): admitted when the new TAT stays
+    /// within the tolerance.
+    pub fn decide(&self, ahead: i64) -> RateDecision {
+        let ahead = ahead.max(0);
+        let new_ahead = ahead + self.interval;
+        let to_ms = |us: i64| (us + 999) / 1000;
+        if new_ahead > self.tolerance {
+            return RateDecision {
+                allowed: false,
+                limit: self.limit,
+                remaining: 0,
+                reset_ms: to_ms(ahead),
+                retry_after_ms: to_ms(new_ahead - self.tolerance),
+                unavailable: false,
+            };
+        }
+        let remaining =
+            ((self.tolerance - new_ahead) / self.interval).clamp(0, i64::from(self.limit));
+        RateDecision {
+            allowed: true,
+            limit: self.limit,
+            remaining: u32::try_from(remaining).unwrap_or(0),
+            reset_ms: to_ms(new_ahead),
+            retry_after_ms: 0,
+            unavailable: false,
+        }
+    }
 }
 
 const SHARDS: usize = 64;
@@ -41,7 +155,8 @@ const PRUNE_AT: usize = 16_384;
 
 /// In-process GCRA, sharded to keep lock contention low across cores.
 pub struct GcraLimiter {
-    shards: Vec<Mutex<HashMap<String, i128>>>,
+    /// Key to TAT, in µs.
+    shards: Vec<Mutex<HashMap<String, i64>>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -59,7 +174,7 @@ impl GcraLimiter {
         Self::default()
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, i128>> {
+    fn shard(&self, key: &str) -> &Mutex<HashMap<String, i64>> {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
@@ -80,49 +195,31 @@ impl GcraLimiter {
         burst: u32,
         now_ms: i64,
     ) -> RateDecision {
-        // Nanoseconds keep the emission interval exact enough for any
-        // limit/period pair (1000/min is 60 ms, 7/min is 8.571... s).
-        let now = i128::from(now_ms) * 1_000_000;
-        let limit = i128::from(spec.limit.max(1));
-        let full_period = i128::from(spec.period_seconds.max(1)) * 1_000_000_000;
-        let interval = full_period / limit;
-        // GCRA's tolerance: how far ahead of now the TAT may run.
-        let period = interval * i128::from(burst.clamp(1, spec.limit.max(1)));
+        self.decide_gcra(key, Gcra::new(spec, burst), now_ms)
+    }
+
+    /// The decision under explicit GCRA parameters (a share of a limit).
+    pub fn decide_gcra(&self, key: &str, gcra: Gcra, now_ms: i64) -> RateDecision {
+        let now = now_ms.saturating_mul(1000);
         let mut shard = self.shard(key).lock();
         let tat = shard.get(key).copied().unwrap_or(now).max(now);
-        let new_tat = tat + interval;
-        let to_ms = |ns: i128| i64::try_from((ns + 999_999) / 1_000_000).unwrap_or(i64::MAX);
-        if new_tat - now > period {
-            let retry = new_tat - period - now;
-            return RateDecision {
-                allowed: false,
-                limit: spec.limit,
-                remaining: 0,
-                reset_ms: to_ms(tat - now),
-                retry_after_ms: to_ms(retry),
-            };
+        let decision = gcra.decide(tat - now);
+        if !decision.allowed {
+            return decision;
         }
         if shard.len() >= PRUNE_AT && !shard.contains_key(key) {
             shard.retain(|_, t| *t > now);
         }
-        shard.insert(key.to_owned(), new_tat);
-        let remaining = ((period - (new_tat - now)) / interval).clamp(0, limit) as u32;
-        RateDecision {
-            allowed: true,
-            limit: spec.limit,
-            remaining,
-            reset_ms: to_ms(new_tat - now),
-            retry_after_ms: 0,
-        }
+        shard.insert(key.to_owned(), tat + gcra.interval);
+        decision
     }
 }
 
 impl GcraLimiter {
     /// Moves the key's TAT back by one interval, never before `now`.
     pub fn give_back(&self, key: &str, spec: RateLimitSpec, now_ms: i64) {
-        let now = i128::from(now_ms) * 1_000_000;
-        let interval =
-            i128::from(spec.period_seconds.max(1)) * 1_000_000_000 / i128::from(spec.limit.max(1));
+        let now = now_ms.saturating_mul(1000);
+        let interval = Gcra::new(spec, 1).interval;
         let mut shard = self.shard(key).lock();
         if let Some(tat) = shard.get_mut(key) {
             *tat = (*tat - interval).max(now);
@@ -132,8 +229,15 @@ impl GcraLimiter {
 
 #[async_trait]
 impl RateLimiter for GcraLimiter {
-    async fn check(&self, key: &str, spec: RateLimitSpec, now_ms: i64) -> RateDecision {
-        self.decide(key, spec, now_ms)
+    async fn check_burst(
+        &self,
+        key: &str,
+        spec: RateLimitSpec,
+        burst: u32,
+        _on_unavailable: Option<Unavailable>,
+        now_ms: i64,
+    ) -> RateDecision {
+        self.decide_with_burst(key, spec, burst, now_ms)
     }
 
     async fn refund(&self, key: &str, spec: RateLimitSpec, now_ms: i64) {
@@ -234,5 +338,32 @@ mod tests {
             .filter(|_| l.decide_with_burst("b", spec, 10, 0).allowed)
             .count();
         assert_eq!(at_once, 10);
+    }
+
+    #[test]
+    fn a_share_of_a_limit_is_that_many_times_slower_with_its_part_of_the_burst() {
+        let spec = RateLimitSpec {
+            limit: 1200,
+            period_seconds: 60,
+        };
+        let whole = Gcra::new(spec, 10);
+        assert_eq!((whole.interval, whole.tolerance), (50_000, 500_000));
+        let third = Gcra::shared(spec, 10, 3);
+        assert_eq!((third.interval, third.tolerance), (150_000, 450_000));
+        // Three nodes at a third each never admit more than one node would.
+        let l = GcraLimiter::new();
+        let admitted: usize = (0..3)
+            .map(|node| {
+                (0..30_000)
+                    .filter(|ms| l.decide_gcra(&format!("n{node}"), third, *ms).allowed)
+                    .count()
+            })
+            .sum();
+        let one = (0..30_000)
+            .filter(|ms| l.decide_gcra("one", whole, *ms).allowed)
+            .count();
+        assert!(admitted <= one, "{admitted} > {one}");
+        // A burst smaller than the share still admits one at a time.
+        assert_eq!(Gcra::shared(spec, 2, 3).tolerance, 150_000);
     }
 }

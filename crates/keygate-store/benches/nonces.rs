@@ -39,6 +39,7 @@ async fn record_one(store: &dyn NonceStore) {
             key_id: &key_id,
             nonce: &nonce,
             expires_at_ms: now_ms + 301_000,
+            created_ms: now_ms,
             now_ms,
             per_key_limit: u32::MAX,
         })

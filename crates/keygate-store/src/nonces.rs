@@ -199,6 +199,7 @@ mod tests {
                 key_id: "key_a",
                 nonce: &nonce,
                 expires_at_ms: 2_000,
+                created_ms: 1_000,
                 now_ms: 1_000,
                 per_key_limit: 5,
             };

@@ -25,6 +25,7 @@ fn nonce<'a>(key_id: &'a str, nonce: &'a str, now_ms: i64, limit: u32) -> NonceU
         key_id,
         nonce,
         expires_at_ms: now_ms + LIFE,
+        created_ms: now_ms,
         now_ms,
         per_key_limit: limit,
     }

@@ -43,6 +43,9 @@ pub struct NonceUse<'a> {
     pub nonce: &'a str,
     /// When it may be forgotten: its signature is dead by then.
     pub expires_at_ms: i64,
+    /// When its signature says it was made (`created`): a shared store
+    /// that lost its memory refuses signatures made before the loss.
+    pub created_ms: i64,
     pub now_ms: i64,
     /// Most live nonces the key may hold (`hmac_nonces_per_key`).
     pub per_key_limit: u32,
@@ -57,6 +60,10 @@ pub enum NonceVerdict {
     /// The key already holds its quota of live nonces; nothing was
     /// recorded. Room frees up within `retry_after_ms`.
     OverQuota { retry_after_ms: i64 },
+    /// Signed before the store's epoch: a shared store that lost its
+    /// memory cannot tell whether this nonce was used, so a signature made
+    /// before the loss must be made again. Nothing was recorded.
+    BeforeEpoch,
 }
 
 #[async_trait]
@@ -197,6 +204,7 @@ mod tests {
             key_id,
             nonce,
             expires_at_ms: expires,
+            created_ms: now,
             now_ms: now,
             per_key_limit: 1000,
         }

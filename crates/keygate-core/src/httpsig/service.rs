@@ -297,6 +297,7 @@ impl HmacService {
             key_id: chosen.key_id.as_str(),
             nonce: &chosen.nonce,
             expires_at_ms: chosen.nonce_expires_at_ms,
+            created_ms: chosen.created.saturating_mul(1000),
             now_ms,
             per_key_limit: self.policy.nonces_per_key,
         };
@@ -314,6 +315,10 @@ impl HmacService {
             NonceVerdict::OverQuota { retry_after_ms } => {
                 Err(HmacError::OverQuota { retry_after_ms })
             }
+            NonceVerdict::BeforeEpoch => Err(HmacError::refused(
+                SigCode::SignatureExpired,
+                "signed before the replay store lost its memory: sign the request again",
+            )),
         }
     }
 

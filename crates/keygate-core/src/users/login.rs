@@ -13,6 +13,7 @@ use super::cutoff::Cutoff;
 use super::model::{UserId, UserRecord, Username};
 use super::password::MAX_PASSWORD_BYTES;
 use super::service::UserService;
+use super::throttle::Outcome;
 use crate::error::Error;
 
 #[derive(Debug, Error)]
@@ -41,21 +42,22 @@ impl UserService {
         let attempt = self
             .throttle
             .admit(key, client, now)
+            .await
             .map_err(|retry_after_secs| LoginError::Throttled { retry_after_secs })?;
         let Some(name) = parsed else {
-            self.throttle.failed(attempt);
+            self.throttle.settle(attempt, Outcome::Failed).await;
             return Err(LoginError::InvalidCredentials);
         };
         if password.len() > MAX_PASSWORD_BYTES {
             // No stored password is this long; refusing without hashing
             // tells nothing about the user.
-            self.throttle.failed(attempt);
+            self.throttle.settle(attempt, Outcome::Failed).await;
             return Err(LoginError::InvalidCredentials);
         }
         let found = match self.store.find_user_by_username(&name).await {
             Ok(found) => found,
             Err(e) => {
-                self.throttle.forgive(attempt);
+                self.throttle.settle(attempt, Outcome::Forgiven).await;
                 return Err(LoginError::Storage(e));
             }
         };
@@ -67,17 +69,17 @@ impl UserService {
         let matched = match self.hasher.verify(candidate, hash).await {
             Ok(m) => m,
             Err(e) => {
-                self.throttle.forgive(attempt);
+                self.throttle.settle(attempt, Outcome::Forgiven).await;
                 return Err(LoginError::Storage(e));
             }
         };
         match user {
             Some(user) if matched && !user.disabled => {
-                self.throttle.succeeded(attempt);
+                self.throttle.settle(attempt, Outcome::Succeeded).await;
                 Ok(user)
             }
             _ => {
-                self.throttle.failed(attempt);
+                self.throttle.settle(attempt, Outcome::Failed).await;
                 Err(LoginError::InvalidCredentials)
             }
         }

@@ -11,7 +11,7 @@ use super::model::{
     Claims, Role, UserFilter, UserId, UserRecord, Username, validate_claims, validate_roles,
 };
 use super::password::{Password, PasswordHasherPool, PhcHash};
-use super::throttle::LoginThrottle;
+use super::throttle::{LoginThrottle, Throttle};
 use crate::apikey::random_id;
 use crate::clock::Clock;
 use crate::error::Error;
@@ -47,7 +47,7 @@ pub struct UserService {
     pub(super) store: Arc<dyn Store>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) hasher: PasswordHasherPool,
-    pub(super) throttle: LoginThrottle,
+    pub(super) throttle: Arc<dyn Throttle>,
     pub(super) cutoffs: CutoffCache,
 }
 
@@ -57,7 +57,7 @@ impl UserService {
             store,
             clock,
             PasswordHasherPool::default(),
-            LoginThrottle::default(),
+            Arc::new(LoginThrottle::default()),
         )
     }
 
@@ -65,7 +65,7 @@ impl UserService {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         hasher: PasswordHasherPool,
-        throttle: LoginThrottle,
+        throttle: Arc<dyn Throttle>,
     ) -> Self {
         Self {
             store,
@@ -74,6 +74,12 @@ impl UserService {
             throttle,
             cutoffs: CutoffCache::new(CUTOFF_TTL_MS, CUTOFF_ENTRIES),
         }
+    }
+
+    /// Swaps the login throttle (a shared one, for many nodes).
+    pub fn with_throttle(mut self, throttle: Arc<dyn Throttle>) -> Self {
+        self.throttle = throttle;
+        self
     }
 
     /// Computes the dummy hash unknown usernames are checked against, so

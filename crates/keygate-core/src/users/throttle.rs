@@ -13,10 +13,15 @@
 //! all slip through one open slot. A refused attempt changes nothing.
 //! When a table is full, stale entries go first, then the least recently
 //! failed half; entries idle for `forget_after` are dropped.
+//!
+//! `Throttle` is the seam: `LoginThrottle` here is one process's; a shared
+//! one (Redis, in keygate-cluster) stands behind the same trait so N nodes
+//! throttle as one, and falls back to this one with thresholds divided by N.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
+use async_trait::async_trait;
 use parking_lot::Mutex;
 
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +80,82 @@ pub struct Admitted {
     user: String,
     client: ClientKey,
     at_ms: i64,
+    /// Which implementation admitted it, for one that can fall back to
+    /// another (0: this one's own; see `Admitted::via`).
+    via: u8,
+}
+
+impl Admitted {
+    /// The same attempt, marked as admitted by implementation `via`; a
+    /// shared throttle admits with its own store or its local fallback and
+    /// must report the outcome to the one that counted it.
+    pub fn marked(mut self, via: u8) -> Self {
+        self.via = via;
+        self
+    }
+
+    pub fn via(&self) -> u8 {
+        self.via
+    }
+
+    /// The username the attempt was for (normalized).
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The client's throttling key: an IPv4 address or an IPv6 /64, as text.
+    pub fn client_key(&self) -> String {
+        match self.client {
+            ClientKey::V4(v) => std::net::Ipv4Addr::from(v).to_string(),
+            ClientKey::V6Prefix(p) => format!("{:x}/64", p),
+        }
+    }
+
+    /// An attempt admitted elsewhere (a shared store), with this module's
+    /// grouping of the client.
+    pub fn new(user: &str, client: IpAddr, at_ms: i64, via: u8) -> Self {
+        Self {
+            user: user.to_owned(),
+            client: client_key(client),
+            at_ms,
+            via,
+        }
+    }
+}
+
+/// How an admitted attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The password matched: the username starts afresh, the client's
+    /// provisional failure is withdrawn.
+    Succeeded,
+    /// It failed; it was counted when admitted.
+    Failed,
+    /// It could not be decided (storage failed): it counts as nothing.
+    Forgiven,
+}
+
+/// Login throttling: admit an attempt (counted as a failure until told
+/// otherwise) or answer how many seconds to wait; then report its outcome.
+#[async_trait]
+pub trait Throttle: Send + Sync {
+    async fn admit(&self, user: &str, client: IpAddr, now_ms: i64) -> Result<Admitted, u64>;
+    async fn settle(&self, attempt: Admitted, outcome: Outcome);
+}
+
+#[async_trait]
+impl Throttle for LoginThrottle {
+    async fn admit(&self, user: &str, client: IpAddr, now_ms: i64) -> Result<Admitted, u64> {
+        LoginThrottle::admit(self, user, client, now_ms)
+    }
+
+    async fn settle(&self, attempt: Admitted, outcome: Outcome) {
+        match outcome {
+            Outcome::Succeeded => self.succeeded(attempt),
+            Outcome::Failed => self.failed(attempt),
+            Outcome::Forgiven => self.forgive(attempt),
+        }
+    }
 }
 
 pub struct LoginThrottle {
@@ -121,11 +202,12 @@ impl LoginThrottle {
         }
     }
 
-    fn user_delay_ms(&self, count: u32) -> i64 {
-        if count < self.config.free_failures {
+    fn user_delay_ms(&self, count: u32, share: u32) -> i64 {
+        let free = (self.config.free_failures / share.max(1)).max(1);
+        if count < free {
             return 0;
         }
-        let doublings = (count - self.config.free_failures).min(40);
+        let doublings = (count - free).min(40);
         self.config
             .base_delay_ms
             .saturating_mul(1_i64 << doublings)
@@ -135,8 +217,22 @@ impl LoginThrottle {
     /// Admits an attempt for `user` (normalized) from `client` and counts it
     /// as a failure until told otherwise, or answers how many seconds to wait.
     pub fn admit(&self, user: &str, client: IpAddr, now_ms: i64) -> Result<Admitted, u64> {
+        self.admit_share(user, client, now_ms, 1)
+    }
+
+    /// As `admit`, with the free failures and the client's failures divided
+    /// by `share` (at least one each): this node's part of a throttle that
+    /// N nodes enforce together while their shared store is unavailable.
+    pub fn admit_share(
+        &self,
+        user: &str,
+        client: IpAddr,
+        now_ms: i64,
+        share: u32,
+    ) -> Result<Admitted, u64> {
         let key = client_key(client);
         let cfg = self.config;
+        let client_failures = (cfg.client_failures / share.max(1) as usize).max(1);
         let mut clients = self.clients.lock();
         let mut users = self.users.lock();
         let window_start = now_ms - cfg.client_window_ms;
@@ -144,7 +240,7 @@ impl LoginThrottle {
             while times.front().is_some_and(|&t| t <= window_start) {
                 times.pop_front();
             }
-            if times.len() >= cfg.client_failures
+            if times.len() >= client_failures
                 && let Some(&oldest) = times.front()
             {
                 return Err(ceil_secs(oldest + cfg.client_window_ms - now_ms));
@@ -152,7 +248,7 @@ impl LoginThrottle {
         }
         if let Some(f) = users.get(user) {
             let fresh = now_ms - f.last_ms < cfg.forget_after_ms;
-            let open_at = f.last_ms + self.user_delay_ms(f.count);
+            let open_at = f.last_ms + self.user_delay_ms(f.count, share);
             if fresh && now_ms < open_at {
                 return Err(ceil_secs(open_at - now_ms));
             }
@@ -191,6 +287,7 @@ impl LoginThrottle {
             user: user.to_owned(),
             client: key,
             at_ms: now_ms,
+            via: 0,
         })
     }
 
@@ -393,5 +490,32 @@ mod tests {
         for _ in 0..5 {
             fail(&t, "eve", "192.0.2.53", &clock).unwrap();
         }
+    }
+
+    #[test]
+    fn a_share_divides_the_free_failures_and_the_client_limit() {
+        let clock = ManualClock::new(0);
+        let t = LoginThrottle::default();
+        let now = clock.now_millis();
+        // Two nodes: 5 / 2 = 2 free failures per username...
+        for i in 0..2 {
+            let a = t
+                .admit_share("ann", ip(&format!("192.0.2.{i}")), now, 2)
+                .unwrap();
+            t.failed(a);
+        }
+        assert_eq!(
+            t.admit_share("ann", ip("192.0.2.9"), now, 2).unwrap_err(),
+            1
+        );
+        // ...and 20 / 2 = 10 failures per client.
+        for i in 0..10 {
+            let a = t
+                .admit_share(&format!("u{i}"), ip("198.51.100.7"), now, 2)
+                .unwrap();
+            t.failed(a);
+        }
+        assert!(t.admit_share("v", ip("198.51.100.7"), now, 2).is_err());
+        assert!(t.admit("v", ip("198.51.100.7"), now).is_ok());
     }
 }

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use keygate_core::ApiKey;
 use keygate_core::httpsig::BodyDigest;
 use keygate_core::jwt::{AcceptedKinds, TokenKind};
-use keygate_core::ratelimit::RateDecision;
+use keygate_core::ratelimit::{RateDecision, RateLimiter};
 use keygate_core::{VerifyCode, model::KeyRecord};
 
 use super::config::{AuthMode, Route};
@@ -354,9 +354,11 @@ pub fn ratelimit_fields(route: &str, d: &RateDecision, period: u32) -> RateLimit
 }
 
 /// The route's own limit, per key, else per user, else per client address.
-pub fn check_rate_limit(
+/// A refusal by the limiter's fallback (`deny` while the shared limiter
+/// cannot answer) is a 503, not a 429: the client is not over any limit.
+pub async fn check_rate_limit(
     state: &AppState,
-    limiter: &keygate_core::ratelimit::GcraLimiter,
+    limiter: &dyn RateLimiter,
     route: &Route,
     identity: &Identity,
     peer: &str,
@@ -366,16 +368,28 @@ pub fn check_rate_limit(
     };
     let who = identity.limit_key().unwrap_or(peer);
     let key = format!("{}\u{0}{who}", route.name);
-    let d = limiter.decide_with_burst(
-        &key,
-        spec,
-        route.rate_limit_burst,
-        state.keys.clock().now_millis(),
-    );
-    let fields = ratelimit_fields(&route.name, &d, spec.period_seconds);
+    let d = limiter
+        .check_burst(
+            &key,
+            spec,
+            route.rate_limit_burst,
+            route.on_limiter_unavailable,
+            state.keys.clock().now_millis(),
+        )
+        .await;
     if d.allowed {
-        return Ok(Some(fields));
+        return Ok(Some(ratelimit_fields(&route.name, &d, spec.period_seconds)));
     }
+    if d.unavailable {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "rate_limiter_unavailable",
+            "this route's rate limiter cannot answer and the route refuses requests meanwhile",
+        );
+        e.retry_after_secs = Some(ceil_secs(d.retry_after_ms));
+        return Err(Refusal::new(e, "rate_limiter_unavailable"));
+    }
+    let fields = ratelimit_fields(&route.name, &d, spec.period_seconds);
     let mut e = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",

@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::http::{HeaderValue, Method, Uri};
 use keygate_core::jwt::AcceptedKinds;
 use keygate_core::model::{RateLimitSpec, Scope};
+use keygate_core::ratelimit::Unavailable;
 use serde::Deserialize;
 
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
@@ -31,12 +32,15 @@ pub struct GatewayFile {
 
 /// A route's `rate_limit`: `limit` per `period_seconds`, and how many of
 /// them may come at once (`burst`, 1 to `limit`, default `limit`).
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteRateLimitFile {
     pub limit: u32,
     pub period_seconds: u32,
     pub burst: Option<u32>,
+    /// What the limit does while the shared limiter (Redis) cannot answer:
+    /// `local_share`, `deny` or `allow`; default: `[cluster]`'s.
+    pub on_limiter_unavailable: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +176,9 @@ pub struct Route {
     pub rate_limit: Option<RateLimitSpec>,
     /// Requests admitted at once under `rate_limit` (GCRA's burst).
     pub rate_limit_burst: u32,
+    /// The fallback while the shared limiter cannot answer; None: the
+    /// limiter's default (`[cluster] on_limiter_unavailable`).
+    pub on_limiter_unavailable: Option<Unavailable>,
     pub forward_token: ForwardToken,
     pub strip_prefix: bool,
     pub timeout: Duration,
@@ -356,7 +363,7 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 err(format!("roles: {role:?} is not a role name"));
             }
         }
-        let rate_limit = r.rate_limit.map(|f| RateLimitSpec {
+        let rate_limit = r.rate_limit.as_ref().map(|f| RateLimitSpec {
             limit: f.limit,
             period_seconds: f.period_seconds,
         });
@@ -365,13 +372,23 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
         {
             err(format!("{e}"));
         }
-        let burst = r.rate_limit.and_then(|f| f.burst);
+        let burst = r.rate_limit.as_ref().and_then(|f| f.burst);
         if let (Some(b), Some(spec)) = (burst, rate_limit)
             && (b == 0 || b > spec.limit)
         {
             err(format!(
                 "rate_limit.burst: {b} must be between 1 and the limit ({})",
                 spec.limit
+            ));
+        }
+        let on_unavailable = r.rate_limit.as_ref().and_then(|f| {
+            f.on_limiter_unavailable
+                .as_deref()
+                .map(|v| (v, Unavailable::parse(v)))
+        });
+        if let Some((v, None)) = on_unavailable {
+            err(format!(
+                "rate_limit.on_limiter_unavailable: {v:?} is not one of local_share, deny, allow"
             ));
         }
         let forward_token = match r.forward_token.as_deref().unwrap_or("internal") {
@@ -430,6 +447,7 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
                 roles: r.roles.clone(),
                 rate_limit,
                 rate_limit_burst: burst.or(rate_limit.map(|s| s.limit)).unwrap_or(1),
+                on_limiter_unavailable: on_unavailable.and_then(|(_, u)| u),
                 forward_token,
                 strip_prefix: r.strip_prefix,
                 timeout: Duration::from_secs(route_timeout),
@@ -710,5 +728,37 @@ mod tests {
             )));
             assert!(errs.iter().any(|e| e.contains("burst")), "{errs:?}");
         }
+    }
+
+    #[test]
+    fn on_limiter_unavailable_is_one_of_three_policies() {
+        let route = |extra: &str| {
+            format!(
+                "[gateway]\n[[gateway.routes]]\nname = \"a\"\nmatch = {{ path_prefix = \"/\" }}\n\
+                 upstream = \"http://h:1\"\nauth = \"api_key\"\n\
+                 rate_limit = {{ limit = 10, period_seconds = 60{extra} }}\n"
+            )
+        };
+        let parsed = |extra: &str| {
+            parse_text(&route(extra)).unwrap().unwrap().routes[0].on_limiter_unavailable
+        };
+        assert_eq!(parsed(""), None);
+        assert_eq!(
+            parsed(", on_limiter_unavailable = \"deny\""),
+            Some(Unavailable::Deny)
+        );
+        assert_eq!(
+            parsed(", on_limiter_unavailable = \"allow\""),
+            Some(Unavailable::Allow)
+        );
+        assert_eq!(
+            parsed(", on_limiter_unavailable = \"local_share\""),
+            Some(Unavailable::LocalShare)
+        );
+        let errs = errors(&route(", on_limiter_unavailable = \"open\""));
+        assert!(
+            errs.iter().any(|e| e.contains("on_limiter_unavailable")),
+            "{errs:?}"
+        );
     }
 }

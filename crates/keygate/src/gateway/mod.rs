@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use keygate_core::ratelimit::GcraLimiter;
+use keygate_core::ratelimit::{GcraLimiter, RateLimiter};
 use parking_lot::RwLock;
 
 use crate::http::AppState;
@@ -47,20 +47,31 @@ pub struct Gateway {
     config_path: Option<PathBuf>,
     pub(crate) upstreams: Arc<Upstreams>,
     /// Route limits, apart from the keys' own limiter: the same key may have
-    /// its own limit and a route's.
-    pub(crate) limiter: GcraLimiter,
+    /// its own limit and a route's. In process, or shared across nodes.
+    pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) internal: InternalTokens,
 }
 
 impl Gateway {
-    /// `config_path` is the file a reload reads again.
+    /// `config_path` is the file a reload reads again. Route limits are
+    /// counted in this process.
     pub fn new(config: GatewayConfig, config_path: Option<PathBuf>) -> Arc<Self> {
+        Self::with_limiter(config, config_path, Arc::new(GcraLimiter::new()))
+    }
+
+    /// As `new`, with route limits counted by `limiter` (a shared one when
+    /// several nodes serve the same routes).
+    pub fn with_limiter(
+        config: GatewayConfig,
+        config_path: Option<PathBuf>,
+        limiter: Arc<dyn RateLimiter>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             table: RwLock::new(Arc::new(RouteTable::new(config.routes))),
             listen: config.listen,
             config_path,
             upstreams: Upstreams::new(),
-            limiter: GcraLimiter::new(),
+            limiter,
             internal: InternalTokens::default(),
         })
     }

@@ -420,7 +420,9 @@ pub async fn admit(
     peer: &str,
 ) -> Result<Admitted, Refusal> {
     let (identity, pending_digest) = auth::authenticate(&gs.app, route, req).await?;
-    let ratelimit = auth::check_rate_limit(&gs.app, &gs.gateway.limiter, route, &identity, peer)?;
+    let ratelimit =
+        auth::check_rate_limit(&gs.app, gs.gateway.limiter.as_ref(), route, &identity, peer)
+            .await?;
     Ok(Admitted {
         identity,
         ratelimit,
