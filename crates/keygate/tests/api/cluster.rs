@@ -332,3 +332,43 @@ async fn a_node_that_loses_its_database_answers_503_after_s_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// With `[cluster] redis_url`, a key's limit is one budget across nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_two_nodes_share_one_rate_limit() {
+    let Ok(redis) = std::env::var("KEYGATE_TEST_REDIS_URL") else {
+        assert!(
+            !crate::helpers::services_required(),
+            "KEYGATE_TEST_REQUIRE_SERVICES=1 but KEYGATE_TEST_REDIS_URL is not set"
+        );
+        eprintln!("skipping: KEYGATE_TEST_REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!(
+        "kgt-{}",
+        keygate_core::apikey::random_id("", 10)
+            .unwrap()
+            .to_ascii_lowercase()
+    );
+    let toml = format!("[cluster]\nredis_url = \"{redis}\"\nredis_prefix = \"{prefix}\"\n");
+    let Some(a) = crate::helpers::spawn_app_with_toml(Backend::Postgres, Some(&toml), |_| {}).await
+    else {
+        return;
+    };
+    let b = a.second_node().await;
+    let (_, key) = a
+        .create_key(
+            json!({"name": "k", "owner": "o", "rate_limit": {"limit": 3, "period_seconds": 3600}}),
+        )
+        .await;
+    let mut codes = Vec::new();
+    for node in [&a, &b, &a, &b] {
+        codes.push(node.verify_code(&key).await);
+    }
+    assert_eq!(codes, ["VALID", "VALID", "VALID", "RATE_LIMITED"]);
+    let body = until_live(&a, 2).await;
+    for n in body["nodes"].as_array().unwrap() {
+        assert_eq!(n["limiter"]["backend"], "redis", "{body}");
+        assert_eq!(n["limiter"]["breaker"], "closed", "{body}");
+    }
+}
