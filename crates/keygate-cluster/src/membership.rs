@@ -44,6 +44,12 @@ impl Membership {
         }
     }
 
+    /// Counts live nodes into `live` (shared with the limiter's fallback).
+    pub fn with_live_counter(mut self, live: Arc<AtomicU32>) -> Self {
+        self.live = live;
+        self
+    }
+
     pub fn with_info(mut self, info: InfoSource) -> Self {
         self.info = Some(info);
         self

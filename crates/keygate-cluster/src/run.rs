@@ -68,7 +68,11 @@ impl Node {
 
     /// Runs until dropped, from the listener `start` returned (or, with
     /// None, starting now). After a rebuild it catches up from where it was.
-    pub async fn watch(self: Arc<Self>, listen: Arc<dyn Listen>, mut first: Option<Box<dyn NoticeSource>>) {
+    pub async fn watch(
+        self: Arc<Self>,
+        listen: Arc<dyn Listen>,
+        mut first: Option<Box<dyn NoticeSource>>,
+    ) {
         let mut started = first.is_some();
         let mut backoff = BACKOFF_FIRST;
         loop {
@@ -81,7 +85,9 @@ impl Node {
                     started = true;
                     backoff = BACKOFF_FIRST;
                     if let Exit::HalfOpen = self.serve(source).await {
-                        tracing::warn!("the feed listener went quiet while the head moved; reconnecting");
+                        tracing::warn!(
+                            "the feed listener went quiet while the head moved; reconnecting"
+                        );
                     }
                 }
                 Err(e) => {

@@ -311,7 +311,11 @@ pub trait FeedStore: Send + Sync {
     async fn feed_head(&self) -> Result<i64, Error>;
     /// Up to `limit` entries with `seq > after`, in `seq` order.
     async fn feed_entries(&self, after: i64, limit: u32) -> Result<Vec<FeedEntry>, Error>;
-    /// The oldest `seq` still in the table; `None` when it is empty.
+    /// The oldest `seq` still in the table; `None` when it is empty (no
+    /// entry yet). Entries are gapless, so a node that applied up to
+    /// `applied` missed pruned entries exactly when `applied + 1 < oldest`
+    /// (equivalently: `feed_entries(applied, _)` starts above
+    /// `applied + 1`).
     async fn feed_oldest(&self) -> Result<Option<i64>, Error>;
     /// Deletes entries appended before `before_ms`, always keeping the
     /// newest; answers how many.
@@ -326,3 +330,6 @@ pub trait FeedStore: Send + Sync {
     /// a NOTIFY on [`CHANNEL_ACK`]; SQLite, single-node: nothing).
     async fn notify_ack(&self, node_id: &str, seq: i64) -> Result<(), Error>;
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,7 +17,7 @@ use keygate_core::feed::{
 use keygate_core::{Clock, Error, SystemClock};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 use crate::rows::col;
 use crate::{Backend, SqlStore, db};
@@ -68,16 +68,15 @@ pub(crate) async fn append(
     Ok(entry)
 }
 
-/// `pg_notify` returns `void`, which the Any driver cannot decode: the
-/// outer select turns it into a count.
+/// Queues a NOTIFY; inside a transaction it is sent at commit, or never.
 async fn notify<'c, E>(conn: E, channel: &str, payload: &str) -> Result<(), Error>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
-    sqlx::query("SELECT COUNT(*) AS n FROM (SELECT pg_notify($1, $2)) AS sent")
+    sqlx::query("SELECT pg_notify($1, $2)")
         .bind(channel)
         .bind(payload)
-        .fetch_one(conn)
+        .execute(conn)
         .await
         .map_err(db)?;
     Ok(())
@@ -119,8 +118,10 @@ impl SqlStore {
         Ok(out)
     }
 
-    /// A listener on the feed's channels, LISTENing before it is returned;
-    /// `None` on SQLite (one node, no NOTIFY).
+    /// A listener on the feed's channels, LISTENing before it is returned
+    /// (so a head read after this misses nothing); `None` on SQLite (one
+    /// node, no NOTIFY). It holds its own session, outside the pool; it
+    /// must reach the primary directly (no transaction-mode pooler).
     pub async fn feed_listener(&self) -> Result<Option<FeedListener>, Error> {
         match (&self.backend, &self.listen_url) {
             (Backend::Postgres, Some(url)) => FeedListener::connect(url.as_str()).await.map(Some),
@@ -220,6 +221,9 @@ impl FeedStore for SqlStore {
     }
 }
 
+/// How long the listener waits to (re)connect before `next` answers `Err`.
+const LISTEN_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What a [`FeedListener`] hears.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -243,7 +247,19 @@ impl std::fmt::Debug for FeedListener {
 
 impl FeedListener {
     async fn connect(url: &str) -> Result<Self, Error> {
-        let mut inner = PgListener::connect(url).await.map_err(db)?;
+        let opts: PgConnectOptions = url.parse().map_err(db)?;
+        // A pool of one, only for the listener's reconnects. sqlx's own
+        // `PgListener::connect` waits up to 30 s for a connection, also
+        // inside `try_recv`'s reconnect; a short wait lets a node rebuild
+        // (and count itself unconfirmed) on its own schedule.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .acquire_timeout(LISTEN_ACQUIRE_TIMEOUT)
+            .connect_lazy_with(opts);
+        let mut inner = PgListener::connect_with(&pool).await.map_err(db)?;
+        inner.ignore_pool_close_event(true);
         inner
             .listen_all([CHANNEL_INVALIDATION, CHANNEL_ACK])
             .await

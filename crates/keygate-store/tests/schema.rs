@@ -295,6 +295,9 @@ async fn unreadable_rows_are_storage_errors(ctx: Ctx) {
 async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
     ctx.store.close().await;
     for table in [
+        "cluster_nodes",
+        "invalidations",
+        "cluster_head",
         "hmac_nonce_counts",
         "hmac_nonces",
         "signing_keys",

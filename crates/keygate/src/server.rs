@@ -5,19 +5,21 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+use keygate_cluster::membership::InfoSource;
 use keygate_core::audit::AuditLog;
 use keygate_core::httpsig::{HmacService, NonceStore};
 use keygate_core::jwt::TokenService;
-use keygate_core::ratelimit::GcraLimiter;
+use keygate_core::ratelimit::{GcraLimiter, RateLimiter};
 use keygate_core::sessions::{
     AuditContext, BLOCKLIST_SYNC_INTERVAL, Blocklist, SessionRevocation, SessionService,
 };
 use keygate_core::{Clock, IssuedKey, KeyService, SystemClock, UserService};
 use tokio::net::TcpListener;
 
-use crate::cluster::{Cluster, ServiceCaches, SqliteLock, freshness_for};
+use crate::cluster::{Cluster, ServiceCaches, SharedLayer, SqliteLock, freshness_for};
 use crate::config::{Config, PepperSource, SecretSource};
 use crate::gateway::Gateway;
 use crate::http::{self, AppState};
@@ -71,9 +73,23 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     .map_err(|e| format!("cannot open the database: {e}"))?;
     // Nonces live in the database on either backend: every node, and this
     // one after a restart, refuses a nonce any of them has seen.
-    let nonces: Arc<dyn NonceStore> = Arc::new(store.clone());
     let sql_store = store.clone();
     let freshness = freshness_for(&sql_store, &config.cluster);
+    let live_nodes = Arc::new(AtomicU32::new(1));
+    let shared = shared_layer(
+        config,
+        &freshness,
+        live_nodes.clone(),
+        Arc::new(store.clone()),
+    )?;
+    let nonces: Arc<dyn NonceStore> = match &shared {
+        Some(s) => s.nonces.clone(),
+        None => Arc::new(store.clone()),
+    };
+    let limiter: Arc<dyn RateLimiter> = match &shared {
+        Some(s) => s.limiter.clone(),
+        None => Arc::new(GcraLimiter::new()),
+    };
     let store: Arc<dyn keygate_core::store::Store> = Arc::new(store);
     if let PepperSource::BesideDatabase(path) = &config.pepper
         && !path.exists()
@@ -135,7 +151,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     )
     .await
     .map_err(|e| format!("cannot load the signing keys: {e}"))?;
-    let users = UserService::new(store.clone(), clock.clone());
+    let mut users = UserService::new(store.clone(), clock.clone());
+    if let Some(s) = &shared {
+        users = users.with_throttle(s.throttle.clone());
+    }
     users
         .warm_up()
         .await
@@ -158,15 +177,9 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         SessionRevocation::new(blocklist.clone(), users.clone()).with_freshness(freshness.clone()),
     ));
     let audit = Arc::new(AuditLog::new(store.clone(), clock.clone(), config.audit));
-    let keys = KeyService::new(
-        store,
-        pepper,
-        clock,
-        Arc::new(GcraLimiter::new()),
-        config.cache,
-    )
-    .with_max_keys_per_tenant(config.max_keys_per_tenant)
-    .with_freshness(freshness.clone());
+    let keys = KeyService::new(store, pepper, clock, limiter.clone(), config.cache)
+        .with_max_keys_per_tenant(config.max_keys_per_tenant)
+        .with_freshness(freshness.clone());
     let tls = match &config.tls {
         Some(files) => Some(Tls::load(files).await?),
         None => None,
@@ -195,12 +208,13 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
         freshness,
         config,
         &metrics,
+        (live_nodes, shared),
     )
     .await?;
     let gateway = config
         .gateway
         .clone()
-        .map(|g| Gateway::new(g, config.config_path.clone()));
+        .map(|g| Gateway::with_limiter(g, config.config_path.clone(), limiter.clone()));
     let budget = fdlimit::fit(&config.limits, fdlimit::raise_nofile(), gateway.is_some());
     if let Some(g) = &gateway {
         g.upstreams
@@ -237,10 +251,17 @@ async fn start_cluster(
     freshness: Arc<keygate_core::freshness::Freshness>,
     config: &Config,
     metrics: &Metrics,
+    (live_nodes, shared): (Arc<AtomicU32>, Option<SharedLayer>),
 ) -> Result<Option<Arc<Cluster>>, String> {
     if freshness.bound_ms().is_none() {
         return Ok(None);
     }
+    let redis_wired = shared.is_some();
+    let shared = shared.map(Arc::new);
+    let info: InfoSource = Arc::new(move || match &shared {
+        Some(s) => s.info(),
+        None => serde_json::json!({ "backend": "local" }),
+    });
     let cluster = Cluster::start(
         store,
         caches,
@@ -248,10 +269,35 @@ async fn start_cluster(
         config.cluster.clone(),
         Arc::new(SystemClock),
         metrics,
+        (live_nodes, info),
     )
     .await?;
-    cluster.log_guarantees(false);
+    cluster.log_guarantees(redis_wired);
     Ok(Some(Arc::new(cluster)))
+}
+
+/// The shared Redis, on PostgreSQL when `[cluster] redis_url` is set;
+/// SQLite is one node and has nothing to share.
+fn shared_layer(
+    config: &Config,
+    freshness: &keygate_core::freshness::Freshness,
+    live_nodes: Arc<AtomicU32>,
+    sql_nonces: Arc<dyn NonceStore>,
+) -> Result<Option<SharedLayer>, String> {
+    let Some(redis) = &config.cluster.redis else {
+        return Ok(None);
+    };
+    if freshness.bound_ms().is_none() {
+        tracing::warn!("[cluster] redis_url is ignored on SQLite: a single node shares nothing");
+        return Ok(None);
+    }
+    SharedLayer::connect(
+        redis,
+        config.cluster.on_limiter_unavailable,
+        live_nodes,
+        sql_nonces,
+    )
+    .map(Some)
 }
 
 impl App {
@@ -299,7 +345,11 @@ pub async fn run(
         budget,
         _sqlite_lock,
     } = app;
-    let cluster_tasks = state.cluster.as_ref().map(|c| c.spawn()).unwrap_or_default();
+    let cluster_tasks = state
+        .cluster
+        .as_ref()
+        .map(|c| c.spawn())
+        .unwrap_or_default();
     // One shutdown signal for both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -6,6 +6,7 @@
 
 use clap::Args;
 use keygate_core::freshness::StalePolicy;
+use keygate_core::ratelimit::Unavailable;
 use serde::Deserialize;
 
 /// S by default: how long a node may answer from its caches without
@@ -69,26 +70,6 @@ impl ClusterFile {
     }
 }
 
-/// What a Redis-limited route does when Redis cannot answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimiterFallback {
-    /// An in-process limiter at limit / live nodes: never over the limit.
-    LocalShare,
-    Deny,
-    Allow,
-}
-
-impl LimiterFallback {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "local_share" => Ok(Self::LocalShare),
-            "deny" => Ok(Self::Deny),
-            "allow" => Ok(Self::Allow),
-            other => Err(format!("{other:?} is not local_share, deny or allow")),
-        }
-    }
-}
-
 /// The shared Redis; the URL may hold a password and never prints.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisSettings {
@@ -114,7 +95,9 @@ pub struct ClusterConfig {
     pub confirm_within_ms: i64,
     pub stale_policy: StalePolicy,
     pub redis: Option<RedisSettings>,
-    pub on_limiter_unavailable: LimiterFallback,
+    /// What Redis-limited limits do while Redis cannot answer (routes may
+    /// say otherwise).
+    pub on_limiter_unavailable: Unavailable,
 }
 
 impl ClusterConfig {
@@ -133,7 +116,7 @@ impl Default for ClusterConfig {
             confirm_within_ms: DEFAULT_CONFIRM_WITHIN_MS as i64,
             stale_policy: StalePolicy::FailClosed,
             redis: None,
-            on_limiter_unavailable: LimiterFallback::LocalShare,
+            on_limiter_unavailable: Unavailable::LocalShare,
         })
     }
 }
@@ -173,12 +156,13 @@ pub fn resolve(args: &ClusterArgs, file: ClusterFile) -> Result<ClusterConfig, S
             ));
         }
     };
-    let on_limiter_unavailable = LimiterFallback::parse(
-        file.on_limiter_unavailable
-            .as_deref()
-            .unwrap_or("local_share"),
-    )
-    .map_err(|e| format!("cluster.on_limiter_unavailable: {e}"))?;
+    let fallback = file
+        .on_limiter_unavailable
+        .as_deref()
+        .unwrap_or("local_share");
+    let on_limiter_unavailable = Unavailable::parse(fallback).ok_or_else(|| {
+        format!("cluster.on_limiter_unavailable: {fallback:?} is not local_share, deny or allow")
+    })?;
     let redis = redis_settings(
         args.redis_url.clone().or(file.redis_url),
         file.redis_prefix,
@@ -272,7 +256,7 @@ mod tests {
         assert_eq!(c.confirm_within_ms, 2000);
         assert_eq!(c.stale_policy, StalePolicy::FailClosed);
         assert!(c.redis.is_none());
-        assert_eq!(c.on_limiter_unavailable, LimiterFallback::LocalShare);
+        assert_eq!(c.on_limiter_unavailable, Unavailable::LocalShare);
         assert_eq!(c.live_timeout_ms(), 3000);
         assert!(c.node_id.contains(&std::process::id().to_string()));
         assert!(check_node_id(c.node_id).is_ok());
@@ -298,7 +282,7 @@ mod tests {
         assert_eq!(redis.prefix, "t1");
         assert_eq!(redis.timeout_ms, 50);
         assert!(!format!("{redis:?}").contains("pw"), "the URL never prints");
-        assert_eq!(c.on_limiter_unavailable, LimiterFallback::Deny);
+        assert_eq!(c.on_limiter_unavailable, Unavailable::Deny);
     }
 
     #[test]

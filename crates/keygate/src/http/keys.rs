@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::cluster::{WaitAll, WaitParam, propagate};
 use super::error::ApiError;
 use super::extract::{
     AdminAuth, ApiJson, JsonBody, KeyIdPath, VerifierAuth, body_error, json_response, parse_json,
@@ -280,15 +281,18 @@ pub async fn rotate(
 }
 
 /// Revoke a key: refused on this node from the response on, cache or not.
-#[utoipa::path(post, path = "/v1/keys/{id}/revoke", operation_id = "revoke_key", tag = "keys", params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$")),
+#[utoipa::path(post, path = "/v1/keys/{id}/revoke", operation_id = "revoke_key", tag = "keys", params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$"), WaitParam),
     responses((status = 200, body = KeyView), (status = 404)), security(("api_key" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
     KeyIdPath(id): KeyIdPath,
+    wait: WaitAll,
 ) -> Result<Json<KeyView>, ApiError> {
     let key = state.keys.revoke(&admin, &id).await?;
-    Ok(Json(KeyView::new(&key, now(&state))))
+    let mut view = KeyView::new(&key, now(&state));
+    view.propagation = propagate(&state, wait).await?;
+    Ok(Json(view))
 }
 
 /// Verify a key. Answers 200 whatever the verdict; `code` says why.

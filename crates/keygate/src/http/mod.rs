@@ -3,6 +3,7 @@
 //! metrics and logging).
 
 pub mod audit;
+pub mod cluster;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -84,6 +85,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         )
         .route("/v1/keys/{id}/signing-secret", post(signing::create))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/cluster", get(cluster::show))
         .route("/v1/auth/login", post(sessions::login))
         .route("/v1/auth/refresh", post(sessions::refresh))
         .route("/v1/auth/logout", post(sessions::logout))

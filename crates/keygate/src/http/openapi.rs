@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::PROBLEM_JSON;
 
-use super::{audit, health, keys, oauth, sessions, signing, signing_keys, users, views};
+use super::{audit, cluster, health, keys, oauth, sessions, signing, signing_keys, users, views};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,14 +20,15 @@ use super::{audit, health, keys, oauth, sessions, signing, signing_keys, users, 
         oauth::token::token, oauth::introspect::introspect, oauth::revoke::revoke,
         sessions::login, sessions::refresh, sessions::logout,
         users::create, users::list, users::show, users::update, users::revoke_sessions,
-        signing::create),
+        signing::create, cluster::show),
     components(schemas(keys::CreateKeyRequest, keys::UpdateKeyRequest, keys::RotateKeyRequest,
         keys::VerifyKeyRequest, keys::VerifyKeyResponse, views::KeyView, views::IssuedKeyView,
         views::KeyList, views::RateLimitView, views::RateLimitState, views::AuditView, views::AuditList,
         signing_keys::SigningKeyView, signing_keys::SigningKeyList, oauth::token::TokenResponse,
         users::CreateUserRequest, users::UpdateUserRequest, users::UserView, users::UserList,
         signing::SigningSecretView, sessions::LoginRequest, sessions::RefreshRequest,
-        sessions::SessionResponse)),
+        sessions::SessionResponse, cluster::PropagationView, cluster::PropagationBody,
+        cluster::ClusterView, cluster::ClusterNodeView, cluster::WaitValue)),
     modifiers(&Security, &Refusals)
 )]
 pub struct ApiDoc;

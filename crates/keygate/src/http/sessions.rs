@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::cluster::{PropagationBody, WaitAll, WaitParam, propagate};
 use super::error::ApiError;
 use super::extract::{ClientIp, RequestId, parse_json};
 use super::oauth::OAuthError;
@@ -309,10 +310,13 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "sessions",
+    params(WaitParam),
     request_body(content = Option<RefreshRequest>, description = "empty when the cookie carries the token"),
-    responses((status = 204), (status = 400)))]
+    responses((status = 204), (status = 200, body = PropagationBody, description = "with `?wait=all`"),
+        (status = 400)))]
 pub async fn logout(
     State(state): State<AppState>,
+    wait: WaitAll,
     headers: HeaderMap,
     extensions: axum::http::Extensions,
     body: Bytes,
@@ -345,7 +349,10 @@ pub async fn logout(
     if let Some(token) = bearer {
         block_access_token(&state, token, &ctx).await?;
     }
-    let mut res = StatusCode::NO_CONTENT.into_response();
+    let mut res = match propagate(&state, wait).await? {
+        Some(propagation) => axum::Json(PropagationBody { propagation }).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
     res.headers_mut().insert(header::SET_COOKIE, clear_cookie());
     Ok(res)
 }

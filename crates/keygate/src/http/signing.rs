@@ -14,6 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::cluster::{WaitAll, WaitParam, propagate};
 use super::error::ApiError;
 use super::extract::{AdminAuth, KeyIdPath, body_error};
 use super::views::rfc3339;
@@ -66,12 +67,15 @@ pub struct SigningSecretView {
     /// 32 random bytes, base64: the HMAC-SHA256 key for signing requests.
     pub secret: String,
     pub created_at: String,
+    /// With `?wait=all` only: how far the replacement has spread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<super::cluster::PropagationView>,
 }
 
 /// Create or replace a key's signing secret. Replacing takes effect at
 /// once: requests signed with the old secret are refused from now on.
 #[utoipa::path(post, path = "/v1/keys/{id}/signing-secret", operation_id = "create_signing_secret", tag = "keys",
-    params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$")),
+    params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$"), WaitParam),
     request_body(content = Object, description = "none, or `{}`"),
     responses((status = 201, body = SigningSecretView), (status = 400), (status = 401),
         (status = 403), (status = 404), (status = 409)),
@@ -80,6 +84,7 @@ pub async fn create(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
     KeyIdPath(id): KeyIdPath,
+    wait: WaitAll,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<SigningSecretView>), ApiError> {
     let body = body.map_err(body_error)?;
@@ -91,12 +96,14 @@ pub async fn create(
         ));
     }
     let issued = state.hmac.create_secret(&admin, &id).await?;
+    let propagation = propagate(&state, wait).await?;
     Ok((
         StatusCode::CREATED,
         Json(SigningSecretView {
             key_id: issued.key_id.to_string(),
             secret: issued.secret.as_str().to_owned(),
             created_at: rfc3339(issued.created_at),
+            propagation,
         }),
     ))
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::cluster::{WaitAll, WaitParam, propagate};
 use super::error::ApiError;
 use super::extract::{AdminAuth, ApiJson};
 use super::keys::parse_query;
@@ -66,6 +67,9 @@ pub struct UserView {
     pub sessions_cutoff_ms: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// With `?wait=all` only: how far the change has spread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<super::cluster::PropagationView>,
 }
 
 impl UserView {
@@ -80,6 +84,7 @@ impl UserView {
             sessions_cutoff_ms: u.sessions_cutoff_ms,
             created_at: rfc3339(u.created_at),
             updated_at: rfc3339(u.updated_at),
+            propagation: None,
         }
     }
 }
@@ -231,14 +236,17 @@ async fn end_refresh_families(
 /// End every session of the user: tokens issued and refresh families
 /// started before now are refused from here on.
 #[utoipa::path(post, path = "/v1/users/{id}/revoke-sessions", operation_id = "revoke_user_sessions", tag = "users",
-    params(("id" = String, Path, pattern = "^usr_[0-9A-Za-z]{16}$")),
+    params(("id" = String, Path, pattern = "^usr_[0-9A-Za-z]{16}$"), WaitParam),
     responses((status = 200, body = UserView), (status = 404)), security(("api_key" = [])))]
 pub async fn revoke_sessions(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
     UserIdPath(id): UserIdPath,
+    wait: WaitAll,
 ) -> Result<Json<UserView>, ApiError> {
     let user = state.users.revoke_sessions(&admin, &id).await?;
     end_refresh_families(&state, &admin, &user).await?;
-    Ok(Json(UserView::new(&user)))
+    let mut view = UserView::new(&user);
+    view.propagation = propagate(&state, wait).await?;
+    Ok(Json(view))
 }

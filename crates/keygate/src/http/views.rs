@@ -62,6 +62,9 @@ pub struct KeyView {
     pub rate_limit: Option<RateLimitSpec>,
     /// Usage credits left; absent means unlimited.
     pub remaining: Option<i64>,
+    /// With `?wait=all` only: how far the change has spread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<super::cluster::PropagationView>,
 }
 
 /// `limit` requests per `period_seconds`.
@@ -97,6 +100,7 @@ impl KeyView {
             last_used_at: k.last_used_at.map(rfc3339),
             rate_limit: k.rate_limit,
             remaining: k.remaining,
+            propagation: None,
         }
     }
 }

@@ -233,10 +233,12 @@ pub async fn spawn_app_with_toml(
 
 impl TestApp {
     async fn start(&mut self) {
+        self.try_start().await.expect("build");
+    }
+
+    async fn try_start(&mut self) -> Result<(), String> {
         let config = Config::load(&self.args).expect("config");
-        let mut built = server::build(&config, self.clock.clone())
-            .await
-            .expect("build");
+        let mut built = server::build(&config, self.clock.clone()).await?;
         self.gateway_addr = built.bind_gateway().await.expect("gateway listener");
         if let Some(root) = built.bootstrap_if_empty().await.expect("bootstrap") {
             self.root_key = root.key.expose().to_owned();
@@ -254,6 +256,7 @@ impl TestApp {
         self.handle = Some(tokio::spawn(server::run(listener, built, async {
             let _ = rx.await;
         })));
+        Ok(())
     }
 
     pub fn state(&self) -> &keygate::http::AppState {
@@ -280,6 +283,21 @@ impl TestApp {
     /// key and configuration, sharing the clock. It owns no database (this
     /// app drops it) and has a directory of its own.
     pub async fn second_node(&self) -> TestApp {
+        self.try_second_node().await.expect("build")
+    }
+
+    /// As `second_node`, answering why the server refused to start.
+    pub async fn try_second_node(&self) -> Result<TestApp, String> {
+        self.second_node_with(|_| {}).await
+    }
+
+    /// As `try_second_node`, with its settings adjusted by `configure`.
+    pub async fn second_node_with(
+        &self,
+        configure: impl FnOnce(&mut ServeArgs),
+    ) -> Result<TestApp, String> {
+        let mut args = self.args.clone();
+        configure(&mut args);
         let mut node = TestApp {
             backend: self.backend,
             addr: "127.0.0.1:0".parse().expect("addr"),
@@ -287,7 +305,7 @@ impl TestApp {
             http: self.http.clone(),
             root_key: self.root_key.clone(),
             clock: self.clock.clone(),
-            args: self.args.clone(),
+            args,
             hmac: None,
             shutdown: None,
             handle: None,
@@ -297,8 +315,8 @@ impl TestApp {
             tls: None,
             gateway_addr: None,
         };
-        node.start().await;
-        node
+        node.try_start().await?;
+        Ok(node)
     }
 
     pub async fn request(

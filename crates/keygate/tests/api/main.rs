@@ -6,6 +6,7 @@ mod helpers;
 
 mod audit;
 mod cli;
+mod cluster;
 #[cfg(unix)]
 mod files;
 mod gateway;

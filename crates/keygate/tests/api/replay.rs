@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use crate::gateway::assert_problem;
 use crate::gateway_hmac::{GET_PARTS, Signer, assert_refused, now, plain_signer, send};
 use crate::gateway_upstream::Gw;
-use crate::helpers::TestApp;
+use crate::helpers::{Backend, TestApp};
 
 crate::on_both_backends!(
     spawn = crate::gateway_upstream::spawn_gateway;
@@ -68,6 +68,12 @@ async fn a_captured_request_is_refused_after_a_restart(mut gw: Gw) {
 
 async fn a_captured_request_is_refused_by_a_second_node(gw: Gw) {
     let s = plain_signer(&gw).await;
+    if gw.app.backend == Backend::Sqlite {
+        // SQLite is one node: a second server on its file refuses to start.
+        let err = gw.app.try_second_node().await.err().expect("refused");
+        assert!(err.contains("single-node"), "{err}");
+        return;
+    }
     let other = gw.app.second_node().await;
     let uri = "/signed/orders?id=7";
     let captured = signed_get(&gw, &s, uri);

@@ -9,9 +9,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 
+use keygate_cluster::membership::InfoSource;
 use keygate_cluster::{Membership, Node, PgListen, Propagation};
-use keygate_core::feed::{ApplyChange, Change};
+use keygate_core::feed::{ApplyChange, Change, FeedStore};
 use keygate_core::freshness::{BootClock, Freshness, FreshnessMode};
 use keygate_core::httpsig::HmacService;
 use keygate_core::jwt::TokenService;
@@ -22,6 +24,9 @@ use keygate_store::SqlStore;
 
 use crate::config::cluster::ClusterConfig;
 use crate::metrics::Metrics;
+
+mod shared;
+pub use shared::SharedLayer;
 
 /// The longest an on-demand confirmation may hold a request.
 const CONFIRM_DEADLINE_MS: i64 = 500;
@@ -81,6 +86,8 @@ pub struct Cluster {
     pub node: Arc<Node>,
     pub membership: Arc<Membership>,
     pub config: ClusterConfig,
+    /// The feed and membership tables.
+    pub feed: Arc<dyn FeedStore>,
     listen: Arc<PgListen>,
     first: parking_lot::Mutex<Option<Box<dyn keygate_cluster::NoticeSource>>>,
 }
@@ -110,11 +117,13 @@ impl Cluster {
         config: ClusterConfig,
         wall: Arc<dyn Clock>,
         metrics: &Metrics,
+        membership: (Arc<AtomicU32>, InfoSource),
     ) -> Result<Self, String> {
         let lag = metrics.invalidation_lag.clone();
+        let feed: Arc<dyn FeedStore> = Arc::new(store.clone());
         let node = Node::new(
             config.node_id.clone(),
-            Arc::new(store.clone()),
+            feed.clone(),
             Arc::new(caches),
             freshness.clone(),
             wall,
@@ -127,11 +136,17 @@ impl Cluster {
             .start(listen.as_ref())
             .await
             .map_err(|e| format!("cannot listen to the invalidation feed: {e}"))?;
-        let membership = Arc::new(Membership::new(node.clone(), config.live_timeout_ms()));
+        let (live, info) = membership;
+        let membership = Arc::new(
+            Membership::new(node.clone(), config.live_timeout_ms())
+                .with_live_counter(live)
+                .with_info(info),
+        );
         Ok(Self {
             node,
             membership,
             config,
+            feed,
             listen,
             first: parking_lot::Mutex::new(Some(first)),
         })
@@ -161,10 +176,16 @@ impl Cluster {
             "many-nodes mode: revocations reach every node through the PostgreSQL feed; a node \
              that cannot confirm within S answers 503"
         );
-        if !redis_wired {
+        if redis_wired {
+            tracing::info!(
+                on_limiter_unavailable = self.config.on_limiter_unavailable.as_str(),
+                "rate limits, signature nonces and login throttles are shared through Redis"
+            );
+        } else {
             tracing::warn!(
-                "no shared Redis in use: rate limits apply per node (N nodes admit up to N times \
-                 a limit), login throttles count per node; HMAC nonces stay shared in PostgreSQL"
+                "no [cluster] redis_url: rate limits apply per node (N nodes admit up to N times \
+                 a limit) and login throttles count per node; HMAC nonces stay shared in \
+                 PostgreSQL, revocations reach every node through the feed"
             );
         }
     }
