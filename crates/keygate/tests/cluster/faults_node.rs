@@ -70,15 +70,22 @@ async fn a_node_killed_during_wait_all_is_listed_then_drops_out() {
     c.nodes[2].kill();
     let (status, body) = first.expect("first revoke");
     assert!(status.is_success(), "{status} {body}");
+    let (live, acked, unconfirmed) = propagation(&body);
+    assert!(
+        (live, acked, unconfirmed.as_slice()) == (3, 3, &[])
+            || (live, acked, unconfirmed.as_slice()) == (3, 2, &["node-2".to_owned()]),
+        "{body}"
+    );
 
-    // Dead now, but its last heartbeat is recent: live, and unconfirmed.
+    // Dead now; live by its heartbeat (then listed, the answer coming by
+    // S) or already past the live timeout (then not counted).
     let sent = Instant::now();
     let (status, body) = c.revoke(1, &keys[1].1, true).await.expect("revoke");
     let took = sent.elapsed();
     assert!(status.is_success(), "{status} {body}");
-    assert_eq!(
-        propagation(&body),
-        (3, 2, vec!["node-2".to_owned()]),
+    let p = propagation(&body);
+    assert!(
+        p == (3, 2, vec!["node-2".to_owned()]) || p == (2, 2, vec![]),
         "{body}"
     );
     assert!(took < S + Duration::from_secs(2), "wait=all took {took:?}");

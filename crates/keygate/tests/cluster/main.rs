@@ -6,6 +6,7 @@
 
 mod support;
 
+mod cluster_view;
 mod faults_node;
 mod faults_pg;
 mod faults_redis;
