@@ -3,6 +3,7 @@
 //! into those private services. Run with `cargo test -p keygate --test
 //! cluster`; without PostgreSQL's server programs or redis-server installed
 //! the tests skip, unless KEYGATE_TEST_REQUIRE_SERVICES=1.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
