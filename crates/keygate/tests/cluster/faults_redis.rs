@@ -91,10 +91,11 @@ async fn redis_fault(fault: Fault) {
     let window_ms = (last - first).as_millis() as u64;
     let interval_ms = PERIOD_SECS * 1000 / LIMIT;
     // Each regime (Redis, the local shares, Redis again) admits at most
-    // one burst and one request per interval it lasts; plus one request
-    // per node for rounding the share. Per-node limiters (no Redis) would
-    // admit 3 bursts and 3 requests per interval.
-    let bound = fault.bursts() * (LIMIT + 1) + window_ms / interval_ms + c.nodes.len() as u64;
+    // one burst, plus one request per node for rounding the share, and
+    // one request per interval it lasts. Per-node limiters (no Redis)
+    // would admit 3 bursts and 3 requests per interval.
+    let nodes = c.nodes.len() as u64;
+    let bound = fault.bursts() * (LIMIT + nodes) + window_ms / interval_ms + 1;
     println!(
         "limited key: admitted {admitted} of {} over {window_ms} ms, bound {bound}",
         limited.len()
