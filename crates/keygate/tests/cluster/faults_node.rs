@@ -4,11 +4,13 @@
 //! next `?wait=all` is acknowledged by the two survivors alone. Started
 //! again, it serves the revocations it missed and is counted once more.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use serde_json::Value;
 
+use crate::support::load::Load;
 use crate::support::scenario::check_recovered;
 use crate::support::{BOUND, Cluster, ClusterSpec, S, SERIAL, signal};
 
@@ -60,6 +62,18 @@ async fn a_node_killed_during_wait_all_is_listed_then_drops_out() {
         return;
     };
     let keys = c.warm_keys(3).await;
+    // Verifies of the three keys on the two survivors all along.
+    let secrets = Arc::new(keys.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>());
+    let survivors = vec![c.nodes[0].base.clone(), c.nodes[1].base.clone()];
+    let load = Load::start(
+        &c.http,
+        survivors,
+        &c.root_key,
+        secrets,
+        2,
+        Duration::from_millis(3),
+    );
+    let mut answered = [Instant::now(); 3];
     // Killed (SIGKILL, reaped below) while the first revoke waits: it may
     // or may not have acked.
     let pid = c.nodes[2].pid().expect("node-2 runs");
@@ -69,6 +83,7 @@ async fn a_node_killed_during_wait_all_is_listed_then_drops_out() {
     });
     c.nodes[2].kill();
     let (status, body) = first.expect("first revoke");
+    answered[0] = Instant::now();
     assert!(status.is_success(), "{status} {body}");
     let (live, acked, unconfirmed) = propagation(&body);
     assert!(
@@ -81,6 +96,7 @@ async fn a_node_killed_during_wait_all_is_listed_then_drops_out() {
     // S) or already past the live timeout (then not counted).
     let sent = Instant::now();
     let (status, body) = c.revoke(1, &keys[1].1, true).await.expect("revoke");
+    answered[1] = Instant::now();
     let took = sent.elapsed();
     assert!(status.is_success(), "{status} {body}");
     let p = propagation(&body);
@@ -97,13 +113,33 @@ async fn a_node_killed_during_wait_all_is_listed_then_drops_out() {
     let until = Instant::now() + BOUND;
     let mut last = Value::Null;
     let mut dropped = false;
+    let mut first_of_key2 = None;
     while !dropped && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (_, body) = c.revoke(0, &keys[2].1, true).await.expect("revoke");
+        first_of_key2.get_or_insert_with(Instant::now);
         dropped = propagation(&body) == (2, 2, vec![]);
         last = body;
     }
     assert!(dropped, "the dead node was still counted: {last}");
+    answered[2] = first_of_key2.unwrap_or_else(Instant::now);
+    // The survivors acked every answer above: none said VALID for a key
+    // in a request sent after its revoke was answered.
+    let late: Vec<String> = load
+        .finish()
+        .await
+        .iter()
+        .filter(|o| o.verdict.is_valid() && o.sent > answered[o.key])
+        .map(|o| {
+            format!(
+                "node {} key {} {:?} after",
+                o.node,
+                o.key,
+                o.sent - answered[o.key]
+            )
+        })
+        .collect();
+    assert!(late.is_empty(), "VALID after wait=all: {late:?}");
 
     // Started again: it refuses what was revoked while it was down, and
     // counts once more.
