@@ -94,12 +94,25 @@ impl Node {
                     tracing::warn!(error = %e, "cannot listen to the invalidation feed; will retry");
                 }
             }
-            // Between listeners, polling still confirms if the database answers.
+            // Between listeners, polling still confirms whenever the
+            // database answers, so requests need not confirm on demand.
+            self.poll_for(backoff, started).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    async fn poll_for(&self, wait: Duration, started: bool) {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
             if started && let Err(e) = self.sync_to_head().await {
                 tracing::debug!(error = %e, "feed catch-up failed");
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            let next = tokio::time::Instant::now() + POLL_EVERY;
+            if next >= until {
+                tokio::time::sleep_until(until).await;
+                return;
+            }
+            tokio::time::sleep_until(next).await;
         }
     }
 
