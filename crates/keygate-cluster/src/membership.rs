@@ -120,8 +120,10 @@ impl Membership {
         loop {
             tokio::select! {
                 _ = beat.tick() => {
-                    if let Err(e) = self.beat().await {
-                        tracing::warn!(error = %e, "could not write this node's heartbeat; will retry");
+                    match tokio::time::timeout(HEARTBEAT_EVERY, self.beat()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::warn!(error = %e, "could not write this node's heartbeat; will retry"),
+                        Err(_) => tracing::warn!("this node's heartbeat timed out; will retry"),
                     }
                 }
                 _ = prune.tick() => match self.prune().await {

@@ -15,6 +15,10 @@ use crate::watch::{HalfOpen, Node};
 /// How often the head is polled: the catch-up bound after a lost
 /// notification, and how often freshness is confirmed while idle.
 pub const POLL_EVERY: Duration = Duration::from_millis(250);
+/// A poll that takes longer is abandoned (the database may be black-holed;
+/// the pool would wait 10 s for a connection) and tried at the next tick.
+/// Catching up is cancel-safe: each entry is applied whole, in order.
+const POLL_TIMEOUT: Duration = Duration::from_secs(1);
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -94,12 +98,31 @@ impl Node {
                     tracing::warn!(error = %e, "cannot listen to the invalidation feed; will retry");
                 }
             }
-            // Between listeners, polling still confirms if the database answers.
-            if started && let Err(e) = self.sync_to_head().await {
+            // Between listeners, polling still confirms whenever the
+            // database answers, so requests need not confirm on demand.
+            self.poll_for(backoff, started).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    async fn poll_once(&self) -> Result<(i64, bool), Error> {
+        tokio::time::timeout(POLL_TIMEOUT, self.sync_to_head())
+            .await
+            .map_err(|_| Error::Storage("the feed poll timed out".into()))?
+    }
+
+    async fn poll_for(&self, wait: Duration, started: bool) {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            if started && let Err(e) = self.poll_once().await {
                 tracing::debug!(error = %e, "feed catch-up failed");
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            let next = tokio::time::Instant::now() + POLL_EVERY;
+            if next >= until {
+                tokio::time::sleep_until(until).await;
+                return;
+            }
+            tokio::time::sleep_until(next).await;
         }
     }
 
@@ -136,7 +159,7 @@ impl Node {
                         return Exit::Broken;
                     }
                 },
-                _ = poll.tick() => match self.sync_to_head().await {
+                _ = poll.tick() => match self.poll_once().await {
                     Ok((head, read_rows)) => {
                         if half_open.after_poll(head, read_rows, self.max_notified()) {
                             return Exit::HalfOpen;

@@ -28,6 +28,7 @@ use crate::wait::AckBoard;
 
 /// Rows read per catch-up query.
 const PAGE: u32 = 500;
+const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Called with each applied entry's lag in seconds (the histogram
 /// `keygate_invalidation_lag_seconds`).
@@ -193,8 +194,10 @@ impl Node {
             return;
         }
         self.acks.record(&self.id, now);
-        if let Err(e) = self.store.notify_ack(&self.id, now).await {
-            tracing::debug!(error = %e, "could not send the feed acknowledgement");
+        // Best effort and bounded: the heartbeat carries the same position.
+        let sent = tokio::time::timeout(ACK_TIMEOUT, self.store.notify_ack(&self.id, now)).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            tracing::debug!("could not send the feed acknowledgement");
         }
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! Access tokens are verified without storage, so revoking one means every
 //! node must refuse its `jti` until it expires on its own. `block` writes to
-//! storage and then to this node's set; other nodes pick the entry up with
-//! `sync`, which the integrator calls every [`BLOCKLIST_SYNC_INTERVAL`]
-//! from a background task: that interval is how long a revoked token may
-//! still pass on another node. `is_blocked` sits on the verification hot
-//! path and only reads memory.
+//! storage (with its invalidation feed entry) and then to this node's set;
+//! other nodes add it when the feed reaches them (`remember`), and `sync`,
+//! called every [`BLOCKLIST_SYNC_INTERVAL`] from a background task, rereads
+//! the table as a second path (and drops expired entries). `is_blocked`
+//! sits on the verification hot path and only reads memory; the revocation
+//! check gates it on `Freshness` first.
 
 use std::collections::HashMap;
 use std::sync::Arc;

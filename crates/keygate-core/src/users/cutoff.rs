@@ -1,6 +1,6 @@
 //! The per-user session cut-off as the token verification path reads it:
 //! a small in-process cache with a short TTL, dropped locally on every
-//! change. Other nodes see a change within the TTL.
+//! change, and on other nodes when the invalidation feed reaches them.
 //!
 //! A reader that missed inserts what it read only if no invalidation
 //! happened meanwhile (the epoch check), so a read racing a password change
