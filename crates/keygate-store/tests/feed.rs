@@ -336,6 +336,7 @@ async fn hot_path_and_bookkeeping_writes_append_nothing(ctx: Ctx) {
         nonce: "n-1",
         expires_at_ms: NOW * 1000 + 60_000,
         now_ms: NOW * 1000,
+        created_ms: NOW * 1000,
         per_key_limit: 10,
     };
     s.record(&nonce).await.unwrap();
