@@ -29,6 +29,9 @@ const INSERT_PG: &str = "INSERT INTO invalidations (seq, at_ms, kind, subject, e
 const INSERT_SQLITE: &str = "INSERT INTO invalidations (seq, at_ms, kind, subject, extra) \
      VALUES ($1, $5, $2, $3, $4) RETURNING at_ms";
 
+/// How long SQLite keeps feed entries (PostgreSQL: the nodes' pruner).
+const SQLITE_RETENTION_MS: i64 = 24 * 3600 * 1000;
+
 /// Appends one entry inside the caller's transaction, as its last writes
 /// before commit, and on PostgreSQL queues the NOTIFY that the commit
 /// sends. Answers the entry.
@@ -61,8 +64,18 @@ pub(crate) async fn append(
         at_ms: col(&row, "at_ms")?,
         change,
     };
-    if backend == Backend::Postgres {
-        notify(conn, CHANNEL_INVALIDATION, &entry.payload()).await?;
+    match backend {
+        Backend::Postgres => notify(conn, CHANNEL_INVALIDATION, &entry.payload()).await?,
+        // One SQLite node runs no cluster loop to prune the feed: each
+        // append drops what is past retention (an index range, usually empty).
+        Backend::Sqlite => {
+            sqlx::query("DELETE FROM invalidations WHERE at_ms < $1 AND seq < $2")
+                .bind(entry.at_ms.saturating_sub(SQLITE_RETENTION_MS))
+                .bind(seq)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
     }
     Ok(entry)
 }
