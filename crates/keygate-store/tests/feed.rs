@@ -486,3 +486,31 @@ async fn concurrent_writers_get_gapless_seqs(ctx: Ctx) {
     assert_eq!(revoked.len(), 40);
     assert!(ids.iter().all(|id| revoked.contains(&id)));
 }
+
+/// SQLite runs no cluster loop, so its appends prune what is past 24 h.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_appends_prune_entries_past_a_day() {
+    common::run_sqlite(|ctx: Ctx| async move {
+        let s = &ctx.store;
+        let first = Change::SigningKeysChanged;
+        s.feed_append(vec![first.clone(), first.clone(), first.clone()])
+            .await
+            .unwrap();
+        exec(
+            &ctx.url,
+            "UPDATE invalidations SET at_ms = 5 WHERE seq <= 2",
+        )
+        .await;
+        let written = s.feed_append(vec![first]).await.unwrap();
+        assert_eq!(written[0].seq, 4);
+        let left: Vec<i64> = s
+            .feed_entries(0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(left, vec![3, 4]);
+    })
+    .await;
+}
