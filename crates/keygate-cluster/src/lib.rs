@@ -12,7 +12,8 @@
 //! - `run`: the loop that feeds `watch` from LISTEN and a 250 ms head poll.
 //! - `membership`: heartbeats, live nodes, feed pruning.
 //! - `wait`: `?wait=all`, waiting for every live node's acknowledgement.
-//! - `redis`: the shared rate limiter, nonces and login throttle, with fallbacks.
+//! - `redis`: the connection (deadline, breaker, data-loss detection), the
+//!   shared rate limiter, nonce store and login throttle, with fallbacks.
 #![forbid(unsafe_code)]
 
 pub mod membership;

@@ -61,7 +61,9 @@ async fn over_a_real_time_run_redis_admits_what_one_node_admits() {
         (by_redis - by_local as i64).abs() <= 1,
         "{by_redis} vs {by_local}"
     );
-    assert!((by_redis - expected).abs() <= 2, "{by_redis} vs {expected}");
+    // Never over; under only if this process stalled past the burst.
+    assert!(by_redis <= expected + 1, "{by_redis} vs {expected}");
+    assert!(by_redis * 10 >= expected * 8, "{by_redis} vs {expected}");
     cleanup(&conn, &prefix).await;
 }
 

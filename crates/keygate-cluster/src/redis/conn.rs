@@ -175,14 +175,26 @@ impl RedisConn {
             Err(_) => Err(Unanswered::TimedOut),
         };
         let now = Instant::now();
+        let mut breaker = self.breaker.lock();
+        let before = breaker.state();
         match &result {
-            Ok(_) => self.breaker.lock().success(now),
+            Ok(_) => breaker.success(now),
             Err(e) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 self.suspect.store(true, Ordering::Release);
-                self.breaker.lock().failure(now);
+                breaker.failure(now);
                 tracing::debug!(error = ?e, "redis call failed");
             }
+        }
+        match (before, breaker.state()) {
+            (BreakerState::Closed, BreakerState::Open) => tracing::warn!(
+                "Redis does not answer within {} ms: limits, nonces and login throttles use their fallbacks",
+                self.timeout.as_millis()
+            ),
+            (BreakerState::HalfOpen, BreakerState::Closed) => {
+                tracing::warn!("Redis answers again: limits, nonces and throttles are shared again")
+            }
+            _ => {}
         }
         result
     }
@@ -214,6 +226,28 @@ impl RedisConn {
         let Some(id) = parse_run_id(&info) else {
             return Ok(());
         };
+        if !self.note_run_id(id) {
+            return Ok(());
+        }
+        // A new server: one that may evict keys can forget a live nonce,
+        // and a forgotten nonce can be replayed.
+        let memory: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut conn)
+            .await?;
+        if let Some(policy) = evicting_policy(&memory) {
+            tracing::warn!(
+                maxmemory_policy = policy,
+                "Redis may evict keys when full; set maxmemory-policy noeviction, or a \
+                 nonce evicted early could be replayed"
+            );
+        }
+        Ok(())
+    }
+
+    /// Records the server's `run_id`; true when it is new (the first one,
+    /// or a restart, which counts as a data loss).
+    fn note_run_id(&self, id: &str) -> bool {
         let mut known = self.run_id.lock();
         match known.as_deref() {
             Some(old) if old != id => {
@@ -225,12 +259,27 @@ impl RedisConn {
                      limits may admit one extra burst per key, and signatures made before now are refused"
                 );
                 *known = Some(id.to_owned());
+                true
             }
-            Some(_) => {}
-            None => *known = Some(id.to_owned()),
+            Some(_) => false,
+            None => {
+                *known = Some(id.to_owned());
+                true
+            }
         }
-        Ok(())
     }
+}
+
+/// The eviction policy, when Redis has a memory limit and may evict.
+fn evicting_policy(info: &str) -> Option<&str> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let limited = field("maxmemory:").is_some_and(|m| m != "0");
+    let policy = field("maxmemory_policy:")?;
+    (limited && policy != "noeviction").then_some(policy)
 }
 
 fn parse_run_id(info: &str) -> Option<&str> {
@@ -248,5 +297,18 @@ mod tests {
         let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\ntcp_port:6379\r\n";
         assert_eq!(parse_run_id(info), Some("abc123"));
         assert_eq!(parse_run_id("# Server\r\n"), None);
+    }
+
+    #[test]
+    fn only_a_limited_evicting_redis_is_reported() {
+        let info = |max: &str, policy: &str| {
+            format!("# Memory\r\nmaxmemory:{max}\r\nmaxmemory_policy:{policy}\r\n")
+        };
+        assert_eq!(evicting_policy(&info("0", "allkeys-lru")), None);
+        assert_eq!(evicting_policy(&info("1000000", "noeviction")), None);
+        assert_eq!(
+            evicting_policy(&info("1000000", "volatile-lru")),
+            Some("volatile-lru")
+        );
     }
 }

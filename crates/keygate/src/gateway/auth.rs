@@ -357,11 +357,11 @@ pub fn ratelimit_fields(route: &str, d: &RateDecision, period: u32) -> RateLimit
 /// A refusal by the limiter's fallback (`deny` while the shared limiter
 /// cannot answer) is a 503, not a 429: the client is not over any limit.
 pub async fn check_rate_limit(
-    state: &AppState,
     limiter: &dyn RateLimiter,
     route: &Route,
     identity: &Identity,
     peer: &str,
+    now_ms: i64,
 ) -> Result<Option<RateLimitFields>, Refusal> {
     let Some(spec) = route.rate_limit else {
         return Ok(None);
@@ -374,7 +374,7 @@ pub async fn check_rate_limit(
             spec,
             route.rate_limit_burst,
             route.on_limiter_unavailable,
-            state.keys.clock().now_millis(),
+            now_ms,
         )
         .await;
     if d.allowed {
@@ -404,4 +404,76 @@ pub async fn check_rate_limit(
         reason: "rate_limited",
         ratelimit: Some(fields),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use async_trait::async_trait;
+    use keygate_core::model::RateLimitSpec;
+    use keygate_core::ratelimit::Unavailable;
+
+    /// A shared limiter whose store is down: it applies the policy it is
+    /// given, and records which one that was.
+    struct Down(parking_lot::Mutex<Option<Unavailable>>);
+
+    #[async_trait]
+    impl RateLimiter for Down {
+        async fn check_burst(
+            &self,
+            _: &str,
+            spec: RateLimitSpec,
+            _: u32,
+            policy: Option<Unavailable>,
+            _: i64,
+        ) -> RateDecision {
+            *self.0.lock() = policy;
+            let allowed = policy == Some(Unavailable::Allow);
+            RateDecision {
+                allowed,
+                limit: spec.limit,
+                remaining: 0,
+                reset_ms: 0,
+                retry_after_ms: if allowed { 0 } else { 1000 },
+                unavailable: !allowed,
+            }
+        }
+
+        async fn refund(&self, _: &str, _: RateLimitSpec, _: i64) {}
+    }
+
+    fn route(policy: &str) -> Route {
+        let text = format!(
+            "[gateway]\n[[gateway.routes]]\nname = \"a\"\nmatch = {{ path_prefix = \"/\" }}\n\
+             upstream = \"http://h:1\"\nauth = \"none\"\n\
+             rate_limit = {{ limit = 10, period_seconds = 60{policy} }}\n"
+        );
+        super::super::config::parse_text(&text)
+            .unwrap()
+            .unwrap()
+            .routes[0]
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn the_route_policy_reaches_the_limiter_and_deny_is_a_503() {
+        let down = Down(parking_lot::Mutex::new(None));
+        let who = Identity::default();
+        let deny = route(", on_limiter_unavailable = \"deny\"");
+        let Err(refusal) = check_rate_limit(&down, &deny, &who, "192.0.2.1", 0).await else {
+            unreachable!("deny admitted a request")
+        };
+        assert_eq!(refusal.error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refusal.error.code, "rate_limiter_unavailable");
+        assert_eq!(refusal.error.retry_after_secs, Some(1));
+        assert_eq!(*down.0.lock(), Some(Unavailable::Deny));
+
+        let allow = route(", on_limiter_unavailable = \"allow\"");
+        let fields = check_rate_limit(&down, &allow, &who, "192.0.2.1", 0).await;
+        assert!(fields.is_ok_and(|f| f.is_some()));
+        // No route policy: the limiter's own default applies.
+        let _ = check_rate_limit(&down, &route(""), &who, "192.0.2.1", 0).await;
+        assert_eq!(*down.0.lock(), None);
+    }
 }

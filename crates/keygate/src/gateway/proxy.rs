@@ -420,9 +420,9 @@ pub async fn admit(
     peer: &str,
 ) -> Result<Admitted, Refusal> {
     let (identity, pending_digest) = auth::authenticate(&gs.app, route, req).await?;
+    let now_ms = gs.app.keys.clock().now_millis();
     let ratelimit =
-        auth::check_rate_limit(&gs.app, gs.gateway.limiter.as_ref(), route, &identity, peer)
-            .await?;
+        auth::check_rate_limit(gs.gateway.limiter.as_ref(), route, &identity, peer, now_ms).await?;
     Ok(Admitted {
         identity,
         ratelimit,
