@@ -18,11 +18,10 @@
 //! | `jti.blocked`          | jti      | expiry, Unix seconds, decimal           |
 //! | `signing_keys.changed` | (empty)  | (empty)                                 |
 //!
-//! The NOTIFY payload is `seq|at_ms|kind|subject|extra` (the plan's
-//! `seq|kind|subject|extra` plus `at_ms`, so a node can measure its lag
-//! without reading the row). When it would exceed [`MAX_PAYLOAD`] bytes, or
-//! the subject holds a `|`, the payload is the `seq` alone and the node reads
-//! the row.
+//! The NOTIFY payload is `seq|at_ms|kind|subject|extra` (`at_ms` rides
+//! along so a node can measure its lag without reading the row). When it
+//! would exceed [`MAX_PAYLOAD`] bytes, or the subject holds a `|`, the
+//! payload is the `seq` alone and the node reads the row.
 
 use std::fmt;
 

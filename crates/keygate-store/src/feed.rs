@@ -1,24 +1,23 @@
 //! The invalidation feed and cluster membership: the in-transaction append
 //! every mutating store method ends with, core's `FeedStore` (reads, prune,
-//! heartbeats, acks), and on PostgreSQL the `FeedListener`.
+//! heartbeats, acks). The PostgreSQL listener is in `listen`.
 //!
 //! Why the seq is gapless and in commit order: every append increments the
 //! one row of `cluster_head` and holds its row lock (PostgreSQL) or the
 //! database's write lock (SQLite) until its transaction ends, so appends
 //! commit one at a time in seq order, and a rolled-back append releases its
 //! seq to the next. PostgreSQL delivers NOTIFYs at commit, in commit order,
-//! so the listener sees seqs rising by one unless it lost some.
+//! so a listener sees seqs rising by one unless it lost some.
 
 use async_trait::async_trait;
 use keygate_core::feed::{
     self, CHANNEL_ACK, CHANNEL_INVALIDATION, Change, FeedEntry, FeedStore, NodeBeat, NodeRow,
-    Payload,
 };
 use keygate_core::{Clock, Error, SystemClock};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
+use crate::listen::FeedListener;
 use crate::rows::col;
 use crate::{Backend, SqlStore, db};
 
@@ -29,6 +28,9 @@ const INSERT_PG: &str = "INSERT INTO invalidations (seq, at_ms, kind, subject, e
      RETURNING at_ms";
 const INSERT_SQLITE: &str = "INSERT INTO invalidations (seq, at_ms, kind, subject, extra) \
      VALUES ($1, $5, $2, $3, $4) RETURNING at_ms";
+
+/// How long SQLite keeps feed entries (PostgreSQL: the nodes' pruner).
+const SQLITE_RETENTION_MS: i64 = 24 * 3600 * 1000;
 
 /// Appends one entry inside the caller's transaction, as its last writes
 /// before commit, and on PostgreSQL queues the NOTIFY that the commit
@@ -62,8 +64,18 @@ pub(crate) async fn append(
         at_ms: col(&row, "at_ms")?,
         change,
     };
-    if backend == Backend::Postgres {
-        notify(conn, CHANNEL_INVALIDATION, &entry.payload()).await?;
+    match backend {
+        Backend::Postgres => notify(conn, CHANNEL_INVALIDATION, &entry.payload()).await?,
+        // One SQLite node runs no cluster loop to prune the feed: each
+        // append drops what is past retention (an index range, usually empty).
+        Backend::Sqlite => {
+            sqlx::query("DELETE FROM invalidations WHERE at_ms < $1 AND seq < $2")
+                .bind(entry.at_ms.saturating_sub(SQLITE_RETENTION_MS))
+                .bind(seq)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
     }
     Ok(entry)
 }
@@ -218,135 +230,5 @@ impl FeedStore for SqlStore {
             return Ok(());
         }
         notify(&self.pool, CHANNEL_ACK, &feed::ack_payload(node_id, seq)).await
-    }
-}
-
-/// How long the listener waits to (re)connect before `next` answers `Err`.
-const LISTEN_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// What a [`FeedListener`] hears.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
-    /// A committed entry; `entry` is `None` when the payload carried only
-    /// the seq (read the row).
-    Invalidation { seq: i64, entry: Option<FeedEntry> },
-    /// A node has applied the feed up to `seq`.
-    Ack { node_id: String, seq: i64 },
-}
-
-/// A dedicated PostgreSQL session LISTENing on the feed's channels.
-pub struct FeedListener {
-    inner: PgListener,
-}
-
-impl std::fmt::Debug for FeedListener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeedListener").finish_non_exhaustive()
-    }
-}
-
-impl FeedListener {
-    async fn connect(url: &str) -> Result<Self, Error> {
-        let opts: PgConnectOptions = url.parse().map_err(db)?;
-        // A pool of one, only for the listener's reconnects. sqlx's own
-        // `PgListener::connect` waits up to 30 s for a connection, also
-        // inside `try_recv`'s reconnect; a short wait lets a node rebuild
-        // (and count itself unconfirmed) on its own schedule.
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .acquire_timeout(LISTEN_ACQUIRE_TIMEOUT)
-            .connect_lazy_with(opts);
-        let mut inner = PgListener::connect_with(&pool).await.map_err(db)?;
-        inner.ignore_pool_close_event(true);
-        inner
-            .listen_all([CHANNEL_INVALIDATION, CHANNEL_ACK])
-            .await
-            .map_err(db)?;
-        Ok(Self { inner })
-    }
-
-    /// The next notice. `Ok(None)`: the session was lost (and re-opened,
-    /// LISTENing again), so notifications may be missing: catch up from
-    /// the table. `Err`: the listener is unusable: catch up and build a
-    /// new one. Payloads that do not parse are skipped (a bad seq) or
-    /// handed on without their entry (a bad body); the head poll covers both.
-    pub async fn next(&mut self) -> Result<Option<Notice>, Error> {
-        loop {
-            let Some(n) = self.inner.try_recv().await.map_err(db)? else {
-                return Ok(None);
-            };
-            if let Some(notice) = parse_notice(n.channel(), n.payload()) {
-                return Ok(Some(notice));
-            }
-        }
-    }
-
-    /// The listening session's backend process id (for fault tests that
-    /// `pg_terminate_backend` it).
-    pub async fn backend_pid(&mut self) -> Result<i32, Error> {
-        sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
-            .fetch_one(&mut self.inner)
-            .await
-            .map_err(db)
-    }
-}
-
-fn parse_notice(channel: &str, payload: &str) -> Option<Notice> {
-    match channel {
-        CHANNEL_INVALIDATION => match Payload::parse(payload) {
-            Ok(Payload::Entry(e)) => Some(Notice::Invalidation {
-                seq: e.seq,
-                entry: Some(e),
-            }),
-            Ok(Payload::SeqOnly(seq)) => Some(Notice::Invalidation { seq, entry: None }),
-            Err(e) => {
-                let seq = payload.split('|').next().and_then(|s| s.parse().ok());
-                tracing::warn!(error = %e, has_seq = seq.is_some(), "unreadable feed notification");
-                seq.map(|seq| Notice::Invalidation { seq, entry: None })
-            }
-        },
-        CHANNEL_ACK => match feed::parse_ack(payload) {
-            Ok((node_id, seq)) => Some(Notice::Ack { node_id, seq }),
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable ack notification");
-                None
-            }
-        },
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Notice, parse_notice};
-
-    #[test]
-    fn notices_parse_and_bad_ones_are_skipped_or_reduced_to_their_seq() {
-        assert_eq!(
-            parse_notice("keygate_inval", "7"),
-            Some(Notice::Invalidation {
-                seq: 7,
-                entry: None
-            })
-        );
-        assert_eq!(
-            parse_notice("keygate_inval", "8|1|no.such.kind||"),
-            Some(Notice::Invalidation {
-                seq: 8,
-                entry: None
-            })
-        );
-        assert_eq!(parse_notice("keygate_inval", "x|1|a|b|c"), None);
-        assert_eq!(
-            parse_notice("keygate_ack", "node|a|9"),
-            Some(Notice::Ack {
-                node_id: "node|a".into(),
-                seq: 9
-            })
-        );
-        assert_eq!(parse_notice("keygate_ack", "node"), None);
-        assert_eq!(parse_notice("other", "1"), None);
     }
 }

@@ -18,7 +18,7 @@
 //!   per-key quota), a seam of its own beside `Store`.
 //! - `feed`: the invalidation feed (appended inside every mutating
 //!   transaction that can make a cached answer wrong), core's `FeedStore`
-//!   (reads, heartbeats, acks) and the PostgreSQL `FeedListener`.
+//!   (reads, heartbeats, acks); `listen`: the PostgreSQL `FeedListener`.
 //! - `rows`: row decoding and the small dynamic-SQL builder.
 #![forbid(unsafe_code)]
 
@@ -27,6 +27,7 @@ mod blocklist;
 mod feed;
 mod hmac;
 mod keys;
+mod listen;
 mod migrate;
 mod nonces;
 mod rows;
@@ -44,8 +45,8 @@ use sqlx::AnyPool;
 use sqlx::Transaction;
 use sqlx::any::{Any, AnyConnectOptions, AnyPoolOptions};
 
-pub use feed::{FeedListener, Notice};
 pub use keygate_core::feed::{FeedStore, NodeBeat, NodeRow};
+pub use listen::{FeedListener, Notice};
 pub use migrate::LATEST_VERSION;
 
 /// Which database a [`SqlStore`] talks to.

@@ -336,6 +336,7 @@ async fn hot_path_and_bookkeeping_writes_append_nothing(ctx: Ctx) {
         nonce: "n-1",
         expires_at_ms: NOW * 1000 + 60_000,
         now_ms: NOW * 1000,
+        created_ms: NOW * 1000,
         per_key_limit: 10,
     };
     s.record(&nonce).await.unwrap();
@@ -484,4 +485,32 @@ async fn concurrent_writers_get_gapless_seqs(ctx: Ctx) {
         .collect();
     assert_eq!(revoked.len(), 40);
     assert!(ids.iter().all(|id| revoked.contains(&id)));
+}
+
+/// SQLite runs no cluster loop, so its appends prune what is past 24 h.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_appends_prune_entries_past_a_day() {
+    common::run_sqlite(|ctx: Ctx| async move {
+        let s = &ctx.store;
+        let first = Change::SigningKeysChanged;
+        s.feed_append(vec![first.clone(), first.clone(), first.clone()])
+            .await
+            .unwrap();
+        exec(
+            &ctx.url,
+            "UPDATE invalidations SET at_ms = 5 WHERE seq <= 2",
+        )
+        .await;
+        let written = s.feed_append(vec![first]).await.unwrap();
+        assert_eq!(written[0].seq, 4);
+        let left: Vec<i64> = s
+            .feed_entries(0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(left, vec![3, 4]);
+    })
+    .await;
 }

@@ -118,6 +118,35 @@ async fn a_killed_session_is_reported_and_listening_resumes() {
     .await;
 }
 
+/// `next` is cancel-safe: a caller that polls it in a `select!` against a
+/// timer (the node's watcher does, every 250 ms) still hears the loss of
+/// the session, even when its timer fires while the listener reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loss_is_reported_to_a_caller_that_keeps_cancelling_next() {
+    run_postgres(|ctx: Ctx| async move {
+        let s = &ctx.store;
+        let mut l = s.feed_listener().await.unwrap().unwrap();
+        let pid = l.backend_pid().await.unwrap();
+        exec(&ctx.url, &format!("SELECT pg_terminate_backend({pid})")).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let first = loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the loss was never reported"
+            );
+            if let Ok(got) = tokio::time::timeout(Duration::from_millis(1), l.next()).await {
+                break got;
+            }
+        };
+        assert!(matches!(first, Ok(None)), "{first:?}");
+        s.feed_append(vec![Change::SigningKeysChanged])
+            .await
+            .unwrap();
+        assert_eq!(next_invalidation(&mut l).await.0, 1);
+    })
+    .await;
+}
+
 /// A writer that takes a seq, notifies, and rolls back: its seq goes to
 /// the next writer and its NOTIFY is never sent.
 async fn abort_after_append(url: &str, rounds: usize) {

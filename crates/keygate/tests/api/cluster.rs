@@ -18,6 +18,7 @@ use crate::helpers::{Backend, TestApp};
 
 crate::on_both_backends!(
     a_revoke_on_one_node_is_refused_on_the_other_within_s,
+    session_revocations_reach_the_other_node,
     wait_all_reports_every_live_node,
     the_cluster_lists_its_nodes,
 );
@@ -60,7 +61,9 @@ async fn a_revoke_on_one_node_is_refused_on_the_other_within_s(a: TestApp) {
     }
     let b = a.second_node().await;
     let (id, key) = a.create_key(json!({"name": "k", "owner": "o"})).await;
-    // Warm: B has the key cached.
+    // Warm: B has the key cached (after the creation's own feed entry,
+    // which would keep a racing fill out of the cache).
+    settle(&a, &b).await;
     assert_eq!(b.verify_code(&key).await, "VALID");
     assert_eq!(b.verify(&key, &[]).await["code"], "VALID");
     let res = a.post(&format!("/v1/keys/{id}/revoke"), json!({})).await;
@@ -77,6 +80,43 @@ async fn a_revoke_on_one_node_is_refused_on_the_other_within_s(a: TestApp) {
     }
     // The lag was observed on B.
     assert!(b.metric("keygate_invalidation_lag_seconds_count").await >= 1.0);
+}
+
+/// A user's cut-off and a logged-out token's `jti` reach the other node:
+/// after `?wait=all` it refuses both at once (its cut-off cache and its
+/// blocklist sync would otherwise lag by up to a second).
+async fn session_revocations_reach_the_other_node(a: TestApp) {
+    use crate::sessions::{active, create_user, introspector, login};
+    if a.backend == Backend::Sqlite {
+        return;
+    }
+    let b = a.second_node().await;
+    until_live(&a, 2).await;
+    let uid = create_user(&a, "nodey").await;
+    let inspector = introspector(&a).await;
+    let (first, _) = login(&a, "nodey").await;
+    assert_eq!(active(&b, &inspector, &first).await["active"], true);
+    let res = a
+        .post(
+            &format!("/v1/users/{uid}/revoke-sessions?wait=all"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.body["propagation"]["acked"], 2, "{}", res.body);
+    assert_eq!(active(&b, &inspector, &first).await["active"], false);
+    // A token issued after the cut-off, then logged out on A.
+    let (second, _) = login(&a, "nodey").await;
+    assert_eq!(active(&b, &inspector, &second).await["active"], true);
+    let res = a
+        .raw(
+            a.http
+                .post(format!("{}/v1/auth/logout?wait=all", a.base))
+                .bearer_auth(&second),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body["propagation"]["acked"], 2, "{}", res.body);
+    assert_eq!(active(&b, &inspector, &second).await["active"], false);
 }
 
 async fn wait_all_reports_every_live_node(a: TestApp) {
@@ -102,6 +142,8 @@ async fn wait_all_reports_every_live_node(a: TestApp) {
     let b = a.second_node().await;
     until_live(&a, 2).await;
     let (id, key2) = a.create_key(json!({"name": "k2", "owner": "o"})).await;
+    settle(&a, &b).await;
+    assert_eq!(b.verify_code(&key2).await, "VALID");
     assert_eq!(b.verify_code(&key2).await, "VALID");
     let res = a
         .post(&format!("/v1/keys/{id}/revoke?wait=all"), json!({}))
@@ -200,6 +242,17 @@ async fn the_cluster_lists_its_nodes(a: TestApp) {
         }
         assert!(Instant::now() < deadline, "B still live: {}", res.body);
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `b` has applied everything `a` has.
+async fn settle(a: &TestApp, b: &TestApp) {
+    let head = a.state().cluster.as_ref().unwrap().node.applied();
+    let node = &b.state().cluster.as_ref().unwrap().node;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while node.applied() < head {
+        assert!(Instant::now() < deadline, "b never applied {head}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -371,4 +424,41 @@ async fn with_redis_two_nodes_share_one_rate_limit() {
         assert_eq!(n["limiter"]["backend"], "redis", "{body}");
         assert_eq!(n["limiter"]["breaker"], "closed", "{body}");
     }
+}
+
+/// `stale_policy = "serve_cached"`: the opt-in keeps answering from the
+/// caches past S, counted in a metric, while `/readyz` says the node is
+/// not confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_cached_answers_from_the_caches_and_says_so() {
+    let Some(a) = crate::helpers::spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let url = a.args.database_url.clone().unwrap();
+    let (_, target) = via(&url, "127.0.0.1:1".parse().unwrap());
+    let relay = Relay::start(target).await;
+    let (relayed, _) = via(&url, relay.addr);
+    let b = a
+        .second_node_with(|args| {
+            args.database_url = Some(relayed);
+            args.cluster.confirm_within_ms = Some(500);
+            args.cluster.stale_policy = Some("serve_cached".into());
+        })
+        .await
+        .unwrap();
+    let (_, key) = a.create_key(json!({"name": "k", "owner": "o"})).await;
+    settle(&a, &b).await;
+    // Twice: a fill that raced a feed entry is not cached (the epoch rule).
+    assert_eq!(b.verify_code(&key).await, "VALID");
+    assert_eq!(b.verify_code(&key).await, "VALID");
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    assert_eq!(
+        b.verify_code(&key).await,
+        "VALID",
+        "served stale, by choice"
+    );
+    let ready = b.raw(b.http.get(format!("{}/readyz", b.base))).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(b.metric("keygate_stale_cache_answers_total").await >= 1.0);
 }

@@ -23,7 +23,7 @@ on_both_backends!(
 
 const PASSWORD: &str = "correct horse battery staple";
 
-async fn create_user(app: &TestApp, username: &str) -> String {
+pub(crate) async fn create_user(app: &TestApp, username: &str) -> String {
     let res = app
         .request(
             Method::POST,
@@ -40,7 +40,7 @@ async fn create_user(app: &TestApp, username: &str) -> String {
 }
 
 /// Logs in with the refresh token in the body: (access, refresh).
-async fn login(app: &TestApp, username: &str) -> (String, String) {
+pub(crate) async fn login(app: &TestApp, username: &str) -> (String, String) {
     let res = app
         .request(
             Method::POST,
@@ -68,7 +68,7 @@ async fn refresh(app: &TestApp, token: &str) -> crate::helpers::Response {
     .await
 }
 
-async fn introspector(app: &TestApp) -> String {
+pub(crate) async fn introspector(app: &TestApp) -> String {
     create_key(
         app,
         json!({"name": "i", "owner": "i", "scopes": ["tokens:introspect"]}),
@@ -77,7 +77,7 @@ async fn introspector(app: &TestApp) -> String {
     .1
 }
 
-async fn active(app: &TestApp, introspector: &str, token: &str) -> Value {
+pub(crate) async fn active(app: &TestApp, introspector: &str, token: &str) -> Value {
     let (status, _, body) = form(
         app,
         "/oauth2/introspect",

@@ -11,6 +11,7 @@ use crate::apikey::KeyId;
 use crate::cache::CacheConfig;
 use crate::clock::{Clock, ManualClock};
 use crate::error::Error;
+use crate::freshness::{Freshness, FreshnessMode, StalePolicy};
 use crate::httpsig::base::{SignatureParams, sign_hmac_sha256};
 use crate::httpsig::digest::content_digest_sha256;
 use crate::httpsig::*;
@@ -34,15 +35,27 @@ async fn fixture() -> Fixture {
 
 /// A key with a signing secret, verified through `nonces` under `policy`.
 pub(super) async fn fixture_with(nonces: Arc<dyn NonceStore>, policy: HmacPolicy) -> Fixture {
+    fixture_gated(nonces, policy, Arc::new(Freshness::always())).await
+}
+
+/// As `fixture_with`, with the key service's caches gated on `freshness`.
+async fn fixture_gated(
+    nonces: Arc<dyn NonceStore>,
+    policy: HmacPolicy,
+    freshness: Arc<Freshness>,
+) -> Fixture {
     let store = Arc::new(FakeStore::default());
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let keys = Arc::new(KeyService::new(
-        store.clone(),
-        Arc::new(Pepper::new(1, b"pepper-pepper-pepper-pepper-pepper").unwrap()),
-        clock.clone(),
-        Arc::new(GcraLimiter::new()),
-        CacheConfig::default(),
-    ));
+    let keys = Arc::new(
+        KeyService::new(
+            store.clone(),
+            Arc::new(Pepper::new(1, b"pepper-pepper-pepper-pepper-pepper").unwrap()),
+            clock.clone(),
+            Arc::new(GcraLimiter::new()),
+            CacheConfig::default(),
+        )
+        .with_freshness(freshness),
+    );
     let now = clock.now_secs();
     let key_id = KeyId::generate().unwrap();
     store.keys.lock().insert(
@@ -524,4 +537,35 @@ async fn a_body_must_cover_the_content_headers_it_sends() {
         .verify_request_covering(&s.view(), s.body(), false)
         .await
         .unwrap();
+}
+
+/// Many nodes: past S without confirming the feed, a node answers 503
+/// rather than trust its cached secret (which another node may have
+/// replaced), and serves again once confirmed.
+#[tokio::test]
+async fn an_unconfirmed_node_refuses_to_use_its_cached_secret() {
+    let boot = Arc::new(ManualClock::new(0));
+    let mode = FreshnessMode::Bounded {
+        bound_ms: 2000,
+        stale: StalePolicy::FailClosed,
+        deadline_ms: 20,
+    };
+    let freshness = Arc::new(Freshness::new(mode, boot.clone()));
+    freshness.confirmed(0);
+    let f = fixture_gated(
+        Arc::new(MemoryNonceStore::new(1000)),
+        HmacPolicy::default(),
+        freshness.clone(),
+    )
+    .await;
+    let s = signed(&f);
+    f.service.verify_request(&s.view(), s.body()).await.unwrap();
+    boot.advance_millis(2001);
+    let s = signed(&f);
+    match f.service.verify_request(&s.view(), s.body()).await {
+        Err(HmacError::Unavailable(Error::Storage(_))) => {}
+        other => panic!("not a 503: {other:?}"),
+    }
+    freshness.confirmed(boot.now_millis());
+    f.service.verify_request(&s.view(), s.body()).await.unwrap();
 }
