@@ -72,37 +72,62 @@ async fn postgres_down_past_s_answers_503_never_valid_then_recovers() {
     check_recovered(&c).await;
 }
 
-/// The listener's backend is killed on the server side: the node must
-/// notice (or catch up on its 250 ms poll) and lose no invalidation.
+/// The listener sessions, oldest first. Another session's channels are not
+/// visible, so a listener is known by its last statement: the LISTEN, or
+/// the pid query the listener runs after it.
+async fn listeners(conn: &mut sqlx::PgConnection) -> Vec<i32> {
+    let rows: Vec<(i32,)> = sqlx::query_as(
+        "SELECT pid FROM pg_stat_activity WHERE (query ILIKE 'LISTEN%' \
+         OR query ILIKE '%pg_backend_pid()%') AND pid <> pg_backend_pid() \
+         ORDER BY backend_start",
+    )
+    .fetch_all(conn)
+    .await
+    .expect("pg_stat_activity");
+    rows.into_iter().map(|(pid,)| pid).collect()
+}
+
+/// One node's listener session is killed on the server side: the node must
+/// notice (or catch up on its 250 ms poll), lose no invalidation, and
+/// listen again by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_feed_connection_loses_no_invalidation() {
     let _serial = SERIAL.lock().await;
     let Some(mut c) = Cluster::start(ClusterSpec::default()).await else {
         return;
     };
-    let mut killed = 0;
+    let mut before = Vec::new();
+    let mut after = Vec::new();
     let run = under_load(&mut c, async |c: &mut Cluster| {
         let mut conn = c.pg.connect().await;
-        // One listener session per node; kill the first one found.
-        let pid: Option<(i32,)> = sqlx::query_as(
-            "SELECT pid FROM pg_stat_activity WHERE query ILIKE '%LISTEN%' \
-             AND pid <> pg_backend_pid() ORDER BY backend_start LIMIT 1",
-        )
-        .fetch_optional(&mut conn)
-        .await
-        .expect("pg_stat_activity");
-        if let Some((pid,)) = pid {
+        before = listeners(&mut conn).await;
+        if let Some(pid) = before.first() {
             let (done,): (bool,) = sqlx::query_as("SELECT pg_terminate_backend($1)")
                 .bind(pid)
                 .fetch_one(&mut conn)
                 .await
                 .expect("pg_terminate_backend");
-            killed += i32::from(done);
+            assert!(done, "pg_terminate_backend({pid}) refused");
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+        after = listeners(&mut conn).await;
     })
     .await;
-    assert_eq!(killed, 1, "no listener session to kill\n{}", c.logs());
+    // One listener per node before, and again after (a new session in
+    // place of the killed one).
+    assert_eq!(
+        before.len(),
+        3,
+        "listener sessions: {before:?}\n{}",
+        c.logs()
+    );
+    assert_eq!(
+        after.len(),
+        3,
+        "listener sessions after: {after:?}\n{}",
+        c.logs()
+    );
+    assert!(!after.contains(&before[0]), "{before:?} -> {after:?}");
     run.check_revocations(&c).await;
     check_recovered(&c).await;
 }
