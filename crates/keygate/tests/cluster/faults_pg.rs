@@ -44,8 +44,13 @@ async fn postgres_down_past_s_answers_503_never_valid_then_recovers() {
     // Warm on every node and never revoked: VALID from any cache that
     // (wrongly) kept serving.
     let (probe, _) = c.warm_keys(1).await.remove(0);
+    // Never verified anywhere: a lookup must go to the database.
+    let (cold, _) = c
+        .create_key(0, serde_json::json!({"name": "cold", "owner": "o"}))
+        .await;
     let mut window = (Instant::now(), Instant::now());
     let mut probed = Vec::new();
+    let mut cold_answer = None;
     let run = under_load(&mut c, async |c: &mut Cluster| {
         let began = Instant::now();
         block_in_place(|| c.pg.stop("fast"));
@@ -54,6 +59,9 @@ async fn postgres_down_past_s_answers_503_never_valid_then_recovers() {
             let answer = tokio::time::timeout(Duration::from_secs(2), c.verify(node, &probe)).await;
             probed.push((node, answer));
         }
+        let sent = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(3), c.verify(1, &cold)).await;
+        cold_answer = Some((answer, sent.elapsed()));
         tokio::time::sleep_until((began + S + Duration::from_millis(2000)).into()).await;
         let ended = Instant::now();
         block_in_place(|| c.pg.start_again());
@@ -67,6 +75,13 @@ async fn postgres_down_past_s_answers_503_never_valid_then_recovers() {
             c.logs()
         );
     }
+    // A cache miss has nothing to serve: 503 as well, not a wait for the
+    // whole outage.
+    let (answer, took) = cold_answer.expect("cold probe");
+    assert!(
+        matches!(answer, Ok(Verdict::Unavailable)),
+        "a cache miss with the database down: {answer:?} after {took:?}"
+    );
     run.check_fail_closed(window.0, window.1);
     run.check_revocations(&c).await;
     check_recovered(&c).await;
