@@ -162,8 +162,8 @@ impl Run {
 
     /// While nothing could confirm (the database down from `began` to
     /// `ended`), no request sent later than `began + S` was answered VALID.
-    /// (Few may be sent: a request that misses the cache waits for the
-    /// pool, so the load's workers stall; the caller probes cached keys.)
+    /// (The load may send few: each cache miss waits out the database's
+    /// deadline first; the caller also probes a cached key on every node.)
     pub fn check_fail_closed(&self, began: Instant, ended: Instant) {
         let open: Vec<String> = self
             .seen
