@@ -77,15 +77,29 @@ impl Default for CacheConfig {
     }
 }
 
-/// Proof that no invalidation has happened since it was taken.
+/// Proof that no invalidation has happened since it was taken. Two
+/// counters: a key's creation can only make a remembered NOT_FOUND wrong,
+/// never a cached record (a record is read after its key's commit), so it
+/// moves only the negative one and leaves racing positive fills alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Epoch(u64);
+pub struct Epoch {
+    records: u64,
+    negative: u64,
+}
+
+impl Epoch {
+    /// Whether no cached record was invalidated between the two.
+    pub fn same_records(&self, other: &Epoch) -> bool {
+        self.records == other.records
+    }
+}
 
 pub struct KeyCache {
     positive: HashMapCache<Arc<CachedKey>>,
     negative: HashMapCache<i64>,
     config: CacheConfig,
     epoch: AtomicU64,
+    negative_epoch: AtomicU64,
     // Taken for writing by invalidations and for reading by inserts, so an
     // insert cannot slip between an invalidation's epoch bump and its removal.
     gate: RwLock<()>,
@@ -99,6 +113,7 @@ impl KeyCache {
             negative: HashMapCache::new((cap / 4).max(16)),
             config,
             epoch: AtomicU64::new(0),
+            negative_epoch: AtomicU64::new(0),
             gate: RwLock::new(()),
         }
     }
@@ -119,12 +134,15 @@ impl KeyCache {
     }
 
     pub fn epoch(&self) -> Epoch {
-        Epoch(self.epoch.load(Ordering::Acquire))
+        Epoch {
+            records: self.epoch.load(Ordering::Acquire),
+            negative: self.negative_epoch.load(Ordering::Acquire),
+        }
     }
 
     pub fn insert(&self, hash: KeyHash, entry: Arc<CachedKey>, since: Epoch) {
         let _gate = self.gate.read();
-        if self.epoch.load(Ordering::Acquire) == since.0 {
+        if self.epoch.load(Ordering::Acquire) == since.records {
             self.positive.insert(hash, entry);
         }
     }
@@ -134,7 +152,7 @@ impl KeyCache {
             return;
         }
         let _gate = self.gate.read();
-        if self.epoch.load(Ordering::Acquire) == since.0 {
+        if self.epoch() == since {
             self.negative.insert(hash, now_ms);
         }
     }
@@ -157,11 +175,13 @@ impl KeyCache {
         self.negative.clear();
     }
 
-    /// Forgets every negative result; called when a new secret comes into being.
-    pub fn clear_negative(&self) {
+    /// Forgets that these hashes were unknown: they are new secrets.
+    pub fn forget_negative(&self, hashes: &[KeyHash]) {
         let _gate = self.gate.write();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.negative.clear();
+        self.negative_epoch.fetch_add(1, Ordering::AcqRel);
+        for h in hashes {
+            self.negative.remove(h);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -170,5 +190,56 @@ impl KeyCache {
 
     pub fn is_empty(&self) -> bool {
         self.positive.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apikey::{KeyEnv, KeyId};
+
+    fn entry() -> Arc<CachedKey> {
+        let record = KeyRecord {
+            revoked_at: None,
+            expires_at: None,
+            remaining: None,
+            rate_limit: None,
+            tenant: None,
+            scopes: Vec::new(),
+            id: KeyId::generate().unwrap(),
+            name: "k".into(),
+            owner: "o".into(),
+            metadata: Default::default(),
+            env: KeyEnv::default(),
+            prefix: "kg_live_x".into(),
+            created_at: 0,
+            updated_at: 0,
+            last_used_at: None,
+            version: 1,
+        };
+        Arc::new(CachedKey::new(record, None, 0))
+    }
+
+    #[test]
+    fn a_creation_keeps_a_racing_record_fill_but_drops_a_racing_not_found() {
+        let cache = KeyCache::new(CacheConfig::default());
+        let (read, created) = ([1u8; 32], [2u8; 32]);
+        let since = cache.epoch();
+        cache.forget_negative(&[created]);
+        cache.insert(read, entry(), since);
+        cache.insert_negative(created, 0, since);
+        assert!(matches!(cache.get(&read, 1), Lookup::Hit(_)));
+        assert!(matches!(cache.get(&created, 1), Lookup::Miss));
+    }
+
+    #[test]
+    fn an_invalidation_drops_both_kinds_of_racing_fill() {
+        let cache = KeyCache::new(CacheConfig::default());
+        let since = cache.epoch();
+        cache.invalidate(&[[9u8; 32]]);
+        cache.insert([1u8; 32], entry(), since);
+        cache.insert_negative([2u8; 32], 0, since);
+        assert!(matches!(cache.get(&[1u8; 32], 1), Lookup::Miss));
+        assert!(matches!(cache.get(&[2u8; 32], 1), Lookup::Miss));
     }
 }

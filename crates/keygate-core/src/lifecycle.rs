@@ -134,7 +134,8 @@ impl KeyService {
             .await;
         let (record, old) = self.guarded(written)?;
         self.cache.invalidate(&old);
-        self.cache.clear_negative();
+        self.cache
+            .forget_negative(std::slice::from_ref(&secret.hash));
         Ok(IssuedKey { record, key })
     }
 

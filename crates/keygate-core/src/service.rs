@@ -187,6 +187,11 @@ impl KeyService {
         self.cache.invalidate(hashes);
     }
 
+    /// Forgets that these hashes were unknown (the feed's key creations).
+    pub fn forget_negative(&self, hashes: &[crate::pepper::KeyHash]) {
+        self.cache.forget_negative(hashes);
+    }
+
     /// Caps the live (neither revoked nor expired) keys of each tenant;
     /// keys without a tenant are capped together as one more.
     pub fn with_max_keys_per_tenant(mut self, max: u32) -> Self {
@@ -337,7 +342,8 @@ impl KeyService {
         self.store
             .insert_key(&record, &secret, &audit, Some(cap))
             .await?;
-        self.cache.clear_negative();
+        self.cache
+            .forget_negative(std::slice::from_ref(&secret.hash));
         Ok(IssuedKey { record, key })
     }
 

@@ -331,7 +331,7 @@ impl HmacService {
         let epoch = self.keys.cache.epoch();
         let generation = self.generation.load(Ordering::Acquire);
         if let Some(entry) = self.cache.lock().get(id)
-            && entry.epoch == epoch
+            && entry.epoch.same_records(&epoch)
             && entry.generation == generation
             && now_ms - entry.loaded_at_ms < self.ttl_ms
         {

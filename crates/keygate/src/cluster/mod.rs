@@ -62,9 +62,9 @@ impl ApplyChange for ServiceCaches {
         match change {
             // The key cache's epoch moves with it, which also drops the
             // HMAC service's entries read before.
-            Change::KeyChanged { hashes, .. } | Change::KeyCreated { hashes } => {
-                self.keys.invalidate_hashes(hashes);
-            }
+            Change::KeyChanged { hashes, .. } => self.keys.invalidate_hashes(hashes),
+            // A new secret can only make a remembered NOT_FOUND wrong.
+            Change::KeyCreated { hashes } => self.keys.forget_negative(hashes),
             Change::HmacChanged { key_id } => self.hmac.forget(key_id),
             Change::UserCutoff { user_id } => self.users.forget_cutoff(user_id),
             Change::JtiBlocked { jti, exp } => self.blocklist.remember(jti, *exp),

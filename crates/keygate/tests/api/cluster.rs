@@ -247,7 +247,17 @@ async fn the_cluster_lists_its_nodes(a: TestApp) {
 
 /// Waits until `b` has applied everything `a` has.
 async fn settle(a: &TestApp, b: &TestApp) {
-    let head = a.state().cluster.as_ref().unwrap().node.applied();
+    // The database's head, not a's applied position: a hears its own
+    // writes through the feed too, and may not have yet.
+    let (head, _) = a
+        .state()
+        .cluster
+        .as_ref()
+        .unwrap()
+        .node
+        .sync_to_head()
+        .await
+        .unwrap();
     let node = &b.state().cluster.as_ref().unwrap().node;
     let deadline = Instant::now() + Duration::from_secs(5);
     while node.applied() < head {
