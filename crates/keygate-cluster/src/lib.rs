@@ -11,11 +11,13 @@
 //!   confirmation `Freshness` asks for past S.
 //! - `run`: the loop that feeds `watch` from LISTEN and a 250 ms head poll.
 //! - `membership`: heartbeats, live nodes, feed pruning.
+//! - `acks`: the other nodes' acknowledgements, as heard here.
 //! - `wait`: `?wait=all`, waiting for every live node's acknowledgement.
 //! - `redis`: the connection (deadline, breaker, data-loss detection), the
 //!   shared rate limiter, nonce store and login throttle, with fallbacks.
 #![forbid(unsafe_code)]
 
+pub mod acks;
 pub mod membership;
 pub mod redis;
 pub mod run;

@@ -2,50 +2,20 @@
 //! feed up to the head read after the commit, or until S has passed.
 //!
 //! A node's progress is known two ways: its acknowledgements (a NOTIFY on
-//! `keygate_ack` each time it applies entries, gathered here by the
-//! watcher's listener) and its heartbeat row's `applied_seq`. Either one
+//! `keygate_ack` each time it applies entries, gathered in `acks.rs` by
+//! the watcher's listener) and its heartbeat row's `applied_seq`. Either one
 //! reaching the head counts. A node that has not by S is listed as
 //! unconfirmed; by the serving rule it no longer answers from its caches.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use keygate_core::error::Error;
-use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::Notify;
 
 use crate::watch::Node;
 
 /// How often the heartbeat rows are read again while waiting.
 const REREAD_EVERY: Duration = Duration::from_millis(100);
-
-/// The highest seq each node has acknowledged, as heard on this node.
-#[derive(Default)]
-pub struct AckBoard {
-    acked: Mutex<HashMap<String, i64>>,
-    changed: Notify,
-}
-
-impl AckBoard {
-    pub fn record(&self, node_id: &str, seq: i64) {
-        {
-            let mut acked = self.acked.lock();
-            let at = acked.entry(node_id.to_owned()).or_insert(0);
-            *at = (*at).max(seq);
-        }
-        self.changed.notify_waiters();
-    }
-
-    pub fn get(&self, node_id: &str) -> i64 {
-        self.acked.lock().get(node_id).copied().unwrap_or(0)
-    }
-
-    /// Forgets nodes that left.
-    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
-        self.acked.lock().retain(|id, _| keep(id));
-    }
-}
 
 /// The answer's `propagation` object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -74,7 +44,7 @@ impl Node {
         loop {
             // Registered before reading, so an ack between the read and
             // the wait still wakes it.
-            let changed = self.acks.changed.notified();
+            let changed = self.acks.changed();
             let (live, pending) = self.pending(head, live_timeout_ms).await?;
             let now = tokio::time::Instant::now();
             if pending.is_empty() || now >= deadline {

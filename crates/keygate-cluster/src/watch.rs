@@ -24,7 +24,7 @@ use keygate_core::error::Error;
 use keygate_core::feed::{ApplyChange, FeedEntry, FeedStore};
 use keygate_core::freshness::{Confirm, Freshness};
 
-use crate::wait::AckBoard;
+use crate::acks::AckBoard;
 
 /// Rows read per catch-up query.
 const PAGE: u32 = 500;

@@ -46,7 +46,7 @@ use sqlx::Transaction;
 use sqlx::any::{Any, AnyConnectOptions, AnyPoolOptions};
 
 pub use keygate_core::feed::{FeedStore, NodeBeat, NodeRow};
-pub use listen::{FeedListener, Notice};
+pub use listen::{FeedListener, LISTENER_APPLICATION_NAME, Notice};
 pub use migrate::LATEST_VERSION;
 
 /// Which database a [`SqlStore`] talks to.

@@ -26,6 +26,10 @@ use crate::db;
 /// reconnect; a short wait lets the node rebuild on its own schedule.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The listener's session names itself, so operators (and the fault tests
+/// that kill it) find it in `pg_stat_activity` whatever it last ran.
+pub const LISTENER_APPLICATION_NAME: &str = "keygate-feed-listener";
+
 /// Notices held for a slow reader; past that the task waits, and
 /// PostgreSQL queues the rest.
 const QUEUE: usize = 1024;
@@ -74,6 +78,7 @@ impl FeedListener {
     /// Connects and LISTENs on both channels before returning.
     pub(crate) async fn connect(url: &str) -> Result<Self, Error> {
         let opts: PgConnectOptions = url.parse().map_err(db)?;
+        let opts = opts.application_name(LISTENER_APPLICATION_NAME);
         // A pool of one, used only for the listener's reconnects.
         let pool = PgPoolOptions::new()
             .max_connections(1)

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{Ctx, audit, exec, insert, run_postgres, run_sqlite};
 use keygate_core::feed::{Change, FeedEntry, FeedStore};
 use keygate_core::store::{HmacSecretRecord, HmacSecretStore, KeyStore};
-use keygate_store::{FeedListener, Notice};
+use keygate_store::{FeedListener, LISTENER_APPLICATION_NAME, Notice};
 use sqlx::{AnyConnection, Connection};
 
 const NOW: i64 = 1_700_000_000;
@@ -33,6 +33,19 @@ async fn next_invalidation(l: &mut FeedListener) -> (i64, Option<FeedEntry>) {
         Some(Notice::Invalidation { seq, entry }) => (seq, entry),
         other => panic!("expected an invalidation, got {other:?}"),
     }
+}
+
+/// The application_name of backend `pid`, as `pg_stat_activity` shows it.
+async fn application_name(url: &str, pid: i32) -> String {
+    let mut conn = AnyConnection::connect(url).await.unwrap();
+    let name: String =
+        sqlx::query_scalar("SELECT application_name FROM pg_stat_activity WHERE pid = $1")
+            .bind(pid)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    conn.close().await.unwrap();
+    name
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,18 +109,24 @@ async fn listener_hears_entries_and_acks() {
 
 /// `pg_terminate_backend` on the listening session: `next` reports the
 /// loss (`Ok(None)`), and the listener, reconnected, hears later entries.
+/// Its session carries the listener's application_name, before and after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_session_is_reported_and_listening_resumes() {
     run_postgres(|ctx: Ctx| async move {
         let s = &ctx.store;
         let mut l = s.feed_listener().await.unwrap().unwrap();
         let pid = l.backend_pid().await.unwrap();
+        let named = application_name(&ctx.url, pid).await;
+        assert_eq!(named, LISTENER_APPLICATION_NAME);
         exec(&ctx.url, &format!("SELECT pg_terminate_backend({pid})")).await;
         let lost = tokio::time::timeout(Duration::from_secs(10), l.next())
             .await
             .expect("the loss was not reported within 10 s");
         assert!(matches!(lost, Ok(None)), "{lost:?}");
-        assert_ne!(l.backend_pid().await.unwrap(), pid);
+        let again = l.backend_pid().await.unwrap();
+        assert_ne!(again, pid);
+        let named = application_name(&ctx.url, again).await;
+        assert_eq!(named, LISTENER_APPLICATION_NAME);
         s.feed_append(vec![Change::SigningKeysChanged])
             .await
             .unwrap();

@@ -1,17 +1,20 @@
 //! The server's own secrets (the key-hashing pepper and the master key that
 //! seals signing keys): read from configuration or a file, or generated into
-//! a 0600 file beside a SQLite database.
+//! a 0600 file beside a SQLite database; at start, checked against the
+//! fingerprints the database recorded.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine;
 use keygate_core::apikey::random_bytes;
 use keygate_core::pepper::{MIN_PEPPER_BYTES, Pepper};
 use keygate_core::sealed::MasterKey;
+use keygate_core::store::Store;
 use zeroize::Zeroizing;
 
-use crate::config::{PepperSource, SecretSource};
+use crate::config::{Config, PepperSource, SecretSource};
 
 /// The secret's text from its source; a missing file beside a SQLite
 /// database is generated. `missing` explains what to set when there is none.
@@ -105,6 +108,70 @@ fn generate_secret_file(path: &Path, what: &str) -> Result<Zeroizing<String>, St
         .map_err(|e| format!("cannot write {what} file {}: {e}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a new {what} file; back it up with the database");
     Ok(text)
+}
+
+/// The pepper, refused when a database that holds keys lost its pepper
+/// file, or when it is not the one the database was set up with.
+pub async fn open_pepper(config: &Config, store: &dyn Store) -> Result<Pepper, String> {
+    if let PepperSource::BesideDatabase(path) = &config.pepper
+        && !path.exists()
+        && store.count_keys().await.map_err(|e| e.to_string())? > 0
+    {
+        return Err(format!(
+            "the database already holds keys but its pepper file {} is missing; a new pepper \
+             would make every key unusable. Restore the file, or point KEYGATE_PEPPER_FILE at it",
+            path.display()
+        ));
+    }
+    let pepper = load_pepper(&config.pepper, config.pepper_version)?;
+    check_fingerprint(
+        store,
+        &format!("pepper_fingerprint_v{}", pepper.version()),
+        &pepper.fingerprint(),
+        || {
+            format!(
+                "the configured pepper (version {}) is not the one this database was set up \
+                 with, so no key would verify. Configure the original pepper \
+                 (KEYGATE_PEPPER_FILE), or a new pepper_version for a new pepper",
+                pepper.version()
+            )
+        },
+    )
+    .await?;
+    Ok(pepper)
+}
+
+/// The master key, refused when the database's sealed signing keys could
+/// not be opened with it.
+pub async fn open_master_key(config: &Config, store: &dyn Store) -> Result<Arc<MasterKey>, String> {
+    if let SecretSource::BesideDatabase(path) = &config.master_key
+        && !path.exists()
+        && !store
+            .list_signing_keys()
+            .await
+            .map_err(|e| e.to_string())?
+            .is_empty()
+    {
+        return Err(format!(
+            "the database holds signing keys but its master key file {} is missing; they \
+             cannot be opened without it. Restore the file, or point KEYGATE_MASTER_KEY_FILE at it",
+            path.display()
+        ));
+    }
+    let master_key = Arc::new(load_master_key(&config.master_key)?);
+    check_fingerprint(
+        store,
+        "master_key_fingerprint",
+        master_key.fingerprint(),
+        || {
+            "the configured master key is not the one this database was set up with, so its \
+             sealed signing keys cannot be opened. Configure the original master key \
+             (KEYGATE_MASTER_KEY_FILE)"
+                .to_owned()
+        },
+    )
+    .await?;
+    Ok(master_key)
 }
 
 #[cfg(test)]

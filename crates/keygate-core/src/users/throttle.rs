@@ -231,10 +231,33 @@ impl LoginThrottle {
         share: u32,
     ) -> Result<Admitted, u64> {
         let key = client_key(client);
-        let cfg = self.config;
-        let client_failures = (cfg.client_failures / share.max(1) as usize).max(1);
+        // Both held from the check to the count, so two concurrent
+        // attempts cannot both pass the last free slot.
         let mut clients = self.clients.lock();
         let mut users = self.users.lock();
+        self.client_wait(&mut clients, key, now_ms, share)?;
+        self.user_wait(&users, user, now_ms, share)?;
+        self.count_client(&mut clients, key, now_ms);
+        self.count_user(&mut users, user, now_ms);
+        Ok(Admitted {
+            user: user.to_owned(),
+            client: key,
+            at_ms: now_ms,
+            via: 0,
+        })
+    }
+
+    /// Drops the client's failures older than the window; refuses while
+    /// its share of `client_failures` is used up.
+    fn client_wait(
+        &self,
+        clients: &mut HashMap<ClientKey, VecDeque<i64>>,
+        key: ClientKey,
+        now_ms: i64,
+        share: u32,
+    ) -> Result<(), u64> {
+        let cfg = self.config;
+        let client_failures = (cfg.client_failures / share.max(1) as usize).max(1);
         let window_start = now_ms - cfg.client_window_ms;
         if let Some(times) = clients.get_mut(&key) {
             while times.front().is_some_and(|&t| t <= window_start) {
@@ -246,16 +269,38 @@ impl LoginThrottle {
                 return Err(ceil_secs(oldest + cfg.client_window_ms - now_ms));
             }
         }
+        Ok(())
+    }
+
+    /// Refuses until the username's back-off since its last failure ends.
+    fn user_wait(
+        &self,
+        users: &HashMap<String, UserFailures>,
+        user: &str,
+        now_ms: i64,
+        share: u32,
+    ) -> Result<(), u64> {
         if let Some(f) = users.get(user) {
-            let fresh = now_ms - f.last_ms < cfg.forget_after_ms;
+            let fresh = now_ms - f.last_ms < self.config.forget_after_ms;
             let open_at = f.last_ms + self.user_delay_ms(f.count, share);
             if fresh && now_ms < open_at {
                 return Err(ceil_secs(open_at - now_ms));
             }
         }
+        Ok(())
+    }
+
+    fn count_client(
+        &self,
+        clients: &mut HashMap<ClientKey, VecDeque<i64>>,
+        key: ClientKey,
+        now_ms: i64,
+    ) {
+        let cfg = self.config;
+        let window_start = now_ms - cfg.client_window_ms;
         if !clients.contains_key(&key) {
             make_room(
-                &mut clients,
+                clients,
                 cfg.max_entries,
                 |t| t.back().is_none_or(|&last| last <= window_start),
                 |t| t.back().copied().unwrap_or(i64::MIN),
@@ -266,9 +311,15 @@ impl LoginThrottle {
         if times.len() > cfg.client_failures {
             times.pop_front();
         }
+    }
+
+    /// A failure more for `user`; one older than `forget_after_ms` starts
+    /// the count afresh.
+    fn count_user(&self, users: &mut HashMap<String, UserFailures>, user: &str, now_ms: i64) {
+        let cfg = self.config;
         if !users.contains_key(user) {
             make_room(
-                &mut users,
+                users,
                 cfg.max_entries,
                 |f| now_ms - f.last_ms >= cfg.forget_after_ms,
                 |f| f.last_ms,
@@ -283,12 +334,6 @@ impl LoginThrottle {
         }
         entry.count = entry.count.saturating_add(1);
         entry.last_ms = now_ms;
-        Ok(Admitted {
-            user: user.to_owned(),
-            client: key,
-            at_ms: now_ms,
-            via: 0,
-        })
     }
 
     /// The attempt succeeded: the username starts afresh and the client's

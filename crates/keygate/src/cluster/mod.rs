@@ -26,7 +26,9 @@ use crate::config::cluster::ClusterConfig;
 use crate::metrics::Metrics;
 
 mod shared;
+mod wiring;
 pub use shared::SharedLayer;
+pub use wiring::Wiring;
 
 /// The longest an on-demand confirmation may hold a request.
 const CONFIRM_DEADLINE_MS: i64 = 500;

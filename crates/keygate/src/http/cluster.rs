@@ -6,7 +6,6 @@
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use keygate_cluster::Propagation;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -14,7 +13,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::AdminAuth;
-use super::views::rfc3339;
+use super::views::{PropagationView, rfc3339};
 
 /// `?wait=all`: present means wait for every live node.
 #[derive(Debug, Clone, Copy)]
@@ -62,33 +61,6 @@ pub struct WaitParam {
     /// caches refuse what was revoked), or after S at the latest; the
     /// answer then carries `propagation`.
     pub wait: Option<WaitValue>,
-}
-
-/// How far a change has spread: every live node applied `seq`, or the
-/// `unconfirmed` ones, which stop answering from their caches by `bound_ms`
-/// after the write.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PropagationView {
-    /// The feed position the change is at or below.
-    pub seq: i64,
-    pub live_nodes: usize,
-    pub acked: usize,
-    /// Live nodes that had not applied it when the answer was sent.
-    pub unconfirmed: Vec<String>,
-    /// S, in milliseconds (0 on a single node).
-    pub bound_ms: i64,
-}
-
-impl From<Propagation> for PropagationView {
-    fn from(p: Propagation) -> Self {
-        Self {
-            seq: p.seq,
-            live_nodes: p.live_nodes,
-            acked: p.acked,
-            unconfirmed: p.unconfirmed,
-            bound_ms: p.bound_ms,
-        }
-    }
 }
 
 /// The body of `POST /v1/auth/logout?wait=all`.

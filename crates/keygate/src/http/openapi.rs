@@ -27,7 +27,7 @@ use super::{audit, cluster, health, keys, oauth, sessions, signing, signing_keys
         signing_keys::SigningKeyView, signing_keys::SigningKeyList, oauth::token::TokenResponse,
         users::CreateUserRequest, users::UpdateUserRequest, users::UserView, users::UserList,
         signing::SigningSecretView, sessions::LoginRequest, sessions::RefreshRequest,
-        sessions::SessionResponse, cluster::PropagationView, cluster::PropagationBody,
+        sessions::SessionResponse, views::PropagationView, cluster::PropagationBody,
         cluster::ClusterView, cluster::ClusterNodeView, cluster::WaitValue)),
     modifiers(&Security, &Refusals)
 )]

@@ -69,7 +69,7 @@ pub struct SigningSecretView {
     pub created_at: String,
     /// With `?wait=all` only: how far the replacement has spread.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub propagation: Option<super::cluster::PropagationView>,
+    pub propagation: Option<super::views::PropagationView>,
 }
 
 /// Create or replace a key's signing secret. Replacing takes effect at

@@ -69,7 +69,7 @@ pub struct UserView {
     pub updated_at: String,
     /// With `?wait=all` only: how far the change has spread.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub propagation: Option<super::cluster::PropagationView>,
+    pub propagation: Option<super::views::PropagationView>,
 }
 
 impl UserView {

@@ -1,6 +1,7 @@
 //! The JSON shapes of the admin API and their conversions from the domain.
 //! Times are RFC 3339 strings on the wire and Unix seconds inside.
 
+use keygate_cluster::Propagation;
 use keygate_core::model::{AuditRow, KeyRecord, RateLimitSpec};
 use keygate_core::ratelimit::RateDecision;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -64,7 +65,7 @@ pub struct KeyView {
     pub remaining: Option<i64>,
     /// With `?wait=all` only: how far the change has spread.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub propagation: Option<super::cluster::PropagationView>,
+    pub propagation: Option<PropagationView>,
 }
 
 /// `limit` requests per `period_seconds`.
@@ -212,5 +213,32 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
             "invalid_request",
             format!("limit: between 1 and {}", keygate_core::model::MAX_PAGE),
         )),
+    }
+}
+
+/// How far a change has spread: every live node applied `seq`, or the
+/// `unconfirmed` ones, which stop answering from their caches by `bound_ms`
+/// after the write.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PropagationView {
+    /// The feed position the change is at or below.
+    pub seq: i64,
+    pub live_nodes: usize,
+    pub acked: usize,
+    /// Live nodes that had not applied it when the answer was sent.
+    pub unconfirmed: Vec<String>,
+    /// S, in milliseconds (0 on a single node).
+    pub bound_ms: i64,
+}
+
+impl From<Propagation> for PropagationView {
+    fn from(p: Propagation) -> Self {
+        Self {
+            seq: p.seq,
+            live_nodes: p.live_nodes,
+            acked: p.acked,
+            unconfirmed: p.unconfirmed,
+            bound_ms: p.bound_ms,
+        }
     }
 }

@@ -87,15 +87,15 @@ async fn postgres_down_past_s_answers_503_never_valid_then_recovers() {
     check_recovered(&c).await;
 }
 
-/// The listener sessions, oldest first. Another session's channels are not
-/// visible, so a listener is known by its last statement: the LISTEN, or
-/// the pid query the listener runs after it.
+/// The listener sessions, oldest first, known by the application_name
+/// the listener gives its session (another session's channels are not
+/// visible in `pg_stat_activity`).
 async fn listeners(conn: &mut sqlx::PgConnection) -> Vec<i32> {
     let rows: Vec<(i32,)> = sqlx::query_as(
-        "SELECT pid FROM pg_stat_activity WHERE (query ILIKE 'LISTEN%' \
-         OR query ILIKE '%pg_backend_pid()%') AND pid <> pg_backend_pid() \
-         ORDER BY backend_start",
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
+         AND pid <> pg_backend_pid() ORDER BY backend_start",
     )
+    .bind(keygate_store::LISTENER_APPLICATION_NAME)
     .fetch_all(conn)
     .await
     .expect("pg_stat_activity");

@@ -1,0 +1,317 @@
+//! Assembling and running the server. `run(listener, app, shutdown)` takes
+//! the socket and the shutdown signal from its caller, so a test binds port 0
+//! and starts a whole server in a few lines.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use keygate_core::audit::AuditLog;
+use keygate_core::httpsig::HmacService;
+use keygate_core::jwt::TokenService;
+use keygate_core::pepper::Pepper;
+use keygate_core::ratelimit::RateLimiter;
+use keygate_core::sealed::MasterKey;
+use keygate_core::sessions::{Blocklist, SessionRevocation, SessionService};
+use keygate_core::store::Store;
+use keygate_core::{Clock, IssuedKey, KeyService, UserService};
+use keygate_store::SqlStore;
+use tokio::net::TcpListener;
+
+use crate::cluster::{ServiceCaches, SqliteLock, Wiring};
+use crate::config::{Config, PepperSource, SecretSource};
+use crate::gateway::Gateway;
+use crate::http::{self, AppState};
+use crate::listen::fdlimit::{self, Budget};
+use crate::metrics::Metrics;
+use crate::secrets::{load_master_key, load_pepper, open_master_key, open_pepper};
+use crate::tls::Tls;
+
+mod background;
+use background::Background;
+
+/// A server ready to run.
+pub struct App {
+    pub state: AppState,
+    /// The listeners' certificate, when TLS is configured; `reload` it on SIGHUP.
+    pub tls: Option<Tls>,
+    body_limit: usize,
+    gateway_listener: Option<TcpListener>,
+    /// Each listener's `[limits]`, fitted under the descriptor limit.
+    budget: Budget,
+    /// SQLite: held until the server stops.
+    _sqlite_lock: Option<SqliteLock>,
+}
+
+/// The services `AppState` is made of.
+struct Services {
+    tokens: Arc<TokenService>,
+    users: Arc<UserService>,
+    sessions: SessionService,
+    blocklist: Arc<Blocklist>,
+    audit: Arc<AuditLog>,
+    keys: Arc<KeyService>,
+    hmac: Arc<HmacService>,
+}
+
+/// Connects storage (running migrations), loads the pepper and builds the
+/// services. A wrong or lost pepper would silently turn every key into
+/// NOT_FOUND, so start-up refuses both: no pepper is generated for a
+/// database that holds keys, and the pepper must match the fingerprint the
+/// database recorded the first time it was used.
+pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String> {
+    let (sqlite_lock, sql_store) = open_storage(config).await?;
+    let wiring = Wiring::prepare(&sql_store, &config.cluster)?;
+    let limiter = wiring.limiter();
+    let store: Arc<dyn Store> = Arc::new(sql_store);
+    let pepper = open_pepper(config, store.as_ref()).await?;
+    let master_key = open_master_key(config, store.as_ref()).await?;
+    let secrets = (pepper, master_key);
+    let services = services(config, store, clock, secrets, &wiring, limiter.clone()).await?;
+    let tls = match &config.tls {
+        Some(files) => Some(Tls::load(files).await?),
+        None => None,
+    };
+    let metrics = Metrics::new();
+    let cluster = wiring
+        .start(services.caches(), &config.cluster, &metrics)
+        .await?;
+    let (gateway, budget) = gateway(config, limiter);
+    let Services {
+        tokens,
+        users,
+        sessions,
+        blocklist,
+        audit,
+        keys,
+        hmac,
+    } = services;
+    Ok(App {
+        state: AppState {
+            tokens,
+            cluster,
+            users,
+            sessions: Arc::new(sessions),
+            blocklist,
+            allowed_origins: Arc::new(config.allowed_origins.clone()),
+            keys,
+            metrics,
+            hmac,
+            audit,
+            gateway,
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        },
+        tls,
+        body_limit: config.body_limit,
+        gateway_listener: None,
+        budget,
+        _sqlite_lock: sqlite_lock,
+    })
+}
+
+/// Refuses a missing pepper or master key before the database is opened,
+/// and a second server on the same SQLite file, with the reason; then
+/// connects (running migrations).
+async fn open_storage(config: &Config) -> Result<(Option<SqliteLock>, SqlStore), String> {
+    if config.pepper == PepperSource::Missing {
+        load_pepper(&config.pepper, config.pepper_version)?;
+    }
+    if config.master_key == SecretSource::Missing {
+        load_master_key(&config.master_key)?;
+    }
+    let sqlite_lock = crate::config::sqlite_path(&config.database_url)
+        .map(|db| SqliteLock::take(&db))
+        .transpose()?;
+    let store = keygate_store::connect(
+        &config.database_url,
+        keygate_store::ConnectOptions::default(),
+    )
+    .await
+    .map_err(|e| format!("cannot open the database: {e}"))?;
+    Ok((sqlite_lock, store))
+}
+
+/// The gateway, when configured, and each listener's limits fitted under
+/// the descriptor limit (the gateway's upstream pool among them).
+fn gateway(config: &Config, limiter: Arc<dyn RateLimiter>) -> (Option<Arc<Gateway>>, Budget) {
+    let gateway = config
+        .gateway
+        .clone()
+        .map(|g| Gateway::with_limiter(g, config.config_path.clone(), limiter));
+    let budget = fdlimit::fit(&config.limits, fdlimit::raise_nofile(), gateway.is_some());
+    if let Some(g) = &gateway {
+        g.upstreams
+            .limit_requests(budget.gateway.upstream_max_requests);
+    }
+    (gateway, budget)
+}
+
+/// Loads the signing keys and the token blocklist, and builds the services
+/// on them; the cache-holding ones consult `wiring`'s freshness gate.
+async fn services(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    (pepper, master_key): (Pepper, Arc<MasterKey>),
+    wiring: &Wiring,
+    limiter: Arc<dyn RateLimiter>,
+) -> Result<Services, String> {
+    let tokens = TokenService::start(
+        store.clone(),
+        master_key.clone(),
+        clock.clone(),
+        config.jwt.clone(),
+    )
+    .await
+    .map_err(|e| format!("cannot load the signing keys: {e}"))?;
+    let users = users(store.clone(), clock.clone(), wiring).await?;
+    let pepper = Arc::new(pepper);
+    let sessions = SessionService::new(
+        store.clone(),
+        pepper.clone(),
+        clock.clone(),
+        config.sessions,
+    )
+    .map_err(|e| e.to_string())?;
+    let blocklist = Arc::new(Blocklist::new(store.clone(), clock.clone()));
+    blocklist
+        .sync()
+        .await
+        .map_err(|e| format!("cannot load the token blocklist: {e}"))?;
+    tokens.set_revocation_check(Arc::new(
+        SessionRevocation::new(blocklist.clone(), users.clone())
+            .with_freshness(wiring.freshness.clone()),
+    ));
+    let audit = Arc::new(AuditLog::new(store.clone(), clock.clone(), config.audit));
+    let keys = KeyService::new(store, pepper, clock, limiter, config.cache)
+        .with_max_keys_per_tenant(config.max_keys_per_tenant)
+        .with_freshness(wiring.freshness.clone());
+    let keys = Arc::new(keys);
+    let hmac = HmacService::new(
+        keys.clone(),
+        master_key,
+        wiring.nonces(),
+        config.hmac,
+        config.cache.ttl_ms,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Services {
+        tokens: Arc::new(tokens),
+        users,
+        sessions,
+        blocklist,
+        audit,
+        keys,
+        hmac: Arc::new(hmac),
+    })
+}
+
+/// Warmed up here, so the first login with an unknown username is not
+/// slower than the rest.
+async fn users(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    wiring: &Wiring,
+) -> Result<Arc<UserService>, String> {
+    let mut users = UserService::new(store, clock);
+    if let Some(throttle) = wiring.throttle() {
+        users = users.with_throttle(throttle);
+    }
+    users
+        .warm_up()
+        .await
+        .map_err(|e| format!("cannot prepare password hashing: {e}"))?;
+    Ok(Arc::new(users))
+}
+
+impl Services {
+    /// What the feed's changes invalidate on this node.
+    fn caches(&self) -> ServiceCaches {
+        ServiceCaches {
+            keys: self.keys.clone(),
+            hmac: self.hmac.clone(),
+            users: self.users.clone(),
+            blocklist: self.blocklist.clone(),
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+impl App {
+    /// Binds the gateway's listener when `[gateway] listen` is set, so the
+    /// caller learns its address (port 0) before `run`.
+    pub async fn bind_gateway(&mut self) -> Result<Option<SocketAddr>, String> {
+        let Some(addr) = self.state.gateway.as_ref().and_then(|g| g.listen()) else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} for the gateway: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        self.gateway_listener = Some(listener);
+        Ok(Some(bound))
+    }
+
+    /// On an empty database, creates the root admin key (first start).
+    pub async fn bootstrap_if_empty(&self) -> Result<Option<IssuedKey>, String> {
+        let store = self.state.keys.store();
+        if store.count_keys().await.map_err(|e| e.to_string())? > 0 {
+            return Ok(None);
+        }
+        self.state
+            .keys
+            .bootstrap_root_key()
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests and
+/// writes what is queued (last-used times, audit entries).
+pub async fn run(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let App {
+        state,
+        tls,
+        body_limit,
+        gateway_listener,
+        budget,
+        _sqlite_lock,
+    } = app;
+    let background = Background::spawn(&state);
+    // One shutdown signal for both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let gateway_task = match (gateway_listener, state.gateway.clone()) {
+        (Some(listener), Some(gateway)) => Some(tokio::spawn(crate::gateway::serve(
+            listener,
+            state.clone(),
+            gateway,
+            tls.clone(),
+            budget.gateway,
+            stopped(stop_rx.clone()),
+        ))),
+        _ => None,
+    };
+    let router = http::router(state.clone(), body_limit);
+    let served = crate::tls::serve(listener, router, tls, budget.admin, stopped(stop_rx)).await;
+    if let Some(task) = gateway_task {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "the gateway listener failed"),
+            Err(e) => tracing::warn!(error = %e, "the gateway task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    background.finish(&state).await;
+    served
+}
