@@ -117,14 +117,12 @@ impl Membership {
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut prune = tokio::time::interval(PRUNE_EVERY);
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing: u64 = 0;
         loop {
             tokio::select! {
                 _ = beat.tick() => {
-                    match tokio::time::timeout(HEARTBEAT_EVERY, self.beat()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::warn!(error = %e, "could not write this node's heartbeat; will retry"),
-                        Err(_) => tracing::warn!("this node's heartbeat timed out; will retry"),
-                    }
+                    let outcome = tokio::time::timeout(HEARTBEAT_EVERY, self.beat()).await;
+                    failing = log_beat(outcome, failing);
                 }
                 _ = prune.tick() => match self.prune().await {
                     Ok(n) if n > 0 => tracing::info!(rows = n, "pruned the invalidation feed"),
@@ -142,4 +140,28 @@ impl Membership {
             tracing::debug!(error = %e, "could not remove this node's row at shutdown");
         }
     }
+}
+
+/// Logs a heartbeat's outcome and returns the failure streak: the first
+/// failure of a streak, then one a minute, and the recovery; a database
+/// that is down for an hour should not write 3,600 warnings.
+fn log_beat(outcome: Result<Result<(), Error>, tokio::time::error::Elapsed>, failing: u64) -> u64 {
+    const WARN_EVERY: u64 = 60;
+    let error = match outcome {
+        Ok(Ok(())) => {
+            if failing > 0 {
+                tracing::info!(
+                    failed_beats = failing,
+                    "this node's heartbeat is written again"
+                );
+            }
+            return 0;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "timed out".to_owned(),
+    };
+    if failing.is_multiple_of(WARN_EVERY) {
+        tracing::warn!(%error, failed_beats = failing + 1, "could not write this node's heartbeat; will retry");
+    }
+    failing + 1
 }

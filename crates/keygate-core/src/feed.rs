@@ -55,6 +55,11 @@ pub enum Change {
     JtiBlocked { jti: String, exp: i64 },
     /// JWT signing keys were inserted or deleted.
     SigningKeysChanged,
+    /// A row this version cannot read: a kind added by a newer version in
+    /// a mixed cluster, or a damaged row. Never written. A node drops every
+    /// cache for it, which is right whatever the change was, rather than
+    /// stop confirming until someone upgrades it.
+    Unreadable { kind: String },
 }
 
 // Key hashes stay out of logs: Debug shows how many, not which.
@@ -84,6 +89,9 @@ impl fmt::Debug for Change {
                 .field("exp", exp)
                 .finish(),
             Change::SigningKeysChanged => f.write_str("SigningKeysChanged"),
+            Change::Unreadable { kind } => {
+                f.debug_struct("Unreadable").field("kind", kind).finish()
+            }
         }
     }
 }
@@ -163,6 +171,7 @@ impl Change {
             Change::UserCutoff { .. } => "user.cutoff",
             Change::JtiBlocked { .. } => "jti.blocked",
             Change::SigningKeysChanged => "signing_keys.changed",
+            Change::Unreadable { .. } => "unreadable",
         }
     }
 
@@ -174,7 +183,9 @@ impl Change {
             Change::HmacChanged { key_id } => (key_id.to_string(), String::new()),
             Change::UserCutoff { user_id } => (user_id.to_string(), String::new()),
             Change::JtiBlocked { jti, exp } => (jti.clone(), exp.to_string()),
-            Change::SigningKeysChanged => (String::new(), String::new()),
+            Change::SigningKeysChanged | Change::Unreadable { .. } => {
+                (String::new(), String::new())
+            }
         };
         (self.kind(), subject, extra)
     }
@@ -216,6 +227,15 @@ impl Change {
             }
             _ => Err(corrupt("unknown kind")),
         }
+    }
+
+    /// As [`Change::decode`], but a row that cannot be read becomes
+    /// [`Change::Unreadable`]: for reading the feed, where one such row
+    /// must not stop a node from ever confirming again.
+    pub fn decode_lenient(kind: &str, subject: &str, extra: &str) -> Change {
+        Change::decode(kind, subject, extra).unwrap_or_else(|_| Change::Unreadable {
+            kind: kind.chars().take(64).collect(),
+        })
     }
 }
 

@@ -101,7 +101,7 @@ fn entry(row: &AnyRow) -> Result<FeedEntry, Error> {
     Ok(FeedEntry {
         seq: col(row, "seq")?,
         at_ms: col(row, "at_ms")?,
-        change: Change::decode(&kind, &subject, &extra)?,
+        change: Change::decode_lenient(&kind, &subject, &extra),
     })
 }
 

@@ -191,3 +191,26 @@ proptest! {
         let _ = parse_ack(&s);
     }
 }
+
+#[test]
+fn a_row_that_cannot_be_read_is_unreadable_when_read_leniently() {
+    assert!(Change::decode("key.renamed", "", "").is_err());
+    assert_eq!(
+        Change::decode_lenient("key.renamed", "", ""),
+        Change::Unreadable {
+            kind: "key.renamed".into()
+        }
+    );
+    assert_eq!(
+        Change::decode_lenient("key.changed", "not a key id", ""),
+        Change::Unreadable {
+            kind: "key.changed".into()
+        }
+    );
+    let entry = Change::JtiBlocked {
+        jti: "j".into(),
+        exp: 5,
+    };
+    let (kind, subject, extra) = entry.encode();
+    assert_eq!(Change::decode_lenient(kind, &subject, &extra), entry);
+}

@@ -71,6 +71,10 @@ impl ApplyChange for ServiceCaches {
             Change::UserCutoff { user_id } => self.users.forget_cutoff(user_id),
             Change::JtiBlocked { jti, exp } => self.blocklist.remember(jti, *exp),
             Change::SigningKeysChanged => self.reload_signing_keys(),
+            Change::Unreadable { kind } => {
+                tracing::warn!(%kind, "a feed entry this version cannot read: dropping every cache");
+                self.flush_all();
+            }
         }
     }
 
