@@ -409,10 +409,7 @@ impl Config {
             allowed_origins.push(origin_of(&jwt.issuer));
         }
         for origin in &allowed_origins {
-            if !(origin.starts_with("https://") || origin.starts_with("http://"))
-                || origin.ends_with('/')
-                || origin[8..].contains('/')
-            {
+            if !is_origin(origin) {
                 return Err(format!(
                     "allowed_origins: {origin:?} is not an origin such as https://app.example.com"
                 ));
@@ -477,6 +474,16 @@ impl Config {
             .map_err(|e| e.to_string())?,
         })
     }
+}
+
+/// `scheme://host[:port]` with an http(s) scheme and nothing after the
+/// authority. Cut at the scheme's end rather than at a byte offset: a
+/// non-ASCII origin must be refused, not split mid-character (a panic).
+fn is_origin(origin: &str) -> bool {
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    authority.is_some_and(|a| !a.is_empty() && !a.contains('/'))
 }
 
 #[cfg(test)]
@@ -583,5 +590,27 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("hmac_nonces_per_key"), "{err}");
+    }
+
+    #[test]
+    fn origins_are_checked_by_their_parts_never_sliced_mid_character() {
+        for good in [
+            "https://app.example.com",
+            "http://localhost:3000",
+            "http://é.example",
+        ] {
+            assert!(super::is_origin(good), "{good}");
+        }
+        for bad in [
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "http://",
+            "ftp://x",
+            "app.example.com",
+            "http://é/x",
+            "http:/é",
+        ] {
+            assert!(!super::is_origin(bad), "{bad}");
+        }
     }
 }
