@@ -218,6 +218,8 @@ fn init_serve_and_the_keys_commands_never_leak_a_secret() {
         }
     }
     assert!(!log.is_empty(), "the server logged at trace level");
+    // A log file or journald is not a terminal: no colour escape sequences.
+    assert!(!contains(&log, b"\x1b["), "ANSI escape codes in a log file");
     // The server's own secrets: the pepper and the master key, in their
     // text form and as the raw bytes of the master key.
     for file in ["keygate.db.pepper", "keygate.db.master-key"] {
