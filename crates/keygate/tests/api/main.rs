@@ -7,6 +7,7 @@ mod helpers;
 mod audit;
 mod cli;
 mod cluster;
+mod docs_reference;
 #[cfg(unix)]
 mod files;
 mod gateway;
