@@ -11,6 +11,7 @@ pub mod keys;
 pub mod oauth;
 pub mod openapi;
 mod request_id;
+mod session_tokens;
 pub mod sessions;
 pub mod signing;
 pub mod signing_keys;
