@@ -48,7 +48,7 @@ impl SessionService {
         let family = &refreshed.family;
         let user = match UserId::parse(&family.user_id) {
             Ok(id) => self
-                .store
+                .users
                 .get_user(&id)
                 .await
                 .map_err(RefreshError::Storage)?,
