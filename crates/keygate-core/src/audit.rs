@@ -1,5 +1,5 @@
-//! The audit log's upkeep: failed authentications tallied per source,
-//! reason and minute, and the retention that prunes old rows.
+//! The audit log: reading it (`list`), failed authentications tallied per
+//! source, reason and minute, and the retention that prunes old rows.
 //!
 //! Anyone can fail to authenticate, so failures are not written a row per
 //! attempt (one client without credentials once wrote ~7,300 rows/s): they
@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 use crate::Clock;
 use crate::apikey::random_id;
 use crate::error::Error;
-use crate::model::{AuditEntry, AuditRow, AuditTally};
+use crate::model::{AuditEntry, AuditFilter, AuditRow, AuditTally, PageRequest};
+use crate::service::{Admin, finish_page, page_request};
 use crate::store::AuditStore;
 
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
@@ -110,6 +111,22 @@ impl AuditLog {
 
     pub fn config(&self) -> AuditConfig {
         self.config
+    }
+
+    /// A page of the trail, newest first; a tenant admin sees its tenant's
+    /// entries only.
+    pub async fn list(
+        &self,
+        admin: &Admin,
+        mut filter: AuditFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<AuditRow>, Option<i64>), Error> {
+        if !admin.confine(&mut filter.tenant) {
+            return Ok((Vec::new(), None));
+        }
+        let (limit, ask) = page_request(page);
+        let rows = self.store.list_audit(&filter, ask).await?;
+        Ok(finish_page(rows, limit, |r| r.entry.seq))
     }
 
     /// Counts one failure towards its tally. False when it had to be

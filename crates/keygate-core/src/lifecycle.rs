@@ -1,17 +1,12 @@
 //! Changing keys after creation: update, rotate, revoke, with the cache
-//! kept exact; and the audit trail and usage bookkeeping that go with them.
+//! kept exact; and the usage bookkeeping that goes with them.
 
 use serde_json::json;
 
 use crate::apikey::KeyId;
 use crate::error::Error;
-use crate::model::{
-    AuditFilter, AuditRow, KeyRecord, PageRequest, validate_metadata, validate_scopes,
-    validate_text,
-};
-use crate::service::{
-    Admin, IssuedKey, KeyPatch, KeyService, MAX_GRACE_SECS, finish_page, page_request,
-};
+use crate::model::{KeyRecord, validate_metadata, validate_scopes, validate_text};
+use crate::service::{Admin, IssuedKey, KeyPatch, KeyService, MAX_GRACE_SECS};
 use crate::store::UpdateOutcome;
 
 const UPDATE_RETRIES: usize = 5;
@@ -165,21 +160,6 @@ impl KeyService {
             self.cache.invalidate_all();
         }
         result
-    }
-
-    pub async fn list_audit(
-        &self,
-        admin: &Admin,
-        mut filter: AuditFilter,
-        page: PageRequest,
-    ) -> Result<(Vec<AuditRow>, Option<i64>), Error> {
-        if !admin.confine(&mut filter.tenant) {
-            return Ok((Vec::new(), None));
-        }
-        let (limit, ask) = page_request(page);
-        let rows = self.store.list_audit(&filter, ask).await?;
-        let (rows, next) = finish_page(rows, limit, |r| r.entry.seq);
-        Ok((rows, next))
     }
 
     /// Writes queued `last_used_at` times; a failed batch is put back.

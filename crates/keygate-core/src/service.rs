@@ -17,7 +17,7 @@ use crate::model::{
 };
 use crate::pepper::Pepper;
 use crate::ratelimit::RateLimiter;
-use crate::store::{KeyCap, Store};
+use crate::store::{KeyCap, KeyStore};
 use crate::usage::UsageRecorder;
 
 /// The longest grace window a rotation may give the old secret.
@@ -132,7 +132,7 @@ pub struct IssuedKey {
 }
 
 pub struct KeyService {
-    pub(crate) store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) pepper: Arc<Pepper>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) cache: KeyCache,
@@ -148,7 +148,7 @@ pub const DEFAULT_MAX_KEYS_PER_TENANT: u32 = 1000;
 
 impl KeyService {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn KeyStore>,
         pepper: Arc<Pepper>,
         clock: Arc<dyn Clock>,
         limiter: Arc<dyn RateLimiter>,
@@ -199,7 +199,7 @@ impl KeyService {
         self
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
         &self.store
     }
 

@@ -1,5 +1,8 @@
 //! What the domain needs from storage. keygate-store implements these for
-//! SQLite and PostgreSQL; services hold an `Arc<dyn Store>` and never see SQL.
+//! SQLite and PostgreSQL. Each service holds the traits it uses (`Arc<dyn
+//! KeyStore>`, `Arc<dyn UserStore>`, ...), never the whole `Store`, so one
+//! part can live elsewhere (Redis, many nodes); an `Arc<dyn Store>` passes
+//! for any of them. Services never see SQL.
 //!
 //! Every mutating call takes the audit entry that describes it and writes both
 //! in one transaction: a change is never acknowledged without its audit trail.

@@ -51,7 +51,14 @@ fn pepper() -> Arc<Pepper> {
 fn fixture(ctx: &Ctx, config: SessionConfig) -> Fixture {
     let clock = Arc::new(ManualClock::new(NOW_MS));
     let store: Arc<dyn Store> = Arc::new(ctx.store.clone());
-    let svc = SessionService::new(store.clone(), pepper(), clock.clone(), config).unwrap();
+    let svc = SessionService::new(
+        store.clone(),
+        store.clone(),
+        pepper(),
+        clock.clone(),
+        config,
+    )
+    .unwrap();
     Fixture {
         svc: Arc::new(svc),
         clock,

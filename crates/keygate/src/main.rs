@@ -170,7 +170,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, backend = %app.state.keys.store().backend(), tls = app.tls.is_some(), "keygate listening");
+    tracing::info!(%addr, backend = %app.state.storage.backend(), tls = app.tls.is_some(), "keygate listening");
     if let Some(gateway_addr) = app.bind_gateway().await? {
         tracing::info!(addr = %gateway_addr, "gateway listening");
     }
@@ -203,7 +203,7 @@ async fn init(args: ServeArgs, json: bool) -> Result<(), String> {
         // The backend only: a database URL can carry a password.
         println!(
             "Database ready ({}). New root admin key ({}); it will not be shown again:\n\n    {}\n",
-            app.state.keys.store().backend(),
+            app.state.storage.backend(),
             root.record.id,
             root.key.expose()
         );

@@ -30,7 +30,7 @@ use crate::error::Error;
 use crate::model::{KeyRecord, Metadata, RateLimitSpec, Scope, Tenant};
 use crate::sealed::MasterKey;
 use crate::service::{Admin, KeyService};
-use crate::store::HmacSecretRecord;
+use crate::store::{HmacSecretRecord, HmacSecretStore};
 
 pub const SECRET_BYTES: usize = 32;
 const CACHE_CAPACITY: usize = 10_000;
@@ -118,6 +118,7 @@ struct Entry {
 
 pub struct HmacService {
     keys: Arc<KeyService>,
+    secrets: Arc<dyn HmacSecretStore>,
     master_key: Arc<MasterKey>,
     nonces: Arc<dyn NonceStore>,
     policy: HmacPolicy,
@@ -137,6 +138,7 @@ impl HmacService {
     /// use the key cache's TTL.
     pub fn new(
         keys: Arc<KeyService>,
+        secrets: Arc<dyn HmacSecretStore>,
         master_key: Arc<MasterKey>,
         nonces: Arc<dyn NonceStore>,
         policy: HmacPolicy,
@@ -144,6 +146,7 @@ impl HmacService {
     ) -> Result<Self, Error> {
         Ok(Self {
             keys,
+            secrets,
             master_key,
             nonces,
             policy: policy.validate()?,
@@ -183,7 +186,7 @@ impl HmacService {
             &record,
             json!({ "algorithm": super::ALG_HMAC_SHA256 }),
         )?;
-        let written = self.keys.store().put_hmac_secret(&stored, &audit).await;
+        let written = self.secrets.put_hmac_secret(&stored, &audit).await;
         // Forget the old secret whatever happened: on a lost reply the write
         // may have committed.
         self.forget(id);
@@ -337,11 +340,15 @@ impl HmacService {
         {
             return Ok(entry.clone());
         }
-        let store = self.keys.store();
-        let key = store.get_key(id).await.map_err(HmacError::Unavailable)?;
+        let key = self
+            .keys
+            .store()
+            .get_key(id)
+            .await
+            .map_err(HmacError::Unavailable)?;
         let secret = match &key {
             None => None,
-            Some(_) => match store.get_hmac_secret(id).await {
+            Some(_) => match self.secrets.get_hmac_secret(id).await {
                 Ok(None) => None,
                 Ok(Some(stored)) => Some(
                     self.master_key

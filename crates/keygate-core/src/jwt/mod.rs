@@ -2,6 +2,7 @@
 //! signing and verifying its own tokens. Verification itself is
 //! keygate-verify's, the project's only verifier.
 //!
+//! - `claims`: what keygate's tokens carry, written and read as one type.
 //! - `material`: generating keys, sealing them, public JWKs, signing.
 //! - `keyset`: the states of keys over time and the rotation schedule.
 //! - `service`: the `TokenService` that the server holds.
@@ -9,11 +10,16 @@
 //! - `cache`: tokens verified before.
 
 mod cache;
+pub mod claims;
 pub mod keyset;
 pub mod material;
 pub mod service;
 mod verify;
 
+pub use claims::{
+    CLIENT_ID_CLAIM, ClientPrincipal, Principal, ROLES_CLAIM, SCOPE_CLAIM, SESSION_CLAIM,
+    TENANT_CLAIM, TokenClaims, UserPrincipal,
+};
 pub use keygate_verify::{AcceptedKinds, KIND_CLAIM, OWNER_CLAIM, TokenKind};
 pub use keyset::{KeyState, KeyStatus, RotationPolicy, SigningKeyRecord};
 pub use material::{NewSigningKey, Signer, SigningAlg};

@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::model::AuditEntry;
 use crate::sealed::MasterKey;
 use crate::service::Admin;
-use crate::store::Store;
+use crate::store::SigningKeyStore;
 
 /// The `typ` of every token keygate signs (RFC 9068).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -131,7 +131,7 @@ pub(super) struct Snapshot {
 }
 
 pub struct TokenService {
-    pub(super) store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn SigningKeyStore>,
     pub(super) master: Arc<MasterKey>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) config: JwtConfig,
@@ -147,7 +147,7 @@ impl TokenService {
     /// Builds the service and brings the key set up to date: the first start
     /// creates the first key.
     pub async fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn SigningKeyStore>,
         master: Arc<MasterKey>,
         clock: Arc<dyn Clock>,
         config: JwtConfig,

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::model::{AuditEntry, validate_text};
 use crate::sessions::AuditContext;
 use crate::sessions::model::BlockedJti;
-use crate::store::Store;
+use crate::store::SessionStore;
 
 /// How often to call [`Blocklist::sync`] when several nodes share a database.
 pub const BLOCKLIST_SYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -41,7 +41,7 @@ const LOOKBACK_MS: i64 = 60_000;
 const SYNC_PAGE: u32 = 5_000;
 
 pub struct Blocklist {
-    store: Arc<dyn Store>,
+    store: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
     entries: RwLock<HashMap<Box<str>, i64>>,
     // Lets the common case, nothing blocked, skip the lock entirely.
@@ -55,7 +55,7 @@ pub struct Blocklist {
 impl Blocklist {
     /// An empty set; call [`Blocklist::sync`] once before serving to load
     /// the entries already stored.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn SessionStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             clock,

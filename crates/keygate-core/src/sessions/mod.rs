@@ -24,6 +24,7 @@ pub use blocklist::{BLOCKLIST_SYNC_INTERVAL, Blocklist};
 pub use model::{FamilyId, RefreshFamily, RefreshToken};
 pub use revocation::SessionRevocation;
 pub use service::{RefreshError, Refreshed, SessionService, TokenState, TokenStatus};
+pub use user::session_access_request;
 
 const DAY: i64 = 86_400;
 pub const MAX_ABSOLUTE_SECS: i64 = 365 * DAY;

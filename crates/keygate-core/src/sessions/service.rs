@@ -18,7 +18,7 @@ use crate::sessions::model::{
 };
 use crate::sessions::rules::{Verdict, expired, judge};
 use crate::sessions::{AuditContext, SessionConfig};
-use crate::store::{REASON_SESSION_LIMIT, SessionCap, Store};
+use crate::store::{REASON_SESSION_LIMIT, SessionCap, SessionStore, UserStore};
 
 /// Why a refresh was refused. The HTTP layer answers `invalid_grant` for
 /// all but `Storage`; the variants are for logs, metrics and tests.
@@ -75,7 +75,9 @@ impl TokenStatus {
 }
 
 pub struct SessionService {
-    pub(super) store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn SessionStore>,
+    /// For the user behind a refresh (`refresh_user`).
+    pub(super) users: Arc<dyn UserStore>,
     pepper: Arc<Pepper>,
     clock: Arc<dyn Clock>,
     config: SessionConfig,
@@ -83,13 +85,15 @@ pub struct SessionService {
 
 impl SessionService {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn SessionStore>,
+        users: Arc<dyn UserStore>,
         pepper: Arc<Pepper>,
         clock: Arc<dyn Clock>,
         config: SessionConfig,
     ) -> Result<Self, Error> {
         Ok(Self {
             store,
+            users,
             pepper,
             clock,
             config: config.validate()?,

@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::model::{AuditEntry, PageRequest, Tenant};
 use crate::service::{Admin, finish_page, page_request};
-use crate::store::Store;
+use crate::store::UserStore;
 
 const UPDATE_RETRIES: usize = 5;
 /// The cut-off is read on every token check; a change made on another node
@@ -44,7 +44,7 @@ pub struct UserPatch {
 }
 
 pub struct UserService {
-    pub(super) store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn UserStore>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) hasher: PasswordHasherPool,
     pub(super) throttle: Arc<dyn Throttle>,
@@ -52,7 +52,7 @@ pub struct UserService {
 }
 
 impl UserService {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn UserStore>, clock: Arc<dyn Clock>) -> Self {
         Self::with_parts(
             store,
             clock,
@@ -62,7 +62,7 @@ impl UserService {
     }
 
     pub fn with_parts(
-        store: Arc<dyn Store>,
+        store: Arc<dyn UserStore>,
         clock: Arc<dyn Clock>,
         hasher: PasswordHasherPool,
         throttle: Arc<dyn Throttle>,

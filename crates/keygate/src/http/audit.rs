@@ -56,7 +56,7 @@ pub async fn list(
         after: decode_cursor(q.cursor.as_deref())?,
         limit: page_limit(q.limit)?,
     };
-    let (entries, next) = state.keys.list_audit(&admin, filter, page).await?;
+    let (entries, next) = state.audit.list(&admin, filter, page).await?;
     Ok(Json(AuditList {
         data: entries.into_iter().map(Into::into).collect(),
         next_cursor: next.map(encode_cursor),

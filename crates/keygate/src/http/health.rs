@@ -20,7 +20,7 @@ pub async fn healthz() -> Json<Value> {
 /// credentials, and a load balancer should send traffic elsewhere.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200), (status = 503)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.keys.store().ping().await?;
+    state.storage.ping().await?;
     let freshness = state.keys.freshness();
     freshness.ensure().await?;
     // `serve_cached` lets `ensure` pass while stale; readiness does not.
@@ -32,7 +32,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     }
     Ok(Json(json!({
         "status": "ready",
-        "storage": state.keys.store().backend(),
+        "storage": state.storage.backend(),
         "confirmed_age_ms": freshness.bound_ms().and(freshness.confirmed_age_ms()),
     })))
 }

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod oauth;
 pub mod openapi;
 mod request_id;
+mod session_tokens;
 pub mod sessions;
 pub mod signing;
 pub mod signing_keys;
@@ -60,6 +61,9 @@ pub struct AppState {
     pub trusted_proxies: Arc<crate::client_addr::TrustedProxies>,
     /// The many-nodes layer, on PostgreSQL; None on SQLite (one node).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Storage as a whole, for readiness (`ping`) and the backend's name
+    /// only: each service holds just the store traits it uses.
+    pub storage: Arc<dyn keygate_core::store::Store>,
 }
 
 impl AppState {

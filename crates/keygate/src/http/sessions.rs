@@ -1,31 +1,24 @@
 //! `/v1/auth/login`, `/v1/auth/refresh`, `/v1/auth/logout`: user sessions.
 //! An access JWT in the body; the refresh token in a `__Host-` cookie
 //! (HttpOnly, Secure, SameSite=Strict) or, when the client asks, in the body.
-//! Also the session halves of the OAuth endpoints (`refresh_token` grant,
-//! refresh-token introspection).
+//! The steps the OAuth endpoints share are in `session_tokens`.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::audit::Failure;
-use keygate_core::jwt::{KIND_CLAIM, TokenKind, TokenRequest};
-use keygate_core::model::Tenant;
 use keygate_core::sessions::model::REASON_LOGOUT;
-use keygate_core::sessions::{AuditContext, RefreshError, RefreshToken, TokenState};
+use keygate_core::sessions::{AuditContext, RefreshToken};
 use keygate_core::users::LoginError;
-use keygate_core::users::model::{UserRecord, earliest_iat_secs};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::cluster::{PropagationBody, WaitAll, WaitParam, propagate};
 use super::error::ApiError;
 use super::extract::{ClientIp, RequestId, parse_json};
-use super::oauth::OAuthError;
-use super::oauth::form::Form;
-use super::oauth::token::{TokenResponse, token_response};
+use super::session_tokens::{RefreshFailure, access_token, block_access_token, rotate};
 
 pub const REFRESH_COOKIE: &str = "__Host-keygate-refresh";
 
@@ -58,32 +51,6 @@ pub struct SessionResponse {
 
 fn request_id(headers: &axum::http::Extensions) -> Option<String> {
     headers.get::<RequestId>().map(|r| r.0.clone())
-}
-
-/// An access token for `user`, never dated before the user's cut-off.
-fn access_token(
-    state: &AppState,
-    user: &UserRecord,
-    sid: &str,
-) -> Result<(String, i64), keygate_core::Error> {
-    let config = state.tokens.config();
-    let mut claims: Map<String, Value> = user.claims.clone().into_iter().collect();
-    let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
-    claims.insert("roles".into(), json!(roles));
-    if let Some(tenant) = &user.tenant {
-        claims.insert("tenant".into(), tenant.as_str().into());
-    }
-    claims.insert("sid".into(), sid.into());
-    let now = state.tokens.clock().now_secs();
-    let issued = state.tokens.issue(TokenRequest {
-        kind: TokenKind::User,
-        subject: user.id.as_str().to_owned(),
-        audience: config.audience.clone(),
-        ttl: config.access_token_ttl,
-        not_issued_before: Some(earliest_iat_secs(now, user.sessions_cutoff_ms)),
-        claims,
-    })?;
-    Ok((issued.token, config.access_token_ttl))
 }
 
 fn refresh_cookie(state: &AppState, token: &str) -> Option<HeaderValue> {
@@ -162,7 +129,7 @@ pub async fn login(
         .sessions
         .start(user.id.as_str(), user.tenant.clone(), &ctx)
         .await?;
-    let (access, expires_in) = access_token(&state, &user, family.id.as_str())?;
+    let (access, expires_in) = access_token(&state, &user, &family.id)?;
     Ok(session_response(
         &state,
         access,
@@ -197,52 +164,6 @@ fn cookie_token(headers: &HeaderMap) -> Option<&str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == REFRESH_COOKIE)
         .map(|(_, value)| value)
-}
-
-/// Why a refresh failed, before any HTTP shape is chosen.
-pub enum RefreshFailure {
-    Invalid(&'static str),
-    Storage(keygate_core::Error),
-}
-
-impl From<keygate_core::Error> for RefreshFailure {
-    fn from(e: keygate_core::Error) -> Self {
-        RefreshFailure::Storage(e)
-    }
-}
-
-/// Rotates `presented` and mints an access token for its user (the rules,
-/// including the user's cut-off, are `SessionService::refresh_user`'s).
-async fn rotate(
-    state: &AppState,
-    presented: &str,
-    ctx: &AuditContext,
-) -> Result<(RefreshToken, String, i64), RefreshFailure> {
-    let (refreshed, user) = match state.sessions.refresh_user(presented, ctx).await {
-        Ok(r) => r,
-        Err(RefreshError::Storage(e)) => return Err(e.into()),
-        Err(RefreshError::Reused) => {
-            return Err(RefreshFailure::Invalid(
-                "the refresh token was already used; its session has been revoked",
-            ));
-        }
-        Err(RefreshError::Expired) => {
-            return Err(RefreshFailure::Invalid("the session has expired"));
-        }
-        Err(RefreshError::Revoked) => {
-            return Err(RefreshFailure::Invalid("the session is revoked"));
-        }
-        Err(RefreshError::UserRevoked) => {
-            return Err(RefreshFailure::Invalid(
-                "the user's sessions have been revoked",
-            ));
-        }
-        Err(RefreshError::Invalid) => {
-            return Err(RefreshFailure::Invalid("the refresh token is not valid"));
-        }
-    };
-    let (access, expires_in) = access_token(state, &user, refreshed.family.id.as_str())?;
-    Ok((refreshed.token, access, expires_in))
 }
 
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "sessions",
@@ -355,79 +276,4 @@ pub async fn logout(
     };
     res.headers_mut().insert(header::SET_COOKIE, clear_cookie());
     Ok(res)
-}
-
-/// Blocklists a token keygate signed until its `exp`, even one not yet
-/// valid; anything else is ignored (RFC 7009: nothing to revoke).
-pub async fn block_access_token(
-    state: &AppState,
-    token: &str,
-    ctx: &AuditContext,
-) -> Result<bool, keygate_core::Error> {
-    match state.tokens.verify_for_revocation(token) {
-        Ok((jti, exp)) => {
-            state.blocklist.block(&jti, exp, ctx).await?;
-            Ok(true)
-        }
-        Err(keygate_core::jwt::TokenError::Storage(e)) => Err(e),
-        Err(_) => Ok(false),
-    }
-}
-
-/// `grant_type=refresh_token` at `/oauth2/token`.
-pub async fn refresh_grant(
-    state: &AppState,
-    _headers: &HeaderMap,
-    form: &Form,
-) -> Result<Response, OAuthError> {
-    let presented = form.require("refresh_token")?;
-    let ctx = AuditContext::new("oauth", None);
-    match rotate(state, presented, &ctx).await {
-        Ok((refresh, access, expires_in)) => Ok(token_response(TokenResponse {
-            access_token: access,
-            token_type: "Bearer",
-            expires_in,
-            scope: None,
-            refresh_token: Some(refresh.expose().to_owned()),
-        })),
-        Err(RefreshFailure::Storage(e)) => Err(OAuthError::from_core(e)),
-        Err(RefreshFailure::Invalid(why)) => Err(OAuthError::invalid_grant(why)),
-    }
-}
-
-/// Introspection of a refresh token: `None` when `token` is not one.
-pub async fn introspect_refresh(
-    state: &AppState,
-    token: &str,
-    tenant: Option<&Tenant>,
-) -> Result<Option<Value>, OAuthError> {
-    if RefreshToken::parse(token).is_none() {
-        return Ok(None);
-    }
-    let status = state
-        .sessions
-        .family_of(token)
-        .await
-        .map_err(OAuthError::from_core)?;
-    let Some(status) = status.filter(|s| s.state == TokenState::Active) else {
-        return Ok(Some(super::oauth::introspect::inactive()));
-    };
-    let family = &status.family;
-    if tenant.is_some_and(|t| family.tenant.as_ref() != Some(t)) {
-        return Ok(Some(super::oauth::introspect::inactive()));
-    }
-    let mut out = json!({
-        "active": true,
-        "token_type": "refresh_token",
-        // A refresh token only ever belongs to a user's session.
-        (KIND_CLAIM): TokenKind::User.as_str(),
-        "sub": family.user_id,
-        "sid": family.id.as_str(),
-        "iat": family.created_at_ms / 1000,
-        "exp": state.sessions.expires_at_ms(family) / 1000,
-    });
-    if let (Some(t), Some(map)) = (&family.tenant, out.as_object_mut()) {
-        map.insert("tenant".into(), t.as_str().into());
-    }
-    Ok(Some(out))
 }

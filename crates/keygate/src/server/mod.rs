@@ -67,7 +67,15 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     let pepper = open_pepper(config, store.as_ref()).await?;
     let master_key = open_master_key(config, store.as_ref()).await?;
     let secrets = (pepper, master_key);
-    let services = services(config, store, clock, secrets, &wiring, limiter.clone()).await?;
+    let services = services(
+        config,
+        store.clone(),
+        clock,
+        secrets,
+        &wiring,
+        limiter.clone(),
+    )
+    .await?;
     let tls = match &config.tls {
         Some(files) => Some(Tls::load(files).await?),
         None => None,
@@ -100,6 +108,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
             audit,
             gateway,
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+            storage: store,
         },
         tls,
         body_limit: config.body_limit,
@@ -168,6 +177,7 @@ async fn services(
     let pepper = Arc::new(pepper);
     let sessions = SessionService::new(
         store.clone(),
+        store.clone(),
         pepper.clone(),
         clock.clone(),
         config.sessions,
@@ -183,12 +193,13 @@ async fn services(
             .with_freshness(wiring.freshness.clone()),
     ));
     let audit = Arc::new(AuditLog::new(store.clone(), clock.clone(), config.audit));
-    let keys = KeyService::new(store, pepper, clock, limiter, config.cache)
+    let keys = KeyService::new(store.clone(), pepper, clock, limiter, config.cache)
         .with_max_keys_per_tenant(config.max_keys_per_tenant)
         .with_freshness(wiring.freshness.clone());
     let keys = Arc::new(keys);
     let hmac = HmacService::new(
         keys.clone(),
+        store,
         master_key,
         wiring.nonces(),
         config.hmac,

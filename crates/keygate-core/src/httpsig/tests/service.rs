@@ -79,8 +79,8 @@ async fn fixture_gated(
             version: 1,
         },
     );
-    let (master, _) = MasterKey::generate().unwrap();
-    let service = HmacService::new(keys, Arc::new(master), nonces, policy, 30_000).unwrap();
+    let master = Arc::new(MasterKey::generate().unwrap().0);
+    let service = HmacService::new(keys, store.clone(), master, nonces, policy, 30_000).unwrap();
     let admin = Admin::new(KeyId::generate().unwrap(), None, Some("req-1".into()));
     let issued = service.create_secret(&admin, &key_id).await.unwrap();
     let secret = STANDARD.decode(issued.secret.as_str()).unwrap();

@@ -8,10 +8,15 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use keygate_core::jwt::{KIND_CLAIM, OWNER_CLAIM, TokenKind};
+use keygate_core::jwt::claims::scope_text;
+use keygate_core::jwt::{
+    AcceptedKinds, ClientPrincipal, KIND_CLAIM, Principal, SCOPE_CLAIM, SESSION_CLAIM,
+    TENANT_CLAIM, TokenClaims, TokenError, TokenKind,
+};
 use keygate_core::model::Tenant;
+use keygate_core::sessions::{RefreshToken, TokenState};
 use keygate_core::{ApiKey, VerifyCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::form::Form;
 use super::{OAuthError, no_store};
@@ -37,10 +42,8 @@ pub async fn introspect(
         if ApiKey::check_shape(token).is_ok() {
             return api_key(&state, token, tenant).await;
         }
-        if let Some(answer) =
-            crate::http::sessions::introspect_refresh(&state, token, tenant).await?
-        {
-            return Ok(answer);
+        if RefreshToken::parse(token).is_some() {
+            return refresh_token(&state, token, tenant).await;
         }
         access_token(&state, token, tenant).await
     }
@@ -55,12 +58,12 @@ pub async fn introspect(
     }
 }
 
-pub fn inactive() -> Value {
+fn inactive() -> Value {
     json!({"active": false})
 }
 
-fn visible(tenant: Option<&Tenant>, token_tenant: Option<&str>) -> bool {
-    tenant.is_none_or(|t| token_tenant == Some(t.as_str()))
+fn visible(tenant: Option<&Tenant>, token_tenant: Option<&Tenant>) -> bool {
+    tenant.is_none_or(|t| token_tenant == Some(t))
 }
 
 async fn api_key(
@@ -76,28 +79,67 @@ async fn api_key(
     let Some(record) = v.record().filter(|_| v.code == VerifyCode::Valid) else {
         return Ok(inactive());
     };
-    if !visible(tenant, record.tenant.as_ref().map(Tenant::as_str)) {
+    if !visible(tenant, record.tenant.as_ref()) {
         return Ok(inactive());
     }
-    let mut out = Map::new();
-    out.insert("active".into(), true.into());
-    out.insert("token_type".into(), "api_key".into());
     // A key is a client, named as its tokens name it: `sub` is the key id,
     // the owner (free text) has its own member.
-    out.insert(KIND_CLAIM.into(), TokenKind::Client.as_str().into());
-    out.insert("client_id".into(), record.id.as_str().into());
-    out.insert("sub".into(), record.id.as_str().into());
-    out.insert(OWNER_CLAIM.into(), record.owner.clone().into());
-    let scopes: Vec<&str> = record.scopes.iter().map(|s| s.as_str()).collect();
-    out.insert("scope".into(), scopes.join(" ").into());
+    let claims = TokenClaims {
+        principal: Principal::Client(ClientPrincipal {
+            key_id: record.id.clone(),
+            owner: Some(record.owner.clone()),
+        }),
+        tenant: record.tenant.clone(),
+        roles: Vec::new(),
+        scopes: record.scopes.clone(),
+        custom: serde_json::Map::new(),
+    };
+    let mut out = claims.to_map();
+    // A key names its scopes even when it has none.
+    out.insert(SCOPE_CLAIM.into(), scope_text(&claims.scopes).into());
+    out.insert("active".into(), true.into());
+    out.insert("token_type".into(), "api_key".into());
+    out.insert("sub".into(), claims.subject().into());
     out.insert("iat".into(), record.created_at.into());
     if let Some(exp) = record.expires_at {
         out.insert("exp".into(), exp.into());
     }
-    if let Some(t) = &record.tenant {
-        out.insert("tenant".into(), t.as_str().into());
-    }
     Ok(Value::Object(out))
+}
+
+/// A refresh token: its session, while the session lives.
+async fn refresh_token(
+    state: &AppState,
+    token: &str,
+    tenant: Option<&Tenant>,
+) -> Result<Value, OAuthError> {
+    let status = state
+        .sessions
+        .family_of(token)
+        .await
+        .map_err(OAuthError::from_core)?;
+    let Some(status) = status.filter(|s| s.state == TokenState::Active) else {
+        return Ok(inactive());
+    };
+    let family = &status.family;
+    if !visible(tenant, family.tenant.as_ref()) {
+        return Ok(inactive());
+    }
+    // Named as the session's access tokens name it, but with no roles: a
+    // refresh token does not carry them.
+    let mut out = json!({
+        "active": true,
+        "token_type": "refresh_token",
+        (KIND_CLAIM): TokenKind::User.as_str(),
+        "sub": family.user_id,
+        (SESSION_CLAIM): family.id.as_str(),
+        "iat": family.created_at_ms / 1000,
+        "exp": state.sessions.expires_at_ms(family) / 1000,
+    });
+    if let (Some(t), Some(map)) = (&family.tenant, out.as_object_mut()) {
+        map.insert(TENANT_CLAIM.into(), t.as_str().into());
+    }
+    Ok(out)
 }
 
 async fn access_token(
@@ -108,26 +150,23 @@ async fn access_token(
     let audience = state.tokens.config().audience.clone();
     let claims = match state.tokens.verify(token, &audience).await {
         Ok(claims) => claims,
-        Err(keygate_core::jwt::TokenError::Storage(e)) => return Err(OAuthError::from_core(e)),
+        Err(TokenError::Storage(e)) => return Err(OAuthError::from_core(e)),
         Err(_) => return Ok(inactive()),
     };
-    let token_tenant = claims.extra.get("tenant").and_then(Value::as_str);
-    if !visible(tenant, token_tenant) {
+    // Either kind, reported as the token carries it; a token without one is
+    // from before keygate set it and is no longer usable where a kind is
+    // required.
+    let Ok(typed) = TokenClaims::read(&claims, AcceptedKinds::Any) else {
+        return Ok(inactive());
+    };
+    if !visible(tenant, typed.tenant.as_ref()) {
         return Ok(inactive());
     }
-    // Its kind is reported as the token carries it (`kg_kind`, among the
-    // other claims); a token without one is from before keygate set it and
-    // is no longer usable where a kind is required.
-    if claims.kind().is_err() {
-        return Ok(inactive());
-    }
-    let mut out = claims.extra.clone();
+    let mut out = typed.to_map();
     out.insert("active".into(), true.into());
     out.insert("token_type".into(), "Bearer".into());
     out.insert("iss".into(), claims.iss.clone().into());
-    if let Some(sub) = &claims.sub {
-        out.insert("sub".into(), sub.clone().into());
-    }
+    out.insert("sub".into(), typed.subject().into());
     out.insert("aud".into(), json!(claims.aud));
     // RFC 7662 §2.2: NumericDate, an integer.
     out.insert("exp".into(), claims.exp.whole_secs().into());

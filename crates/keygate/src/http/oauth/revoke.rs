@@ -47,7 +47,7 @@ pub async fn revoke(
                 .await
                 .map_err(OAuthError::from_core)?;
         } else {
-            crate::http::sessions::block_access_token(&state, token, &ctx)
+            crate::http::session_tokens::block_access_token(&state, token, &ctx)
                 .await
                 .map_err(OAuthError::from_core)?;
         }

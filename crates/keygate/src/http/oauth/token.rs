@@ -7,15 +7,17 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use keygate_core::VerifyCode;
-use keygate_core::jwt::{OWNER_CLAIM, TokenKind, TokenRequest};
-use keygate_core::model::KeyRecord;
+use keygate_core::jwt::TokenClaims;
+use keygate_core::jwt::claims::scope_text;
+use keygate_core::model::{KeyRecord, Scope};
+use keygate_core::sessions::AuditContext;
 use serde::Serialize;
-use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::form::{Form, client_credentials};
 use super::{OAuthError, no_store};
 use crate::http::AppState;
+use crate::http::session_tokens::{RefreshFailure, rotate};
 
 /// RFC 6749 §5.1.
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,9 +50,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
         Err(e) => Err(e),
         Ok(form) => match form.get("grant_type") {
             Some("client_credentials") => client_credentials_grant(&state, &headers, &form).await,
-            Some("refresh_token") => {
-                crate::http::sessions::refresh_grant(&state, &headers, &form).await
-            }
+            Some("refresh_token") => refresh_grant(&state, &form).await,
             Some(other) => Err(OAuthError::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
@@ -104,28 +104,11 @@ async fn client_credentials_grant(
     };
     let scopes = narrow_scopes(record, form.get("scope"))?;
     let config = state.tokens.config();
-    let mut claims = Map::new();
-    claims.insert("client_id".into(), record.id.as_str().into());
-    // The owner is free text a tenant admin chooses: it could be anyone's
-    // user id, so it never becomes `sub`.
-    claims.insert(OWNER_CLAIM.into(), record.owner.clone().into());
-    if let Some(tenant) = &record.tenant {
-        claims.insert("tenant".into(), Value::String(tenant.as_str().to_owned()));
-    }
-    let scope = (!scopes.is_empty()).then(|| scopes.join(" "));
-    if let Some(scope) = &scope {
-        claims.insert("scope".into(), scope.clone().into());
-    }
+    let scope = (!scopes.is_empty()).then(|| scope_text(&scopes));
+    let claims = TokenClaims::client(record, scopes);
     let issued = state
         .tokens
-        .issue(TokenRequest {
-            kind: TokenKind::Client,
-            subject: record.id.as_str().to_owned(),
-            audience: config.audience.clone(),
-            ttl: config.client_token_ttl,
-            not_issued_before: None,
-            claims,
-        })
+        .issue(claims.request(config.audience.clone(), config.client_token_ttl))
         .map_err(OAuthError::from_core)?;
     Ok(token_response(TokenResponse {
         access_token: issued.token,
@@ -139,27 +122,40 @@ async fn client_credentials_grant(
 /// The token gets the requested scopes, which must all be the key's own;
 /// without a request, all of the key's scopes. A token never gets more than
 /// its key.
-fn narrow_scopes(record: &KeyRecord, requested: Option<&str>) -> Result<Vec<String>, OAuthError> {
-    let own: Vec<String> = record
-        .scopes
-        .iter()
-        .map(|s| s.as_str().to_owned())
-        .collect();
+fn narrow_scopes(record: &KeyRecord, requested: Option<&str>) -> Result<Vec<Scope>, OAuthError> {
     let Some(requested) = requested else {
-        return Ok(own);
+        return Ok(record.scopes.clone());
     };
-    let mut granted = Vec::new();
+    let mut granted: Vec<Scope> = Vec::new();
     for scope in requested.split(' ').filter(|s| !s.is_empty()) {
-        if !own.iter().any(|s| s == scope) {
+        let Some(own) = record.scopes.iter().find(|s| s.as_str() == scope) else {
             return Err(OAuthError::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 "invalid_scope",
                 format!("the scope {scope:?} is not one of the key's scopes"),
             ));
-        }
-        if !granted.iter().any(|s: &String| s == scope) {
-            granted.push(scope.to_owned());
+        };
+        if !granted.contains(own) {
+            granted.push(own.clone());
         }
     }
     Ok(granted)
+}
+
+/// `grant_type=refresh_token`: the session rotates as at
+/// `/v1/auth/refresh`, and the new refresh token is always in the body.
+async fn refresh_grant(state: &AppState, form: &Form) -> Result<Response, OAuthError> {
+    let presented = form.require("refresh_token")?;
+    let ctx = AuditContext::new("oauth", None);
+    match rotate(state, presented, &ctx).await {
+        Ok((refresh, access, expires_in)) => Ok(token_response(TokenResponse {
+            access_token: access,
+            token_type: "Bearer",
+            expires_in,
+            scope: None,
+            refresh_token: Some(refresh.expose().to_owned()),
+        })),
+        Err(RefreshFailure::Storage(e)) => Err(OAuthError::from_core(e)),
+        Err(RefreshFailure::Invalid(why)) => Err(OAuthError::invalid_grant(why)),
+    }
 }

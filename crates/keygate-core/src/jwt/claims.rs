@@ -1,0 +1,264 @@
+//! The claims keygate writes into the tokens it signs, beyond the registered
+//! ones (`iss`, `sub`, `aud`, `iat`, `nbf`, `exp`, `jti`, which `issue`
+//! sets): one type, `TokenClaims`, used to write them (login, refresh,
+//! client credentials, the gateway's internal token) and to read them back
+//! (introspection, the gateway), so the two sides cannot drift apart.
+//!
+//! Whom a token speaks for is the `Principal`: a user or a client (an API
+//! key), never both. Reading takes the kinds the caller accepts, so a client
+//! token can never be read as a user's. Names keygate does not know are
+//! tolerated and kept (`custom`); a known claim with a value keygate would
+//! never write is refused.
+
+use keygate_verify::{
+    AcceptedKinds, Claims, Error as ClaimError, KIND_CLAIM, OWNER_CLAIM, TokenKind,
+};
+use serde_json::{Map, Value};
+
+use super::service::TokenRequest;
+use crate::apikey::KeyId;
+use crate::model::{KeyRecord, Scope, Tenant};
+use crate::users::model::Role;
+
+/// The tenant the principal belongs to.
+pub const TENANT_CLAIM: &str = "tenant";
+/// A user's roles, as a list.
+pub const ROLES_CLAIM: &str = "roles";
+/// Scopes, space-separated (RFC 8693 §4.2).
+pub const SCOPE_CLAIM: &str = "scope";
+/// The key behind the request: a client token's own key, or the
+/// application key beside a user (RFC 8693 §4.3).
+pub const CLIENT_ID_CLAIM: &str = "client_id";
+/// The session (refresh family) a user token was issued for.
+pub const SESSION_CLAIM: &str = "sid";
+
+/// Every claim name `TokenClaims` gives a meaning to: none of them is ever
+/// a custom claim, whatever the token's kind.
+const KNOWN: [&str; 7] = [
+    KIND_CLAIM,
+    OWNER_CLAIM,
+    CLIENT_ID_CLAIM,
+    SESSION_CLAIM,
+    TENANT_CLAIM,
+    ROLES_CLAIM,
+    SCOPE_CLAIM,
+];
+
+/// Whom a token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User(UserPrincipal),
+    Client(ClientPrincipal),
+}
+
+/// A person: `sub` is the user id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPrincipal {
+    /// Never a key id (`issue` refuses one), so a user token and a client
+    /// token never share a `sub`.
+    pub subject: String,
+    /// `sid`: the session a login or refresh issued the token for.
+    pub session: Option<String>,
+    /// `client_id`: the application key presented beside the user.
+    pub client: Option<KeyId>,
+}
+
+/// An application holding an API key: `sub` and `client_id` are the key id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPrincipal {
+    pub key_id: KeyId,
+    /// `kg_owner`: the key's owner, free text a tenant admin chooses, so it
+    /// is never `sub` (it could be anyone's user id).
+    pub owner: Option<String>,
+}
+
+/// keygate's claims of one token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenClaims {
+    pub principal: Principal,
+    pub tenant: Option<Tenant>,
+    /// Always written on a user token (an empty list included), on a client
+    /// token only when there are some.
+    pub roles: Vec<Role>,
+    /// Written only when there are some.
+    pub scopes: Vec<Scope>,
+    /// Every other claim: a user's custom claims when writing, names keygate
+    /// does not know when reading. Never one of keygate's own names: those
+    /// are dropped from here on both sides.
+    pub custom: Map<String, Value>,
+}
+
+impl TokenClaims {
+    /// A client-credentials token for `record`, narrowed to `scopes`.
+    pub fn client(record: &KeyRecord, scopes: Vec<Scope>) -> Self {
+        Self {
+            principal: Principal::Client(ClientPrincipal {
+                key_id: record.id.clone(),
+                owner: Some(record.owner.clone()),
+            }),
+            tenant: record.tenant.clone(),
+            roles: Vec::new(),
+            scopes,
+            custom: Map::new(),
+        }
+    }
+
+    pub fn kind(&self) -> TokenKind {
+        match self.principal {
+            Principal::User(_) => TokenKind::User,
+            Principal::Client(_) => TokenKind::Client,
+        }
+    }
+
+    /// `sub`: the user id, or the client's key id (never its owner).
+    pub fn subject(&self) -> &str {
+        match &self.principal {
+            Principal::User(user) => &user.subject,
+            Principal::Client(client) => client.key_id.as_str(),
+        }
+    }
+
+    /// The token's request to `TokenService::issue`.
+    pub fn request(&self, audience: String, ttl: i64) -> TokenRequest {
+        TokenRequest {
+            kind: self.kind(),
+            subject: self.subject().to_owned(),
+            audience,
+            ttl,
+            not_issued_before: None,
+            claims: self.to_map(),
+        }
+    }
+
+    /// The claims as JSON members, `kg_kind` included, registered claims
+    /// left out.
+    pub fn to_map(&self) -> Map<String, Value> {
+        let mut out = self.custom.clone();
+        for name in KNOWN {
+            out.remove(name);
+        }
+        out.insert(KIND_CLAIM.into(), self.kind().as_str().into());
+        match &self.principal {
+            Principal::User(user) => {
+                if let Some(sid) = &user.session {
+                    out.insert(SESSION_CLAIM.into(), sid.clone().into());
+                }
+                if let Some(client) = &user.client {
+                    out.insert(CLIENT_ID_CLAIM.into(), client.as_str().into());
+                }
+            }
+            Principal::Client(client) => {
+                out.insert(CLIENT_ID_CLAIM.into(), client.key_id.as_str().into());
+                if let Some(owner) = &client.owner {
+                    out.insert(OWNER_CLAIM.into(), owner.clone().into());
+                }
+            }
+        }
+        if let Some(tenant) = &self.tenant {
+            out.insert(TENANT_CLAIM.into(), tenant.as_str().into());
+        }
+        if self.kind() == TokenKind::User || !self.roles.is_empty() {
+            let roles = self.roles.iter().map(|r| Value::from(r.as_str())).collect();
+            out.insert(ROLES_CLAIM.into(), Value::Array(roles));
+        }
+        if !self.scopes.is_empty() {
+            out.insert(SCOPE_CLAIM.into(), scope_text(&self.scopes).into());
+        }
+        out
+    }
+
+    /// The claims of a verified token whose kind is one of `accepted`. A
+    /// token without a kind is refused whatever `accepted` says.
+    pub fn read(claims: &Claims, accepted: AcceptedKinds) -> Result<Self, ClaimError> {
+        let kind = accepted.check(claims)?;
+        let mut rest = claims.extra.clone();
+        rest.remove(KIND_CLAIM);
+        let client = take_text(&mut rest, CLIENT_ID_CLAIM)?
+            .map(|id| KeyId::parse(&id).map_err(|_| invalid(CLIENT_ID_CLAIM)))
+            .transpose()?;
+        let principal = match kind {
+            TokenKind::User => Principal::User(UserPrincipal {
+                subject: claims
+                    .sub
+                    .clone()
+                    .ok_or(ClaimError::MissingClaim { name: "sub" })?,
+                session: take_text(&mut rest, SESSION_CLAIM)?,
+                client,
+            }),
+            TokenKind::Client => Principal::Client(ClientPrincipal {
+                key_id: client.ok_or(ClaimError::MissingClaim {
+                    name: CLIENT_ID_CLAIM,
+                })?,
+                owner: take_text(&mut rest, OWNER_CLAIM)?,
+            }),
+        };
+        let tenant = take_text(&mut rest, TENANT_CLAIM)?
+            .map(|t| Tenant::parse(&t).map_err(|_| invalid(TENANT_CLAIM)))
+            .transpose()?;
+        let roles = take_list(&mut rest, ROLES_CLAIM, |r| Role::parse(r).ok())?;
+        let scopes = take_list(&mut rest, SCOPE_CLAIM, |s| Scope::parse(s).ok())?;
+        // What is left of keygate's names (`sid` on a client token, an
+        // owner on a user's) means nothing for this kind.
+        for name in KNOWN {
+            rest.remove(name);
+        }
+        Ok(Self {
+            principal,
+            tenant,
+            roles,
+            scopes,
+            custom: rest,
+        })
+    }
+}
+
+/// Scopes as the `scope` claim and RFC 6749's `scope` parameter spell them.
+pub fn scope_text(scopes: &[Scope]) -> String {
+    let names: Vec<&str> = scopes.iter().map(Scope::as_str).collect();
+    names.join(" ")
+}
+
+fn invalid(name: &'static str) -> ClaimError {
+    ClaimError::InvalidClaim { name }
+}
+
+/// A text claim, taken out of `rest`; `null` counts as absent.
+fn take_text(
+    rest: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, ClaimError> {
+    match rest.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(name)),
+    }
+}
+
+/// A list claim, taken out of `rest`: a JSON list of strings or one
+/// space-separated string (as `scope` is written), each item parsed.
+fn take_list<T>(
+    rest: &mut Map<String, Value>,
+    name: &'static str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, ClaimError> {
+    let items: Vec<String> = match rest.remove(name) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(invalid(name)),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(invalid(name)),
+    };
+    items
+        .iter()
+        .map(|item| parse(item).ok_or_else(|| invalid(name)))
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "claims_tests.rs"]
+mod tests;
