@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::AdminAuth;
-use super::views::{PropagationView, rfc3339};
+use super::views::{PropagationView, propagation_view, rfc3339};
 
 /// `?wait=all`: present means wait for every live node.
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +79,7 @@ pub async fn propagate(
         return Ok(None);
     }
     let view = match &state.cluster {
-        Some(cluster) => cluster.wait_all().await?.into(),
+        Some(cluster) => propagation_view(cluster.wait_all().await?),
         None => PropagationView {
             seq: 0,
             live_nodes: 1,

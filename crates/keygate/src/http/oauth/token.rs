@@ -6,30 +6,15 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use keygate_api::sessions::TokenResponse;
 use keygate_core::VerifyCode;
 use keygate_core::jwt::{OWNER_CLAIM, TokenKind, TokenRequest};
 use keygate_core::model::KeyRecord;
-use serde::Serialize;
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 
 use super::form::{Form, client_credentials};
 use super::{OAuthError, no_store};
 use crate::http::AppState;
-
-/// RFC 6749 §5.1.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenResponse {
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    /// Only for `refresh_token` grants asked for in the body.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-}
 
 pub fn token_response(body: TokenResponse) -> Response {
     let mut res = Json(body).into_response();
@@ -128,8 +113,8 @@ async fn client_credentials_grant(
         })
         .map_err(OAuthError::from_core)?;
     Ok(token_response(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
+        access_token: issued.token.into(),
+        token_type: "Bearer".into(),
         expires_in: config.client_token_ttl,
         scope,
         refresh_token: None,
