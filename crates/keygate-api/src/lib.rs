@@ -10,6 +10,7 @@
 //! - `sessions`: login, refresh and the OAuth token response.
 //! - `signing`: HMAC signing secrets and the JWT signing keys.
 //! - `audit`: the audit trail.
+//! - `cluster`: the nodes sharing a database, and `?wait=all` answers.
 //! - `common`: rate limits, propagation, and the absent-vs-null helper.
 //!
 //! Secrets (keys, passwords, tokens) are `SecretString`: printed as
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod cluster;
 pub mod common;
 pub mod keys;
 pub mod sessions;

@@ -31,8 +31,8 @@ use super::{audit, cluster, health, keys, oauth, sessions, signing, signing_keys
         api::sessions::TokenResponse, api::users::CreateUserRequest, api::users::UpdateUserRequest,
         api::users::UserView, api::users::UserList, api::signing::SigningSecretView,
         api::sessions::LoginRequest, api::sessions::RefreshRequest, api::sessions::SessionResponse,
-        api::common::PropagationView, cluster::PropagationBody,
-        cluster::ClusterView, cluster::ClusterNodeView, cluster::WaitValue)),
+        api::common::PropagationView, api::cluster::PropagationBody, api::cluster::ClusterView,
+        api::cluster::ClusterNodeView, cluster::WaitValue)),
     modifiers(&Security, &Refusals)
 )]
 pub struct ApiDoc;

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keygate_api::cluster::PropagationBody;
 use keygate_api::sessions::{LoginRequest, RefreshRequest, SessionResponse, TokenResponse};
 use keygate_core::audit::Failure;
 use keygate_core::jwt::{KIND_CLAIM, TokenKind, TokenRequest};
@@ -19,7 +20,7 @@ use keygate_core::users::model::{UserRecord, earliest_iat_secs};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::cluster::{PropagationBody, WaitAll, WaitParam, propagate};
+use super::cluster::{WaitAll, WaitParam, propagate};
 use super::error::ApiError;
 use super::extract::{ClientIp, RequestId, parse_json};
 use super::oauth::OAuthError;

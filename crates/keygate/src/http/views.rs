@@ -2,6 +2,9 @@
 //! the domain, and the parsing of what clients send (times, cursors, page
 //! sizes). Times are RFC 3339 strings on the wire and Unix seconds inside.
 
+use keygate_api::audit::AuditView;
+use keygate_api::common::{PropagationView, RateLimitState, RateLimitView};
+use keygate_api::keys::KeyView;
 use keygate_cluster::Propagation;
 use keygate_core::model::{AuditRow, KeyRecord, RateLimitSpec};
 use keygate_core::ratelimit::RateDecision;
@@ -9,10 +12,6 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::error::ApiError;
-
-pub use keygate_api::audit::{AuditList, AuditView};
-pub use keygate_api::common::{PropagationView, RateLimitState, RateLimitView, double_option};
-pub use keygate_api::keys::{IssuedKeyView, KeyList, KeyView};
 
 pub fn rfc3339(secs: i64) -> String {
     OffsetDateTime::from_unix_timestamp(secs)

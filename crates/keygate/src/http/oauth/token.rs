@@ -60,7 +60,7 @@ async fn client_credentials_grant(
     let refused = |why: &str| OAuthError::invalid_client(why, client.basic);
     let verification = state
         .keys
-        .verify_key(&client.secret, &[], None)
+        .verify_key(client.secret.expose_str(), &[], None)
         .await
         .map_err(OAuthError::from_core)?;
     let record = match (verification.code, verification.record()) {
