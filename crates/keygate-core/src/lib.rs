@@ -10,6 +10,8 @@
 //!   capability; `lifecycle`: update, rotate, revoke, audit listing.
 //! - `verify`: the verification hot path and its codes.
 //! - `cache`, `ratelimit`, `usage`: the in-process state verification uses.
+//! - `secret`: `Secret<T>`, the redacting wrapper for passwords, tokens and
+//!   credential-bearing URLs (from the `keygate-secret` crate).
 //! - `sealed`: the master key and AES-256-GCM for secrets keygate must reuse.
 //! - `jwt`: signing keys, the JWKS, issuing and verifying keygate's tokens.
 //! - `users`: users, argon2id passwords, login throttling, session cut-offs.
@@ -37,6 +39,7 @@ pub mod model;
 pub mod pepper;
 pub mod ratelimit;
 pub mod sealed;
+pub mod secret;
 pub mod service;
 pub mod sessions;
 pub mod store;
@@ -47,6 +50,7 @@ pub mod verify;
 pub use apikey::{ApiKey, KeyEnv, KeyId};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
+pub use secret::{Secret, SecretString};
 pub use service::{Admin, IssuedKey, KeyPatch, KeyService, NewKey, Verifier};
 pub use users::{LoginError, NewUser, UserPatch, UserService};
 pub use verify::{AuthFailure, Verification, VerifyCode};

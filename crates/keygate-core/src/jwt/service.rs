@@ -111,12 +111,24 @@ fn check_subject(kind: TokenKind, subject: &str) -> Result<(), Error> {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IssuedToken {
     pub token: String,
     pub jti: String,
     pub issued_at: i64,
     pub expires_at: i64,
+}
+
+/// The token is a bearer credential: never printed.
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &format_args!("{}", crate::secret::REDACTED))
+            .field("jti", &self.jti)
+            .field("issued_at", &self.issued_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 pub(super) struct Snapshot {
@@ -443,5 +455,18 @@ mod tests {
             assert!(check_subject(TokenKind::Client, owner).is_err(), "{owner}");
         }
         assert!(check_subject(TokenKind::User, key).is_err());
+    }
+
+    #[test]
+    fn an_issued_token_prints_without_its_token() {
+        let issued = IssuedToken {
+            token: "eyJhbGciOiJFZERTQSJ9.secret-claims.signature".into(),
+            jti: "jti-1".into(),
+            issued_at: 1,
+            expires_at: 2,
+        };
+        let text = format!("{issued:?}");
+        assert!(text.contains("jti-1"), "{text}");
+        assert!(!text.contains("secret-claims"), "{text}");
     }
 }

@@ -1,8 +1,13 @@
 //! A small client for the admin API, used by the `keygate keys` and
-//! `keygate users` commands. Every failure becomes one readable sentence.
+//! `keygate users` commands: bodies and answers are keygate-api's types, so
+//! the CLI and the server cannot disagree on a field's name. Every failure
+//! becomes one readable sentence.
 
 use clap::Args;
+use keygate_api::SecretString;
 use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Where the admin API is and how to call it; shared by the admin commands.
@@ -49,7 +54,7 @@ impl ServerArgs {
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    admin_key: String,
+    admin_key: SecretString,
 }
 
 impl Client {
@@ -65,18 +70,38 @@ impl Client {
         Ok(Self {
             http,
             base: url.trim_end_matches('/').to_owned(),
-            admin_key,
+            admin_key: admin_key.into(),
         })
     }
 
-    pub async fn call(
+    /// A request without a body.
+    pub async fn call(&self, method: Method, path: &str) -> Result<Value, String> {
+        self.send(method, path, None::<&()>).await
+    }
+
+    /// A request with one of keygate-api's bodies.
+    pub async fn call_with<B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: &B,
+    ) -> Result<Value, String> {
+        self.send(method, path, Some(body)).await
+    }
+
+    /// The answer as the server sent it: `--json` prints exactly that, and
+    /// `parse` reads it into keygate-api's types for the tables.
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
     ) -> Result<Value, String> {
         let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.admin_key);
+        let mut req = self
+            .http
+            .request(method, &url)
+            .bearer_auth(self.admin_key.expose());
         if let Some(body) = body {
             req = req.json(body);
         }
@@ -98,6 +123,29 @@ impl Client {
         }
         Err(describe_problem(status, &json))
     }
+}
+
+/// A successful answer read as the keygate-api type the route returns.
+pub fn parse<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+    serde_json::from_value(value).map_err(|e| {
+        format!("keygate answered in an unexpected shape ({e}): is it the same version?")
+    })
+}
+
+/// `?a=1&b=2` from one of keygate-api's query types, or nothing.
+pub fn query_string<Q: Serialize>(query: &Q) -> String {
+    match serde_urlencoded::to_string(query) {
+        Ok(q) if !q.is_empty() => format!("?{q}"),
+        _ => String::new(),
+    }
+}
+
+/// The whole answer, pretty-printed, for `--json`.
+pub fn pretty(value: &Value) -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    )
 }
 
 fn describe_problem(status: StatusCode, body: &Value) -> String {

@@ -28,63 +28,23 @@ enum GatewayCommand {
 
 pub fn run(args: GatewayArgs) -> Result<(String, bool), String> {
     let GatewayCommand::Check { config } = args.command;
-    match load_file(&config) {
+    let path = config.display();
+    Ok(match load_file(&config) {
         Err(errors) => {
-            let mut out = format!(
-                "{}: the gateway configuration has errors:\n",
-                config.display()
-            );
+            let mut out = format!("{path}: the gateway configuration has errors:\n");
             for e in errors {
                 out.push_str(&format!("  - {e}\n"));
             }
-            Ok((out, false))
+            (out, false)
         }
-        Ok(None) => Ok((
-            format!("{}: no [gateway] section\n", config.display()),
-            false,
-        )),
+        Ok(None) => (format!("{path}: no [gateway] section\n"), false),
         Ok(Some(gateway)) => {
             let listen = gateway
                 .listen
                 .map_or_else(|| "none (forward-auth only)".to_owned(), |a| a.to_string());
             let table = RouteTable::new(gateway.routes);
-            let rows: Vec<Vec<String>> = table
-                .routes()
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.name.clone(),
-                        r.host.clone().unwrap_or_else(|| "*".into()),
-                        r.path_prefix.clone(),
-                        r.methods.as_ref().map_or_else(
-                            || "*".into(),
-                            |m| {
-                                m.iter()
-                                    .map(ToString::to_string)
-                                    .collect::<Vec<_>>()
-                                    .join(",")
-                            },
-                        ),
-                        auth_name(r),
-                        format!("http://{}{}", r.upstream.authority, r.upstream.base_path),
-                        r.scopes
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        r.roles.join(","),
-                        r.rate_limit.map_or_else(String::new, |l| {
-                            format!("{}/{}s", l.limit, l.period_seconds)
-                        }),
-                        forward_name(r.forward_token).into(),
-                    ]
-                })
-                .collect();
-            let mut out = format!(
-                "{}: OK, listen {listen}, {} route(s)\n",
-                config.display(),
-                rows.len()
-            );
+            let rows: Vec<Vec<String>> = table.routes().iter().map(|r| route_row(r)).collect();
+            let mut out = format!("{path}: OK, listen {listen}, {} route(s)\n", rows.len());
             out.push_str(&crate::cli::table::render(
                 &[
                     "NAME", "HOST", "PREFIX", "METHODS", "AUTH", "UPSTREAM", "SCOPES", "ROLES",
@@ -92,9 +52,37 @@ pub fn run(args: GatewayArgs) -> Result<(String, bool), String> {
                 ],
                 &rows,
             ));
-            Ok((out, true))
+            (out, true)
         }
-    }
+    })
+}
+
+/// One route as a row of the table, in the columns' order.
+fn route_row(r: &Route) -> Vec<String> {
+    let methods = r.methods.as_ref().map_or_else(
+        || "*".into(),
+        |m| {
+            m.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        },
+    );
+    let scopes = r.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>();
+    vec![
+        r.name.clone(),
+        r.host.clone().unwrap_or_else(|| "*".into()),
+        r.path_prefix.clone(),
+        methods,
+        auth_name(r),
+        format!("http://{}{}", r.upstream.authority, r.upstream.base_path),
+        scopes.join(" "),
+        r.roles.join(","),
+        r.rate_limit.map_or_else(String::new, |l| {
+            format!("{}/{}s", l.limit, l.period_seconds)
+        }),
+        forward_name(r.forward_token).into(),
+    ]
 }
 
 /// The mode, and the kinds of JWT it takes when not only users'.

@@ -1,14 +1,19 @@
 //! `keygate keys ...`: the key lifecycle from the shell, against a running
 //! server. Tables for people, `--json` for scripts.
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use clap::{Args, Subcommand};
+use keygate_api::common::RateLimitView;
+use keygate_api::keys::{
+    CreateKeyRequest, KeyListQuery, RotateKeyRequest, UpdateKeyRequest, VerifyKeyRequest,
+};
 use reqwest::Method;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::client::ServerArgs;
-use super::render::{Kind, render};
+use super::client::{Client, ServerArgs, pretty, query_string};
+use super::render::{KeyAnswer, Kind};
 
 #[derive(Args)]
 pub struct KeysArgs {
@@ -21,74 +26,13 @@ pub struct KeysArgs {
 #[derive(Subcommand)]
 pub enum KeysCommand {
     /// Create a key; prints its secret once.
-    Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        owner: String,
-        #[arg(long)]
-        tenant: Option<String>,
-        /// A scope; repeat for several.
-        #[arg(long = "scope", value_name = "SCOPE")]
-        scopes: Vec<String>,
-        /// A JSON object.
-        #[arg(long)]
-        metadata: Option<String>,
-        /// RFC 3339, e.g. 2030-01-31T00:00:00Z.
-        #[arg(long)]
-        expires_at: Option<String>,
-        /// live or test.
-        #[arg(long)]
-        env: Option<String>,
-        /// LIMIT/SECONDS, e.g. 100/60.
-        #[arg(long)]
-        rate_limit: Option<String>,
-        /// Usage credits.
-        #[arg(long)]
-        remaining: Option<i64>,
-    },
+    Create(CreateArgs),
     /// List keys.
-    List {
-        #[arg(long)]
-        tenant: Option<String>,
-        #[arg(long)]
-        owner: Option<String>,
-        #[arg(long)]
-        include_revoked: bool,
-        #[arg(long)]
-        limit: Option<u32>,
-        #[arg(long)]
-        cursor: Option<String>,
-    },
+    List(ListArgs),
     /// Show one key.
     Show { id: String },
     /// Change a key's name, scopes, metadata, expiry, rate limit or credits.
-    Update {
-        id: String,
-        #[arg(long)]
-        name: Option<String>,
-        /// Replaces the scopes; repeat for several.
-        #[arg(long = "scope", value_name = "SCOPE")]
-        scopes: Vec<String>,
-        /// Remove every scope.
-        #[arg(long, conflicts_with = "scopes")]
-        clear_scopes: bool,
-        #[arg(long)]
-        metadata: Option<String>,
-        #[arg(long, conflicts_with = "no_expiry")]
-        expires_at: Option<String>,
-        #[arg(long)]
-        no_expiry: bool,
-        #[arg(long, conflicts_with = "no_rate_limit")]
-        rate_limit: Option<String>,
-        #[arg(long)]
-        no_rate_limit: bool,
-        #[arg(long, conflicts_with = "unlimited")]
-        remaining: Option<i64>,
-        /// Remove the usage-credit limit.
-        #[arg(long)]
-        unlimited: bool,
-    },
+    Update(UpdateArgs),
     /// Issue a new secret for a key; prints it once.
     Rotate {
         id: String,
@@ -107,7 +51,77 @@ pub enum KeysCommand {
     },
 }
 
-fn rate_limit(text: &str) -> Result<Value, String> {
+#[derive(Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    owner: String,
+    #[arg(long)]
+    tenant: Option<String>,
+    /// A scope; repeat for several.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// A JSON object.
+    #[arg(long)]
+    metadata: Option<String>,
+    /// RFC 3339, e.g. 2030-01-31T00:00:00Z.
+    #[arg(long)]
+    expires_at: Option<String>,
+    /// live or test.
+    #[arg(long)]
+    env: Option<String>,
+    /// LIMIT/SECONDS, e.g. 100/60.
+    #[arg(long)]
+    rate_limit: Option<String>,
+    /// Usage credits.
+    #[arg(long)]
+    remaining: Option<i64>,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    tenant: Option<String>,
+    #[arg(long)]
+    owner: Option<String>,
+    #[arg(long)]
+    include_revoked: bool,
+    #[arg(long)]
+    limit: Option<u32>,
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+#[derive(Args)]
+pub struct UpdateArgs {
+    id: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// Replaces the scopes; repeat for several.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// Remove every scope.
+    #[arg(long, conflicts_with = "scopes")]
+    clear_scopes: bool,
+    #[arg(long)]
+    metadata: Option<String>,
+    #[arg(long, conflicts_with = "no_expiry")]
+    expires_at: Option<String>,
+    #[arg(long)]
+    no_expiry: bool,
+    #[arg(long, conflicts_with = "no_rate_limit")]
+    rate_limit: Option<String>,
+    #[arg(long)]
+    no_rate_limit: bool,
+    #[arg(long, conflicts_with = "unlimited")]
+    remaining: Option<i64>,
+    /// Remove the usage-credit limit.
+    #[arg(long)]
+    unlimited: bool,
+}
+
+fn rate_limit(text: &str) -> Result<RateLimitView, String> {
     let (limit, period) = text
         .split_once('/')
         .ok_or_else(|| format!("--rate-limit {text:?}: write LIMIT/SECONDS, e.g. 100/60"))?;
@@ -119,212 +133,156 @@ fn rate_limit(text: &str) -> Result<Value, String> {
         .trim()
         .parse()
         .map_err(|_| format!("--rate-limit: {period:?} is not a number"))?;
-    Ok(json!({ "limit": limit, "period_seconds": period }))
+    Ok(RateLimitView {
+        limit,
+        period_seconds: period,
+    })
 }
 
-fn metadata(text: &str) -> Result<Value, String> {
+fn metadata(text: &str) -> Result<Map<String, Value>, String> {
     match serde_json::from_str::<Value>(text) {
-        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(Value::Object(m)) => Ok(m),
         _ => Err("--metadata must be a JSON object, e.g. '{\"plan\":\"pro\"}'".into()),
     }
 }
 
-fn query(pairs: &[(&str, Option<String>)]) -> String {
-    let present: Vec<(&str, String)> = pairs
-        .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (*k, v)))
-        .collect();
-    if present.is_empty() {
-        return String::new();
-    }
-    format!(
-        "?{}",
-        serde_urlencoded::to_string(present).unwrap_or_default()
-    )
+/// `Some(None)` (send `null`, removing the setting) when `clear`, else the
+/// new value if there is one.
+fn set_or_clear<T>(value: Option<T>, clear: bool) -> Option<Option<T>> {
+    if clear { Some(None) } else { value.map(Some) }
 }
 
-/// The output, and whether the command succeeded (a refused key exits 1).
-pub async fn run(args: KeysArgs) -> Result<(String, bool), String> {
-    let client = args.server.client()?;
-    let (value, kind) = match args.command {
-        KeysCommand::Create {
-            name,
-            owner,
-            tenant,
-            scopes,
-            metadata: md,
-            expires_at,
-            env,
-            rate_limit: rl,
-            remaining,
-        } => {
-            let mut body = Map::new();
-            body.insert("name".into(), json!(name));
-            body.insert("owner".into(), json!(owner));
-            body.insert("scopes".into(), json!(scopes));
-            if let Some(t) = tenant {
-                body.insert("tenant".into(), json!(t));
-            }
-            if let Some(m) = md {
-                body.insert("metadata".into(), metadata(&m)?);
-            }
-            if let Some(e) = expires_at {
-                body.insert("expires_at".into(), json!(e));
-            }
-            if let Some(e) = env {
-                body.insert("env".into(), json!(e));
-            }
-            if let Some(r) = rl {
-                body.insert("rate_limit".into(), rate_limit(&r)?);
-            }
-            if let Some(r) = remaining {
-                body.insert("remaining".into(), json!(r));
-            }
+impl CreateArgs {
+    fn body(self) -> Result<CreateKeyRequest, String> {
+        Ok(CreateKeyRequest {
+            name: self.name,
+            owner: self.owner,
+            tenant: self.tenant,
+            scopes: self.scopes,
+            metadata: self
+                .metadata
+                .as_deref()
+                .map(metadata)
+                .transpose()?
+                .unwrap_or_default(),
+            expires_at: self.expires_at,
+            env: self.env,
+            rate_limit: self.rate_limit.as_deref().map(rate_limit).transpose()?,
+            remaining: self.remaining,
+        })
+    }
+}
+
+impl ListArgs {
+    fn query(self) -> KeyListQuery {
+        KeyListQuery {
+            tenant: self.tenant,
+            owner: self.owner,
+            include_revoked: self.include_revoked,
+            cursor: self.cursor,
+            limit: self.limit,
+        }
+    }
+}
+
+impl UpdateArgs {
+    fn body(self) -> Result<UpdateKeyRequest, String> {
+        let set_scopes = !self.scopes.is_empty() || self.clear_scopes;
+        let body = UpdateKeyRequest {
+            name: self.name,
+            scopes: set_scopes.then_some(self.scopes),
+            metadata: self.metadata.as_deref().map(metadata).transpose()?,
+            expires_at: set_or_clear(self.expires_at, self.no_expiry),
+            rate_limit: set_or_clear(
+                self.rate_limit.as_deref().map(rate_limit).transpose()?,
+                self.no_rate_limit,
+            ),
+            remaining: set_or_clear(self.remaining, self.unlimited),
+        };
+        if body.is_empty() {
+            return Err("nothing to update: pass at least one of --name, --scope, --metadata, --expires-at, --rate-limit, --remaining (see --help)".into());
+        }
+        Ok(body)
+    }
+}
+
+/// The key to verify: the argument, or standard input for `-`.
+fn verify_body(key: String, scopes: Vec<String>) -> Result<VerifyKeyRequest<'static>, String> {
+    let key = if key == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("reading the key from stdin: {e}"))?;
+        text.trim().to_owned()
+    } else {
+        key
+    };
+    Ok(VerifyKeyRequest {
+        key: Cow::Owned(key),
+        required_scopes: scopes.into_iter().map(Cow::Owned).collect(),
+    })
+}
+
+/// Sends the command's request; the answer, and which type it is.
+async fn send(client: &Client, command: KeysCommand) -> Result<(Value, Kind), String> {
+    let key_path = |id: &str| path_id(id).map(|id| format!("/v1/keys/{id}"));
+    Ok(match command {
+        KeysCommand::Create(args) => {
+            let body = args.body()?;
             (
-                client
-                    .call(Method::POST, "/v1/keys", Some(&Value::Object(body)))
-                    .await?,
+                client.call_with(Method::POST, "/v1/keys", &body).await?,
                 Kind::Issued,
             )
         }
-        KeysCommand::List {
-            tenant,
-            owner,
-            include_revoked,
-            limit,
-            cursor,
-        } => {
-            let q = query(&[
-                ("tenant", tenant),
-                ("owner", owner),
-                (
-                    "include_revoked",
-                    include_revoked.then(|| "true".to_owned()),
-                ),
-                ("limit", limit.map(|l| l.to_string())),
-                ("cursor", cursor),
-            ]);
-            (
-                client
-                    .call(Method::GET, &format!("/v1/keys{q}"), None)
-                    .await?,
-                Kind::List,
-            )
+        KeysCommand::List(args) => {
+            let path = format!("/v1/keys{}", query_string(&args.query()));
+            (client.call(Method::GET, &path).await?, Kind::List)
         }
-        KeysCommand::Show { id } => (
-            client
-                .call(Method::GET, &format!("/v1/keys/{}", path_id(&id)?), None)
-                .await?,
-            Kind::Key,
-        ),
-        KeysCommand::Update {
-            id,
-            name,
-            scopes,
-            clear_scopes,
-            metadata: md,
-            expires_at,
-            no_expiry,
-            rate_limit: rl,
-            no_rate_limit,
-            remaining,
-            unlimited,
-        } => {
-            let mut body = Map::new();
-            if let Some(n) = name {
-                body.insert("name".into(), json!(n));
-            }
-            if !scopes.is_empty() || clear_scopes {
-                body.insert("scopes".into(), json!(scopes));
-            }
-            if let Some(m) = md {
-                body.insert("metadata".into(), metadata(&m)?);
-            }
-            if let Some(e) = expires_at {
-                body.insert("expires_at".into(), json!(e));
-            }
-            if no_expiry {
-                body.insert("expires_at".into(), Value::Null);
-            }
-            if let Some(r) = rl {
-                body.insert("rate_limit".into(), rate_limit(&r)?);
-            }
-            if no_rate_limit {
-                body.insert("rate_limit".into(), Value::Null);
-            }
-            if let Some(r) = remaining {
-                body.insert("remaining".into(), json!(r));
-            }
-            if unlimited {
-                body.insert("remaining".into(), Value::Null);
-            }
-            if body.is_empty() {
-                return Err("nothing to update: pass at least one of --name, --scope, --metadata, --expires-at, --rate-limit, --remaining (see --help)".into());
-            }
+        KeysCommand::Show { id } => (client.call(Method::GET, &key_path(&id)?).await?, Kind::Key),
+        KeysCommand::Update(args) => {
+            let id = args.id.clone();
+            let body = args.body()?;
+            let path = key_path(&id)?;
             (
-                client
-                    .call(
-                        Method::PATCH,
-                        &format!("/v1/keys/{}", path_id(&id)?),
-                        Some(&Value::Object(body)),
-                    )
-                    .await?,
+                client.call_with(Method::PATCH, &path, &body).await?,
                 Kind::Key,
             )
         }
         KeysCommand::Rotate { id, grace_seconds } => {
-            let body = json!({ "grace_seconds": grace_seconds });
+            let path = format!("{}/rotate", key_path(&id)?);
+            let body = RotateKeyRequest { grace_seconds };
             (
-                client
-                    .call(
-                        Method::POST,
-                        &format!("/v1/keys/{}/rotate", path_id(&id)?),
-                        Some(&body),
-                    )
-                    .await?,
+                client.call_with(Method::POST, &path, &body).await?,
                 Kind::Issued,
             )
         }
-        KeysCommand::Revoke { id } => (
-            client
-                .call(
-                    Method::POST,
-                    &format!("/v1/keys/{}/revoke", path_id(&id)?),
-                    None,
-                )
-                .await?,
-            Kind::Key,
-        ),
+        KeysCommand::Revoke { id } => {
+            let path = format!("{}/revoke", key_path(&id)?);
+            (client.call(Method::POST, &path).await?, Kind::Key)
+        }
         KeysCommand::Verify { key, scopes } => {
-            let key = if key == "-" {
-                let mut text = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .map_err(|e| format!("reading the key from stdin: {e}"))?;
-                text.trim().to_owned()
-            } else {
-                key
-            };
-            let body = json!({ "key": key, "required_scopes": scopes });
+            let body = verify_body(key, scopes)?;
             (
                 client
-                    .call(Method::POST, "/v1/keys/verify", Some(&body))
+                    .call_with(Method::POST, "/v1/keys/verify", &body)
                     .await?,
                 Kind::Verify,
             )
         }
-    };
-    let ok = !matches!(kind, Kind::Verify) || value.get("valid") == Some(&Value::Bool(true));
+    })
+}
+
+/// The output, and whether the command succeeded (a refused key exits 1).
+/// `--json` prints the server's answer as it came.
+pub async fn run(args: KeysArgs) -> Result<(String, bool), String> {
+    let client = args.server.client()?;
+    let (value, kind) = send(&client, args.command).await?;
     if args.server.json {
-        return Ok((
-            format!(
-                "{}\n",
-                serde_json::to_string_pretty(&value).unwrap_or_default()
-            ),
-            ok,
-        ));
+        let ok = KeyAnswer::parse(kind, value.clone())?.ok();
+        return Ok((pretty(&value), ok));
     }
-    Ok((render(kind, &value), ok))
+    let answer = KeyAnswer::parse(kind, value)?;
+    Ok((answer.render(), answer.ok()))
 }
 
 /// Refuses anything that is not a key id before it becomes part of a URL path.

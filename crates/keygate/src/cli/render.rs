@@ -1,10 +1,27 @@
-//! How `keygate keys` shows the server's answers to a person: aligned
-//! tables for lists, `field  value` lines for one key.
+//! How `keygate keys` and `keygate users` show the server's answers to a
+//! person: aligned tables for lists, `field  value` lines for one record.
+//! The answers are keygate-api's types, read field by field: a field the
+//! server renames is a compile error here.
 
+use keygate_api::common::RateLimitView;
+use keygate_api::keys::{IssuedKeyView, KeyList, KeyView, VerifyKeyResponse};
+use keygate_api::users::{UserList, UserView};
+use serde::Serialize;
 use serde_json::Value;
 
+use super::client::parse;
 use super::table;
 
+/// What a `keys` command got back.
+pub enum KeyAnswer {
+    Issued(IssuedKeyView),
+    Key(KeyView),
+    List(KeyList),
+    Verify(VerifyKeyResponse<'static>),
+}
+
+/// Which of them a request answers with.
+#[derive(Clone, Copy)]
 pub enum Kind {
     Issued,
     Key,
@@ -12,102 +29,241 @@ pub enum Kind {
     Verify,
 }
 
-fn s(v: &Value, field: &str) -> String {
-    match v.get(field) {
-        None | Some(Value::Null) => "-".into(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-            .collect::<Vec<_>>()
-            .join(","),
-        Some(Value::Object(o)) if field == "rate_limit" => format!(
-            "{}/{}s",
-            o.get("limit").map_or_else(String::new, Value::to_string),
-            o.get("period_seconds")
-                .map_or_else(String::new, Value::to_string)
-        ),
-        Some(other) => other.to_string(),
+impl KeyAnswer {
+    pub fn parse(kind: Kind, value: Value) -> Result<Self, String> {
+        Ok(match kind {
+            Kind::Issued => Self::Issued(parse(value)?),
+            Kind::Key => Self::Key(parse(value)?),
+            Kind::List => Self::List(parse(value)?),
+            Kind::Verify => Self::Verify(parse(value)?),
+        })
+    }
+
+    /// False only for a key the server refused: the command then exits 1.
+    pub fn ok(&self) -> bool {
+        !matches!(self, Self::Verify(v) if !v.valid)
+    }
+
+    pub fn render(&self) -> String {
+        match self {
+            Self::Issued(v) => format!(
+                "{}\nkey  {}\n\nStore this key now: keygate keeps only a hash of it and will not show it again.\n",
+                key_fields(&v.record),
+                v.key.expose()
+            ),
+            Self::Key(v) => key_fields(v),
+            Self::List(list) => key_list(list),
+            Self::Verify(v) => verification(v),
+        }
     }
 }
 
-fn key_fields(v: &Value) -> String {
-    let names = [
-        "id",
-        "name",
-        "owner",
-        "tenant",
-        "scopes",
-        "env",
-        "prefix",
-        "status",
-        "created_at",
-        "updated_at",
-        "expires_at",
-        "revoked_at",
-        "last_used_at",
-        "rate_limit",
-        "remaining",
-        "metadata",
-    ];
-    let pairs: Vec<(&str, String)> = names.iter().map(|n| (*n, s(v, n))).collect();
-    table::fields(&pairs)
+/// An absent value.
+const NONE: &str = "-";
+
+pub fn opt(v: Option<&str>) -> String {
+    v.unwrap_or(NONE).to_owned()
 }
 
-pub fn render(kind: Kind, v: &Value) -> String {
-    match kind {
-        Kind::Issued => format!(
-            "{}\nkey  {}\n\nStore this key now: keygate keeps only a hash of it and will not show it again.\n",
-            key_fields(v),
-            s(v, "key")
+pub fn opt_num(v: Option<i64>) -> String {
+    v.map_or_else(|| NONE.to_owned(), |n| n.to_string())
+}
+
+pub fn join<S: AsRef<str>>(items: &[S]) -> String {
+    items
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Objects (metadata, claims) as compact JSON.
+pub fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn rate_limit(r: Option<&RateLimitView>) -> String {
+    r.map_or_else(
+        || NONE.to_owned(),
+        |r| format!("{}/{}s", r.limit, r.period_seconds),
+    )
+}
+
+fn key_fields(k: &KeyView) -> String {
+    table::fields(&[
+        ("id", k.id.clone()),
+        ("name", k.name.clone()),
+        ("owner", k.owner.clone()),
+        ("tenant", opt(k.tenant.as_deref())),
+        ("scopes", join(&k.scopes)),
+        ("env", k.env.to_string()),
+        ("prefix", k.prefix.clone()),
+        ("status", k.status.to_string()),
+        ("created_at", k.created_at.clone()),
+        ("updated_at", k.updated_at.clone()),
+        ("expires_at", opt(k.expires_at.as_deref())),
+        ("revoked_at", opt(k.revoked_at.as_deref())),
+        ("last_used_at", opt(k.last_used_at.as_deref())),
+        ("rate_limit", rate_limit(k.rate_limit.as_ref())),
+        ("remaining", opt_num(k.remaining)),
+        ("metadata", json(&k.metadata)),
+    ])
+}
+
+fn key_list(list: &KeyList) -> String {
+    let rows: Vec<Vec<String>> = list
+        .data
+        .iter()
+        .map(|k| {
+            vec![
+                k.id.clone(),
+                k.name.clone(),
+                k.owner.clone(),
+                opt(k.tenant.as_deref()),
+                k.prefix.clone(),
+                k.status.to_string(),
+                join(&k.scopes),
+                opt(k.expires_at.as_deref()),
+            ]
+        })
+        .collect();
+    let header = [
+        "ID", "NAME", "OWNER", "TENANT", "PREFIX", "STATUS", "SCOPES", "EXPIRES",
+    ];
+    with_cursor(table::render(&header, &rows), list.next_cursor.as_deref())
+}
+
+fn verification(v: &VerifyKeyResponse<'_>) -> String {
+    table::fields(&[
+        ("valid", v.valid.to_string()),
+        ("code", v.code.to_string()),
+        ("key_id", opt(v.key_id.as_deref())),
+        ("owner", opt(v.owner.as_deref())),
+        ("tenant", opt(v.tenant.as_deref())),
+        (
+            "scopes",
+            v.scopes.as_deref().map_or_else(|| NONE.to_owned(), join),
         ),
-        Kind::Key => key_fields(v),
-        Kind::List => {
-            let empty = Vec::new();
-            let data = v.get("data").and_then(Value::as_array).unwrap_or(&empty);
-            let rows: Vec<Vec<String>> = data
-                .iter()
-                .map(|k| {
-                    [
-                        "id",
-                        "name",
-                        "owner",
-                        "tenant",
-                        "prefix",
-                        "status",
-                        "scopes",
-                        "expires_at",
-                    ]
-                    .iter()
-                    .map(|f| s(k, f))
-                    .collect()
-                })
-                .collect();
-            let mut out = table::render(
-                &[
-                    "ID", "NAME", "OWNER", "TENANT", "PREFIX", "STATUS", "SCOPES", "EXPIRES",
-                ],
-                &rows,
-            );
-            if let Some(c) = v.get("next_cursor").and_then(Value::as_str) {
-                out.push_str(&format!("\nmore: --cursor {c}\n"));
-            }
-            out
+        ("expires_at", opt(v.expires_at.as_deref())),
+        ("remaining", opt_num(v.remaining)),
+        (
+            "ratelimit",
+            v.ratelimit.as_ref().map_or_else(|| NONE.to_owned(), json),
+        ),
+    ])
+}
+
+/// A list, and how to ask for its next page.
+fn with_cursor(mut out: String, next: Option<&str>) -> String {
+    if let Some(c) = next {
+        out.push_str(&format!("\nmore: --cursor {c}\n"));
+    }
+    out
+}
+
+pub fn user_fields(u: &UserView) -> String {
+    table::fields(&[
+        ("id", u.id.clone()),
+        ("username", u.username.clone()),
+        ("tenant", opt(u.tenant.as_deref())),
+        ("roles", join(&u.roles)),
+        ("disabled", u.disabled.to_string()),
+        ("sessions_cutoff_ms", u.sessions_cutoff_ms.to_string()),
+        ("created_at", u.created_at.clone()),
+        ("updated_at", u.updated_at.clone()),
+        ("claims", json(&u.claims)),
+    ])
+}
+
+pub fn user_list(list: &UserList) -> String {
+    let rows: Vec<Vec<String>> = list
+        .data
+        .iter()
+        .map(|u| {
+            vec![
+                u.id.clone(),
+                u.username.clone(),
+                opt(u.tenant.as_deref()),
+                join(&u.roles),
+                u.disabled.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["ID", "USERNAME", "TENANT", "ROLES", "DISABLED"];
+    with_cursor(table::render(&header, &rows), list.next_cursor.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn answer(kind: Kind, value: Value) -> KeyAnswer {
+        KeyAnswer::parse(kind, value).unwrap()
+    }
+
+    fn key(extra: Value) -> Value {
+        let mut v = serde_json::json!({
+            "id": "key_AAAAAAAAAAAAAAAA", "name": "ci", "owner": "svc", "tenant": null,
+            "scopes": ["read", "write"], "metadata": {"plan": "pro"}, "env": "live",
+            "prefix": "kg_live_abcd", "status": "active",
+            "created_at": "2030-01-01T00:00:00Z", "updated_at": "2030-01-01T00:00:00Z",
+            "expires_at": null, "revoked_at": null, "last_used_at": null,
+            "rate_limit": {"limit": 100, "period_seconds": 60}, "remaining": null
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
         }
-        Kind::Verify => {
-            let names = [
-                "valid",
-                "code",
-                "key_id",
-                "owner",
-                "tenant",
-                "scopes",
-                "expires_at",
-                "remaining",
-                "ratelimit",
-            ];
-            let pairs: Vec<(&str, String)> = names.iter().map(|n| (*n, s(v, n))).collect();
-            table::fields(&pairs)
-        }
+        v
+    }
+
+    fn field<'a>(out: &'a str, name: &str) -> &'a str {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name).filter(|r| r.starts_with(' ')))
+            .map_or("", str::trim)
+    }
+
+    #[test]
+    fn a_key_shows_absent_values_as_a_dash_and_objects_as_json() {
+        let out = answer(Kind::Key, key(serde_json::json!({}))).render();
+        assert_eq!(field(&out, "tenant"), "-");
+        assert_eq!(field(&out, "scopes"), "read,write");
+        assert_eq!(field(&out, "rate_limit"), "100/60s");
+        assert_eq!(field(&out, "remaining"), "-");
+        assert_eq!(field(&out, "metadata"), r#"{"plan":"pro"}"#);
+        let issued = answer(
+            Kind::Issued,
+            key(serde_json::json!({"key": "kg_live_secret", "remaining": 5})),
+        )
+        .render();
+        assert_eq!(field(&issued, "remaining"), "5");
+        assert!(issued.contains("key  kg_live_secret\n"));
+    }
+
+    #[test]
+    fn a_refused_verification_is_not_ok_and_a_list_offers_its_cursor() {
+        let refused = answer(
+            Kind::Verify,
+            serde_json::json!({"valid": false, "code": "RATE_LIMITED", "key_id": null,
+                "owner": null, "tenant": null, "scopes": null, "metadata": null,
+                "expires_at": null, "remaining": null,
+                "ratelimit": {"limit": 1, "remaining": 0, "reset": 1000}}),
+        );
+        assert!(!refused.ok());
+        let out = refused.render();
+        assert_eq!(field(&out, "code"), "RATE_LIMITED");
+        assert_eq!(
+            field(&out, "ratelimit"),
+            r#"{"limit":1,"remaining":0,"reset":1000}"#
+        );
+        let list = answer(
+            Kind::List,
+            serde_json::json!({"data": [key(serde_json::json!({}))], "next_cursor": "c7"}),
+        );
+        assert!(list.ok());
+        let out = list.render();
+        assert!(out.starts_with("ID"), "{out}");
+        assert!(out.ends_with("\nmore: --cursor c7\n"), "{out}");
+        assert!(KeyAnswer::parse(Kind::Key, serde_json::json!({"id": 1})).is_err());
     }
 }

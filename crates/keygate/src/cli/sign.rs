@@ -109,48 +109,56 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// The headers to send, in order, or the curl arguments.
-pub fn run(args: SignArgs) -> Result<String, String> {
-    let key_id = KeyId::parse(&args.key_id).map_err(|e| format!("--key-id: {e}"))?;
-    let method_ok = !args.method.is_empty()
-        && args
-            .method
+fn check_method(method: &str) -> Result<(), String> {
+    let token = !method.is_empty()
+        && method
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !method_ok {
-        return Err(format!("--method {:?} is not an HTTP method", args.method));
+    if token {
+        Ok(())
+    } else {
+        Err(format!("--method {method:?} is not an HTTP method"))
     }
-    let url = UrlParts::parse(&args.url).map_err(|e| format!("--url: {e}"))?;
-    let secret = read_secret(&args.secret_file)?;
+}
+
+/// The `--header`s, each name once.
+fn parse_headers(raw: &[String]) -> Result<Vec<(String, String)>, String> {
     let mut headers: Vec<(String, String)> = Vec::new();
-    for raw in &args.headers {
+    for raw in raw {
         let (name, value) = parse_header(raw)?;
         if headers.iter().any(|(n, _)| *n == name) {
             return Err(format!("--header `{name}` is given twice"));
         }
         headers.push((name, value));
     }
+    Ok(headers)
+}
+
+/// What the signature covers, in order: the request line's parts, the
+/// body's digest, then every other header sent.
+fn covered_components(has_query: bool, headers: &[(String, String)]) -> Vec<&str> {
     let mut components = vec!["@method", "@authority", "@path"];
-    if url.query.is_some() {
+    if has_query {
         components.push("@query");
     }
-    if let Some(path) = &args.body {
-        let body = std::fs::read(path)
-            .map_err(|e| format!("cannot read the body file {}: {e}", path.display()))?;
-        headers.push(("content-digest".into(), content_digest_sha256(&body)));
+    if headers.iter().any(|(n, _)| n == "content-digest") {
         components.push("content-digest");
     }
-    let extra: Vec<String> = headers
-        .iter()
-        .filter(|(n, _)| n != "content-digest")
-        .map(|(n, _)| n.clone())
-        .collect();
-    components.extend(extra.iter().map(String::as_str));
-    let nonce = random_id("", 22).map_err(|e| e.to_string())?;
-    let params = SignatureParams::new(&components, SystemClock.now_secs(), &nonce, key_id.as_str());
-    let view = url.view(&args.method, &headers);
-    let (input, signature) = sign_hmac_sha256(&view, &args.label, &params, &secret)
-        .map_err(|r| format!("cannot sign: {}", r.detail))?;
+    components.extend(
+        headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| *n != "content-digest"),
+    );
+    components
+}
+
+/// The headers to send as a person writes them, then the signature's two.
+fn output_lines(
+    headers: &[(String, String)],
+    input: String,
+    signature: String,
+) -> Vec<(String, String)> {
     let display = |n: &str| match n {
         "content-digest" => "Content-Digest".to_owned(),
         other => other.to_owned(),
@@ -161,14 +169,16 @@ pub fn run(args: SignArgs) -> Result<String, String> {
         .collect();
     lines.push(("Signature-Input".into(), input));
     lines.push(("Signature".into(), signature));
-    if !args.curl {
-        return Ok(lines.iter().map(|(n, v)| format!("{n}: {v}\n")).collect());
-    }
+    lines
+}
+
+/// The same request as curl arguments, each quoted for `eval`.
+fn curl_words(args: &SignArgs, lines: &[(String, String)], headers: &[(String, String)]) -> String {
     let mut words = Vec::new();
     if args.method != "GET" {
         words.push(format!("-X {}", shell_quote(&args.method)));
     }
-    for (n, v) in &lines {
+    for (n, v) in lines {
         words.push(format!("-H {}", shell_quote(&format!("{n}: {v}"))));
     }
     if let Some(path) = &args.body {
@@ -180,7 +190,32 @@ pub fn run(args: SignArgs) -> Result<String, String> {
         let arg = format!("@{}", path.display());
         words.push(format!("--data-binary {}", shell_quote(&arg)));
     }
-    Ok(format!("{}\n", words.join(" ")))
+    format!("{}\n", words.join(" "))
+}
+
+/// The headers to send, in order, or the curl arguments.
+pub fn run(args: SignArgs) -> Result<String, String> {
+    let key_id = KeyId::parse(&args.key_id).map_err(|e| format!("--key-id: {e}"))?;
+    check_method(&args.method)?;
+    let url = UrlParts::parse(&args.url).map_err(|e| format!("--url: {e}"))?;
+    let secret = read_secret(&args.secret_file)?;
+    let mut headers = parse_headers(&args.headers)?;
+    if let Some(path) = &args.body {
+        let body = std::fs::read(path)
+            .map_err(|e| format!("cannot read the body file {}: {e}", path.display()))?;
+        headers.push(("content-digest".into(), content_digest_sha256(&body)));
+    }
+    let components = covered_components(url.query.is_some(), &headers);
+    let nonce = random_id("", 22).map_err(|e| e.to_string())?;
+    let params = SignatureParams::new(&components, SystemClock.now_secs(), &nonce, key_id.as_str());
+    let view = url.view(&args.method, &headers);
+    let (input, signature) = sign_hmac_sha256(&view, &args.label, &params, &secret)
+        .map_err(|r| format!("cannot sign: {}", r.detail))?;
+    let lines = output_lines(&headers, input, signature);
+    if args.curl {
+        return Ok(curl_words(&args, &lines, &headers));
+    }
+    Ok(lines.iter().map(|(n, v)| format!("{n}: {v}\n")).collect())
 }
 
 #[cfg(test)]
@@ -198,5 +233,32 @@ mod tests {
         assert!(parse_header("no colon").is_err());
         assert!(parse_header("Signature: x").is_err());
         assert!(parse_header("X: a\u{7f}").is_err());
+    }
+
+    #[test]
+    fn the_digest_comes_before_other_headers_and_names_are_unique() {
+        let headers =
+            parse_headers(&["Content-Type: text/plain".into(), "X-Req: 1".into()]).unwrap();
+        assert!(parse_headers(&["X-Req: 1".into(), "x-req: 2".into()]).is_err());
+        let mut with_body = headers.clone();
+        with_body.push(("content-digest".into(), "sha-256=:x:".into()));
+        assert_eq!(
+            covered_components(true, &with_body),
+            [
+                "@method",
+                "@authority",
+                "@path",
+                "@query",
+                "content-digest",
+                "content-type",
+                "x-req"
+            ]
+        );
+        assert_eq!(
+            covered_components(false, &headers),
+            ["@method", "@authority", "@path", "content-type", "x-req"]
+        );
+        assert!(check_method("PATCH").is_ok());
+        assert!(check_method("GE T").is_err() && check_method("").is_err());
     }
 }

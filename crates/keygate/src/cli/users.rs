@@ -5,12 +5,13 @@
 use std::io::Read;
 
 use clap::{Args, Subcommand};
+use keygate_api::SecretString;
+use keygate_api::users::{CreateUserRequest, UpdateUserRequest, UserListQuery};
 use reqwest::Method;
-use serde_json::{Map, Value, json};
-use zeroize::Zeroizing;
+use serde_json::{Map, Value};
 
-use super::client::ServerArgs;
-use super::table;
+use super::client::{Client, ServerArgs, parse, pretty, query_string};
+use super::render::{user_fields, user_list};
 
 #[derive(Args)]
 pub struct UsersArgs {
@@ -23,21 +24,7 @@ pub struct UsersArgs {
 #[derive(Subcommand)]
 pub enum UsersCommand {
     /// Create a user; the password is read from standard input.
-    Create {
-        #[arg(long)]
-        username: String,
-        /// Read the password from standard input (required).
-        #[arg(long)]
-        password_stdin: bool,
-        /// A role; repeat for several.
-        #[arg(long = "role", value_name = "ROLE")]
-        roles: Vec<String>,
-        #[arg(long)]
-        tenant: Option<String>,
-        /// A JSON object of extra token claims.
-        #[arg(long)]
-        claims: Option<String>,
-    },
+    Create(CreateArgs),
     /// List users.
     List {
         #[arg(long)]
@@ -50,35 +37,56 @@ pub enum UsersCommand {
     /// Show one user.
     Show { id: String },
     /// Change roles, claims, disabled or the password (which ends sessions).
-    Update {
-        id: String,
-        /// Replaces the roles; repeat for several.
-        #[arg(long = "role", value_name = "ROLE")]
-        roles: Vec<String>,
-        /// Remove every role.
-        #[arg(long, conflicts_with = "roles")]
-        clear_roles: bool,
-        #[arg(long)]
-        claims: Option<String>,
-        /// Disable the user (ends its sessions).
-        #[arg(long, conflicts_with = "enable")]
-        disable: bool,
-        #[arg(long)]
-        enable: bool,
-        /// Read a new password from standard input.
-        #[arg(long)]
-        password_stdin: bool,
-    },
+    Update(UpdateArgs),
     /// End every session of a user now.
     RevokeSessions { id: String },
 }
 
+#[derive(Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    username: String,
+    /// Read the password from standard input (required).
+    #[arg(long)]
+    password_stdin: bool,
+    /// A role; repeat for several.
+    #[arg(long = "role", value_name = "ROLE")]
+    roles: Vec<String>,
+    #[arg(long)]
+    tenant: Option<String>,
+    /// A JSON object of extra token claims.
+    #[arg(long)]
+    claims: Option<String>,
+}
+
+#[derive(Args)]
+pub struct UpdateArgs {
+    id: String,
+    /// Replaces the roles; repeat for several.
+    #[arg(long = "role", value_name = "ROLE")]
+    roles: Vec<String>,
+    /// Remove every role.
+    #[arg(long, conflicts_with = "roles")]
+    clear_roles: bool,
+    #[arg(long)]
+    claims: Option<String>,
+    /// Disable the user (ends its sessions).
+    #[arg(long, conflicts_with = "enable")]
+    disable: bool,
+    #[arg(long)]
+    enable: bool,
+    /// Read a new password from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
 /// The password on standard input, without the line ending a pipe or a
 /// terminal adds; other whitespace is part of the password.
-fn read_password() -> Result<Zeroizing<String>, String> {
-    let mut text = Zeroizing::new(String::new());
+fn read_password() -> Result<SecretString, String> {
+    let mut secret = SecretString::default();
+    let text = secret.expose_mut();
     std::io::stdin()
-        .read_to_string(&mut text)
+        .read_to_string(text)
         .map_err(|e| format!("reading the password from stdin: {e}"))?;
     let len = text
         .strip_suffix("\r\n")
@@ -88,12 +96,12 @@ fn read_password() -> Result<Zeroizing<String>, String> {
     if text.is_empty() {
         return Err("no password on standard input".into());
     }
-    Ok(text)
+    Ok(secret)
 }
 
-fn claims(text: &str) -> Result<Value, String> {
+fn claims(text: &str) -> Result<Map<String, Value>, String> {
     match serde_json::from_str::<Value>(text) {
-        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(Value::Object(m)) => Ok(m),
         _ => Err("--claims must be a JSON object, e.g. '{\"department\":\"sales\"}'".into()),
     }
 }
@@ -112,81 +120,50 @@ fn path_id(id: &str) -> Result<&str, String> {
     }
 }
 
-fn cell(v: &Value, field: &str) -> String {
-    match v.get(field) {
-        None | Some(Value::Null) => "-".into(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-            .collect::<Vec<_>>()
-            .join(","),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn render(v: &Value, list: bool) -> String {
-    if list {
-        let empty = Vec::new();
-        let rows: Vec<Vec<String>> = v["data"]
-            .as_array()
-            .unwrap_or(&empty)
-            .iter()
-            .map(|u| {
-                ["id", "username", "tenant", "roles", "disabled"]
-                    .iter()
-                    .map(|f| cell(u, f))
-                    .collect()
-            })
-            .collect();
-        let mut out = table::render(&["ID", "USERNAME", "TENANT", "ROLES", "DISABLED"], &rows);
-        if let Some(next) = v["next_cursor"].as_str() {
-            out.push_str(&format!("\nmore: --cursor {next}\n"));
+impl CreateArgs {
+    fn body(self) -> Result<CreateUserRequest, String> {
+        if !self.password_stdin {
+            return Err("a new user needs a password: pipe it in with --password-stdin".into());
         }
-        return out;
+        Ok(CreateUserRequest {
+            username: self.username,
+            password: read_password()?,
+            roles: self.roles,
+            tenant: self.tenant,
+            claims: self
+                .claims
+                .as_deref()
+                .map(claims)
+                .transpose()?
+                .unwrap_or_default(),
+        })
     }
-    let names = [
-        "id",
-        "username",
-        "tenant",
-        "roles",
-        "disabled",
-        "sessions_cutoff_ms",
-        "created_at",
-        "updated_at",
-        "claims",
-    ];
-    let pairs: Vec<(&str, String)> = names.iter().map(|n| (*n, cell(v, n))).collect();
-    table::fields(&pairs)
 }
 
-pub async fn run(args: UsersArgs) -> Result<(String, bool), String> {
-    let client = args.server.client()?;
-    let (value, list) = match args.command {
-        UsersCommand::Create {
-            username,
-            password_stdin,
-            roles,
-            tenant,
-            claims: c,
-        } => {
-            if !password_stdin {
-                return Err("a new user needs a password: pipe it in with --password-stdin".into());
-            }
-            let password = read_password()?;
-            let mut body = Map::new();
-            body.insert("username".into(), json!(username));
-            body.insert("password".into(), json!(password.as_str()));
-            body.insert("roles".into(), json!(roles));
-            if let Some(t) = tenant {
-                body.insert("tenant".into(), json!(t));
-            }
-            if let Some(c) = c {
-                body.insert("claims".into(), claims(&c)?);
-            }
-            let body = Value::Object(body);
+impl UpdateArgs {
+    fn body(&self) -> Result<UpdateUserRequest, String> {
+        let set_roles = !self.roles.is_empty() || self.clear_roles;
+        let body = UpdateUserRequest {
+            roles: set_roles.then(|| self.roles.clone()),
+            claims: self.claims.as_deref().map(claims).transpose()?,
+            disabled: (self.disable || self.enable).then_some(self.disable),
+            password: self.password_stdin.then(read_password).transpose()?,
+        };
+        if body.is_empty() {
+            return Err("nothing to update: pass at least one of --role, --clear-roles, --claims, --disable, --enable, --password-stdin (see --help)".into());
+        }
+        Ok(body)
+    }
+}
+
+/// Sends the command's request; the answer, and whether it is a list.
+async fn send(client: &Client, command: UsersCommand) -> Result<(Value, bool), String> {
+    let user_path = |id: &str| path_id(id).map(|id| format!("/v1/users/{id}"));
+    Ok(match command {
+        UsersCommand::Create(args) => {
+            let body = args.body()?;
             (
-                client.call(Method::POST, "/v1/users", Some(&body)).await?,
+                client.call_with(Method::POST, "/v1/users", &body).await?,
                 false,
             )
         }
@@ -195,77 +172,38 @@ pub async fn run(args: UsersArgs) -> Result<(String, bool), String> {
             limit,
             cursor,
         } => {
-            let pairs: Vec<(&str, String)> = [
-                ("tenant", tenant),
-                ("limit", limit.map(|l| l.to_string())),
-                ("cursor", cursor),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect();
-            let q = if pairs.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "?{}",
-                    serde_urlencoded::to_string(pairs).unwrap_or_default()
-                )
+            let query = UserListQuery {
+                tenant,
+                cursor,
+                limit,
             };
-            (
-                client
-                    .call(Method::GET, &format!("/v1/users{q}"), None)
-                    .await?,
-                true,
-            )
+            let path = format!("/v1/users{}", query_string(&query));
+            (client.call(Method::GET, &path).await?, true)
         }
-        UsersCommand::Show { id } => (
-            client
-                .call(Method::GET, &format!("/v1/users/{}", path_id(&id)?), None)
-                .await?,
-            false,
-        ),
-        UsersCommand::Update {
-            id,
-            roles,
-            clear_roles,
-            claims: c,
-            disable,
-            enable,
-            password_stdin,
-        } => {
-            let mut body = Map::new();
-            if !roles.is_empty() || clear_roles {
-                body.insert("roles".into(), json!(roles));
-            }
-            if let Some(c) = c {
-                body.insert("claims".into(), claims(&c)?);
-            }
-            if disable || enable {
-                body.insert("disabled".into(), json!(disable));
-            }
-            if password_stdin {
-                body.insert("password".into(), json!(read_password()?.as_str()));
-            }
-            if body.is_empty() {
-                return Err("nothing to update: pass at least one of --role, --clear-roles, --claims, --disable, --enable, --password-stdin (see --help)".into());
-            }
-            let body = Value::Object(body);
-            let path = format!("/v1/users/{}", path_id(&id)?);
-            (client.call(Method::PATCH, &path, Some(&body)).await?, false)
+        UsersCommand::Show { id } => (client.call(Method::GET, &user_path(&id)?).await?, false),
+        UsersCommand::Update(args) => {
+            let body = args.body()?;
+            let path = user_path(&args.id)?;
+            (client.call_with(Method::PATCH, &path, &body).await?, false)
         }
         UsersCommand::RevokeSessions { id } => {
-            let path = format!("/v1/users/{}/revoke-sessions", path_id(&id)?);
-            (client.call(Method::POST, &path, None).await?, false)
+            let path = format!("{}/revoke-sessions", user_path(&id)?);
+            (client.call(Method::POST, &path).await?, false)
         }
-    };
+    })
+}
+
+/// The output; `--json` prints the server's answer as it came.
+pub async fn run(args: UsersArgs) -> Result<(String, bool), String> {
+    let client = args.server.client()?;
+    let (value, list) = send(&client, args.command).await?;
     if args.server.json {
-        return Ok((
-            format!(
-                "{}\n",
-                serde_json::to_string_pretty(&value).unwrap_or_default()
-            ),
-            true,
-        ));
+        return Ok((pretty(&value), true));
     }
-    Ok((render(&value, list), true))
+    let out = if list {
+        user_list(&parse(value)?)
+    } else {
+        user_fields(&parse(value)?)
+    };
+    Ok((out, true))
 }

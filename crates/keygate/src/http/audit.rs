@@ -2,27 +2,14 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
+use keygate_api::audit::{AuditList, AuditQuery};
 use keygate_core::model::{AuditFilter, PageRequest, Tenant};
-use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::AdminAuth;
 use super::keys::{filter_text, parse_query};
-use super::views::{AuditList, decode_cursor, encode_cursor, page_limit, parse_time};
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    tenant: Option<String>,
-    action: Option<String>,
-    actor: Option<String>,
-    target: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    cursor: Option<String>,
-    limit: Option<u32>,
-}
+use super::views::{audit_view, decode_cursor, encode_cursor, page_limit, parse_time};
 
 #[utoipa::path(get, path = "/v1/audit", operation_id = "list_audit", tag = "audit",
     params(("tenant" = Option<String>, Query), ("action" = Option<String>, Query, description = "e.g. key.created, auth.failed"),
@@ -58,7 +45,7 @@ pub async fn list(
     };
     let (entries, next) = state.audit.list(&admin, filter, page).await?;
     Ok(Json(AuditList {
-        data: entries.into_iter().map(Into::into).collect(),
+        data: entries.into_iter().map(audit_view).collect(),
         next_cursor: next.map(encode_cursor),
     }))
 }

@@ -6,14 +6,15 @@
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use serde::Serialize;
+use keygate_api::cluster::{ClusterNodeView, ClusterView};
+use keygate_api::common::PropagationView;
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::AdminAuth;
-use super::views::{PropagationView, rfc3339};
+use super::views::{propagation_view, rfc3339};
 
 /// `?wait=all`: present means wait for every live node.
 #[derive(Debug, Clone, Copy)]
@@ -63,12 +64,6 @@ pub struct WaitParam {
     pub wait: Option<WaitValue>,
 }
 
-/// The body of `POST /v1/auth/logout?wait=all`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PropagationBody {
-    pub propagation: PropagationView,
-}
-
 /// Waits for the change just written, when asked to. A single node
 /// (SQLite) has applied it already.
 pub async fn propagate(
@@ -79,7 +74,7 @@ pub async fn propagate(
         return Ok(None);
     }
     let view = match &state.cluster {
-        Some(cluster) => cluster.wait_all().await?.into(),
+        Some(cluster) => propagation_view(cluster.wait_all().await?),
         None => PropagationView {
             seq: 0,
             live_nodes: 1,
@@ -89,38 +84,6 @@ pub async fn propagate(
         },
     };
     Ok(Some(view))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ClusterNodeView {
-    pub node_id: String,
-    /// Whether its heartbeat is recent (younger than `live_timeout_ms`).
-    pub live: bool,
-    pub started_at: String,
-    /// Milliseconds since its last heartbeat.
-    pub last_seen_ms_ago: i64,
-    pub applied_seq: i64,
-    /// `head - applied_seq` at its last heartbeat's reading.
-    pub lag: i64,
-    /// Milliseconds between its last confirmation and its last heartbeat.
-    pub confirmed_age_ms: Option<i64>,
-    /// The rate limiter's state as the node reported it.
-    #[schema(value_type = Object)]
-    pub limiter: Value,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ClusterView {
-    /// `cluster` (PostgreSQL) or `single_node` (SQLite).
-    pub mode: &'static str,
-    /// The node that answered.
-    pub node_id: Option<String>,
-    /// The feed's newest seq.
-    pub head: i64,
-    /// S, in milliseconds.
-    pub bound_ms: Option<i64>,
-    pub live_timeout_ms: Option<i64>,
-    pub nodes: Vec<ClusterNodeView>,
 }
 
 /// The nodes sharing this database: liveness, feed position, limiter state.
@@ -138,7 +101,7 @@ pub async fn show(
     }
     let Some(cluster) = &state.cluster else {
         return Ok(Json(ClusterView {
-            mode: "single_node",
+            mode: "single_node".into(),
             node_id: None,
             head: 0,
             bound_ms: None,
@@ -166,7 +129,7 @@ pub async fn show(
         })
         .collect();
     Ok(Json(ClusterView {
-        mode: "cluster",
+        mode: "cluster".into(),
         node_id: Some(cluster.config.node_id.clone()),
         head,
         bound_ms: Some(cluster.config.confirm_within_ms),

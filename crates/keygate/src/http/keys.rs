@@ -10,10 +10,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use keygate_core::model::{KeyFilter, PageRequest, RateLimitSpec, Scope, Tenant};
-use keygate_core::{KeyEnv, KeyId, KeyPatch, NewKey};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use keygate_api::keys::{
+    CreateKeyRequest, IssuedKeyView, KeyList, KeyListQuery, KeyView, RotateKeyRequest,
+    UpdateKeyRequest, VerifyKeyRequest, VerifyKeyResponse,
+};
+use keygate_core::model::{KeyFilter, PageRequest, Scope, Tenant};
+use keygate_core::{KeyEnv, KeyPatch, NewKey};
 
 use super::AppState;
 use super::cluster::{WaitAll, WaitParam, propagate};
@@ -22,106 +24,9 @@ use super::extract::{
     AdminAuth, ApiJson, JsonBody, KeyIdPath, VerifierAuth, body_error, json_response, parse_json,
 };
 use super::views::{
-    IssuedKeyView, KeyList, KeyView, RateLimitState, RateLimitView, decode_cursor, double_option,
-    encode_cursor, page_limit, parse_time, rfc3339,
+    decode_cursor, encode_cursor, key_view, page_limit, parse_time, rate_limit_spec,
+    rate_limit_state, rfc3339,
 };
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateKeyRequest {
-    pub name: String,
-    /// Who the key is for: a user, a service, an application.
-    pub owner: String,
-    pub tenant: Option<String>,
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    /// RFC 3339 time after which the key stops working.
-    pub expires_at: Option<String>,
-    /// `live` (default) or `test`.
-    pub env: Option<String>,
-    #[schema(value_type = Option<RateLimitView>)]
-    pub rate_limit: Option<RateLimitSpec>,
-    /// Usage credits: each valid verification takes one.
-    pub remaining: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateKeyRequest {
-    pub name: Option<String>,
-    pub scopes: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    /// RFC 3339, or null to remove the expiry.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>, nullable)]
-    pub expires_at: Option<Option<String>>,
-    /// null removes the rate limit.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<RateLimitView>, nullable)]
-    pub rate_limit: Option<Option<RateLimitSpec>>,
-    /// null makes usage unlimited.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i64>, nullable)]
-    pub remaining: Option<Option<i64>>,
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateKeyRequest {
-    /// How long the old secret keeps working, 0 (default) to 604800 (7 days).
-    #[serde(default)]
-    pub grace_seconds: i64,
-}
-
-/// Borrows from the request body where it can: nothing is copied unless a
-/// string contains escapes.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyKeyRequest<'a> {
-    #[serde(borrow)]
-    #[schema(value_type = String)]
-    pub key: Cow<'a, str>,
-    #[serde(default, borrow)]
-    #[schema(value_type = Vec<String>)]
-    pub required_scopes: Vec<Cow<'a, str>>,
-}
-
-/// Borrows from the verified record: the hot path copies nothing to answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VerifyKeyResponse<'a> {
-    pub valid: bool,
-    /// VALID, MALFORMED, NOT_FOUND, REVOKED, EXPIRED, INSUFFICIENT_SCOPE,
-    /// USAGE_EXCEEDED or RATE_LIMITED.
-    pub code: &'static str,
-    #[schema(value_type = Option<String>)]
-    pub key_id: Option<&'a KeyId>,
-    pub owner: Option<&'a str>,
-    #[schema(value_type = Option<String>)]
-    pub tenant: Option<&'a Tenant>,
-    #[schema(value_type = Option<Vec<String>>)]
-    pub scopes: Option<&'a [Scope]>,
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<&'a serde_json::Map<String, serde_json::Value>>,
-    pub expires_at: Option<String>,
-    pub remaining: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ratelimit: Option<RateLimitState>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    tenant: Option<String>,
-    owner: Option<String>,
-    #[serde(default)]
-    include_revoked: bool,
-    cursor: Option<String>,
-    limit: Option<u32>,
-}
 
 fn parse_scopes(scopes: &[String]) -> Result<Vec<Scope>, ApiError> {
     scopes
@@ -180,13 +85,13 @@ pub async fn create(
             .map(|t| parse_time("expires_at", t))
             .transpose()?,
         env,
-        rate_limit: body.rate_limit,
+        rate_limit: body.rate_limit.map(rate_limit_spec),
         remaining: body.remaining,
     };
     let issued = state.keys.create(&admin, input).await?;
     let view = IssuedKeyView {
-        record: KeyView::new(&issued.record, now(&state)),
-        key: issued.key.expose().to_owned(),
+        record: key_view(&issued.record, now(&state)),
+        key: issued.key.expose().into(),
     };
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -202,7 +107,7 @@ pub async fn list(
     AdminAuth(admin): AdminAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<KeyList>, ApiError> {
-    let q: ListQuery = parse_query(raw.as_deref())?;
+    let q: KeyListQuery = parse_query(raw.as_deref())?;
     let filter = KeyFilter {
         tenant: q.tenant.as_deref().map(Tenant::parse).transpose()?,
         owner: filter_text("owner", q.owner)?,
@@ -215,7 +120,7 @@ pub async fn list(
     let (keys, next) = state.keys.list(&admin, filter, page).await?;
     let now = now(&state);
     Ok(Json(KeyList {
-        data: keys.iter().map(|k| KeyView::new(k, now)).collect(),
+        data: keys.iter().map(|k| key_view(k, now)).collect(),
         next_cursor: next.map(encode_cursor),
     }))
 }
@@ -228,7 +133,7 @@ pub async fn show(
     KeyIdPath(id): KeyIdPath,
 ) -> Result<Json<KeyView>, ApiError> {
     let key = state.keys.get(&admin, &id).await?;
-    Ok(Json(KeyView::new(&key, now(&state))))
+    Ok(Json(key_view(&key, now(&state))))
 }
 
 #[utoipa::path(patch, path = "/v1/keys/{id}", operation_id = "update_key", tag = "keys", params(("id" = String, Path, pattern = "^key_[0-9A-Za-z]{16}$")),
@@ -249,11 +154,11 @@ pub async fn update(
             Some(None) => Some(None),
             None => None,
         },
-        rate_limit: body.rate_limit,
+        rate_limit: body.rate_limit.map(|r| r.map(rate_limit_spec)),
         remaining: body.remaining,
     };
     let key = state.keys.update(&admin, &id, patch).await?;
-    Ok(Json(KeyView::new(&key, now(&state))))
+    Ok(Json(key_view(&key, now(&state))))
 }
 
 /// Issue a new secret; the old one works for `grace_seconds` more, never longer.
@@ -274,8 +179,8 @@ pub async fn rotate(
     };
     let issued = state.keys.rotate(&admin, &id, body.grace_seconds).await?;
     let view = IssuedKeyView {
-        record: KeyView::new(&issued.record, now(&state)),
-        key: issued.key.expose().to_owned(),
+        record: key_view(&issued.record, now(&state)),
+        key: issued.key.expose().into(),
     };
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -290,7 +195,7 @@ pub async fn revoke(
     wait: WaitAll,
 ) -> Result<Json<KeyView>, ApiError> {
     let key = state.keys.revoke(&admin, &id).await?;
-    let mut view = KeyView::new(&key, now(&state));
+    let mut view = key_view(&key, now(&state));
     view.propagation = propagate(&state, wait).await?;
     Ok(Json(view))
 }
@@ -322,14 +227,16 @@ pub async fn verify(
     let key = v.record();
     json_response(&VerifyKeyResponse {
         valid: v.is_valid(),
-        code: v.code.as_str(),
-        key_id: key.map(|k| &k.id),
-        owner: key.map(|k| k.owner.as_str()),
-        tenant: key.and_then(|k| k.tenant.as_ref()),
-        scopes: key.map(|k| k.scopes.as_slice()),
-        metadata: key.map(|k| &k.metadata),
+        code: v.code.as_str().into(),
+        key_id: key.map(|k| k.id.as_str().into()),
+        owner: key.map(|k| k.owner.as_str().into()),
+        tenant: key
+            .and_then(|k| k.tenant.as_ref())
+            .map(|t| t.as_str().into()),
+        scopes: key.map(|k| k.scopes.iter().map(|s| s.as_str().into()).collect()),
+        metadata: key.map(|k| Cow::Borrowed(&k.metadata)),
         expires_at: key.and_then(|k| k.expires_at.map(rfc3339)),
         remaining: v.remaining,
-        ratelimit: v.ratelimit.as_ref().map(|d| RateLimitState::new(d, now_ms)),
+        ratelimit: v.ratelimit.as_ref().map(|d| rate_limit_state(d, now_ms)),
     })
 }

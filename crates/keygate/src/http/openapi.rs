@@ -9,7 +9,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::PROBLEM_JSON;
 
-use super::{audit, cluster, health, keys, oauth, sessions, signing, signing_keys, users, views};
+use keygate_api as api;
+
+use super::{audit, cluster, health, keys, oauth, sessions, signing, signing_keys, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,14 +23,16 @@ use super::{audit, cluster, health, keys, oauth, sessions, signing, signing_keys
         sessions::login, sessions::refresh, sessions::logout,
         users::create, users::list, users::show, users::update, users::revoke_sessions,
         signing::create, cluster::show),
-    components(schemas(keys::CreateKeyRequest, keys::UpdateKeyRequest, keys::RotateKeyRequest,
-        keys::VerifyKeyRequest, keys::VerifyKeyResponse, views::KeyView, views::IssuedKeyView,
-        views::KeyList, views::RateLimitView, views::RateLimitState, views::AuditView, views::AuditList,
-        signing_keys::SigningKeyView, signing_keys::SigningKeyList, oauth::token::TokenResponse,
-        users::CreateUserRequest, users::UpdateUserRequest, users::UserView, users::UserList,
-        signing::SigningSecretView, sessions::LoginRequest, sessions::RefreshRequest,
-        sessions::SessionResponse, views::PropagationView, cluster::PropagationBody,
-        cluster::ClusterView, cluster::ClusterNodeView, cluster::WaitValue)),
+    components(schemas(api::keys::CreateKeyRequest, api::keys::UpdateKeyRequest,
+        api::keys::RotateKeyRequest, api::keys::VerifyKeyRequest, api::keys::VerifyKeyResponse,
+        api::keys::KeyView, api::keys::IssuedKeyView, api::keys::KeyList,
+        api::common::RateLimitView, api::common::RateLimitState, api::audit::AuditView,
+        api::audit::AuditList, api::signing::SigningKeyView, api::signing::SigningKeyList,
+        api::sessions::TokenResponse, api::users::CreateUserRequest, api::users::UpdateUserRequest,
+        api::users::UserView, api::users::UserList, api::signing::SigningSecretView,
+        api::sessions::LoginRequest, api::sessions::RefreshRequest, api::sessions::SessionResponse,
+        api::common::PropagationView, api::cluster::PropagationBody, api::cluster::ClusterView,
+        api::cluster::ClusterNodeView, cluster::WaitValue)),
     modifiers(&Security, &Refusals)
 )]
 pub struct ApiDoc;

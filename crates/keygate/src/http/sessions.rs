@@ -7,47 +7,20 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keygate_api::cluster::PropagationBody;
+use keygate_api::sessions::{LoginRequest, RefreshRequest, SessionResponse};
 use keygate_core::audit::Failure;
 use keygate_core::sessions::model::REASON_LOGOUT;
 use keygate_core::sessions::{AuditContext, RefreshToken};
 use keygate_core::users::LoginError;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::AppState;
-use super::cluster::{PropagationBody, WaitAll, WaitParam, propagate};
+use super::cluster::{WaitAll, WaitParam, propagate};
 use super::error::ApiError;
 use super::extract::{ClientIp, RequestId, parse_json};
 use super::session_tokens::{RefreshFailure, access_token, block_access_token, rotate};
 
 pub const REFRESH_COOKIE: &str = "__Host-keygate-refresh";
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    pub username: String,
-    pub password: String,
-    /// Return the refresh token in the body instead of a cookie (for
-    /// clients that are not browsers).
-    #[serde(default)]
-    pub refresh_token_in_body: bool,
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
-    /// The refresh token, when it is not sent as the cookie.
-    pub refresh_token: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-}
 
 fn request_id(headers: &axum::http::Extensions) -> Option<String> {
     headers.get::<RequestId>().map(|r| r.0.clone())
@@ -75,10 +48,10 @@ fn session_response(
     in_body: bool,
 ) -> Response {
     let body = SessionResponse {
-        access_token: access,
-        token_type: "Bearer",
+        access_token: access.into(),
+        token_type: "Bearer".into(),
         expires_in,
-        refresh_token: in_body.then(|| refresh.expose().to_owned()),
+        refresh_token: in_body.then(|| refresh.expose().into()),
     };
     let mut res = axum::Json(body).into_response();
     let headers = res.headers_mut();
@@ -100,7 +73,7 @@ pub async fn login(
     let request: LoginRequest = parse_json(&body)?;
     let user = match state
         .users
-        .authenticate(&request.username, &request.password, client)
+        .authenticate(&request.username, request.password.expose(), client)
         .await
     {
         Ok(user) => user,
@@ -181,7 +154,7 @@ pub async fn refresh(
         parse_json(&body)?
     };
     let (presented, from_cookie) = match (&request.refresh_token, cookie_token(&headers)) {
-        (Some(token), _) => (token.as_str(), false),
+        (Some(token), _) => (token.expose_str(), false),
         (None, Some(token)) => (token, true),
         (None, None) => {
             return Err(ApiError::unauthorized(
@@ -247,7 +220,11 @@ pub async fn logout(
     } else {
         parse_json(&body)?
     };
-    let refresh = request.refresh_token.as_deref().or(cookie_token(&headers));
+    let refresh = request
+        .refresh_token
+        .as_ref()
+        .map(|t| t.expose_str())
+        .or(cookie_token(&headers));
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -7,11 +7,10 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use keygate_api::signing::SigningSecretView;
 use keygate_core::httpsig::{
     BodyStatus, HeaderLookup, HmacError, HmacIdentity, HmacService, Refusal, RequestView, SigCode,
 };
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::AppState;
 use super::cluster::{WaitAll, WaitParam, propagate};
@@ -60,18 +59,6 @@ pub async fn verify_parts(
     hmac.verify_request(&view, body).await
 }
 
-/// The only response that ever carries the secret.
-#[derive(Serialize, ToSchema)]
-pub struct SigningSecretView {
-    pub key_id: String,
-    /// 32 random bytes, base64: the HMAC-SHA256 key for signing requests.
-    pub secret: String,
-    pub created_at: String,
-    /// With `?wait=all` only: how far the replacement has spread.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub propagation: Option<super::views::PropagationView>,
-}
-
 /// Create or replace a key's signing secret. Replacing takes effect at
 /// once: requests signed with the old secret are refused from now on.
 #[utoipa::path(post, path = "/v1/keys/{id}/signing-secret", operation_id = "create_signing_secret", tag = "keys",
@@ -101,7 +88,7 @@ pub async fn create(
         StatusCode::CREATED,
         Json(SigningSecretView {
             key_id: issued.key_id.to_string(),
-            secret: issued.secret.as_str().to_owned(),
+            secret: issued.secret.as_str().into(),
             created_at: rfc3339(issued.created_at),
             propagation,
         }),

@@ -5,37 +5,23 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keygate_api::signing::{SigningKeyList, SigningKeyView};
 use keygate_core::jwt::{KeyState, KeyStatus};
-use serde::Serialize;
 use serde_json::json;
-use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::AdminAuth;
 use super::views::rfc3339;
 
-/// A signing key's public part and where it is in its life.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SigningKeyView {
-    pub kid: String,
-    pub alg: String,
-    /// `pending` (published, not yet signing), `active`, `retired`
-    /// (published until its tokens expire) or `expired`.
-    #[schema(value_type = String)]
-    pub state: KeyState,
-    pub created_at: String,
-    pub activate_at: String,
-    pub retire_at: Option<String>,
-    pub unpublish_at: Option<String>,
-    /// The public JWK as published (absent for HS256 keys, which never are).
-    #[schema(value_type = Option<Object>)]
-    pub public_jwk: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SigningKeyList {
-    pub keys: Vec<SigningKeyView>,
+/// As the API names them (`KeyState` serializes to the same words).
+fn state_name(state: KeyState) -> &'static str {
+    match state {
+        KeyState::Pending => "pending",
+        KeyState::Active => "active",
+        KeyState::Retired => "retired",
+        KeyState::Expired => "expired",
+    }
 }
 
 fn view(status: &KeyStatus) -> SigningKeyView {
@@ -43,7 +29,7 @@ fn view(status: &KeyStatus) -> SigningKeyView {
     SigningKeyView {
         kid: record.kid.clone(),
         alg: record.alg.as_str().to_owned(),
-        state: status.state,
+        state: state_name(status.state).to_owned(),
         created_at: rfc3339(record.created_at),
         activate_at: rfc3339(record.activate_at),
         retire_at: status.retire_at.map(rfc3339),

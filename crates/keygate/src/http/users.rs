@@ -6,11 +6,10 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use keygate_api::users::{CreateUserRequest, UpdateUserRequest, UserList, UserListQuery, UserView};
 use keygate_core::model::{PageRequest, Tenant};
 use keygate_core::users::{Password, Role, UserFilter, UserId, UserRecord};
 use keygate_core::{NewUser, UserPatch};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::AppState;
 use super::cluster::{WaitAll, WaitParam, propagate};
@@ -19,89 +18,20 @@ use super::extract::{AdminAuth, ApiJson};
 use super::keys::parse_query;
 use super::views::{decode_cursor, encode_cursor, page_limit, rfc3339};
 
-/// No `Debug`: it holds a password.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUserRequest {
-    /// 1-128 characters accepted by RFC 8265 (PRECIS UsernameCaseMapped: no
-    /// spaces or symbols), unique server-wide after its width and case
-    /// mapping (`ｃarol`, `CAROL` and `carol` are one name).
-    pub username: String,
-    /// 12 characters to 1024 bytes. Stored only as an argon2id hash.
-    pub password: String,
-    #[serde(default)]
-    pub roles: Vec<String>,
-    /// A tenant admin's users land in its own tenant.
-    pub tenant: Option<String>,
-    /// Extra claims copied into the user's tokens; at most 2 KiB, and not
-    /// a name keygate sets itself (iss, sub, aud, exp, roles, tenant, ...).
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub claims: serde_json::Map<String, serde_json::Value>,
-}
-
-/// No `Debug`: it may hold a password.
-#[derive(Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateUserRequest {
-    pub roles: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
-    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Disabling ends the user's sessions.
-    pub disabled: Option<bool>,
-    /// A new password ends the user's sessions.
-    pub password: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserView {
-    /// Public id, `usr_` + 16 characters.
-    pub id: String,
-    pub username: String,
-    pub roles: Vec<String>,
-    pub tenant: Option<String>,
-    #[schema(value_type = Object)]
-    pub claims: serde_json::Map<String, serde_json::Value>,
-    pub disabled: bool,
-    /// Unix milliseconds: tokens issued before it are refused. 0: never.
-    pub sessions_cutoff_ms: i64,
-    pub created_at: String,
-    pub updated_at: String,
-    /// With `?wait=all` only: how far the change has spread.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub propagation: Option<super::views::PropagationView>,
-}
-
-impl UserView {
-    pub fn new(u: &UserRecord) -> Self {
-        Self {
-            id: u.id.to_string(),
-            username: u.username.clone(),
-            roles: u.roles.iter().map(|r| r.as_str().to_owned()).collect(),
-            tenant: u.tenant.as_ref().map(|t| t.as_str().to_owned()),
-            claims: u.claims.clone(),
-            disabled: u.disabled,
-            sessions_cutoff_ms: u.sessions_cutoff_ms,
-            created_at: rfc3339(u.created_at),
-            updated_at: rfc3339(u.updated_at),
-            propagation: None,
-        }
+/// A user as the API shows it.
+pub fn user_view(u: &UserRecord) -> UserView {
+    UserView {
+        id: u.id.to_string(),
+        username: u.username.clone(),
+        roles: u.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        tenant: u.tenant.as_ref().map(|t| t.as_str().to_owned()),
+        claims: u.claims.clone(),
+        disabled: u.disabled,
+        sessions_cutoff_ms: u.sessions_cutoff_ms,
+        created_at: rfc3339(u.created_at),
+        updated_at: rfc3339(u.updated_at),
+        propagation: None,
     }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserList {
-    pub data: Vec<UserView>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    tenant: Option<String>,
-    cursor: Option<String>,
-    limit: Option<u32>,
 }
 
 /// A user id from the path; anything else is a problem+json 400.
@@ -143,13 +73,13 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let input = NewUser {
         username: body.username,
-        password: Password::parse(&body.password)?,
+        password: Password::parse(body.password.expose())?,
         roles: parse_roles(&body.roles)?,
         tenant: body.tenant.as_deref().map(Tenant::parse).transpose()?,
         claims: body.claims,
     };
     let user = state.users.create(&admin, input).await?;
-    Ok((StatusCode::CREATED, Json(UserView::new(&user))))
+    Ok((StatusCode::CREATED, Json(user_view(&user))))
 }
 
 /// List users, oldest first, with cursor pagination.
@@ -162,7 +92,7 @@ pub async fn list(
     AdminAuth(admin): AdminAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<UserList>, ApiError> {
-    let q: ListQuery = parse_query(raw.as_deref())?;
+    let q: UserListQuery = parse_query(raw.as_deref())?;
     let filter = UserFilter {
         tenant: q.tenant.as_deref().map(Tenant::parse).transpose()?,
     };
@@ -172,7 +102,7 @@ pub async fn list(
     };
     let (users, next) = state.users.list(&admin, filter, page).await?;
     Ok(Json(UserList {
-        data: users.iter().map(UserView::new).collect(),
+        data: users.iter().map(user_view).collect(),
         next_cursor: next.map(encode_cursor),
     }))
 }
@@ -185,7 +115,7 @@ pub async fn show(
     UserIdPath(id): UserIdPath,
 ) -> Result<Json<UserView>, ApiError> {
     let user = state.users.get(&admin, &id).await?;
-    Ok(Json(UserView::new(&user)))
+    Ok(Json(user_view(&user)))
 }
 
 /// Change roles, claims, disabled or the password; a new password or
@@ -204,14 +134,18 @@ pub async fn update(
         roles: body.roles.as_deref().map(parse_roles).transpose()?,
         claims: body.claims,
         disabled: body.disabled,
-        password: body.password.as_deref().map(Password::parse).transpose()?,
+        password: body
+            .password
+            .as_ref()
+            .map(|p| Password::parse(p.expose()))
+            .transpose()?,
     };
     let cuts_sessions = patch.password.is_some() || patch.disabled == Some(true);
     let user = state.users.update(&admin, &id, patch).await?;
     if cuts_sessions {
         end_refresh_families(&state, &admin, &user).await?;
     }
-    Ok(Json(UserView::new(&user)))
+    Ok(Json(user_view(&user)))
 }
 
 /// The cut-off already refuses these families; revoking them as well makes
@@ -246,7 +180,7 @@ pub async fn revoke_sessions(
 ) -> Result<Json<UserView>, ApiError> {
     let user = state.users.revoke_sessions(&admin, &id).await?;
     end_refresh_families(&state, &admin, &user).await?;
-    let mut view = UserView::new(&user);
+    let mut view = user_view(&user);
     view.propagation = propagate(&state, wait).await?;
     Ok(Json(view))
 }

@@ -52,10 +52,11 @@ impl Form {
     }
 }
 
-/// The credentials a client presented.
+/// The credentials a client presented; its `Debug` leaves the secret out.
+#[derive(Debug)]
 pub struct ClientCredentials {
     pub client_id: String,
-    pub secret: zeroize::Zeroizing<String>,
+    pub secret: keygate_core::SecretString,
     /// Presented with HTTP Basic: a refusal answers with a Basic challenge.
     pub basic: bool,
 }
@@ -154,6 +155,17 @@ mod tests {
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
         Form::parse(&headers, body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn client_credentials_print_without_the_secret() {
+        let body = "grant_type=client_credentials&client_id=key_AAAAAAAAAAAAAAAA\
+                    &client_secret=kg_live_not-for-logs";
+        let creds = client_credentials(&HeaderMap::new(), &form(body)).unwrap();
+        assert_eq!(creds.secret.expose_str(), "kg_live_not-for-logs");
+        let text = format!("{creds:?}");
+        assert!(text.contains("key_AAAAAAAAAAAAAAAA"), "{text}");
+        assert!(!text.contains("not-for-logs"), "{text}");
     }
 
     #[test]

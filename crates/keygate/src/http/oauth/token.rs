@@ -6,32 +6,17 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use keygate_api::sessions::TokenResponse;
 use keygate_core::VerifyCode;
 use keygate_core::jwt::TokenClaims;
 use keygate_core::jwt::claims::scope_text;
 use keygate_core::model::{KeyRecord, Scope};
 use keygate_core::sessions::AuditContext;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::form::{Form, client_credentials};
 use super::{OAuthError, no_store};
 use crate::http::AppState;
 use crate::http::session_tokens::{RefreshFailure, rotate};
-
-/// RFC 6749 §5.1.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenResponse {
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    /// Only for `refresh_token` grants asked for in the body.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-}
 
 pub fn token_response(body: TokenResponse) -> Response {
     let mut res = Json(body).into_response();
@@ -75,7 +60,7 @@ async fn client_credentials_grant(
     let refused = |why: &str| OAuthError::invalid_client(why, client.basic);
     let verification = state
         .keys
-        .verify_key(&client.secret, &[], None)
+        .verify_key(client.secret.expose_str(), &[], None)
         .await
         .map_err(OAuthError::from_core)?;
     let record = match (verification.code, verification.record()) {
@@ -111,8 +96,8 @@ async fn client_credentials_grant(
         .issue(claims.request(config.audience.clone(), config.client_token_ttl))
         .map_err(OAuthError::from_core)?;
     Ok(token_response(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
+        access_token: issued.token.into(),
+        token_type: "Bearer".into(),
         expires_in: config.client_token_ttl,
         scope,
         refresh_token: None,
@@ -149,11 +134,11 @@ async fn refresh_grant(state: &AppState, form: &Form) -> Result<Response, OAuthE
     let ctx = AuditContext::new("oauth", None);
     match rotate(state, presented, &ctx).await {
         Ok((refresh, access, expires_in)) => Ok(token_response(TokenResponse {
-            access_token: access,
-            token_type: "Bearer",
+            access_token: access.into(),
+            token_type: "Bearer".into(),
             expires_in,
             scope: None,
-            refresh_token: Some(refresh.expose().to_owned()),
+            refresh_token: Some(refresh.expose().into()),
         })),
         Err(RefreshFailure::Storage(e)) => Err(OAuthError::from_core(e)),
         Err(RefreshFailure::Invalid(why)) => Err(OAuthError::invalid_grant(why)),
