@@ -8,6 +8,8 @@ mod audit;
 mod cli;
 mod cluster;
 #[cfg(unix)]
+mod exit_codes;
+#[cfg(unix)]
 mod files;
 mod gateway;
 mod gateway_binary;
