@@ -6,6 +6,7 @@
 //! statements use `$n` placeholders (which both accept), times are integer
 //! Unix seconds and JSON values are stored as text.
 //!
+//! - `connect`: opening the pool and migrating, and why that can fail.
 //! - `migrate`: the embedded migrations and the runner that applies them.
 //! - `keys`: `KeyStore` (keys and their secrets).
 //! - `audit`: `AuditStore` (the audit log).
@@ -24,6 +25,7 @@
 
 mod audit;
 mod blocklist;
+mod connect;
 mod feed;
 mod hmac;
 mod keys;
@@ -43,8 +45,9 @@ use keygate_core::Error;
 use keygate_core::store::Store;
 use sqlx::AnyPool;
 use sqlx::Transaction;
-use sqlx::any::{Any, AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::Any;
 
+pub use connect::{ConnectError, connect};
 pub use keygate_core::feed::{FeedStore, NodeBeat, NodeRow};
 pub use listen::{FeedListener, LISTENER_APPLICATION_NAME, Notice};
 pub use migrate::LATEST_VERSION;
@@ -156,17 +159,19 @@ fn sqlite_url(url: &str) -> (String, bool) {
 /// umask), and SQLite gives its `-wal`, `-shm` and `-journal` files the
 /// database file's mode. Files an older version left readable by others
 /// are made private.
-fn private_sqlite_files(url: &str) -> Result<(), Error> {
+fn private_sqlite_files(url: &str) -> Result<(), ConnectError> {
     use std::str::FromStr;
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
-        .map_err(|e| Error::invalid("database_url", format!("cannot be parsed: {e}")))?;
+        .map_err(|e| ConnectError::Url(format!("cannot be parsed: {e}")))?;
     let path = options.get_filename();
     let creates = url
         .split_once('?')
         .is_some_and(|(_, p)| p.split('&').any(|kv| kv == "mode=rwc"));
     if creates {
-        create_private(path)
-            .map_err(|e| Error::Storage(format!("cannot create {}: {e}", path.display())))?;
+        create_private(path).map_err(|source| ConnectError::Create {
+            path: path.to_owned(),
+            source,
+        })?;
     }
     let mut names = vec![path.to_path_buf()];
     for suffix in ["-wal", "-shm", "-journal"] {
@@ -226,79 +231,6 @@ fn make_private(path: &std::path::Path) {
 
 #[cfg(not(unix))]
 fn make_private(_: &std::path::Path) {}
-
-/// Connects to the database named by `database_url` (`sqlite://path`,
-/// `sqlite:path`, `postgres://...` or `postgresql://...`), applies pending
-/// migrations, and refuses a database whose schema is newer than this binary.
-pub async fn connect(database_url: &str, opts: ConnectOptions) -> Result<SqlStore, Error> {
-    sqlx::any::install_default_drivers();
-    let scheme = database_url.split(':').next().unwrap_or_default();
-    let backend = match scheme.to_ascii_lowercase().as_str() {
-        "sqlite" => Backend::Sqlite,
-        "postgres" | "postgresql" => Backend::Postgres,
-        _ => {
-            return Err(Error::invalid(
-                "database_url",
-                "must start with sqlite:, sqlite://, postgres:// or postgresql://",
-            ));
-        }
-    };
-    let (url, pool) = match backend {
-        Backend::Sqlite => {
-            let (url, in_memory) = sqlite_url(database_url);
-            if !in_memory {
-                private_sqlite_files(&url)?;
-            }
-            let size = if in_memory {
-                1
-            } else {
-                opts.max_connections.unwrap_or(SQLITE_POOL)
-            };
-            let mut pool = AnyPoolOptions::new()
-                .max_connections(size.max(1))
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
-                        Ok(())
-                    })
-                });
-            if in_memory {
-                // The database lives only as long as a connection to it.
-                pool = pool
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None);
-            }
-            (url, pool)
-        }
-        Backend::Postgres => {
-            let size = opts.max_connections.unwrap_or(POSTGRES_POOL);
-            (
-                database_url.to_owned(),
-                AnyPoolOptions::new().max_connections(size.max(1)),
-            )
-        }
-    };
-    let any_opts: AnyConnectOptions = url.parse().map_err(|e: sqlx::Error| {
-        Error::invalid("database_url", format!("cannot be parsed: {e}"))
-    })?;
-    let pool = pool
-        .acquire_timeout(opts.acquire_timeout)
-        .connect_with(any_opts)
-        .await
-        .map_err(|e| Error::Storage(format!("cannot connect to {}: {e}", backend.as_str())))?;
-    let listen_url = (backend == Backend::Postgres).then(|| ListenUrl(url.as_str().into()));
-    let store = SqlStore {
-        pool,
-        backend,
-        listen_url,
-    };
-    if let Err(e) = migrate::run(&store.pool, backend).await {
-        store.close().await;
-        return Err(e);
-    }
-    Ok(store)
-}
 
 impl SqlStore {
     pub fn backend_kind(&self) -> Backend {
@@ -487,8 +419,9 @@ mod tests {
         let err = connect("mysql://localhost/x", ConnectOptions::default())
             .await
             .unwrap_err();
+        assert!(matches!(err, super::ConnectError::Url(_)), "{err:?}");
         assert!(matches!(
-            err,
+            keygate_core::Error::from(err),
             keygate_core::Error::Invalid {
                 field: "database_url",
                 ..

@@ -232,7 +232,7 @@ async fn migrations_are_idempotent_and_refuse_newer_schemas(ctx: Ctx) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Storage(m) if m.contains("newer")),
+        matches!(&err, keygate_store::ConnectError::Migrate(Error::Storage(m)) if m.contains("newer")),
         "{err:?}"
     );
 }

@@ -1,220 +1,196 @@
 //! Configuration: defaults < TOML file < `KEYGATE_*` environment < flags.
 //!
-//! clap resolves flags over environment variables; this module lays the TOML
-//! file and the defaults underneath and checks the result once, at start.
+//! Each setting is declared once, in a `settings!` table (here for the top
+//! level, in `jwt.rs` and `cluster.rs` for their tables) with its flag,
+//! environment variable, default and meaning; clap layers flags over the
+//! environment, the table lays the file and the default underneath, and
+//! `Config::load` checks the result once, at start. The same tables
+//! generate `docs/reference/configuration.md` (see `reference.rs`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::Args;
 use keygate_core::audit::{AuditConfig, DEFAULT_RETENTION_DAYS};
 use keygate_core::cache::CacheConfig;
 use keygate_core::httpsig::{DEFAULT_NONCES_PER_KEY, DEFAULT_SKEW_SECS, HmacPolicy};
 use keygate_core::jwt::JwtConfig;
+use keygate_core::secret::SecretString;
 use keygate_core::sessions::SessionConfig;
 use serde::Deserialize;
 
 pub mod cluster;
+mod error;
 mod jwt;
+pub mod reference;
+pub(crate) mod settings;
 mod sources;
+pub use error::ConfigError;
 pub use jwt::JwtArgs;
+use settings::settings;
 pub use sources::{PepperSource, SecretSource, sqlite_path};
 use sources::{origin_of, secret_source};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db";
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+pub const MAX_KEYS_PER_TENANT: u32 = 1_000_000;
 
-/// Settings of `keygate serve` (and the storage settings `init` shares).
-#[derive(Clone, Default, Args)]
-pub struct ServeArgs {
-    /// TOML configuration file; its settings use the names below in snake_case.
-    #[arg(long, env = "KEYGATE_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+// The settings clap cannot take from the table: the file itself, a pair of
+// flags that is a `[tls]` table in the file, and a switch (a flag without
+// a value). Their help is a constant so the reference reads the same text.
+const CONFIG_HELP: &str =
+    "TOML configuration file; its settings use the names below in snake_case.";
+const TLS_CERT_HELP: &str =
+    "TLS certificate chain (PEM) for the listeners; reloaded on SIGHUP. Needs tls_key.";
+const TLS_KEY_HELP: &str = "TLS private key (PEM) matching the certificate.";
+const ALLOW_PLAIN_HTTP_HELP: &str = "Allow listening on a non-loopback address without TLS \
+     (only behind a TLS-terminating proxy).";
 
-    /// Address to listen on [default: 127.0.0.1:8080]. Port 0 picks a free port.
-    #[arg(long, env = "KEYGATE_LISTEN", value_name = "ADDR")]
-    pub listen: Option<String>,
+settings! {
+    table: None;
+    /// Settings of `keygate serve` (and the storage settings `init` shares).
+    pub struct ServeArgs {
+        #[arg(long, env = "KEYGATE_CONFIG", value_name = "FILE", help = CONFIG_HELP)]
+        pub config: Option<PathBuf>,
+        #[arg(long, env = "KEYGATE_TLS_CERT", value_name = "FILE", requires = "tls_key",
+              help = TLS_CERT_HELP)]
+        pub tls_cert: Option<PathBuf>,
+        #[arg(long, env = "KEYGATE_TLS_KEY", value_name = "FILE", requires = "tls_cert",
+              help = TLS_KEY_HELP)]
+        pub tls_key: Option<PathBuf>,
+        #[arg(long, env = "KEYGATE_ALLOW_PLAIN_HTTP", help = ALLOW_PLAIN_HTTP_HELP)]
+        pub allow_plain_http: bool,
+        #[command(flatten)]
+        pub jwt: JwtArgs,
+        #[command(flatten)]
+        pub cluster: cluster::ClusterArgs,
+    }
+    /// The TOML file's shape; every field optional, unknown fields refused.
+    struct FileConfig {
+        allow_plain_http: Option<bool>,
+        jwt: Option<jwt::JwtFile>,
+        /// Session lifetimes: absolute_lifetime_secs, idle_timeout_secs,
+        /// grace_secs, retention_secs, max_per_user.
+        sessions: Option<SessionConfig>,
+        keys: Option<KeyLimitsFile>,
+        tls: Option<TlsFile>,
+        gateway: Option<crate::gateway::config::GatewayFile>,
+        /// Bounds on connections, for both listeners.
+        limits: Option<crate::listen::LimitsFile>,
+        /// Many nodes: node id, S, the shared Redis.
+        cluster: Option<cluster::ClusterFile>,
+    }
+    /// The top-level settings layered, before they are checked.
+    pub struct ServeLayered;
+    fixed {
+        /// Address to listen on. Port 0 picks a free port.
+        listen: String = DEFAULT_LISTEN.to_owned(),
+            flag "listen", env "KEYGATE_LISTEN", value "ADDR";
+        /// Database: sqlite://PATH or postgres://...
+        database_url: String = DEFAULT_DATABASE_URL.to_owned(),
+            flag "database-url", env "KEYGATE_DATABASE_URL", value "URL";
+        /// Version number stored beside each key hash; raise it when
+        /// changing the pepper.
+        pepper_version: i32 = 1,
+            flag "pepper-version", env "KEYGATE_PEPPER_VERSION", value "N";
+        /// How long a verified key stays cached, in seconds, at most 3600.
+        cache_ttl_seconds: u64 = 30,
+            flag "cache-ttl-seconds", env "KEYGATE_CACHE_TTL_SECONDS", value "SECS";
+        /// How long an unknown key is remembered as unknown, in seconds, at
+        /// most 60; 0 turns this off.
+        negative_cache_ttl_seconds: u64 = 5,
+            flag "negative-cache-ttl-seconds", env "KEYGATE_NEGATIVE_CACHE_TTL_SECONDS",
+            value "SECS";
+        /// Most keys held in the cache.
+        cache_capacity: usize = 100_000,
+            flag "cache-capacity", env "KEYGATE_CACHE_CAPACITY", value "N";
+        /// Largest request body accepted, in bytes, 1024 to 16777216.
+        body_limit_bytes: usize = DEFAULT_BODY_LIMIT,
+            flag "body-limit-bytes", env "KEYGATE_BODY_LIMIT_BYTES", value "BYTES";
+        /// Log format: text or json.
+        log_format: String = "text".to_owned(),
+            flag "log-format", env "KEYGATE_LOG_FORMAT", value "FORMAT";
+        /// How far a signed request's `created` may be from the server's
+        /// time, either way, in seconds; nonces are remembered as long.
+        hmac_max_skew_seconds: i64 = DEFAULT_SKEW_SECS,
+            flag "hmac-max-skew-seconds", env "KEYGATE_HMAC_MAX_SKEW_SECONDS", value "SECS";
+        /// Audit rows older than this many days are deleted (checked at
+        /// start and hourly).
+        audit_retention_days: u32 = DEFAULT_RETENTION_DAYS,
+            flag "audit-retention-days", env "KEYGATE_AUDIT_RETENTION_DAYS", value "DAYS";
+        /// Most unexpired signature nonces one key may hold; past it the
+        /// key's signed requests get 429 until some expire.
+        hmac_nonces_per_key: u32 = DEFAULT_NONCES_PER_KEY,
+            flag "hmac-nonces-per-key", env "KEYGATE_HMAC_NONCES_PER_KEY", value "N";
+        /// Whether a signed request with a body must cover its Content-Type
+        /// and Content-Encoding (those it sends); a gateway route may
+        /// override it.
+        hmac_cover_content_headers: bool = true,
+            flag "hmac-cover-content-headers", env "KEYGATE_HMAC_COVER_CONTENT_HEADERS",
+            value "BOOL";
+    }
+    derived {
+        /// File holding the secret used to hash API keys (at least 32
+        /// bytes; private to keygate's user: chmod 600). KEYGATE_PEPPER may
+        /// hold the value itself.
+        pepper_file: PathBuf = "SQLite: generated beside the database; PostgreSQL: required, \
+            shared by every node",
+            flag "pepper-file", env "KEYGATE_PEPPER_FILE", value "FILE";
+        /// File holding the master key (32 random bytes, base64 or hex;
+        /// chmod 600) sealing the secrets keygate must reuse: JWT signing
+        /// keys and HMAC signing secrets. KEYGATE_MASTER_KEY may hold the
+        /// value itself.
+        master_key_file: PathBuf = "SQLite: generated beside the database; PostgreSQL: \
+            required, shared by every node",
+            flag "master-key-file", env "KEYGATE_MASTER_KEY_FILE", value "FILE";
+        /// Origins a browser may refresh a session cookie from (the
+        /// `Origin` header of `POST /v1/auth/refresh`), comma-separated.
+        allowed_origins: Vec<String> = "the issuer's origin",
+            flag "allowed-origin", env "KEYGATE_ALLOWED_ORIGINS", value "ORIGIN",
+            value_delimiter = ',';
+        /// Proxies (addresses or CIDRs, comma-separated) whose
+        /// X-Forwarded-For names the client, on both listeners.
+        trusted_proxies: Vec<String> = "none",
+            flag "trusted-proxy", env "KEYGATE_TRUSTED_PROXIES", value "CIDR",
+            value_delimiter = ',';
+    }
+    secret {
+        /// The pepper itself (beats pepper_file); a file holding it must be
+        /// private (chmod 600).
+        pepper: String, env "KEYGATE_PEPPER";
+        /// The master key itself (beats master_key_file); a file holding it
+        /// must be private (chmod 600).
+        master_key: String, env "KEYGATE_MASTER_KEY";
+    }
+    file_only {}
+}
 
-    /// Database: sqlite://PATH (the default, sqlite://keygate.db) or postgres://...
-    #[arg(long, env = "KEYGATE_DATABASE_URL", value_name = "URL")]
-    pub database_url: Option<String>,
-
-    /// The pepper itself, from KEYGATE_PEPPER only: a flag's value would be
-    /// visible to every user of the machine in `ps`.
-    #[arg(skip)]
-    pub pepper: Option<String>,
-
-    /// File holding the secret used to hash API keys (at least 32 bytes;
-    /// private to keygate's user: chmod 600). KEYGATE_PEPPER may hold the
-    /// value itself. On SQLite one is generated beside the database when
-    /// none is set; PostgreSQL requires one, shared by every node.
-    #[arg(long, env = "KEYGATE_PEPPER_FILE", value_name = "FILE")]
-    pub pepper_file: Option<PathBuf>,
-
-    /// The master key itself, from KEYGATE_MASTER_KEY only (never a flag).
-    #[arg(skip)]
-    pub master_key: Option<String>,
-
-    /// File holding the master key (32 random bytes, base64 or hex; chmod
-    /// 600) sealing the secrets keygate must reuse: JWT signing keys and
-    /// HMAC signing secrets. KEYGATE_MASTER_KEY may hold the value itself.
-    /// On SQLite one is generated beside the database when none is set;
-    /// PostgreSQL requires one, shared by every node.
-    #[arg(long, env = "KEYGATE_MASTER_KEY_FILE", value_name = "FILE")]
-    pub master_key_file: Option<PathBuf>,
-
-    /// Version number stored beside each key hash [default: 1]; raise it when
-    /// changing the pepper.
-    #[arg(long, env = "KEYGATE_PEPPER_VERSION", value_name = "N")]
-    pub pepper_version: Option<i32>,
-
-    /// How long a verified key stays cached, in seconds [default: 30].
-    #[arg(long, env = "KEYGATE_CACHE_TTL_SECONDS", value_name = "SECS")]
-    pub cache_ttl_seconds: Option<u64>,
-
-    /// How long an unknown key is remembered as unknown, in seconds; 0 turns
-    /// this off [default: 5, at most 60].
-    #[arg(long, env = "KEYGATE_NEGATIVE_CACHE_TTL_SECONDS", value_name = "SECS")]
-    pub negative_cache_ttl_seconds: Option<u64>,
-
-    /// Most keys held in the cache [default: 100000].
-    #[arg(long, env = "KEYGATE_CACHE_CAPACITY", value_name = "N")]
-    pub cache_capacity: Option<usize>,
-
-    /// Largest request body accepted, in bytes [default: 65536].
-    #[arg(long, env = "KEYGATE_BODY_LIMIT_BYTES", value_name = "BYTES")]
-    pub body_limit_bytes: Option<usize>,
-
-    /// TLS certificate chain (PEM) for the listeners; reloaded on SIGHUP.
-    #[arg(
-        long,
-        env = "KEYGATE_TLS_CERT",
-        value_name = "FILE",
-        requires = "tls_key"
-    )]
-    pub tls_cert: Option<PathBuf>,
-
-    /// TLS private key (PEM) matching --tls-cert.
-    #[arg(
-        long,
-        env = "KEYGATE_TLS_KEY",
-        value_name = "FILE",
-        requires = "tls_cert"
-    )]
-    pub tls_key: Option<PathBuf>,
-
-    /// Allow listening on a non-loopback address without TLS (only behind a
-    /// TLS-terminating proxy).
-    #[arg(long, env = "KEYGATE_ALLOW_PLAIN_HTTP")]
-    pub allow_plain_http: bool,
-
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "KEYGATE_LOG_FORMAT", value_name = "FORMAT")]
-    pub log_format: Option<String>,
-
-    /// Origins a browser may refresh a session cookie from (the `Origin`
-    /// header of `POST /v1/auth/refresh`), comma-separated
-    /// [default: the issuer's origin].
-    #[arg(
-        long = "allowed-origin",
-        env = "KEYGATE_ALLOWED_ORIGINS",
-        value_name = "ORIGIN",
-        value_delimiter = ','
-    )]
-    pub allowed_origins: Vec<String>,
-
-    #[command(flatten)]
-    pub jwt: JwtArgs,
-    #[command(flatten)]
-    pub cluster: cluster::ClusterArgs,
-    /// How far a signed request's `created` may be from the server's time,
-    /// either way, in seconds; nonces are remembered as long [default: 300].
-    #[arg(long, env = "KEYGATE_HMAC_MAX_SKEW_SECONDS", value_name = "SECS")]
-    pub hmac_max_skew_seconds: Option<i64>,
-
-    /// Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For
-    /// names the client, on both listeners [default: none].
-    #[arg(
-        long = "trusted-proxy",
-        env = "KEYGATE_TRUSTED_PROXIES",
-        value_name = "CIDR",
-        value_delimiter = ','
-    )]
-    pub trusted_proxies: Vec<String>,
-    /// Audit rows older than this many days are deleted (checked at start
-    /// and hourly) [default: 90].
-    #[arg(long, env = "KEYGATE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
-    pub audit_retention_days: Option<u32>,
-    /// Most unexpired signature nonces one key may hold; past it the key's
-    /// signed requests get 429 until some expire [default: 100000].
-    #[arg(long, env = "KEYGATE_HMAC_NONCES_PER_KEY", value_name = "N")]
-    pub hmac_nonces_per_key: Option<u32>,
-    /// Whether a signed request with a body must cover its Content-Type and
-    /// Content-Encoding (those it sends); a gateway route may override it
-    /// [default: true].
-    #[arg(long, env = "KEYGATE_HMAC_COVER_CONTENT_HEADERS", value_name = "BOOL")]
-    pub hmac_cover_content_headers: Option<bool>,
+settings! {
+    table: Some("keys");
+    /// `[keys]` has no flags; the struct only carries the declaration.
+    pub struct KeyLimitsArgs {}
+    /// `[keys]`: limits on API keys.
+    struct KeyLimitsFile {}
+    pub struct KeyLimitsLayered;
+    fixed {}
+    derived {}
+    secret {}
+    file_only {
+        /// Live (neither revoked nor expired) keys per tenant, 1 to
+        /// 1000000; keys without a tenant count as one more tenant.
+        max_per_tenant: u32 = keygate_core::service::DEFAULT_MAX_KEYS_PER_TENANT;
+    }
 }
 
 impl ServeArgs {
     /// Takes the secrets that have no flag (KEYGATE_PEPPER,
-    /// KEYGATE_MASTER_KEY) from the environment.
+    /// KEYGATE_MASTER_KEY, KEYGATE_REDIS_URL) from the environment.
     pub fn with_secrets_from_env(mut self) -> Self {
-        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
-        self.pepper = self.pepper.or_else(|| var("KEYGATE_PEPPER"));
-        self.master_key = self.master_key.or_else(|| var("KEYGATE_MASTER_KEY"));
-        self.cluster.redis_url = self.cluster.redis_url.or_else(|| var("KEYGATE_REDIS_URL"));
+        self.secrets_from_env();
+        self.cluster = self.cluster.with_secrets_from_env();
         self
     }
 }
-
-/// The TOML file's shape; every field optional, unknown fields refused.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    database_url: Option<String>,
-    pepper: Option<String>,
-    pepper_file: Option<PathBuf>,
-    pepper_version: Option<i32>,
-    master_key: Option<String>,
-    master_key_file: Option<PathBuf>,
-    cache_ttl_seconds: Option<u64>,
-    negative_cache_ttl_seconds: Option<u64>,
-    cache_capacity: Option<usize>,
-    body_limit_bytes: Option<usize>,
-    allow_plain_http: Option<bool>,
-    log_format: Option<String>,
-    jwt: Option<jwt::JwtFile>,
-    /// Session lifetimes: absolute_lifetime_secs, idle_timeout_secs,
-    /// grace_secs, retention_secs.
-    sessions: Option<SessionConfig>,
-    keys: Option<KeysFile>,
-    allowed_origins: Option<Vec<String>>,
-    tls: Option<TlsFile>,
-    gateway: Option<crate::gateway::config::GatewayFile>,
-    hmac_max_skew_seconds: Option<i64>,
-    trusted_proxies: Option<Vec<String>>,
-    /// Bounds on connections, for both listeners.
-    limits: Option<crate::listen::LimitsFile>,
-    audit_retention_days: Option<u32>,
-    hmac_nonces_per_key: Option<u32>,
-    hmac_cover_content_headers: Option<bool>,
-    /// Many nodes: node id, S, the shared Redis.
-    cluster: Option<cluster::ClusterFile>,
-}
-
-/// `[keys]`: limits on API keys.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeysFile {
-    /// Live (neither revoked nor expired) keys per tenant; keys without a
-    /// tenant count as one more tenant [default: 1000].
-    max_per_tenant: Option<u32>,
-}
-
-pub const MAX_KEYS_PER_TENANT: u32 = 1_000_000;
 
 /// `[tls]`: both files or neither.
 #[derive(Deserialize)]
@@ -230,11 +206,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// The resolved configuration, passed by value into the server.
+/// The resolved configuration, passed by value into the server. Its
+/// `Debug` prints no secret: the database URL may hold a password, the
+/// pepper and master key sources and the Redis settings redact themselves.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub database_url: String,
+    pub database_url: SecretString,
     pub pepper: PepperSource,
     pub pepper_version: i32,
     pub master_key: SecretSource,
@@ -262,217 +240,250 @@ pub struct Config {
     pub cluster: cluster::ClusterConfig,
 }
 
+/// Where the server listens and whether it may do so in clear text.
+struct Transport {
+    listen: SocketAddr,
+    tls: Option<crate::tls::TlsFiles>,
+    allow_plain_http: bool,
+    gateway: Option<crate::gateway::config::GatewayConfig>,
+}
+
 impl Config {
-    pub fn load(args: &ServeArgs) -> Result<Self, String> {
-        let file = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-                let file = toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| format!("config file {}: {e}", path.display()))?;
-                if file.pepper.is_some()
-                    || file.master_key.is_some()
-                    || file.cluster.as_ref().is_some_and(|c| c.holds_secret())
-                {
-                    crate::file_mode::check_private(path, "config file")?;
-                }
-                file
-            }
-            None => FileConfig::default(),
-        };
-        let listen_text = args
-            .listen
-            .clone()
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            format!("listen: {listen_text:?} is not an address such as 127.0.0.1:8080")
-        })?;
-        let database_url = args
-            .database_url
-            .clone()
-            .or(file.database_url)
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        let sqlite_db = sqlite_path(&database_url);
-        let pepper = secret_source(
-            (args.pepper.clone(), args.pepper_file.clone()),
-            (file.pepper, file.pepper_file),
-            sqlite_db.as_deref(),
-            "pepper",
-        );
-        let master_key = secret_source(
-            (args.master_key.clone(), args.master_key_file.clone()),
-            (file.master_key, file.master_key_file),
-            sqlite_db.as_deref(),
-            "master-key",
-        );
-        let ttl = args
-            .cache_ttl_seconds
-            .or(file.cache_ttl_seconds)
-            .unwrap_or(30);
-        if ttl > 3600 {
-            return Err("cache_ttl_seconds: at most 3600".into());
-        }
-        let negative_ttl = args
-            .negative_cache_ttl_seconds
-            .or(file.negative_cache_ttl_seconds)
-            .unwrap_or(5);
-        if negative_ttl > 60 {
-            return Err("negative_cache_ttl_seconds: at most 60".into());
-        }
-        let capacity = args
-            .cache_capacity
-            .or(file.cache_capacity)
-            .unwrap_or(100_000);
-        let body_limit = args
-            .body_limit_bytes
-            .or(file.body_limit_bytes)
-            .unwrap_or(DEFAULT_BODY_LIMIT);
-        if !(1024..=16 * 1024 * 1024).contains(&body_limit) {
-            return Err("body_limit_bytes: between 1024 and 16777216".into());
-        }
-        let log_format = match args
-            .log_format
-            .clone()
-            .or(file.log_format)
-            .as_deref()
-            .unwrap_or("text")
-        {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => return Err(format!("log_format: {other:?} is not text or json")),
-        };
-        let tls = match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-            }),
-            _ => file.tls.map(|t| crate::tls::TlsFiles {
-                cert: t.cert,
-                key: t.key,
-            }),
-        };
-        let allow_plain_http = args.allow_plain_http || file.allow_plain_http.unwrap_or(false);
-        if !listen.ip().is_loopback() && !allow_plain_http && tls.is_none() {
-            return Err(format!(
-                "refusing to serve plain HTTP on the non-loopback address {listen}: API keys \
-                 would cross the network in clear text. Configure TLS ([tls] cert and key, or \
-                 --tls-cert and --tls-key); or, behind a TLS-terminating proxy, pass \
-                 --allow-plain-http (KEYGATE_ALLOW_PLAIN_HTTP=true, or allow_plain_http = true \
-                 in the config file); or listen on 127.0.0.1"
-            ));
-        }
-        let gateway = file
-            .gateway
-            .as_ref()
-            .map(crate::gateway::config::validate)
-            .transpose()
-            .map_err(|errors| format!("[gateway]:\n  {}", errors.join("\n  ")))?;
-        if let Some(addr) = gateway.as_ref().and_then(|g| g.listen)
-            && !addr.ip().is_loopback()
-            && !allow_plain_http
-        {
-            return Err(format!(
-                "refusing to serve the gateway over plain HTTP on the non-loopback address \
-                 {addr}: credentials would cross the network in clear text. Put keygate behind \
-                 a TLS-terminating proxy and set allow_plain_http = true, or listen on 127.0.0.1"
-            ));
-        }
+    /// Layers the settings and checks them, in the order they are listed
+    /// in the reference, so the first error named is the first bad one.
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let mut file = read_file(args.config.as_deref())?;
+        let (pepper, master_key) = secrets(args, &file);
+        let l = args.layer(&mut file);
+        let listen = parse_listen(&l.listen)?;
+        let cache = cache(&l)?;
+        let body_limit = body_limit(l.body_limit_bytes)?;
+        let log_format = log_format(&l.log_format)?;
+        let transport = transport(args, &mut file, listen)?;
         let jwt = jwt::resolve(
             &args.jwt,
-            file.jwt.unwrap_or_default(),
-            format!(
-                "{}://{listen}",
-                if tls.is_some() { "https" } else { "http" }
-            ),
+            file.jwt.take().unwrap_or_default(),
+            default_issuer(&transport),
         )?;
         let sessions = file
             .sessions
             .unwrap_or_default()
             .validate()
-            .map_err(|e| e.to_string())?;
-        let max_keys_per_tenant = file
-            .keys
-            .and_then(|k| k.max_per_tenant)
-            .unwrap_or(keygate_core::service::DEFAULT_MAX_KEYS_PER_TENANT);
-        if !(1..=MAX_KEYS_PER_TENANT).contains(&max_keys_per_tenant) {
-            return Err(format!(
-                "keys.max_per_tenant: between 1 and {MAX_KEYS_PER_TENANT}"
-            ));
-        }
-        let mut allowed_origins = if args.allowed_origins.is_empty() {
-            file.allowed_origins.unwrap_or_default()
-        } else {
-            args.allowed_origins.clone()
-        };
-        if allowed_origins.is_empty() {
-            allowed_origins.push(origin_of(&jwt.issuer));
-        }
-        for origin in &allowed_origins {
-            if !is_origin(origin) {
-                return Err(format!(
-                    "allowed_origins: {origin:?} is not an origin such as https://app.example.com"
-                ));
-            }
-        }
-        let trusted_proxies =
-            crate::client_addr::TrustedProxies::parse(if args.trusted_proxies.is_empty() {
-                file.trusted_proxies.as_deref().unwrap_or_default()
-            } else {
-                &args.trusted_proxies
-            })?;
-        let limits = file.limits.unwrap_or_default().resolve()?;
+            .map_err(|e| ConfigError::invalid(e.to_string()))?;
+        let max_keys_per_tenant = max_keys_per_tenant(file.keys.take().unwrap_or_default())?;
+        let allowed_origins = allowed_origins(l.allowed_origins.clone(), &jwt.issuer)?;
+        let trusted_proxies = crate::client_addr::TrustedProxies::parse(
+            l.trusted_proxies.as_deref().unwrap_or_default(),
+        )
+        .map_err(ConfigError::Invalid)?;
+        let limits = file
+            .limits
+            .unwrap_or_default()
+            .resolve()
+            .map_err(ConfigError::Invalid)?;
         let cluster = cluster::resolve(&args.cluster, file.cluster.unwrap_or_default())?;
+        let hmac = hmac(&l)?;
+        let audit = audit(l.audit_retention_days)?;
         Ok(Self {
             cluster,
             trusted_proxies,
             limits,
-            tls,
-            gateway,
+            tls: transport.tls,
+            gateway: transport.gateway,
             config_path: args.config.clone(),
             jwt,
             sessions,
             max_keys_per_tenant,
             allowed_origins,
             listen,
-            database_url,
+            database_url: l.database_url.into(),
             pepper,
-            pepper_version: args.pepper_version.or(file.pepper_version).unwrap_or(1),
+            pepper_version: l.pepper_version,
             master_key,
-            cache: CacheConfig {
-                capacity,
-                ttl_ms: i64::try_from(ttl).unwrap_or(30) * 1000,
-                negative_ttl_ms: i64::try_from(negative_ttl).unwrap_or(5) * 1000,
-            },
+            cache,
             body_limit,
-            allow_plain_http,
+            allow_plain_http: transport.allow_plain_http,
             log_format,
-            hmac: HmacPolicy {
-                max_skew_secs: args
-                    .hmac_max_skew_seconds
-                    .or(file.hmac_max_skew_seconds)
-                    .unwrap_or(DEFAULT_SKEW_SECS),
-                nonces_per_key: args
-                    .hmac_nonces_per_key
-                    .or(file.hmac_nonces_per_key)
-                    .unwrap_or(DEFAULT_NONCES_PER_KEY),
-                cover_content_headers: args
-                    .hmac_cover_content_headers
-                    .or(file.hmac_cover_content_headers)
-                    .unwrap_or(true),
-            }
-            .validate()
-            .map_err(|e| e.to_string())?,
-            audit: AuditConfig {
-                retention_days: args
-                    .audit_retention_days
-                    .or(file.audit_retention_days)
-                    .unwrap_or(DEFAULT_RETENTION_DAYS),
-                ..AuditConfig::default()
-            }
-            .validate()
-            .map_err(|e| e.to_string())?,
+            hmac,
+            audit,
         })
+    }
+}
+
+/// The TOML file, or nothing; a file holding a secret must be private.
+fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let file = toml::from_str::<FileConfig>(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })?;
+    if file.pepper.is_some()
+        || file.master_key.is_some()
+        || file.cluster.as_ref().is_some_and(|c| c.holds_secret())
+    {
+        crate::file_mode::check_private(path, "config file").map_err(ConfigError::Invalid)?;
+    }
+    Ok(file)
+}
+
+/// The pepper and the master key. Not layered setting by setting: a value
+/// beats a file within one layer, but any flag or environment variable
+/// beats the config file, so KEYGATE_PEPPER_FILE wins over `pepper` in it.
+fn secrets(args: &ServeArgs, file: &FileConfig) -> (PepperSource, SecretSource) {
+    let database_url = args
+        .database_url
+        .as_deref()
+        .or(file.database_url.as_deref())
+        .unwrap_or(DEFAULT_DATABASE_URL);
+    let sqlite_db = sqlite_path(database_url);
+    let pepper = secret_source(
+        (args.pepper.clone(), args.pepper_file.clone()),
+        (file.pepper.clone(), file.pepper_file.clone()),
+        sqlite_db.as_deref(),
+        "pepper",
+    );
+    let master_key = secret_source(
+        (args.master_key.clone(), args.master_key_file.clone()),
+        (file.master_key.clone(), file.master_key_file.clone()),
+        sqlite_db.as_deref(),
+        "master-key",
+    );
+    (pepper, master_key)
+}
+
+fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| {
+        ConfigError::invalid(format!(
+            "listen: {text:?} is not an address such as 127.0.0.1:8080"
+        ))
+    })
+}
+
+fn cache(l: &ServeLayered) -> Result<CacheConfig, ConfigError> {
+    let ttl = l.cache_ttl_seconds;
+    if ttl > 3600 {
+        return Err(ConfigError::invalid("cache_ttl_seconds: at most 3600"));
+    }
+    let negative_ttl = l.negative_cache_ttl_seconds;
+    if negative_ttl > 60 {
+        return Err(ConfigError::invalid(
+            "negative_cache_ttl_seconds: at most 60",
+        ));
+    }
+    Ok(CacheConfig {
+        capacity: l.cache_capacity,
+        ttl_ms: i64::try_from(ttl).unwrap_or(30) * 1000,
+        negative_ttl_ms: i64::try_from(negative_ttl).unwrap_or(5) * 1000,
+    })
+}
+
+fn body_limit(bytes: usize) -> Result<usize, ConfigError> {
+    if (1024..=16 * 1024 * 1024).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(ConfigError::invalid(
+            "body_limit_bytes: between 1024 and 16777216",
+        ))
+    }
+}
+
+fn log_format(name: &str) -> Result<LogFormat, ConfigError> {
+    match name {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(ConfigError::invalid(format!(
+            "log_format: {other:?} is not text or json"
+        ))),
+    }
+}
+
+/// TLS, the plain-HTTP exception and the gateway's listener: API keys
+/// must not cross the network in clear text unless the operator says a
+/// proxy in front terminates TLS.
+fn transport(
+    args: &ServeArgs,
+    file: &mut FileConfig,
+    listen: SocketAddr,
+) -> Result<Transport, ConfigError> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => file.tls.take().map(|t| crate::tls::TlsFiles {
+            cert: t.cert,
+            key: t.key,
+        }),
+    };
+    let allow_plain_http = args.allow_plain_http || file.allow_plain_http.unwrap_or(false);
+    if !listen.ip().is_loopback() && !allow_plain_http && tls.is_none() {
+        return Err(ConfigError::invalid(format!(
+            "refusing to serve plain HTTP on the non-loopback address {listen}: API keys \
+             would cross the network in clear text. Configure TLS ([tls] cert and key, or \
+             --tls-cert and --tls-key); or, behind a TLS-terminating proxy, pass \
+             --allow-plain-http (KEYGATE_ALLOW_PLAIN_HTTP=true, or allow_plain_http = true \
+             in the config file); or listen on 127.0.0.1"
+        )));
+    }
+    let gateway = file
+        .gateway
+        .as_ref()
+        .map(crate::gateway::config::validate)
+        .transpose()
+        .map_err(|errors| ConfigError::invalid(format!("[gateway]:\n  {}", errors.join("\n  "))))?;
+    if let Some(addr) = gateway.as_ref().and_then(|g| g.listen)
+        && !addr.ip().is_loopback()
+        && !allow_plain_http
+    {
+        return Err(ConfigError::invalid(format!(
+            "refusing to serve the gateway over plain HTTP on the non-loopback address \
+             {addr}: credentials would cross the network in clear text. Put keygate behind \
+             a TLS-terminating proxy and set allow_plain_http = true, or listen on 127.0.0.1"
+        )));
+    }
+    Ok(Transport {
+        listen,
+        tls,
+        allow_plain_http,
+        gateway,
+    })
+}
+
+fn default_issuer(t: &Transport) -> String {
+    let scheme = if t.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{}", t.listen)
+}
+
+fn max_keys_per_tenant(mut file: KeyLimitsFile) -> Result<u32, ConfigError> {
+    let max = KeyLimitsArgs::default().layer(&mut file).max_per_tenant;
+    if (1..=MAX_KEYS_PER_TENANT).contains(&max) {
+        Ok(max)
+    } else {
+        Err(ConfigError::invalid(format!(
+            "keys.max_per_tenant: between 1 and {MAX_KEYS_PER_TENANT}"
+        )))
+    }
+}
+
+fn allowed_origins(
+    configured: Option<Vec<String>>,
+    issuer: &str,
+) -> Result<Vec<String>, ConfigError> {
+    let mut origins = configured.unwrap_or_default();
+    if origins.is_empty() {
+        origins.push(origin_of(issuer));
+    }
+    match origins.iter().find(|o| !is_origin(o)) {
+        Some(bad) => Err(ConfigError::invalid(format!(
+            "allowed_origins: {bad:?} is not an origin such as https://app.example.com"
+        ))),
+        None => Ok(origins),
     }
 }
 
@@ -486,131 +497,24 @@ fn is_origin(origin: &str) -> bool {
     authority.is_some_and(|a| !a.is_empty() && !a.contains('/'))
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn defaults_need_nothing() {
-        let c = Config::load(&ServeArgs::default()).unwrap();
-        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
-        assert_eq!(
-            c.pepper,
-            PepperSource::BesideDatabase("keygate.db.pepper".into())
-        );
-        assert_eq!(c.body_limit, DEFAULT_BODY_LIMIT);
+fn hmac(l: &ServeLayered) -> Result<HmacPolicy, ConfigError> {
+    HmacPolicy {
+        max_skew_secs: l.hmac_max_skew_seconds,
+        nonces_per_key: l.hmac_nonces_per_key,
+        cover_content_headers: l.hmac_cover_content_headers,
     }
-
-    #[test]
-    fn flags_beat_the_file_and_the_file_beats_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.toml");
-        std::fs::write(
-            &path,
-            "listen = \"127.0.0.1:9000\"\ncache_ttl_seconds = 10\n",
-        )
-        .unwrap();
-        let mut args = ServeArgs {
-            config: Some(path.clone()),
-            ..ServeArgs::default()
-        };
-        let c = Config::load(&args).unwrap();
-        assert_eq!(c.listen.port(), 9000);
-        assert_eq!(c.cache.ttl_ms, 10_000);
-        args.listen = Some("127.0.0.1:9001".into());
-        assert_eq!(Config::load(&args).unwrap().listen.port(), 9001);
-    }
-
-    #[test]
-    fn bad_settings_are_explained() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.toml");
-        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        let err = Config::load(&ServeArgs {
-            config: Some(path),
-            ..ServeArgs::default()
-        })
-        .unwrap_err();
-        assert!(err.contains("lisen"), "{err}");
-        let err = Config::load(&ServeArgs {
-            listen: Some("0.0.0.0:8080".into()),
-            ..ServeArgs::default()
-        })
-        .unwrap_err();
-        assert!(err.contains("--allow-plain-http"), "{err}");
-        // With TLS a public address needs no exception, and the default
-        // issuer is https.
-        let c = Config::load(&ServeArgs {
-            listen: Some("0.0.0.0:8443".into()),
-            tls_cert: Some("c.pem".into()),
-            tls_key: Some("k.pem".into()),
-            ..ServeArgs::default()
-        })
-        .unwrap();
-        assert_eq!(c.jwt.issuer, "https://0.0.0.0:8443");
-        let err = Config::load(&ServeArgs {
-            database_url: Some("postgres://db/keygate".into()),
-            ..ServeArgs::default()
-        })
-        .map(|c| c.pepper)
-        .unwrap();
-        assert_eq!(err, PepperSource::Missing);
-        let err = Config::load(&ServeArgs {
-            hmac_max_skew_seconds: Some(0),
-            ..ServeArgs::default()
-        })
-        .unwrap_err();
-        assert!(err.contains("hmac_max_skew_seconds"), "{err}");
-        let ok = Config::load(&ServeArgs {
-            hmac_max_skew_seconds: Some(60),
-            ..ServeArgs::default()
-        })
-        .unwrap();
-        assert_eq!(ok.hmac.max_skew_secs, 60);
-        let err = Config::load(&ServeArgs {
-            audit_retention_days: Some(0),
-            ..ServeArgs::default()
-        })
-        .unwrap_err();
-        assert!(err.contains("audit_retention_days"), "{err}");
-        assert_eq!(
-            Config::load(&ServeArgs::default())
-                .unwrap()
-                .audit
-                .retention_days,
-            90
-        );
-        assert_eq!(ok.hmac.nonces_per_key, DEFAULT_NONCES_PER_KEY);
-        assert!(ok.hmac.cover_content_headers);
-        let err = Config::load(&ServeArgs {
-            hmac_nonces_per_key: Some(0),
-            ..ServeArgs::default()
-        })
-        .unwrap_err();
-        assert!(err.contains("hmac_nonces_per_key"), "{err}");
-    }
-
-    #[test]
-    fn origins_are_checked_by_their_parts_never_sliced_mid_character() {
-        for good in [
-            "https://app.example.com",
-            "http://localhost:3000",
-            "http://é.example",
-        ] {
-            assert!(super::is_origin(good), "{good}");
-        }
-        for bad in [
-            "https://app.example.com/",
-            "https://app.example.com/path",
-            "http://",
-            "ftp://x",
-            "app.example.com",
-            "http://é/x",
-            "http:/é",
-        ] {
-            assert!(!super::is_origin(bad), "{bad}");
-        }
-    }
+    .validate()
+    .map_err(|e| ConfigError::invalid(e.to_string()))
 }
+
+fn audit(retention_days: u32) -> Result<AuditConfig, ConfigError> {
+    AuditConfig {
+        retention_days,
+        ..AuditConfig::default()
+    }
+    .validate()
+    .map_err(|e| ConfigError::invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

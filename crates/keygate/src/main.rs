@@ -1,4 +1,6 @@
-//! The `keygate` command.
+//! The `keygate` command. `serve` and `init` exit with the codes in
+//! `server::exit` (sysexits.h), so a supervisor can tell a configuration
+//! to fix (78) from a database that is down (69); see `keygate serve --help`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -6,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use keygate::config::{Config, LogFormat, ServeArgs};
-use keygate::server;
+use keygate::server::{self, StartError};
 use keygate_core::SystemClock;
 use tracing_subscriber::EnvFilter;
 
@@ -32,8 +34,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (creates ./keygate.db on first start).
+    #[command(after_help = server::EXIT_CODES_HELP)]
     Serve(ServeArgs),
     /// Create or migrate a database and print a new root admin key.
+    #[command(after_help = server::EXIT_CODES_HELP)]
     Init {
         #[command(flatten)]
         serve: ServeArgs,
@@ -52,6 +56,17 @@ enum Command {
     /// Sign a request with a key's HMAC secret (RFC 9421): prints the headers
     /// to send, or curl arguments with --curl (no server needed).
     Sign(keygate::cli::sign::SignArgs),
+    /// About the configuration itself (no server needed).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration reference (docs/reference/configuration.md):
+    /// every setting with its file key, environment variable, flag and
+    /// default.
+    Reference,
 }
 
 fn init_logging(format: LogFormat) {
@@ -93,12 +108,15 @@ async fn main() -> ExitCode {
         Command::Sign(args) => {
             return print_and_exit(keygate::cli::sign::run(args).map(|out| (out, true)));
         }
+        Command::Config(ConfigCommand::Reference) => {
+            return print_and_exit(Ok((keygate::config::reference::markdown(), true)));
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("keygate: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.exit_code())
         }
     }
 }
@@ -154,7 +172,7 @@ async fn reload_on_sighup(
     let _ = (tls, gateway);
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let config = Config::load(&args)?;
     init_logging(config.log_format);
     let mut app = server::build(&config, Arc::new(SystemClock)).await?;
@@ -166,10 +184,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             root.key.expose()
         );
     }
+    let listen_error = |source| StartError::Listen {
+        addr: config.listen.to_string(),
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
     tracing::info!(%addr, backend = %app.state.storage.backend(), tls = app.tls.is_some(), "keygate listening");
     if let Some(gateway_addr) = app.bind_gateway().await? {
         tracing::info!(addr = %gateway_addr, "gateway listening");
@@ -179,12 +201,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     server::run(listener, app, shutdown_signal())
         .await
-        .map_err(|e| format!("server error: {e}"))?;
+        .map_err(|e| StartError::Internal(format!("server error: {e}")))?;
     tracing::info!("keygate stopped");
     Ok(())
 }
 
-async fn init(args: ServeArgs, json: bool) -> Result<(), String> {
+async fn init(args: ServeArgs, json: bool) -> Result<(), StartError> {
     let config = Config::load(&args)?;
     init_logging(config.log_format);
     let app = server::build(&config, Arc::new(SystemClock)).await?;
@@ -193,7 +215,7 @@ async fn init(args: ServeArgs, json: bool) -> Result<(), String> {
         .keys
         .bootstrap_root_key()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StartError::from_core("cannot create the root key", e))?;
     if json {
         println!(
             "{}",

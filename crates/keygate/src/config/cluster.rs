@@ -4,10 +4,11 @@
 //! `KEYGATE_CLUSTER_<NAME>` and `KEYGATE_REDIS_URL` (environment only: a
 //! Redis URL may carry a password, and a flag's value shows in `ps`).
 
-use clap::Args;
 use keygate_core::freshness::StalePolicy;
 use keygate_core::ratelimit::Unavailable;
-use serde::Deserialize;
+
+use super::error::ConfigError;
+use super::settings::settings;
 
 /// S by default: how long a node may answer from its caches without
 /// having confirmed it applied every committed change.
@@ -20,47 +21,54 @@ const DEFAULT_REDIS_TIMEOUT_MS: u64 = 50;
 /// must not drop out of `wait=all` while it may still serve from cache.
 const MIN_LIVE_TIMEOUT_MS: u64 = 3000;
 
-#[derive(Clone, Default, Args)]
-pub struct ClusterArgs {
-    /// This node's name in the cluster [default: <hostname>-<pid>-<random>].
-    #[arg(long = "node-id", env = "KEYGATE_NODE_ID", value_name = "ID")]
-    pub node_id: Option<String>,
-
-    /// S: the longest a node answers from its caches without confirming it
-    /// applied every committed change, 500 to 30000 ms [default: 2000].
-    #[arg(
-        long = "cluster-confirm-within-ms",
-        env = "KEYGATE_CLUSTER_CONFIRM_WITHIN_MS",
-        value_name = "MS"
-    )]
-    pub confirm_within_ms: Option<u64>,
-
-    /// Past S without confirmation: fail_closed (503) or serve_cached
-    /// [default: fail_closed].
-    #[arg(
-        long = "cluster-stale-policy",
-        env = "KEYGATE_CLUSTER_STALE_POLICY",
-        value_name = "POLICY"
-    )]
-    pub stale_policy: Option<String>,
-
-    /// The Redis URL, from KEYGATE_REDIS_URL only (never a flag).
-    #[arg(skip)]
-    pub redis_url: Option<String>,
+settings! {
+    table: Some("cluster");
+    pub struct ClusterArgs {}
+    /// `[cluster]` in the TOML file.
+    pub struct ClusterFile {}
+    /// The `[cluster]` settings layered, before they are checked.
+    pub struct ClusterLayered;
+    fixed {
+        /// S: the longest a node answers from its caches without confirming
+        /// it applied every committed change, 500 to 30000 ms.
+        confirm_within_ms: u64 = DEFAULT_CONFIRM_WITHIN_MS,
+            flag "cluster-confirm-within-ms", env "KEYGATE_CLUSTER_CONFIRM_WITHIN_MS",
+            value "MS";
+        /// Past S without confirmation: fail_closed (503) or serve_cached.
+        stale_policy: String = "fail_closed".to_owned(),
+            flag "cluster-stale-policy", env "KEYGATE_CLUSTER_STALE_POLICY", value "POLICY";
+    }
+    derived {
+        /// This node's name in the cluster: 1 to 128 of A-Z a-z 0-9 _ - . :
+        node_id: String = "`<hostname>-<pid>-<random>`",
+            flag "node-id", env "KEYGATE_NODE_ID", value "ID";
+    }
+    secret {
+        /// The shared Redis (redis://, rediss:// or unix://); it may carry a
+        /// password, so the file holding it must be private (chmod 600).
+        redis_url: String, env "KEYGATE_REDIS_URL";
+    }
+    file_only {
+        /// With stale_policy = serve_cached: the longest a node serves from
+        /// its caches past S, 1 to 86400 seconds.
+        stale_serve_max_seconds: u64 = DEFAULT_STALE_SERVE_MAX_SECS;
+        /// Every key keygate writes in Redis starts with `<prefix>:`.
+        redis_prefix: String = "kg".to_owned();
+        /// How long a Redis call may take before it counts as failed, 1 to
+        /// 5000 ms.
+        redis_timeout_ms: u64 = DEFAULT_REDIS_TIMEOUT_MS;
+        /// What Redis-limited rate limits do while Redis cannot answer:
+        /// local_share, deny or allow (routes may say otherwise).
+        on_limiter_unavailable: String = "local_share".to_owned();
+    }
 }
 
-/// `[cluster]` in the TOML file.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterFile {
-    node_id: Option<String>,
-    confirm_within_ms: Option<u64>,
-    stale_policy: Option<String>,
-    stale_serve_max_seconds: Option<u64>,
-    redis_url: Option<String>,
-    redis_prefix: Option<String>,
-    redis_timeout_ms: Option<u64>,
-    on_limiter_unavailable: Option<String>,
+impl ClusterArgs {
+    /// Takes the Redis URL from KEYGATE_REDIS_URL.
+    pub fn with_secrets_from_env(mut self) -> Self {
+        self.secrets_from_env();
+        self
+    }
 }
 
 impl ClusterFile {
@@ -121,86 +129,79 @@ impl Default for ClusterConfig {
     }
 }
 
-pub fn resolve(args: &ClusterArgs, file: ClusterFile) -> Result<ClusterConfig, String> {
-    let node_id = match args.node_id.clone().or(file.node_id) {
+pub fn resolve(args: &ClusterArgs, mut file: ClusterFile) -> Result<ClusterConfig, ConfigError> {
+    let l = args.layer(&mut file);
+    let node_id = match l.node_id {
         Some(id) => check_node_id(id)?,
         None => default_node_id(),
     };
-    let s = args
-        .confirm_within_ms
-        .or(file.confirm_within_ms)
-        .unwrap_or(DEFAULT_CONFIRM_WITHIN_MS);
-    if !CONFIRM_WITHIN_RANGE.contains(&s) {
-        return Err("cluster.confirm_within_ms: between 500 and 30000".into());
+    if !CONFIRM_WITHIN_RANGE.contains(&l.confirm_within_ms) {
+        return Err(ConfigError::invalid(
+            "cluster.confirm_within_ms: between 500 and 30000",
+        ));
     }
-    let max_stale = file
-        .stale_serve_max_seconds
-        .unwrap_or(DEFAULT_STALE_SERVE_MAX_SECS);
-    if !(1..=86_400).contains(&max_stale) {
-        return Err("cluster.stale_serve_max_seconds: between 1 and 86400".into());
-    }
-    let stale_policy = match args
-        .stale_policy
-        .clone()
-        .or(file.stale_policy)
-        .as_deref()
-        .unwrap_or("fail_closed")
-    {
-        "fail_closed" => StalePolicy::FailClosed,
-        "serve_cached" => StalePolicy::ServeCached {
-            max_ms: i64::try_from(max_stale).unwrap_or(600) * 1000,
-        },
-        other => {
-            return Err(format!(
-                "cluster.stale_policy: {other:?} is not fail_closed or serve_cached"
-            ));
-        }
-    };
-    let fallback = file
-        .on_limiter_unavailable
-        .as_deref()
-        .unwrap_or("local_share");
+    let stale_policy = stale_policy(&l.stale_policy, l.stale_serve_max_seconds)?;
+    let fallback = l.on_limiter_unavailable.as_str();
     let on_limiter_unavailable = Unavailable::parse(fallback).ok_or_else(|| {
-        format!("cluster.on_limiter_unavailable: {fallback:?} is not local_share, deny or allow")
+        ConfigError::invalid(format!(
+            "cluster.on_limiter_unavailable: {fallback:?} is not local_share, deny or allow"
+        ))
     })?;
-    let redis = redis_settings(
-        args.redis_url.clone().or(file.redis_url),
-        file.redis_prefix,
-        file.redis_timeout_ms,
-    )?;
+    let redis = redis_settings(l.redis_url, l.redis_prefix, l.redis_timeout_ms)?;
     Ok(ClusterConfig {
         node_id,
-        confirm_within_ms: i64::try_from(s).unwrap_or(2000),
+        confirm_within_ms: i64::try_from(l.confirm_within_ms).unwrap_or(2000),
         stale_policy,
         redis,
         on_limiter_unavailable,
     })
 }
 
+fn stale_policy(name: &str, max_stale_secs: u64) -> Result<StalePolicy, ConfigError> {
+    if !(1..=86_400).contains(&max_stale_secs) {
+        return Err(ConfigError::invalid(
+            "cluster.stale_serve_max_seconds: between 1 and 86400",
+        ));
+    }
+    match name {
+        "fail_closed" => Ok(StalePolicy::FailClosed),
+        "serve_cached" => Ok(StalePolicy::ServeCached {
+            max_ms: i64::try_from(max_stale_secs).unwrap_or(600) * 1000,
+        }),
+        other => Err(ConfigError::invalid(format!(
+            "cluster.stale_policy: {other:?} is not fail_closed or serve_cached"
+        ))),
+    }
+}
+
 fn redis_settings(
     url: Option<String>,
-    prefix: Option<String>,
-    timeout_ms: Option<u64>,
-) -> Result<Option<RedisSettings>, String> {
+    prefix: String,
+    timeout_ms: u64,
+) -> Result<Option<RedisSettings>, ConfigError> {
     let Some(url) = url.filter(|u| !u.is_empty()) else {
         return Ok(None);
     };
     if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
     {
-        return Err("cluster.redis_url: must start with redis://, rediss:// or unix://".into());
+        return Err(ConfigError::invalid(
+            "cluster.redis_url: must start with redis://, rediss:// or unix://",
+        ));
     }
-    let prefix = prefix.unwrap_or_else(|| "kg".to_owned());
     if prefix.is_empty()
         || prefix.len() > 64
         || !prefix
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
     {
-        return Err("cluster.redis_prefix: 1 to 64 of A-Z a-z 0-9 _ - .".into());
+        return Err(ConfigError::invalid(
+            "cluster.redis_prefix: 1 to 64 of A-Z a-z 0-9 _ - .",
+        ));
     }
-    let timeout_ms = timeout_ms.unwrap_or(DEFAULT_REDIS_TIMEOUT_MS);
     if !(1..=5000).contains(&timeout_ms) {
-        return Err("cluster.redis_timeout_ms: between 1 and 5000".into());
+        return Err(ConfigError::invalid(
+            "cluster.redis_timeout_ms: between 1 and 5000",
+        ));
     }
     Ok(Some(RedisSettings {
         url: url.into(),
@@ -209,7 +210,7 @@ fn redis_settings(
     }))
 }
 
-fn check_node_id(id: String) -> Result<String, String> {
+fn check_node_id(id: String) -> Result<String, ConfigError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
@@ -218,7 +219,9 @@ fn check_node_id(id: String) -> Result<String, String> {
     if ok {
         Ok(id)
     } else {
-        Err("cluster.node_id: 1 to 128 of A-Z a-z 0-9 _ - . :".into())
+        Err(ConfigError::invalid(
+            "cluster.node_id: 1 to 128 of A-Z a-z 0-9 _ - . :",
+        ))
     }
 }
 
@@ -303,7 +306,7 @@ mod tests {
             ("node_id = \"a b\"", "node_id"),
         ] {
             let err = resolve(&ClusterArgs::default(), file(toml)).unwrap_err();
-            assert!(err.contains(needle), "{toml}: {err}");
+            assert!(err.to_string().contains(needle), "{toml}: {err}");
         }
         assert!(toml::from_str::<ClusterFile>("nope = 1").is_err());
     }

@@ -28,7 +28,9 @@ use crate::secrets::{load_master_key, load_pepper, open_master_key, open_pepper}
 use crate::tls::Tls;
 
 mod background;
+mod error;
 use background::Background;
+pub use error::{EXIT_CODES_HELP, StartError, exit};
 
 /// A server ready to run.
 pub struct App {
@@ -59,13 +61,18 @@ struct Services {
 /// NOT_FOUND, so start-up refuses both: no pepper is generated for a
 /// database that holds keys, and the pepper must match the fingerprint the
 /// database recorded the first time it was used.
-pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String> {
+pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartError> {
     let (sqlite_lock, sql_store) = open_storage(config).await?;
-    let wiring = Wiring::prepare(&sql_store, &config.cluster)?;
+    let wiring = Wiring::prepare(&sql_store, &config.cluster)
+        .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e)))?;
     let limiter = wiring.limiter();
     let store: Arc<dyn Store> = Arc::new(sql_store);
-    let pepper = open_pepper(config, store.as_ref()).await?;
-    let master_key = open_master_key(config, store.as_ref()).await?;
+    let pepper = open_pepper(config, store.as_ref())
+        .await
+        .map_err(StartError::Secret)?;
+    let master_key = open_master_key(config, store.as_ref())
+        .await
+        .map_err(StartError::Secret)?;
     let secrets = (pepper, master_key);
     let services = services(
         config,
@@ -77,13 +84,14 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
     )
     .await?;
     let tls = match &config.tls {
-        Some(files) => Some(Tls::load(files).await?),
+        Some(files) => Some(Tls::load(files).await.map_err(StartError::Tls)?),
         None => None,
     };
     let metrics = Metrics::new();
     let cluster = wiring
         .start(services.caches(), &config.cluster, &metrics)
-        .await?;
+        .await
+        .map_err(StartError::Unavailable)?;
     let (gateway, budget) = gateway(config, limiter);
     let Services {
         tokens,
@@ -121,22 +129,20 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String
 /// Refuses a missing pepper or master key before the database is opened,
 /// and a second server on the same SQLite file, with the reason; then
 /// connects (running migrations).
-async fn open_storage(config: &Config) -> Result<(Option<SqliteLock>, SqlStore), String> {
+async fn open_storage(config: &Config) -> Result<(Option<SqliteLock>, SqlStore), StartError> {
     if config.pepper == PepperSource::Missing {
-        load_pepper(&config.pepper, config.pepper_version)?;
+        load_pepper(&config.pepper, config.pepper_version).map_err(StartError::Secret)?;
     }
     if config.master_key == SecretSource::Missing {
-        load_master_key(&config.master_key)?;
+        load_master_key(&config.master_key).map_err(StartError::Secret)?;
     }
-    let sqlite_lock = crate::config::sqlite_path(&config.database_url)
+    let database_url = config.database_url.expose_str();
+    let sqlite_lock = crate::config::sqlite_path(database_url)
         .map(|db| SqliteLock::take(&db))
-        .transpose()?;
-    let store = keygate_store::connect(
-        &config.database_url,
-        keygate_store::ConnectOptions::default(),
-    )
-    .await
-    .map_err(|e| format!("cannot open the database: {e}"))?;
+        .transpose()
+        .map_err(StartError::Unavailable)?;
+    let store =
+        keygate_store::connect(database_url, keygate_store::ConnectOptions::default()).await?;
     Ok((sqlite_lock, store))
 }
 
@@ -164,7 +170,7 @@ async fn services(
     (pepper, master_key): (Pepper, Arc<MasterKey>),
     wiring: &Wiring,
     limiter: Arc<dyn RateLimiter>,
-) -> Result<Services, String> {
+) -> Result<Services, StartError> {
     let tokens = TokenService::start(
         store.clone(),
         master_key.clone(),
@@ -172,7 +178,7 @@ async fn services(
         config.jwt.clone(),
     )
     .await
-    .map_err(|e| format!("cannot load the signing keys: {e}"))?;
+    .map_err(|e| StartError::from_core("cannot load the signing keys", e))?;
     let users = users(store.clone(), clock.clone(), wiring).await?;
     let pepper = Arc::new(pepper);
     let sessions = SessionService::new(
@@ -182,12 +188,12 @@ async fn services(
         clock.clone(),
         config.sessions,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| StartError::from_core("[sessions]", e))?;
     let blocklist = Arc::new(Blocklist::new(store.clone(), clock.clone()));
     blocklist
         .sync()
         .await
-        .map_err(|e| format!("cannot load the token blocklist: {e}"))?;
+        .map_err(|e| StartError::from_core("cannot load the token blocklist", e))?;
     tokens.set_revocation_check(Arc::new(
         SessionRevocation::new(blocklist.clone(), users.clone())
             .with_freshness(wiring.freshness.clone()),
@@ -205,7 +211,7 @@ async fn services(
         config.hmac,
         config.cache.ttl_ms,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| StartError::from_core("hmac", e))?;
     Ok(Services {
         tokens: Arc::new(tokens),
         users,
@@ -223,7 +229,7 @@ async fn users(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     wiring: &Wiring,
-) -> Result<Arc<UserService>, String> {
+) -> Result<Arc<UserService>, StartError> {
     let mut users = UserService::new(store, clock);
     if let Some(throttle) = wiring.throttle() {
         users = users.with_throttle(throttle);
@@ -231,7 +237,7 @@ async fn users(
     users
         .warm_up()
         .await
-        .map_err(|e| format!("cannot prepare password hashing: {e}"))?;
+        .map_err(|e| StartError::from_core("cannot prepare password hashing", e))?;
     Ok(Arc::new(users))
 }
 
@@ -251,22 +257,25 @@ impl Services {
 impl App {
     /// Binds the gateway's listener when `[gateway] listen` is set, so the
     /// caller learns its address (port 0) before `run`.
-    pub async fn bind_gateway(&mut self) -> Result<Option<SocketAddr>, String> {
+    pub async fn bind_gateway(&mut self) -> Result<Option<SocketAddr>, StartError> {
         let Some(addr) = self.state.gateway.as_ref().and_then(|g| g.listen()) else {
             return Ok(None);
         };
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr} for the gateway: {e}"))?;
-        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        let listen_error = |source| StartError::Listen {
+            addr: format!("{addr} for the gateway"),
+            source,
+        };
+        let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+        let bound = listener.local_addr().map_err(listen_error)?;
         self.gateway_listener = Some(listener);
         Ok(Some(bound))
     }
 
     /// On an empty database, creates the root admin key (first start).
-    pub async fn bootstrap_if_empty(&self) -> Result<Option<IssuedKey>, String> {
+    pub async fn bootstrap_if_empty(&self) -> Result<Option<IssuedKey>, StartError> {
         let store = self.state.keys.store();
-        if store.count_keys().await.map_err(|e| e.to_string())? > 0 {
+        let count = store.count_keys().await;
+        if count.map_err(|e| StartError::from_core("cannot count keys", e))? > 0 {
             return Ok(None);
         }
         self.state
@@ -274,7 +283,7 @@ impl App {
             .bootstrap_root_key()
             .await
             .map(Some)
-            .map_err(|e| e.to_string())
+            .map_err(|e| StartError::from_core("cannot create the root key", e))
     }
 }
 

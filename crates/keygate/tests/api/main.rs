@@ -9,6 +9,8 @@ mod cli;
 mod cluster;
 mod docs_reference;
 #[cfg(unix)]
+mod exit_codes;
+#[cfg(unix)]
 mod files;
 mod gateway;
 mod gateway_binary;

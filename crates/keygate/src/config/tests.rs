@@ -1,0 +1,257 @@
+//! `Config::load`: layering, defaults and the messages of refusals.
+#![allow(clippy::unwrap_used)]
+use super::*;
+
+#[test]
+fn defaults_need_nothing() {
+    let c = Config::load(&ServeArgs::default()).unwrap();
+    assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(c.database_url.expose(), DEFAULT_DATABASE_URL);
+    assert_eq!(
+        c.pepper,
+        PepperSource::BesideDatabase("keygate.db.pepper".into())
+    );
+    assert_eq!(c.body_limit, DEFAULT_BODY_LIMIT);
+}
+
+#[test]
+fn flags_beat_the_file_and_the_file_beats_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:9000\"\ncache_ttl_seconds = 10\n",
+    )
+    .unwrap();
+    let mut args = ServeArgs {
+        config: Some(path.clone()),
+        ..ServeArgs::default()
+    };
+    let c = Config::load(&args).unwrap();
+    assert_eq!(c.listen.port(), 9000);
+    assert_eq!(c.cache.ttl_ms, 10_000);
+    args.listen = Some("127.0.0.1:9001".into());
+    assert_eq!(Config::load(&args).unwrap().listen.port(), 9001);
+}
+
+#[test]
+fn bad_settings_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.toml");
+    std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+    let err = Config::load(&ServeArgs {
+        config: Some(path),
+        ..ServeArgs::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("lisen"), "{err}");
+    let err = Config::load(&ServeArgs {
+        listen: Some("0.0.0.0:8080".into()),
+        ..ServeArgs::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("--allow-plain-http"), "{err}");
+    // With TLS a public address needs no exception, and the default
+    // issuer is https.
+    let c = Config::load(&ServeArgs {
+        listen: Some("0.0.0.0:8443".into()),
+        tls_cert: Some("c.pem".into()),
+        tls_key: Some("k.pem".into()),
+        ..ServeArgs::default()
+    })
+    .unwrap();
+    assert_eq!(c.jwt.issuer, "https://0.0.0.0:8443");
+    let err = Config::load(&ServeArgs {
+        database_url: Some("postgres://db/keygate".into()),
+        ..ServeArgs::default()
+    })
+    .map(|c| c.pepper)
+    .unwrap();
+    assert_eq!(err, PepperSource::Missing);
+    let err = Config::load(&ServeArgs {
+        hmac_max_skew_seconds: Some(0),
+        ..ServeArgs::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("hmac_max_skew_seconds"), "{err}");
+    let ok = Config::load(&ServeArgs {
+        hmac_max_skew_seconds: Some(60),
+        ..ServeArgs::default()
+    })
+    .unwrap();
+    assert_eq!(ok.hmac.max_skew_secs, 60);
+    let err = Config::load(&ServeArgs {
+        audit_retention_days: Some(0),
+        ..ServeArgs::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("audit_retention_days"), "{err}");
+    assert_eq!(
+        Config::load(&ServeArgs::default())
+            .unwrap()
+            .audit
+            .retention_days,
+        90
+    );
+    assert_eq!(ok.hmac.nonces_per_key, DEFAULT_NONCES_PER_KEY);
+    assert!(ok.hmac.cover_content_headers);
+    let err = Config::load(&ServeArgs {
+        hmac_nonces_per_key: Some(0),
+        ..ServeArgs::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("hmac_nonces_per_key"), "{err}");
+}
+
+#[test]
+fn origins_are_checked_by_their_parts_never_sliced_mid_character() {
+    for good in [
+        "https://app.example.com",
+        "http://localhost:3000",
+        "http://é.example",
+    ] {
+        assert!(super::is_origin(good), "{good}");
+    }
+    for bad in [
+        "https://app.example.com/",
+        "https://app.example.com/path",
+        "http://",
+        "ftp://x",
+        "app.example.com",
+        "http://é/x",
+        "http:/é",
+    ] {
+        assert!(!super::is_origin(bad), "{bad}");
+    }
+}
+
+#[test]
+fn debug_prints_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.toml");
+    std::fs::write(
+        &path,
+        "pepper = \"pepper-in-the-file-0123456789abcdef\"\n\
+         [cluster]\nredis_url = \"redis://:redis-password@cache:6379\"\n",
+    )
+    .unwrap();
+    set_private(&path);
+    let c = Config::load(&ServeArgs {
+        config: Some(path),
+        database_url: Some("postgres://keygate:db-password@db:5432/keygate".into()),
+        master_key: Some("master-key-value-0123456789abcdef".into()),
+        ..ServeArgs::default()
+    })
+    .unwrap();
+    assert!(c.cluster.redis.is_some());
+    let printed = format!("{c:?} {c:#?}");
+    for secret in [
+        "db-password",
+        "redis-password",
+        "pepper-in-the-file",
+        "master-key-value",
+    ] {
+        assert!(!printed.contains(secret), "{secret} printed: {printed}");
+    }
+    assert!(printed.contains("listen"), "{printed}");
+}
+
+fn set_private(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+/// A file setting of every kind (top level, a table, a file-only key) is
+/// read, and a flag (or its environment variable: clap's layer) wins.
+#[test]
+fn every_layer_reaches_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.toml");
+    std::fs::write(
+        &path,
+        "cache_capacity = 7\nallowed_origins = [\"https://a.example\"]\n\
+         [jwt]\nleeway_seconds = 10\n[keys]\nmax_per_tenant = 5\n\
+         [cluster]\nredis_timeout_ms = 20\n",
+    )
+    .unwrap();
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+    use clap::Parser;
+    let parse = |extra: &[&str]| {
+        let mut argv = vec!["keygate", "--config", path.to_str().unwrap()];
+        argv.extend(extra);
+        Cli::try_parse_from(argv).unwrap().serve
+    };
+    let c = Config::load(&parse(&[])).unwrap();
+    assert_eq!(c.cache.capacity, 7);
+    assert_eq!(c.jwt.leeway, 10);
+    assert_eq!(c.max_keys_per_tenant, 5);
+    assert_eq!(c.allowed_origins, ["https://a.example"]);
+    let c = Config::load(&parse(&[
+        "--cache-capacity",
+        "9",
+        "--jwt-leeway-seconds",
+        "20",
+        "--allowed-origin",
+        "https://b.example,https://c.example",
+    ]))
+    .unwrap();
+    assert_eq!(c.cache.capacity, 9);
+    assert_eq!(c.jwt.leeway, 20);
+    assert_eq!(
+        c.allowed_origins,
+        ["https://b.example", "https://c.example"]
+    );
+    let err = Config::load(&parse(&["--log-format", "yaml"])).unwrap_err();
+    assert!(matches!(err, ConfigError::Invalid(_)), "{err:?}");
+    assert!(err.to_string().contains("log_format"), "{err}");
+}
+
+/// Within one layer a value beats a file; any flag or variable beats the
+/// config file, so a pepper file given by flag wins over a value in it.
+#[test]
+fn a_flag_pepper_file_beats_a_pepper_value_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.toml");
+    std::fs::write(&path, "pepper = \"pepper-in-the-file-0123456789abcdef\"\n").unwrap();
+    set_private(&path);
+    let mut args = ServeArgs {
+        config: Some(path),
+        ..ServeArgs::default()
+    };
+    assert!(matches!(
+        Config::load(&args).unwrap().pepper,
+        SecretSource::Value(_)
+    ));
+    args.pepper_file = Some("flag.pepper".into());
+    assert_eq!(
+        Config::load(&args).unwrap().pepper,
+        SecretSource::File("flag.pepper".into())
+    );
+}
+
+#[test]
+fn unknown_keys_and_unreadable_files_are_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.toml");
+    std::fs::write(&path, "[jwt]\nisuer = \"x\"\n").unwrap();
+    let err = Config::load(&ServeArgs {
+        config: Some(path),
+        ..ServeArgs::default()
+    })
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+    assert!(err.to_string().contains("isuer"), "{err}");
+    let err = Config::load(&ServeArgs {
+        config: Some(dir.path().join("missing.toml")),
+        ..ServeArgs::default()
+    })
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+}
