@@ -13,13 +13,19 @@
 //! - `extract`: JSON bodies and key-id paths whose every failure is a
 //!   problem+json 4xx, and the JSON response writer.
 //! - `signature`: an HTTP request as the HMAC signature check reads it.
+//! - `listen` (feature `listen`): the connection layer under every
+//!   listener: accepting, TLS, HTTP/1 and HTTP/2, connection caps and
+//!   timeouts, the descriptor budget.
 //!
 //! Nothing here knows the binary's state (`AppState`), its configuration
-//! or its routes: it depends on keygate-core and axum only.
+//! or its routes: the vocabulary depends on keygate-core and axum only,
+//! and `listen` adds hyper, tokio and rustls.
 #![forbid(unsafe_code)]
 
 pub mod credentials;
 pub mod extract;
+#[cfg(feature = "listen")]
+pub mod listen;
 mod map;
 pub mod problem;
 pub mod ratelimit;

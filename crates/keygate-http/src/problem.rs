@@ -107,8 +107,10 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The problem+json body alone, for a response written by hand (the
+    /// listener's canned refusal).
+    pub fn body(&self) -> Vec<u8> {
         let title = self.status.canonical_reason().unwrap_or("Error");
         let body = Problem {
             kind: format!("urn:keygate:problem:{}", self.code),
@@ -117,7 +119,13 @@ impl IntoResponse for ApiError {
             detail: &self.detail,
             code: self.code,
         };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let bytes = self.body();
         let mut res = (self.status, bytes).into_response();
         let headers = res.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
