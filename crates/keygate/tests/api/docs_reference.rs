@@ -185,6 +185,7 @@ const CODE_FNS: &[(&str, &str)] = &[
     ("impl NoRoute ", "fn code("),
     ("impl Error ", "fn code("),
     ("impl RemoteError ", "fn code("),
+    ("impl CredentialError ", "fn code("),
 ];
 
 /// Codes the scanner must find, one for each way of writing them: if it
