@@ -113,7 +113,6 @@ macro_rules! settings {
         $(#[$args_meta])*
         #[derive(Clone, Default, clap::Args)]
         pub struct $Args {
-            $($args_extra)*
             $(
                 #[arg(
                     long = $fflag,
@@ -142,6 +141,9 @@ macro_rules! settings {
                 #[arg(skip)]
                 pub $sname: Option<$sty>,
             )*
+            // Last, so `--help` lists the table's settings before the
+            // tables flattened in.
+            $($args_extra)*
         }
 
         $(#[$file_meta])*
