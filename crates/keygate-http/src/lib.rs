@@ -12,6 +12,7 @@
 //! - `request_id`: `X-Request-Id` kept or made, and its middleware.
 //! - `extract`: JSON bodies and key-id paths whose every failure is a
 //!   problem+json 4xx, and the JSON response writer.
+//! - `framing`: transfer codings other than `chunked` refused (501).
 //! - `signature`: an HTTP request as the HMAC signature check reads it.
 //! - `listen` (feature `listen`): the connection layer under every
 //!   listener: accepting, TLS, HTTP/1 and HTTP/2, connection caps and
@@ -24,6 +25,7 @@
 
 pub mod credentials;
 pub mod extract;
+pub mod framing;
 #[cfg(feature = "listen")]
 pub mod listen;
 mod map;
