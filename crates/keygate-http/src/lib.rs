@@ -4,6 +4,8 @@
 //! - `problem`: `ApiError`, the one problem+json (RFC 9457) response, and
 //!   `ErrorCause`, a 5xx's hidden cause for the logging middleware.
 //! - `map`: the one map from core's errors and refusals to `ApiError`.
+//! - `client_addr`: the client's address, from the peer or from what
+//!   trusted proxies say in `X-Forwarded-For`.
 //! - `credentials`: what a request presents in its headers
 //!   (`Authorization: Bearer`, `X-API-Key`), parsed once, with one set of
 //!   messages; and whether granted scopes cover required ones.
@@ -23,6 +25,7 @@
 //! and `listen` adds hyper, tokio and rustls.
 #![forbid(unsafe_code)]
 
+pub mod client_addr;
 pub mod credentials;
 pub mod extract;
 pub mod framing;
