@@ -11,6 +11,69 @@ use crate::store::UpdateOutcome;
 
 const UPDATE_RETRIES: usize = 5;
 
+/// The patch with every field it sets checked, scopes and rate limit in
+/// their validated form.
+fn validated(mut patch: KeyPatch, now: i64) -> Result<KeyPatch, Error> {
+    if let Some(name) = &patch.name {
+        validate_text("name", name)?;
+    }
+    if let Some(metadata) = &patch.metadata {
+        validate_metadata(metadata)?;
+    }
+    patch.scopes = patch.scopes.as_deref().map(validate_scopes).transpose()?;
+    if let Some(Some(spec)) = patch.rate_limit {
+        patch.rate_limit = Some(Some(spec.validate()?));
+    }
+    if matches!(patch.remaining, Some(Some(r)) if r < 0) {
+        return Err(Error::invalid("remaining", "must not be negative"));
+    }
+    if matches!(patch.expires_at, Some(Some(at)) if at <= now) {
+        return Err(Error::invalid("expires_at", "must be in the future"));
+    }
+    Ok(patch)
+}
+
+/// `current` with the patch applied, as the next version.
+fn patched(current: &KeyRecord, patch: &KeyPatch, now: i64) -> KeyRecord {
+    let mut next = current.clone();
+    if let Some(name) = &patch.name {
+        next.name = name.clone();
+    }
+    if let Some(scopes) = &patch.scopes {
+        next.scopes = scopes.clone();
+    }
+    if let Some(metadata) = &patch.metadata {
+        next.metadata = metadata.clone();
+    }
+    if let Some(expires_at) = patch.expires_at {
+        next.expires_at = expires_at;
+    }
+    if let Some(rate_limit) = patch.rate_limit {
+        next.rate_limit = rate_limit;
+    }
+    if let Some(remaining) = patch.remaining {
+        next.remaining = remaining;
+    }
+    next.updated_at = now;
+    next.version = current.version + 1;
+    next
+}
+
+/// The names of the fields the patch sets, for the audit entry.
+fn changed_fields(patch: &KeyPatch) -> Vec<&'static str> {
+    [
+        ("name", patch.name.is_some()),
+        ("scopes", patch.scopes.is_some()),
+        ("metadata", patch.metadata.is_some()),
+        ("expires_at", patch.expires_at.is_some()),
+        ("rate_limit", patch.rate_limit.is_some()),
+        ("remaining", patch.remaining.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(f, set)| set.then_some(f))
+    .collect()
+}
+
 impl KeyService {
     pub async fn update(
         &self,
@@ -18,61 +81,16 @@ impl KeyService {
         id: &KeyId,
         patch: KeyPatch,
     ) -> Result<KeyRecord, Error> {
-        if let Some(name) = &patch.name {
-            validate_text("name", name)?;
-        }
-        if let Some(metadata) = &patch.metadata {
-            validate_metadata(metadata)?;
-        }
-        let scopes = patch.scopes.as_deref().map(validate_scopes).transpose()?;
-        let rate_limit = match patch.rate_limit {
-            Some(Some(spec)) => Some(Some(spec.validate()?)),
-            other => other,
-        };
-        if matches!(patch.remaining, Some(Some(r)) if r < 0) {
-            return Err(Error::invalid("remaining", "must not be negative"));
-        }
         let now = self.clock.now_secs();
-        if matches!(patch.expires_at, Some(Some(at)) if at <= now) {
-            return Err(Error::invalid("expires_at", "must be in the future"));
-        }
+        let patch = validated(patch, now)?;
+        let changed = changed_fields(&patch);
+        // Read, patch, write if nobody wrote in between; else read again.
         for _ in 0..UPDATE_RETRIES {
             let current = self.get(admin, id).await?;
             if current.revoked_at.is_some() {
                 return Err(Error::Revoked);
             }
-            let mut next = current.clone();
-            if let Some(name) = &patch.name {
-                next.name = name.clone();
-            }
-            if let Some(scopes) = &scopes {
-                next.scopes = scopes.clone();
-            }
-            if let Some(metadata) = &patch.metadata {
-                next.metadata = metadata.clone();
-            }
-            if let Some(expires_at) = patch.expires_at {
-                next.expires_at = expires_at;
-            }
-            if let Some(rate_limit) = rate_limit {
-                next.rate_limit = rate_limit;
-            }
-            if let Some(remaining) = patch.remaining {
-                next.remaining = remaining;
-            }
-            next.updated_at = now;
-            next.version = current.version + 1;
-            let changed: Vec<&str> = [
-                ("name", patch.name.is_some()),
-                ("scopes", patch.scopes.is_some()),
-                ("metadata", patch.metadata.is_some()),
-                ("expires_at", patch.expires_at.is_some()),
-                ("rate_limit", patch.rate_limit.is_some()),
-                ("remaining", patch.remaining.is_some()),
-            ]
-            .into_iter()
-            .filter_map(|(f, set)| set.then_some(f))
-            .collect();
+            let next = patched(&current, &patch, now);
             let audit = self.audit(
                 &admin.actor,
                 admin.request_id.as_deref(),

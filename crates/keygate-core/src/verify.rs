@@ -105,6 +105,45 @@ struct Quota<'a> {
     remaining: Option<i64>,
 }
 
+/// The rules that need only the key as found: tenant, revocation, expiry,
+/// scopes. VALID here still has its rate limit and credits to pass.
+fn judge(
+    entry: &Arc<CachedKey>,
+    cached: bool,
+    tenant: Option<&Tenant>,
+    required_scopes: &[Scope],
+    now: i64,
+) -> Verification {
+    let record = &entry.record;
+    // `remaining` is only reported where it was just read from storage:
+    // the cached record's count is stale.
+    let found = |code| Verification {
+        code,
+        key: Some(entry.clone()),
+        remaining: None,
+        ratelimit: None,
+        cached,
+    };
+    if let Some(t) = tenant
+        && record.tenant.as_ref() != Some(t)
+    {
+        let mut out = Verification::bare(VerifyCode::NotFound);
+        out.cached = cached;
+        return out;
+    }
+    if record.revoked_at.is_some() {
+        return found(VerifyCode::Revoked);
+    }
+    let expired = |at: Option<i64>| at.is_some_and(|at| at <= now);
+    if expired(record.expires_at) || expired(entry.secret_expires_at) {
+        return found(VerifyCode::Expired);
+    }
+    if !required_scopes.iter().all(|s| record.has_scope(s.as_str())) {
+        return found(VerifyCode::InsufficientScope);
+    }
+    found(VerifyCode::Valid)
+}
+
 /// Why an admin or verifier credential was refused.
 #[derive(Debug)]
 pub enum AuthFailure {
@@ -146,65 +185,17 @@ impl KeyService {
         // Before any cache is consulted: past S without confirmation, this
         // catches up with the feed or fails with a 503.
         self.freshness.ensure().await?;
-        let hash = self.pepper.hash(candidate);
         let now_ms = self.clock.now_millis();
-        let (entry, cached) = match self.cache.get(&hash, now_ms) {
-            Lookup::Hit(entry) => (entry, true),
-            Lookup::Negative => {
-                let mut out = Verification::bare(VerifyCode::NotFound);
-                out.cached = true;
-                return Ok(out);
-            }
-            Lookup::Miss => {
-                if ApiKey::check_checksum(candidate).is_err() {
-                    return Ok(Verification::bare(VerifyCode::Malformed));
-                }
-                let epoch = self.cache.epoch();
-                match self.store.find_by_hash(&hash).await? {
-                    Some((secret, record)) if bool::from(secret.hash.ct_eq(&hash)) => {
-                        let entry = Arc::new(CachedKey::new(record, secret.expires_at, now_ms));
-                        self.cache.insert(hash, entry.clone(), epoch);
-                        (entry, false)
-                    }
-                    _ => {
-                        self.cache.insert_negative(hash, now_ms, epoch);
-                        return Ok(Verification::bare(VerifyCode::NotFound));
-                    }
-                }
-            }
+        let (entry, cached) = match self.find_key(candidate, now_ms).await? {
+            Ok(found) => found,
+            Err(refused) => return Ok(refused),
         };
-        let record = &entry.record;
-        // `remaining` is only reported where it was just read from storage:
-        // the cached record's count is stale.
-        let found = |code| Verification {
-            code,
-            key: Some(entry.clone()),
-            remaining: None,
-            ratelimit: None,
-            cached,
-        };
-        if let Some(t) = tenant
-            && record.tenant.as_ref() != Some(t)
-        {
-            let mut out = Verification::bare(VerifyCode::NotFound);
-            out.cached = cached;
-            return Ok(out);
-        }
         let now = now_ms.div_euclid(1000);
-        if record.revoked_at.is_some() {
-            return Ok(found(VerifyCode::Revoked));
-        }
-        let expired = |at: Option<i64>| at.is_some_and(|at| at <= now);
-        if expired(record.expires_at) || expired(entry.secret_expires_at) {
-            return Ok(found(VerifyCode::Expired));
-        }
-        if !required_scopes.iter().all(|s| record.has_scope(s.as_str())) {
-            return Ok(found(VerifyCode::InsufficientScope));
-        }
-        let mut out = found(VerifyCode::Valid);
-        if matches!(credits, Credits::Inspect) {
+        let mut out = judge(&entry, cached, tenant, required_scopes, now);
+        if !out.is_valid() || matches!(credits, Credits::Inspect) {
             return Ok(out);
         }
+        let record = &entry.record;
         let quota = Quota {
             id: &record.id,
             rate_limit: record.rate_limit,
@@ -215,6 +206,42 @@ impl KeyService {
             self.usage.record(&record.id, now);
         }
         Ok(out)
+    }
+
+    /// The key `candidate` names, from the cache or else the store, and
+    /// whether it came from the cache; `Err` holds the answer when there is
+    /// no such key (or its checksum is wrong), remembered as a negative.
+    async fn find_key(
+        &self,
+        candidate: &str,
+        now_ms: i64,
+    ) -> Result<Result<(Arc<CachedKey>, bool), Verification>, Error> {
+        let hash = self.pepper.hash(candidate);
+        match self.cache.get(&hash, now_ms) {
+            Lookup::Hit(entry) => Ok(Ok((entry, true))),
+            Lookup::Negative => {
+                let mut out = Verification::bare(VerifyCode::NotFound);
+                out.cached = true;
+                Ok(Err(out))
+            }
+            Lookup::Miss => {
+                if ApiKey::check_checksum(candidate).is_err() {
+                    return Ok(Err(Verification::bare(VerifyCode::Malformed)));
+                }
+                let epoch = self.cache.epoch();
+                match self.store.find_by_hash(&hash).await? {
+                    Some((secret, record)) if bool::from(secret.hash.ct_eq(&hash)) => {
+                        let entry = Arc::new(CachedKey::new(record, secret.expires_at, now_ms));
+                        self.cache.insert(hash, entry.clone(), epoch);
+                        Ok(Ok((entry, false)))
+                    }
+                    _ => {
+                        self.cache.insert_negative(hash, now_ms, epoch);
+                        Ok(Err(Verification::bare(VerifyCode::NotFound)))
+                    }
+                }
+            }
+        }
     }
 
     /// The key's rate limit, then one of its credits; sets `out.code` to

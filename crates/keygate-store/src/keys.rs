@@ -149,6 +149,59 @@ async fn live_keys(conn: &mut AnyConnection, tenant: Option<&str>, now: i64) -> 
     col(&row, "n")
 }
 
+/// The first write of a rotation: bumps the key row's `updated_at` and
+/// prefix. Writing the row first locks it (PostgreSQL) or the database
+/// (SQLite), so concurrent rotations of one key run one after another.
+async fn claim_for_rotation(
+    conn: &mut AnyConnection,
+    id: &KeyId,
+    at: i64,
+    new_prefix: &str,
+) -> Result<(), Error> {
+    let bumped = sqlx::query(
+        "UPDATE api_keys SET updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at END, \
+         prefix = $3 WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(id.as_str())
+    .bind(at)
+    .bind(new_prefix)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    if bumped.rows_affected() == 0 {
+        // Either no such key or a revoked one: a revoked key never gets
+        // a new secret, even when a revoke and a rotate race.
+        return Err(match key_in(conn, id).await? {
+            Some(_) => Error::Revoked,
+            None => Error::NotFound("key"),
+        });
+    }
+    Ok(())
+}
+
+/// Ends a key's current secrets: at once (`None`), or by `expire_at` at the
+/// latest (an earlier expiry already set stays).
+async fn retire_secrets(
+    conn: &mut AnyConnection,
+    id: &KeyId,
+    expire_at: Option<i64>,
+) -> Result<(), Error> {
+    match expire_at {
+        None => sqlx::query("DELETE FROM key_secrets WHERE key_id = $1").bind(id.as_str()),
+        Some(at) => sqlx::query(
+            "UPDATE key_secrets SET expires_at = \
+             CASE WHEN expires_at IS NOT NULL AND expires_at < $2 THEN expires_at ELSE $2 END \
+             WHERE key_id = $1",
+        )
+        .bind(id.as_str())
+        .bind(at),
+    }
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 /// 64 hashes of 65 characters fit a NOTIFY payload with room to spare.
 const BULK_HASHES_PER_ENTRY: usize = 64;
 
@@ -321,44 +374,9 @@ impl KeyStore for SqlStore {
     ) -> Result<(KeyRecord, Vec<KeyHash>), Error> {
         check_owner(new_secret, id)?;
         let mut tx = self.begin_write().await?;
-        // Writing the key row first locks it (PostgreSQL) or the database
-        // (SQLite), so concurrent rotations of one key run one after another.
-        let bumped = sqlx::query(
-            "UPDATE api_keys SET updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at END, \
-             prefix = $3 WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id.as_str())
-        .bind(new_secret.created_at)
-        .bind(new_prefix)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if bumped.rows_affected() == 0 {
-            // Either no such key or a revoked one: a revoked key never gets
-            // a new secret, even when a revoke and a rotate race.
-            return Err(match key_in(&mut tx, id).await? {
-                Some(_) => Error::Revoked,
-                None => Error::NotFound("key"),
-            });
-        }
+        claim_for_rotation(&mut tx, id, new_secret.created_at, new_prefix).await?;
         let old = hashes_of(&mut tx, id).await?;
-        match old_expire_at {
-            None => sqlx::query("DELETE FROM key_secrets WHERE key_id = $1")
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?,
-            Some(at) => sqlx::query(
-                "UPDATE key_secrets SET expires_at = \
-                 CASE WHEN expires_at IS NOT NULL AND expires_at < $2 THEN expires_at ELSE $2 END \
-                 WHERE key_id = $1",
-            )
-            .bind(id.as_str())
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?,
-        };
+        retire_secrets(&mut tx, id, old_expire_at).await?;
         insert_secret(&mut tx, new_secret).await?;
         let record = key_in(&mut tx, id).await?.ok_or(Error::NotFound("key"))?;
         audit::insert(&mut tx, audit).await?;

@@ -213,6 +213,99 @@ async fn end_oldest_past_cap(
     Ok(ended)
 }
 
+/// Reads what a refresh decides on, with the token's family locked: the
+/// family, the presented token (read again under the lock, so a rotation
+/// that committed while we waited shows as used) and the family's newest
+/// token. `None` when a purge removed the token or its family meanwhile:
+/// then the token is as unknown as if we had come a moment later.
+async fn read_presented(
+    conn: &mut AnyConnection,
+    lock_family_sql: &'static str,
+    hash: &KeyHash,
+) -> Result<Option<PresentedToken>, Error> {
+    let Some(found) = token_by_hash(conn, hash).await? else {
+        return Ok(None);
+    };
+    let Some(family) = family_in(conn, lock_family_sql, found.family_id.as_str()).await? else {
+        return Ok(None);
+    };
+    let Some(token) = token_by_hash(conn, hash).await? else {
+        return Ok(None);
+    };
+    let newest = newest_token(conn, &found.family_id)
+        .await?
+        .ok_or_else(|| missing_family(&found.family_id))?;
+    Ok(Some(PresentedToken {
+        family,
+        token,
+        newest,
+    }))
+}
+
+fn missing_family(id: &FamilyId) -> Error {
+    Error::Storage(format!("refresh family {id} is missing"))
+}
+
+/// The writes of [`RefreshStep::Rotate`], inside the caller's transaction:
+/// mark the presented token used, insert its successor, bump the family.
+async fn rotate_in(
+    conn: &mut AnyConnection,
+    seen: &PresentedToken,
+    at_ms: i64,
+    successor: &RefreshTokenRecord,
+    audit: &AuditEntry,
+) -> Result<(), Error> {
+    if successor.family_id != seen.family.id || successor.generation != seen.token.generation + 1 {
+        return Err(Error::Internal(
+            "a successor must be the next generation of the same family".into(),
+        ));
+    }
+    // The compare-and-set that makes a token single-use, even if a caller
+    // skipped the family lock.
+    let used = sqlx::query(
+        "UPDATE refresh_tokens SET used_at_ms = $2 WHERE hash = $1 AND used_at_ms IS NULL",
+    )
+    .bind(seen.token.hash.to_vec())
+    .bind(at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    if used.rows_affected() != 1 {
+        return Err(Error::Conflict);
+    }
+    insert_token(conn, successor).await?;
+    let bumped = sqlx::query(
+        "UPDATE refresh_families SET last_used_at_ms = \
+         CASE WHEN last_used_at_ms < $2 THEN $2 ELSE last_used_at_ms END \
+         WHERE id = $1 AND revoked_at_ms IS NULL",
+    )
+    .bind(seen.family.id.as_str())
+    .bind(at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    if bumped.rows_affected() != 1 {
+        return Err(Error::Conflict);
+    }
+    audit::insert(conn, audit).await
+}
+
+/// The writes of [`RefreshStep::RevokeFamily`], inside the caller's
+/// transaction; answers the family as stored after them.
+async fn revoke_in(
+    conn: &mut AnyConnection,
+    id: &FamilyId,
+    at_ms: i64,
+    reason: &str,
+    audit: &AuditEntry,
+) -> Result<RefreshFamily, Error> {
+    revoke_row(conn, id, at_ms, reason).await?;
+    audit::insert(conn, audit).await?;
+    family_in(conn, FAMILY_BY_ID, id.as_str())
+        .await?
+        .ok_or_else(|| missing_family(id))
+}
+
 impl SqlStore {
     fn lock_family_sql(&self) -> &'static str {
         match self.backend {
@@ -325,97 +418,37 @@ impl SessionStore for SqlStore {
         if known.is_none() {
             return Ok(None);
         }
+        // One transaction from the locked read to the commit: the decision
+        // is taken on what the lock protects, and its writes land together.
         let mut tx = self.begin_write().await?;
-        let Some(found) = token_by_hash(&mut tx, hash).await? else {
-            // Purged in between.
+        let Some(seen) = read_presented(&mut tx, self.lock_family_sql(), hash).await? else {
             return Ok(None);
         };
-        let missing = || Error::Storage(format!("refresh family {} is missing", found.family_id));
-        // A purge may delete the family while we wait for its lock: then the
-        // token is as unknown as if we had come a moment later.
-        let Some(family) =
-            family_in(&mut tx, self.lock_family_sql(), found.family_id.as_str()).await?
-        else {
-            return Ok(None);
-        };
-        // Read again under the lock: a rotation that committed while we
-        // waited for it has marked the token used.
-        let Some(token) = token_by_hash(&mut tx, hash).await? else {
-            return Ok(None);
-        };
-        let newest = newest_token(&mut tx, &found.family_id)
-            .await?
-            .ok_or_else(missing)?;
-        let seen = PresentedToken {
-            family,
-            token,
-            newest,
-        };
-        let mut after = seen.family.clone();
-        match decide(&seen)? {
+        let after = match decide(&seen)? {
             RefreshStep::Nothing => {
                 // Nothing was written; release SQLite's write lock now
                 // rather than when the connection is next used.
                 tx.rollback().await.map_err(db)?;
-                return Ok(Some((seen, after)));
+                let family = seen.family.clone();
+                return Ok(Some((seen, family)));
             }
             RefreshStep::Rotate {
                 at_ms,
                 successor,
                 audit,
             } => {
-                if successor.family_id != after.id
-                    || successor.generation != seen.token.generation + 1
-                {
-                    return Err(Error::Internal(
-                        "a successor must be the next generation of the same family".into(),
-                    ));
-                }
-                // The compare-and-set that makes a token single-use, even if
-                // a caller skipped the family lock.
-                let used = sqlx::query(
-                    "UPDATE refresh_tokens SET used_at_ms = $2 \
-                     WHERE hash = $1 AND used_at_ms IS NULL",
-                )
-                .bind(hash.to_vec())
-                .bind(at_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-                if used.rows_affected() != 1 {
-                    return Err(Error::Conflict);
-                }
-                insert_token(&mut tx, &successor).await?;
-                let bumped = sqlx::query(
-                    "UPDATE refresh_families SET last_used_at_ms = \
-                     CASE WHEN last_used_at_ms < $2 THEN $2 ELSE last_used_at_ms END \
-                     WHERE id = $1 AND revoked_at_ms IS NULL",
-                )
-                .bind(after.id.as_str())
-                .bind(at_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-                if bumped.rows_affected() != 1 {
-                    return Err(Error::Conflict);
-                }
-                audit::insert(&mut tx, &audit).await?;
-                tx.commit().await.map_err(db)?;
+                rotate_in(&mut tx, &seen, at_ms, &successor, &audit).await?;
+                let mut after = seen.family.clone();
                 after.last_used_at_ms = after.last_used_at_ms.max(at_ms);
+                after
             }
             RefreshStep::RevokeFamily {
                 at_ms,
                 reason,
                 audit,
-            } => {
-                revoke_row(&mut tx, &after.id, at_ms, &reason).await?;
-                audit::insert(&mut tx, &audit).await?;
-                after = family_in(&mut tx, FAMILY_BY_ID, after.id.as_str())
-                    .await?
-                    .ok_or_else(missing)?;
-                tx.commit().await.map_err(db)?;
-            }
-        }
+            } => revoke_in(&mut tx, &seen.family.id, at_ms, &reason, &audit).await?,
+        };
+        tx.commit().await.map_err(db)?;
         Ok(Some((seen, after)))
     }
 

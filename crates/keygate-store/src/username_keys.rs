@@ -62,38 +62,12 @@ pub(crate) async fn rekey(conn: &mut AnyConnection, backend: Backend) -> Result<
         Backend::Postgres => conn.begin().await,
     }
     .map_err(db)?;
-    let done = sqlx::query("SELECT value FROM keygate_settings WHERE name = $1")
-        .bind(SETTING)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-    if let Some(row) = done
-        && col::<String>(&row, "value")? == DONE
-    {
+    if is_done(&mut tx).await? {
         return Ok(());
     }
-    let found = sqlx::query("SELECT id, username, username_norm FROM users ORDER BY seq")
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-    let rows = found
-        .iter()
-        .map(|r| Ok((col(r, "id")?, col(r, "username")?, col(r, "username_norm")?)))
-        .collect::<Result<Vec<Row>, Error>>()?;
+    let rows = stored_rows(&mut tx).await?;
     let (changes, shut_out) = plan(&rows);
-    // Two passes: every changing row first takes a key of its own, so no
-    // intermediate state breaks the unique index.
-    for pass in [false, true] {
-        for (id, key) in &changes {
-            let key = if pass { key.clone() } else { shut_out_key(id) };
-            sqlx::query("UPDATE users SET username_norm = $2 WHERE id = $1")
-                .bind(id.as_str())
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-    }
+    write_keys(&mut tx, &changes).await?;
     sqlx::query(
         "INSERT INTO keygate_settings (name, value) VALUES ($1, $2) \
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -113,6 +87,47 @@ pub(crate) async fn rekey(conn: &mut AnyConnection, backend: Backend) -> Result<
             "this user's name equals an older user's under RFC 8265; it can no longer log in \
              by name (disable or delete it, or keep it for API use)"
         );
+    }
+    Ok(())
+}
+
+/// Whether `keygate_settings` records that this database was rekeyed.
+async fn is_done(conn: &mut AnyConnection) -> Result<bool, Error> {
+    let done = sqlx::query("SELECT value FROM keygate_settings WHERE name = $1")
+        .bind(SETTING)
+        .fetch_optional(conn)
+        .await
+        .map_err(db)?;
+    match done {
+        Some(row) => Ok(col::<String>(&row, "value")? == DONE),
+        None => Ok(false),
+    }
+}
+
+async fn stored_rows(conn: &mut AnyConnection) -> Result<Vec<Row>, Error> {
+    let found = sqlx::query("SELECT id, username, username_norm FROM users ORDER BY seq")
+        .fetch_all(conn)
+        .await
+        .map_err(db)?;
+    found
+        .iter()
+        .map(|r| Ok((col(r, "id")?, col(r, "username")?, col(r, "username_norm")?)))
+        .collect()
+}
+
+/// Gives each row its new key. Two passes: every changing row first takes
+/// a key of its own, so no intermediate state breaks the unique index.
+async fn write_keys(conn: &mut AnyConnection, changes: &[(String, String)]) -> Result<(), Error> {
+    for pass in [false, true] {
+        for (id, key) in changes {
+            let key = if pass { key.clone() } else { shut_out_key(id) };
+            sqlx::query("UPDATE users SET username_norm = $2 WHERE id = $1")
+                .bind(id.as_str())
+                .bind(key)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
     }
     Ok(())
 }

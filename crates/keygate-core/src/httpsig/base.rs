@@ -6,7 +6,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::structured::{
-    BareItem, Item, Member, Params, is_sf_string, parse_dictionary, write_params, write_string,
+    BareItem, Dictionary, Item, Member, Params, is_sf_string, parse_dictionary, write_params,
+    write_string,
 };
 use super::{ALG_HMAC_SHA256, HeaderLookup, Refusal, RequestView, SigCode};
 
@@ -103,6 +104,31 @@ fn joined(headers: &dyn HeaderLookup, name: &str) -> Result<Option<String>, Refu
 
 /// Every signature of the request, in `Signature-Input` order.
 pub fn received_signatures(headers: &dyn HeaderLookup) -> Result<Vec<ReceivedSignature>, Refusal> {
+    let (input, sigs) = signature_fields(headers)?;
+    let mut out = Vec::with_capacity(input.len());
+    for (label, member) in input {
+        let Member::InnerList(items, params) = member else {
+            return Err(Refusal::malformed(format!(
+                "`Signature-Input` member `{label}` must be an inner list of components"
+            )));
+        };
+        let components = items
+            .into_iter()
+            .map(|item| component_name(&label, item))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signature = signature_bytes(&sigs, &label)?;
+        out.push(ReceivedSignature {
+            label,
+            params: SignatureParams { components, params },
+            signature,
+        });
+    }
+    Ok(out)
+}
+
+/// `Signature-Input` and `Signature`, both present and parsed, with at
+/// least one signature input.
+fn signature_fields(headers: &dyn HeaderLookup) -> Result<(Dictionary, Dictionary), Refusal> {
     let input = joined(headers, "signature-input")?;
     let sigs = joined(headers, "signature")?;
     let (input, sigs) = match (input, sigs) {
@@ -126,43 +152,26 @@ pub fn received_signatures(headers: &dyn HeaderLookup) -> Result<Vec<ReceivedSig
             "`Signature-Input` is empty",
         ));
     }
-    let mut out = Vec::with_capacity(input.len());
-    for (label, member) in input {
-        let Member::InnerList(items, params) = member else {
-            return Err(Refusal::malformed(format!(
-                "`Signature-Input` member `{label}` must be an inner list of components"
-            )));
-        };
-        let components = items
-            .into_iter()
-            .map(|item| component_name(&label, item))
-            .collect::<Result<Vec<_>, _>>()?;
-        let signature = match sigs.iter().find(|(l, _)| *l == label) {
-            Some((
-                _,
-                Member::Item(Item {
-                    value: BareItem::Bytes(b),
-                    ..
-                }),
-            )) => b.clone(),
-            Some(_) => {
-                return Err(Refusal::malformed(format!(
-                    "`Signature` member `{label}` must be a byte sequence (`:base64:`)"
-                )));
-            }
-            None => {
-                return Err(Refusal::malformed(format!(
-                    "`Signature` has no member `{label}`"
-                )));
-            }
-        };
-        out.push(ReceivedSignature {
-            label,
-            params: SignatureParams { components, params },
-            signature,
-        });
+    Ok((input, sigs))
+}
+
+/// The bytes of the `Signature` member labelled `label`.
+fn signature_bytes(sigs: &Dictionary, label: &str) -> Result<Vec<u8>, Refusal> {
+    match sigs.iter().find(|(l, _)| l == label) {
+        Some((
+            _,
+            Member::Item(Item {
+                value: BareItem::Bytes(b),
+                ..
+            }),
+        )) => Ok(b.clone()),
+        Some(_) => Err(Refusal::malformed(format!(
+            "`Signature` member `{label}` must be a byte sequence (`:base64:`)"
+        ))),
+        None => Err(Refusal::malformed(format!(
+            "`Signature` has no member `{label}`"
+        ))),
     }
-    Ok(out)
 }
 
 fn component_name(label: &str, item: Item) -> Result<String, Refusal> {

@@ -93,21 +93,49 @@ pub fn select(
     must_cover: Required<'_>,
     now_secs: i64,
 ) -> Result<Selected, Refusal> {
-    let is_hmac = |s: &ReceivedSignature| matches!(s.params.param("alg"), Some(BareItem::String(a)) if a == ALG_HMAC_SHA256);
-    let Some(sig) = sigs.iter().position(is_hmac).map(|i| sigs[i].clone()) else {
-        return Err(match sigs.iter().find_map(|s| s.params.param("alg")) {
-            Some(BareItem::String(alg)) if sigs.iter().all(|s| s.params.param("alg").is_some()) => {
-                let shown: String = alg.chars().take(32).collect();
-                Refusal::malformed(format!(
-                    "`alg=\"{}\"` is not accepted: keygate verifies hmac-sha256 only",
-                    shown.escape_default()
-                ))
-            }
-            _ => Refusal::malformed(format!(
-                "the signature parameters must include `alg=\"{ALG_HMAC_SHA256}\"`"
-            )),
-        });
-    };
+    let sig = pick_hmac(&sigs)?;
+    let params = read_params(&sig)?;
+    check_covered(&sig, must_cover)?;
+    let dead_at = check_window(&params, policy.max_skew_secs, now_secs)?;
+    Ok(Selected {
+        sig,
+        key_id: params.key_id,
+        nonce: params.nonce,
+        created: params.created,
+        nonce_expires_at_ms: dead_at.saturating_add(1).saturating_mul(1000),
+    })
+}
+
+/// The first signature with `alg="hmac-sha256"`; without one, the refusal
+/// names the algorithm offered, or says `alg` is missing.
+fn pick_hmac(sigs: &[ReceivedSignature]) -> Result<ReceivedSignature, Refusal> {
+    let is_hmac = |s: &&ReceivedSignature| matches!(s.params.param("alg"), Some(BareItem::String(a)) if a == ALG_HMAC_SHA256);
+    if let Some(sig) = sigs.iter().find(is_hmac) {
+        return Ok(sig.clone());
+    }
+    Err(match sigs.iter().find_map(|s| s.params.param("alg")) {
+        Some(BareItem::String(alg)) if sigs.iter().all(|s| s.params.param("alg").is_some()) => {
+            let shown: String = alg.chars().take(32).collect();
+            Refusal::malformed(format!(
+                "`alg=\"{}\"` is not accepted: keygate verifies hmac-sha256 only",
+                shown.escape_default()
+            ))
+        }
+        _ => Refusal::malformed(format!(
+            "the signature parameters must include `alg=\"{ALG_HMAC_SHA256}\"`"
+        )),
+    })
+}
+
+/// The parameters keygate requires, read and typed.
+struct Params {
+    key_id: KeyId,
+    created: i64,
+    nonce: String,
+    expires: Option<i64>,
+}
+
+fn read_params(sig: &ReceivedSignature) -> Result<Params, Refusal> {
     let label = sig.label.as_str();
     let key_id = match sig.params.param("keyid") {
         Some(BareItem::String(k)) => KeyId::parse(k).map_err(|_| {
@@ -138,6 +166,17 @@ pub fn select(
         Some(_) => return Err(Refusal::malformed("`expires` must be an integer")),
         None => None,
     };
+    Ok(Params {
+        key_id,
+        created,
+        nonce,
+        expires,
+    })
+}
+
+/// The signature covers `@method`, `@authority`, `@path` and what
+/// `must_cover` adds; the refusal lists every component it lacks.
+fn check_covered(sig: &ReceivedSignature, must_cover: Required<'_>) -> Result<(), Refusal> {
     let mut required = vec!["@method", "@authority", "@path"];
     if must_cover.query {
         required.push("@query");
@@ -156,25 +195,26 @@ pub fn select(
             format!("the signature must also cover {}", missing.join(", ")),
         ));
     }
-    let skew = policy.max_skew_secs;
+    Ok(())
+}
+
+/// `created` is within `skew` of now and `expires` has not passed; answers
+/// when the signature dies (so when its nonce may be forgotten).
+fn check_window(params: &Params, skew: i64, now_secs: i64) -> Result<i64, Refusal> {
+    let created = params.created;
     if (now_secs - created).abs() > skew {
         return Err(Refusal::new(
             SigCode::SignatureExpired,
             format!("`created` must be within {skew} seconds of the server's time"),
         ));
     }
-    if expires.is_some_and(|e| e <= now_secs) {
+    if params.expires.is_some_and(|e| e <= now_secs) {
         return Err(Refusal::new(
             SigCode::SignatureExpired,
             "the signature has expired (`expires`)",
         ));
     }
-    let dead_at = expires.map_or(created + skew, |e| e.min(created + skew));
-    Ok(Selected {
-        sig,
-        key_id,
-        nonce,
-        created,
-        nonce_expires_at_ms: dead_at.saturating_add(1).saturating_mul(1000),
-    })
+    Ok(params
+        .expires
+        .map_or(created + skew, |e| e.min(created + skew)))
 }

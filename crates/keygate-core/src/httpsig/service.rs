@@ -228,54 +228,16 @@ impl HmacService {
             BodyStatus::Complete(bytes) => !bytes.is_empty(),
             BodyStatus::Streaming => true,
         };
-        let sent: Vec<&str> = CONTENT_HEADERS
-            .into_iter()
-            .filter(|h| has_body && cover_content_headers && !req.headers.values(h).is_empty())
-            .collect();
+        let sent = content_headers_sent(req, has_body && cover_content_headers);
         let must_cover = Required {
             query: req.query.is_some(),
             body: has_body,
             headers: &sent,
         };
         let chosen = select(sigs, self.policy, must_cover, now)?;
-        let digest_sent = !req.headers.values("content-digest").is_empty();
-        let pending_digest = match body {
-            BodyStatus::Streaming => Some(BodyDigest::from_headers(req.headers)?),
-            BodyStatus::Complete(bytes) if has_body || digest_sent => {
-                check_content_digest(req.headers, bytes)?;
-                None
-            }
-            BodyStatus::Empty if digest_sent => {
-                check_content_digest(req.headers, b"")?;
-                None
-            }
-            BodyStatus::Complete(_) | BodyStatus::Empty => None,
-        };
+        let pending_digest = check_body_digest(req, body, has_body)?;
         let entry = self.lookup(&chosen.key_id, now_ms).await?;
-        let Some(key) = &entry.key else {
-            return Err(HmacError::refused(
-                SigCode::SignatureKeyUnknown,
-                "`keyid` names no key here",
-            ));
-        };
-        let Some(secret) = &entry.secret else {
-            return Err(HmacError::refused(
-                SigCode::SignatureKeyUnknown,
-                "the key has no signing secret: create one with POST /v1/keys/{id}/signing-secret",
-            ));
-        };
-        if key.revoked_at.is_some() {
-            return Err(HmacError::refused(
-                SigCode::SignatureKeyRevoked,
-                "the key is revoked",
-            ));
-        }
-        if key.expires_at.is_some_and(|at| at <= now) {
-            return Err(HmacError::refused(
-                SigCode::SignatureKeyRevoked,
-                "the key has expired",
-            ));
-        }
+        let (key, secret) = usable_key(&entry, now)?;
         check_hmac(req, &chosen.sig, secret)?;
         self.remember(&chosen, now_ms).await?;
         Ok(HmacIdentity {
@@ -387,4 +349,64 @@ impl HmacService {
         self.generation.fetch_add(1, Ordering::AcqRel);
         cache.remove(id);
     }
+}
+
+/// The content headers the request sends, when they must be covered.
+fn content_headers_sent(req: &RequestView<'_>, must_cover: bool) -> Vec<&'static str> {
+    CONTENT_HEADERS
+        .into_iter()
+        .filter(|h| must_cover && !req.headers.values(h).is_empty())
+        .collect()
+}
+
+/// Checks a buffered body against its `Content-Digest` (when it has a body
+/// or sends one); a streaming body answers the digest to finish later.
+fn check_body_digest(
+    req: &RequestView<'_>,
+    body: BodyStatus<'_>,
+    has_body: bool,
+) -> Result<Option<BodyDigest>, HmacError> {
+    let digest_sent = !req.headers.values("content-digest").is_empty();
+    match body {
+        BodyStatus::Streaming => Ok(Some(BodyDigest::from_headers(req.headers)?)),
+        BodyStatus::Complete(bytes) if has_body || digest_sent => {
+            check_content_digest(req.headers, bytes)?;
+            Ok(None)
+        }
+        BodyStatus::Empty if digest_sent => {
+            check_content_digest(req.headers, b"")?;
+            Ok(None)
+        }
+        BodyStatus::Complete(_) | BodyStatus::Empty => Ok(None),
+    }
+}
+
+/// The key and its signing secret, if the key exists, has a secret, and is
+/// neither revoked nor expired at `now`.
+fn usable_key(entry: &Entry, now: i64) -> Result<(&KeyRecord, &[u8]), HmacError> {
+    let Some(key) = &entry.key else {
+        return Err(HmacError::refused(
+            SigCode::SignatureKeyUnknown,
+            "`keyid` names no key here",
+        ));
+    };
+    let Some(secret) = &entry.secret else {
+        return Err(HmacError::refused(
+            SigCode::SignatureKeyUnknown,
+            "the key has no signing secret: create one with POST /v1/keys/{id}/signing-secret",
+        ));
+    };
+    if key.revoked_at.is_some() {
+        return Err(HmacError::refused(
+            SigCode::SignatureKeyRevoked,
+            "the key is revoked",
+        ));
+    }
+    if key.expires_at.is_some_and(|at| at <= now) {
+        return Err(HmacError::refused(
+            SigCode::SignatureKeyRevoked,
+            "the key has expired",
+        ));
+    }
+    Ok((key, secret))
 }

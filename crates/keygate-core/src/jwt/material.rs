@@ -86,47 +86,10 @@ const HS256_SECRET_BYTES: usize = 32;
 impl NewSigningKey {
     /// A fresh key from the OS CSPRNG (RSA: 2048 bits).
     pub fn generate(alg: SigningAlg) -> Result<Self, Error> {
-        let failed = |what: &str| Error::Internal(format!("{what} key generation failed"));
-        let (private, public): (Zeroizing<Vec<u8>>, Option<PublicParts>) = match alg {
-            SigningAlg::ES256 => {
-                let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-                    .map_err(|_| failed("P-256"))?;
-                let der = pair.to_pkcs8v1().map_err(|_| failed("P-256"))?;
-                let point = pair.public_key().as_ref();
-                // Uncompressed point: 0x04 || x (32) || y (32).
-                let (x, y) = match point {
-                    [4, rest @ ..] if rest.len() == 64 => rest.split_at(32),
-                    _ => return Err(failed("P-256")),
-                };
-                (
-                    Zeroizing::new(der.as_ref().to_vec()),
-                    Some(PublicParts::Ec {
-                        x: b64(x),
-                        y: b64(y),
-                    }),
-                )
-            }
-            SigningAlg::EdDSA => {
-                let pair = Ed25519KeyPair::generate().map_err(|_| failed("Ed25519"))?;
-                let der = pair.to_pkcs8().map_err(|_| failed("Ed25519"))?;
-                let x = b64(pair.public_key().as_ref());
-                (
-                    Zeroizing::new(der.as_ref().to_vec()),
-                    Some(PublicParts::Okp { x }),
-                )
-            }
-            SigningAlg::RS256 => {
-                let pair =
-                    rsa::KeyPair::generate(rsa::KeySize::Rsa2048).map_err(|_| failed("RSA"))?;
-                let der = pair.as_der().map_err(|_| failed("RSA"))?;
-                let public = pair.public_key();
-                let n = b64(public.modulus().big_endian_without_leading_zero());
-                let e = b64(public.exponent().big_endian_without_leading_zero());
-                (
-                    Zeroizing::new(der.as_ref().to_vec()),
-                    Some(PublicParts::Rsa { n, e }),
-                )
-            }
+        let (private, public) = match alg {
+            SigningAlg::ES256 => p256_pair()?,
+            SigningAlg::EdDSA => ed25519_pair()?,
+            SigningAlg::RS256 => rsa_pair()?,
             SigningAlg::HS256 => {
                 let mut secret = Zeroizing::new(vec![0u8; HS256_SECRET_BYTES]);
                 random_bytes(&mut secret)?;
@@ -168,6 +131,53 @@ pub(crate) fn sealing_label(kid: &str) -> String {
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A generated key pair: the private key as PKCS#8 DER, and the public
+/// parameters its JWK shows.
+type Pair = (Zeroizing<Vec<u8>>, Option<PublicParts>);
+
+fn failed(what: &str) -> Error {
+    Error::Internal(format!("{what} key generation failed"))
+}
+
+fn p256_pair() -> Result<Pair, Error> {
+    let pair =
+        EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| failed("P-256"))?;
+    let der = pair.to_pkcs8v1().map_err(|_| failed("P-256"))?;
+    let point = pair.public_key().as_ref();
+    // Uncompressed point: 0x04 || x (32) || y (32).
+    let (x, y) = match point {
+        [4, rest @ ..] if rest.len() == 64 => rest.split_at(32),
+        _ => return Err(failed("P-256")),
+    };
+    let public = PublicParts::Ec {
+        x: b64(x),
+        y: b64(y),
+    };
+    Ok((Zeroizing::new(der.as_ref().to_vec()), Some(public)))
+}
+
+fn ed25519_pair() -> Result<Pair, Error> {
+    let pair = Ed25519KeyPair::generate().map_err(|_| failed("Ed25519"))?;
+    let der = pair.to_pkcs8().map_err(|_| failed("Ed25519"))?;
+    let x = b64(pair.public_key().as_ref());
+    Ok((
+        Zeroizing::new(der.as_ref().to_vec()),
+        Some(PublicParts::Okp { x }),
+    ))
+}
+
+fn rsa_pair() -> Result<Pair, Error> {
+    let pair = rsa::KeyPair::generate(rsa::KeySize::Rsa2048).map_err(|_| failed("RSA"))?;
+    let der = pair.as_der().map_err(|_| failed("RSA"))?;
+    let public = pair.public_key();
+    let n = b64(public.modulus().big_endian_without_leading_zero());
+    let e = b64(public.exponent().big_endian_without_leading_zero());
+    Ok((
+        Zeroizing::new(der.as_ref().to_vec()),
+        Some(PublicParts::Rsa { n, e }),
+    ))
 }
 
 enum PublicParts {

@@ -106,84 +106,178 @@ fn at_least_one<T: PartialOrd + From<u8> + Copy>(
 }
 
 impl LimitsFile {
-    /// The settings over the defaults, each checked.
+    /// The settings over the defaults, each checked (in the order of
+    /// `Limits`' fields, the HTTP/2 header list first).
     pub fn resolve(&self) -> Result<Limits, String> {
-        let d = Limits::default();
+        let mut limits = Limits::default();
         let header_list = at_least_one(
             "http2_max_header_list_bytes",
             self.http2_max_header_list_bytes,
-            d.http2_max_header_list_bytes,
+            limits.http2_max_header_list_bytes,
         )?;
         if header_list > 1024 * 1024 {
             return Err("limits.http2_max_header_list_bytes: at most 1048576".into());
         }
-        Ok(Limits {
-            max_connections: at_least_one(
-                "max_connections",
-                self.max_connections,
-                d.max_connections,
-            )?,
-            max_connections_per_address: self
-                .max_connections_per_address
-                .unwrap_or(d.max_connections_per_address),
-            reserved_connections: self.reserved_connections.unwrap_or(d.reserved_connections),
-            tls_handshake_timeout: secs(
-                "tls_handshake_timeout_seconds",
-                self.tls_handshake_timeout_seconds,
-                d.tls_handshake_timeout,
-            )?,
-            first_byte_timeout: secs(
-                "first_byte_timeout_seconds",
-                self.first_byte_timeout_seconds,
-                d.first_byte_timeout,
-            )?,
-            header_read_timeout: secs(
-                "header_read_timeout_seconds",
-                self.header_read_timeout_seconds,
-                d.header_read_timeout,
-            )?,
-            idle_timeout: secs(
-                "idle_timeout_seconds",
-                self.idle_timeout_seconds,
-                d.idle_timeout,
-            )?,
-            body_min_bytes: self.body_min_bytes.unwrap_or(d.body_min_bytes),
-            body_window: secs(
-                "body_window_seconds",
-                self.body_window_seconds,
-                d.body_window,
-            )?,
-            http2_max_concurrent_streams: at_least_one(
-                "http2_max_concurrent_streams",
-                self.http2_max_concurrent_streams,
-                d.http2_max_concurrent_streams,
-            )?,
-            http2_max_pending_accept_reset_streams: at_least_one(
-                "http2_max_pending_accept_reset_streams",
-                self.http2_max_pending_accept_reset_streams,
-                d.http2_max_pending_accept_reset_streams,
-            )?,
-            http2_max_local_error_reset_streams: at_least_one(
-                "http2_max_local_error_reset_streams",
-                self.http2_max_local_error_reset_streams,
-                d.http2_max_local_error_reset_streams,
-            )?,
-            http2_max_header_list_bytes: header_list,
-            http2_keep_alive_interval: secs(
-                "http2_keep_alive_interval_seconds",
-                self.http2_keep_alive_interval_seconds,
-                d.http2_keep_alive_interval,
-            )?,
-            http2_keep_alive_timeout: secs(
-                "http2_keep_alive_timeout_seconds",
-                self.http2_keep_alive_timeout_seconds,
-                d.http2_keep_alive_timeout,
-            )?,
-            upstream_max_requests: at_least_one(
-                "upstream_max_requests",
-                self.upstream_max_requests,
-                d.upstream_max_requests,
-            )?,
-        })
+        self.connections(&mut limits)?;
+        self.timeouts(&mut limits)?;
+        self.http2(&mut limits)?;
+        limits.http2_max_header_list_bytes = header_list;
+        limits.upstream_max_requests = at_least_one(
+            "upstream_max_requests",
+            self.upstream_max_requests,
+            limits.upstream_max_requests,
+        )?;
+        Ok(limits)
+    }
+
+    /// How many connections, overall and per address; `l` holds defaults.
+    fn connections(&self, l: &mut Limits) -> Result<(), String> {
+        l.max_connections =
+            at_least_one("max_connections", self.max_connections, l.max_connections)?;
+        l.max_connections_per_address = self
+            .max_connections_per_address
+            .unwrap_or(l.max_connections_per_address);
+        l.reserved_connections = self.reserved_connections.unwrap_or(l.reserved_connections);
+        Ok(())
+    }
+
+    /// The timeouts and the body's minimum rate; `l` holds defaults.
+    fn timeouts(&self, l: &mut Limits) -> Result<(), String> {
+        l.tls_handshake_timeout = secs(
+            "tls_handshake_timeout_seconds",
+            self.tls_handshake_timeout_seconds,
+            l.tls_handshake_timeout,
+        )?;
+        l.first_byte_timeout = secs(
+            "first_byte_timeout_seconds",
+            self.first_byte_timeout_seconds,
+            l.first_byte_timeout,
+        )?;
+        l.header_read_timeout = secs(
+            "header_read_timeout_seconds",
+            self.header_read_timeout_seconds,
+            l.header_read_timeout,
+        )?;
+        l.idle_timeout = secs(
+            "idle_timeout_seconds",
+            self.idle_timeout_seconds,
+            l.idle_timeout,
+        )?;
+        l.body_min_bytes = self.body_min_bytes.unwrap_or(l.body_min_bytes);
+        l.body_window = secs(
+            "body_window_seconds",
+            self.body_window_seconds,
+            l.body_window,
+        )?;
+        Ok(())
+    }
+
+    /// HTTP/2's streams and keep-alive; `l` holds defaults.
+    fn http2(&self, l: &mut Limits) -> Result<(), String> {
+        l.http2_max_concurrent_streams = at_least_one(
+            "http2_max_concurrent_streams",
+            self.http2_max_concurrent_streams,
+            l.http2_max_concurrent_streams,
+        )?;
+        l.http2_max_pending_accept_reset_streams = at_least_one(
+            "http2_max_pending_accept_reset_streams",
+            self.http2_max_pending_accept_reset_streams,
+            l.http2_max_pending_accept_reset_streams,
+        )?;
+        l.http2_max_local_error_reset_streams = at_least_one(
+            "http2_max_local_error_reset_streams",
+            self.http2_max_local_error_reset_streams,
+            l.http2_max_local_error_reset_streams,
+        )?;
+        l.http2_keep_alive_interval = secs(
+            "http2_keep_alive_interval_seconds",
+            self.http2_keep_alive_interval_seconds,
+            l.http2_keep_alive_interval,
+        )?;
+        l.http2_keep_alive_timeout = secs(
+            "http2_keep_alive_timeout_seconds",
+            self.http2_keep_alive_timeout_seconds,
+            l.http2_keep_alive_timeout,
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_setting_lands_in_its_own_field_and_unset_ones_keep_their_default() {
+        let file = LimitsFile {
+            max_connections: Some(101),
+            max_connections_per_address: Some(102),
+            reserved_connections: Some(103),
+            tls_handshake_timeout_seconds: Some(104),
+            first_byte_timeout_seconds: Some(105),
+            header_read_timeout_seconds: Some(106),
+            idle_timeout_seconds: Some(107),
+            body_min_bytes: Some(108),
+            body_window_seconds: Some(109),
+            http2_max_concurrent_streams: Some(110),
+            http2_max_pending_accept_reset_streams: Some(111),
+            http2_max_local_error_reset_streams: Some(112),
+            http2_max_header_list_bytes: Some(113),
+            http2_keep_alive_interval_seconds: Some(114),
+            http2_keep_alive_timeout_seconds: Some(115),
+            upstream_max_requests: Some(116),
+        };
+        let s = Duration::from_secs;
+        let want = Limits {
+            max_connections: 101,
+            max_connections_per_address: 102,
+            reserved_connections: 103,
+            tls_handshake_timeout: s(104),
+            first_byte_timeout: s(105),
+            header_read_timeout: s(106),
+            idle_timeout: s(107),
+            body_min_bytes: 108,
+            body_window: s(109),
+            http2_max_concurrent_streams: 110,
+            http2_max_pending_accept_reset_streams: 111,
+            http2_max_local_error_reset_streams: 112,
+            http2_max_header_list_bytes: 113,
+            http2_keep_alive_interval: s(114),
+            http2_keep_alive_timeout: s(115),
+            upstream_max_requests: 116,
+        };
+        assert_eq!(file.resolve(), Ok(want));
+        assert_eq!(LimitsFile::default().resolve(), Ok(Limits::default()));
+    }
+
+    #[test]
+    fn a_value_out_of_range_is_refused_by_name() {
+        let refused = |file: LimitsFile| file.resolve().err().unwrap_or_default();
+        let zero_streams = LimitsFile {
+            http2_max_concurrent_streams: Some(0),
+            ..LimitsFile::default()
+        };
+        assert_eq!(
+            refused(zero_streams),
+            "limits.http2_max_concurrent_streams: at least 1"
+        );
+        let long_idle = LimitsFile {
+            idle_timeout_seconds: Some(3601),
+            ..LimitsFile::default()
+        };
+        assert_eq!(
+            refused(long_idle),
+            "limits.idle_timeout_seconds: between 1 and 3600"
+        );
+        // The header list is checked first, whatever else is wrong.
+        let both = LimitsFile {
+            max_connections: Some(0),
+            http2_max_header_list_bytes: Some(1024 * 1024 + 1),
+            ..LimitsFile::default()
+        };
+        assert_eq!(
+            refused(both),
+            "limits.http2_max_header_list_bytes: at most 1048576"
+        );
     }
 }
