@@ -1,11 +1,8 @@
 //! Migrations developed in parallel land out of order: a version below the
 //! newest applied one must still be applied when it arrives. Simulated by
 //! forgetting version 2 on a database that has 6.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Ctx, exec};
+use crate::common::{Ctx, exec};
 use keygate_core::store::Store;
 use keygate_store::{ConnectOptions, connect};
 

@@ -2,7 +2,6 @@
 //! through `Verifier::verify_signature` (their payloads are mostly not claim
 //! sets). Every case is asserted; the data defects listed in
 //! `vectors/README.md` are asserted as expected deviations.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use keygate_verify::{Error, ImportOptions, JwkSet, Validation, Verifier};
 use serde_json::Value;

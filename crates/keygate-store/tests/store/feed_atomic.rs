@@ -2,22 +2,16 @@
 //! fails (here the next seq is already taken by a planted row), the whole
 //! write is rolled back with it: no domain change, no audit entry, no seq
 //! consumed. Both backends.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Ctx, audit, exec, insert, secret_for};
+use crate::common::{self, Ctx, audit, audit_len, exec, insert, secret_for, signing_key, user};
 use keygate_core::Error;
 use keygate_core::feed::FeedStore;
-use keygate_core::jwt::{SigningAlg, SigningKeyRecord};
-use keygate_core::model::{AuditFilter, PageRequest};
 use keygate_core::sessions::model::BlockedJti;
 use keygate_core::store::{
-    AuditStore, HmacSecretRecord, HmacSecretStore, KeyStore, SessionStore, SigningKeyStore,
-    UpdateOutcome, UserStore,
+    HmacSecretRecord, HmacSecretStore, KeyStore, SessionStore, SigningKeyStore, UpdateOutcome,
+    UserStore,
 };
-use keygate_core::users::{PhcHash, UserId, UserRecord};
-use keygate_store::SqlStore;
+use keygate_core::users::PhcHash;
 
 const NOW: i64 = 1_700_000_000;
 
@@ -49,17 +43,6 @@ async fn plant(ctx: &Ctx) -> (i64, usize) {
     )
     .await;
     (head, audit_len(&ctx.store).await)
-}
-
-async fn audit_len(s: &SqlStore) -> usize {
-    let page = PageRequest {
-        after: None,
-        limit: 1000,
-    };
-    s.list_audit(&AuditFilter::default(), page)
-        .await
-        .unwrap()
-        .len()
 }
 
 /// The write failed as a storage error and left no trace.
@@ -155,21 +138,6 @@ async fn put_hmac_secret(ctx: Ctx) {
     assert!(s.get_hmac_secret(&k.id).await.unwrap().is_none());
 }
 
-fn user() -> UserRecord {
-    UserRecord {
-        id: UserId::generate().unwrap(),
-        username: "alice".into(),
-        roles: vec![],
-        tenant: None,
-        claims: keygate_core::users::Claims::new(),
-        disabled: false,
-        sessions_cutoff_ms: 0,
-        created_at: NOW,
-        updated_at: NOW,
-        version: 1,
-    }
-}
-
 fn hash() -> PhcHash {
     PhcHash::from_stored("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$x".to_owned())
 }
@@ -181,7 +149,7 @@ fn any_audit() -> keygate_core::model::AuditEntry {
 async fn insert_user(ctx: Ctx) {
     let s = &ctx.store;
     let before = plant(&ctx).await;
-    let u = user();
+    let u = user(NOW);
     let result = s.insert_user(&u, &hash(), &any_audit()).await;
     nothing_written(&ctx, before, result).await;
     assert!(s.get_user(&u.id).await.unwrap().is_none());
@@ -189,7 +157,7 @@ async fn insert_user(ctx: Ctx) {
 
 async fn update_user(ctx: Ctx) {
     let s = &ctx.store;
-    let u = user();
+    let u = user(NOW);
     s.insert_user(&u, &hash(), &any_audit()).await.unwrap();
     let before = plant(&ctx).await;
     let mut next = u.clone();
@@ -215,22 +183,12 @@ async fn block_jti(ctx: Ctx) {
     assert!(s.blocked_jtis(0, 0, 0, 10).await.unwrap().is_empty());
 }
 
-fn signing_key(kid: &str) -> SigningKeyRecord {
-    SigningKeyRecord {
-        kid: kid.to_owned(),
-        generation: 1,
-        alg: SigningAlg::HS256,
-        public_jwk: String::new(),
-        sealed_private: vec![7; 48],
-        created_at: NOW,
-        activate_at: NOW,
-    }
-}
-
 async fn insert_signing_key(ctx: Ctx) {
     let s = &ctx.store;
     let before = plant(&ctx).await;
-    let result = s.insert_signing_key(&signing_key("k1"), &any_audit()).await;
+    let result = s
+        .insert_signing_key(&signing_key("k1", 1, NOW), &any_audit())
+        .await;
     nothing_written(&ctx, before, result).await;
     assert!(s.list_signing_keys().await.unwrap().is_empty());
 }
@@ -238,7 +196,7 @@ async fn insert_signing_key(ctx: Ctx) {
 async fn delete_signing_keys(ctx: Ctx) {
     let s = &ctx.store;
     assert!(
-        s.insert_signing_key(&signing_key("k1"), &any_audit())
+        s.insert_signing_key(&signing_key("k1", 1, NOW), &any_audit())
             .await
             .unwrap()
     );

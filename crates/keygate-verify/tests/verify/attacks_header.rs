@@ -2,9 +2,8 @@
 //! 5 (`kid` injection), 6 (embedded keys), 7 (`crit`), 8 (`b64`), 12
 //! (duplicate members), 13 (oversized input), 15 (token confusion) and 16
 //! (JSON serialization).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use keygate_verify::{Error, Validation, base64url_encode as b64};

@@ -1,10 +1,7 @@
 //! Sealed HMAC signing secrets: upsert with audit, refused for revoked or
 //! unknown keys without writing anything. Both backends.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Ctx, audit, insert};
+use crate::common::{self, Ctx, audit, insert};
 use keygate_core::Error;
 use keygate_core::model::{AuditFilter, PageRequest};
 use keygate_core::store::{AuditStore, HmacSecretRecord, HmacSecretStore, KeyStore};

@@ -1,9 +1,7 @@
 //! The axum extractor: RFC 6750 challenges and problem+json bodies for
 //! missing, invalid and expired tokens; claims for a good one.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod jwks_server;
+use crate::{common, jwks_server};
 
 use axum::body::Body;
 use axum::extract::FromRef;
@@ -11,7 +9,7 @@ use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
 use axum::{Extension, Router};
 use common::{AUD, ISS, NOW, claims_with, es256};
-use jwks_server::{JwksServer, TestClock};
+use jwks_server::{JwksServer, clock_at};
 use keygate_verify::{RemoteOptions, RemoteVerifier, Validation, VerifiedClaims};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -41,7 +39,7 @@ async fn app(url: &str) -> Router {
         Validation::new(ISS, AUD),
         url,
         RemoteOptions::default(),
-        TestClock::at(NOW),
+        clock_at(NOW),
     )
     .unwrap();
     Router::new()
@@ -174,7 +172,7 @@ async fn the_middleware_guards_a_whole_router() {
         Validation::new(ISS, AUD),
         &server.url(),
         RemoteOptions::default(),
-        TestClock::at(NOW),
+        clock_at(NOW),
     )
     .unwrap();
     let app = Router::new()
@@ -212,7 +210,7 @@ async fn user_and_client_extractors_take_their_kind_only() {
         Validation::new(ISS, AUD),
         &server.url(),
         RemoteOptions::default(),
-        TestClock::at(NOW),
+        clock_at(NOW),
     )
     .unwrap();
     let app = Router::new()

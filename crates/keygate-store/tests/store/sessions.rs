@@ -1,13 +1,10 @@
 //! Refresh-token families and the jti blocklist, through the real
 //! `SessionService` and `Blocklist` over the SQL store, with a manual clock.
 //! Each case runs on SQLite and, when configured, PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::sync::Arc;
 
-use common::Ctx;
+use crate::common::{self, Ctx};
 use keygate_core::ManualClock;
 use keygate_core::model::{AuditEntry, AuditFilter, PageRequest, Tenant};
 use keygate_core::pepper::Pepper;

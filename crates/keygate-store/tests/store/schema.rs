@@ -1,10 +1,7 @@
 //! The audit log, migrations, and rows that no longer parse.
 //! Each case runs on SQLite and, when configured, PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Ctx, audit, exec, insert};
+use crate::common::{self, Ctx, audit, exec, insert};
 use keygate_core::Error;
 use keygate_core::model::{AuditFilter, AuditRow, AuditTally, KeyFilter, PageRequest, Tenant};
 use keygate_core::store::{AuditStore, KeyStore, Store};

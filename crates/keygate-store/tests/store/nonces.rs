@@ -2,11 +2,8 @@
 //! live, taken over once expired, counted against the key's quota, pruned;
 //! two stores (two nodes) racing on one nonce let exactly one through.
 //! Both backends.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::Ctx;
+use crate::common::Ctx;
 use keygate_core::httpsig::replay::QUOTA_BUCKET_MS;
 use keygate_core::httpsig::{NonceStore, NonceUse, NonceVerdict};
 use keygate_store::{ConnectOptions, connect};

@@ -1,12 +1,9 @@
 //! Credits, last-use times and listing.
 //! Each case runs on SQLite and, when configured, PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Ctx, audit, insert, secret_for};
+use crate::common::{self, Ctx, audit, insert, secret_for};
 use keygate_core::model::{KeyFilter, KeyRecord, PageRequest, Tenant};
 use keygate_core::store::KeyStore;
 

@@ -1,10 +1,7 @@
 //! Keys and their secrets: insert, read, update, rotate, revoke.
 //! Each case runs on SQLite and, when configured, PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Ctx, audit, insert, random_hash, secret_for};
+use crate::common::{self, Ctx, audit, insert, random_hash, secret_for};
 use keygate_core::Error;
 use keygate_core::model::{AuditFilter, PageRequest};
 use keygate_core::store::{AuditStore, KeyCap, KeyStore, Store, UpdateOutcome};

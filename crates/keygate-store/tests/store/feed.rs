@@ -2,14 +2,10 @@
 //! answer wrong appends its entry in its own transaction (and nothing when
 //! it writes nothing); the reads, prune and membership calls. Both backends;
 //! the listener cases are in `feed_listen.rs`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Ctx, audit, exec, insert, secret_for};
+use crate::common::{self, Ctx, audit, exec, insert, secret_for, signing_key, user};
 use keygate_core::feed::{Change, FeedEntry, FeedStore, NodeBeat};
 use keygate_core::httpsig::replay::{NonceStore, NonceUse};
-use keygate_core::jwt::{SigningAlg, SigningKeyRecord};
 use keygate_core::model::{AuditEntry, KeyRecord};
 use keygate_core::sessions::model::{BlockedJti, FamilyId, RefreshFamily, RefreshTokenRecord};
 use keygate_core::store::{
@@ -203,37 +199,10 @@ async fn refused_key_writes_append_nothing(ctx: Ctx) {
     assert_eq!(s.feed_head().await.unwrap(), head);
 }
 
-fn user() -> UserRecord {
-    UserRecord {
-        id: UserId::generate().unwrap(),
-        username: keygate_core::apikey::random_id("user", 8).unwrap(),
-        roles: vec![],
-        tenant: None,
-        claims: keygate_core::users::Claims::new(),
-        disabled: false,
-        sessions_cutoff_ms: 0,
-        created_at: NOW,
-        updated_at: NOW,
-        version: 1,
-    }
-}
-
 fn user_audit(u: &UserRecord) -> AuditEntry {
     let mut e = audit("user.updated", &common::key(None, "x", NOW), NOW);
     e.target = Some(u.id.to_string());
     e
-}
-
-fn signing_key(kid: &str, generation: i64) -> SigningKeyRecord {
-    SigningKeyRecord {
-        kid: kid.to_owned(),
-        generation,
-        alg: SigningAlg::HS256,
-        public_jwk: String::new(),
-        sealed_private: vec![7; 48],
-        created_at: NOW,
-        activate_at: NOW,
-    }
 }
 
 async fn hmac_user_jti_and_signing_key_writes_append_their_entries(ctx: Ctx) {
@@ -253,7 +222,7 @@ async fn hmac_user_jti_and_signing_key_writes_append_their_entries(ctx: Ctx) {
     }];
 
     let hash = PhcHash::from_stored("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$x".to_owned());
-    let mut u = user();
+    let mut u = user(NOW);
     s.insert_user(&u, &hash, &user_audit(&u)).await.unwrap();
     let taken = UserRecord {
         id: UserId::generate().unwrap(),
@@ -289,12 +258,12 @@ async fn hmac_user_jti_and_signing_key_writes_append_their_entries(ctx: Ctx) {
     });
 
     assert!(
-        s.insert_signing_key(&signing_key("k1", 1), &user_audit(&u))
+        s.insert_signing_key(&signing_key("k1", 1, NOW), &user_audit(&u))
             .await
             .unwrap()
     );
     assert!(
-        !s.insert_signing_key(&signing_key("k1b", 1), &user_audit(&u))
+        !s.insert_signing_key(&signing_key("k1b", 1, NOW), &user_audit(&u))
             .await
             .unwrap(),
         "generation taken"

@@ -6,7 +6,6 @@
 //! token. Instead each key goes through the same JWK import as a JWKS key,
 //! and each signature through `verify_primitive`, the function the JWS layer
 //! calls for every token.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use keygate_verify::{
     Algorithm, ImportOptions, Jwk, VerifyingKey, base64url_encode as b64, verify_primitive,

@@ -6,13 +6,10 @@
 //! from a plain PostgreSQL sequence instead of the `cluster_head` row, the
 //! ordering case fails on every run, about one notification in six arriving
 //! below a seq already heard.) On SQLite there is no listener.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Ctx, audit, exec, insert, run_postgres, run_sqlite};
+use crate::common::{Ctx, audit, exec, insert, run_postgres, run_sqlite};
 use keygate_core::feed::{Change, FeedEntry, FeedStore};
 use keygate_core::store::{HmacSecretRecord, HmacSecretStore, KeyStore};
 use keygate_store::{FeedListener, LISTENER_APPLICATION_NAME, Notice};

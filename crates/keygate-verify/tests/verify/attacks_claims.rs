@@ -1,7 +1,6 @@
 //! jwt-attacks.md rows about claims: 9 (time claims), 10 (`aud`), 11 (`iss`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use keygate_verify::{Error, Validation, Verifier};

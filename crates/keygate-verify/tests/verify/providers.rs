@@ -5,10 +5,8 @@
 //! algorithm when it fits the key type and the caller allows it (RS256 alone
 //! for RSA by default); a key with `alg` stays bound to it; the hostile
 //! cases of jwt-attacks.md stay refused on keys without `alg` too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod jwks_server;
+use crate::{common, jwks_server};
 
 use aws_lc_rs::rsa;
 use aws_lc_rs::signature::KeyPair as _;
@@ -16,7 +14,7 @@ use base64::Engine as _;
 use common::{
     AUD, ISS, NOW, Signer, TestKey, claims, ed25519, es256, hs, rsa_key, rsa_pair, segments,
 };
-use jwks_server::{JwksServer, TestClock};
+use jwks_server::{JwksServer, clock_at};
 use keygate_verify::{
     Algorithm, AlgorithmSet, Error, ImportOptions, JwkSet, RemoteOptions, RemoteVerifier,
     Validation, Verifier, base64url_encode as b64,
@@ -287,7 +285,7 @@ async fn the_jwks_client_takes_entra_shaped_sets_and_the_callers_algorithms() {
             Validation::new(ISS, AUD),
             &server.url(),
             options,
-            TestClock::at(NOW),
+            clock_at(NOW),
         )
         .unwrap()
     };

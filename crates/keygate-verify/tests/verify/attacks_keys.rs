@@ -3,9 +3,8 @@
 //! size), 14 (non-canonical base64url), 17 (weak HMAC secrets), 18 (rotated or
 //! mismatched keys), 19 (PKCS#1 v1.5 forgeries), 20 (ECDSA encoding) and 21
 //! (Ed25519).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use common::*;

@@ -1,8 +1,9 @@
 //! A JWKS server on 127.0.0.1:0 whose answers a test sets and whose fetches
-//! it counts, and a clock the test moves by hand.
+//! it counts, and the clock the test moves by hand (keygate-core's, the one
+//! test clock of the workspace).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -10,25 +11,19 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use keygate_verify::Clock;
 
 use crate::common::{TestKey, jwks};
 
-pub struct TestClock(AtomicU64);
+pub use keygate_core::ManualClock;
 
-impl TestClock {
-    pub fn at(secs: u64) -> Arc<Self> {
-        Arc::new(Self(AtomicU64::new(secs)))
-    }
-    pub fn set(&self, secs: u64) {
-        self.0.store(secs, Ordering::SeqCst);
-    }
+/// The test clock at `secs` since the epoch.
+pub fn clock_at(secs: u64) -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(ms(secs)))
 }
 
-impl Clock for TestClock {
-    fn now_secs(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
+/// `secs` in the milliseconds `ManualClock` counts.
+pub fn ms(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap() * 1000
 }
 
 #[derive(Default)]

@@ -1,14 +1,11 @@
 //! Users and their password hashes in storage, and the user service over a
 //! real store: login, throttling, cut-offs. Each case runs on SQLite and,
 //! when configured, PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use common::{Ctx, exec};
+use crate::common::{Ctx, audit_len, exec};
 use keygate_core::apikey::random_id;
 use keygate_core::cache::CacheConfig;
 use keygate_core::model::{AuditEntry, AuditFilter, PageRequest, Scope, Tenant};
@@ -75,22 +72,6 @@ fn audit(action: &str, u: &UserRecord) -> AuditEntry {
 
 fn fake_hash(tag: &str) -> PhcHash {
     PhcHash::from_stored(format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ${tag}"))
-}
-
-async fn audit_count(s: &dyn Store) -> usize {
-    s.list_audit(
-        &AuditFilter::default(),
-        PageRequest {
-            after: None,
-            limit: 500,
-        },
-    )
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|r| r.entry)
-    .collect::<Vec<_>>()
-    .len()
 }
 
 async fn insert_get_find_and_list(ctx: Ctx) {
@@ -183,7 +164,7 @@ async fn usernames_are_unique_ignoring_case_and_a_refusal_writes_nothing(ctx: Ct
         .unwrap_err();
     assert!(matches!(err, Error::AlreadyExists(_)), "{err:?}");
     assert!(s.get_user(&b.id).await.unwrap().is_none());
-    assert_eq!(audit_count(s).await, 1);
+    assert_eq!(audit_len(s).await, 1);
 }
 
 async fn usernames_equal_under_precis_are_one_name(ctx: Ctx) {
@@ -215,7 +196,7 @@ async fn usernames_equal_under_precis_are_one_name(ctx: Ctx) {
             .unwrap_err();
         assert!(matches!(err, Error::Invalid { .. }), "{name}: {err:?}");
     }
-    assert_eq!(audit_count(s).await, 1);
+    assert_eq!(audit_len(s).await, 1);
     let key = Username::login_key("\u{ff23}arol").unwrap();
     let (found, _) = s.find_user_by_username(&key).await.unwrap().unwrap();
     assert_eq!(found.id, a.id);
@@ -305,7 +286,7 @@ async fn update_is_guarded_by_version_and_keeps_the_hash_unless_given(ctx: Ctx) 
     assert_eq!(hash.as_str(), fake_hash("old").as_str());
 
     // The same version again is stale and writes nothing, not even audit.
-    let before = audit_count(s).await;
+    let before = audit_len(s).await;
     let mut stale = next.clone();
     stale.disabled = false;
     assert!(
@@ -317,7 +298,7 @@ async fn update_is_guarded_by_version_and_keeps_the_hash_unless_given(ctx: Ctx) 
         .await
         .unwrap()
     );
-    assert_eq!(audit_count(s).await, before);
+    assert_eq!(audit_len(s).await, before);
     assert_eq!(
         s.find_user_by_username("carol")
             .await
