@@ -1,13 +1,11 @@
 //! The Redis-backed limiter, nonce store and login throttle against the
 //! shared test Redis, each test under its own key prefix.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use keygate_cluster::redis::testing::{cleanup, test_conn};
 use keygate_cluster::redis::{
     LimiterOptions, RedisConn, RedisGcraLimiter, RedisLoginThrottle, RedisNonceStore, RedisOptions,
 };
@@ -16,6 +14,8 @@ use keygate_core::httpsig::{MemoryNonceStore, NonceStore, NonceUse, NonceVerdict
 use keygate_core::model::RateLimitSpec;
 use keygate_core::ratelimit::{GcraLimiter, RateLimiter, Unavailable};
 use keygate_core::users::throttle::{Outcome, Throttle, ThrottleConfig};
+
+use crate::test_conn;
 
 fn now_ms() -> i64 {
     keygate_core::SystemClock.now_millis()
@@ -33,7 +33,7 @@ fn limiter_options(nodes: u32) -> LimiterOptions {
 /// instant the two clocks are read apart), and that number is GCRA's.
 #[tokio::test]
 async fn over_a_real_time_run_redis_admits_what_one_node_admits() {
-    let Some((conn, prefix)) = test_conn("realtime").await else {
+    let Some((conn, _ns)) = test_conn("realtime").await else {
         return;
     };
     let redis = RedisGcraLimiter::new(conn.clone(), limiter_options(1));
@@ -64,18 +64,15 @@ async fn over_a_real_time_run_redis_admits_what_one_node_admits() {
     // Never over; under only if this process stalled past the burst.
     assert!(by_redis <= expected + 1, "{by_redis} vs {expected}");
     assert!(by_redis * 10 >= expected * 8, "{by_redis} vs {expected}");
-    cleanup(&conn, &prefix).await;
 }
 
 #[tokio::test]
 async fn two_nodes_share_one_limit_and_a_refusal_is_cached_until_its_retry() {
-    let Some((conn, prefix)) = test_conn("share").await else {
+    let Some((conn, ns)) = test_conn("share").await else {
         return;
     };
     // A second node: its own connection, the same Redis and prefix.
-    let url =
-        std::env::var("KEYGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let b_conn = RedisConn::new(&RedisOptions::new(url, prefix.clone())).unwrap();
+    let b_conn = RedisConn::new(&RedisOptions::new(ns.url.clone(), ns.prefix.clone())).unwrap();
     let a = RedisGcraLimiter::new(conn.clone(), limiter_options(2));
     let b = RedisGcraLimiter::new(b_conn, limiter_options(2));
     let spec = RateLimitSpec {
@@ -105,7 +102,6 @@ async fn two_nodes_share_one_limit_and_a_refusal_is_cached_until_its_retry() {
     assert!(!b.check("key_x", spec, now).await.allowed);
     assert!(a.check("key_x", spec, now).await.allowed);
     assert!(!a.check("key_x", spec, now).await.allowed);
-    cleanup(&conn, &prefix).await;
 }
 
 fn nonce<'a>(key: &'a str, n: &'a str, created_ms: i64, limit: u32) -> NonceUse<'a> {
@@ -122,7 +118,7 @@ fn nonce<'a>(key: &'a str, n: &'a str, created_ms: i64, limit: u32) -> NonceUse<
 
 #[tokio::test]
 async fn nonces_are_fresh_once_per_key_within_the_quota_and_epoch() {
-    let Some((conn, prefix)) = test_conn("nonce").await else {
+    let Some((conn, ns)) = test_conn("nonce").await else {
         return;
     };
     let store = RedisNonceStore::new(conn.clone(), Arc::new(MemoryNonceStore::new(1000)));
@@ -146,7 +142,7 @@ async fn nonces_are_fresh_once_per_key_within_the_quota_and_epoch() {
     // it, and a signature made before the loss is refused.
     let mut m = conn.manager();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
+        .arg(format!("{}:*", ns.prefix))
         .query_async(&mut m)
         .await
         .unwrap();
@@ -161,7 +157,6 @@ async fn nonces_are_fresh_once_per_key_within_the_quota_and_epoch() {
     );
     let later = now_ms() + 1;
     assert_eq!(r(nonce("key_a", "n9", later, 2)).await, NonceVerdict::Fresh);
-    cleanup(&conn, &prefix).await;
 }
 
 async fn store_record(store: &RedisNonceStore, n: NonceUse<'static>) -> NonceVerdict {
@@ -174,7 +169,7 @@ fn ip(s: &str) -> IpAddr {
 
 #[tokio::test]
 async fn two_nodes_throttle_a_username_and_an_address_as_one() {
-    let Some((conn, prefix)) = test_conn("throttle").await else {
+    let Some((conn, _ns)) = test_conn("throttle").await else {
         return;
     };
     let nodes = Arc::new(AtomicU32::new(2));
@@ -216,5 +211,4 @@ async fn two_nodes_throttle_a_username_and_an_address_as_one() {
     assert!((1..=45).contains(&wait), "{wait}");
     // Another address is not affected.
     assert!(b.admit("fresh", ip("203.0.113.8"), now).await.is_ok());
-    cleanup(&conn, &prefix).await;
 }

@@ -1,9 +1,7 @@
 //! Faults on a private redis-server (never the shared one): restarted
 //! empty, and black-holed with SIGSTOP. Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{IpAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -16,95 +14,7 @@ use keygate_core::httpsig::{MemoryNonceStore, NonceStore, NonceUse, NonceVerdict
 use keygate_core::model::RateLimitSpec;
 use keygate_core::ratelimit::{RateLimiter, Unavailable};
 use keygate_core::users::throttle::{Outcome, Throttle, ThrottleConfig};
-
-struct PrivateRedis {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
-impl PrivateRedis {
-    /// None (a skip) when redis-server is not installed, unless services
-    /// are required.
-    fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = Self {
-            child: None,
-            port,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        if !r.spawn() {
-            if std::env::var("KEYGATE_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("redis-server could not be started");
-            }
-            eprintln!("skipped: no redis-server");
-            return None;
-        }
-        Some(r)
-    }
-
-    fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let Ok(child) = child else { return false };
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Killed and started again on the same port: empty, a new run_id.
-    fn restart_empty(&mut self) {
-        self.kill();
-        assert!(self.spawn(), "redis-server did not come back");
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            signal(c.id(), "-CONT");
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use keygate_test_support::redis::PrivateRedis;
 
 fn now_ms() -> i64 {
     keygate_core::SystemClock.now_millis()
@@ -215,7 +125,7 @@ async fn a_redis_restarted_empty_is_detected_and_older_signatures_are_refused() 
 
 #[tokio::test]
 async fn a_black_holed_redis_fails_fast_opens_the_breaker_falls_back_and_recovers() {
-    let Some(server) = PrivateRedis::start() else {
+    let Some(mut server) = PrivateRedis::start() else {
         return;
     };
     let conn = RedisConn::new(&RedisOptions::new(server.url(), "kg")).unwrap();
@@ -240,7 +150,7 @@ async fn a_black_holed_redis_fails_fast_opens_the_breaker_falls_back_and_recover
     assert!(until(5, warm).await);
     assert_eq!(conn.stats().limiter_fallbacks.load(Ordering::Relaxed), 0);
 
-    signal(server.pid(), "-STOP");
+    server.pause();
     // Each call gives up at its deadline (50 ms; slack for a loaded CI).
     for _ in 0..5 {
         let t = Instant::now();
@@ -297,7 +207,7 @@ async fn a_black_holed_redis_fails_fast_opens_the_breaker_falls_back_and_recover
     );
     assert_eq!(conn.stats().calls.load(Ordering::Relaxed), calls);
 
-    signal(server.pid(), "-CONT");
+    server.resume();
     // A probe a second closes the breaker once Redis answers again.
     let recovered = async || {
         let d = deny.check("after", SPEC, now_ms()).await;
