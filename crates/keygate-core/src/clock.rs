@@ -62,3 +62,11 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// keygate-verify's clock counts whole seconds, unsigned; a manual clock
+/// serves its tests too, so the workspace has one test clock.
+impl keygate_verify::Clock for ManualClock {
+    fn now_secs(&self) -> u64 {
+        u64::try_from(Clock::now_secs(self)).unwrap_or(0)
+    }
+}

@@ -193,8 +193,9 @@ impl RateLimiter for RedisGcraLimiter {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use crate::redis::testing::{cleanup, test_conn};
+    use crate::redis::{RedisConn, RedisOptions};
     use keygate_core::ratelimit::GcraLimiter;
+    use keygate_test_support::redis::TestPrefix;
 
     /// The production script with `now` taken from ARGV[3] instead of
     /// `TIME`: built here only, so no caller can move Redis's clock.
@@ -227,9 +228,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_script_decides_exactly_as_the_in_process_limiter() {
-        let Some((conn, prefix)) = test_conn("lua").await else {
+        // The shared test Redis, under a prefix whose keys go at the end.
+        let Some(ns) = TestPrefix::claim("lua") else {
             return;
         };
+        let mut opts = RedisOptions::new(ns.url.clone(), ns.prefix.clone());
+        opts.timeout = std::time::Duration::from_secs(2);
+        let conn = RedisConn::new(&opts).unwrap();
         let script = script_with_explicit_now();
         let specs = [
             (10, 60, 10),
@@ -264,6 +269,5 @@ mod tests {
                 assert_eq!(admitted == 1, gcra.decide(ahead).allowed);
             }
         }
-        cleanup(&conn, &prefix).await;
     }
 }

@@ -18,7 +18,6 @@ pub mod conn;
 pub mod limiter;
 pub mod nonces;
 #[doc(hidden)]
-pub mod testing;
 pub mod throttle;
 
 pub use conn::{RedisConn, RedisOptions, RedisState, RedisStats, Unanswered};

@@ -15,101 +15,12 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-pub fn services_required() -> bool {
-    std::env::var("KEYGATE_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
-/// A PostgreSQL database made for one test and dropped after it.
-pub struct PgDatabase {
-    admin_url: String,
-    pub name: String,
-    pub url: String,
-}
+pub use keygate_test_support::{Backend, PgDatabase, services_required};
 
 fn random_suffix() -> String {
     keygate_core::apikey::random_id("", 12)
         .expect("random")
         .to_ascii_lowercase()
-}
-
-impl PgDatabase {
-    /// None (after saying why) when no PostgreSQL is configured; panics
-    /// instead when services are required.
-    pub async fn create() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("KEYGATE_TEST_POSTGRES_URL") else {
-            assert!(
-                !services_required(),
-                "KEYGATE_TEST_REQUIRE_SERVICES=1 but KEYGATE_TEST_POSTGRES_URL is not set"
-            );
-            eprintln!("skipping the PostgreSQL case: KEYGATE_TEST_POSTGRES_URL is not set");
-            return None;
-        };
-        let name = format!("kg_test_{}", random_suffix());
-        let mut conn = connect_pg(&admin_url).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let url = with_database(&admin_url, &name);
-        Some(Self {
-            admin_url,
-            name,
-            url,
-        })
-    }
-}
-
-async fn connect_pg(url: &str) -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(url)
-        .await
-        .expect("connect to KEYGATE_TEST_POSTGRES_URL")
-}
-
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs outside async; a short-lived runtime on its own thread
-        // drops the database even when the test panicked.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("rt");
-            rt.block_on(async {
-                let mut conn = connect_pg(&admin_url).await;
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await;
-            });
-        })
-        .join();
-    }
 }
 
 /// Writes a secret file as keygate wants it: readable by its owner only.
@@ -175,7 +86,7 @@ pub async fn spawn_app_with_toml(
     let dir = tempfile::tempdir().expect("tempdir");
     let (database_url, pepper_file, master_key_file, pg) = match backend {
         Backend::Sqlite => (
-            format!("sqlite://{}", dir.path().join("keygate.db").display()),
+            keygate_test_support::sqlite_url(dir.path()),
             None,
             None,
             None,
@@ -423,54 +334,4 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
-}
-
-/// Runs a test body on both backends, as `sqlite::name` and `postgres::name`.
-#[macro_export]
-macro_rules! on_both_backends {
-    // With a spawn function of its own: `async fn(Backend) -> Option<T>`.
-    (spawn = $spawn:path; $($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = $spawn($crate::helpers::Backend::Sqlite).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = $spawn($crate::helpers::Backend::Postgres).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-    };
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-    };
 }

@@ -2,6 +2,16 @@
 //! test run against SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+// The shared `on_both_backends!` (as `crate::on_both_backends!` too); its
+// bare form spawns `fixture`.
+pub(crate) use helpers::spawn_app as fixture;
+pub(crate) use keygate_test_support::on_both_backends;
+
+/// The multi-process suite (tests/cluster), in this binary: one link for
+/// the crate's tests, not two.
+#[path = "../cluster/mod.rs"]
+mod multi_node;
+
 mod helpers;
 
 mod audit;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{BOUND, Cluster, ClusterSpec, SERIAL};
+use super::support::{BOUND, Cluster, ClusterSpec, SERIAL};
 
 /// The view from `node` once it lists three live members at lag 0.
 async fn settled_view(c: &Cluster, node: usize) -> Value {

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 use serde_json::Value;
 
-use crate::support::load::Load;
-use crate::support::scenario::check_recovered;
-use crate::support::{BOUND, Cluster, ClusterSpec, S, SERIAL, signal};
+use super::support::load::Load;
+use super::support::scenario::check_recovered;
+use super::support::{BOUND, Cluster, ClusterSpec, S, SERIAL, signal};
 
 /// The `propagation` member of a `?wait=all` answer.
 fn propagation(body: &Value) -> (u64, u64, Vec<String>) {

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use tokio::task::block_in_place;
 
-use crate::support::cluster::Verdict;
-use crate::support::scenario::{check_recovered, under_load};
-use crate::support::{Cluster, ClusterSpec, S, SERIAL};
+use super::support::cluster::Verdict;
+use super::support::scenario::{check_recovered, under_load};
+use super::support::{Cluster, ClusterSpec, S, SERIAL};
 
 async fn restart(mode: &'static str) {
     let _serial = SERIAL.lock().await;

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::cluster::Verdict;
-use crate::support::load::Load;
-use crate::support::scenario::{check_recovered, under_load};
-use crate::support::{Cluster, ClusterSpec, SERIAL};
+use super::support::cluster::Verdict;
+use super::support::load::Load;
+use super::support::scenario::{check_recovered, under_load};
+use super::support::{Cluster, ClusterSpec, SERIAL};
 
 const LIMIT: u64 = 20;
 const PERIOD_SECS: u64 = 20;

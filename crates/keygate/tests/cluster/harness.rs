@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::redis::PrivateRedis;
-use crate::support::{BOUND, Cluster, ClusterSpec, SERIAL};
+use super::support::{BOUND, Cluster, ClusterSpec, SERIAL};
+use keygate_test_support::redis::PrivateRedis;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_on_one_private_postgres_share_keys_and_survive_its_restart() {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, ClusterSpec, S, SERIAL};
+use super::support::{Cluster, ClusterSpec, S, SERIAL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_on_one_node_is_refused_on_every_node_within_s() {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::node::{Node, NodeSpec, command};
 use super::pg::PrivatePg;
 use super::random_hex;
-use super::redis::PrivateRedis;
+use keygate_test_support::redis::PrivateRedis;
 
 pub struct ClusterSpec {
     pub nodes: usize,
