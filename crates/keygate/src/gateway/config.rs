@@ -252,219 +252,330 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
             }
         },
     };
-    let timeout = file.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECS);
-    if !(1..=3600).contains(&timeout) {
+    let defaults = Defaults {
+        timeout: file.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECS),
+        body_limit: file.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT),
+    };
+    if !(1..=3600).contains(&defaults.timeout) {
         errors.push("gateway.timeout_seconds: between 1 and 3600".into());
     }
-    let body_limit = file.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT);
-    let mut names = HashSet::new();
-    let mut matchers = HashSet::new();
+    let mut seen = Seen::default();
     let mut routes = Vec::new();
     for (i, r) in file.routes.iter().enumerate() {
-        let at = if r.name.is_empty() {
-            format!("gateway.routes[{i}]")
-        } else {
-            format!("route {:?}", r.name)
-        };
-        let before = errors.len();
-        let mut err = |msg: String| errors.push(format!("{at}: {msg}"));
-        if r.name.is_empty()
-            || r.name.len() > 64
-            || !r
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            err("name: 1-64 letters, digits or - _ . (it becomes the internal token's audience and a metric label)".into());
-        } else if !names.insert(r.name.clone()) {
-            err("name: another route has the same name".into());
-        }
-        let prefix = normalize_prefix(&r.matcher.path_prefix);
-        if let Err(msg) = &prefix {
-            err(format!("match.path_prefix: {msg}"));
-        }
-        let host = r.matcher.host.as_ref().map(|h| h.to_ascii_lowercase());
-        if let Some(h) = &host
-            && (h.is_empty() || h.contains(['/', ' ', ':']))
-        {
-            err(format!(
-                "match.host: {h:?} is not a host name (no port, no scheme)"
-            ));
-        }
-        let methods = match &r.matcher.methods {
-            None => None,
-            Some(list) if list.is_empty() => {
-                err("match.methods: leave it out to allow every method, or list some".into());
-                None
-            }
-            Some(list) => {
-                let mut out = Vec::new();
-                for m in list {
-                    match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
-                        Ok(method) => out.push(method),
-                        Err(_) => err(format!("match.methods: {m:?} is not an HTTP method")),
-                    }
-                }
-                Some(out)
-            }
-        };
-        let upstream = parse_upstream(&r.upstream);
-        if let Err(msg) = &upstream {
-            err(format!("upstream: {msg}"));
-        }
-        let auth = match r.auth.as_str() {
-            "api_key" => Some(AuthMode::ApiKey),
-            "jwt" => Some(AuthMode::Jwt),
-            "api_key_or_jwt" => Some(AuthMode::ApiKeyOrJwt),
-            "api_key_and_jwt" => Some(AuthMode::ApiKeyAndJwt),
-            "none" => Some(AuthMode::None),
-            "hmac" => Some(AuthMode::Hmac),
-            other => {
-                err(format!(
-                    "auth: {other:?} is not one of api_key, jwt, api_key_or_jwt, api_key_and_jwt, hmac, none"
-                ));
-                None
-            }
-        };
-        let jwt_subjects = parse_jwt_subjects(r, auth, &mut err);
-        let mut scopes = Vec::new();
-        for s in &r.scopes {
-            match Scope::parse(s) {
-                Ok(scope) => scopes.push(scope),
-                Err(e) => err(format!("scopes: {e}")),
-            }
-        }
-        if let Some(mode) = auth {
-            if !scopes.is_empty() && !mode.takes_keys() {
-                err(format!(
-                    "scopes: a {} route takes no API key, so its scopes could never be checked; \
-                     use roles for JWTs, or an auth mode with api_key",
-                    mode.as_str()
-                ));
-            }
-            if !r.roles.is_empty() && !mode.takes_jwts() {
-                err(format!(
-                    "roles: a {} route takes no JWT, so its roles could never be checked",
-                    mode.as_str()
-                ));
-            }
-            if r.hmac_cover_content_headers.is_some() && mode != AuthMode::Hmac {
-                err(format!(
-                    "hmac_cover_content_headers: a {} route takes no signature",
-                    mode.as_str()
-                ));
-            }
-        }
-        for role in &r.roles {
-            if role.is_empty()
-                || role.len() > 64
-                || role.chars().any(|c| c.is_control() || c == ',')
-            {
-                err(format!("roles: {role:?} is not a role name"));
-            }
-        }
-        let rate_limit = r.rate_limit.as_ref().map(|f| RateLimitSpec {
-            limit: f.limit,
-            period_seconds: f.period_seconds,
-        });
-        if let Some(spec) = rate_limit
-            && let Err(e) = spec.validate()
-        {
-            err(format!("{e}"));
-        }
-        let burst = r.rate_limit.as_ref().and_then(|f| f.burst);
-        if let (Some(b), Some(spec)) = (burst, rate_limit)
-            && (b == 0 || b > spec.limit)
-        {
-            err(format!(
-                "rate_limit.burst: {b} must be between 1 and the limit ({})",
-                spec.limit
-            ));
-        }
-        let on_unavailable = r.rate_limit.as_ref().and_then(|f| {
-            f.on_limiter_unavailable
-                .as_deref()
-                .map(|v| (v, Unavailable::parse(v)))
-        });
-        if let Some((v, None)) = on_unavailable {
-            err(format!(
-                "rate_limit.on_limiter_unavailable: {v:?} is not one of local_share, deny, allow"
-            ));
-        }
-        let forward_token = match r.forward_token.as_deref().unwrap_or("internal") {
-            "internal" => Some(ForwardToken::Internal),
-            "passthrough" => Some(ForwardToken::Passthrough),
-            "none" => Some(ForwardToken::None),
-            other => {
-                err(format!(
-                    "forward_token: {other:?} is not one of internal, passthrough, none"
-                ));
-                None
-            }
-        };
-        let path_params = match r.path_params.as_deref().unwrap_or("refuse") {
-            "refuse" => Some(PathParams::Refuse),
-            "keep" => Some(PathParams::Keep),
-            other => {
-                err(format!("path_params: {other:?} is not one of refuse, keep"));
-                None
-            }
-        };
-        let route_timeout = r.timeout_seconds.unwrap_or(timeout);
-        if !(1..=3600).contains(&route_timeout) {
-            err("timeout_seconds: between 1 and 3600".into());
-        }
-        if r.max_connections == Some(0) {
-            err("max_connections: at least 1".into());
-        }
-        if let Ok(p) = &prefix {
-            let methods_key = methods.as_ref().map(|m| {
-                let mut v: Vec<String> = m.iter().map(ToString::to_string).collect();
-                v.sort();
-                v.join(",")
-            });
-            if !matchers.insert((host.clone(), p.clone(), methods_key)) {
-                err(format!(
-                    "match: another route already matches the same host, prefix {p:?} and methods"
-                ));
-            }
-        }
-        if errors.len() > before {
-            continue;
-        }
-        if let (Ok(path_prefix), Ok(upstream), Some(auth), Some(forward_token), Some(path_params)) =
-            (prefix, upstream, auth, forward_token, path_params)
-        {
-            routes.push(Route {
-                name: r.name.clone(),
-                host,
-                path_prefix,
-                methods,
-                upstream,
-                auth,
-                jwt_subjects,
-                scopes,
-                roles: r.roles.clone(),
-                rate_limit,
-                rate_limit_burst: burst.or(rate_limit.map(|s| s.limit)).unwrap_or(1),
-                on_limiter_unavailable: on_unavailable.and_then(|(_, u)| u),
-                forward_token,
-                strip_prefix: r.strip_prefix,
-                timeout: Duration::from_secs(route_timeout),
-                body_limit: r.body_limit_bytes.unwrap_or(body_limit),
-                case_insensitive: r.case_insensitive,
-                path_params,
-                websocket: r.websocket,
-                max_connections: r.max_connections,
-                hmac_cover_content_headers: r.hmac_cover_content_headers,
-                metrics: Arc::default(),
-            });
+        let mut errs = RouteErrors::new(i, r, &mut errors);
+        if let Some(route) = validate_route(r, &defaults, &mut seen, &mut errs) {
+            routes.push(route);
         }
     }
     if errors.is_empty() {
         Ok(GatewayConfig { listen, routes })
     } else {
         Err(errors)
+    }
+}
+
+/// What routes inherit from the section.
+struct Defaults {
+    timeout: u64,
+    body_limit: u64,
+}
+
+/// What must be unique across routes: names, and host + prefix + methods.
+#[derive(Default)]
+struct Seen {
+    names: HashSet<String>,
+    matchers: HashSet<(Option<String>, String, Option<String>)>,
+}
+
+/// One route's problems, each prefixed with the route it belongs to.
+struct RouteErrors<'a> {
+    at: String,
+    errors: &'a mut Vec<String>,
+    found: bool,
+}
+
+impl<'a> RouteErrors<'a> {
+    fn new(i: usize, r: &RouteFile, errors: &'a mut Vec<String>) -> Self {
+        let at = if r.name.is_empty() {
+            format!("gateway.routes[{i}]")
+        } else {
+            format!("route {:?}", r.name)
+        };
+        Self {
+            at,
+            errors,
+            found: false,
+        }
+    }
+
+    fn push(&mut self, msg: String) {
+        self.errors.push(format!("{}: {msg}", self.at));
+        self.found = true;
+    }
+}
+
+/// One route, checked field by field in the order of the file; None when
+/// anything was wrong (every problem is in `err`).
+fn validate_route(
+    r: &RouteFile,
+    defaults: &Defaults,
+    seen: &mut Seen,
+    err: &mut RouteErrors<'_>,
+) -> Option<Route> {
+    check_name(&r.name, &mut seen.names, err);
+    let prefix = normalize_prefix(&r.matcher.path_prefix)
+        .map_err(|msg| err.push(format!("match.path_prefix: {msg}")))
+        .ok();
+    let host = parse_host(r.matcher.host.as_deref(), err);
+    let methods = parse_methods(r.matcher.methods.as_deref(), err);
+    let upstream = parse_upstream(&r.upstream)
+        .map_err(|msg| err.push(format!("upstream: {msg}")))
+        .ok();
+    let auth = parse_auth(&r.auth, err);
+    let jwt_subjects = parse_jwt_subjects(r, auth, &mut |m| err.push(m));
+    let scopes = parse_scopes(&r.scopes, err);
+    if let Some(mode) = auth {
+        check_mode_fits(r, mode, &scopes, err);
+    }
+    check_roles(&r.roles, err);
+    let limit = parse_rate_limit(r.rate_limit.as_ref(), err);
+    let forward_token = parse_forward_token(r.forward_token.as_deref(), err);
+    let path_params = parse_path_params(r.path_params.as_deref(), err);
+    let timeout = check_upstream_limits(r, defaults, err);
+    if let Some(p) = &prefix {
+        check_matcher_unique(host.clone(), p, methods.as_deref(), seen, err);
+    }
+    if err.found {
+        return None;
+    }
+    Some(Route {
+        name: r.name.clone(),
+        host,
+        path_prefix: prefix?,
+        methods,
+        upstream: upstream?,
+        auth: auth?,
+        jwt_subjects,
+        scopes,
+        roles: r.roles.clone(),
+        rate_limit: limit.spec,
+        rate_limit_burst: limit.burst,
+        on_limiter_unavailable: limit.on_unavailable,
+        forward_token: forward_token?,
+        strip_prefix: r.strip_prefix,
+        timeout: Duration::from_secs(timeout),
+        body_limit: r.body_limit_bytes.unwrap_or(defaults.body_limit),
+        case_insensitive: r.case_insensitive,
+        path_params: path_params?,
+        websocket: r.websocket,
+        max_connections: r.max_connections,
+        hmac_cover_content_headers: r.hmac_cover_content_headers,
+        metrics: Arc::default(),
+    })
+}
+
+/// The route's upstream timeout (its own or the section's), and its cap on
+/// requests in flight.
+fn check_upstream_limits(r: &RouteFile, defaults: &Defaults, err: &mut RouteErrors<'_>) -> u64 {
+    let timeout = r.timeout_seconds.unwrap_or(defaults.timeout);
+    if !(1..=3600).contains(&timeout) {
+        err.push("timeout_seconds: between 1 and 3600".into());
+    }
+    if r.max_connections == Some(0) {
+        err.push("max_connections: at least 1".into());
+    }
+    timeout
+}
+
+fn check_name(name: &str, names: &mut HashSet<String>, err: &mut RouteErrors<'_>) {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        err.push("name: 1-64 letters, digits or - _ . (it becomes the internal token's audience and a metric label)".into());
+    } else if !names.insert(name.to_owned()) {
+        err.push("name: another route has the same name".into());
+    }
+}
+
+/// Lower case; no port and no scheme.
+fn parse_host(host: Option<&str>, err: &mut RouteErrors<'_>) -> Option<String> {
+    let host = host.map(str::to_ascii_lowercase);
+    if let Some(h) = &host
+        && (h.is_empty() || h.contains(['/', ' ', ':']))
+    {
+        err.push(format!(
+            "match.host: {h:?} is not a host name (no port, no scheme)"
+        ));
+    }
+    host
+}
+
+fn parse_methods(list: Option<&[String]>, err: &mut RouteErrors<'_>) -> Option<Vec<Method>> {
+    match list {
+        None => None,
+        Some([]) => {
+            err.push("match.methods: leave it out to allow every method, or list some".into());
+            None
+        }
+        Some(list) => {
+            let mut out = Vec::new();
+            for m in list {
+                match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                    Ok(method) => out.push(method),
+                    Err(_) => err.push(format!("match.methods: {m:?} is not an HTTP method")),
+                }
+            }
+            Some(out)
+        }
+    }
+}
+
+fn parse_auth(text: &str, err: &mut RouteErrors<'_>) -> Option<AuthMode> {
+    match text {
+        "api_key" => Some(AuthMode::ApiKey),
+        "jwt" => Some(AuthMode::Jwt),
+        "api_key_or_jwt" => Some(AuthMode::ApiKeyOrJwt),
+        "api_key_and_jwt" => Some(AuthMode::ApiKeyAndJwt),
+        "none" => Some(AuthMode::None),
+        "hmac" => Some(AuthMode::Hmac),
+        other => {
+            err.push(format!(
+                "auth: {other:?} is not one of api_key, jwt, api_key_or_jwt, api_key_and_jwt, hmac, none"
+            ));
+            None
+        }
+    }
+}
+
+fn parse_scopes(list: &[String], err: &mut RouteErrors<'_>) -> Vec<Scope> {
+    let mut scopes = Vec::new();
+    for s in list {
+        match Scope::parse(s) {
+            Ok(scope) => scopes.push(scope),
+            Err(e) => err.push(format!("scopes: {e}")),
+        }
+    }
+    scopes
+}
+
+/// Settings that only some auth modes read: set on another, they would
+/// look like protection that is never applied.
+fn check_mode_fits(r: &RouteFile, mode: AuthMode, scopes: &[Scope], err: &mut RouteErrors<'_>) {
+    if !scopes.is_empty() && !mode.takes_keys() {
+        err.push(format!(
+            "scopes: a {} route takes no API key, so its scopes could never be checked; \
+             use roles for JWTs, or an auth mode with api_key",
+            mode.as_str()
+        ));
+    }
+    if !r.roles.is_empty() && !mode.takes_jwts() {
+        err.push(format!(
+            "roles: a {} route takes no JWT, so its roles could never be checked",
+            mode.as_str()
+        ));
+    }
+    if r.hmac_cover_content_headers.is_some() && mode != AuthMode::Hmac {
+        err.push(format!(
+            "hmac_cover_content_headers: a {} route takes no signature",
+            mode.as_str()
+        ));
+    }
+}
+
+fn check_roles(roles: &[String], err: &mut RouteErrors<'_>) {
+    for role in roles {
+        if role.is_empty() || role.len() > 64 || role.chars().any(|c| c.is_control() || c == ',') {
+            err.push(format!("roles: {role:?} is not a role name"));
+        }
+    }
+}
+
+/// A route's rate limit as validated.
+struct RouteLimit {
+    spec: Option<RateLimitSpec>,
+    burst: u32,
+    on_unavailable: Option<Unavailable>,
+}
+
+fn parse_rate_limit(file: Option<&RouteRateLimitFile>, err: &mut RouteErrors<'_>) -> RouteLimit {
+    let spec = file.map(|f| RateLimitSpec {
+        limit: f.limit,
+        period_seconds: f.period_seconds,
+    });
+    if let Some(spec) = spec
+        && let Err(e) = spec.validate()
+    {
+        err.push(format!("{e}"));
+    }
+    let burst = file.and_then(|f| f.burst);
+    if let (Some(b), Some(spec)) = (burst, spec)
+        && (b == 0 || b > spec.limit)
+    {
+        err.push(format!(
+            "rate_limit.burst: {b} must be between 1 and the limit ({})",
+            spec.limit
+        ));
+    }
+    let on_unavailable = file.and_then(|f| f.on_limiter_unavailable.as_deref());
+    let parsed = on_unavailable.and_then(Unavailable::parse);
+    if let (Some(v), None) = (on_unavailable, parsed) {
+        err.push(format!(
+            "rate_limit.on_limiter_unavailable: {v:?} is not one of local_share, deny, allow"
+        ));
+    }
+    RouteLimit {
+        spec,
+        burst: burst.or(spec.map(|s| s.limit)).unwrap_or(1),
+        on_unavailable: parsed,
+    }
+}
+
+fn parse_forward_token(text: Option<&str>, err: &mut RouteErrors<'_>) -> Option<ForwardToken> {
+    match text.unwrap_or("internal") {
+        "internal" => Some(ForwardToken::Internal),
+        "passthrough" => Some(ForwardToken::Passthrough),
+        "none" => Some(ForwardToken::None),
+        other => {
+            err.push(format!(
+                "forward_token: {other:?} is not one of internal, passthrough, none"
+            ));
+            None
+        }
+    }
+}
+
+fn parse_path_params(text: Option<&str>, err: &mut RouteErrors<'_>) -> Option<PathParams> {
+    match text.unwrap_or("refuse") {
+        "refuse" => Some(PathParams::Refuse),
+        "keep" => Some(PathParams::Keep),
+        other => {
+            err.push(format!("path_params: {other:?} is not one of refuse, keep"));
+            None
+        }
+    }
+}
+
+/// Two routes with the same host, prefix and methods: the second could
+/// never be chosen.
+fn check_matcher_unique(
+    host: Option<String>,
+    prefix: &str,
+    methods: Option<&[Method]>,
+    seen: &mut Seen,
+    err: &mut RouteErrors<'_>,
+) {
+    let methods_key = methods.map(|m| {
+        let mut v: Vec<String> = m.iter().map(ToString::to_string).collect();
+        v.sort();
+        v.join(",")
+    });
+    if !seen.matchers.insert((host, prefix.to_owned(), methods_key)) {
+        err.push(format!(
+            "match: another route already matches the same host, prefix {prefix:?} and methods"
+        ));
     }
 }
 

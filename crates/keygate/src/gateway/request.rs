@@ -13,6 +13,24 @@ use super::path::{NormalPath, normalize};
 use super::routes::{Lookup, RouteTable};
 use crate::http::error::ApiError;
 
+/// What the authenticate phase reads of a request: its headers, and for
+/// `hmac` the request as the client addressed it (the signature covers it).
+pub struct Incoming<'a> {
+    pub headers: &'a HeaderMap,
+    pub method: &'a str,
+    /// `http` or `https`: how the client reached keygate (or the proxy
+    /// asking forward-auth).
+    pub scheme: &'a str,
+    /// The host (and port) the client addressed; None when it named none.
+    pub authority: Option<&'a str>,
+    /// As sent, percent-encoding untouched.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// Whether a body follows: a signed request must then cover its
+    /// `Content-Digest`, and the body is checked as it streams.
+    pub has_body: bool,
+}
+
 /// The tokens of every `Connection` header, trimmed.
 pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers

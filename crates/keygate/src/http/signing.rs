@@ -6,9 +6,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use keygate_core::httpsig::{
-    BodyStatus, HeaderLookup, HmacError, HmacIdentity, HmacService, Refusal, RequestView, SigCode,
+    BodyStatus, HmacError, HmacIdentity, HmacService, Refusal, RequestView, SigCode,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -19,15 +19,7 @@ use super::error::ApiError;
 use super::extract::{AdminAuth, KeyIdPath, body_error};
 use super::views::rfc3339;
 
-/// An axum/http header map as `httpsig` reads headers, for building a
-/// `RequestView` of an incoming request (the gateway's `auth = "hmac"`).
-pub struct HeaderMapLookup<'a>(pub &'a HeaderMap);
-
-impl HeaderLookup for HeaderMapLookup<'_> {
-    fn values(&self, name: &str) -> Vec<&[u8]> {
-        self.0.get_all(name).iter().map(|v| v.as_bytes()).collect()
-    }
-}
+pub use crate::gateway::hmac::HeaderMapLookup;
 
 /// Verifies a signed request from its axum parts: the authority is the
 /// URI's (HTTP/2, absolute form) or else `Host`; `scheme` is how the client
@@ -112,8 +104,9 @@ pub async fn create(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use axum::http::HeaderValue;
+    use axum::http::{HeaderMap, HeaderValue};
     use axum::response::IntoResponse;
+    use keygate_core::httpsig::HeaderLookup;
 
     #[test]
     fn header_maps_are_read_in_order_and_refusals_are_401_with_their_code() {
