@@ -6,7 +6,8 @@
 //! - `server`: `build` (storage, services) and `run(listener, app, shutdown)`.
 //! - `http`: the axum router, one file per resource, and the error mapping.
 //! - `gateway`: the authenticating reverse proxy and forward-auth.
-//! - `listen`: the connection layer under both listeners, and its limits.
+//! - `listen`: the connection layer under both listeners, and its limits
+//!   (keygate-http's, re-exported under its old path).
 //! - `metrics`: Prometheus counters and histograms.
 //! - `cluster`: the invalidation feed applied to this node's caches, the
 //!   watcher and heartbeats on PostgreSQL, the SQLite single-node lock.
@@ -21,7 +22,7 @@ pub mod config;
 pub mod file_mode;
 pub mod gateway;
 pub mod http;
-pub mod listen;
+pub use keygate_http::listen;
 pub mod metrics;
 pub mod secrets;
 pub mod server;

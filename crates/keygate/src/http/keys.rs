@@ -123,10 +123,10 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
-fn parse_scopes(scopes: &[String]) -> Result<Vec<Scope>, ApiError> {
+fn parse_scopes<S: AsRef<str>>(scopes: &[S]) -> Result<Vec<Scope>, ApiError> {
     scopes
         .iter()
-        .map(|s| Scope::parse(s).map_err(ApiError::from))
+        .map(|s| Scope::parse(s.as_ref()).map_err(ApiError::from))
         .collect()
 }
 
@@ -305,11 +305,7 @@ pub async fn verify(
     JsonBody(bytes): JsonBody,
 ) -> Result<Response, ApiError> {
     let body: VerifyKeyRequest = parse_json(&bytes)?;
-    let scopes = body
-        .required_scopes
-        .iter()
-        .map(|s| Scope::parse(s).map_err(ApiError::from))
-        .collect::<Result<Vec<_>, _>>()?;
+    let scopes = parse_scopes(&body.required_scopes)?;
     let started = Instant::now();
     let v = state
         .keys

@@ -11,7 +11,6 @@ pub mod health;
 pub mod keys;
 pub mod oauth;
 pub mod openapi;
-mod request_id;
 pub mod sessions;
 pub mod signing;
 pub mod signing_keys;
@@ -34,9 +33,9 @@ use keygate_core::httpsig::HmacService;
 
 use crate::metrics::{Metrics, RequestLabels};
 use error::{ApiError, ErrorCause};
-use extract::RequestId;
-use request_id::request_id;
-pub use request_id::request_id_of;
+/// The gateway's and forward-auth's path to it; the id is keygate-http's.
+pub use keygate_http::request_id_of;
+use keygate_http::{RequestId, request_id};
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]

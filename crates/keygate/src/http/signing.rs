@@ -5,11 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
-use keygate_core::httpsig::{
-    BodyStatus, HmacError, HmacIdentity, HmacService, Refusal, RequestView, SigCode,
-};
+use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -19,38 +15,9 @@ use super::error::ApiError;
 use super::extract::{AdminAuth, KeyIdPath, body_error};
 use super::views::rfc3339;
 
-pub use crate::gateway::hmac::HeaderMapLookup;
-
-/// Verifies a signed request from its axum parts: the authority is the
-/// URI's (HTTP/2, absolute form) or else `Host`; `scheme` is how the client
-/// reached us (`https` behind a TLS-terminating proxy). For the gateway.
-pub async fn verify_parts(
-    hmac: &HmacService,
-    parts: &Parts,
-    scheme: &str,
-    body: BodyStatus<'_>,
-) -> Result<HmacIdentity, HmacError> {
-    let authority = match parts.uri.authority() {
-        Some(a) => a.as_str(),
-        None => parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .ok_or_else(|| {
-                Refusal::new(SigCode::SignatureMalformed, "the request names no host")
-            })?,
-    };
-    let headers = HeaderMapLookup(&parts.headers);
-    let view = RequestView {
-        method: parts.method.as_str(),
-        scheme,
-        authority,
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &headers,
-    };
-    hmac.verify_request(&view, body).await
-}
+/// The gateway verifies signed requests with these; they live with the
+/// rest of the HTTP vocabulary.
+pub use keygate_http::signature::{HeaderMapLookup, verify_parts};
 
 /// The only response that ever carries the secret.
 #[derive(Serialize, ToSchema)]
@@ -98,34 +65,4 @@ pub async fn create(
             propagation,
         }),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use axum::http::{HeaderMap, HeaderValue};
-    use axum::response::IntoResponse;
-    use keygate_core::httpsig::HeaderLookup;
-
-    #[test]
-    fn header_maps_are_read_in_order_and_refusals_are_401_with_their_code() {
-        let mut map = HeaderMap::new();
-        map.append("x-a", HeaderValue::from_static("1"));
-        map.append("X-A", HeaderValue::from_static("2"));
-        let lookup = HeaderMapLookup(&map);
-        assert_eq!(lookup.values("x-a"), vec![b"1".as_slice(), b"2".as_slice()]);
-        assert!(lookup.values("x-b").is_empty());
-        for code in SigCode::ALL {
-            let err = ApiError::from(HmacError::Refused(Refusal::new(code, "why")));
-            assert_eq!(err.code, code.as_str());
-            let res = err.into_response();
-            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-            assert!(res.headers().contains_key("www-authenticate"));
-        }
-        let err = ApiError::from(HmacError::Unavailable(keygate_core::Error::Storage(
-            "db".into(),
-        )));
-        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
-    }
 }

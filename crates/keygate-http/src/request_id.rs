@@ -11,14 +11,16 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use keygate_core::apikey::random_bytes;
 
-use super::extract::RequestId;
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-const REQUEST_ID: &str = "x-request-id";
+/// The request id, set by the `request_id` middleware on every request.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
 const ID_BYTES: usize = 16;
 /// 256 ids per refill.
 const BLOCK_BYTES: usize = 4096;
@@ -73,14 +75,15 @@ fn next_request_id() -> String {
 /// A well-formed incoming `X-Request-Id`, or a new one.
 pub fn request_id_of(headers: &HeaderMap) -> String {
     headers
-        .get(REQUEST_ID)
+        .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| valid_request_id(v))
         .map_or_else(next_request_id, str::to_owned)
 }
 
-/// Keeps a well-formed incoming `X-Request-Id`, or makes one.
-pub(super) async fn request_id(mut req: Request, next: Next) -> Response {
+/// Middleware: keeps a well-formed incoming `X-Request-Id`, or makes one,
+/// puts it on the request as a `RequestId` and on the response.
+pub async fn request_id(mut req: Request, next: Next) -> Response {
     let id = request_id_of(req.headers());
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut res = next.run(req).await;
@@ -111,11 +114,11 @@ mod tests {
     #[test]
     fn client_ids_are_kept_only_when_plain() {
         let mut h = HeaderMap::new();
-        h.insert(REQUEST_ID, HeaderValue::from_static("trace-1:a.b_c"));
+        h.insert(&REQUEST_ID, HeaderValue::from_static("trace-1:a.b_c"));
         assert_eq!(request_id_of(&h), "trace-1:a.b_c");
         for bad in ["", "has space", "quote\"", &"a".repeat(129)] {
             h.insert(
-                REQUEST_ID,
+                &REQUEST_ID,
                 HeaderValue::from_str(bad).unwrap_or(HeaderValue::from_static("x y")),
             );
             assert!(request_id_of(&h).starts_with("req_"), "{bad:?}");

@@ -5,48 +5,44 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Response, StatusCode, header};
+use axum::http::{Response, StatusCode};
+use axum::response::IntoResponse;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-const CODE: &str = "too_many_connections";
-const DETAIL: &str = "the server is holding as many connections as it may; retry shortly";
+use crate::problem::{ApiError, PROBLEM_JSON};
 
-static PROBLEM: LazyLock<String> = LazyLock::new(|| {
-    serde_json::json!({
-        "type": format!("urn:keygate:problem:{CODE}"),
-        "title": "Service Unavailable",
-        "status": 503,
-        "detail": DETAIL,
-        "code": CODE,
-    })
-    .to_string()
-});
+/// Over the caps: a 503 with `Retry-After: 1`, the same problem+json as
+/// every other refusal.
+fn problem() -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_connections",
+        "the server is holding as many connections as it may; retry shortly",
+    );
+    e.retry_after_secs = Some(1);
+    e
+}
 
+/// The refusal as raw HTTP/1.1, written once, sent before any request is
+/// read.
 static CANNED: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+    let body = problem().body();
+    let mut canned = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {PROBLEM_JSON}\r\n\
          cache-control: no-store\r\nretry-after: 1\r\nconnection: close\r\n\
-         content-length: {}\r\n\r\n{}",
-        PROBLEM.len(),
-        *PROBLEM
+         content-length: {}\r\n\r\n",
+        body.len(),
     )
-    .into_bytes()
+    .into_bytes();
+    canned.extend_from_slice(&body);
+    canned
 });
 
 /// The 503 a connection on the reserved margin answers to any other path.
 pub fn too_many_connections() -> Response<Body> {
-    let mut res = Response::new(Body::from(PROBLEM.as_str()));
-    *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    res
+    problem().into_response()
 }
 
 /// Refusals being written at once; beyond it a refused connection is just
@@ -86,5 +82,29 @@ impl Refusals {
             };
             let _ = tokio::time::timeout(LINGER, answer).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canned_refusal_is_the_same_problem_as_the_response() {
+        let text = String::from_utf8(CANNED.clone()).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{head}"
+        );
+        assert!(head.ends_with(&format!("\r\ncontent-length: {}", body.len())));
+        assert!(head.contains("retry-after: 1\r\n"));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["code"], "too_many_connections");
+        assert_eq!(json["status"], 503);
+        let res = too_many_connections();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()["retry-after"], "1");
+        assert_eq!(res.headers()["content-type"], PROBLEM_JSON);
     }
 }

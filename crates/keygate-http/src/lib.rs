@@ -1,0 +1,41 @@
+//! keygate-http: the HTTP vocabulary that keygate's admin API, its gateway
+//! and the dashboard all speak, so that each says a thing the same way.
+//!
+//! - `problem`: `ApiError`, the one problem+json (RFC 9457) response, and
+//!   `ErrorCause`, a 5xx's hidden cause for the logging middleware.
+//! - `map`: the one map from core's errors and refusals to `ApiError`.
+//! - `credentials`: what a request presents in its headers
+//!   (`Authorization: Bearer`, `X-API-Key`), parsed once, with one set of
+//!   messages; and whether granted scopes cover required ones.
+//! - `ratelimit`: the `RateLimit`, `RateLimit-Policy` and `Retry-After`
+//!   fields and the rounding of milliseconds to their whole seconds.
+//! - `request_id`: `X-Request-Id` kept or made, and its middleware.
+//! - `extract`: JSON bodies and key-id paths whose every failure is a
+//!   problem+json 4xx, and the JSON response writer.
+//! - `signature`: an HTTP request as the HMAC signature check reads it.
+//! - `listen` (feature `listen`): the connection layer under every
+//!   listener: accepting, TLS, HTTP/1 and HTTP/2, connection caps and
+//!   timeouts, the descriptor budget.
+//!
+//! Nothing here knows the binary's state (`AppState`), its configuration
+//! or its routes: the vocabulary depends on keygate-core and axum only,
+//! and `listen` adds hyper, tokio and rustls.
+#![forbid(unsafe_code)]
+
+pub mod credentials;
+pub mod extract;
+#[cfg(feature = "listen")]
+pub mod listen;
+mod map;
+pub mod problem;
+pub mod ratelimit;
+pub mod request_id;
+pub mod signature;
+
+pub use credentials::{
+    CredentialError, ScopeName, api_credential, api_key, bearer, require_scopes, scopes_cover,
+};
+pub use extract::{ApiJson, JsonBody, KeyIdPath, body_error, json_response, parse_json};
+pub use problem::{ApiError, ErrorCause, PROBLEM_JSON};
+pub use ratelimit::{RateLimitFields, reset_secs, retry_after_secs};
+pub use request_id::{RequestId, request_id, request_id_of};
