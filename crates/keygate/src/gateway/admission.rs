@@ -11,8 +11,9 @@ use super::auth;
 use super::config::{AuthMode, ForwardToken, Route};
 use super::identity::Identity;
 use super::limit;
-use super::refusal::{RateLimitFields, Refusal};
+use super::refusal::Refusal;
 use super::request::Incoming;
+use keygate_http::RateLimitFields;
 
 /// An authenticated request within its route's limit.
 pub struct Admitted {

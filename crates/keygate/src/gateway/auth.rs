@@ -2,7 +2,7 @@
 //! they name, and the route's scopes and roles checked against that. `hmac`
 //! is dispatched to its own module; the route's rate limit is `limit`'s.
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use keygate_core::ApiKey;
 use keygate_core::VerifyCode;
 use keygate_core::httpsig::BodyDigest;
@@ -14,7 +14,8 @@ use super::identity::Identity;
 use super::jwt::with_jwt;
 use super::refusal::{Reason, Refusal};
 use super::request::Incoming;
-use crate::http::error::ApiError;
+use keygate_http::ApiError;
+use keygate_http::credentials::{self, CredentialError};
 
 /// Authenticates a request for `route`. For `hmac`, also answers the digest
 /// the body must be fed through on its way to the upstream.
@@ -40,37 +41,15 @@ struct Presented<'a> {
 }
 
 impl<'a> Presented<'a> {
-    /// A malformed `Authorization` is refused whatever the mode: it was
-    /// meant as a credential, and guessing what it meant could admit.
+    /// Read as every entry point reads them (keygate-http): a malformed
+    /// or repeated credential header is refused whatever the mode, since
+    /// guessing what it meant could admit.
     fn read(headers: &'a HeaderMap) -> Result<Self, Refusal> {
+        let refused = |e: CredentialError| Refusal::new(ApiError::from(e), Reason::Credentials(e));
         Ok(Self {
-            bearer: bearer(headers)?,
-            api_key: headers
-                .get("x-api-key")
-                .map(|v| v.to_str().unwrap_or("").trim()),
+            bearer: credentials::bearer(headers).map_err(refused)?,
+            api_key: credentials::api_key(headers).map_err(refused)?,
         })
-    }
-}
-
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Refusal> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let text = value.to_str().unwrap_or("");
-    match text.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(Some(token.trim()))
-        }
-        _ => Err(Refusal::new(
-            ApiError::unauthorized(
-                "invalid_authorization",
-                "the Authorization header must be `Bearer <credential>`",
-                true,
-            ),
-            Reason::InvalidAuthorization,
-        )),
     }
 }
 
@@ -201,9 +180,7 @@ async fn with_key(deps: &GatewayDeps, route: &Route, key: &str) -> Result<Identi
     match (v.code, v.record()) {
         (VerifyCode::Valid, Some(record)) => Ok(Identity::of_key(record)),
         (VerifyCode::InsufficientScope, _) => Err(Refusal::insufficient_scope()),
-        (VerifyCode::RateLimited, _) => Err(Refusal::key_over_limit(
-            v.ratelimit.map(|d| d.retry_after_ms),
-        )),
+        (VerifyCode::RateLimited, _) => Err(Refusal::key_over_limit(v.ratelimit.as_ref())),
         (code, _) => Err(Refusal::new(
             ApiError::unauthorized(
                 "invalid_credentials",

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use keygate_core::httpsig::SigCode;
 
 use super::hmac::mismatch_error;
-use crate::http::error::ApiError;
+use keygate_http::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {

@@ -10,26 +10,18 @@ use axum::http::HeaderMap;
 use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
 use keygate_core::VerifyCode;
 use keygate_core::httpsig::{
-    BodyDigest, BodyStatus, HeaderLookup, HmacError, HmacIdentity, RequestView, SigCode,
+    BodyDigest, BodyStatus, HmacError, HmacIdentity, RequestView, SigCode,
 };
+use keygate_http::signature::HeaderMapLookup;
 
 use super::config::Route;
 use super::deps::GatewayDeps;
 use super::identity::Identity;
 use super::refusal::{Reason, Refusal};
 use super::request::Incoming;
-use crate::http::error::ApiError;
+use keygate_http::ApiError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// An axum/http header map as `httpsig` reads headers.
-pub struct HeaderMapLookup<'a>(pub &'a HeaderMap);
-
-impl HeaderLookup for HeaderMapLookup<'_> {
-    fn values(&self, name: &str) -> Vec<&[u8]> {
-        self.0.get_all(name).iter().map(|v| v.as_bytes()).collect()
-    }
-}
 
 impl<'a> Incoming<'a> {
     /// The request as its signature covers it: as the client addressed it,
@@ -104,9 +96,7 @@ async fn charge(
         .map_err(Refusal::unavailable)?;
     match charged.code {
         VerifyCode::Valid => Ok(()),
-        VerifyCode::RateLimited => Err(Refusal::key_over_limit(
-            charged.ratelimit.map(|d| d.retry_after_ms),
-        )),
+        VerifyCode::RateLimited => Err(Refusal::key_over_limit(charged.ratelimit.as_ref())),
         // As for an API key whose credits are gone: a 401, since the
         // credential no longer admits anything.
         _ => {

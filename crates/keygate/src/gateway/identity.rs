@@ -66,8 +66,6 @@ impl Identity {
 
     /// Whether every scope a route needs is among this identity's.
     pub fn has_scopes(&self, needed: &[Scope]) -> bool {
-        needed
-            .iter()
-            .all(|s| self.scopes.iter().any(|have| have == s.as_str()))
+        keygate_http::credentials::scopes_cover(needed, &self.scopes)
     }
 }

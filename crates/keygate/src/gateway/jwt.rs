@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::identity::Identity;
 use super::refusal::{Reason, Refusal};
-use crate::http::error::ApiError;
+use keygate_http::ApiError;
 
 pub(super) async fn with_jwt(
     tokens: &TokenService,

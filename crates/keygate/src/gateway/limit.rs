@@ -7,8 +7,9 @@ use keygate_core::ratelimit::RateLimiter;
 
 use super::config::Route;
 use super::identity::Identity;
-use super::refusal::{RateLimitFields, Reason, Refusal, ratelimit_fields, retry_after_secs};
-use crate::http::error::ApiError;
+use super::refusal::{Reason, Refusal};
+use keygate_http::ApiError;
+use keygate_http::{RateLimitFields, retry_after_secs};
 
 /// Admits or refuses under the route's limit; allowed, answers the
 /// RateLimit fields the response carries. A refusal by the limiter's
@@ -36,7 +37,11 @@ pub async fn check_rate_limit(
         )
         .await;
     if d.allowed {
-        return Ok(Some(ratelimit_fields(&route.name, &d, spec.period_seconds)));
+        return Ok(Some(RateLimitFields::new(
+            &route.name,
+            &d,
+            spec.period_seconds,
+        )));
     }
     if d.unavailable {
         let mut e = ApiError::new(
@@ -57,7 +62,7 @@ pub async fn check_rate_limit(
     );
     e.retry_after_secs = Some(retry_after_secs(d.retry_after_ms));
     let mut refusal = Refusal::new(e, Reason::RateLimited);
-    refusal.ratelimit = Some(ratelimit_fields(&route.name, &d, spec.period_seconds));
+    refusal.ratelimit = Some(RateLimitFields::new(&route.name, &d, spec.period_seconds));
     Err(refusal)
 }
 

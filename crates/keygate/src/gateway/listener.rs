@@ -18,7 +18,7 @@ use super::Gateway;
 use super::conn::ClientConn;
 use super::proxy::Proxy;
 use super::upstream::Affinity;
-use crate::listen::{Limits, Listen, TlsSource};
+use keygate_http::listen::{Limits, Listen, TlsSource};
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish (up to `DRAIN`).
@@ -50,5 +50,5 @@ pub async fn serve(
             async move { proxy.handle(&conn, req).await }
         }
     };
-    crate::listen::serve(listener, listen, make, shutdown).await
+    keygate_http::listen::serve(listener, listen, make, shutdown).await
 }

@@ -156,7 +156,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
     tls: Option<crate::tls::Tls>,
-    limits: crate::listen::Limits,
+    limits: keygate_http::listen::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     listener::serve(listener, gateway, tls, limits, shutdown).await

@@ -25,14 +25,14 @@ use super::failure::ProxyError;
 use super::hmac::{DigestChecked, DigestMismatch};
 use super::outcome::{Failure, Outcome};
 use super::path::NormalPath;
-use super::refusal::{Refusal, insert_ratelimit};
+use super::refusal::Refusal;
 use super::request::{self, Incoming, Target, connection_tokens};
 use super::routes::upstream_path;
 use super::upgrade::{self, WebSocketKey};
 use super::upstream::{Lease, SendError};
 use crate::client_addr::CLIENT_ADDRESS_HEADERS;
-use crate::http::error::ErrorCause;
-use crate::listen::BodyTooSlow;
+use keygate_http::ErrorCause;
+use keygate_http::listen::BodyTooSlow;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -92,7 +92,7 @@ impl Proxy {
     /// Every phase of one request, the log phase included.
     pub async fn handle(&self, conn: &ClientConn, req: Request) -> Response {
         let started = Instant::now();
-        let request_id = crate::http::request_id_of(req.headers());
+        let request_id = keygate_http::request_id_of(req.headers());
         let method = req.method().clone();
         let table = self.gateway.table();
         let (mut res, outcome) = match request::target(&table, &req, self.scheme) {
@@ -284,7 +284,7 @@ fn response_filter(
     lease: Lease,
     websocket: Option<WebSocketKey>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    ratelimit: Option<super::refusal::RateLimitFields>,
+    ratelimit: Option<keygate_http::RateLimitFields>,
 ) -> Result<Response, ProxyError> {
     if res.status() == StatusCode::SWITCHING_PROTOCOLS {
         return match (websocket, client_upgrade) {
@@ -300,7 +300,7 @@ fn response_filter(
     let body = lease.attach(body);
     strip_hop_by_hop(&mut parts.headers);
     if let Some(fields) = ratelimit {
-        insert_ratelimit(&mut parts.headers, fields);
+        fields.insert_into(&mut parts.headers);
     }
     Ok(Response::from_parts(parts, Body::new(body)))
 }

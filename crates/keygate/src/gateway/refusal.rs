@@ -2,19 +2,22 @@
 //! reason for the metrics and the access log, and the RateLimit fields when
 //! a limit refused it. Every entry point answers a refusal the same way.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keygate_core::VerifyCode;
 use keygate_core::httpsig::SigCode;
 use keygate_core::ratelimit::RateDecision;
+use keygate_http::RateLimitFields;
+use keygate_http::credentials::CredentialError;
 
-use crate::http::error::ApiError;
+use keygate_http::ApiError;
 
 /// Why a request was refused; `as_str` is its metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     MissingCredentials,
-    InvalidAuthorization,
+    /// The credential headers cannot be read (keygate-http's reasons).
+    Credentials(CredentialError),
     /// Storage could not answer: no decision, a 503.
     StorageUnavailable,
     TenantMismatch,
@@ -39,7 +42,7 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::MissingCredentials => "missing_credentials",
-            Reason::InvalidAuthorization => "invalid_authorization",
+            Reason::Credentials(e) => e.code(),
             Reason::StorageUnavailable => "storage_unavailable",
             Reason::TenantMismatch => "tenant_mismatch",
             Reason::InsufficientRole => "insufficient_role",
@@ -61,9 +64,6 @@ impl Reason {
         }
     }
 }
-
-/// `RateLimit-Policy` and `RateLimit`, in that order.
-pub type RateLimitFields = (HeaderValue, HeaderValue);
 
 /// A refused request: the problem to answer, the reason, and the
 /// RateLimit fields when the route's limit refused it.
@@ -111,15 +111,8 @@ impl Refusal {
     }
 
     /// The key's own limit refused it, whichever credential named the key.
-    /// `retry_after_ms`: the limiter's answer, when it gave one.
-    pub fn key_over_limit(retry_after_ms: Option<i64>) -> Self {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "this key is over its rate limit",
-        );
-        e.retry_after_secs = Some(retry_after_secs(retry_after_ms.unwrap_or(1000)));
-        Self::new(e, Reason::KeyRateLimited)
+    pub fn key_over_limit(decision: Option<&RateDecision>) -> Self {
+        Self::new(ApiError::key_rate_limited(decision), Reason::KeyRateLimited)
     }
 }
 
@@ -127,35 +120,8 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let mut res = self.error.into_response();
         if let Some(fields) = self.ratelimit {
-            insert_ratelimit(res.headers_mut(), fields);
+            fields.insert_into(res.headers_mut());
         }
         res
     }
-}
-
-/// `Retry-After` in whole seconds, rounded up and at least 1: a client
-/// that waits what it is told must not come back early.
-pub fn retry_after_secs(ms: i64) -> u64 {
-    u64::try_from((ms + 999) / 1000).unwrap_or(1).max(1)
-}
-
-/// `RateLimit-Policy` and `RateLimit` per draft-ietf-httpapi-ratelimit-headers-11.
-pub fn ratelimit_fields(route: &str, d: &RateDecision, period: u32) -> RateLimitFields {
-    let policy = format!("\"{route}\";q={};w={period}", d.limit);
-    let t = if d.allowed {
-        u64::try_from((d.reset_ms + 999) / 1000).unwrap_or(0)
-    } else {
-        retry_after_secs(d.retry_after_ms)
-    };
-    let value = format!("\"{route}\";r={};t={t}", d.remaining);
-    (
-        HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("")),
-        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("")),
-    )
-}
-
-/// Puts the RateLimit fields on an answer, allowed or refused.
-pub fn insert_ratelimit(headers: &mut HeaderMap, (policy, value): RateLimitFields) {
-    headers.insert("ratelimit-policy", policy);
-    headers.insert("ratelimit", value);
 }

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, Version, header};
 use super::config::{PathParams, Route};
 use super::path::{NormalPath, normalize};
 use super::routes::{Lookup, RouteTable};
-use crate::http::error::ApiError;
+use keygate_http::ApiError;
 
 /// What the authenticate phase reads of a request: its headers, and for
 /// `hmac` the request as the client addressed it (the signature covers it).

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use hyper_util::rt::TokioIo;
 
 use super::config::Route;
-use crate::http::error::ApiError;
+use keygate_http::ApiError;
 
 /// RFC 6455 §1.3.
 const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

@@ -16,7 +16,7 @@ use super::Gateway;
 use super::admission::Admitted;
 use super::config::Route;
 use super::identity::Identity;
-use super::refusal::{Refusal, insert_ratelimit};
+use super::refusal::Refusal;
 use super::request::{Incoming, NoRoute, choose};
 pub use original::{JudgedUri, Original, judge_uri};
 
@@ -169,7 +169,7 @@ async fn admit(
         headers.insert(header::AUTHORIZATION, bearer);
     }
     if let Some(fields) = ratelimit {
-        insert_ratelimit(&mut headers, fields);
+        fields.insert_into(&mut headers);
     }
     Verdict::Allow {
         headers: Box::new(headers),
