@@ -4,6 +4,8 @@
 //! - `problem`: `ApiError`, the one problem+json (RFC 9457) response, and
 //!   `ErrorCause`, a 5xx's hidden cause for the logging middleware.
 //! - `map`: the one map from core's errors and refusals to `ApiError`.
+//! - `client_addr`: the client's address, from the peer or from what
+//!   trusted proxies say in `X-Forwarded-For`.
 //! - `credentials`: what a request presents in its headers
 //!   (`Authorization: Bearer`, `X-API-Key`), parsed once, with one set of
 //!   messages; and whether granted scopes cover required ones.
@@ -12,6 +14,7 @@
 //! - `request_id`: `X-Request-Id` kept or made, and its middleware.
 //! - `extract`: JSON bodies and key-id paths whose every failure is a
 //!   problem+json 4xx, and the JSON response writer.
+//! - `framing`: transfer codings other than `chunked` refused (501).
 //! - `signature`: an HTTP request as the HMAC signature check reads it.
 //! - `listen` (feature `listen`): the connection layer under every
 //!   listener: accepting, TLS, HTTP/1 and HTTP/2, connection caps and
@@ -22,8 +25,10 @@
 //! and `listen` adds hyper, tokio and rustls.
 #![forbid(unsafe_code)]
 
+pub mod client_addr;
 pub mod credentials;
 pub mod extract;
+pub mod framing;
 #[cfg(feature = "listen")]
 pub mod listen;
 mod map;

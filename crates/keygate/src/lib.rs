@@ -16,7 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
-pub mod client_addr;
+pub use keygate_http::client_addr;
 pub mod cluster;
 pub mod config;
 pub mod file_mode;

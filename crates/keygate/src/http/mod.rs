@@ -33,6 +33,7 @@ use keygate_core::httpsig::HmacService;
 
 use crate::metrics::{Metrics, RequestLabels};
 use error::{ApiError, ErrorCause};
+use keygate_http::framing::refuse_transfer_codings;
 /// The gateway's and forward-auth's path to it; the id is keygate-http's.
 pub use keygate_http::request_id_of;
 use keygate_http::{RequestId, request_id};
@@ -110,6 +111,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(refuse_credentials_in_url))
+        // The admin listener decodes no transfer coding but `chunked` either.
         .layer(middleware::from_fn(refuse_transfer_codings))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(request_id))
@@ -126,14 +128,6 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this endpoint does not accept that method",
     )
-}
-
-/// The admin listener decodes no transfer coding but `chunked` either.
-async fn refuse_transfer_codings(req: Request, next: Next) -> Response {
-    match crate::gateway::request::check_transfer_coding(req.headers()) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
-    }
 }
 
 /// Query parameters that look like credentials. A key in a URL ends up in
