@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, HeaderValue};
 
 use super::upstream::Affinity;
-use crate::client_addr::TrustedProxies;
+use keygate_http::client_addr::TrustedProxies;
 
 /// One client connection, as each of its requests sees it.
 pub struct ClientConn {

@@ -8,8 +8,8 @@ use keygate_core::httpsig::HmacService;
 use keygate_core::jwt::TokenService;
 use keygate_core::{Clock, KeyService};
 
-use crate::client_addr::TrustedProxies;
 use crate::metrics::Metrics;
+use keygate_http::client_addr::TrustedProxies;
 
 #[derive(Clone)]
 pub struct GatewayDeps {

@@ -30,8 +30,8 @@ use super::request::{self, Incoming, Target, connection_tokens};
 use super::routes::upstream_path;
 use super::upgrade::{self, WebSocketKey};
 use super::upstream::{Lease, SendError};
-use crate::client_addr::CLIENT_ADDRESS_HEADERS;
 use keygate_http::ErrorCause;
+use keygate_http::client_addr::CLIENT_ADDRESS_HEADERS;
 use keygate_http::listen::BodyTooSlow;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
