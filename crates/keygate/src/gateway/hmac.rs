@@ -6,46 +6,58 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
 use keygate_core::VerifyCode;
 use keygate_core::httpsig::{
     BodyDigest, BodyStatus, HmacError, HmacIdentity, RequestView, SigCode,
 };
+use keygate_http::signature::HeaderMapLookup;
 
-use super::auth::{Identity, Incoming, Refusal, ceil_secs, insufficient_scope};
 use super::config::Route;
-use crate::http::AppState;
-use crate::http::error::ApiError;
-use crate::http::signing::HeaderMapLookup;
+use super::deps::GatewayDeps;
+use super::identity::Identity;
+use super::refusal::{Reason, Refusal};
+use super::request::Incoming;
+use keygate_http::ApiError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<'a> Incoming<'a> {
+    /// The request as its signature covers it: as the client addressed it,
+    /// percent-encoding untouched. A request that names no host cannot
+    /// have been signed for this one.
+    pub fn signed_view(
+        &self,
+        headers: &'a HeaderMapLookup<'a>,
+    ) -> Result<RequestView<'a>, HmacError> {
+        let authority = self.authority.ok_or_else(|| {
+            HmacError::Refused(keygate_core::httpsig::Refusal::new(
+                SigCode::SignatureMalformed,
+                "the request names no host",
+            ))
+        })?;
+        Ok(RequestView {
+            method: self.method,
+            scheme: self.scheme,
+            authority,
+            path: self.path,
+            query: self.query,
+            headers,
+        })
+    }
+}
 
 /// Verifies the request's signature, then the route's scopes against the
 /// key's, then the key's own rate limit and credits. With a body to come,
 /// also answers the digest the body must be fed through.
 pub async fn with_signature(
-    state: &AppState,
+    deps: &GatewayDeps,
     route: &Route,
     req: &Incoming<'_>,
 ) -> Result<(Identity, Option<BodyDigest>), Refusal> {
-    let Some(authority) = req.authority else {
-        return Err(refused(HmacError::Refused(
-            keygate_core::httpsig::Refusal::new(
-                SigCode::SignatureMalformed,
-                "the request names no host",
-            ),
-        )));
-    };
     let headers = HeaderMapLookup(req.headers);
-    let view = RequestView {
-        method: req.method,
-        scheme: req.scheme,
-        authority,
-        path: req.path,
-        query: req.query,
-        headers: &headers,
-    };
+    let view = req.signed_view(&headers).map_err(refused)?;
     let body = if req.has_body {
         BodyStatus::Streaming
     } else {
@@ -53,49 +65,50 @@ pub async fn with_signature(
     };
     let cover_content_headers = route
         .hmac_cover_content_headers
-        .unwrap_or(state.hmac.policy().cover_content_headers);
-    let signed = state
+        .unwrap_or(deps.hmac.policy().cover_content_headers);
+    let signed = deps
         .hmac
         .verify_request_covering(&view, body, cover_content_headers)
         .await
         .map_err(refused)?;
-    if !route
-        .scopes
-        .iter()
-        .all(|s| signed.scopes.iter().any(|have| have == s))
-    {
-        return Err(insufficient_scope());
+    let key_id = signed.key_id.clone();
+    let (rate_limit, remaining) = (signed.rate_limit, signed.remaining);
+    let (id, digest) = identity(signed);
+    if !id.has_scopes(&route.scopes) {
+        return Err(Refusal::insufficient_scope());
     }
-    let charged = state
+    charge(deps, &key_id, rate_limit, remaining).await?;
+    Ok((id, digest))
+}
+
+/// The key's own rate limit and credits, charged once the signature and
+/// the scopes passed.
+async fn charge(
+    deps: &GatewayDeps,
+    key_id: &keygate_core::KeyId,
+    rate_limit: Option<keygate_core::model::RateLimitSpec>,
+    remaining: Option<i64>,
+) -> Result<(), Refusal> {
+    let charged = deps
         .keys
-        .charge(&signed.key_id, signed.rate_limit, signed.remaining)
+        .charge(key_id, rate_limit, remaining)
         .await
-        .map_err(|e| Refusal::new(ApiError::from(e), "storage_unavailable"))?;
+        .map_err(Refusal::unavailable)?;
     match charged.code {
-        VerifyCode::Valid => {}
-        VerifyCode::RateLimited => {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "this key is over its rate limit",
-            );
-            let wait_ms = charged.ratelimit.map_or(1000, |d| d.retry_after_ms);
-            e.retry_after_secs = Some(ceil_secs(wait_ms));
-            return Err(Refusal::new(e, "key_rate_limited"));
-        }
+        VerifyCode::Valid => Ok(()),
+        VerifyCode::RateLimited => Err(Refusal::key_over_limit(charged.ratelimit.as_ref())),
+        // As for an API key whose credits are gone: a 401, since the
+        // credential no longer admits anything.
         _ => {
-            // As for an API key whose credits are gone: a 401, since the
-            // credential no longer admits anything.
             let mut e = ApiError::new(
-                StatusCode::UNAUTHORIZED,
+                axum::http::StatusCode::UNAUTHORIZED,
                 "usage_exceeded",
                 "the key's usage credits are used up",
             );
             e.challenge = mismatch_error().challenge;
-            return Err(Refusal::new(e, "key_usage_exceeded"));
+            Err(Refusal::new(e, Reason::Key(VerifyCode::UsageExceeded)))
         }
     }
-    Ok(identity(signed))
 }
 
 fn identity(mut signed: HmacIdentity) -> (Identity, Option<BodyDigest>) {
@@ -124,9 +137,9 @@ fn identity(mut signed: HmacIdentity) -> (Identity, Option<BodyDigest>) {
 /// a 429.
 fn refused(e: HmacError) -> Refusal {
     let reason = match &e {
-        HmacError::Refused(r) => r.code.as_str(),
-        HmacError::Unavailable(_) => "storage_unavailable",
-        HmacError::OverQuota { .. } => "signature_nonce_quota",
+        HmacError::Refused(r) => Reason::Signature(r.code),
+        HmacError::Unavailable(_) => Reason::StorageUnavailable,
+        HmacError::OverQuota { .. } => Reason::SignatureNonceQuota,
     };
     Refusal::new(ApiError::from(e), reason)
 }

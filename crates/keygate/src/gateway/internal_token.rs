@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::auth::Identity;
+use super::identity::Identity;
 
 /// A cached token is reused only while it has more than this many seconds left.
 pub const REUSE_MARGIN: i64 = 10;
@@ -68,59 +68,72 @@ impl InternalTokens {
         {
             return Ok(token.clone());
         }
-        // Says which kind of principal it carries (`kg_kind`, set by
-        // `issue`), and names the key whenever one is behind the request.
-        let kind = id.kind.ok_or_else(|| {
-            keygate_core::Error::Internal(
-                "an anonymous request has no principal to vouch for".into(),
-            )
-        })?;
-        let mut claims = Map::new();
-        if let Some(client_id) = &id.client_id {
-            claims.insert("client_id".into(), client_id.clone().into());
-        }
-        if let (TokenKind::Client, Some(owner)) = (kind, &id.key_owner) {
-            claims.insert(OWNER_CLAIM.into(), owner.clone().into());
-        }
-        if let Some(tenant) = &id.tenant {
-            claims.insert("tenant".into(), tenant.clone().into());
-        }
-        if !id.roles.is_empty() {
-            claims.insert(
-                "roles".into(),
-                Value::Array(id.roles.iter().cloned().map(Value::String).collect()),
-            );
-        }
-        if !id.scopes.is_empty() {
-            claims.insert("scope".into(), id.scopes.join(" ").into());
-        }
-        let subject = id.token_subject().ok_or_else(|| {
-            keygate_core::Error::Internal("the principal has no identifier".into())
-        })?;
-        let issued = tokens.issue(TokenRequest {
-            kind,
-            subject: subject.to_owned(),
-            audience: route.to_owned(),
-            ttl: tokens.config().internal_token_ttl,
-            not_issued_before: None,
-            claims,
-        })?;
-        let token = HeaderValue::try_from(format!("Bearer {}", issued.token)).map_err(|_| {
-            keygate_core::Error::Internal("a minted token is not a header value".into())
-        })?;
-        let mut minted = self.minted.lock();
-        if minted.len() >= CAPACITY {
-            minted.retain(|_, (_, exp)| *exp - now > REUSE_MARGIN);
-            if minted.len() >= CAPACITY {
-                minted.clear();
+        let minted = mint(tokens, route, id)?;
+        self.remember(key, minted.clone(), now);
+        Ok(minted.0)
+    }
+
+    fn remember(&self, key: IdentityDigest, minted: Minted, now: i64) {
+        let mut cache = self.minted.lock();
+        if cache.len() >= CAPACITY {
+            cache.retain(|_, (_, exp)| *exp - now > REUSE_MARGIN);
+            if cache.len() >= CAPACITY {
+                cache.clear();
             }
         }
-        minted.insert(key, (token.clone(), issued.expires_at));
-        Ok(token)
+        cache.insert(key, minted);
     }
 
     /// Forgets every minted token (a route reload may change what they carry).
     pub fn clear(&self) {
         self.minted.lock().clear();
     }
+}
+
+/// Signs a new internal token for `id`, whose audience is the route. It
+/// says which kind of principal it carries (`kg_kind`, set by `issue`),
+/// and names the key whenever one is behind the request.
+fn mint(tokens: &TokenService, route: &str, id: &Identity) -> Result<Minted, keygate_core::Error> {
+    let kind = id.kind.ok_or_else(|| {
+        keygate_core::Error::Internal("an anonymous request has no principal to vouch for".into())
+    })?;
+    let subject = id
+        .token_subject()
+        .ok_or_else(|| keygate_core::Error::Internal("the principal has no identifier".into()))?;
+    let issued = tokens.issue(TokenRequest {
+        kind,
+        subject: subject.to_owned(),
+        audience: route.to_owned(),
+        ttl: tokens.config().internal_token_ttl,
+        not_issued_before: None,
+        claims: claims(kind, id),
+    })?;
+    let token = HeaderValue::try_from(format!("Bearer {}", issued.token)).map_err(|_| {
+        keygate_core::Error::Internal("a minted token is not a header value".into())
+    })?;
+    Ok((token, issued.expires_at))
+}
+
+/// The claims beside `sub` and `aud`: what the upstream may rely on.
+fn claims(kind: TokenKind, id: &Identity) -> Map<String, Value> {
+    let mut claims = Map::new();
+    if let Some(client_id) = &id.client_id {
+        claims.insert("client_id".into(), client_id.clone().into());
+    }
+    if let (TokenKind::Client, Some(owner)) = (kind, &id.key_owner) {
+        claims.insert(OWNER_CLAIM.into(), owner.clone().into());
+    }
+    if let Some(tenant) = &id.tenant {
+        claims.insert("tenant".into(), tenant.clone().into());
+    }
+    if !id.roles.is_empty() {
+        claims.insert(
+            "roles".into(),
+            Value::Array(id.roles.iter().cloned().map(Value::String).collect()),
+        );
+    }
+    if !id.scopes.is_empty() {
+        claims.insert("scope".into(), id.scopes.join(" ").into());
+    }
+    claims
 }

@@ -3,32 +3,28 @@
 //! token names. A client token's principal is its key, never a user.
 
 use axum::http::StatusCode;
-use keygate_core::jwt::{AcceptedKinds, OWNER_CLAIM, TokenError, TokenKind};
+use keygate_core::jwt::{AcceptedKinds, OWNER_CLAIM, TokenError, TokenKind, TokenService};
 use keygate_verify::Claims;
 use serde_json::Value;
 
-use super::auth::{Identity, Refusal};
-use crate::http::AppState;
-use crate::http::error::ApiError;
+use super::identity::Identity;
+use super::refusal::{Reason, Refusal};
+use keygate_http::ApiError;
 
 pub(super) async fn with_jwt(
-    state: &AppState,
+    tokens: &TokenService,
     token: &str,
     accepted: AcceptedKinds,
 ) -> Result<Identity, Refusal> {
-    let audience = &state.tokens.config().audience;
-    let claims = state
-        .tokens
-        .verify(token, audience)
-        .await
-        .map_err(|e| match e {
-            TokenError::Invalid(e) => invalid_token(&e),
-            TokenError::Revoked => Refusal::new(
-                ApiError::unauthorized("token_revoked", "the JWT has been revoked", true),
-                "jwt_revoked",
-            ),
-            TokenError::Storage(e) => Refusal::new(ApiError::from(e), "storage_unavailable"),
-        })?;
+    let audience = &tokens.config().audience;
+    let claims = tokens.verify(token, audience).await.map_err(|e| match e {
+        TokenError::Invalid(e) => invalid_token(&e),
+        TokenError::Revoked => Refusal::new(
+            ApiError::unauthorized("token_revoked", "the JWT has been revoked", true),
+            Reason::JwtRevoked,
+        ),
+        TokenError::Storage(e) => Refusal::unavailable(e),
+    })?;
     jwt_identity(&claims, accepted)
 }
 
@@ -39,7 +35,7 @@ fn invalid_token(e: &keygate_verify::Error) -> Refusal {
             format!("the JWT was refused ({})", e.code()),
             true,
         ),
-        "jwt_invalid",
+        Reason::JwtInvalid,
     )
 }
 
@@ -57,7 +53,7 @@ fn jwt_identity(claims: &Claims, accepted: AcceptedKinds) -> Result<Identity, Re
                     _ => "this route takes user tokens, not a client's (client_credentials)",
                 },
             ),
-            "wrong_token_kind",
+            Reason::WrongTokenKind,
         ),
         other => invalid_token(&other),
     })?;
@@ -121,7 +117,7 @@ mod tests {
     }
 
     fn code(refusal: &Refusal) -> (StatusCode, &'static str) {
-        (refusal.error.status, refusal.reason)
+        (refusal.error.status, refusal.reason.as_str())
     }
 
     #[test]
@@ -145,8 +141,8 @@ mod tests {
         }));
         let refusal = jwt_identity(&client, AcceptedKinds::Users).unwrap_err();
         assert_eq!(code(&refusal), (StatusCode::FORBIDDEN, "wrong_token_kind"));
-        let id =
-            jwt_identity(&client, AcceptedKinds::Any).unwrap_or_else(|r| panic!("{}", r.reason));
+        let id = jwt_identity(&client, AcceptedKinds::Any)
+            .unwrap_or_else(|r| panic!("{}", r.reason.as_str()));
         assert_eq!(id.kind, Some(TokenKind::Client));
         assert_eq!(id.subject, None);
         assert_eq!(id.token_subject(), Some("key_AAAAAAAAAAAAAAAA"));
@@ -156,8 +152,8 @@ mod tests {
         let refusal = jwt_identity(&bare, AcceptedKinds::Clients).unwrap_err();
         assert_eq!(code(&refusal), (StatusCode::UNAUTHORIZED, "jwt_invalid"));
         let user = claims(json!({"kg_kind": "user"}));
-        let id =
-            jwt_identity(&user, AcceptedKinds::Users).unwrap_or_else(|r| panic!("{}", r.reason));
+        let id = jwt_identity(&user, AcceptedKinds::Users)
+            .unwrap_or_else(|r| panic!("{}", r.reason.as_str()));
         assert_eq!(id.token_subject(), Some("usr_x"));
         assert_eq!(id.client_id, None);
     }

@@ -7,62 +7,31 @@
 //! the upstream connection its requests reuse (`Affinity`).
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Request};
+use axum::http::Request;
 use tokio::net::TcpListener;
 
-use super::GatewayState;
+use super::Gateway;
+use super::conn::ClientConn;
+use super::proxy::Proxy;
 use super::upstream::Affinity;
-use crate::listen::{Limits, Listen, TlsSource};
-
-/// One client connection, as each of its requests sees it.
-pub struct ClientConn {
-    pub peer: SocketAddr,
-    /// The peer's address as text, for per-address limits.
-    pub peer_text: String,
-    /// `X-Forwarded-For` and the `for=` of `Forwarded` (RFC 7239), made
-    /// once per connection rather than per request.
-    pub x_forwarded_for: HeaderValue,
-    pub forwarded_for: String,
-    pub affinity: Arc<Affinity>,
-}
-
-impl ClientConn {
-    pub fn new(peer: SocketAddr, affinity: Arc<Affinity>) -> Self {
-        let (peer_text, x_forwarded_for, forwarded_for) = Self::describe(peer.ip());
-        Self {
-            peer,
-            x_forwarded_for,
-            peer_text,
-            forwarded_for,
-            affinity,
-        }
-    }
-
-    /// An address as text, as `X-Forwarded-For` and as `Forwarded`'s `for=`.
-    pub fn describe(ip: IpAddr) -> (String, HeaderValue, String) {
-        let text = ip.to_string();
-        let forwarded_for = match ip {
-            IpAddr::V4(v4) => format!("for={v4}"),
-            IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
-        };
-        let xff = HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("unknown"));
-        (text, xff, forwarded_for)
-    }
-}
+use keygate_http::listen::{Limits, Listen, TlsSource};
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish (up to `DRAIN`).
 pub async fn serve(
     listener: TcpListener,
-    gs: GatewayState,
+    gateway: Arc<Gateway>,
     tls: Option<crate::tls::Tls>,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The listener's own scheme: how clients reached keygate, what a
+    // signature covers and what `X-Forwarded-Proto` says upstream.
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listen = Listen {
         name: "gateway",
         limits,
@@ -70,16 +39,16 @@ pub async fn serve(
         // Every path is a route's: none is served on the margin.
         reserved_paths: &[],
     };
-    let gs = Arc::new(gs);
+    let proxy = Arc::new(Proxy { gateway, scheme });
     let make = move |peer: SocketAddr| {
-        let affinity = Affinity::new(gs.gateway.upstreams.clone());
+        let affinity = Affinity::new(proxy.gateway.upstreams.clone());
         let conn = Arc::new(ClientConn::new(peer, affinity));
-        let state = gs.clone();
+        let proxy = proxy.clone();
         move |req: Request<Body>| {
-            let state = state.clone();
+            let proxy = proxy.clone();
             let conn = conn.clone();
-            async move { super::proxy::handle(&state, &conn, req).await }
+            async move { proxy.handle(&conn, req).await }
         }
     };
-    crate::listen::serve(listener, listen, make, shutdown).await
+    keygate_http::listen::serve(listener, listen, make, shutdown).await
 }

@@ -2,26 +2,41 @@
 //! forward-auth endpoint that nginx, Traefik and Envoy call. Both read the
 //! same route table, which a reload swaps whole.
 //!
+//! It is built from `GatewayDeps` (the services it calls), never from the
+//! admin API's state; the admin API holds it, not the other way round.
+//!
 //! - `config`: the `[gateway]` section and its validation.
-//! - `routes`: matching a request to a route.
-//! - `auth`: the auth modes, scopes, roles and the route rate limit.
-//! - `jwt`: a JWT as a credential, and the kinds of token a route takes.
-//! - `hmac`: the `hmac` mode and the body checked against its digest.
-//! - `internal_token`: the JWT handed upstream, minted once per identity.
-//! - `proxy`: forwarding, streaming both ways, upgrades, the access log.
-//! - `upstream`: upstream connections, kept open and reused.
-//! - `listener`: the gateway's accept loop, plain or TLS.
-//! - `forward_auth`: `/v1/forward-auth` for the three proxies' contracts.
+//! - `routes`, `path`: matching a request to a route.
+//! - `admission`: the phases every entry point runs, each callable alone:
+//!   route (`request`), authenticate (`auth`, `jwt`, `hmac`), limit
+//!   (`limit`), mint (`internal_token`); `identity` and `refusal` are
+//!   what they answer.
+//! - `proxy`: pingora's phases (request filter, upstream request, send,
+//!   response filter, log), failing with a `failure::ProxyError` that
+//!   says whose fault it was; `outcome` is what the log phase records.
+//! - `upstream`, `upgrade`: upstream connections, kept open and reused,
+//!   and WebSocket tunnels.
+//! - `conn`, `listener`: the client connection and the accept loop.
+//! - `forward_auth`: the decision `/v1/forward-auth` answers for nginx,
+//!   Traefik and Envoy (the HTTP adapter is the admin API's).
 
+pub mod admission;
 pub mod auth;
 pub mod config;
+pub mod conn;
+pub mod deps;
+pub mod failure;
 pub mod forward_auth;
 pub mod hmac;
+pub mod identity;
 pub mod internal_token;
 mod jwt;
+pub mod limit;
 pub mod listener;
+pub mod outcome;
 pub mod path;
 pub mod proxy;
+pub mod refusal;
 pub mod request;
 pub mod routes;
 pub mod upgrade;
@@ -34,8 +49,8 @@ use std::sync::Arc;
 use keygate_core::ratelimit::{GcraLimiter, RateLimiter};
 use parking_lot::RwLock;
 
-use crate::http::AppState;
 use config::GatewayConfig;
+pub use deps::GatewayDeps;
 use internal_token::InternalTokens;
 use routes::RouteTable;
 use upstream::Upstreams;
@@ -50,13 +65,18 @@ pub struct Gateway {
     /// its own limit and a route's. In process, or shared across nodes.
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) internal: InternalTokens,
+    pub(crate) deps: GatewayDeps,
 }
 
 impl Gateway {
     /// `config_path` is the file a reload reads again. Route limits are
     /// counted in this process.
-    pub fn new(config: GatewayConfig, config_path: Option<PathBuf>) -> Arc<Self> {
-        Self::with_limiter(config, config_path, Arc::new(GcraLimiter::new()))
+    pub fn new(
+        config: GatewayConfig,
+        config_path: Option<PathBuf>,
+        deps: GatewayDeps,
+    ) -> Arc<Self> {
+        Self::with_limiter(config, config_path, deps, Arc::new(GcraLimiter::new()))
     }
 
     /// As `new`, with route limits counted by `limiter` (a shared one when
@@ -64,6 +84,7 @@ impl Gateway {
     pub fn with_limiter(
         config: GatewayConfig,
         config_path: Option<PathBuf>,
+        deps: GatewayDeps,
         limiter: Arc<dyn RateLimiter>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -73,7 +94,12 @@ impl Gateway {
             upstreams: Upstreams::new(),
             limiter,
             internal: InternalTokens::default(),
+            deps,
         })
+    }
+
+    pub fn deps(&self) -> &GatewayDeps {
+        &self.deps
     }
 
     pub fn listen(&self) -> Option<SocketAddr> {
@@ -125,30 +151,13 @@ impl Gateway {
     }
 }
 
-/// Everything a gateway handler needs.
-#[derive(Clone)]
-pub struct GatewayState {
-    pub app: AppState,
-    pub gateway: Arc<Gateway>,
-    /// `https` when the gateway's listener serves TLS: the scheme signed
-    /// requests are checked with and `X-Forwarded-Proto` says upstream.
-    pub scheme: &'static str,
-}
-
 /// Serves the gateway until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    app: AppState,
     gateway: Arc<Gateway>,
     tls: Option<crate::tls::Tls>,
-    limits: crate::listen::Limits,
+    limits: keygate_http::listen::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let state = GatewayState {
-        app,
-        gateway,
-        scheme,
-    };
-    listener::serve(listener, state, tls, limits, shutdown).await
+    listener::serve(listener, gateway, tls, limits, shutdown).await
 }

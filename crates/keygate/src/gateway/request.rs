@@ -11,7 +11,26 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, Version, header};
 use super::config::{PathParams, Route};
 use super::path::{NormalPath, normalize};
 use super::routes::{Lookup, RouteTable};
-use crate::http::error::ApiError;
+use keygate_http::ApiError;
+use keygate_http::framing::check_transfer_coding;
+
+/// What the authenticate phase reads of a request: its headers, and for
+/// `hmac` the request as the client addressed it (the signature covers it).
+pub struct Incoming<'a> {
+    pub headers: &'a HeaderMap,
+    pub method: &'a str,
+    /// `http` or `https`: how the client reached keygate (or the proxy
+    /// asking forward-auth).
+    pub scheme: &'a str,
+    /// The host (and port) the client addressed; None when it named none.
+    pub authority: Option<&'a str>,
+    /// As sent, percent-encoding untouched.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// Whether a body follows: a signed request must then cover its
+    /// `Content-Digest`, and the body is checked as it streams.
+    pub has_body: bool,
+}
 
 /// The tokens of every `Connection` header, trimmed.
 pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -21,25 +40,6 @@ pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-}
-
-/// Refuses transfer codings other than `chunked`: keygate does not decode
-/// them, and forwarding the body without its coding would hand the upstream
-/// other bytes than the client sent (RFC 9112 §6.1: 501).
-pub fn check_transfer_coding(headers: &HeaderMap) -> Result<(), ApiError> {
-    let mut codings = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
-        .map(str::trim);
-    if codings.all(|c| c.eq_ignore_ascii_case("chunked")) {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "unsupported_transfer_coding",
-        "only the chunked transfer coding is accepted",
-    ))
 }
 
 /// The authority the client addressed: the request target's (absolute-form
@@ -189,21 +189,6 @@ mod tests {
             h.append(*k, HeaderValue::from_static(v));
         }
         h
-    }
-
-    #[test]
-    fn only_chunked_is_accepted() {
-        assert!(check_transfer_coding(&headers(&[])).is_ok());
-        assert!(check_transfer_coding(&headers(&[("transfer-encoding", "Chunked")])).is_ok());
-        for bad in ["gzip, chunked", "chunked, chunked, br", "identity"] {
-            let h = headers(&[("transfer-encoding", bad)]);
-            assert!(check_transfer_coding(&h).is_err(), "{bad}");
-        }
-        let two = headers(&[
-            ("transfer-encoding", "gzip"),
-            ("transfer-encoding", "chunked"),
-        ]);
-        assert!(check_transfer_coding(&two).is_err());
     }
 
     #[test]

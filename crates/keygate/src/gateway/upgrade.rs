@@ -8,13 +8,13 @@
 
 use aws_lc_rs::digest;
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hyper_util::rt::TokioIo;
 
 use super::config::Route;
-use crate::http::error::ApiError;
+use keygate_http::ApiError;
 
 /// RFC 6455 §1.3.
 const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -76,15 +76,6 @@ impl WebSocketKey {
                 .get(header::SEC_WEBSOCKET_ACCEPT)
                 .is_some_and(|v| v.as_bytes() == expected.as_bytes())
     }
-}
-
-/// An upstream's 101 that is not the answer to the client's handshake.
-pub fn bad_answer() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "upstream_bad_upgrade",
-        "the upstream's answer to the upgrade was not a WebSocket handshake",
-    )
 }
 
 /// Joins the client's and the upstream's upgraded connections once both

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cluster;
 pub mod error;
 pub mod extract;
+pub mod forward_auth;
 pub mod health;
 pub mod keys;
 pub mod oauth;
@@ -107,18 +108,9 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::serve))
-        .route(
-            crate::gateway::forward_auth::PATH,
-            any(crate::gateway::forward_auth::handle),
-        )
-        .route(
-            "/v1/forward-auth/",
-            any(crate::gateway::forward_auth::handle),
-        )
-        .route(
-            "/v1/forward-auth/{*original}",
-            any(crate::gateway::forward_auth::handle),
-        )
+        .route(forward_auth::PATH, any(forward_auth::handle))
+        .route("/v1/forward-auth/", any(forward_auth::handle))
+        .route("/v1/forward-auth/{*original}", any(forward_auth::handle))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -149,11 +141,7 @@ const CREDENTIAL_PARAMS: [&str; 5] = ["api_key", "apikey", "key", "token", "acce
 async fn refuse_credentials_in_url(req: Request, next: Next) -> Response {
     // Envoy puts the original request's query on forward-auth's URL; it is
     // the client's URL, not a credential sent to keygate, and is not logged.
-    if req
-        .uri()
-        .path()
-        .starts_with(crate::gateway::forward_auth::PATH)
-    {
+    if req.uri().path().starts_with(forward_auth::PATH) {
         return next.run(req).await;
     }
     if let Some(query) = req.uri().query() {

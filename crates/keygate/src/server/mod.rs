@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::cluster::{ServiceCaches, SqliteLock, Wiring};
 use crate::config::{Config, PepperSource, SecretSource};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, GatewayDeps};
 use crate::http::{self, AppState};
 use crate::listen::fdlimit::{self, Budget};
 use crate::metrics::Metrics;
@@ -74,6 +74,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartE
         .await
         .map_err(StartError::Secret)?;
     let secrets = (pepper, master_key);
+    let gateway_clock = clock.clone();
     let services = services(
         config,
         store.clone(),
@@ -92,7 +93,15 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartE
         .start(services.caches(), &config.cluster, &metrics)
         .await
         .map_err(StartError::Unavailable)?;
-    let (gateway, budget) = gateway(config, limiter);
+    let deps = GatewayDeps {
+        keys: services.keys.clone(),
+        tokens: services.tokens.clone(),
+        hmac: services.hmac.clone(),
+        clock: gateway_clock,
+        metrics: metrics.clone(),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+    };
+    let (gateway, budget) = gateway(config, deps.clone(), limiter);
     let Services {
         tokens,
         users,
@@ -115,7 +124,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartE
             hmac,
             audit,
             gateway,
-            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+            trusted_proxies: deps.trusted_proxies,
             storage: store,
         },
         tls,
@@ -148,11 +157,15 @@ async fn open_storage(config: &Config) -> Result<(Option<SqliteLock>, SqlStore),
 
 /// The gateway, when configured, and each listener's limits fitted under
 /// the descriptor limit (the gateway's upstream pool among them).
-fn gateway(config: &Config, limiter: Arc<dyn RateLimiter>) -> (Option<Arc<Gateway>>, Budget) {
+fn gateway(
+    config: &Config,
+    deps: GatewayDeps,
+    limiter: Arc<dyn RateLimiter>,
+) -> (Option<Arc<Gateway>>, Budget) {
     let gateway = config
         .gateway
         .clone()
-        .map(|g| Gateway::with_limiter(g, config.config_path.clone(), limiter));
+        .map(|g| Gateway::with_limiter(g, config.config_path.clone(), deps, limiter));
     let budget = fdlimit::fit(&config.limits, fdlimit::raise_nofile(), gateway.is_some());
     if let Some(g) = &gateway {
         g.upstreams
@@ -315,7 +328,6 @@ pub async fn run(
     let gateway_task = match (gateway_listener, state.gateway.clone()) {
         (Some(listener), Some(gateway)) => Some(tokio::spawn(crate::gateway::serve(
             listener,
-            state.clone(),
             gateway,
             tls.clone(),
             budget.gateway,

@@ -1,65 +1,51 @@
-//! `/v1/forward-auth` on the admin listener: the same routes and checks as
-//! the proxy, answered as nginx `auth_request`, Traefik/Caddy `forward_auth`
-//! and Envoy `ext_authz` expect. Allowed is exactly 200 with an empty body;
-//! a refusal is 401, 403 or 429, never a 5xx (a storage failure is 503,
-//! which is no decision).
+//! The request a proxy asks forward-auth about, read from the subrequest:
+//! nginx's `X-Original-URI` / `X-Original-Method`, Traefik's and Caddy's
+//! `X-Forwarded-Uri` / `X-Forwarded-Method`, Envoy's request line under
+//! our path. What cannot be read one way only is refused, never guessed.
 //!
 //! The original URI may carry credential-looking query parameters: keygate
 //! never takes credentials from a query, so it evaluates the request on its
 //! headers as usual, and neither the path nor the query is logged.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
-
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, header};
 
-use super::GatewayState;
-use super::auth::{Identity, Incoming};
-use super::config::Route;
-use super::path::{NormalPath, normalize};
-use super::proxy::{Admitted, Outcome, admit, internal_token, record};
-use super::request::{NoRoute, choose, same_authority};
-use crate::http::AppState;
-use crate::http::error::ApiError;
-
-pub const PATH: &str = "/v1/forward-auth";
+use super::{PATH, Unjudgeable};
+use crate::gateway::path::{NormalPath, normalize};
+use crate::gateway::request::same_authority;
 
 /// The request the proxy asks about.
-struct Original {
-    method: Method,
+pub struct Original {
+    pub method: Method,
     /// As the proxy reports it: what a signature covers.
-    raw_path: String,
+    pub raw_path: String,
     /// What is judged.
-    path: NormalPath<'static>,
+    pub path: NormalPath<'static>,
     /// Without the `?`: only a signed request (`hmac`) reads it.
-    query: Option<String>,
-    host: Option<String>,
+    pub query: Option<String>,
+    pub host: Option<String>,
     /// A route named by the `route` query parameter, overriding the table.
-    route: Option<String>,
+    pub route: Option<String>,
 }
-
-/// Why the original request cannot be judged; always a 403.
-pub type Unjudgeable = &'static str;
 
 /// A header's text: None when absent, refused when present but not text or
 /// present twice (an absent header must never stand in for one we could
 /// not read).
-fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Unjudgeable> {
+pub(super) fn header_text<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+) -> Result<Option<&'a str>, Unjudgeable> {
     let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err("ambiguous_original");
+        return Err(Unjudgeable::AmbiguousOriginal);
     }
     match value.to_str() {
         Ok("") => Ok(None),
         Ok(text) => Ok(Some(text)),
-        Err(_) => Err("invalid_original"),
+        Err(_) => Err(Unjudgeable::InvalidOriginal),
     }
 }
 
@@ -116,7 +102,7 @@ pub struct JudgedUri<'a> {
 /// What forward-auth reads of `X-Original-URI` and `X-Forwarded-Uri`
 /// (public for the fuzz target).
 pub fn judge_uri(uri: &str) -> Result<JudgedUri<'_>, Unjudgeable> {
-    let parts = split_target(uri).ok_or("invalid_original")?;
+    let parts = split_target(uri).ok_or(Unjudgeable::InvalidOriginal)?;
     Ok(JudgedUri {
         authority: parts.authority,
         raw_path: parts.path,
@@ -132,20 +118,20 @@ pub fn judge_uri(uri: &str) -> Result<JudgedUri<'_>, Unjudgeable> {
 fn judged_path(raw: &str) -> Result<NormalPath<'static>, Unjudgeable> {
     let inner = raw.strip_suffix('/').unwrap_or(raw);
     if inner.contains("//") {
-        return Err("invalid_path");
+        return Err(Unjudgeable::InvalidPath);
     }
     normalize(raw)
         .map(NormalPath::into_owned)
-        .map_err(|_| "invalid_path")
+        .map_err(|_| Unjudgeable::InvalidPath)
 }
 
-fn original(req: &Parts) -> Result<Original, Unjudgeable> {
+pub(super) fn original(req: &Parts) -> Result<Original, Unjudgeable> {
     let headers = &req.headers;
     let method_from = |name: &str| -> Result<Option<Method>, Unjudgeable> {
         header_text(headers, name)?
             .map(|m| {
                 Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                    .map_err(|_| "invalid_original")
+                    .map_err(|_| Unjudgeable::InvalidOriginal)
             })
             .transpose()
     };
@@ -210,172 +196,14 @@ fn one_host<'a>(
         (Some(t), Some(f)) if same_authority(&t, &f, "http") || same_authority(&t, &f, "https") => {
             Ok(Some(target))
         }
-        _ => Err("authority_mismatch"),
+        _ => Err(Unjudgeable::AuthorityMismatch),
     }
-}
-
-pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
-    let started = Instant::now();
-    let request_id = crate::http::request_id_of(req.headers());
-    let Some(gateway) = app.gateway.clone() else {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "gateway_not_configured",
-            "forward-auth needs a [gateway] section with routes",
-        )
-        .into_response();
-    };
-    // The original request's scheme is the proxy's to tell, as its method
-    // and URI are; this listener's own scheme says nothing about it.
-    let gs = GatewayState {
-        app,
-        gateway,
-        scheme: "http",
-    };
-    let (req, _) = req.into_parts();
-    let mut outcome = Outcome::new(None);
-    let judged = original(&req).and_then(|orig| {
-        let route = route_for(&gs, &orig)?;
-        Ok((orig, route))
-    });
-    let (res, method) = match judged {
-        // Nothing matched: deny. A 404 or 405 would turn into a 500 at nginx.
-        Err(code) => {
-            outcome.failure = Some(code);
-            (no_decision(code), req.method.clone())
-        }
-        Ok((orig, route)) => {
-            outcome.route = Some(route.clone());
-            let res = decide(&gs, &req, &orig, &route, &mut outcome).await;
-            (res, orig.method)
-        }
-    };
-    record(&gs, &outcome, &method, res.status(), started, &request_id);
-    res
-}
-
-fn no_decision(code: &'static str) -> Response {
-    let detail = match code {
-        "no_route" | "method_not_allowed" => "no gateway route allows this request",
-        "path_params" => "this route does not accept `;` parameters in path segments",
-        "authority_mismatch" => "the original URI's host is not the forwarded host",
-        _ => "the original request's method, URI or host cannot be judged",
-    };
-    ApiError::new(StatusCode::FORBIDDEN, code, detail).into_response()
-}
-
-fn route_for(gs: &GatewayState, orig: &Original) -> Result<Arc<Route>, Unjudgeable> {
-    let table = gs.gateway.table();
-    match &orig.route {
-        Some(name) => table.by_name(name).cloned().ok_or("no_route"),
-        None => {
-            choose(&table, orig.host.as_deref(), &orig.path, &orig.method).map_err(NoRoute::code)
-        }
-    }
-}
-
-/// Authenticates and limits the original request as its route says.
-async fn decide(
-    gs: &GatewayState,
-    req: &Parts,
-    orig: &Original,
-    route: &Route,
-    outcome: &mut Outcome,
-) -> Response {
-    let peer = req
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| gs.app.trusted_proxies.client_ip(c.0.ip(), &req.headers));
-    let peer = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    let scheme = match header_text(&req.headers, "x-forwarded-proto") {
-        Ok(Some(p)) if p.eq_ignore_ascii_case("https") => "https",
-        _ => "http",
-    };
-    let incoming = Incoming {
-        headers: &req.headers,
-        method: orig.method.as_str(),
-        scheme,
-        authority: orig.host.as_deref(),
-        path: &orig.raw_path,
-        query: orig.query.as_deref(),
-        has_body: announces_body(&req.headers),
-    };
-    match admit(gs, route, &incoming, &peer).await {
-        Err(refusal) => {
-            outcome.failure = Some(refusal.reason);
-            outcome.rate_limited = refusal.reason == "rate_limited";
-            refusal.into_response()
-        }
-        // The body never comes here: a signed request's signature and its
-        // covered `Content-Digest` header are checked, the body against it
-        // is not (the proxy forwards it unseen).
-        Ok(admitted) => match allowed(gs, route, admitted) {
-            Ok((res, identity)) => {
-                outcome.identity = Some(identity);
-                res
-            }
-            Err(e) => e.into_response(),
-        },
-    }
-}
-
-/// 200 with the identity headers and the internal token.
-fn allowed(
-    gs: &GatewayState,
-    route: &Route,
-    admitted: Admitted,
-) -> Result<(Response, Identity), ApiError> {
-    let Admitted {
-        identity,
-        ratelimit,
-        pending_digest: _,
-    } = admitted;
-    let token = internal_token(gs, route, &identity)?;
-    let mut res = StatusCode::OK.into_response();
-    let h = res.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // Every identity header, empty when it does not apply: a proxy that
-    // copies the answer's headers onto the request (Envoy) then overwrites
-    // one the client forged (`x-keygate-kind: user`) instead of letting it
-    // through.
-    let mut put = |name: &'static str, value: Option<String>| {
-        let v = value.and_then(|v| HeaderValue::from_str(&v).ok());
-        h.insert(name, v.unwrap_or(HeaderValue::from_static("")));
-    };
-    put(
-        "x-keygate-subject",
-        identity.token_subject().map(str::to_owned),
-    );
-    put(
-        "x-keygate-kind",
-        identity.kind.map(|k| k.as_str().to_owned()),
-    );
-    put("x-keygate-key-id", identity.key_id.clone());
-    put("x-keygate-client-id", identity.client_id.clone());
-    put("x-keygate-tenant", identity.tenant.clone());
-    put(
-        "x-keygate-scopes",
-        Some(identity.scopes.join(" ")).filter(|s| !s.is_empty()),
-    );
-    put(
-        "x-keygate-roles",
-        Some(identity.roles.join(",")).filter(|s| !s.is_empty()),
-    );
-    put("x-keygate-route", Some(route.name.clone()));
-    if let Some(bearer) = token {
-        h.insert(header::AUTHORIZATION, bearer);
-    }
-    if let Some((policy, value)) = ratelimit {
-        h.insert("ratelimit-policy", policy);
-        h.insert("ratelimit", value);
-    }
-    Ok((res, identity))
 }
 
 /// Whether the original request had a body, as far as its headers tell:
 /// a signed one must then cover its `Content-Digest`. Proxies often drop
 /// `Content-Length` from the subrequest, so a `Content-Digest` counts too.
-fn announces_body(headers: &HeaderMap) -> bool {
+pub(super) fn announces_body(headers: &HeaderMap) -> bool {
     headers.contains_key("content-digest")
         || headers.contains_key(header::TRANSFER_ENCODING)
         || header_text(headers, "content-length")

@@ -1,0 +1,28 @@
+//! What the gateway is built from: the services it calls and the few
+//! settings it reads. Not the admin API's state: the gateway knows nothing
+//! of the JSON API, and a test can build one from these alone.
+
+use std::sync::Arc;
+
+use keygate_core::httpsig::HmacService;
+use keygate_core::jwt::TokenService;
+use keygate_core::{Clock, KeyService};
+
+use crate::metrics::Metrics;
+use keygate_http::client_addr::TrustedProxies;
+
+#[derive(Clone)]
+pub struct GatewayDeps {
+    /// API keys: verification, their own rate limits and credits.
+    pub keys: Arc<KeyService>,
+    /// JWTs: verification (with revocation) and the internal token.
+    pub tokens: Arc<TokenService>,
+    /// RFC 9421 signatures for `auth = "hmac"`.
+    pub hmac: Arc<HmacService>,
+    /// The time route limits are counted at.
+    pub clock: Arc<dyn Clock>,
+    /// The gateway's counters live in the one registry `/metrics` serves.
+    pub metrics: Arc<Metrics>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<TrustedProxies>,
+}

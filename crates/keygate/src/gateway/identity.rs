@@ -1,0 +1,71 @@
+//! Who a request is, once admitted: what the rate limit counts, what the
+//! internal token carries and what forward-auth answers. Nothing here is a
+//! secret.
+
+use keygate_core::jwt::TokenKind;
+use keygate_core::model::{KeyRecord, Scope};
+
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// Whom the request speaks for: a user (a user token, with or without
+    /// a key beside it) or a client (a key, a signature, a client token).
+    /// None only for `auth = "none"`.
+    pub kind: Option<TokenKind>,
+    /// The key id, when an API key was presented (what the limit counts).
+    pub key_id: Option<String>,
+    /// The key behind the request: the presented key or a client token's
+    /// `client_id`.
+    pub client_id: Option<String>,
+    /// The key's owner (free text), when a client is the principal.
+    pub key_owner: Option<String>,
+    /// The user id, when a user token was presented.
+    pub subject: Option<String>,
+    pub tenant: Option<String>,
+    pub scopes: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+impl Identity {
+    /// A key as the principal: an API key, or the key a signature names.
+    /// Its scopes come sorted, as the internal token carries them.
+    pub fn of_key(record: &KeyRecord) -> Self {
+        let mut scopes: Vec<String> = record
+            .scopes
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        scopes.sort();
+        Self {
+            kind: Some(TokenKind::Client),
+            key_id: Some(record.id.as_str().to_owned()),
+            client_id: Some(record.id.as_str().to_owned()),
+            key_owner: Some(record.owner.clone()),
+            subject: None,
+            tenant: record.tenant.as_ref().map(|t| t.as_str().to_owned()),
+            scopes,
+            roles: Vec::new(),
+        }
+    }
+
+    /// What the rate limit counts: the key, else the client, else the user.
+    pub fn limit_key(&self) -> Option<&str> {
+        self.key_id
+            .as_deref()
+            .or(self.client_id.as_deref())
+            .or(self.subject.as_deref())
+    }
+
+    /// `sub` of the internal token: the user for a user, the key id for a
+    /// client (never the owner: it is free text and could name a user).
+    pub fn token_subject(&self) -> Option<&str> {
+        match self.kind? {
+            TokenKind::User => self.subject.as_deref(),
+            TokenKind::Client => self.client_id.as_deref(),
+        }
+    }
+
+    /// Whether every scope a route needs is among this identity's.
+    pub fn has_scopes(&self, needed: &[Scope]) -> bool {
+        keygate_http::credentials::scopes_cover(needed, &self.scopes)
+    }
+}

@@ -1,0 +1,127 @@
+//! Why admission refused a request: the problem the client gets, a typed
+//! reason for the metrics and the access log, and the RateLimit fields when
+//! a limit refused it. Every entry point answers a refusal the same way.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keygate_core::VerifyCode;
+use keygate_core::httpsig::SigCode;
+use keygate_core::ratelimit::RateDecision;
+use keygate_http::RateLimitFields;
+use keygate_http::credentials::CredentialError;
+
+use keygate_http::ApiError;
+
+/// Why a request was refused; `as_str` is its metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    MissingCredentials,
+    /// The credential headers cannot be read (keygate-http's reasons).
+    Credentials(CredentialError),
+    /// Storage could not answer: no decision, a 503.
+    StorageUnavailable,
+    TenantMismatch,
+    InsufficientRole,
+    InsufficientScope,
+    /// The key refused, by its verify code (not `Valid`, `InsufficientScope`
+    /// or `RateLimited`, which have their own reasons).
+    Key(VerifyCode),
+    /// The key's own rate limit, as opposed to the route's.
+    KeyRateLimited,
+    JwtRevoked,
+    JwtInvalid,
+    WrongTokenKind,
+    Signature(SigCode),
+    SignatureNonceQuota,
+    /// The route's rate limit.
+    RateLimited,
+    RateLimiterUnavailable,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::MissingCredentials => "missing_credentials",
+            Reason::Credentials(e) => e.code(),
+            Reason::StorageUnavailable => "storage_unavailable",
+            Reason::TenantMismatch => "tenant_mismatch",
+            Reason::InsufficientRole => "insufficient_role",
+            Reason::InsufficientScope => "insufficient_scope",
+            Reason::Key(VerifyCode::Malformed) => "key_malformed",
+            Reason::Key(VerifyCode::NotFound) => "key_not_found",
+            Reason::Key(VerifyCode::Revoked) => "key_revoked",
+            Reason::Key(VerifyCode::Expired) => "key_expired",
+            Reason::Key(VerifyCode::UsageExceeded) => "key_usage_exceeded",
+            Reason::Key(_) => "key_refused",
+            Reason::KeyRateLimited => "key_rate_limited",
+            Reason::JwtRevoked => "jwt_revoked",
+            Reason::JwtInvalid => "jwt_invalid",
+            Reason::WrongTokenKind => "wrong_token_kind",
+            Reason::Signature(code) => code.as_str(),
+            Reason::SignatureNonceQuota => "signature_nonce_quota",
+            Reason::RateLimited => "rate_limited",
+            Reason::RateLimiterUnavailable => "rate_limiter_unavailable",
+        }
+    }
+}
+
+/// A refused request: the problem to answer, the reason, and the
+/// RateLimit fields when the route's limit refused it.
+pub struct Refusal {
+    pub error: Box<ApiError>,
+    pub reason: Reason,
+    pub ratelimit: Option<RateLimitFields>,
+}
+
+impl Refusal {
+    pub fn new(error: ApiError, reason: Reason) -> Self {
+        Self {
+            error: Box::new(error),
+            reason,
+            ratelimit: None,
+        }
+    }
+
+    /// Storage (or another dependency) failed: its own error map decides
+    /// the status, which is never a refusal of the client.
+    pub fn unavailable(error: impl Into<ApiError>) -> Self {
+        Self::new(error.into(), Reason::StorageUnavailable)
+    }
+
+    pub fn missing(what: &str) -> Self {
+        Self::new(
+            ApiError::unauthorized(
+                "missing_credentials",
+                format!("this route needs {what}"),
+                false,
+            ),
+            Reason::MissingCredentials,
+        )
+    }
+
+    pub fn insufficient_scope() -> Self {
+        Self::new(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "the credential lacks a scope this route needs",
+            ),
+            Reason::InsufficientScope,
+        )
+    }
+
+    /// The key's own limit refused it, whichever credential named the key.
+    pub fn key_over_limit(decision: Option<&RateDecision>) -> Self {
+        Self::new(ApiError::key_rate_limited(decision), Reason::KeyRateLimited)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut res = self.error.into_response();
+        if let Some(fields) = self.ratelimit {
+            fields.insert_into(res.headers_mut());
+        }
+        res
+    }
+}

@@ -1,0 +1,58 @@
+//! `/v1/forward-auth` on the admin listener: the HTTP adapter of the
+//! gateway's forward-auth decision. Allowed is exactly 200 with an empty
+//! body; a refusal is 401, 403 or 429, never a 5xx (a storage failure is
+//! 503, which is no decision).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::gateway::forward_auth::{self, Decided, Verdict};
+use crate::gateway::outcome::{Failure, Outcome};
+
+pub use crate::gateway::forward_auth::PATH;
+
+pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
+    let started = Instant::now();
+    let request_id = super::request_id_of(req.headers());
+    let Some(gateway) = app.gateway.clone() else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "gateway_not_configured",
+            "forward-auth needs a [gateway] section with routes",
+        )
+        .into_response();
+    };
+    let (req, _) = req.into_parts();
+    let peer = req.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let Decided {
+        route,
+        method,
+        verdict,
+    } = forward_auth::decide(&gateway, &req, peer).await;
+    let mut outcome = Outcome::new(route);
+    let res = match verdict {
+        Verdict::Allow { headers, identity } => {
+            outcome.identity = Some(identity);
+            let mut res = StatusCode::OK.into_response();
+            *res.headers_mut() = *headers;
+            res
+        }
+        Verdict::Refuse(refusal) => {
+            outcome.failure = Some(Failure::Refused(refusal.reason));
+            refusal.into_response()
+        }
+        Verdict::Unjudgeable(why) => {
+            outcome.failure = Some(Failure::Unjudgeable(why));
+            ApiError::new(StatusCode::FORBIDDEN, why.code(), why.detail()).into_response()
+        }
+        Verdict::Failed(e) => ApiError::from(e).into_response(),
+    };
+    gateway.record(&outcome, &method, res.status(), started, &request_id);
+    res
+}
