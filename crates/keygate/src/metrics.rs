@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -113,69 +113,80 @@ impl ClusterMetrics {
     }
 }
 
+/// Registers a metric and hands it back, so each is declared in one place.
+struct Reg<'a>(&'a mut Registry);
+
+impl Reg<'_> {
+    fn register<M: Metric + Clone>(&mut self, name: &str, help: &str, metric: M) -> M {
+        self.0.register(name, help, metric.clone());
+        metric
+    }
+}
+
+/// From 5 µs (a cache hit) to about 80 ms (a slow database).
+const VERIFY_BUCKETS: [f64; 14] = [
+    5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1,
+];
+
+/// From 100 µs (same host) to 10 s (a node that was cut off).
+const LAG_BUCKETS: [f64; 15] = [
+    1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Every verify code and cache result shows from the start, at zero.
+fn show_at_zero(verifications: &Family<CodeLabels, Counter>, cache: &Family<CacheLabels, Counter>) {
+    for code in VerifyCode::ALL {
+        let _ = verifications.get_or_create(&CodeLabels {
+            code: code.as_str(),
+        });
+    }
+    for result in ["hit", "miss"] {
+        let _ = cache.get_or_create(&CacheLabels { result });
+    }
+}
+
 impl Metrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("keygate");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        let mut r = Reg(&mut registry);
+        let requests = r.register(
             "http_requests",
             "HTTP requests by route, method and status",
-            requests.clone(),
+            Family::<RequestLabels, Counter>::default(),
         );
-        let verifications = Family::<CodeLabels, Counter>::default();
-        registry.register(
+        let verifications = r.register(
             "key_verifications",
             "Keys verified through POST /v1/keys/verify, by result code",
-            verifications.clone(),
+            Family::<CodeLabels, Counter>::default(),
         );
-        // From 5 µs (a cache hit) to about 80 ms (a slow database).
-        let verify_seconds = Histogram::new([
-            5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
-            1e-1,
-        ]);
-        registry.register(
+        let verify_seconds = r.register(
             "key_verification_duration_seconds",
             "Time to verify a key for POST /v1/keys/verify, in process",
-            verify_seconds.clone(),
+            Histogram::new(VERIFY_BUCKETS),
         );
-        let cache = Family::<CacheLabels, Counter>::default();
-        registry.register(
+        let cache = r.register(
             "key_cache_lookups",
             "Key cache lookups by result (hit or miss)",
-            cache.clone(),
+            Family::<CacheLabels, Counter>::default(),
         );
-        let cached_keys = Gauge::default();
-        registry.register(
+        let cached_keys = r.register(
             "key_cache_entries",
             "Keys currently cached",
-            cached_keys.clone(),
+            Gauge::default(),
         );
-        let audit_dropped = Counter::default();
-        registry.register(
+        let audit_dropped = r.register(
             "audit_dropped",
             "Failed authentications not written to the audit log because too many tallies waited for storage (each drop is also written later as an audit.dropped row)",
-            audit_dropped.clone(),
+            Counter::default(),
         );
-        for code in VerifyCode::ALL {
-            let _ = verifications.get_or_create(&CodeLabels {
-                code: code.as_str(),
-            });
-        }
-        for result in ["hit", "miss"] {
-            let _ = cache.get_or_create(&CacheLabels { result });
-        }
-        let gateway = GatewayMetrics::register(&mut registry);
-        let cluster = ClusterMetrics::register(&mut registry);
-        // From 100 µs (same host) to 10 s (a node that was cut off).
-        let invalidation_lag = Histogram::new([
-            1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5,
-            10.0,
-        ]);
-        registry.register(
+        let invalidation_lag = r.register(
             "invalidation_lag_seconds",
             "From a feed entry's commit (database clock) to its application on this node",
-            invalidation_lag.clone(),
+            Histogram::new(LAG_BUCKETS),
         );
+        show_at_zero(&verifications, &cache);
+        let gateway = GatewayMetrics::register(&mut registry);
+        let cluster = ClusterMetrics::register(&mut registry);
         Arc::new(Self {
             cluster,
             invalidation_lag,

@@ -18,6 +18,7 @@ use keygate_core::{Clock, IssuedKey, KeyService, UserService};
 use keygate_store::SqlStore;
 use tokio::net::TcpListener;
 
+use crate::client_addr::TrustedProxies;
 use crate::cluster::{ServiceCaches, SqliteLock, Wiring};
 use crate::config::{Config, PepperSource, SecretSource};
 use crate::gateway::{Gateway, GatewayDeps};
@@ -67,13 +68,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartE
         .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e)))?;
     let limiter = wiring.limiter();
     let store: Arc<dyn Store> = Arc::new(sql_store);
-    let pepper = open_pepper(config, store.as_ref())
-        .await
-        .map_err(StartError::Secret)?;
-    let master_key = open_master_key(config, store.as_ref())
-        .await
-        .map_err(StartError::Secret)?;
-    let secrets = (pepper, master_key);
+    let secrets = open_secrets(config, store.as_ref()).await?;
     let gateway_clock = clock.clone();
     let services = services(
         config,
@@ -102,37 +97,64 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartE
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
     };
     let (gateway, budget) = gateway(config, deps.clone(), limiter);
-    let Services {
-        tokens,
-        users,
-        sessions,
-        blocklist,
-        audit,
-        keys,
-        hmac,
-    } = services;
+    let state = services.into_state(
+        config,
+        metrics,
+        cluster,
+        gateway,
+        deps.trusted_proxies,
+        store,
+    );
     Ok(App {
-        state: AppState {
-            tokens,
-            cluster,
-            users,
-            sessions: Arc::new(sessions),
-            blocklist,
-            allowed_origins: Arc::new(config.allowed_origins.clone()),
-            keys,
-            metrics,
-            hmac,
-            audit,
-            gateway,
-            trusted_proxies: deps.trusted_proxies,
-            storage: store,
-        },
+        state,
         tls,
         body_limit: config.body_limit,
         gateway_listener: None,
         budget,
         _sqlite_lock: sqlite_lock,
     })
+}
+
+async fn open_secrets(
+    config: &Config,
+    store: &dyn Store,
+) -> Result<(Pepper, Arc<MasterKey>), StartError> {
+    let pepper = open_pepper(config, store)
+        .await
+        .map_err(StartError::Secret)?;
+    let master_key = open_master_key(config, store)
+        .await
+        .map_err(StartError::Secret)?;
+    Ok((pepper, master_key))
+}
+
+impl Services {
+    /// The admin API's state: these services and what the node adds.
+    fn into_state(
+        self,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
+        gateway: Option<Arc<Gateway>>,
+        trusted_proxies: Arc<TrustedProxies>,
+        storage: Arc<dyn Store>,
+    ) -> AppState {
+        AppState {
+            tokens: self.tokens,
+            cluster,
+            users: self.users,
+            sessions: Arc::new(self.sessions),
+            blocklist: self.blocklist,
+            allowed_origins: Arc::new(config.allowed_origins.clone()),
+            keys: self.keys,
+            metrics,
+            hmac: self.hmac,
+            audit: self.audit,
+            gateway,
+            trusted_proxies,
+            storage,
+        }
+    }
 }
 
 /// Refuses a missing pepper or master key before the database is opened,
