@@ -55,12 +55,13 @@ pub use verifier::{
     Verifier,
 };
 
+mod clock;
+pub use clock::{Clock, SystemClock};
 #[cfg(feature = "remote")]
 mod remote;
 #[cfg(feature = "remote")]
 pub use remote::{
-    Clock, FetchError, MAX_CACHE_SECS, RemoteError, RemoteOptions, RemoteVerifier, SystemClock,
-    fetch_jwks,
+    FetchError, MAX_CACHE_SECS, RemoteError, RemoteOptions, RemoteVerifier, fetch_jwks,
 };
 #[cfg(feature = "axum")]
 mod extract;

@@ -22,36 +22,17 @@ mod fetch;
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::Url;
 
 pub use fetch::{FetchError, fetch_jwks};
 
+use crate::clock::{Clock, SystemClock};
 use crate::{AlgorithmSet, Claims, Error, ImportOptions, JwkSet, Validation, Verifier};
 
 /// The longest a fetched key set is trusted without refetching (10 minutes).
 pub const MAX_CACHE_SECS: u64 = 600;
-
-/// The time source, in seconds since the epoch; tests inject their own.
-pub trait Clock: Send + Sync {
-    fn now_secs(&self) -> u64;
-}
-
-/// The operating system's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_secs(&self) -> u64 {
-        // keygate-verify's one reading of the system time (it cannot use
-        // keygate-core's Clock: downstream services depend on this crate
-        // alone). A clock before 1970 is a broken host; 0 refuses every token.
-        #[allow(clippy::disallowed_methods)]
-        let now = SystemTime::now();
-        now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-    }
-}
 
 /// Tunables of the JWKS client; the defaults suit keygate's JWKS.
 #[derive(Debug, Clone, PartialEq, Eq)]

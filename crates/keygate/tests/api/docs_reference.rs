@@ -186,6 +186,7 @@ const CODE_FNS: &[(&str, &str)] = &[
     ("impl Error ", "fn code("),
     ("impl RemoteError ", "fn code("),
     ("impl CredentialError ", "fn code("),
+    ("impl Unjudgeable ", "fn code("),
 ];
 
 /// Codes the scanner must find, one for each way of writing them: if it
