@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use axum::http::HeaderValue;
 use keygate_core::apikey::KeyId;
 use keygate_core::jwt::{
-    ClientPrincipal, Principal, ROLES_CLAIM, TokenClaims, TokenKind, TokenService, UserPrincipal,
+    ClientPrincipal, Principal, ROLES_CLAIM, TokenClaims, TokenKind, TokenRequest, TokenService,
+    UserPrincipal,
 };
 use keygate_core::model::{Scope, Tenant};
 use keygate_core::users::model::Role;
@@ -99,18 +100,23 @@ impl InternalTokens {
 /// says which kind of principal it carries (`kg_kind`), and names the key
 /// whenever one is behind the request.
 fn mint(tokens: &TokenService, route: &str, id: &Identity) -> Result<Minted, keygate_core::Error> {
-    let claims = claims(id)?;
-    let mut request = claims.request(route.to_owned(), tokens.config().internal_token_ttl);
-    // The internal token has always left out an empty list of roles, where
-    // a login's token carries one: what upstreams see stays as it was.
-    if claims.roles.is_empty() {
-        request.claims.remove(ROLES_CLAIM);
-    }
+    let request = request(route, tokens.config().internal_token_ttl, id)?;
     let issued = tokens.issue(request)?;
     let token = HeaderValue::try_from(format!("Bearer {}", issued.token)).map_err(|_| {
         keygate_core::Error::Internal("a minted token is not a header value".into())
     })?;
     Ok((token, issued.expires_at))
+}
+
+fn request(route: &str, ttl: i64, id: &Identity) -> Result<TokenRequest, keygate_core::Error> {
+    let claims = claims(id)?;
+    let mut request = claims.request(route.to_owned(), ttl);
+    // The internal token has always left out an empty list of roles, where
+    // a login's token carries one: what upstreams see stays as it was.
+    if claims.roles.is_empty() {
+        request.claims.remove(ROLES_CLAIM);
+    }
+    Ok(request)
 }
 
 /// What the upstream may rely on, typed: every value in `id` came from a
@@ -168,4 +174,65 @@ fn claims(id: &Identity) -> Result<TokenClaims, keygate_core::Error> {
 
 fn unparsed(e: keygate_core::Error) -> keygate_core::Error {
     keygate_core::Error::Internal(format!("an admitted identity does not parse: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::{Value, json};
+
+    const KEY: &str = "key_AAAAAAAAAAAAAAAA";
+
+    fn wire(id: &Identity) -> (String, Value) {
+        let request = request("orders", 60, id).unwrap();
+        (request.subject, Value::Object(request.claims))
+    }
+
+    #[test]
+    fn the_wire_form_is_the_one_the_gateway_has_always_sent() {
+        // A user with the application key beside, and no roles: the key is
+        // its client, no owner, no empty roles list.
+        let user = Identity {
+            kind: Some(TokenKind::User),
+            key_id: Some(KEY.into()),
+            client_id: Some(KEY.into()),
+            key_owner: Some("someone".into()),
+            subject: Some("usr_x".into()),
+            tenant: Some("acme".into()),
+            scopes: vec!["orders:read".into(), "orders:write".into()],
+            roles: Vec::new(),
+        };
+        let expected = json!({
+            "kg_kind": "user", "client_id": KEY, "tenant": "acme",
+            "scope": "orders:read orders:write",
+        });
+        assert_eq!(wire(&user), ("usr_x".into(), expected));
+        // A client: its key is `sub` and `client_id`, its owner `kg_owner`.
+        let client = Identity {
+            kind: Some(TokenKind::Client),
+            client_id: Some(KEY.into()),
+            key_owner: Some("usr_victim".into()),
+            roles: vec!["admin".into()],
+            ..Identity::default()
+        };
+        let expected = json!({
+            "kg_kind": "client", "client_id": KEY, "kg_owner": "usr_victim", "roles": ["admin"],
+        });
+        assert_eq!(wire(&client), (KEY.into(), expected));
+    }
+
+    #[test]
+    fn nobody_and_a_malformed_identity_get_no_token() {
+        assert!(request("orders", 60, &Identity::default()).is_err());
+        let bad = Identity {
+            kind: Some(TokenKind::Client),
+            client_id: Some("not a key id".into()),
+            ..Identity::default()
+        };
+        assert!(matches!(
+            request("orders", 60, &bad),
+            Err(keygate_core::Error::Internal(_))
+        ));
+    }
 }
