@@ -170,11 +170,26 @@ impl TokenClaims {
     /// The claims of a verified token whose kind is one of `accepted`. A
     /// token without a kind is refused whatever `accepted` says.
     pub fn read(claims: &Claims, accepted: AcceptedKinds) -> Result<Self, ClaimError> {
+        let mut typed = Self::read_identity(claims, accepted)?;
+        // keygate's own names mean nothing as custom claims, whatever the
+        // kind (`sid` on a client token, an owner on a user's).
+        typed.custom = claims
+            .extra
+            .iter()
+            .filter(|(name, _)| !KNOWN.contains(&name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        Ok(typed)
+    }
+
+    /// As `read`, but `custom` is left empty: whom the token speaks for and
+    /// what it grants, read without copying its other claims, since the
+    /// gateway reads them on every request.
+    pub fn read_identity(claims: &Claims, accepted: AcceptedKinds) -> Result<Self, ClaimError> {
         let kind = accepted.check(claims)?;
-        let mut rest = claims.extra.clone();
-        rest.remove(KIND_CLAIM);
-        let client = take_text(&mut rest, CLIENT_ID_CLAIM)?
-            .map(|id| KeyId::parse(&id).map_err(|_| invalid(CLIENT_ID_CLAIM)))
+        let extra = &claims.extra;
+        let client = text(extra, CLIENT_ID_CLAIM)?
+            .map(|id| KeyId::parse(id).map_err(|_| invalid(CLIENT_ID_CLAIM)))
             .transpose()?;
         let principal = match kind {
             TokenKind::User => Principal::User(UserPrincipal {
@@ -182,32 +197,25 @@ impl TokenClaims {
                     .sub
                     .clone()
                     .ok_or(ClaimError::MissingClaim { name: "sub" })?,
-                session: take_text(&mut rest, SESSION_CLAIM)?,
+                session: text(extra, SESSION_CLAIM)?.map(str::to_owned),
                 client,
             }),
             TokenKind::Client => Principal::Client(ClientPrincipal {
                 key_id: client.ok_or(ClaimError::MissingClaim {
                     name: CLIENT_ID_CLAIM,
                 })?,
-                owner: take_text(&mut rest, OWNER_CLAIM)?,
+                owner: text(extra, OWNER_CLAIM)?.map(str::to_owned),
             }),
         };
-        let tenant = take_text(&mut rest, TENANT_CLAIM)?
-            .map(|t| Tenant::parse(&t).map_err(|_| invalid(TENANT_CLAIM)))
+        let tenant = text(extra, TENANT_CLAIM)?
+            .map(|t| Tenant::parse(t).map_err(|_| invalid(TENANT_CLAIM)))
             .transpose()?;
-        let roles = take_list(&mut rest, ROLES_CLAIM, |r| Role::parse(r).ok())?;
-        let scopes = take_list(&mut rest, SCOPE_CLAIM, |s| Scope::parse(s).ok())?;
-        // What is left of keygate's names (`sid` on a client token, an
-        // owner on a user's) means nothing for this kind.
-        for name in KNOWN {
-            rest.remove(name);
-        }
         Ok(Self {
             principal,
             tenant,
-            roles,
-            scopes,
-            custom: rest,
+            roles: list(extra, ROLES_CLAIM, |r| Role::parse(r).ok())?,
+            scopes: list(extra, SCOPE_CLAIM, |s| Scope::parse(s).ok())?,
+            custom: Map::new(),
         })
     }
 }
@@ -222,41 +230,35 @@ fn invalid(name: &'static str) -> ClaimError {
     ClaimError::InvalidClaim { name }
 }
 
-/// A text claim, taken out of `rest`; `null` counts as absent.
-fn take_text(
-    rest: &mut Map<String, Value>,
+/// A text claim; `null` counts as absent.
+fn text<'a>(
+    extra: &'a Map<String, Value>,
     name: &'static str,
-) -> Result<Option<String>, ClaimError> {
-    match rest.remove(name) {
+) -> Result<Option<&'a str>, ClaimError> {
+    match extra.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(invalid(name)),
     }
 }
 
-/// A list claim, taken out of `rest`: a JSON list of strings or one
-/// space-separated string (as `scope` is written), each item parsed.
-fn take_list<T>(
-    rest: &mut Map<String, Value>,
+/// A list claim: a JSON list of strings or one space-separated string (as
+/// `scope` is written), each item parsed.
+fn list<T>(
+    extra: &Map<String, Value>,
     name: &'static str,
     parse: impl Fn(&str) -> Option<T>,
 ) -> Result<Vec<T>, ClaimError> {
-    let items: Vec<String> = match rest.remove(name) {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+    let item = |s: &str| parse(s).ok_or_else(|| invalid(name));
+    match extra.get(name) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => s.split_whitespace().map(item).collect(),
         Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s),
-                _ => Err(invalid(name)),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(invalid(name)),
-    };
-    items
-        .iter()
-        .map(|item| parse(item).ok_or_else(|| invalid(name)))
-        .collect()
+            .iter()
+            .map(|v| v.as_str().ok_or_else(|| invalid(name)).and_then(item))
+            .collect(),
+        Some(_) => Err(invalid(name)),
+    }
 }
 
 #[cfg(test)]

@@ -133,6 +133,27 @@ fn a_token_without_a_kind_is_refused_whatever_is_accepted() {
 }
 
 #[test]
+fn reading_the_identity_alone_is_reading_all_but_the_custom_claims() {
+    let mut claims = user();
+    claims.custom.insert("plan".into(), json!("pro"));
+    for accepted in [AcceptedKinds::Users, AcceptedKinds::Any] {
+        let token = verified(&claims);
+        let identity = TokenClaims::read_identity(&token, accepted).unwrap();
+        let mut full = TokenClaims::read(&token, accepted).unwrap();
+        assert_eq!(full.custom.get("plan"), Some(&json!("pro")));
+        full.custom.clear();
+        assert_eq!(identity, full, "{accepted:?}");
+    }
+    // It refuses what `read` refuses: the kind, then a value keygate would
+    // never write.
+    let refused = TokenClaims::read_identity(&verified(&client()), AcceptedKinds::Users);
+    assert_eq!(refused, Err(ClaimError::WrongTokenKind));
+    let bad = raw("usr_x", json!({"kg_kind": "user", "roles": ["ok", 7]}));
+    let refused = TokenClaims::read_identity(&bad, AcceptedKinds::Users);
+    assert_eq!(refused, Err(ClaimError::InvalidClaim { name: ROLES_CLAIM }));
+}
+
+#[test]
 fn unknown_claims_are_kept_and_keygates_own_names_never_are() {
     // Names keygate does not know pass through, as verification lets them.
     let token = raw(

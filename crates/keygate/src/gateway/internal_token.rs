@@ -5,9 +5,15 @@
 use std::collections::HashMap;
 
 use axum::http::HeaderValue;
-use keygate_core::jwt::{OWNER_CLAIM, TokenKind, TokenRequest, TokenService};
+use keygate_core::apikey::KeyId;
+use keygate_core::jwt::{
+    ClientPrincipal, Principal, ROLES_CLAIM, TokenClaims, TokenKind, TokenRequest, TokenService,
+    UserPrincipal,
+};
+use keygate_core::model::{Scope, Tenant};
+use keygate_core::users::model::Role;
 use parking_lot::Mutex;
-use serde_json::{Map, Value};
+use serde_json::Map;
 use sha2::{Digest, Sha256};
 
 use super::identity::Identity;
@@ -91,49 +97,142 @@ impl InternalTokens {
 }
 
 /// Signs a new internal token for `id`, whose audience is the route. It
-/// says which kind of principal it carries (`kg_kind`, set by `issue`),
-/// and names the key whenever one is behind the request.
+/// says which kind of principal it carries (`kg_kind`), and names the key
+/// whenever one is behind the request.
 fn mint(tokens: &TokenService, route: &str, id: &Identity) -> Result<Minted, keygate_core::Error> {
-    let kind = id.kind.ok_or_else(|| {
-        keygate_core::Error::Internal("an anonymous request has no principal to vouch for".into())
-    })?;
-    let subject = id
-        .token_subject()
-        .ok_or_else(|| keygate_core::Error::Internal("the principal has no identifier".into()))?;
-    let issued = tokens.issue(TokenRequest {
-        kind,
-        subject: subject.to_owned(),
-        audience: route.to_owned(),
-        ttl: tokens.config().internal_token_ttl,
-        not_issued_before: None,
-        claims: claims(kind, id),
-    })?;
+    let request = request(route, tokens.config().internal_token_ttl, id)?;
+    let issued = tokens.issue(request)?;
     let token = HeaderValue::try_from(format!("Bearer {}", issued.token)).map_err(|_| {
         keygate_core::Error::Internal("a minted token is not a header value".into())
     })?;
     Ok((token, issued.expires_at))
 }
 
-/// The claims beside `sub` and `aud`: what the upstream may rely on.
-fn claims(kind: TokenKind, id: &Identity) -> Map<String, Value> {
-    let mut claims = Map::new();
-    if let Some(client_id) = &id.client_id {
-        claims.insert("client_id".into(), client_id.clone().into());
+fn request(route: &str, ttl: i64, id: &Identity) -> Result<TokenRequest, keygate_core::Error> {
+    let claims = claims(id)?;
+    let mut request = claims.request(route.to_owned(), ttl);
+    // The internal token has always left out an empty list of roles, where
+    // a login's token carries one: what upstreams see stays as it was.
+    if claims.roles.is_empty() {
+        request.claims.remove(ROLES_CLAIM);
     }
-    if let (TokenKind::Client, Some(owner)) = (kind, &id.key_owner) {
-        claims.insert(OWNER_CLAIM.into(), owner.clone().into());
+    Ok(request)
+}
+
+/// What the upstream may rely on, typed: every value in `id` came from a
+/// verified key or token, so one that does not parse is keygate's own fault.
+fn claims(id: &Identity) -> Result<TokenClaims, keygate_core::Error> {
+    let kind = id.kind.ok_or_else(|| {
+        keygate_core::Error::Internal("an anonymous request has no principal to vouch for".into())
+    })?;
+    let subject = id
+        .token_subject()
+        .ok_or_else(|| keygate_core::Error::Internal("the principal has no identifier".into()))?;
+    let client = id
+        .client_id
+        .as_deref()
+        .map(KeyId::parse)
+        .transpose()
+        .map_err(unparsed)?;
+    let principal = match (kind, client) {
+        (TokenKind::User, client) => Principal::User(UserPrincipal {
+            subject: subject.to_owned(),
+            session: None,
+            client,
+        }),
+        // A client's subject is its `client_id` (`token_subject`).
+        (TokenKind::Client, key_id) => Principal::Client(ClientPrincipal {
+            key_id: key_id.ok_or_else(|| {
+                keygate_core::Error::Internal("the principal has no identifier".into())
+            })?,
+            owner: id.key_owner.clone(),
+        }),
+    };
+    Ok(TokenClaims {
+        principal,
+        tenant: id
+            .tenant
+            .as_deref()
+            .map(Tenant::parse)
+            .transpose()
+            .map_err(unparsed)?,
+        roles: id
+            .roles
+            .iter()
+            .map(|r| Role::parse(r))
+            .collect::<Result<_, _>>()
+            .map_err(unparsed)?,
+        scopes: id
+            .scopes
+            .iter()
+            .map(|s| Scope::parse(s))
+            .collect::<Result<_, _>>()
+            .map_err(unparsed)?,
+        custom: Map::new(),
+    })
+}
+
+fn unparsed(e: keygate_core::Error) -> keygate_core::Error {
+    keygate_core::Error::Internal(format!("an admitted identity does not parse: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::{Value, json};
+
+    const KEY: &str = "key_AAAAAAAAAAAAAAAA";
+
+    fn wire(id: &Identity) -> (String, Value) {
+        let request = request("orders", 60, id).unwrap();
+        (request.subject, Value::Object(request.claims))
     }
-    if let Some(tenant) = &id.tenant {
-        claims.insert("tenant".into(), tenant.clone().into());
+
+    #[test]
+    fn the_wire_form_is_the_one_the_gateway_has_always_sent() {
+        // A user with the application key beside, and no roles: the key is
+        // its client, no owner, no empty roles list.
+        let user = Identity {
+            kind: Some(TokenKind::User),
+            key_id: Some(KEY.into()),
+            client_id: Some(KEY.into()),
+            key_owner: Some("someone".into()),
+            subject: Some("usr_x".into()),
+            tenant: Some("acme".into()),
+            scopes: vec!["orders:read".into(), "orders:write".into()],
+            roles: Vec::new(),
+        };
+        let expected = json!({
+            "kg_kind": "user", "client_id": KEY, "tenant": "acme",
+            "scope": "orders:read orders:write",
+        });
+        assert_eq!(wire(&user), ("usr_x".into(), expected));
+        // A client: its key is `sub` and `client_id`, its owner `kg_owner`.
+        let client = Identity {
+            kind: Some(TokenKind::Client),
+            client_id: Some(KEY.into()),
+            key_owner: Some("usr_victim".into()),
+            roles: vec!["admin".into()],
+            ..Identity::default()
+        };
+        let expected = json!({
+            "kg_kind": "client", "client_id": KEY, "kg_owner": "usr_victim", "roles": ["admin"],
+        });
+        assert_eq!(wire(&client), (KEY.into(), expected));
     }
-    if !id.roles.is_empty() {
-        claims.insert(
-            "roles".into(),
-            Value::Array(id.roles.iter().cloned().map(Value::String).collect()),
-        );
+
+    #[test]
+    fn nobody_and_a_malformed_identity_get_no_token() {
+        assert!(request("orders", 60, &Identity::default()).is_err());
+        let bad = Identity {
+            kind: Some(TokenKind::Client),
+            client_id: Some("not a key id".into()),
+            ..Identity::default()
+        };
+        assert!(matches!(
+            request("orders", 60, &bad),
+            Err(keygate_core::Error::Internal(_))
+        ));
     }
-    if !id.scopes.is_empty() {
-        claims.insert("scope".into(), id.scopes.join(" ").into());
-    }
-    claims
 }

@@ -3,9 +3,8 @@
 //! token names. A client token's principal is its key, never a user.
 
 use axum::http::StatusCode;
-use keygate_core::jwt::{AcceptedKinds, OWNER_CLAIM, TokenError, TokenKind, TokenService};
+use keygate_core::jwt::{AcceptedKinds, Principal, TokenClaims, TokenError, TokenService};
 use keygate_verify::Claims;
-use serde_json::Value;
 
 use super::identity::Identity;
 use super::refusal::{Reason, Refusal};
@@ -43,7 +42,7 @@ fn invalid_token(e: &keygate_verify::Error) -> Refusal {
 /// A token without a kind (minted before keygate set one) is refused as
 /// invalid: a new login or token request gives one that has it.
 fn jwt_identity(claims: &Claims, accepted: AcceptedKinds) -> Result<Identity, Refusal> {
-    let kind = accepted.check(claims).map_err(|e| match e {
+    let typed = TokenClaims::read_identity(claims, accepted).map_err(|e| match e {
         keygate_verify::Error::WrongTokenKind => Refusal::new(
             ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -57,42 +56,22 @@ fn jwt_identity(claims: &Claims, accepted: AcceptedKinds) -> Result<Identity, Re
         ),
         other => invalid_token(&other),
     })?;
-    let text = |name: &str| {
-        claims
-            .extra
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+    let kind = typed.kind();
+    let (subject, client_id, key_owner) = match typed.principal {
+        // The key beside a user is the request's to present (an API key),
+        // not the user token's to claim.
+        Principal::User(user) => (Some(user.subject), None, None),
+        Principal::Client(client) => (None, Some(client.key_id.as_str().to_owned()), client.owner),
     };
-    let strings = |name: &str| -> Vec<String> {
-        match claims.extra.get(name) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-            _ => Vec::new(),
-        }
-    };
-    let (subject, client_id, key_owner) = match kind {
-        TokenKind::User => (claims.sub.clone(), None, None),
-        // keygate sets `sub` and `client_id` of a client token to its key id.
-        TokenKind::Client => (None, text("client_id"), text(OWNER_CLAIM)),
-    };
-    if kind == TokenKind::Client && client_id.is_none() {
-        return Err(invalid_token(&keygate_verify::Error::MissingClaim {
-            name: "client_id",
-        }));
-    }
     Ok(Identity {
         kind: Some(kind),
         key_id: None,
         client_id,
         key_owner,
         subject,
-        tenant: text("tenant"),
-        scopes: strings("scope"),
-        roles: strings("roles"),
+        tenant: typed.tenant.map(|t| t.as_str().to_owned()),
+        scopes: typed.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        roles: typed.roles.iter().map(|r| r.as_str().to_owned()).collect(),
     })
 }
 
@@ -100,8 +79,9 @@ fn jwt_identity(claims: &Claims, accepted: AcceptedKinds) -> Result<Identity, Re
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+    use keygate_core::jwt::TokenKind;
     use keygate_verify::NumericDate;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn claims(extra: Value) -> Claims {
         Claims {
