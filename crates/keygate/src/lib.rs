@@ -5,7 +5,8 @@
 //! - `secrets`: the pepper, configured or generated beside a SQLite database.
 //! - `server`: `build` (storage, services) and `run(listener, app, shutdown)`.
 //! - `http`: the axum router, one file per resource, and the error mapping.
-//! - `gateway`: the authenticating reverse proxy and forward-auth.
+//! - `gateway`: the authenticating reverse proxy and forward-auth
+//!   (keygate-gateway, re-exported under its old path).
 //! - `listen`: the connection layer under both listeners, and its limits
 //!   (keygate-http's, re-exported under its old path).
 //! - `metrics`: Prometheus counters and histograms.
@@ -20,7 +21,7 @@ pub use keygate_http::client_addr;
 pub mod cluster;
 pub mod config;
 pub mod file_mode;
-pub mod gateway;
+pub use keygate_gateway as gateway;
 pub mod http;
 pub use keygate_http::listen;
 pub mod metrics;

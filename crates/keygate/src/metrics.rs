@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use keygate_core::{Verification, VerifyCode};
+use keygate_gateway::metrics::GatewayMetrics;
+pub use keygate_gateway::metrics::method_label;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -27,22 +29,6 @@ pub struct CacheLabels {
     pub result: &'static str,
 }
 
-/// The request method as a metric label: made-up methods collapse into
-/// `other`, so a client cannot create unbounded label sets.
-pub fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -51,7 +37,7 @@ pub struct Metrics {
     pub cache: Family<CacheLabels, Counter>,
     pub cached_keys: Gauge,
     pub audit_dropped: Counter,
-    pub gateway: GatewayMetrics,
+    pub gateway: Arc<GatewayMetrics>,
     pub cluster: ClusterMetrics,
     /// `keygate_invalidation_lag_seconds`: feed entry appended (database
     /// clock) to applied on this node (wall clock).
@@ -185,7 +171,7 @@ impl Metrics {
             Histogram::new(LAG_BUCKETS),
         );
         show_at_zero(&verifications, &cache);
-        let gateway = GatewayMetrics::register(&mut registry);
+        let gateway = Arc::new(GatewayMetrics::register(&mut registry));
         let cluster = ClusterMetrics::register(&mut registry);
         Arc::new(Self {
             cluster,
@@ -220,145 +206,5 @@ impl Metrics {
             out.clear();
         }
         out
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub route: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteClassLabels {
-    pub route: String,
-    pub class: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteReasonLabels {
-    pub route: String,
-    pub reason: &'static str,
-}
-
-fn gateway_histogram() -> Histogram {
-    // From 100 µs (an auth-only answer) to 30 s (the default timeout).
-    Histogram::new([
-        1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-        10.0, 30.0,
-    ])
-}
-
-/// One route's request counters (by status class) and latency histogram,
-/// looked up in their families once rather than hashed on every request.
-#[derive(Debug, Default)]
-pub struct RouteMetrics {
-    classes: [std::sync::OnceLock<Counter>; 5],
-    seconds: std::sync::OnceLock<Histogram>,
-}
-
-/// The gateway's and forward-auth's metrics. Route labels come from the
-/// configuration (or `unmatched`), so clients cannot grow the label sets.
-pub struct GatewayMetrics {
-    pub requests: Family<RouteClassLabels, Counter>,
-    pub seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    pub auth_failures: Family<RouteReasonLabels, Counter>,
-    pub upstream_errors: Family<RouteReasonLabels, Counter>,
-    pub rate_limited: Family<RouteLabels, Counter>,
-}
-
-impl GatewayMetrics {
-    fn register(registry: &mut Registry) -> Self {
-        let m = Self {
-            requests: Family::default(),
-            seconds: Family::new_with_constructor(gateway_histogram),
-            auth_failures: Family::default(),
-            upstream_errors: Family::default(),
-            rate_limited: Family::default(),
-        };
-        registry.register(
-            "gateway_requests",
-            "Gateway and forward-auth requests by route and status class",
-            m.requests.clone(),
-        );
-        registry.register(
-            "gateway_request_duration_seconds",
-            "Gateway request latency to the upstream's response headers, by route",
-            m.seconds.clone(),
-        );
-        registry.register(
-            "gateway_auth_failures",
-            "Gateway and forward-auth requests refused, by route and reason",
-            m.auth_failures.clone(),
-        );
-        registry.register(
-            "gateway_upstream_errors",
-            "Gateway requests whose upstream failed (unreachable, timeout), by route",
-            m.upstream_errors.clone(),
-        );
-        registry.register(
-            "gateway_rate_limited",
-            "Gateway requests refused by a route's rate limit",
-            m.rate_limited.clone(),
-        );
-        m
-    }
-
-    /// `cached`: the route's own handles, when the request matched one.
-    pub fn observe(
-        &self,
-        route: &str,
-        cached: Option<&RouteMetrics>,
-        status: axum::http::StatusCode,
-        seconds: f64,
-        failure: Option<&'static str>,
-        rate_limited: bool,
-    ) {
-        const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-        let class = match status.as_u16() {
-            100..=199 => 0,
-            200..=299 => 1,
-            300..=399 => 2,
-            400..=499 => 3,
-            _ => 4,
-        };
-        let count = || {
-            self.requests.get_or_create_owned(&RouteClassLabels {
-                route: route.to_owned(),
-                class: CLASSES[class],
-            })
-        };
-        match cached {
-            Some(c) => c.classes[class].get_or_init(count).inc(),
-            None => count().inc(),
-        };
-        if let Some(reason) = failure {
-            let family = if reason.starts_with("upstream_") {
-                &self.upstream_errors
-            } else {
-                &self.auth_failures
-            };
-            family
-                .get_or_create(&RouteReasonLabels {
-                    route: route.to_owned(),
-                    reason,
-                })
-                .inc();
-        }
-        if rate_limited {
-            self.rate_limited
-                .get_or_create(&RouteLabels {
-                    route: route.to_owned(),
-                })
-                .inc();
-        }
-        let histogram = || {
-            self.seconds.get_or_create_owned(&RouteLabels {
-                route: route.to_owned(),
-            })
-        };
-        match cached {
-            Some(c) => c.seconds.get_or_init(histogram).observe(seconds),
-            None => histogram().observe(seconds),
-        }
     }
 }

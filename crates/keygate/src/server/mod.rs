@@ -93,7 +93,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartE
         tokens: services.tokens.clone(),
         hmac: services.hmac.clone(),
         clock: gateway_clock,
-        metrics: metrics.clone(),
+        metrics: metrics.gateway.clone(),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
     };
     let (gateway, budget) = gateway(config, deps.clone(), limiter);
@@ -190,8 +190,7 @@ fn gateway(
         .map(|g| Gateway::with_limiter(g, config.config_path.clone(), deps, limiter));
     let budget = fdlimit::fit(&config.limits, fdlimit::raise_nofile(), gateway.is_some());
     if let Some(g) = &gateway {
-        g.upstreams
-            .limit_requests(budget.gateway.upstream_max_requests);
+        g.limit_upstream_requests(budget.gateway.upstream_max_requests);
     }
     (gateway, budget)
 }
@@ -351,7 +350,8 @@ pub async fn run(
         (Some(listener), Some(gateway)) => Some(tokio::spawn(crate::gateway::serve(
             listener,
             gateway,
-            tls.clone(),
+            tls.clone()
+                .map(|t| Arc::new(t) as Arc<dyn crate::listen::TlsSource>),
             budget.gateway,
             stopped(stop_rx.clone()),
         ))),

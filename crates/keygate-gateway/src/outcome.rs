@@ -87,7 +87,7 @@ impl Gateway {
     ) {
         let seconds = started.elapsed().as_secs_f64();
         let failure = outcome.failure.as_ref().and_then(Failure::label);
-        self.deps.metrics.gateway.observe(
+        self.deps.metrics.observe(
             outcome.route_name(),
             outcome.route.as_deref().map(|r| &*r.metrics),
             status,

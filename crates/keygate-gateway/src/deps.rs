@@ -8,7 +8,7 @@ use keygate_core::httpsig::HmacService;
 use keygate_core::jwt::TokenService;
 use keygate_core::{Clock, KeyService};
 
-use crate::metrics::Metrics;
+use crate::metrics::GatewayMetrics;
 use keygate_http::client_addr::TrustedProxies;
 
 #[derive(Clone)]
@@ -22,7 +22,7 @@ pub struct GatewayDeps {
     /// The time route limits are counted at.
     pub clock: Arc<dyn Clock>,
     /// The gateway's counters live in the one registry `/metrics` serves.
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<GatewayMetrics>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<TrustedProxies>,
 }

@@ -17,6 +17,7 @@
 //! - `upstream`, `upgrade`: upstream connections, kept open and reused,
 //!   and WebSocket tunnels.
 //! - `conn`, `listener`: the client connection and the accept loop.
+//! - `metrics`: its Prometheus families, registered in the binary's registry.
 //! - `forward_auth`: the decision `/v1/forward-auth` answers for nginx,
 //!   Traefik and Envoy (the HTTP adapter is the admin API's).
 
@@ -33,6 +34,7 @@ pub mod internal_token;
 mod jwt;
 pub mod limit;
 pub mod listener;
+pub mod metrics;
 pub mod outcome;
 pub mod path;
 pub mod proxy;
@@ -151,11 +153,20 @@ impl Gateway {
     }
 }
 
-/// Serves the gateway until `shutdown` resolves.
+impl Gateway {
+    /// Caps the upstream requests in flight at once, over every upstream
+    /// (the binary fits it under the process's descriptor limit).
+    pub fn limit_upstream_requests(&self, max: usize) {
+        self.upstreams.limit_requests(max);
+    }
+}
+
+/// Serves the gateway until `shutdown` resolves, over TLS when `tls` is
+/// set (loaded, and reloaded on SIGHUP, by the binary).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
-    tls: Option<crate::tls::Tls>,
+    tls: Option<Arc<dyn keygate_http::listen::TlsSource>>,
     limits: keygate_http::listen::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

@@ -124,8 +124,8 @@ pub fn upstream_path(route: &Route, path: &NormalPath<'_>) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
-    use crate::gateway::config::parse_text;
-    use crate::gateway::path::normalize;
+    use crate::config::parse_text;
+    use crate::path::normalize;
 
     fn table() -> RouteTable {
         let cfg = parse_text(

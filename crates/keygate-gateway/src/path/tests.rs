@@ -4,8 +4,8 @@ use axum::http::Method;
 use proptest::prelude::*;
 
 use super::*;
-use crate::gateway::config::parse_text;
-use crate::gateway::routes::{Lookup, RouteTable};
+use crate::config::parse_text;
+use crate::routes::{Lookup, RouteTable};
 
 fn full(raw: &str) -> String {
     normalize(raw).unwrap().full().to_owned()

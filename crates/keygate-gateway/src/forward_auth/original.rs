@@ -11,8 +11,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 
 use super::{PATH, Unjudgeable};
-use crate::gateway::path::{NormalPath, normalize};
-use crate::gateway::request::same_authority;
+use crate::path::{NormalPath, normalize};
+use crate::request::same_authority;
 
 /// The request the proxy asks about.
 pub struct Original {

@@ -399,8 +399,8 @@ fn normalize_prefix(prefix: &str) -> Result<String, String> {
             "{prefix:?} is a plain path (no query, wildcard, `;params` or empty segment)"
         ));
     }
-    let normal = crate::gateway::path::normalize(prefix)
-        .map_err(|e| format!("{prefix:?}: {}", e.detail()))?;
+    let normal =
+        crate::path::normalize(prefix).map_err(|e| format!("{prefix:?}: {}", e.detail()))?;
     let trimmed = normal.full().trim_end_matches('/');
     Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
 }
@@ -450,7 +450,7 @@ fn parse_upstream(text: &str) -> Result<Upstream, String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::gateway::config::parse_text;
+    use crate::config::parse_text;
 
     #[test]
     fn an_upstream_without_a_port_is_reached_on_80() {

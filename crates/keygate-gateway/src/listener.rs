@@ -25,7 +25,7 @@ use keygate_http::listen::{Limits, Listen, TlsSource};
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
-    tls: Option<crate::tls::Tls>,
+    tls: Option<Arc<dyn TlsSource>>,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -35,7 +35,7 @@ pub async fn serve(
     let listen = Listen {
         name: "gateway",
         limits,
-        tls: tls.map(|t| Arc::new(t) as Arc<dyn TlsSource>),
+        tls,
         // Every path is a route's: none is served on the margin.
         reserved_paths: &[],
     };
