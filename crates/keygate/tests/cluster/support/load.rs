@@ -15,6 +15,8 @@ use super::cluster::{Verdict, verify_at};
 pub struct Observation {
     /// When the request was sent: the node answered at or after it.
     pub sent: Instant,
+    /// When its answer arrived: it was decided at or before this.
+    pub answered: Instant,
     pub node: usize,
     pub key: usize,
     pub verdict: Verdict,
@@ -59,6 +61,7 @@ impl Load {
                         let verdict = verify_at(&http, &bases[node], &bearer, &keys[key]).await;
                         seen.push(Observation {
                             sent,
+                            answered: Instant::now(),
                             node,
                             key,
                             verdict,

@@ -161,14 +161,16 @@ impl Run {
     }
 
     /// While nothing could confirm (the database down from `began` to
-    /// `ended`), no request sent later than `began + S` was answered VALID.
+    /// `ended`), no request sent later than `began + S` and answered before
+    /// `ended` was answered VALID. (A request in flight when the database
+    /// comes back may rightly be VALID: the node can confirm again.)
     /// (The load may send few: each cache miss waits out the database's
     /// deadline first; the caller also probes a cached key on every node.)
     pub fn check_fail_closed(&self, began: Instant, ended: Instant) {
         let open: Vec<String> = self
             .seen
             .iter()
-            .filter(|o| o.sent > began + S && o.sent < ended && o.verdict.is_valid())
+            .filter(|o| o.sent > began + S && o.answered < ended && o.verdict.is_valid())
             .map(|o| {
                 format!(
                     "node {} {} ms after the stop",
