@@ -1,12 +1,16 @@
-//! The audit log: reading it (`list`), failed authentications tallied per
-//! source, reason and minute, and the retention that prunes old rows.
+//! The audit log: reading it (`list`), failed authentications and gateway
+//! refusals tallied per source, reason and minute, and the retention that
+//! prunes old rows.
 //!
 //! Anyone can fail to authenticate, so failures are not written a row per
 //! attempt (one client without credentials once wrote ~7,300 rows/s): they
 //! are counted in memory and written as tallies, one row per source, reason,
-//! route and minute, which every node adds to. The number of tallies a
-//! minute can start is capped; failures from further sources are tallied
-//! under the source `other`. Nothing is dropped silently: if storage cannot
+//! route and minute, which every node adds to. A refusal that came after a
+//! verified credential named its principal (a key over its limit, a user
+//! without the role) is tallied per principal instead of per address: the
+//! principal is the row's actor. The number of tallies a minute can start
+//! is capped; failures from further sources or principals are tallied under
+//! the source `other`. Nothing is dropped silently: if storage cannot
 //! take the tallies, they wait for the next flush, and only once too many
 //! wait are new failures dropped, counted, and written later as an
 //! `audit.dropped` row. Admin actions never pass through here: each is
@@ -68,12 +72,42 @@ impl AuditConfig {
     }
 }
 
-/// One failed authentication, described by values the server chose (a
-/// route template, a reason code), never by what the client sent.
+/// What was refused, and so the action of its tally's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The admin API did not authenticate a request: `auth.failed`.
+    Auth,
+    /// The gateway or forward-auth refused a request: `gateway.refused`.
+    GatewayRefusal,
+}
+
+impl FailureKind {
+    pub fn action(self) -> &'static str {
+        match self {
+            FailureKind::Auth => "auth.failed",
+            FailureKind::GatewayRefusal => "gateway.refused",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        match self {
+            FailureKind::Auth => 1,
+            FailureKind::GatewayRefusal => 2,
+        }
+    }
+}
+
+/// One failed authentication or refusal, described by values the server
+/// chose (a route template or name, a reason code, a verified principal),
+/// never by what the client sent.
 #[derive(Debug, Clone, Copy)]
 pub struct Failure<'a> {
+    pub kind: FailureKind,
     /// The client's address, when known.
     pub source: Option<IpAddr>,
+    /// Whom a verified credential named (a key id, a user id), when the
+    /// refusal came after one did: the tally counts them, not the address.
+    pub principal: Option<&'a str>,
     pub reason: &'a str,
     pub route: &'a str,
     pub method: &'a str,
@@ -87,6 +121,8 @@ struct Pending {
     minute: i64,
     started: HashSet<String>,
     dropped: i64,
+    /// The kinds dropped (`FailureKind::bit`), named in the dropped row.
+    dropped_kinds: u8,
     dropped_first: i64,
     dropped_last: i64,
 }
@@ -131,23 +167,21 @@ impl AuditLog {
 
     /// Counts one failure towards its tally. False when it had to be
     /// dropped (too many tallies waiting for storage); the drop itself is
-    /// counted and written later.
+    /// counted and written later. Never waits for storage: the gateway calls
+    /// this on its request path.
     pub fn record_failure(&self, failure: Failure<'_>) -> bool {
         let now = self.clock.now_secs();
         let minute = now.div_euclid(60);
-        let source = failure
-            .source
-            .map_or_else(|| "unknown".to_owned(), source_label);
+        let mut who = Who::of(&failure);
         let mut p = self.pending.lock();
         if p.minute != minute {
             p.minute = minute;
             p.started.clear();
         }
-        let mut source = source;
-        let mut key = tally_key(minute, &source, &failure);
+        let mut key = tally_key(minute, &who, &failure);
         if !p.started.contains(&key) && p.started.len() >= self.config.tallies_per_minute {
-            source = "other".to_owned();
-            key = tally_key(minute, &source, &failure);
+            who = Who::Source("other".to_owned());
+            key = tally_key(minute, &who, &failure);
         }
         if let Some(t) = p.tallies.get_mut(&key) {
             t.row.count += 1;
@@ -159,11 +193,12 @@ impl AuditLog {
                 p.dropped_first = now;
             }
             p.dropped += 1;
+            p.dropped_kinds |= failure.kind.bit();
             p.dropped_last = now;
             return false;
         }
         p.started.insert(key.clone());
-        let row = failure_row(&key, now, &source, &failure);
+        let row = failure_row(&key, now, &who, &failure);
         p.tallies.insert(key.clone(), AuditTally { key, row });
         true
     }
@@ -180,16 +215,22 @@ impl AuditLog {
         let (mut batch, dropped) = {
             let mut p = self.pending.lock();
             let tallies: Vec<AuditTally> = p.tallies.drain().map(|(_, t)| t).collect();
-            let dropped = (p.dropped, p.dropped_first, p.dropped_last);
+            let dropped = Dropped {
+                count: p.dropped,
+                kinds: p.dropped_kinds,
+                first: p.dropped_first,
+                last: p.dropped_last,
+            };
             p.dropped = 0;
+            p.dropped_kinds = 0;
             (tallies, dropped)
         };
-        if batch.is_empty() && dropped.0 == 0 {
+        if batch.is_empty() && dropped.count == 0 {
             return Ok(0);
         }
         let written: i64 = batch.iter().map(|t| t.row.count).sum();
-        if dropped.0 > 0 {
-            batch.push(dropped_row(dropped));
+        if dropped.count > 0 {
+            batch.push(dropped_row(&dropped));
         }
         // One order on every node, so two nodes adding to the same rows in
         // one transaction each cannot deadlock on PostgreSQL.
@@ -201,10 +242,11 @@ impl AuditLog {
         Ok(written)
     }
 
-    fn put_back(&self, batch: Vec<AuditTally>, dropped: (i64, i64, i64)) {
+    fn put_back(&self, batch: Vec<AuditTally>, dropped: Dropped) {
         let mut p = self.pending.lock();
         for tally in batch {
-            if tally.row.entry.action != "auth.failed" {
+            // The dropped row is made again from the counts below.
+            if tally.row.entry.action == DROPPED_ACTION {
                 continue;
             }
             match p.tallies.get_mut(&tally.key) {
@@ -217,14 +259,15 @@ impl AuditLog {
                 }
             }
         }
-        if dropped.0 > 0 {
+        if dropped.count > 0 {
             p.dropped_first = if p.dropped == 0 {
-                dropped.1
+                dropped.first
             } else {
-                p.dropped_first.min(dropped.1)
+                p.dropped_first.min(dropped.first)
             };
-            p.dropped_last = p.dropped_last.max(dropped.2);
-            p.dropped += dropped.0;
+            p.dropped_last = p.dropped_last.max(dropped.last);
+            p.dropped += dropped.count;
+            p.dropped_kinds |= dropped.kinds;
         }
     }
 
@@ -279,16 +322,34 @@ fn source_label(ip: IpAddr) -> String {
     }
 }
 
-fn tally_key(minute: i64, source: &str, f: &Failure<'_>) -> String {
+/// Whom a tally counts: a verified principal, else the client's address.
+enum Who<'a> {
+    Principal(&'a str),
+    Source(String),
+}
+
+impl<'a> Who<'a> {
+    fn of(f: &Failure<'a>) -> Self {
+        match f.principal {
+            Some(p) => Who::Principal(p),
+            None => Who::Source(f.source.map_or_else(|| "unknown".to_owned(), source_label)),
+        }
+    }
+}
+
+fn tally_key(minute: i64, who: &Who<'_>, f: &Failure<'_>) -> String {
+    let minute = minute.to_string();
+    // A principal's parts are marked, so no principal can name an
+    // address's tally; an address's parts are as they always were, so
+    // nodes of the previous version add to the same rows.
+    let who_parts: &[&str] = match who {
+        Who::Source(source) => &[source],
+        Who::Principal(principal) => &["principal", principal],
+    };
     let mut h = Sha256::new();
-    for part in [
-        "auth.failed",
-        &minute.to_string(),
-        source,
-        f.reason,
-        f.method,
-        f.route,
-    ] {
+    let parts = [f.kind.action(), &minute].into_iter();
+    let parts = parts.chain(who_parts.iter().copied());
+    for part in parts.chain([f.reason, f.method, f.route]) {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -299,25 +360,34 @@ fn event_id() -> String {
     random_id("evt_", 20).unwrap_or_default()
 }
 
-fn failure_row(key: &str, now: i64, source: &str, f: &Failure<'_>) -> AuditRow {
+fn failure_row(key: &str, now: i64, who: &Who<'_>, f: &Failure<'_>) -> AuditRow {
     // The key is unique per row; it stands in for the id should the
     // random source fail.
     let id = random_id("evt_", 20).unwrap_or_else(|_| format!("evt_{}", &key[..20]));
+    let mut detail = json!({
+        "reason": f.reason,
+        "route": f.route,
+        "method": f.method,
+    });
+    // A principal's tally has no one address: its requests may come from
+    // many.
+    let actor = match who {
+        Who::Principal(principal) => (*principal).to_owned(),
+        Who::Source(source) => {
+            detail["source"] = json!(source);
+            "anonymous".to_owned()
+        }
+    };
     AuditRow {
         entry: AuditEntry {
             id,
             at: now,
-            action: "auth.failed".into(),
-            actor: "anonymous".into(),
+            action: f.kind.action().into(),
+            actor,
             target: None,
             tenant: None,
             request_id: f.request_id.map(str::to_owned),
-            detail: json!({
-                "reason": f.reason,
-                "route": f.route,
-                "method": f.method,
-                "source": source,
-            }),
+            detail,
             seq: 0,
         },
         count: 1,
@@ -325,28 +395,43 @@ fn failure_row(key: &str, now: i64, source: &str, f: &Failure<'_>) -> AuditRow {
     }
 }
 
-fn dropped_row((count, first, last): (i64, i64, i64)) -> AuditTally {
+/// Failures dropped since the last flush, and the kinds among them.
+struct Dropped {
+    count: i64,
+    kinds: u8,
+    first: i64,
+    last: i64,
+}
+
+const DROPPED_ACTION: &str = "audit.dropped";
+
+fn dropped_row(d: &Dropped) -> AuditTally {
     let id = event_id();
+    let actions: Vec<&str> = [FailureKind::Auth, FailureKind::GatewayRefusal]
+        .into_iter()
+        .filter(|k| d.kinds & k.bit() != 0)
+        .map(FailureKind::action)
+        .collect();
     AuditTally {
         // Its own row: a key no other tally has.
-        key: format!("dropped:{id}:{first}"),
+        key: format!("dropped:{id}:{}", d.first),
         row: AuditRow {
             entry: AuditEntry {
                 id,
-                at: first,
-                action: "audit.dropped".into(),
+                at: d.first,
+                action: DROPPED_ACTION.into(),
                 actor: "system".into(),
                 target: None,
                 tenant: None,
                 request_id: None,
                 detail: json!({
-                    "action": "auth.failed",
+                    "actions": actions,
                     "why": "storage could not take the failures counted",
                 }),
                 seq: 0,
             },
-            count,
-            last_at: last,
+            count: d.count,
+            last_at: d.last,
         },
     }
 }

@@ -47,7 +47,9 @@ impl AuditStore for FakeStore {
 
 fn failure(source: &str, reason: &'static str) -> Failure<'static> {
     Failure {
+        kind: FailureKind::Auth,
         source: Some(source.parse().unwrap()),
+        principal: None,
         reason,
         route: "/v1/keys",
         method: "GET",
@@ -163,11 +165,95 @@ async fn when_storage_is_down_failures_wait_then_drops_are_counted_and_written()
     let dropped = by_action(&store, "audit.dropped");
     assert_eq!(dropped.len(), 1);
     assert_eq!(dropped[0].count, 2);
-    assert_eq!(dropped[0].entry.detail["action"], "auth.failed");
+    assert_eq!(dropped[0].entry.detail["actions"], json!(["auth.failed"]));
     // Written once.
     assert_eq!(log.waiting(), 0);
     assert_eq!(log.flush().await.unwrap(), 0);
     assert_eq!(by_action(&store, "audit.dropped").len(), 1);
+}
+
+fn refusal(source: &str, principal: Option<&'static str>) -> Failure<'static> {
+    Failure {
+        kind: FailureKind::GatewayRefusal,
+        principal,
+        route: "orders",
+        reason: "rate_limited",
+        ..failure(source, "rate_limited")
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_tallied_per_principal_apart_from_failed_authentications() {
+    let (store, _, log) = log(AuditConfig::default());
+    // One key over its limit from many addresses is one tally.
+    for i in 0..300u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        assert!(log.record_failure(refusal(&ip.to_string(), Some("key_a"))));
+    }
+    for _ in 0..7 {
+        log.record_failure(refusal("203.0.113.7", Some("key_b")));
+        log.record_failure(refusal("203.0.113.7", None));
+        log.record_failure(failure("203.0.113.7", "rate_limited"));
+    }
+    assert_eq!(log.flush().await.unwrap(), 300 + 3 * 7);
+    let refused = by_action(&store, "gateway.refused");
+    assert_eq!(refused.len(), 3, "{refused:#?}");
+    let of = |actor: &str| refused.iter().find(|r| r.entry.actor == actor).unwrap();
+    assert_eq!(of("key_a").count, 300);
+    assert_eq!(of("key_b").count, 7);
+    // A principal's tally names no address; an anonymous one does.
+    assert!(of("key_a").entry.detail.get("source").is_none());
+    assert_eq!(of("anonymous").entry.detail["source"], "203.0.113.7");
+    assert_eq!(of("anonymous").entry.detail["route"], "orders");
+    assert_eq!(of("anonymous").count, 7);
+    // The same address and reason as an admin API failure: its own row.
+    let failed = by_action(&store, "auth.failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].count, 7);
+}
+
+#[tokio::test]
+async fn principals_past_the_cap_are_tallied_as_other() {
+    let config = AuditConfig {
+        tallies_per_minute: 4,
+        ..AuditConfig::default()
+    };
+    let (store, _, log) = log(config);
+    let keys = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
+    for key in keys {
+        log.record_failure(refusal("198.51.100.1", Some(key)));
+    }
+    log.flush().await.unwrap();
+    let rows = by_action(&store, "gateway.refused");
+    assert_eq!(rows.len(), 5, "{rows:#?}");
+    let other = rows
+        .iter()
+        .find(|r| r.entry.detail["source"] == "other")
+        .unwrap();
+    assert_eq!(other.entry.actor, "anonymous");
+    assert_eq!(other.count, 4);
+}
+
+#[tokio::test]
+async fn dropped_refusals_are_named_in_the_dropped_row() {
+    let config = AuditConfig {
+        max_pending: 1,
+        ..AuditConfig::default()
+    };
+    let (store, _, log) = log(config);
+    assert!(log.record_failure(failure("198.51.100.1", "A")));
+    assert!(!log.record_failure(refusal("198.51.100.1", Some("key_a"))));
+    store.failing.store(true, Ordering::SeqCst);
+    assert!(log.flush().await.is_err());
+    store.failing.store(false, Ordering::SeqCst);
+    assert_eq!(log.flush().await.unwrap(), 1);
+    let dropped = by_action(&store, "audit.dropped");
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].count, 1);
+    assert_eq!(
+        dropped[0].entry.detail["actions"],
+        json!(["gateway.refused"])
+    );
 }
 
 #[test]

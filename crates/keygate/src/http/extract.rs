@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use keygate_core::audit::Failure;
+use keygate_core::audit::{Failure, FailureKind};
 use keygate_core::{Admin, AuthFailure, Verifier};
 
 use super::AppState;
@@ -30,6 +30,8 @@ fn auth_error(state: &AppState, failure: AuthFailure, parts: &Parts) -> ApiError
     // The route template, not the path: a path can carry anything a client
     // typed, including a key pasted in the wrong place.
     state.audit_auth_failure(Failure {
+        kind: FailureKind::Auth,
+        principal: None,
         source: parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

@@ -9,7 +9,7 @@ use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_api::cluster::PropagationBody;
 use keygate_api::sessions::{LoginRequest, RefreshRequest, SessionResponse};
-use keygate_core::audit::Failure;
+use keygate_core::audit::{Failure, FailureKind};
 use keygate_core::sessions::model::REASON_LOGOUT;
 use keygate_core::sessions::{AuditContext, RefreshToken};
 use keygate_core::users::LoginError;
@@ -120,6 +120,8 @@ fn audit_failure(
     reason: &str,
 ) {
     state.audit_auth_failure(Failure {
+        kind: FailureKind::Auth,
+        principal: None,
         source: Some(client),
         reason,
         route: "/v1/auth/login",
