@@ -31,8 +31,14 @@ impl Gateway {
         req: &Incoming<'_>,
         peer: &str,
     ) -> Result<Admitted, Refusal> {
-        let (identity, pending_digest) = self.authenticate(route, req).await?;
-        let ratelimit = self.limit(route, &identity, peer).await?;
+        let (identity, pending_digest) = self
+            .authenticate(route, req)
+            .await
+            .map_err(|r| r.from_peer(peer))?;
+        let ratelimit = self
+            .limit(route, &identity, peer)
+            .await
+            .map_err(|r| r.from_peer(peer).by(identity.token_subject()))?;
         Ok(Admitted {
             identity,
             ratelimit,

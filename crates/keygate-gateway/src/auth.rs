@@ -80,7 +80,7 @@ async fn with_credentials(
         AuthMode::ApiKeyOrJwt => key_or_jwt(deps, route, &presented).await?,
         AuthMode::ApiKeyAndJwt => key_and_user(deps, route, &presented).await?,
     };
-    check_grants(route, &id)?;
+    check_grants(route, &id).map_err(|r| r.by(id.token_subject()))?;
     id.scopes.sort();
     Ok(id)
 }
@@ -119,7 +119,7 @@ async fn key_and_user(
     // check uses its rate limit and credits. Only a user token names a
     // user, whatever the route says.
     let user = with_jwt(&deps.tokens, token, AcceptedKinds::Users).await?;
-    check_roles(route, &user.roles)?;
+    check_roles(route, &user.roles).map_err(|r| r.by(user.subject.as_deref()))?;
     let app = with_key(deps, route, key).await?;
     // A tenant's key serves that tenant's users only; a user in no tenant
     // is not one of them. A key without a tenant (a platform's own
@@ -132,7 +132,8 @@ async fn key_and_user(
                 "the API key and the JWT belong to different tenants",
             ),
             Reason::TenantMismatch,
-        ));
+        )
+        .by(user.subject.as_deref()));
     }
     Ok(Identity {
         kind: Some(TokenKind::User),
@@ -177,10 +178,15 @@ async fn with_key(deps: &GatewayDeps, route: &Route, key: &str) -> Result<Identi
         .verify_key(key, &route.scopes, None)
         .await
         .map_err(Refusal::unavailable)?;
+    // A key found is one whose secret matched: its id is the principal
+    // of any refusal (revoked, expired, over its limit or credits).
+    let principal = v.record().map(|r| r.id.as_str());
     match (v.code, v.record()) {
         (VerifyCode::Valid, Some(record)) => Ok(Identity::of_key(record)),
-        (VerifyCode::InsufficientScope, _) => Err(Refusal::insufficient_scope()),
-        (VerifyCode::RateLimited, _) => Err(Refusal::key_over_limit(v.ratelimit.as_ref())),
+        (VerifyCode::InsufficientScope, _) => Err(Refusal::insufficient_scope().by(principal)),
+        (VerifyCode::RateLimited, _) => {
+            Err(Refusal::key_over_limit(v.ratelimit.as_ref()).by(principal))
+        }
         (code, _) => Err(Refusal::new(
             ApiError::unauthorized(
                 "invalid_credentials",
@@ -188,6 +194,7 @@ async fn with_key(deps: &GatewayDeps, route: &Route, key: &str) -> Result<Identi
                 true,
             ),
             Reason::Key(code),
-        )),
+        )
+        .by(principal)),
     }
 }

@@ -8,6 +8,7 @@ use keygate_core::httpsig::HmacService;
 use keygate_core::jwt::TokenService;
 use keygate_core::{Clock, KeyService};
 
+use crate::audit::RefusalAudit;
 use crate::metrics::GatewayMetrics;
 use keygate_http::client_addr::TrustedProxies;
 
@@ -25,4 +26,6 @@ pub struct GatewayDeps {
     pub metrics: Arc<GatewayMetrics>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<TrustedProxies>,
+    /// Where refusals are counted (the audit log's tallies).
+    pub audit: RefusalAudit,
 }

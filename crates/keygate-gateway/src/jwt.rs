@@ -53,7 +53,8 @@ fn jwt_identity(claims: &Claims, accepted: AcceptedKinds) -> Result<Identity, Re
                 },
             ),
             Reason::WrongTokenKind,
-        ),
+        )
+        .by(claims.sub.as_deref()),
         other => invalid_token(&other),
     })?;
     let kind = typed.kind();

@@ -10,7 +10,7 @@
 //! - `admission`: the phases every entry point runs, each callable alone:
 //!   route (`request`), authenticate (`auth`, `jwt`, `hmac`), limit
 //!   (`limit`), mint (`internal_token`); `identity` and `refusal` are
-//!   what they answer.
+//!   what they answer; `audit` counts refusals into the audit log.
 //! - `proxy`: pingora's phases (request filter, upstream request, send,
 //!   response filter, log), failing with a `failure::ProxyError` that
 //!   says whose fault it was; `outcome` is what the log phase records.
@@ -22,6 +22,7 @@
 //!   Traefik and Envoy (the HTTP adapter is the admin API's).
 
 pub mod admission;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod conn;

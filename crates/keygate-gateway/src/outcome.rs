@@ -7,6 +7,7 @@ use std::time::Instant;
 use axum::http::{Method, StatusCode};
 
 use super::Gateway;
+use super::audit::Blame;
 use super::config::Route;
 use super::failure::{Fault, ProxyError};
 use super::forward_auth::Unjudgeable;
@@ -53,6 +54,8 @@ pub struct Outcome {
     pub route: Option<Arc<Route>>,
     pub identity: Option<Identity>,
     pub failure: Option<Failure>,
+    /// Whom a refusal is counted against in the audit log.
+    pub blame: Blame,
 }
 
 impl Outcome {
@@ -61,6 +64,7 @@ impl Outcome {
             route,
             identity: None,
             failure: None,
+            blame: Blame::default(),
         }
     }
 
@@ -95,6 +99,7 @@ impl Gateway {
             failure,
             outcome.rate_limited(),
         );
+        self.deps.audit.record(outcome, method, status, request_id);
         let id = outcome.identity.as_ref();
         tracing::info!(
             target: "keygate::access",

@@ -104,7 +104,7 @@ impl Proxy {
                 {
                     Ok(res) => res,
                     Err(Stop::Refused(r)) => {
-                        outcome.failure = Some(Failure::Refused(r.reason));
+                        outcome.refused(&r);
                         r.into_response()
                     }
                     Err(Stop::Failed(e)) => {

@@ -10,6 +10,7 @@ use keygate_core::ratelimit::RateDecision;
 use keygate_http::RateLimitFields;
 use keygate_http::credentials::CredentialError;
 
+use super::audit::Blame;
 use keygate_http::ApiError;
 
 /// Why a request was refused; `as_str` is its metric label.
@@ -71,6 +72,8 @@ pub struct Refusal {
     pub error: Box<ApiError>,
     pub reason: Reason,
     pub ratelimit: Option<RateLimitFields>,
+    /// Whom the audit log counts it against.
+    pub blame: Blame,
 }
 
 impl Refusal {
@@ -79,6 +82,7 @@ impl Refusal {
             error: Box::new(error),
             reason,
             ratelimit: None,
+            blame: Blame::default(),
         }
     }
 

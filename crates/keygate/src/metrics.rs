@@ -162,7 +162,7 @@ impl Metrics {
         );
         let audit_dropped = r.register(
             "audit_dropped",
-            "Failed authentications not written to the audit log because too many tallies waited for storage (each drop is also written later as an audit.dropped row)",
+            "Failed authentications and gateway refusals not written to the audit log because too many tallies waited for storage (each drop is also written later as an audit.dropped row)",
             Counter::default(),
         );
         let invalidation_lag = r.register(

@@ -44,7 +44,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
             res
         }
         Verdict::Refuse(refusal) => {
-            outcome.failure = Some(Failure::Refused(refusal.reason));
+            outcome.refused(&refusal);
             refusal.into_response()
         }
         Verdict::Unjudgeable(why) => {

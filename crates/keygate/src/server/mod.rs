@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use crate::client_addr::TrustedProxies;
 use crate::cluster::{ServiceCaches, SqliteLock, Wiring};
 use crate::config::{Config, PepperSource, SecretSource};
+use crate::gateway::audit::RefusalAudit;
 use crate::gateway::{Gateway, GatewayDeps};
 use crate::http::{self, AppState};
 use crate::listen::fdlimit::{self, Budget};
@@ -95,6 +96,12 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartE
         clock: gateway_clock,
         metrics: metrics.gateway.clone(),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        // The admin API's log and drop counter: one flush writes both's
+        // tallies, one metric counts both's drops.
+        audit: RefusalAudit {
+            log: services.audit.clone(),
+            dropped: metrics.audit_dropped.clone(),
+        },
     };
     let (gateway, budget) = gateway(config, deps.clone(), limiter);
     let state = services.into_state(

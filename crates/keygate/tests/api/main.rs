@@ -23,6 +23,7 @@ mod exit_codes;
 #[cfg(unix)]
 mod files;
 mod gateway;
+mod gateway_audit;
 mod gateway_binary;
 mod gateway_forward_auth;
 mod gateway_hmac;
