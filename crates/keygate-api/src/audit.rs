@@ -10,7 +10,8 @@ pub struct AuditView {
     /// When it happened; for a tally, the first time.
     pub at: String,
     /// How many times: 1 for an event, more for a tally of like failures
-    /// (same source, reason and route within one minute).
+    /// or gateway refusals (same source or principal, reason and route
+    /// within one minute).
     pub count: i64,
     pub first_seen: String,
     pub last_seen: String,
@@ -35,7 +36,7 @@ pub struct AuditList {
 pub struct AuditQuery {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
-    /// e.g. `key.created`, `auth.failed`.
+    /// e.g. `key.created`, `auth.failed`, `gateway.refused`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -12,7 +12,7 @@ use super::keys::{filter_text, parse_query};
 use super::views::{audit_view, decode_cursor, encode_cursor, page_limit, parse_time};
 
 #[utoipa::path(get, path = "/v1/audit", operation_id = "list_audit", tag = "audit",
-    params(("tenant" = Option<String>, Query), ("action" = Option<String>, Query, description = "e.g. key.created, auth.failed"),
+    params(("tenant" = Option<String>, Query), ("action" = Option<String>, Query, description = "e.g. key.created, auth.failed, gateway.refused"),
         ("actor" = Option<String>, Query), ("target" = Option<String>, Query),
         ("since" = Option<String>, Query, description = "RFC 3339"), ("until" = Option<String>, Query, description = "RFC 3339"),
         ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "default 100")),
