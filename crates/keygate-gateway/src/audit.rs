@@ -5,48 +5,12 @@
 //! few rows, not a row each. Counting is in memory and never waits for
 //! storage; the audit log's flush writes the tallies.
 
-use std::net::IpAddr;
-use std::sync::Arc;
-
 use axum::http::{Method, StatusCode};
-use keygate_core::audit::{AuditLog, Failure, FailureKind};
-use prometheus_client::metrics::counter::Counter;
+use keygate_core::audit::{Failure, FailureKind};
 
+use super::deps::RefusalAudit;
 use super::outcome::{self, Outcome};
 use super::refusal::Refusal;
-
-/// Where refusals are counted: the node's audit log, and the counter of
-/// those it had to drop (`keygate_audit_dropped_total`, the admin API's).
-#[derive(Clone)]
-pub struct RefusalAudit {
-    pub log: Arc<AuditLog>,
-    pub dropped: Counter,
-}
-
-/// Whom a refusal is counted against.
-#[derive(Debug, Clone, Default)]
-pub struct Blame {
-    /// The key id or user a verified credential named, when the refusal
-    /// came after one did (over a limit, a scope or role short).
-    pub principal: Option<String>,
-    /// The client's address, as the route's limit counts it.
-    pub source: Option<IpAddr>,
-}
-
-impl Refusal {
-    /// The principal a verified credential named; refusals before one did
-    /// are counted by address.
-    pub fn by(mut self, principal: Option<&str>) -> Self {
-        self.blame.principal = principal.map(str::to_owned);
-        self
-    }
-
-    /// The client's address (`peer` as admission was given it).
-    pub fn from_peer(mut self, peer: &str) -> Self {
-        self.blame.source = peer.parse().ok();
-        self
-    }
-}
 
 impl Outcome {
     /// Admission refused the request: the reason the metrics count, and
@@ -69,10 +33,11 @@ impl RefusalAudit {
         if !status.is_client_error() {
             return;
         }
+        let blame = outcome.blame.as_deref();
         let counted = self.log.record_failure(Failure {
             kind: FailureKind::GatewayRefusal,
-            source: outcome.blame.source,
-            principal: outcome.blame.principal.as_deref(),
+            source: blame.and_then(|b| b.source),
+            principal: blame.and_then(|b| b.principal.as_deref()),
             reason: reason.as_str(),
             route: outcome.route_name(),
             method: crate::metrics::method_label(method),

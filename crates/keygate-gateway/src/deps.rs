@@ -8,9 +8,10 @@ use keygate_core::httpsig::HmacService;
 use keygate_core::jwt::TokenService;
 use keygate_core::{Clock, KeyService};
 
-use crate::audit::RefusalAudit;
 use crate::metrics::GatewayMetrics;
+use keygate_core::audit::AuditLog;
 use keygate_http::client_addr::TrustedProxies;
+use prometheus_client::metrics::counter::Counter;
 
 #[derive(Clone)]
 pub struct GatewayDeps {
@@ -28,4 +29,13 @@ pub struct GatewayDeps {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// Where refusals are counted (the audit log's tallies).
     pub audit: RefusalAudit,
+}
+
+/// Where refusals are counted (`audit` records them): the node's audit
+/// log, and the counter of those it had to drop
+/// (`keygate_audit_dropped_total`, the admin API's).
+#[derive(Clone)]
+pub struct RefusalAudit {
+    pub log: Arc<AuditLog>,
+    pub dropped: Counter,
 }

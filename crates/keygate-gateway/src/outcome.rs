@@ -7,12 +7,11 @@ use std::time::Instant;
 use axum::http::{Method, StatusCode};
 
 use super::Gateway;
-use super::audit::Blame;
 use super::config::Route;
 use super::failure::{Fault, ProxyError};
 use super::forward_auth::Unjudgeable;
 use super::identity::Identity;
-use super::refusal::Reason;
+use super::refusal::{Blame, Reason};
 
 /// Why a request did not reach (or came back from) its upstream well.
 #[derive(Debug)]
@@ -55,7 +54,7 @@ pub struct Outcome {
     pub identity: Option<Identity>,
     pub failure: Option<Failure>,
     /// Whom a refusal is counted against in the audit log.
-    pub blame: Blame,
+    pub blame: Option<Box<Blame>>,
 }
 
 impl Outcome {
@@ -64,7 +63,7 @@ impl Outcome {
             route,
             identity: None,
             failure: None,
-            blame: Blame::default(),
+            blame: None,
         }
     }
 

@@ -2,6 +2,8 @@
 //! reason for the metrics and the access log, and the RateLimit fields when
 //! a limit refused it. Every entry point answers a refusal the same way.
 
+use std::net::IpAddr;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keygate_core::VerifyCode;
@@ -10,7 +12,6 @@ use keygate_core::ratelimit::RateDecision;
 use keygate_http::RateLimitFields;
 use keygate_http::credentials::CredentialError;
 
-use super::audit::Blame;
 use keygate_http::ApiError;
 
 /// Why a request was refused; `as_str` is its metric label.
@@ -72,8 +73,19 @@ pub struct Refusal {
     pub error: Box<ApiError>,
     pub reason: Reason,
     pub ratelimit: Option<RateLimitFields>,
-    /// Whom the audit log counts it against.
-    pub blame: Blame,
+    /// Whom the audit log counts it against; boxed, as most refusals
+    /// are answered without ever reading it.
+    pub blame: Option<Box<Blame>>,
+}
+
+/// Whom a refusal is counted against in the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct Blame {
+    /// The key id or user a verified credential named, when the refusal
+    /// came after one did (over a limit, a scope or role short).
+    pub principal: Option<String>,
+    /// The client's address, as the route's limit counts it.
+    pub source: Option<IpAddr>,
 }
 
 impl Refusal {
@@ -82,8 +94,25 @@ impl Refusal {
             error: Box::new(error),
             reason,
             ratelimit: None,
-            blame: Blame::default(),
+            blame: None,
         }
+    }
+
+    /// The principal a verified credential named; refusals before one did
+    /// are counted by address.
+    pub fn by(mut self, principal: Option<&str>) -> Self {
+        self.blame_mut().principal = principal.map(str::to_owned);
+        self
+    }
+
+    /// The client's address (`peer` as admission was given it).
+    pub fn from_peer(mut self, peer: &str) -> Self {
+        self.blame_mut().source = peer.parse().ok();
+        self
+    }
+
+    fn blame_mut(&mut self) -> &mut Blame {
+        self.blame.get_or_insert_with(Box::default)
     }
 
     /// Storage (or another dependency) failed: its own error map decides

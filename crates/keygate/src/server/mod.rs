@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use crate::client_addr::TrustedProxies;
 use crate::cluster::{ServiceCaches, SqliteLock, Wiring};
 use crate::config::{Config, PepperSource, SecretSource};
-use crate::gateway::audit::RefusalAudit;
+use crate::gateway::deps::RefusalAudit;
 use crate::gateway::{Gateway, GatewayDeps};
 use crate::http::{self, AppState};
 use crate::listen::fdlimit::{self, Budget};
