@@ -233,3 +233,169 @@ async fn a_plain_connection_never_serves_a_tls_endpoint() {
     }
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+/// A CA and a server certificate for 127.0.0.1 it signed, made by the
+/// openssl CLI in `dir`: (CA, another CA, certificate, key).
+fn certificates(dir: &std::path::Path) -> Option<[std::path::PathBuf; 4]> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    for name in ["ca", "other"] {
+        let (key, crt, subj) = (
+            format!("{name}.key"),
+            format!("{name}.crt"),
+            format!("/CN={name}"),
+        );
+        let mut args = vec!["req", "-x509", "-days", "2", "-subj", &subj];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &crt]);
+        if !run(&args) {
+            return None;
+        }
+    }
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let mut args = vec![
+        "req", "-new", "-subj", "/CN=leaf", "-keyout", "leaf.key", "-out", "leaf.csr",
+    ];
+    args.extend(ec);
+    assert!(run(&args));
+    assert!(run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        "1",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf.crt",
+    ]));
+    Some(["ca.crt", "other.crt", "leaf.crt", "leaf.key"].map(|f| dir.join(f)))
+}
+
+/// A TLS upstream answering `ok` to every request (`upstream()` behind rustls).
+async fn tls_upstream(cert: &std::path::Path, key: &std::path::Path) -> String {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n) = tls.read(&mut buf).await {
+                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if n == 0 || tls.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A clock past the test certificates' end (made for two days from now):
+/// 2100-01-01.
+#[derive(Debug)]
+struct Later;
+
+impl tokio_rustls::rustls::time_provider::TimeProvider for Later {
+    fn current_time(&self) -> Option<tokio_rustls::rustls::pki_types::UnixTime> {
+        Some(tokio_rustls::rustls::pki_types::UnixTime::since_unix_epoch(
+            Duration::from_secs(4_102_444_800),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_is_checked_for_its_issuer_name_and_dates() {
+    let dir = std::env::temp_dir().join(format!("kg-upstream-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some([ca, other, cert, key]) = certificates(&dir) else {
+        assert!(
+            std::env::var_os("KEYGATE_TEST_REQUIRE_SERVICES").is_none(),
+            "the openssl CLI is needed to make test certificates"
+        );
+        return;
+    };
+    let addr = tls_upstream(&cert, &key).await;
+    let pool = Upstreams::new();
+    let mut trusts = tls::Trusts::default();
+    let endpoint = |trusts: &mut tls::Trusts, host: &str, ca: &std::path::Path| {
+        let connector = trusts
+            .connect(host, &tls::Trust::Bundle(ca.to_owned()))
+            .unwrap();
+        let port = addr.rsplit(':').next().unwrap();
+        Endpoint::tls(Arc::from(format!("{host}:{port}")), connector)
+    };
+    let good = endpoint(&mut trusts, "127.0.0.1", &ca);
+    let (res, lease) = pool.send(None, &good, None, get(&addr)).await.unwrap();
+    assert_eq!(read_through(res, lease).await, "ok");
+    let reason = |sent: Result<(Response<Incoming>, Lease), SendError>| match sent {
+        Err(e) => e
+            .tls_failure()
+            .map(|f| f.reason)
+            .unwrap_or("not a TLS failure"),
+        Ok(_) => "verified",
+    };
+    let foreign = endpoint(&mut trusts, "127.0.0.1", &other);
+    let sent = pool.send(None, &foreign, None, get(&addr)).await;
+    assert_eq!(reason(sent), "unknown_issuer");
+    let misnamed = endpoint(&mut trusts, "localhost", &ca);
+    let sent = pool.send(None, &misnamed, None, get(&addr)).await;
+    assert_eq!(reason(sent), "name_mismatch");
+    let mut late = endpoint(&mut trusts, "127.0.0.1", &ca);
+    if let Some(tls) = late.tls.as_mut() {
+        let mut config = (*tls.config).clone();
+        config.time_provider = Arc::new(Later);
+        *tls = Arc::new(tls::TlsConnect {
+            config: Arc::new(config),
+            server_name: tls.server_name.clone(),
+            trust_id: "later".into(),
+        });
+    }
+    late.key = Arc::from("later");
+    let sent = pool.send(None, &late, None, get(&addr)).await;
+    assert_eq!(reason(sent), "expired");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
