@@ -139,7 +139,7 @@ fn system_roots() -> Result<RootCertStore, String> {
 /// The certificates of a PEM file, and a digest of its content.
 fn bundle(path: &Path) -> Result<(RootCertStore, String), String> {
     let shown = path.display();
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let pem = read_capped(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
         // rustls's words may quote a line of the file, which may not be a
@@ -160,6 +160,22 @@ fn bundle(path: &Path) -> Result<(RootCertStore, String), String> {
     let digest = Sha256::digest(&pem);
     let id = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     Ok((roots, id))
+}
+
+/// A bundle is a few hundred kilobytes (the whole Mozilla set is 220 kB);
+/// a path to something endless (`/dev/zero`) must not hang validation.
+const MAX_BUNDLE: u64 = 16 * 1024 * 1024;
+
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut pem = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_BUNDLE + 1)
+        .read_to_end(&mut pem)?;
+    if pem.len() as u64 > MAX_BUNDLE {
+        return Err(std::io::Error::other("larger than 16 MiB"));
+    }
+    Ok(pem)
 }
 
 fn pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {

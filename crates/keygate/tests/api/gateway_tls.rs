@@ -352,3 +352,58 @@ async fn a_reload_reads_the_bundle_again() {
     );
     assert_eq!(client.get("/reloaded").await.status, StatusCode::OK);
 }
+
+#[test]
+fn gateway_check_shows_https_and_refuses_what_cannot_be_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |toml: &str| {
+        let file = dir.path().join("gateway.toml");
+        std::fs::write(&file, toml).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(["gateway", "check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let good = format!(
+        "[gateway]\n{}",
+        route(
+            "local",
+            "https://localhost:8443/v1",
+            "upstream_tls_verify = false"
+        )
+    );
+    let (code, stdout) = check(&good);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("https://localhost:8443/v1"), "{stdout}");
+    let missing = dir.path().join("missing-ca.pem");
+    let bad = format!(
+        "[gateway]\n{}{}",
+        route(
+            "remote",
+            "https://backend.internal",
+            "upstream_tls_verify = false"
+        ),
+        route(
+            "pinned",
+            "https://backend.internal",
+            &format!("upstream_ca_file = {:?}", missing.display().to_string())
+        )
+    );
+    let (code, stdout) = check(&bad);
+    assert_eq!(code, Some(1), "{stdout}");
+    for needle in [
+        "route \"remote\": upstream_tls_verify: false is allowed only for a loopback upstream"
+            .to_owned(),
+        format!(
+            "route \"pinned\": upstream_ca_file: cannot read {}",
+            missing.display()
+        ),
+    ] {
+        assert!(stdout.contains(&needle), "{needle} missing in {stdout}");
+    }
+}
