@@ -34,6 +34,9 @@ pub enum ProxyError {
     /// No response headers within the route's timeout.
     Timeout,
     Unreachable,
+    /// The TLS handshake with an https upstream failed (its certificate
+    /// did not verify, or it speaks no TLS); the reason is logged.
+    UpstreamTls,
     /// A 101 that does not answer the client's WebSocket handshake.
     BadUpgrade,
 }
@@ -49,6 +52,7 @@ impl ProxyError {
             ProxyError::Busy
             | ProxyError::Timeout
             | ProxyError::Unreachable
+            | ProxyError::UpstreamTls
             | ProxyError::BadUpgrade => Fault::Upstream,
             ProxyError::Token(_) => Fault::Gateway,
         }
@@ -68,6 +72,7 @@ impl ProxyError {
             ProxyError::Busy => Some("upstream_busy"),
             ProxyError::Timeout => Some("upstream_timeout"),
             ProxyError::Unreachable => Some("upstream_unavailable"),
+            ProxyError::UpstreamTls => Some("upstream_tls_failed"),
             ProxyError::BadUpgrade => Some("upstream_bad_upgrade"),
         }
     }
@@ -110,6 +115,11 @@ impl IntoResponse for ProxyError {
                 StatusCode::BAD_GATEWAY,
                 "upstream_unavailable",
                 "the upstream service could not be reached",
+            ),
+            ProxyError::UpstreamTls => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_tls_failed",
+                "a TLS connection to the upstream service could not be set up",
             ),
             ProxyError::BadUpgrade => ApiError::new(
                 StatusCode::BAD_GATEWAY,

@@ -207,7 +207,7 @@ impl Proxy {
     ) -> Result<(axum::http::Response<UpstreamBody>, Lease), ProxyError> {
         let exchange = self.gateway.upstreams.send(
             Some(&conn.affinity),
-            &route.upstream.address,
+            &route.upstream.endpoint,
             route.max_connections,
             upstream_req,
         );
@@ -328,7 +328,10 @@ fn send_failure(route: &Route, e: &SendError) -> ProxyError {
         return ProxyError::DigestMismatch;
     }
     tracing::warn!(route = %route.name, connect = e.is_connect(), error = %e, "upstream request failed");
-    ProxyError::Unreachable
+    match e.tls_failure() {
+        Some(_) => ProxyError::UpstreamTls,
+        None => ProxyError::Unreachable,
+    }
 }
 
 /// Whether our own request body failed the upstream request, with `E`.

@@ -20,6 +20,10 @@
 //!   or 413 to an upload), and a response body may be dropped early; either
 //!   leaves the connection mid-message, so it is closed instead of waiting
 //!   for a next request to find it busy.
+//!
+//! Connections are filed under their `Endpoint`'s key (scheme, address,
+//! trust): an https route's connections, opened over rustls with the
+//! route's trust (`tls`), serve only routes that trust alike (`connect`).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -31,14 +35,18 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, Response};
 use hyper::body::{Body as _, Bytes, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::http1::SendRequest;
 use parking_lot::Mutex;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+mod connect;
+pub mod tls;
+
+pub use connect::Endpoint;
+use tls::TlsFailure;
+
 /// Idle connections older than this are closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Idle connections kept per upstream address.
+/// Idle connections kept per endpoint.
 const MAX_IDLE: usize = 512;
 
 type Sender = SendRequest<Body>;
@@ -51,6 +59,9 @@ pub enum SendError {
     Busy,
     /// No connection could be opened.
     Connect(std::io::Error),
+    /// The TLS handshake failed: the certificate did not verify, or the
+    /// upstream speaks no TLS (or not HTTP/1.1 over it).
+    Tls(TlsFailure),
     /// The connection failed during the exchange (our request body's own
     /// errors are in `source()`).
     Exchange(hyper::Error),
@@ -61,6 +72,7 @@ impl std::fmt::Display for SendError {
         match self {
             SendError::Busy => f.write_str("too many upstream requests in flight"),
             SendError::Connect(e) => write!(f, "cannot connect: {e}"),
+            SendError::Tls(e) => write!(f, "{e}"),
             SendError::Exchange(e) => write!(f, "{e}"),
         }
     }
@@ -69,7 +81,7 @@ impl std::fmt::Display for SendError {
 impl std::error::Error for SendError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            SendError::Busy => None,
+            SendError::Busy | SendError::Tls(_) => None,
             SendError::Connect(e) => Some(e),
             SendError::Exchange(e) => Some(e),
         }
@@ -80,6 +92,14 @@ impl SendError {
     pub fn is_connect(&self) -> bool {
         matches!(self, SendError::Connect(_))
     }
+
+    /// Why the TLS handshake failed, when it did.
+    pub fn tls_failure(&self) -> Option<&TlsFailure> {
+        match self {
+            SendError::Tls(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 struct Idle {
@@ -87,7 +107,8 @@ struct Idle {
     since: Instant,
 }
 
-/// Idle upstream connections, by `host:port`, and the requests in flight.
+/// Idle upstream connections, by their endpoint's key, and the requests
+/// in flight.
 #[derive(Default)]
 pub struct Upstreams {
     idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
@@ -148,9 +169,10 @@ impl Drop for Permit {
     }
 }
 
-/// A connection kept for a client connection: its upstream, and since when.
+/// A connection kept for a client connection: its endpoint's key, and
+/// since when.
 struct Held {
-    address: Arc<str>,
+    key: Arc<str>,
     sender: Sender,
     since: Instant,
 }
@@ -175,7 +197,7 @@ impl Affinity {
 impl Drop for Affinity {
     fn drop(&mut self) {
         if let Some(held) = self.held.get_mut().take() {
-            self.pool.put(held.address, held.sender);
+            self.pool.put(held.key, held.sender);
         }
     }
 }
@@ -184,7 +206,7 @@ impl Drop for Affinity {
 struct Home {
     pool: Arc<Upstreams>,
     affinity: Option<Arc<Affinity>>,
-    address: Arc<str>,
+    key: Arc<str>,
     sender: Sender,
     /// Set once the request body has been sent whole; None for a request
     /// without a body.
@@ -204,7 +226,7 @@ impl Home {
                 let mut held = affinity.held.lock();
                 if held.is_none() {
                     *held = Some(Held {
-                        address: self.address,
+                        key: self.key,
                         sender: self.sender,
                         since: Instant::now(),
                     });
@@ -214,7 +236,7 @@ impl Home {
             }
             None => self.sender,
         };
-        self.pool.put(self.address, sender);
+        self.pool.put(self.key, sender);
     }
 }
 
@@ -333,12 +355,12 @@ impl Upstreams {
         self.in_flight.max.store(max, Ordering::Relaxed);
     }
 
-    fn put(&self, address: Arc<str>, sender: Sender) {
+    fn put(&self, key: Arc<str>, sender: Sender) {
         if sender.is_closed() {
             return;
         }
         let mut idle = self.idle.lock();
-        let list = idle.entry(address).or_default();
+        let list = idle.entry(key).or_default();
         // The oldest are first: drop those past their time.
         let expired = list
             .iter()
@@ -353,20 +375,20 @@ impl Upstreams {
         }
     }
 
-    /// A reusable connection to `address`, newest first.
-    fn take(&self, affinity: Option<&Arc<Affinity>>, address: &Arc<str>) -> Option<Sender> {
+    /// A reusable connection filed under `key`, newest first.
+    fn take(&self, affinity: Option<&Arc<Affinity>>, key: &Arc<str>) -> Option<Sender> {
         if let Some(affinity) = affinity {
             let held = affinity.held.lock().take();
             match held {
                 Some(h) if h.sender.is_closed() || h.since.elapsed() > IDLE_TIMEOUT => {}
-                Some(h) if h.address == *address => return Some(h.sender),
+                Some(h) if h.key == *key => return Some(h.sender),
                 // Another upstream's connection: it serves others better idle.
-                Some(h) => self.put(h.address, h.sender),
+                Some(h) => self.put(h.key, h.sender),
                 None => {}
             }
         }
         let mut idle = self.idle.lock();
-        let list = idle.get_mut(address)?;
+        let list = idle.get_mut(key)?;
         while let Some(i) = list.pop() {
             if !i.sender.is_closed() && i.since.elapsed() <= IDLE_TIMEOUT {
                 return Some(i.sender);
@@ -375,31 +397,31 @@ impl Upstreams {
         None
     }
 
-    /// Sends `req` (origin-form URI, `Host` set) to `address`, unless
-    /// `address` has `max` requests in flight already (or the gateway its
+    /// Sends `req` (origin-form URI, `Host` set) to `endpoint`, unless its
+    /// address has `max` requests in flight already (or the gateway its
     /// global cap). A reused connection that turns out closed before the
     /// request was written is replaced by a new one, once.
     pub async fn send(
         self: &Arc<Self>,
         affinity: Option<&Arc<Affinity>>,
-        address: &Arc<str>,
+        endpoint: &Endpoint,
         max: Option<usize>,
         mut req: Request<Body>,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
         let permit = self
             .in_flight
-            .acquire(address, max)
+            .acquire(&endpoint.address, max)
             .ok_or(SendError::Busy)?;
         let sent = (!req.body().is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
         if let Some(done) = sent.clone() {
             req = req.map(|body| Body::new(Sending { body, done }));
         }
-        let mut reused = self.take(affinity, address);
+        let mut reused = self.take(affinity, &endpoint.key);
         loop {
             let fresh = reused.is_none();
             let mut sender = match reused.take() {
                 Some(s) => s,
-                None => connect(address).await?,
+                None => connect::connect(endpoint).await?,
             };
             if let Err(e) = sender.ready().await {
                 if fresh {
@@ -412,7 +434,7 @@ impl Upstreams {
                     let home = Home {
                         pool: self.clone(),
                         affinity: affinity.cloned(),
-                        address: address.clone(),
+                        key: endpoint.key.clone(),
                         sender,
                         sent,
                         _permit: permit,
@@ -428,222 +450,5 @@ impl Upstreams {
     }
 }
 
-async fn connect(address: &str) -> Result<Sender, SendError> {
-    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address))
-        .await
-        .map_err(|_| SendError::Connect(timed_out()))?
-        .map_err(SendError::Connect)?;
-    let _ = tcp.set_nodelay(true);
-    let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(tcp))
-        .await
-        .map_err(SendError::Exchange)?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "upstream connection ended");
-        }
-    });
-    Ok(sender)
-}
-
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    /// An upstream that counts the connections it accepts and answers every
-    /// request on them with `ok`.
-    async fn upstream() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut tcp, _) = listener.accept().await.unwrap();
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut seen = Vec::new();
-                    loop {
-                        let Ok(n) = tcp.read(&mut buf).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        seen.extend_from_slice(&buf[..n]);
-                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                            seen.drain(..end + 4);
-                            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                            if tcp.write_all(reply).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        (addr, accepted)
-    }
-
-    fn get(addr: &str) -> Request<Body> {
-        Request::builder()
-            .uri("/x")
-            .header("host", addr)
-            .body(Body::empty())
-            .unwrap()
-    }
-
-    async fn read_through(res: Response<Incoming>, lease: Lease) -> Bytes {
-        use http_body_util::BodyExt;
-        lease
-            .attach(res.into_body())
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-    }
-
-    #[tokio::test]
-    async fn a_connection_is_reused_once_its_body_is_read() {
-        let (addr, accepted) = upstream().await;
-        let address: Arc<str> = Arc::from(addr.as_str());
-        let pool = Upstreams::new();
-        let affinity = Affinity::new(pool.clone());
-        for _ in 0..5 {
-            let (res, lease) = pool
-                .send(Some(&affinity), &address, None, get(&addr))
-                .await
-                .unwrap();
-            assert_eq!(read_through(res, lease).await, "ok");
-        }
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
-        // Without affinity the idle list serves, once the affinity is gone.
-        drop(affinity);
-        for _ in 0..3 {
-            let (res, lease) = pool.send(None, &address, None, get(&addr)).await.unwrap();
-            assert_eq!(read_through(res, lease).await, "ok");
-        }
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn switching_upstreams_keeps_both_connections() {
-        let (a, accepted_a) = upstream().await;
-        let (b, accepted_b) = upstream().await;
-        let (addr_a, addr_b): (Arc<str>, Arc<str>) = (Arc::from(a.as_str()), Arc::from(b.as_str()));
-        let pool = Upstreams::new();
-        let affinity = Affinity::new(pool.clone());
-        for (address, host) in [(&addr_a, &a), (&addr_b, &b), (&addr_a, &a), (&addr_b, &b)] {
-            let (res, lease) = pool
-                .send(Some(&affinity), address, None, get(host))
-                .await
-                .unwrap();
-            assert_eq!(read_through(res, lease).await, "ok");
-        }
-        // The connection the client connection held for one upstream went to
-        // the idle list when it turned to the other, and was taken back.
-        assert_eq!(accepted_a.load(std::sync::atomic::Ordering::SeqCst), 1);
-        assert_eq!(accepted_b.load(std::sync::atomic::Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn a_connection_answered_before_its_request_body_was_sent_is_not_reused() {
-        let (addr, accepted) = upstream().await;
-        let address: Arc<str> = Arc::from(addr.as_str());
-        let pool = Upstreams::new();
-        let affinity = Affinity::new(pool.clone());
-        // The test upstream answers as soon as it has the headers, as one
-        // refusing an upload would; the request body is still open.
-        let (mut tx, body) =
-            http_body_util::channel::Channel::<Bytes, std::convert::Infallible>::new(1);
-        let _ = tx.send_data(Bytes::from_static(b"part")).await;
-        let upload = Request::builder()
-            .method("POST")
-            .uri("/upload")
-            .header("host", &addr)
-            .body(Body::new(body))
-            .unwrap();
-        let (res, lease) = pool
-            .send(Some(&affinity), &address, None, upload)
-            .await
-            .unwrap();
-        assert_eq!(read_through(res, lease).await, "ok");
-        // Reusing that connection would wait for the upload to finish.
-        let next = pool.send(Some(&affinity), &address, None, get(&addr));
-        let (res, lease) = tokio::time::timeout(Duration::from_secs(5), next)
-            .await
-            .expect("a connection still sending a body was handed out")
-            .unwrap();
-        assert_eq!(read_through(res, lease).await, "ok");
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
-        drop(tx);
-    }
-
-    #[tokio::test]
-    async fn a_body_dropped_early_closes_its_connection() {
-        let (addr, accepted) = upstream().await;
-        let address: Arc<str> = Arc::from(addr.as_str());
-        let pool = Upstreams::new();
-        let (res, lease) = pool.send(None, &address, None, get(&addr)).await.unwrap();
-        // Read nothing: the connection is mid-message and must not be reused.
-        drop(lease.attach(res.into_body()));
-        let (res, lease) = pool.send(None, &address, None, get(&addr)).await.unwrap();
-        assert_eq!(read_through(res, lease).await, "ok");
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test]
-    async fn concurrent_exchanges_get_their_own_connections() {
-        let (addr, accepted) = upstream().await;
-        let address: Arc<str> = Arc::from(addr.as_str());
-        let pool = Upstreams::new();
-        let (res1, lease1) = pool.send(None, &address, None, get(&addr)).await.unwrap();
-        let (res2, lease2) = pool.send(None, &address, None, get(&addr)).await.unwrap();
-        assert_eq!(read_through(res1, lease1).await, "ok");
-        assert_eq!(read_through(res2, lease2).await, "ok");
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test]
-    async fn exchanges_beyond_the_caps_are_busy_until_one_ends() {
-        let (a, _) = upstream().await;
-        let (b, _) = upstream().await;
-        let (addr_a, addr_b): (Arc<str>, Arc<str>) = (Arc::from(a.as_str()), Arc::from(b.as_str()));
-        let pool = Upstreams::new();
-        // One in flight per upstream: a second to it is refused, another
-        // upstream is not.
-        let (res, lease) = pool.send(None, &addr_a, Some(1), get(&a)).await.unwrap();
-        let second = pool.send(None, &addr_a, Some(1), get(&a)).await;
-        assert!(matches!(second, Err(SendError::Busy)));
-        let (res_b, lease_b) = pool.send(None, &addr_b, Some(1), get(&b)).await.unwrap();
-        assert_eq!(read_through(res, lease).await, "ok");
-        let (res, lease) = pool.send(None, &addr_a, Some(1), get(&a)).await.unwrap();
-        // Two in flight over all upstreams: a third is refused anywhere.
-        pool.limit_requests(2);
-        let third = pool.send(None, &addr_a, None, get(&a)).await;
-        assert!(matches!(third, Err(SendError::Busy)));
-        assert_eq!(read_through(res_b, lease_b).await, "ok");
-        assert_eq!(read_through(res, lease).await, "ok");
-        let (res, lease) = pool.send(None, &addr_a, None, get(&a)).await.unwrap();
-        assert_eq!(read_through(res, lease).await, "ok");
-    }
-
-    #[tokio::test]
-    async fn an_unreachable_upstream_is_a_connect_error() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        drop(listener);
-        let address: Arc<str> = Arc::from(addr.as_str());
-        match Upstreams::new()
-            .send(None, &address, None, get(&addr))
-            .await
-        {
-            Err(e) => assert!(e.is_connect(), "{e}"),
-            Ok(_) => unreachable!("nothing listens at {addr}"),
-        }
-    }
-}
+mod tests;

@@ -3,11 +3,12 @@
 //! into the other, reporting every problem at once with the route it
 //! belongs to, so `keygate gateway check` can list them.
 
+mod upstream;
 mod validate;
 pub use validate::validate;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ pub struct GatewayFile {
     /// that sets none.
     pub timeout_seconds: Option<u64>,
     pub body_limit_bytes: Option<u64>,
+    /// A PEM bundle of the CAs https upstreams' certificates must chain
+    /// to, for every route that names none; without it, the system's roots.
+    pub upstream_ca_file: Option<PathBuf>,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
 }
@@ -53,6 +57,12 @@ pub struct RouteFile {
     #[serde(rename = "match")]
     pub matcher: MatchFile,
     pub upstream: String,
+    /// https upstreams: the PEM bundle of CAs its certificate must chain
+    /// to, in place of the section's `upstream_ca_file` or the system's roots.
+    pub upstream_ca_file: Option<PathBuf>,
+    /// https upstreams: `false` skips every certificate check; refused
+    /// unless the upstream is loopback (a local test set-up).
+    pub upstream_tls_verify: Option<bool>,
     pub auth: String,
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -148,12 +158,15 @@ pub enum ForwardToken {
     None,
 }
 
-/// An upstream `http://host:port[/base]`: TLS to upstreams is not built yet.
+/// An upstream `http(s)://host:port[/base]`.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub authority: String,
-    /// `host:port` to connect to (port 80 when the URL names none).
-    pub address: Arc<str>,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// `host:port` to connect to (port 80 or 443 when the URL names none),
+    /// and for https the TLS to open with the route's trust.
+    pub endpoint: crate::upstream::Endpoint,
     /// The `Host` header upstream requests carry: the URL's authority.
     pub host_header: HeaderValue,
     /// Without a trailing slash; empty for the root.

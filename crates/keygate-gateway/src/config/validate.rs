@@ -7,15 +7,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderValue, Method, Uri};
+use axum::http::Method;
 use keygate_core::jwt::AcceptedKinds;
 use keygate_core::model::{RateLimitSpec, Scope};
 use keygate_core::ratelimit::Unavailable;
 
+use super::upstream::{self, GatewayCa};
 use super::{
     AuthMode, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT_SECS, ForwardToken, GatewayConfig, GatewayFile,
-    PathParams, Route, RouteFile, RouteRateLimitFile, Upstream,
+    PathParams, Route, RouteFile, RouteRateLimitFile,
 };
+use crate::upstream::tls::{Trust, Trusts};
 
 /// Checks the whole section and answers every problem found, not the first.
 pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
@@ -32,14 +34,24 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
             }
         },
     };
-    let defaults = Defaults {
+    let mut defaults = Defaults {
         timeout: file.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECS),
         body_limit: file.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT),
+        ca: GatewayCa {
+            file: file.upstream_ca_file.clone(),
+            broken: false,
+        },
     };
     if !(1..=3600).contains(&defaults.timeout) {
         errors.push("gateway.timeout_seconds: between 1 and 3600".into());
     }
     let mut seen = Seen::default();
+    if let Some(file) = &defaults.ca.file
+        && let Err(msg) = seen.trusts.check(&Trust::Bundle(file.clone()))
+    {
+        errors.push(format!("gateway.upstream_ca_file: {msg}"));
+        defaults.ca.broken = true;
+    }
     let mut routes = Vec::new();
     for (i, r) in file.routes.iter().enumerate() {
         let mut errs = RouteErrors::new(i, r, &mut errors);
@@ -58,13 +70,16 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
 struct Defaults {
     timeout: u64,
     body_limit: u64,
+    ca: GatewayCa,
 }
 
-/// What must be unique across routes: names, and host + prefix + methods.
+/// What routes share as validation goes: what must be unique across them
+/// (names, and host + prefix + methods), and the TLS trusts built so far.
 #[derive(Default)]
 struct Seen {
     names: HashSet<String>,
     matchers: HashSet<(Option<String>, String, Option<String>)>,
+    trusts: Trusts,
 }
 
 /// One route's problems, each prefixed with the route it belongs to.
@@ -108,9 +123,7 @@ fn validate_route(
         .ok();
     let host = parse_host(r.matcher.host.as_deref(), err);
     let methods = parse_methods(r.matcher.methods.as_deref(), err);
-    let upstream = parse_upstream(&r.upstream)
-        .map_err(|msg| err.push(format!("upstream: {msg}")))
-        .ok();
+    let upstream = upstream::parse(r, &defaults.ca, &mut seen.trusts, &mut |m| err.push(m));
     let auth = parse_auth(&r.auth, err);
     let jwt_subjects = parse_jwt_subjects(r, auth, &mut |m| err.push(m));
     let scopes = parse_scopes(&r.scopes, err);
@@ -405,70 +418,11 @@ fn normalize_prefix(prefix: &str) -> Result<String, String> {
     Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
 }
 
-fn parse_upstream(text: &str) -> Result<Upstream, String> {
-    if text.contains('@') {
-        // Not quoted: the part before `@` may be a password.
-        return Err("the URL must not carry a user name or password".into());
-    }
-    let uri: Uri = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a URL such as http://127.0.0.1:9001"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "{text:?}: https upstreams are not supported yet; reach the upstream over http on a private network"
-            ));
-        }
-        _ => return Err(format!("{text:?} must start with http://")),
-    }
-    let authority = uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .filter(|a| !a.is_empty() && !a.contains('@'))
-        .ok_or_else(|| format!("{text:?} needs a host (and no user name or password)"))?;
-    if uri.query().is_some() || text.contains('#') {
-        return Err(format!("{text:?} must not carry a query or fragment"));
-    }
-    let host = uri.host().unwrap_or_default();
-    let address = Arc::from(format!("{host}:{}", uri.port_u16().unwrap_or(80)));
-    // As an HTTP client would send it: the default port left out.
-    let host_header = match uri.port_u16() {
-        Some(80) => HeaderValue::from_str(host),
-        _ => HeaderValue::from_str(&authority),
-    }
-    .map_err(|_| format!("{text:?} has a host that cannot be sent in a Host header"))?;
-    Ok(Upstream {
-        authority,
-        address,
-        host_header,
-        base_path: uri.path().trim_end_matches('/').to_owned(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::config::parse_text;
-
-    #[test]
-    fn an_upstream_without_a_port_is_reached_on_80() {
-        for (url, address, host) in [
-            (
-                "http://backend.internal/v1",
-                "backend.internal:80",
-                "backend.internal",
-            ),
-            ("http://[::1]:9001", "[::1]:9001", "[::1]:9001"),
-            ("http://[::1]", "[::1]:80", "[::1]"),
-            ("http://backend:80/", "backend:80", "backend"),
-        ] {
-            let u = parse_upstream(url).unwrap();
-            assert_eq!(&*u.address, address, "{url}");
-            assert_eq!(u.host_header, host, "{url}");
-        }
-    }
 
     fn errors(text: &str) -> Vec<String> {
         parse_text(text).unwrap_err()
@@ -496,7 +450,7 @@ mod tests {
         assert_eq!(r.path_prefix, "/orders");
         assert_eq!(r.host.as_deref(), Some("api.example"));
         assert_eq!(r.upstream.base_path, "/base");
-        assert_eq!(&*r.upstream.address, "127.0.0.1:9001");
+        assert_eq!(&*r.upstream.endpoint.address, "127.0.0.1:9001");
         assert_eq!(r.upstream.host_header, "127.0.0.1:9001");
         assert_eq!(r.forward_token, ForwardToken::Internal);
         assert_eq!(r.timeout, Duration::from_secs(30));
@@ -552,7 +506,7 @@ mod tests {
         let all = errs.join("\n");
         for needle in [
             "route \"a\": match.path_prefix: must not be empty",
-            "route \"a\": upstream: \"ftp://x\" must start with http://",
+            "route \"a\": upstream: \"ftp://x\" must start with http:// or https://",
             "route \"a\": auth: \"magic\" is not one of",
             "route \"a\": name: another route has the same name",
             "route \"a\": scopes: a jwt route takes no API key",

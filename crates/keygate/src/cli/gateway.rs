@@ -75,7 +75,10 @@ fn route_row(r: &Route) -> Vec<String> {
         r.path_prefix.clone(),
         methods,
         auth_name(r),
-        format!("http://{}{}", r.upstream.authority, r.upstream.base_path),
+        format!(
+            "{}://{}{}",
+            r.upstream.scheme, r.upstream.authority, r.upstream.base_path
+        ),
         scopes.join(" "),
         r.roles.join(","),
         r.rate_limit.map_or_else(String::new, |l| {

@@ -29,6 +29,7 @@ mod gateway_forward_auth;
 mod gateway_hmac;
 mod gateway_paths;
 mod gateway_proxy;
+mod gateway_tls;
 mod gateway_upstream;
 mod hmac;
 mod keys;
