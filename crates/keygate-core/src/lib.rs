@@ -51,6 +51,6 @@ pub use apikey::{ApiKey, KeyEnv, KeyId};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use secret::{Secret, SecretString};
-pub use service::{Admin, IssuedKey, KeyPatch, KeyService, NewKey, Verifier};
+pub use service::{Admin, IssuedKey, KeyPatch, KeyService, NewKey, ScopedCaller};
 pub use users::{LoginError, NewUser, UserPatch, UserService};
 pub use verify::{AuthFailure, Verification, VerifyCode};

@@ -93,9 +93,11 @@ pub(crate) fn finish_page<T>(
     }
 }
 
-/// An authenticated caller of the verification endpoint.
+/// A key authenticated for one scope (or `admin`): the caller of the
+/// verification or introspection endpoint. Not keygate-verify's `Verifier`,
+/// which checks tokens.
 #[derive(Debug, Clone)]
-pub struct Verifier {
+pub struct ScopedCaller {
     pub key_id: KeyId,
     pub tenant: Option<Tenant>,
 }
