@@ -94,13 +94,17 @@ struct Pending {
 /// Counts failures and writes them as tallies; prunes old rows.
 pub struct AuditLog {
     store: Arc<dyn AuditStore>,
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn MillisClock>,
     config: AuditConfig,
     pending: Mutex<Pending>,
 }
 
 impl AuditLog {
-    pub fn new(store: Arc<dyn AuditStore>, clock: Arc<dyn Clock>, config: AuditConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn AuditStore>,
+        clock: Arc<dyn MillisClock>,
+        config: AuditConfig,
+    ) -> Self {
         Self {
             store,
             clock,

@@ -48,7 +48,7 @@ pub mod users;
 pub mod verify;
 
 pub use apikey::{ApiKey, KeyEnv, KeyId};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{ManualClock, MillisClock, SystemClock};
 pub use error::Error;
 pub use secret::{Secret, SecretString};
 pub use service::{Admin, IssuedKey, KeyPatch, KeyService, NewKey, ScopedCaller};

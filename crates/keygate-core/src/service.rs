@@ -136,7 +136,7 @@ pub struct IssuedKey {
 pub struct KeyService {
     pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) pepper: Arc<Pepper>,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn MillisClock>,
     pub(crate) cache: KeyCache,
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) usage: UsageRecorder,
@@ -152,7 +152,7 @@ impl KeyService {
     pub fn new(
         store: Arc<dyn KeyStore>,
         pepper: Arc<Pepper>,
-        clock: Arc<dyn Clock>,
+        clock: Arc<dyn MillisClock>,
         limiter: Arc<dyn RateLimiter>,
         cache: CacheConfig,
     ) -> Self {
@@ -205,7 +205,7 @@ impl KeyService {
         &self.store
     }
 
-    pub fn clock(&self) -> &Arc<dyn Clock> {
+    pub fn clock(&self) -> &Arc<dyn MillisClock> {
         &self.clock
     }
 

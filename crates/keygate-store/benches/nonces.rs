@@ -21,7 +21,7 @@ use keygate_core::httpsig::{
     verify_hmac_sha256,
 };
 use keygate_core::store::Store;
-use keygate_core::{Clock as _, SystemClock};
+use keygate_core::{MillisClock as _, SystemClock};
 use keygate_store::{ConnectOptions, SqlStore};
 use sqlx::{AnyConnection, Connection};
 

@@ -79,7 +79,7 @@ pub struct SessionService {
     /// For the user behind a refresh (`refresh_user`).
     pub(super) users: Arc<dyn UserStore>,
     pepper: Arc<Pepper>,
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn MillisClock>,
     config: SessionConfig,
 }
 
@@ -88,7 +88,7 @@ impl SessionService {
         store: Arc<dyn SessionStore>,
         users: Arc<dyn UserStore>,
         pepper: Arc<Pepper>,
-        clock: Arc<dyn Clock>,
+        clock: Arc<dyn MillisClock>,
         config: SessionConfig,
     ) -> Result<Self, Error> {
         Ok(Self {

@@ -13,7 +13,7 @@ use keygate_core::sessions::{
     AuditContext, Blocklist, RefreshError, Refreshed, SessionConfig, SessionService, TokenState,
 };
 use keygate_core::store::Store;
-use keygate_core::{Clock, Error};
+use keygate_core::{Error, MillisClock};
 use keygate_store::{ConnectOptions, connect};
 use sqlx::{AnyConnection, Connection, Row};
 

@@ -14,7 +14,7 @@ use keygate_core::ratelimit::GcraLimiter;
 use keygate_core::store::{AuditStore, Store, UserStore};
 use keygate_core::users::{Password, PhcHash, Role, UserFilter, UserId, UserRecord, Username};
 use keygate_core::{
-    Admin, Clock, Error, KeyService, LoginError, ManualClock, NewKey, NewUser, UserPatch,
+    Admin, Error, KeyService, LoginError, ManualClock, MillisClock, NewKey, NewUser, UserPatch,
     UserService,
 };
 use keygate_store::{ConnectOptions, connect};

@@ -24,7 +24,7 @@ use clap::Args;
 use keygate_core::apikey::random_id;
 use keygate_core::httpsig::base::SignatureParams;
 use keygate_core::httpsig::{UrlParts, content_digest_sha256, sign_hmac_sha256};
-use keygate_core::{Clock as _, KeyId, SystemClock};
+use keygate_core::{KeyId, MillisClock as _, SystemClock};
 use zeroize::Zeroizing;
 
 /// Largest secret file read: a base64 secret is 44 characters.

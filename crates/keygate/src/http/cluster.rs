@@ -111,7 +111,7 @@ pub async fn show(
     };
     let store = &cluster.feed;
     let head = store.feed_head().await?;
-    let now_ms = keygate_core::Clock::now_millis(&keygate_core::SystemClock);
+    let now_ms = keygate_core::MillisClock::now_millis(&keygate_core::SystemClock);
     let live_timeout = cluster.config.live_timeout_ms();
     let nodes = store
         .nodes()

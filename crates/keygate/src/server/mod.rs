@@ -14,7 +14,7 @@ use keygate_core::ratelimit::RateLimiter;
 use keygate_core::sealed::MasterKey;
 use keygate_core::sessions::{Blocklist, SessionRevocation, SessionService};
 use keygate_core::store::Store;
-use keygate_core::{Clock, IssuedKey, KeyService, UserService};
+use keygate_core::{IssuedKey, KeyService, MillisClock, UserService};
 use keygate_store::SqlStore;
 use tokio::net::TcpListener;
 
@@ -62,7 +62,7 @@ struct Services {
 /// NOT_FOUND, so start-up refuses both: no pepper is generated for a
 /// database that holds keys, and the pepper must match the fingerprint the
 /// database recorded the first time it was used.
-pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartError> {
+pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, StartError> {
     let (sqlite_lock, sql_store) = open_storage(config).await?;
     let wiring = Wiring::prepare(&sql_store, &config.cluster)
         .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e)))?;
@@ -200,7 +200,7 @@ fn gateway(
 async fn services(
     config: &Config,
     store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn MillisClock>,
     (pepper, master_key): (Pepper, Arc<MasterKey>),
     wiring: &Wiring,
     limiter: Arc<dyn RateLimiter>,
@@ -261,7 +261,7 @@ async fn services(
 /// slower than the rest.
 async fn users(
     store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn MillisClock>,
     wiring: &Wiring,
 ) -> Result<Arc<UserService>, StartError> {
     let mut users = UserService::new(store, clock);

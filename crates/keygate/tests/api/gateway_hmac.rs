@@ -60,7 +60,7 @@ pub async fn plain_signer(gw: &Gw) -> Signer {
 }
 
 pub fn now(gw: &Gw) -> i64 {
-    keygate_core::Clock::now_secs(gw.app.clock.as_ref())
+    keygate_core::MillisClock::now_secs(gw.app.clock.as_ref())
 }
 
 impl Signer {

@@ -40,7 +40,7 @@ fn sign(key_id: &str, secret_b64: &str, app: &TestApp, body: &[u8]) -> Signed {
     let nonce = keygate_core::apikey::random_id("", 22).unwrap();
     let params = SignatureParams::new(
         &["@method", "@authority", "@path", "@query", "content-digest"],
-        keygate_core::Clock::now_secs(app.clock.as_ref()),
+        keygate_core::MillisClock::now_secs(app.clock.as_ref()),
         &nonce,
         key_id,
     );
@@ -181,7 +181,7 @@ async fn revoking_the_key_refuses_its_signatures_at_once(app: TestApp) {
     let (id, _) = app.create_key(json!({"name": "s", "owner": "o"})).await;
     let secret = new_secret(&app, &id).await;
     let soon = time::OffsetDateTime::from_unix_timestamp(
-        keygate_core::Clock::now_secs(app.clock.as_ref()) + 60,
+        keygate_core::MillisClock::now_secs(app.clock.as_ref()) + 60,
     )
     .unwrap()
     .format(&time::format_description::well_known::Rfc3339)

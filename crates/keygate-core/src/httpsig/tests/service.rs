@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::fake::FakeStore;
 use crate::apikey::KeyId;
 use crate::cache::CacheConfig;
-use crate::clock::{Clock, ManualClock};
+use crate::clock::{ManualClock, MillisClock};
 use crate::error::Error;
 use crate::freshness::{Freshness, FreshnessMode, StalePolicy};
 use crate::httpsig::base::{SignatureParams, sign_hmac_sha256};
