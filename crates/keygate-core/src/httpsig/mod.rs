@@ -102,9 +102,10 @@ impl SigCode {
     }
 }
 
-/// A signature check's refusal: the code, and a sentence for the client
-/// (the gateway's own `Refusal` wraps an `ApiError` for any credential). The detail names
-/// fields, labels and components, never a secret or a signature.
+/// A signature check's refusal: the code, and a sentence for the client.
+/// The detail names fields, labels and components, never a secret or a
+/// signature. (The gateway's `Refusal` is another thing: any credential's
+/// refusal, as an `ApiError` and a reason.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureRefusal {
     pub code: SigCode,
