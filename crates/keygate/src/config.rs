@@ -32,7 +32,7 @@ use sources::{origin_of, secret_source};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db";
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+pub const DEFAULT_API_BODY_LIMIT: usize = 64 * 1024;
 pub const MAX_KEYS_PER_TENANT: u32 = 1_000_000;
 
 // The settings clap cannot take from the table: the file itself, a pair of
@@ -105,7 +105,7 @@ settings! {
         cache_capacity: usize = 100_000,
             flag "cache-capacity", env "KEYGATE_CACHE_CAPACITY", value "N";
         /// Largest request body accepted, in bytes, 1024 to 16777216.
-        body_limit_bytes: usize = DEFAULT_BODY_LIMIT,
+        body_limit_bytes: usize = DEFAULT_API_BODY_LIMIT,
             flag "body-limit-bytes", env "KEYGATE_BODY_LIMIT_BYTES", value "BYTES";
         /// Log format: text or json.
         log_format: String = "text".to_owned(),

@@ -11,7 +11,7 @@ fn defaults_need_nothing() {
         c.pepper,
         PepperSource::BesideDatabase("keygate.db.pepper".into())
     );
-    assert_eq!(c.body_limit, DEFAULT_BODY_LIMIT);
+    assert_eq!(c.body_limit, DEFAULT_API_BODY_LIMIT);
 }
 
 #[test]
