@@ -13,8 +13,8 @@ use keygate_core::model::{RateLimitSpec, Scope};
 use keygate_core::ratelimit::Unavailable;
 
 use super::{
-    AuthMode, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT_SECS, ForwardToken, GatewayConfig, GatewayFile,
-    PathParams, Route, RouteFile, RouteRateLimitFile, Upstream,
+    AuthMode, DEFAULT_ROUTE_BODY_LIMIT, DEFAULT_TIMEOUT_SECS, ForwardToken, GatewayConfig,
+    GatewayFile, PathParams, Route, RouteFile, RouteRateLimitFile, Upstream,
 };
 
 /// Checks the whole section and answers every problem found, not the first.
@@ -34,7 +34,7 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
     };
     let defaults = Defaults {
         timeout: file.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECS),
-        body_limit: file.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT),
+        body_limit: file.body_limit_bytes.unwrap_or(DEFAULT_ROUTE_BODY_LIMIT),
     };
     if !(1..=3600).contains(&defaults.timeout) {
         errors.push("gateway.timeout_seconds: between 1 and 3600".into());
