@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::Clock;
+use crate::MillisClock;
 use crate::apikey::random_id;
 use crate::error::Error;
 use crate::model::{AuditEntry, AuditFilter, AuditRow, AuditTally, PageRequest};

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use crate::clock::Clock;
+use crate::clock::MillisClock;
 use crate::error::Error;
 
 /// After a failed confirmation, requests fail at once for this long

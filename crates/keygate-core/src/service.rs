@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::apikey::{ApiKey, KeyEnv, KeyId, random_id};
 use crate::cache::{CacheConfig, KeyCache};
-use crate::clock::Clock;
+use crate::clock::MillisClock;
 use crate::error::Error;
 use crate::freshness::Freshness;
 use crate::model::{

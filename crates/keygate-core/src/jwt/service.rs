@@ -17,7 +17,7 @@ use super::cache::VerifiedCache;
 use super::keyset::{KeyState, KeyStatus, Plan, RotationPolicy, SigningKeyRecord, plan, statuses};
 use super::material::{NewSigningKey, Signer, SigningAlg};
 use crate::apikey::{KeyId, random_id};
-use crate::clock::Clock;
+use crate::clock::MillisClock;
 use crate::error::Error;
 use crate::model::AuditEntry;
 use crate::sealed::MasterKey;

@@ -18,7 +18,7 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::json;
 
 use crate::apikey::random_id;
-use crate::clock::Clock;
+use crate::clock::MillisClock;
 use crate::error::Error;
 use crate::model::{AuditEntry, validate_text};
 use crate::sessions::AuditContext;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::apikey::random_id;
-use crate::clock::Clock;
+use crate::clock::MillisClock;
 use crate::error::Error;
 use crate::model::{AuditEntry, MAX_PAGE, Tenant, validate_text};
 use crate::pepper::{KeyHash, Pepper};

@@ -13,7 +13,7 @@ use super::model::{
 use super::password::{Password, PasswordHasherPool, PhcHash};
 use super::throttle::{LoginThrottle, Throttle};
 use crate::apikey::random_id;
-use crate::clock::Clock;
+use crate::clock::MillisClock;
 use crate::error::Error;
 use crate::model::{AuditEntry, PageRequest, Tenant};
 use crate::service::{Admin, finish_page, page_request};
