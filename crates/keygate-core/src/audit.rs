@@ -21,10 +21,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::MillisClock;
-use crate::apikey::random_id;
 use crate::error::Error;
+use crate::keys::apikey::random_id;
+use crate::keys::service::{Admin, finish_page, page_request};
 use crate::model::{AuditEntry, AuditFilter, AuditRow, AuditTally, PageRequest};
-use crate::service::{Admin, finish_page, page_request};
 use crate::store::AuditStore;
 
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;

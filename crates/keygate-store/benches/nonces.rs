@@ -55,7 +55,7 @@ async fn postgres() -> Option<(SqlStore, String, String)> {
     sqlx::any::install_default_drivers();
     let name = format!(
         "kg_bench_{}",
-        keygate_core::apikey::random_id("", 10)
+        keygate_core::keys::apikey::random_id("", 10)
             .unwrap()
             .to_lowercase()
     );

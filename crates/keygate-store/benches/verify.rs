@@ -12,7 +12,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group};
 use keygate_core::ApiKey;
-use keygate_core::cache::CacheConfig;
+use keygate_core::keys::cache::CacheConfig;
 
 /// Keys cached; KEYGATE_BENCH_CACHED_KEYS overrides it to see how much of a
 /// hit is memory latency (a small set stays in the CPU cache).

@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use keygate_core::audit::{AuditConfig, DEFAULT_RETENTION_DAYS};
-use keygate_core::cache::CacheConfig;
 use keygate_core::httpsig::{DEFAULT_NONCES_PER_KEY, DEFAULT_SKEW_SECS, HmacPolicy};
 use keygate_core::jwt::JwtConfig;
+use keygate_core::keys::cache::CacheConfig;
 use keygate_core::secret::SecretString;
 use keygate_core::sessions::SessionConfig;
 use serde::Deserialize;
@@ -178,7 +178,7 @@ settings! {
     file_only {
         /// Live (neither revoked nor expired) keys per tenant, 1 to
         /// 1000000; keys without a tenant count as one more tenant.
-        max_per_tenant: u32 = keygate_core::service::DEFAULT_MAX_KEYS_PER_TENANT;
+        max_per_tenant: u32 = keygate_core::keys::service::DEFAULT_MAX_KEYS_PER_TENANT;
     }
 }
 

@@ -5,8 +5,8 @@
 use super::base::ReceivedSignature;
 use super::structured::BareItem;
 use super::{ALG_HMAC_SHA256, SigCode, SignatureRefusal};
-use crate::apikey::KeyId;
 use crate::error::Error;
+use crate::keys::apikey::KeyId;
 
 /// How far `created` may be from now, either way, by default.
 pub const DEFAULT_SKEW_SECS: i64 = 300;

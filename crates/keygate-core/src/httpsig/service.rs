@@ -24,12 +24,12 @@ use super::digest::{BodyDigest, check_content_digest};
 use super::policy::{CONTENT_HEADERS, HmacPolicy, Required, Selected, select};
 use super::replay::{NonceStore, NonceUse, NonceVerdict};
 use super::{RequestView, SigCode, SignatureRefusal};
-use crate::apikey::{KeyId, random_bytes};
-use crate::cache::Epoch;
 use crate::error::Error;
+use crate::keys::apikey::{KeyId, random_bytes};
+use crate::keys::cache::Epoch;
+use crate::keys::service::{Admin, KeyService};
 use crate::model::{KeyRecord, Metadata, RateLimitSpec, Scope, Tenant};
 use crate::sealed::MasterKey;
-use crate::service::{Admin, KeyService};
 use crate::store::{HmacSecretRecord, HmacSecretStore};
 
 pub const SECRET_BYTES: usize = 32;

@@ -16,12 +16,12 @@ use keygate_verify::{Claims, ImportOptions, JwkSet, KIND_CLAIM, OWNER_CLAIM, Tok
 use super::cache::VerifiedCache;
 use super::keyset::{KeyState, KeyStatus, Plan, RotationPolicy, SigningKeyRecord, plan, statuses};
 use super::material::{NewSigningKey, Signer, SigningAlg};
-use crate::apikey::{KeyId, random_id};
 use crate::clock::MillisClock;
 use crate::error::Error;
+use crate::keys::apikey::{KeyId, random_id};
+use crate::keys::service::Admin;
 use crate::model::AuditEntry;
 use crate::sealed::MasterKey;
-use crate::service::Admin;
 use crate::store::SigningKeyStore;
 
 /// The `typ` of every token keygate signs (RFC 9068).

@@ -17,9 +17,9 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use serde_json::json;
 
-use crate::apikey::random_id;
 use crate::clock::MillisClock;
 use crate::error::Error;
+use crate::keys::apikey::random_id;
 use crate::model::{AuditEntry, validate_text};
 use crate::sessions::AuditContext;
 use crate::sessions::model::BlockedJti;

@@ -3,7 +3,7 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::pepper::KeyHash;
+use crate::keys::pepper::KeyHash;
 use crate::sessions::SessionConfig;
 use crate::sessions::model::{PresentedToken, RefreshFamily};
 

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::apikey::random_id;
 use crate::clock::MillisClock;
 use crate::error::Error;
+use crate::keys::apikey::random_id;
+use crate::keys::pepper::{KeyHash, Pepper};
 use crate::model::{AuditEntry, MAX_PAGE, Tenant, validate_text};
-use crate::pepper::{KeyHash, Pepper};
 use crate::sessions::model::{
     FamilyId, PresentedToken, PurgeCutoff, REASON_REUSE, RefreshFamily, RefreshStep, RefreshToken,
     RefreshTokenRecord, validate_reason,

@@ -12,11 +12,11 @@ use super::model::{
 };
 use super::password::{Password, PasswordHasherPool, PhcHash};
 use super::throttle::{LoginThrottle, Throttle};
-use crate::apikey::random_id;
 use crate::clock::MillisClock;
 use crate::error::Error;
+use crate::keys::apikey::random_id;
+use crate::keys::service::{Admin, finish_page, page_request};
 use crate::model::{AuditEntry, PageRequest, Tenant};
-use crate::service::{Admin, finish_page, page_request};
 use crate::store::UserStore;
 
 const UPDATE_RETRIES: usize = 5;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use keygate_core::audit::AuditLog;
 use keygate_core::httpsig::HmacService;
 use keygate_core::jwt::TokenService;
-use keygate_core::pepper::Pepper;
+use keygate_core::keys::pepper::Pepper;
 use keygate_core::ratelimit::RateLimiter;
 use keygate_core::sealed::MasterKey;
 use keygate_core::sessions::{Blocklist, SessionRevocation, SessionService};

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 pub use keygate_test_support::{Backend, PgDatabase, services_required};
 
 fn random_suffix() -> String {
-    keygate_core::apikey::random_id("", 12)
+    keygate_core::keys::apikey::random_id("", 12)
         .expect("random")
         .to_ascii_lowercase()
 }

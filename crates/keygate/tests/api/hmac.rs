@@ -37,7 +37,7 @@ fn sign(key_id: &str, secret_b64: &str, app: &TestApp, body: &[u8]) -> Signed {
     let secret = STANDARD.decode(secret_b64).unwrap();
     let url = UrlParts::parse("https://api.example.com/orders?id=7").unwrap();
     let headers = vec![("content-digest".to_owned(), content_digest_sha256(body))];
-    let nonce = keygate_core::apikey::random_id("", 22).unwrap();
+    let nonce = keygate_core::keys::apikey::random_id("", 22).unwrap();
     let params = SignatureParams::new(
         &["@method", "@authority", "@path", "@query", "content-digest"],
         keygate_core::MillisClock::now_secs(app.clock.as_ref()),

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use crate::apikey::{ApiKey, KeyId};
-use crate::cache::{CachedKey, Lookup};
 use crate::error::Error;
+use crate::keys::apikey::{ApiKey, KeyId};
+use crate::keys::cache::{CachedKey, Lookup};
+use crate::keys::service::{Admin, KeyService, ScopedCaller};
+use crate::keys::usage::TOUCH_EVERY_SECS;
 use crate::model::{ADMIN_SCOPE, KeyRecord, RateLimitSpec, Scope, Tenant, VERIFY_SCOPE};
 use crate::ratelimit::RateDecision;
-use crate::service::{Admin, KeyService, ScopedCaller};
-use crate::usage::TOUCH_EVERY_SECS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
