@@ -12,9 +12,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiError;
 use super::extract::AdminAuth;
 use super::views::{propagation_view, rfc3339};
+use keygate_http::ApiError;
 
 /// `?wait=all`: present means wait for every live node.
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,7 @@ use keygate_core::audit::Failure;
 use keygate_core::{Admin, AuthFailure, ScopedCaller};
 
 use super::AppState;
-use super::error::ApiError;
+use keygate_http::ApiError;
 
 pub use keygate_http::RequestId;
 pub use keygate_http::extract::{

@@ -19,7 +19,6 @@ use keygate_core::{KeyEnv, KeyPatch, NewKey};
 
 use super::AppState;
 use super::cluster::{WaitAll, WaitParam, propagate};
-use super::error::ApiError;
 use super::extract::{
     AdminAuth, ApiJson, JsonBody, KeyIdPath, VerifyCallerAuth, body_error, json_response,
     parse_json,
@@ -28,6 +27,7 @@ use super::views::{
     decode_cursor, encode_cursor, key_view, page_limit, parse_time, rate_limit_spec,
     rate_limit_state, rfc3339,
 };
+use keygate_http::ApiError;
 
 fn parse_scopes<S: AsRef<str>>(scopes: &[S]) -> Result<Vec<Scope>, ApiError> {
     scopes
