@@ -76,7 +76,7 @@ settings! {
         tls: Option<TlsFile>,
         gateway: Option<crate::gateway::config::GatewayFile>,
         /// Bounds on connections, for both listeners.
-        limits: Option<crate::listen::LimitsFile>,
+        limits: Option<keygate_http::listen::LimitsFile>,
         /// Many nodes: node id, S, the shared Redis.
         cluster: Option<cluster::ClusterFile>,
     }
@@ -232,9 +232,9 @@ pub struct Config {
     pub config_path: Option<PathBuf>,
     pub hmac: HmacPolicy,
     /// Whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: crate::client_addr::TrustedProxies,
+    pub trusted_proxies: keygate_http::client_addr::TrustedProxies,
     /// `[limits]`, for each listener.
-    pub limits: crate::listen::Limits,
+    pub limits: keygate_http::listen::Limits,
     pub audit: AuditConfig,
     /// `[cluster]`: used on PostgreSQL (SQLite is one node).
     pub cluster: cluster::ClusterConfig,
@@ -272,7 +272,7 @@ impl Config {
             .map_err(|e| ConfigError::invalid(e.to_string()))?;
         let max_keys_per_tenant = max_keys_per_tenant(file.keys.take().unwrap_or_default())?;
         let allowed_origins = allowed_origins(l.allowed_origins.clone(), &jwt.issuer)?;
-        let trusted_proxies = crate::client_addr::TrustedProxies::parse(
+        let trusted_proxies = keygate_http::client_addr::TrustedProxies::parse(
             l.trusted_proxies.as_deref().unwrap_or_default(),
         )
         .map_err(ConfigError::Invalid)?;

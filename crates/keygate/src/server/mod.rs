@@ -18,15 +18,15 @@ use keygate_core::{IssuedKey, KeyService, MillisClock, UserService};
 use keygate_store::SqlStore;
 use tokio::net::TcpListener;
 
-use crate::client_addr::TrustedProxies;
 use crate::cluster::{ServiceCaches, SqliteLock, Wiring};
 use crate::config::{Config, PepperSource, SecretSource};
 use crate::gateway::{Gateway, GatewayDeps};
 use crate::http::{self, AppState};
-use crate::listen::fdlimit::{self, Budget};
 use crate::metrics::Metrics;
 use crate::secrets::{load_master_key, load_pepper, open_master_key, open_pepper};
 use crate::tls::Tls;
+use keygate_http::client_addr::TrustedProxies;
+use keygate_http::listen::fdlimit::{self, Budget};
 
 mod background;
 mod error;
@@ -351,7 +351,7 @@ pub async fn run(
             listener,
             gateway,
             tls.clone()
-                .map(|t| Arc::new(t) as Arc<dyn crate::listen::TlsSource>),
+                .map(|t| Arc::new(t) as Arc<dyn keygate_http::listen::TlsSource>),
             budget.gateway,
             stopped(stop_rx.clone()),
         ))),
