@@ -255,3 +255,11 @@ fn unknown_keys_and_unreadable_files_are_typed() {
     .unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
 }
+
+#[test]
+fn a_non_ascii_issuer_gives_its_origin_whole() {
+    let origins = super::allowed_origins(None, "https://é.example/realm").unwrap();
+    assert_eq!(origins, ["https://é.example"]);
+    let refused = super::allowed_origins(Some(vec!["https://é.example/ü".into()]), "https://a");
+    assert!(refused.is_err());
+}
