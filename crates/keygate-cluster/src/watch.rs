@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
-use keygate_core::Clock;
+use keygate_core::MillisClock;
 use keygate_core::error::Error;
 use keygate_core::feed::{ApplyChange, FeedEntry, FeedStore};
 use keygate_core::freshness::{Confirm, Freshness};
@@ -40,7 +40,7 @@ pub struct Node {
     target: Arc<dyn ApplyChange>,
     pub(crate) freshness: Arc<Freshness>,
     /// The wall clock, for lag (entries carry the database's wall time).
-    pub(crate) wall: Arc<dyn Clock>,
+    pub(crate) wall: Arc<dyn MillisClock>,
     applied: tokio::sync::Mutex<i64>,
     /// The same position, readable without waiting for the lock.
     applied_seen: AtomicI64,
@@ -56,7 +56,7 @@ impl Node {
         store: Arc<dyn FeedStore>,
         target: Arc<dyn ApplyChange>,
         freshness: Arc<Freshness>,
-        wall: Arc<dyn Clock>,
+        wall: Arc<dyn MillisClock>,
     ) -> Self {
         Self {
             id,

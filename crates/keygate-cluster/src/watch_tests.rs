@@ -4,9 +4,9 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use keygate_core::ManualClock;
-use keygate_core::apikey::KeyId;
 use keygate_core::feed::{Change, NodeBeat, NodeRow};
 use keygate_core::freshness::{FreshnessMode, StalePolicy};
+use keygate_core::keys::apikey::KeyId;
 use keygate_store::Notice;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;

@@ -24,11 +24,11 @@ use parking_lot::Mutex;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::Clock;
-use crate::apikey::random_id;
+use crate::MillisClock;
 use crate::error::Error;
+use crate::keys::apikey::random_id;
+use crate::keys::service::{Admin, finish_page, page_request};
 use crate::model::{AuditEntry, AuditFilter, AuditRow, AuditTally, PageRequest};
-use crate::service::{Admin, finish_page, page_request};
 use crate::store::AuditStore;
 
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
@@ -130,13 +130,17 @@ struct Pending {
 /// Counts failures and writes them as tallies; prunes old rows.
 pub struct AuditLog {
     store: Arc<dyn AuditStore>,
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn MillisClock>,
     config: AuditConfig,
     pending: Mutex<Pending>,
 }
 
 impl AuditLog {
-    pub fn new(store: Arc<dyn AuditStore>, clock: Arc<dyn Clock>, config: AuditConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn AuditStore>,
+        clock: Arc<dyn MillisClock>,
+        config: AuditConfig,
+    ) -> Self {
         Self {
             store,
             clock,

@@ -1,10 +1,23 @@
-//! Time as a parameter: every service reads the time through a `Clock`, so
-//! tests drive expiry, grace windows and rate limits without sleeping.
+//! Time as a parameter: every service reads the time through a
+//! `MillisClock`, so tests drive expiry, grace windows and rate limits
+//! without sleeping.
+//!
+//! Why two traits and one `SystemClock`: keygate-verify, the crate
+//! downstream services depend on alone, owns the name `Clock` (whole
+//! seconds, unsigned: all a token check needs), and its users hand their own
+//! clock to `RemoteVerifier`. Renaming it would break them for an internal
+//! tidy-up, so the server's own clock, which needs milliseconds for rate
+//! limits and signed values for the database, is `MillisClock` here. The
+//! operating system's clock is one type, keygate-verify's `SystemClock`,
+//! which this module also makes a `MillisClock`; `ManualClock` is both too.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub trait Clock: Send + Sync + 'static {
+pub use keygate_verify::SystemClock;
+
+/// The server's time source, in milliseconds since the Unix epoch.
+pub trait MillisClock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_millis(&self) -> i64;
 
@@ -14,11 +27,9 @@ pub trait Clock: Send + Sync + 'static {
     }
 }
 
-/// The real clock. The only place in the project that reads the system time.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
+/// The real clock. Beside keygate-verify's reading in seconds, the only
+/// place in the project that reads the system time.
+impl MillisClock for SystemClock {
     #[allow(clippy::disallowed_methods)] // the one sanctioned reading of the system time
     fn now_millis(&self) -> i64 {
         // A clock before 1970 is a broken machine; treat it as the epoch
@@ -57,7 +68,7 @@ impl ManualClock {
     }
 }
 
-impl Clock for ManualClock {
+impl MillisClock for ManualClock {
     fn now_millis(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
     }
@@ -67,6 +78,6 @@ impl Clock for ManualClock {
 /// serves its tests too, so the workspace has one test clock.
 impl keygate_verify::Clock for ManualClock {
     fn now_secs(&self) -> u64 {
-        u64::try_from(Clock::now_secs(self)).unwrap_or(0)
+        u64::try_from(MillisClock::now_secs(self)).unwrap_or(0)
     }
 }

@@ -27,9 +27,9 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::apikey::KeyId;
 use crate::error::Error;
-use crate::pepper::KeyHash;
+use crate::keys::apikey::KeyId;
+use crate::keys::pepper::KeyHash;
 use crate::users::model::UserId;
 
 /// The NOTIFY channel of feed entries.

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use crate::clock::Clock;
+use crate::clock::MillisClock;
 use crate::error::Error;
 
 /// After a failed confirmation, requests fail at once for this long
@@ -68,7 +68,7 @@ pub trait Confirm: Send + Sync {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct BootClock;
 
-impl Clock for BootClock {
+impl MillisClock for BootClock {
     fn now_millis(&self) -> i64 {
         boot_millis()
     }
@@ -97,7 +97,7 @@ fn boot_millis() -> i64 {
 
 pub struct Freshness {
     mode: FreshnessMode,
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn MillisClock>,
     /// Boot-clock time of the last confirmation; i64::MIN / 2 = never.
     confirmed_at: AtomicI64,
     failed_at: AtomicI64,
@@ -126,7 +126,7 @@ impl Freshness {
         Self::new(FreshnessMode::Always, Arc::new(BootClock))
     }
 
-    pub fn new(mode: FreshnessMode, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(mode: FreshnessMode, clock: Arc<dyn MillisClock>) -> Self {
         Self {
             mode,
             clock,

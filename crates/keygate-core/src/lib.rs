@@ -1,15 +1,14 @@
 //! keygate-core: the domain, with no HTTP and no SQL.
 //!
-//! - `apikey`: the key format (`kg_<env>_<secret><check>`) and key ids.
+//! - `keys`: API keys: their format (`apikey`), peppered hashing (`pepper`),
+//!   the key service behind an `Admin` capability (`service`, `lifecycle`),
+//!   the verification hot path and its codes (`verify`), and the in-process
+//!   state it uses (`cache`, `usage`).
 //! - `audit`: failed authentications tallied per source and minute, and
 //!   the audit retention.
-//! - `pepper`: HMAC-SHA256 under the server's pepper, the only form stored.
 //! - `model`: records and validated values (`Scope`, `Tenant`, ...).
 //! - `store`: the storage traits that keygate-store implements.
-//! - `service`: the key service, creation and reads behind an `Admin`
-//!   capability; `lifecycle`: update, rotate, revoke, audit listing.
-//! - `verify`: the verification hot path and its codes.
-//! - `cache`, `ratelimit`, `usage`: the in-process state verification uses.
+//! - `ratelimit`: GCRA, the per-key limiter verification and the gateway use.
 //! - `secret`: `Secret<T>`, the redacting wrapper for passwords, tokens and
 //!   credential-bearing URLs (from the `keygate-secret` crate).
 //! - `sealed`: the master key and AES-256-GCM for secrets keygate must reuse.
@@ -24,33 +23,26 @@
 //! - `sessions`: refresh-token families and the access-token blocklist.
 #![forbid(unsafe_code)]
 
-pub mod apikey;
 pub mod audit;
-pub mod cache;
-mod cache_map;
 pub mod clock;
 pub mod error;
 pub mod feed;
 pub mod freshness;
 pub mod httpsig;
 pub mod jwt;
-mod lifecycle;
+pub mod keys;
 pub mod model;
-pub mod pepper;
 pub mod ratelimit;
 pub mod sealed;
 pub mod secret;
-pub mod service;
 pub mod sessions;
 pub mod store;
-pub mod usage;
 pub mod users;
-pub mod verify;
 
-pub use apikey::{ApiKey, KeyEnv, KeyId};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{ManualClock, MillisClock, SystemClock};
 pub use error::Error;
+pub use keys::apikey::{ApiKey, KeyEnv, KeyId};
+pub use keys::service::{Admin, IssuedKey, KeyPatch, KeyService, NewKey, ScopedCaller};
+pub use keys::verify::{AuthFailure, Verification, VerifyCode};
 pub use secret::{Secret, SecretString};
-pub use service::{Admin, IssuedKey, KeyPatch, KeyService, NewKey, Verifier};
 pub use users::{LoginError, NewUser, UserPatch, UserService};
-pub use verify::{AuthFailure, Verification, VerifyCode};

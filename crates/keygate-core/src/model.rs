@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::apikey::{KeyEnv, KeyId};
 use crate::error::Error;
+use crate::keys::apikey::{KeyEnv, KeyId};
 
 pub type Metadata = serde_json::Map<String, serde_json::Value>;
 

@@ -12,8 +12,8 @@ use std::fmt;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
-use crate::apikey::random_bytes;
 use crate::error::Error;
+use crate::keys::apikey::random_bytes;
 
 pub const MASTER_KEY_BYTES: usize = 32;
 const FORMAT_V1: u8 = 1;

@@ -9,13 +9,13 @@
 
 use async_trait::async_trait;
 
-use crate::apikey::KeyId;
 use crate::error::Error;
 use crate::jwt::SigningKeyRecord;
+use crate::keys::apikey::KeyId;
+use crate::keys::pepper::KeyHash;
 use crate::model::{
     AuditEntry, AuditFilter, AuditRow, AuditTally, KeyFilter, KeyRecord, PageRequest, SecretRecord,
 };
-use crate::pepper::KeyHash;
 use crate::sessions::model::{
     BlockedJti, FamilyId, PresentedToken, PurgeCutoff, RefreshDecider, RefreshFamily,
     RefreshTokenRecord,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use keygate_core::httpsig::HmacService;
 use keygate_core::jwt::TokenService;
-use keygate_core::{Clock, KeyService};
+use keygate_core::{KeyService, MillisClock};
 
 use crate::metrics::GatewayMetrics;
 use keygate_core::audit::AuditLog;
@@ -22,7 +22,7 @@ pub struct GatewayDeps {
     /// RFC 9421 signatures for `auth = "hmac"`.
     pub hmac: Arc<HmacService>,
     /// The time route limits are counted at.
-    pub clock: Arc<dyn Clock>,
+    pub clock: Arc<dyn MillisClock>,
     /// The gateway's counters live in the one registry `/metrics` serves.
     pub metrics: Arc<GatewayMetrics>,
     /// Proxies whose `X-Forwarded-For` names the client.

@@ -32,7 +32,7 @@ impl<'a> Incoming<'a> {
         headers: &'a HeaderMapLookup<'a>,
     ) -> Result<RequestView<'a>, HmacError> {
         let authority = self.authority.ok_or_else(|| {
-            HmacError::Refused(keygate_core::httpsig::Refusal::new(
+            HmacError::Refused(keygate_core::httpsig::SignatureRefusal::new(
                 SigCode::SignatureMalformed,
                 "the request names no host",
             ))
@@ -158,10 +158,12 @@ impl std::error::Error for DigestMismatch {}
 
 /// The 401 a client gets when its body did not match.
 pub fn mismatch_error() -> ApiError {
-    ApiError::from(HmacError::Refused(keygate_core::httpsig::Refusal::new(
-        SigCode::ContentDigestMismatch,
-        "the body does not match its `Content-Digest`",
-    )))
+    ApiError::from(HmacError::Refused(
+        keygate_core::httpsig::SignatureRefusal::new(
+            SigCode::ContentDigestMismatch,
+            "the body does not match its `Content-Digest`",
+        ),
+    ))
 }
 
 /// Feeds every data frame to the digest and always holds the latest one

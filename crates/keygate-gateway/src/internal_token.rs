@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 
 use axum::http::HeaderValue;
-use keygate_core::apikey::KeyId;
 use keygate_core::jwt::{
     ClientPrincipal, Principal, ROLES_CLAIM, TokenClaims, TokenKind, TokenRequest, TokenService,
     UserPrincipal,
 };
+use keygate_core::keys::apikey::KeyId;
 use keygate_core::model::{Scope, Tenant};
 use keygate_core::users::model::Role;
 use parking_lot::Mutex;

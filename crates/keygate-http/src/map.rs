@@ -119,7 +119,7 @@ mod tests {
     use super::*;
     use axum::http::header;
     use axum::response::IntoResponse;
-    use keygate_core::httpsig::{Refusal, SigCode};
+    use keygate_core::httpsig::{SigCode, SignatureRefusal};
 
     fn refused(ms: i64) -> RateDecision {
         RateDecision {
@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn signature_refusals_challenge_for_a_signature() {
         for code in SigCode::ALL {
-            let err = ApiError::from(HmacError::Refused(Refusal::new(code, "why")));
+            let err = ApiError::from(HmacError::Refused(SignatureRefusal::new(code, "why")));
             assert_eq!(err.code, code.as_str());
             let res = err.into_response();
             assert_eq!(res.status(), StatusCode::UNAUTHORIZED);

@@ -14,7 +14,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use keygate_core::apikey::random_bytes;
+use keygate_core::keys::apikey::random_bytes;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

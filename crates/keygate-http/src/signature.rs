@@ -4,7 +4,8 @@
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use keygate_core::httpsig::{
-    BodyStatus, HeaderLookup, HmacError, HmacIdentity, HmacService, Refusal, RequestView, SigCode,
+    BodyStatus, HeaderLookup, HmacError, HmacIdentity, HmacService, RequestView, SigCode,
+    SignatureRefusal,
 };
 
 /// An axum/http header map as `httpsig` reads headers, for building a
@@ -33,7 +34,7 @@ pub async fn verify_parts(
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .ok_or_else(|| {
-                Refusal::new(SigCode::SignatureMalformed, "the request names no host")
+                SignatureRefusal::new(SigCode::SignatureMalformed, "the request names no host")
             })?,
     };
     let headers = HeaderMapLookup(&parts.headers);

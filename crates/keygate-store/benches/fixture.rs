@@ -10,9 +10,9 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use keygate_core::cache::CacheConfig;
+use keygate_core::keys::cache::CacheConfig;
+use keygate_core::keys::pepper::Pepper;
 use keygate_core::model::{KeyRecord, SecretRecord};
-use keygate_core::pepper::Pepper;
 use keygate_core::ratelimit::GcraLimiter;
 use keygate_core::{ApiKey, KeyEnv, KeyId, KeyService, SystemClock};
 use keygate_store::{ConnectOptions, SqlStore};

@@ -27,7 +27,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use criterion::{Criterion, criterion_group};
 use keygate_core::jwt::{JwtConfig, SigningAlg, TokenKind, TokenRequest, TokenService};
 use keygate_core::sealed::MasterKey;
-use keygate_core::{Clock, SystemClock};
+use keygate_core::{MillisClock, SystemClock};
 use keygate_verify::{ImportOptions, JwkSet, Validation, Verifier};
 use serde_json::{Map, Value, json};
 
@@ -172,7 +172,7 @@ fn benches(c: &mut Criterion) {
     let (store, _) = rt.block_on(fixture::load(dir.path(), 1, &fixture::pepper()));
     let store: Arc<dyn keygate_core::store::Store> = Arc::new(store);
     let master = Arc::new(MasterKey::generate().unwrap().0);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn MillisClock> = Arc::new(SystemClock);
     let mut summary = Vec::new();
 
     for alg in [

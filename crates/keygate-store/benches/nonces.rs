@@ -21,7 +21,7 @@ use keygate_core::httpsig::{
     verify_hmac_sha256,
 };
 use keygate_core::store::Store;
-use keygate_core::{Clock as _, SystemClock};
+use keygate_core::{MillisClock as _, SystemClock};
 use keygate_store::{ConnectOptions, SqlStore};
 use sqlx::{AnyConnection, Connection};
 
@@ -55,7 +55,7 @@ async fn postgres() -> Option<(SqlStore, String, String)> {
     sqlx::any::install_default_drivers();
     let name = format!(
         "kg_bench_{}",
-        keygate_core::apikey::random_id("", 10)
+        keygate_core::keys::apikey::random_id("", 10)
             .unwrap()
             .to_lowercase()
     );

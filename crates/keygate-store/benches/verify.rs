@@ -12,7 +12,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group};
 use keygate_core::ApiKey;
-use keygate_core::cache::CacheConfig;
+use keygate_core::keys::cache::CacheConfig;
 
 /// Keys cached; KEYGATE_BENCH_CACHED_KEYS overrides it to see how much of a
 /// hit is memory latency (a small set stays in the CPU cache).
@@ -102,7 +102,9 @@ fn benches(c: &mut Criterion) {
         black_box(ApiKey::check(k).is_ok());
     });
     let clock = fixture::median_ns(31, 20_000, |_| {
-        black_box(keygate_core::Clock::now_millis(&keygate_core::SystemClock));
+        black_box(keygate_core::MillisClock::now_millis(
+            &keygate_core::SystemClock,
+        ));
     });
     let lookup = fixture::median_fresh_ns(101, 512, &secrets, |k| {
         black_box(cached.cache_probe(&pepper.hash(k)));

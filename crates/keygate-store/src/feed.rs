@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use keygate_core::feed::{
     self, CHANNEL_ACK, CHANNEL_INVALIDATION, Change, FeedEntry, FeedStore, NodeBeat, NodeRow,
 };
-use keygate_core::{Clock, Error, SystemClock};
+use keygate_core::{Error, MillisClock, SystemClock};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 

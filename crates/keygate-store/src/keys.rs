@@ -2,8 +2,8 @@
 //! mutating call writes its audit entry in the same transaction.
 
 use async_trait::async_trait;
+use keygate_core::keys::pepper::KeyHash;
 use keygate_core::model::{AuditEntry, KeyFilter, KeyRecord, PageRequest, SecretRecord};
-use keygate_core::pepper::KeyHash;
 use keygate_core::store::{KeyCap, KeyStore, UpdateOutcome};
 use keygate_core::{Error, KeyId};
 use sqlx::AnyConnection;

@@ -95,7 +95,7 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS keygate_migrations (\
 
 /// When a migration was applied: bookkeeping for operators, not domain time.
 fn now_secs() -> i64 {
-    use keygate_core::Clock;
+    use keygate_core::MillisClock;
     keygate_core::SystemClock.now_secs()
 }
 

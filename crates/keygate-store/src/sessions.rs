@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use keygate_core::Error;
+use keygate_core::keys::pepper::KeyHash;
 use keygate_core::model::{AuditEntry, Tenant};
-use keygate_core::pepper::KeyHash;
 use keygate_core::sessions::model::{
     BlockedJti, FamilyId, PresentedToken, PurgeCutoff, RefreshDecider, RefreshFamily, RefreshStep,
     RefreshTokenRecord,

@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use keygate_core::audit::{AuditConfig, DEFAULT_RETENTION_DAYS};
-use keygate_core::cache::CacheConfig;
 use keygate_core::httpsig::{DEFAULT_NONCES_PER_KEY, DEFAULT_SKEW_SECS, HmacPolicy};
 use keygate_core::jwt::JwtConfig;
+use keygate_core::keys::cache::CacheConfig;
 use keygate_core::secret::SecretString;
 use keygate_core::sessions::SessionConfig;
 use serde::Deserialize;
@@ -32,7 +32,7 @@ use sources::{origin_of, secret_source};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db";
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+pub const DEFAULT_API_BODY_LIMIT: usize = 64 * 1024;
 pub const MAX_KEYS_PER_TENANT: u32 = 1_000_000;
 
 // The settings clap cannot take from the table: the file itself, a pair of
@@ -76,7 +76,7 @@ settings! {
         tls: Option<TlsFile>,
         gateway: Option<crate::gateway::config::GatewayFile>,
         /// Bounds on connections, for both listeners.
-        limits: Option<crate::listen::LimitsFile>,
+        limits: Option<keygate_http::listen::LimitsFile>,
         /// Many nodes: node id, S, the shared Redis.
         cluster: Option<cluster::ClusterFile>,
     }
@@ -105,7 +105,7 @@ settings! {
         cache_capacity: usize = 100_000,
             flag "cache-capacity", env "KEYGATE_CACHE_CAPACITY", value "N";
         /// Largest request body accepted, in bytes, 1024 to 16777216.
-        body_limit_bytes: usize = DEFAULT_BODY_LIMIT,
+        body_limit_bytes: usize = DEFAULT_API_BODY_LIMIT,
             flag "body-limit-bytes", env "KEYGATE_BODY_LIMIT_BYTES", value "BYTES";
         /// Log format: text or json.
         log_format: String = "text".to_owned(),
@@ -178,7 +178,7 @@ settings! {
     file_only {
         /// Live (neither revoked nor expired) keys per tenant, 1 to
         /// 1000000; keys without a tenant count as one more tenant.
-        max_per_tenant: u32 = keygate_core::service::DEFAULT_MAX_KEYS_PER_TENANT;
+        max_per_tenant: u32 = keygate_core::keys::service::DEFAULT_MAX_KEYS_PER_TENANT;
     }
 }
 
@@ -232,9 +232,9 @@ pub struct Config {
     pub config_path: Option<PathBuf>,
     pub hmac: HmacPolicy,
     /// Whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: crate::client_addr::TrustedProxies,
+    pub trusted_proxies: keygate_http::client_addr::TrustedProxies,
     /// `[limits]`, for each listener.
-    pub limits: crate::listen::Limits,
+    pub limits: keygate_http::listen::Limits,
     pub audit: AuditConfig,
     /// `[cluster]`: used on PostgreSQL (SQLite is one node).
     pub cluster: cluster::ClusterConfig,
@@ -272,7 +272,7 @@ impl Config {
             .map_err(|e| ConfigError::invalid(e.to_string()))?;
         let max_keys_per_tenant = max_keys_per_tenant(file.keys.take().unwrap_or_default())?;
         let allowed_origins = allowed_origins(l.allowed_origins.clone(), &jwt.issuer)?;
-        let trusted_proxies = crate::client_addr::TrustedProxies::parse(
+        let trusted_proxies = keygate_http::client_addr::TrustedProxies::parse(
             l.trusted_proxies.as_deref().unwrap_or_default(),
         )
         .map_err(ConfigError::Invalid)?;

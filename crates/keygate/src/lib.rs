@@ -7,8 +7,6 @@
 //! - `http`: the axum router, one file per resource, and the error mapping.
 //! - `gateway`: the authenticating reverse proxy and forward-auth
 //!   (keygate-gateway, re-exported under its old path).
-//! - `listen`: the connection layer under both listeners, and its limits
-//!   (keygate-http's, re-exported under its old path).
 //! - `metrics`: Prometheus counters and histograms.
 //! - `cluster`: the invalidation feed applied to this node's caches, the
 //!   watcher and heartbeats on PostgreSQL, the SQLite single-node lock.
@@ -17,13 +15,11 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
-pub use keygate_http::client_addr;
 pub mod cluster;
 pub mod config;
 pub mod file_mode;
 pub use keygate_gateway as gateway;
 pub mod http;
-pub use keygate_http::listen;
 pub mod metrics;
 pub mod secrets;
 pub mod server;

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine;
-use keygate_core::apikey::random_bytes;
-use keygate_core::pepper::{MIN_PEPPER_BYTES, Pepper};
+use keygate_core::keys::apikey::random_bytes;
+use keygate_core::keys::pepper::{MIN_PEPPER_BYTES, Pepper};
 use keygate_core::sealed::MasterKey;
 use keygate_core::store::Store;
 use zeroize::Zeroizing;

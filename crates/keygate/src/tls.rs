@@ -18,7 +18,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::listen::{Limits, Listen, TlsSource};
+use keygate_http::listen::{Limits, Listen, TlsSource};
 
 /// The PEM files of `[tls]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +99,7 @@ pub async fn serve(
             }
         }
     };
-    crate::listen::serve(listener, listen, make, shutdown).await
+    keygate_http::listen::serve(listener, listen, make, shutdown).await
 }
 
 impl TlsSource for Tls {

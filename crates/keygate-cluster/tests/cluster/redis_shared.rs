@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use keygate_cluster::redis::{
     LimiterOptions, RedisConn, RedisGcraLimiter, RedisLoginThrottle, RedisNonceStore, RedisOptions,
 };
-use keygate_core::Clock;
+use keygate_core::MillisClock;
 use keygate_core::httpsig::{MemoryNonceStore, NonceStore, NonceUse, NonceVerdict};
 use keygate_core::model::RateLimitSpec;
 use keygate_core::ratelimit::{GcraLimiter, RateLimiter, Unavailable};

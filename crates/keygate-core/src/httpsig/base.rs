@@ -9,7 +9,7 @@ use super::structured::{
     BareItem, Dictionary, Item, Member, Params, is_sf_string, parse_dictionary, write_params,
     write_string,
 };
-use super::{ALG_HMAC_SHA256, HeaderLookup, Refusal, RequestView, SigCode};
+use super::{ALG_HMAC_SHA256, HeaderLookup, RequestView, SigCode, SignatureRefusal};
 
 /// Derived components keygate can compute for a request.
 pub const DERIVED: [&str; 7] = [
@@ -83,7 +83,7 @@ pub struct ReceivedSignature {
 
 /// All values of a field joined with ", " (how several lines of one
 /// structured field combine), refusing anything that is not visible ASCII.
-fn joined(headers: &dyn HeaderLookup, name: &str) -> Result<Option<String>, Refusal> {
+fn joined(headers: &dyn HeaderLookup, name: &str) -> Result<Option<String>, SignatureRefusal> {
     let values = headers.values(name);
     if values.is_empty() {
         return Ok(None);
@@ -93,7 +93,9 @@ fn joined(headers: &dyn HeaderLookup, name: &str) -> Result<Option<String>, Refu
         let v = std::str::from_utf8(v)
             .ok()
             .filter(|s| s.bytes().all(|b| b == b'\t' || (0x20..=0x7e).contains(&b)))
-            .ok_or_else(|| Refusal::malformed(format!("`{name}` holds bytes other than ASCII")))?;
+            .ok_or_else(|| {
+                SignatureRefusal::malformed(format!("`{name}` holds bytes other than ASCII"))
+            })?;
         if i > 0 {
             out.push_str(", ");
         }
@@ -103,12 +105,14 @@ fn joined(headers: &dyn HeaderLookup, name: &str) -> Result<Option<String>, Refu
 }
 
 /// Every signature of the request, in `Signature-Input` order.
-pub fn received_signatures(headers: &dyn HeaderLookup) -> Result<Vec<ReceivedSignature>, Refusal> {
+pub fn received_signatures(
+    headers: &dyn HeaderLookup,
+) -> Result<Vec<ReceivedSignature>, SignatureRefusal> {
     let (input, sigs) = signature_fields(headers)?;
     let mut out = Vec::with_capacity(input.len());
     for (label, member) in input {
         let Member::InnerList(items, params) = member else {
-            return Err(Refusal::malformed(format!(
+            return Err(SignatureRefusal::malformed(format!(
                 "`Signature-Input` member `{label}` must be an inner list of components"
             )));
         };
@@ -128,26 +132,36 @@ pub fn received_signatures(headers: &dyn HeaderLookup) -> Result<Vec<ReceivedSig
 
 /// `Signature-Input` and `Signature`, both present and parsed, with at
 /// least one signature input.
-fn signature_fields(headers: &dyn HeaderLookup) -> Result<(Dictionary, Dictionary), Refusal> {
+fn signature_fields(
+    headers: &dyn HeaderLookup,
+) -> Result<(Dictionary, Dictionary), SignatureRefusal> {
     let input = joined(headers, "signature-input")?;
     let sigs = joined(headers, "signature")?;
     let (input, sigs) = match (input, sigs) {
         (None, None) => {
-            return Err(Refusal::new(
+            return Err(SignatureRefusal::new(
                 SigCode::SignatureMissing,
                 "sign the request: send `Signature-Input` and `Signature` (RFC 9421)",
             ));
         }
         (Some(i), Some(s)) => (i, s),
-        (Some(_), None) => return Err(Refusal::malformed("`Signature-Input` without `Signature`")),
-        (None, Some(_)) => return Err(Refusal::malformed("`Signature` without `Signature-Input`")),
+        (Some(_), None) => {
+            return Err(SignatureRefusal::malformed(
+                "`Signature-Input` without `Signature`",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(SignatureRefusal::malformed(
+                "`Signature` without `Signature-Input`",
+            ));
+        }
     };
     let input = parse_dictionary(&input)
-        .map_err(|e| Refusal::malformed(format!("`Signature-Input` is malformed: {e}")))?;
+        .map_err(|e| SignatureRefusal::malformed(format!("`Signature-Input` is malformed: {e}")))?;
     let sigs = parse_dictionary(&sigs)
-        .map_err(|e| Refusal::malformed(format!("`Signature` is malformed: {e}")))?;
+        .map_err(|e| SignatureRefusal::malformed(format!("`Signature` is malformed: {e}")))?;
     if input.is_empty() {
-        return Err(Refusal::new(
+        return Err(SignatureRefusal::new(
             SigCode::SignatureMissing,
             "`Signature-Input` is empty",
         ));
@@ -156,7 +170,7 @@ fn signature_fields(headers: &dyn HeaderLookup) -> Result<(Dictionary, Dictionar
 }
 
 /// The bytes of the `Signature` member labelled `label`.
-fn signature_bytes(sigs: &Dictionary, label: &str) -> Result<Vec<u8>, Refusal> {
+fn signature_bytes(sigs: &Dictionary, label: &str) -> Result<Vec<u8>, SignatureRefusal> {
     match sigs.iter().find(|(l, _)| l == label) {
         Some((
             _,
@@ -165,28 +179,28 @@ fn signature_bytes(sigs: &Dictionary, label: &str) -> Result<Vec<u8>, Refusal> {
                 ..
             }),
         )) => Ok(b.clone()),
-        Some(_) => Err(Refusal::malformed(format!(
+        Some(_) => Err(SignatureRefusal::malformed(format!(
             "`Signature` member `{label}` must be a byte sequence (`:base64:`)"
         ))),
-        None => Err(Refusal::malformed(format!(
+        None => Err(SignatureRefusal::malformed(format!(
             "`Signature` has no member `{label}`"
         ))),
     }
 }
 
-fn component_name(label: &str, item: Item) -> Result<String, Refusal> {
+fn component_name(label: &str, item: Item) -> Result<String, SignatureRefusal> {
     let BareItem::String(name) = item.value else {
-        return Err(Refusal::malformed(format!(
+        return Err(SignatureRefusal::malformed(format!(
             "the components of `{label}` must be strings"
         )));
     };
     if name.len() > MAX_COMPONENT_LEN {
-        return Err(Refusal::malformed(format!(
+        return Err(SignatureRefusal::malformed(format!(
             "a component name of `{label}` is longer than {MAX_COMPONENT_LEN} characters"
         )));
     }
     if let Some((param, _)) = item.params.first() {
-        return Err(Refusal::malformed(format!(
+        return Err(SignatureRefusal::malformed(format!(
             "component parameters such as `;{param}` on `{name}` are not supported"
         )));
     }
@@ -194,11 +208,16 @@ fn component_name(label: &str, item: Item) -> Result<String, Refusal> {
 }
 
 /// The signature base of `params` over `req`, exactly as RFC 9421 §2.5.
-pub fn signature_base(req: &RequestView<'_>, params: &SignatureParams) -> Result<String, Refusal> {
+pub fn signature_base(
+    req: &RequestView<'_>,
+    params: &SignatureParams,
+) -> Result<String, SignatureRefusal> {
     let mut base = String::with_capacity(256);
     for (i, name) in params.components.iter().enumerate() {
         if params.components[..i].contains(name) {
-            return Err(Refusal::malformed(format!("`{name}` is covered twice")));
+            return Err(SignatureRefusal::malformed(format!(
+                "`{name}` is covered twice"
+            )));
         }
         let value = component_value(req, name)?;
         write_string(&mut base, name);
@@ -211,7 +230,7 @@ pub fn signature_base(req: &RequestView<'_>, params: &SignatureParams) -> Result
     Ok(base)
 }
 
-fn component_value(req: &RequestView<'_>, name: &str) -> Result<String, Refusal> {
+fn component_value(req: &RequestView<'_>, name: &str) -> Result<String, SignatureRefusal> {
     if name.starts_with('@') {
         return derived(req, name);
     }
@@ -220,22 +239,24 @@ fn component_value(req: &RequestView<'_>, name: &str) -> Result<String, Refusal>
             b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
         });
     if !is_token {
-        return Err(Refusal::malformed(format!(
+        return Err(SignatureRefusal::malformed(format!(
             "`{name}` is not a lowercase header field name"
         )));
     }
     if name == "signature" || name == "signature-input" {
-        return Err(Refusal::malformed(format!("`{name}` cannot be covered")));
+        return Err(SignatureRefusal::malformed(format!(
+            "`{name}` cannot be covered"
+        )));
     }
     joined(req.headers, name)?.ok_or_else(|| {
-        Refusal::new(
+        SignatureRefusal::new(
             SigCode::SignatureInvalid,
             format!("the covered field `{name}` is not in the request"),
         )
     })
 }
 
-fn derived(req: &RequestView<'_>, name: &str) -> Result<String, Refusal> {
+fn derived(req: &RequestView<'_>, name: &str) -> Result<String, SignatureRefusal> {
     let path = if req.path.is_empty() { "/" } else { req.path };
     let query = req.query.map(|q| format!("?{q}"));
     let value = match name {
@@ -252,30 +273,34 @@ fn derived(req: &RequestView<'_>, name: &str) -> Result<String, Refusal> {
             query.unwrap_or_default()
         ),
         "@signature-params" => {
-            return Err(Refusal::malformed("`@signature-params` cannot be covered"));
+            return Err(SignatureRefusal::malformed(
+                "`@signature-params` cannot be covered",
+            ));
         }
         other => {
-            return Err(Refusal::malformed(format!(
+            return Err(SignatureRefusal::malformed(format!(
                 "the derived component `{other}` is not supported on requests here (use one of {})",
                 DERIVED.join(", ")
             )));
         }
     };
     if !is_sf_string(&value) {
-        return Err(Refusal::malformed(format!("`{name}` is not visible ASCII")));
+        return Err(SignatureRefusal::malformed(format!(
+            "`{name}` is not visible ASCII"
+        )));
     }
     Ok(value)
 }
 
 /// The host lowercased and a default port removed (HTTP §4.2.3).
-pub fn normalize_authority(scheme: &str, authority: &str) -> Result<String, Refusal> {
+pub fn normalize_authority(scheme: &str, authority: &str) -> Result<String, SignatureRefusal> {
     let lower = authority.to_ascii_lowercase();
     let ok = !lower.is_empty()
         && lower
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b));
     if !ok {
-        return Err(Refusal::malformed(
+        return Err(SignatureRefusal::malformed(
             "the request's authority is not a host[:port]",
         ));
     }
@@ -292,9 +317,9 @@ pub fn normalize_authority(scheme: &str, authority: &str) -> Result<String, Refu
     })
 }
 
-fn mac(secret: &[u8], base: &str) -> Result<Hmac<Sha256>, Refusal> {
+fn mac(secret: &[u8], base: &str) -> Result<Hmac<Sha256>, SignatureRefusal> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret)
-        .map_err(|_| Refusal::new(SigCode::SignatureInvalid, "unusable secret"))?;
+        .map_err(|_| SignatureRefusal::new(SigCode::SignatureInvalid, "unusable secret"))?;
     mac.update(base.as_bytes());
     Ok(mac)
 }
@@ -304,10 +329,10 @@ pub fn check_hmac(
     req: &RequestView<'_>,
     sig: &ReceivedSignature,
     secret: &[u8],
-) -> Result<(), Refusal> {
+) -> Result<(), SignatureRefusal> {
     let base = signature_base(req, &sig.params)?;
     let invalid = || {
-        Refusal::new(
+        SignatureRefusal::new(
             SigCode::SignatureInvalid,
             "the signature does not match the request",
         )
@@ -328,22 +353,24 @@ pub fn verify_hmac_sha256(
     req: &RequestView<'_>,
     label: Option<&str>,
     secret: &[u8],
-) -> Result<SignatureParams, Refusal> {
+) -> Result<SignatureParams, SignatureRefusal> {
     let sigs = received_signatures(req.headers)?;
     let sig = match label {
         Some(l) => sigs.iter().find(|s| s.label == l),
         None if sigs.len() == 1 => sigs.first(),
         None => {
-            return Err(Refusal::malformed(
+            return Err(SignatureRefusal::malformed(
                 "several signatures: name the label to verify",
             ));
         }
     }
-    .ok_or_else(|| Refusal::new(SigCode::SignatureMissing, "no signature with that label"))?;
+    .ok_or_else(|| {
+        SignatureRefusal::new(SigCode::SignatureMissing, "no signature with that label")
+    })?;
     match sig.params.param("alg") {
         None => {}
         Some(BareItem::String(a)) if a == ALG_HMAC_SHA256 => {}
-        Some(_) => return Err(Refusal::malformed("`alg` is not hmac-sha256")),
+        Some(_) => return Err(SignatureRefusal::malformed("`alg` is not hmac-sha256")),
     }
     check_hmac(req, sig, secret)?;
     Ok(sig.params.clone())
@@ -355,7 +382,7 @@ pub fn sign_hmac_sha256(
     label: &str,
     params: &SignatureParams,
     secret: &[u8],
-) -> Result<(String, String), Refusal> {
+) -> Result<(String, String), SignatureRefusal> {
     let base = signature_base(req, params)?;
     let tag = mac(secret, &base)?.finalize().into_bytes();
     let mut signature = format!("{label}=");

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 use super::structured::{BareItem, Item, Member, parse_dictionary};
-use super::{HeaderLookup, Refusal, SigCode};
+use super::{HeaderLookup, SigCode, SignatureRefusal};
 
 /// The header value for `body`, as the signer sends it.
 pub fn content_digest_sha256(body: &[u8]) -> String {
@@ -33,25 +33,27 @@ impl std::fmt::Debug for BodyDigest {
 impl BodyDigest {
     /// Reads the request's `Content-Digest`. `content_digest_missing` when
     /// it is absent or names no algorithm keygate knows.
-    pub fn from_headers(headers: &dyn HeaderLookup) -> Result<Self, Refusal> {
+    pub fn from_headers(headers: &dyn HeaderLookup) -> Result<Self, SignatureRefusal> {
         let values = headers.values("content-digest");
         if values.is_empty() {
-            return Err(Refusal::new(
+            return Err(SignatureRefusal::new(
                 SigCode::ContentDigestMissing,
                 "a request with a body must carry `Content-Digest: sha-256=:<base64>:` and sign it",
             ));
         }
         let mut text = String::new();
         for (i, v) in values.iter().enumerate() {
-            let v = std::str::from_utf8(v)
-                .map_err(|_| Refusal::malformed("`Content-Digest` holds bytes other than ASCII"))?;
+            let v = std::str::from_utf8(v).map_err(|_| {
+                SignatureRefusal::malformed("`Content-Digest` holds bytes other than ASCII")
+            })?;
             if i > 0 {
                 text.push_str(", ");
             }
             text.push_str(v.trim());
         }
-        let dict = parse_dictionary(&text)
-            .map_err(|e| Refusal::malformed(format!("`Content-Digest` is malformed: {e}")))?;
+        let dict = parse_dictionary(&text).map_err(|e| {
+            SignatureRefusal::malformed(format!("`Content-Digest` is malformed: {e}"))
+        })?;
         let mut out = Self {
             sha256: None,
             sha512: None,
@@ -63,7 +65,7 @@ impl BodyDigest {
                     ..
                 }) => b,
                 _ => {
-                    return Err(Refusal::malformed(format!(
+                    return Err(SignatureRefusal::malformed(format!(
                         "`Content-Digest` member `{alg}` must be a byte sequence"
                     )));
                 }
@@ -75,7 +77,7 @@ impl BodyDigest {
             }
         }
         if out.sha256.is_none() && out.sha512.is_none() {
-            return Err(Refusal::new(
+            return Err(SignatureRefusal::new(
                 SigCode::ContentDigestMissing,
                 "`Content-Digest` carries neither sha-256 nor sha-512",
             ));
@@ -93,7 +95,7 @@ impl BodyDigest {
     }
 
     /// Compares once the whole body has been fed.
-    pub fn finish(self) -> Result<(), Refusal> {
+    pub fn finish(self) -> Result<(), SignatureRefusal> {
         let mut ok = true;
         if let Some((expected, h)) = self.sha256 {
             ok &= bool::from(h.finalize().as_slice().ct_eq(&expected));
@@ -104,7 +106,7 @@ impl BodyDigest {
         if ok {
             Ok(())
         } else {
-            Err(Refusal::new(
+            Err(SignatureRefusal::new(
                 SigCode::ContentDigestMismatch,
                 "the body does not match its `Content-Digest`",
             ))
@@ -113,7 +115,10 @@ impl BodyDigest {
 }
 
 /// One-shot: the request's `Content-Digest` against the whole body.
-pub fn check_content_digest(headers: &dyn HeaderLookup, body: &[u8]) -> Result<(), Refusal> {
+pub fn check_content_digest(
+    headers: &dyn HeaderLookup,
+    body: &[u8],
+) -> Result<(), SignatureRefusal> {
     let mut digest = BodyDigest::from_headers(headers)?;
     digest.update(body);
     digest.finish()

@@ -34,7 +34,7 @@
 //! In the binary, `keygate::http::signing::verify_parts(&hmac, &parts,
 //! scheme, body)` does all of this from an axum request's `Parts`.
 //!
-//! Every refusal is a [`Refusal`] whose [`SigCode`] is a stable snake_case
+//! Every refusal is a [`SignatureRefusal`] whose [`SigCode`] is a stable snake_case
 //! code, all answered with 401; `HmacError::Unavailable` (storage, or a full
 //! replay cache) is a 503, and `HmacError::OverQuota` (the key holds its
 //! quota of live nonces) a 429.
@@ -102,15 +102,17 @@ impl SigCode {
     }
 }
 
-/// A refusal: the code, and a sentence for the client. The detail names
-/// fields, labels and components, never a secret or a signature.
+/// A signature check's refusal: the code, and a sentence for the client.
+/// The detail names fields, labels and components, never a secret or a
+/// signature. (The gateway's `Refusal` is another thing: any credential's
+/// refusal, as an `ApiError` and a reason.)
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct SignatureRefusal {
     pub code: SigCode,
     pub detail: String,
 }
 
-impl Refusal {
+impl SignatureRefusal {
     pub fn new(code: SigCode, detail: impl Into<String>) -> Self {
         Self {
             code,
@@ -122,7 +124,7 @@ impl Refusal {
     }
 }
 
-impl std::fmt::Display for Refusal {
+impl std::fmt::Display for SignatureRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.detail, self.code.as_str())
     }

@@ -4,9 +4,9 @@
 
 use super::base::ReceivedSignature;
 use super::structured::BareItem;
-use super::{ALG_HMAC_SHA256, Refusal, SigCode};
-use crate::apikey::KeyId;
+use super::{ALG_HMAC_SHA256, SigCode, SignatureRefusal};
 use crate::error::Error;
+use crate::keys::apikey::KeyId;
 
 /// How far `created` may be from now, either way, by default.
 pub const DEFAULT_SKEW_SECS: i64 = 300;
@@ -92,7 +92,7 @@ pub fn select(
     policy: HmacPolicy,
     must_cover: Required<'_>,
     now_secs: i64,
-) -> Result<Selected, Refusal> {
+) -> Result<Selected, SignatureRefusal> {
     let sig = pick_hmac(&sigs)?;
     let params = read_params(&sig)?;
     check_covered(&sig, must_cover)?;
@@ -108,7 +108,7 @@ pub fn select(
 
 /// The first signature with `alg="hmac-sha256"`; without one, the refusal
 /// names the algorithm offered, or says `alg` is missing.
-fn pick_hmac(sigs: &[ReceivedSignature]) -> Result<ReceivedSignature, Refusal> {
+fn pick_hmac(sigs: &[ReceivedSignature]) -> Result<ReceivedSignature, SignatureRefusal> {
     let is_hmac = |s: &&ReceivedSignature| matches!(s.params.param("alg"), Some(BareItem::String(a)) if a == ALG_HMAC_SHA256);
     if let Some(sig) = sigs.iter().find(is_hmac) {
         return Ok(sig.clone());
@@ -116,12 +116,12 @@ fn pick_hmac(sigs: &[ReceivedSignature]) -> Result<ReceivedSignature, Refusal> {
     Err(match sigs.iter().find_map(|s| s.params.param("alg")) {
         Some(BareItem::String(alg)) if sigs.iter().all(|s| s.params.param("alg").is_some()) => {
             let shown: String = alg.chars().take(32).collect();
-            Refusal::malformed(format!(
+            SignatureRefusal::malformed(format!(
                 "`alg=\"{}\"` is not accepted: keygate verifies hmac-sha256 only",
                 shown.escape_default()
             ))
         }
-        _ => Refusal::malformed(format!(
+        _ => SignatureRefusal::malformed(format!(
             "the signature parameters must include `alg=\"{ALG_HMAC_SHA256}\"`"
         )),
     })
@@ -135,35 +135,47 @@ struct Params {
     expires: Option<i64>,
 }
 
-fn read_params(sig: &ReceivedSignature) -> Result<Params, Refusal> {
+fn read_params(sig: &ReceivedSignature) -> Result<Params, SignatureRefusal> {
     let label = sig.label.as_str();
     let key_id = match sig.params.param("keyid") {
         Some(BareItem::String(k)) => KeyId::parse(k).map_err(|_| {
-            Refusal::new(
+            SignatureRefusal::new(
                 SigCode::SignatureKeyUnknown,
                 "`keyid` must be the id of a keygate API key (key_...)",
             )
         })?,
-        Some(_) => return Err(Refusal::malformed("`keyid` must be a string")),
-        None => return Err(Refusal::malformed(format!("`{label}` has no `keyid`"))),
+        Some(_) => return Err(SignatureRefusal::malformed("`keyid` must be a string")),
+        None => {
+            return Err(SignatureRefusal::malformed(format!(
+                "`{label}` has no `keyid`"
+            )));
+        }
     };
     let created = match sig.params.param("created") {
         Some(BareItem::Integer(t)) => *t,
-        Some(_) => return Err(Refusal::malformed("`created` must be an integer")),
-        None => return Err(Refusal::malformed(format!("`{label}` has no `created`"))),
+        Some(_) => return Err(SignatureRefusal::malformed("`created` must be an integer")),
+        None => {
+            return Err(SignatureRefusal::malformed(format!(
+                "`{label}` has no `created`"
+            )));
+        }
     };
     let nonce = match sig.params.param("nonce") {
         Some(BareItem::String(n)) if (1..=MAX_NONCE_LEN).contains(&n.len()) => n.clone(),
         Some(_) => {
-            return Err(Refusal::malformed(format!(
+            return Err(SignatureRefusal::malformed(format!(
                 "`nonce` must be a string of 1 to {MAX_NONCE_LEN} characters"
             )));
         }
-        None => return Err(Refusal::malformed(format!("`{label}` has no `nonce`"))),
+        None => {
+            return Err(SignatureRefusal::malformed(format!(
+                "`{label}` has no `nonce`"
+            )));
+        }
     };
     let expires = match sig.params.param("expires") {
         Some(BareItem::Integer(t)) => Some(*t),
-        Some(_) => return Err(Refusal::malformed("`expires` must be an integer")),
+        Some(_) => return Err(SignatureRefusal::malformed("`expires` must be an integer")),
         None => None,
     };
     Ok(Params {
@@ -176,7 +188,10 @@ fn read_params(sig: &ReceivedSignature) -> Result<Params, Refusal> {
 
 /// The signature covers `@method`, `@authority`, `@path` and what
 /// `must_cover` adds; the refusal lists every component it lacks.
-fn check_covered(sig: &ReceivedSignature, must_cover: Required<'_>) -> Result<(), Refusal> {
+fn check_covered(
+    sig: &ReceivedSignature,
+    must_cover: Required<'_>,
+) -> Result<(), SignatureRefusal> {
     let mut required = vec!["@method", "@authority", "@path"];
     if must_cover.query {
         required.push("@query");
@@ -190,7 +205,7 @@ fn check_covered(sig: &ReceivedSignature, must_cover: Required<'_>) -> Result<()
         .filter(|c| !sig.params.covers(c))
         .collect();
     if !missing.is_empty() {
-        return Err(Refusal::new(
+        return Err(SignatureRefusal::new(
             SigCode::SignatureComponentMissing,
             format!("the signature must also cover {}", missing.join(", ")),
         ));
@@ -200,16 +215,16 @@ fn check_covered(sig: &ReceivedSignature, must_cover: Required<'_>) -> Result<()
 
 /// `created` is within `skew` of now and `expires` has not passed; answers
 /// when the signature dies (so when its nonce may be forgotten).
-fn check_window(params: &Params, skew: i64, now_secs: i64) -> Result<i64, Refusal> {
+fn check_window(params: &Params, skew: i64, now_secs: i64) -> Result<i64, SignatureRefusal> {
     let created = params.created;
     if (now_secs - created).abs() > skew {
-        return Err(Refusal::new(
+        return Err(SignatureRefusal::new(
             SigCode::SignatureExpired,
             format!("`created` must be within {skew} seconds of the server's time"),
         ));
     }
     if params.expires.is_some_and(|e| e <= now_secs) {
-        return Err(Refusal::new(
+        return Err(SignatureRefusal::new(
             SigCode::SignatureExpired,
             "the signature has expired (`expires`)",
         ));

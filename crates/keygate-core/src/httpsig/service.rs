@@ -23,13 +23,13 @@ use super::base::{check_hmac, received_signatures};
 use super::digest::{BodyDigest, check_content_digest};
 use super::policy::{CONTENT_HEADERS, HmacPolicy, Required, Selected, select};
 use super::replay::{NonceStore, NonceUse, NonceVerdict};
-use super::{Refusal, RequestView, SigCode};
-use crate::apikey::{KeyId, random_bytes};
-use crate::cache::Epoch;
+use super::{RequestView, SigCode, SignatureRefusal};
 use crate::error::Error;
+use crate::keys::apikey::{KeyId, random_bytes};
+use crate::keys::cache::Epoch;
+use crate::keys::service::{Admin, KeyService};
 use crate::model::{KeyRecord, Metadata, RateLimitSpec, Scope, Tenant};
 use crate::sealed::MasterKey;
-use crate::service::{Admin, KeyService};
 use crate::store::{HmacSecretRecord, HmacSecretStore};
 
 pub const SECRET_BYTES: usize = 32;
@@ -48,7 +48,7 @@ pub enum BodyStatus<'a> {
 #[derive(Debug)]
 pub enum HmacError {
     /// 401 with the refusal's code.
-    Refused(Refusal),
+    Refused(SignatureRefusal),
     /// Storage, the replay cache or the master key failed: 5xx.
     Unavailable(Error),
     /// The key holds its quota of live nonces (`hmac_nonces_per_key`):
@@ -56,15 +56,15 @@ pub enum HmacError {
     OverQuota { retry_after_ms: i64 },
 }
 
-impl From<Refusal> for HmacError {
-    fn from(r: Refusal) -> Self {
+impl From<SignatureRefusal> for HmacError {
+    fn from(r: SignatureRefusal) -> Self {
         HmacError::Refused(r)
     }
 }
 
 impl HmacError {
     fn refused(code: SigCode, detail: impl Into<String>) -> Self {
-        HmacError::Refused(Refusal::new(code, detail))
+        HmacError::Refused(SignatureRefusal::new(code, detail))
     }
 }
 

@@ -16,7 +16,7 @@ use keygate_verify::{
 use serde_json::{Map, Value};
 
 use super::service::TokenRequest;
-use crate::apikey::KeyId;
+use crate::keys::apikey::KeyId;
 use crate::model::{KeyRecord, Scope, Tenant};
 use crate::users::model::Role;
 

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::apikey::{random_bytes, random_id};
 use crate::error::Error;
+use crate::keys::apikey::{random_bytes, random_id};
 use crate::sealed::MasterKey;
 
 /// The algorithms keygate issues tokens with.

@@ -16,12 +16,12 @@ use keygate_verify::{Claims, ImportOptions, JwkSet, KIND_CLAIM, OWNER_CLAIM, Tok
 use super::cache::VerifiedCache;
 use super::keyset::{KeyState, KeyStatus, Plan, RotationPolicy, SigningKeyRecord, plan, statuses};
 use super::material::{NewSigningKey, Signer, SigningAlg};
-use crate::apikey::{KeyId, random_id};
-use crate::clock::Clock;
+use crate::clock::MillisClock;
 use crate::error::Error;
+use crate::keys::apikey::{KeyId, random_id};
+use crate::keys::service::Admin;
 use crate::model::AuditEntry;
 use crate::sealed::MasterKey;
-use crate::service::Admin;
 use crate::store::SigningKeyStore;
 
 /// The `typ` of every token keygate signs (RFC 9068).
@@ -145,7 +145,7 @@ pub(super) struct Snapshot {
 pub struct TokenService {
     pub(super) store: Arc<dyn SigningKeyStore>,
     pub(super) master: Arc<MasterKey>,
-    pub(super) clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn MillisClock>,
     pub(super) config: JwtConfig,
     pub(super) snapshot: RwLock<Arc<Snapshot>>,
     pub(super) cache: VerifiedCache<Claims>,
@@ -161,7 +161,7 @@ impl TokenService {
     pub async fn start(
         store: Arc<dyn SigningKeyStore>,
         master: Arc<MasterKey>,
-        clock: Arc<dyn Clock>,
+        clock: Arc<dyn MillisClock>,
         config: JwtConfig,
     ) -> Result<Self, Error> {
         let service = Self {
@@ -182,7 +182,7 @@ impl TokenService {
         &self.config
     }
 
-    pub fn clock(&self) -> &Arc<dyn Clock> {
+    pub fn clock(&self) -> &Arc<dyn MillisClock> {
         &self.clock
     }
 

@@ -17,9 +17,9 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use serde_json::json;
 
-use crate::apikey::random_id;
-use crate::clock::Clock;
+use crate::clock::MillisClock;
 use crate::error::Error;
+use crate::keys::apikey::random_id;
 use crate::model::{AuditEntry, validate_text};
 use crate::sessions::AuditContext;
 use crate::sessions::model::BlockedJti;
@@ -42,7 +42,7 @@ const SYNC_PAGE: u32 = 5_000;
 
 pub struct Blocklist {
     store: Arc<dyn SessionStore>,
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn MillisClock>,
     entries: RwLock<HashMap<Box<str>, i64>>,
     // Lets the common case, nothing blocked, skip the lock entirely.
     count: AtomicUsize,
@@ -55,7 +55,7 @@ pub struct Blocklist {
 impl Blocklist {
     /// An empty set; call [`Blocklist::sync`] once before serving to load
     /// the entries already stored.
-    pub fn new(store: Arc<dyn SessionStore>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn SessionStore>, clock: Arc<dyn MillisClock>) -> Self {
         Self {
             store,
             clock,

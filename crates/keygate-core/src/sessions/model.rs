@@ -6,10 +6,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::apikey::{SECRET_CHARS, base62_fixed, random_bytes, random_id};
 use crate::error::Error;
+use crate::keys::apikey::{SECRET_CHARS, base62_fixed, random_bytes, random_id};
+use crate::keys::pepper::{KeyHash, Pepper};
 use crate::model::{AuditEntry, Tenant};
-use crate::pepper::{KeyHash, Pepper};
 
 pub const REFRESH_PREFIX: &str = "kgr_";
 const FAMILY_PREFIX: &str = "fam_";

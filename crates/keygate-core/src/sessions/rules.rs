@@ -3,7 +3,7 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::pepper::KeyHash;
+use crate::keys::pepper::KeyHash;
 use crate::sessions::SessionConfig;
 use crate::sessions::model::{PresentedToken, RefreshFamily};
 
@@ -66,7 +66,7 @@ pub(crate) fn judge(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::clock::{Clock, ManualClock};
+    use crate::clock::{ManualClock, MillisClock};
     use crate::sessions::model::{FamilyId, RefreshFamily, RefreshTokenRecord};
 
     const START: i64 = 1_700_000_000_000;

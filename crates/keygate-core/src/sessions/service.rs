@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::apikey::random_id;
-use crate::clock::Clock;
+use crate::clock::MillisClock;
 use crate::error::Error;
+use crate::keys::apikey::random_id;
+use crate::keys::pepper::{KeyHash, Pepper};
 use crate::model::{AuditEntry, MAX_PAGE, Tenant, validate_text};
-use crate::pepper::{KeyHash, Pepper};
 use crate::sessions::model::{
     FamilyId, PresentedToken, PurgeCutoff, REASON_REUSE, RefreshFamily, RefreshStep, RefreshToken,
     RefreshTokenRecord, validate_reason,
@@ -79,7 +79,7 @@ pub struct SessionService {
     /// For the user behind a refresh (`refresh_user`).
     pub(super) users: Arc<dyn UserStore>,
     pepper: Arc<Pepper>,
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn MillisClock>,
     config: SessionConfig,
 }
 
@@ -88,7 +88,7 @@ impl SessionService {
         store: Arc<dyn SessionStore>,
         users: Arc<dyn UserStore>,
         pepper: Arc<Pepper>,
-        clock: Arc<dyn Clock>,
+        clock: Arc<dyn MillisClock>,
         config: SessionConfig,
     ) -> Result<Self, Error> {
         Ok(Self {

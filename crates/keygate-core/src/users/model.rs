@@ -7,8 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::apikey::random_id;
 use crate::error::Error;
+use crate::keys::apikey::random_id;
 use crate::model::Tenant;
 
 pub type Claims = serde_json::Map<String, serde_json::Value>;

@@ -114,7 +114,7 @@ fn dummy_hash() -> Result<&'static PhcHash, Error> {
         return Ok(h);
     }
     let mut random = Zeroizing::new([0u8; 32]);
-    crate::apikey::random_bytes(random.as_mut())?;
+    crate::keys::apikey::random_bytes(random.as_mut())?;
     let hash = hash_now(random.as_ref())?;
     Ok(DUMMY.get_or_init(|| hash))
 }

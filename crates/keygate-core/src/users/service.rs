@@ -12,11 +12,11 @@ use super::model::{
 };
 use super::password::{Password, PasswordHasherPool, PhcHash};
 use super::throttle::{LoginThrottle, Throttle};
-use crate::apikey::random_id;
-use crate::clock::Clock;
+use crate::clock::MillisClock;
 use crate::error::Error;
+use crate::keys::apikey::random_id;
+use crate::keys::service::{Admin, finish_page, page_request};
 use crate::model::{AuditEntry, PageRequest, Tenant};
-use crate::service::{Admin, finish_page, page_request};
 use crate::store::UserStore;
 
 const UPDATE_RETRIES: usize = 5;
@@ -45,14 +45,14 @@ pub struct UserPatch {
 
 pub struct UserService {
     pub(super) store: Arc<dyn UserStore>,
-    pub(super) clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn MillisClock>,
     pub(super) hasher: PasswordHasherPool,
     pub(super) throttle: Arc<dyn Throttle>,
     pub(super) cutoffs: CutoffCache,
 }
 
 impl UserService {
-    pub fn new(store: Arc<dyn UserStore>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn UserStore>, clock: Arc<dyn MillisClock>) -> Self {
         Self::with_parts(
             store,
             clock,
@@ -63,7 +63,7 @@ impl UserService {
 
     pub fn with_parts(
         store: Arc<dyn UserStore>,
-        clock: Arc<dyn Clock>,
+        clock: Arc<dyn MillisClock>,
         hasher: PasswordHasherPool,
         throttle: Arc<dyn Throttle>,
     ) -> Self {

@@ -381,7 +381,7 @@ impl Default for LoginThrottle {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::clock::{Clock, ManualClock};
+    use crate::clock::{ManualClock, MillisClock};
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -19,7 +19,7 @@ use keygate_core::ratelimit::Unavailable;
 use serde::Deserialize;
 
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
-pub const DEFAULT_BODY_LIMIT: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_ROUTE_BODY_LIMIT: u64 = 10 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -14,7 +14,7 @@ use keygate_core::ratelimit::Unavailable;
 
 use super::upstream::{self, GatewayCa};
 use super::{
-    AuthMode, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT_SECS, ForwardToken, GatewayConfig, GatewayFile,
+    AuthMode, DEFAULT_ROUTE_BODY_LIMIT, DEFAULT_TIMEOUT_SECS, ForwardToken, GatewayConfig, GatewayFile,
     PathParams, Route, RouteFile, RouteRateLimitFile,
 };
 use crate::upstream::tls::{Trust, Trusts};
@@ -36,7 +36,7 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
     };
     let mut defaults = Defaults {
         timeout: file.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECS),
-        body_limit: file.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT),
+        body_limit: file.body_limit_bytes.unwrap_or(DEFAULT_ROUTE_BODY_LIMIT),
         ca: GatewayCa {
             file: file.upstream_ca_file.clone(),
             broken: false,

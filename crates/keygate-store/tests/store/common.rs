@@ -6,8 +6,8 @@ use std::future::Future;
 
 use keygate_core::KeyEnv;
 use keygate_core::KeyId;
-use keygate_core::apikey::{random_bytes, random_id};
 use keygate_core::jwt::{SigningAlg, SigningKeyRecord};
+use keygate_core::keys::apikey::{random_bytes, random_id};
 use keygate_core::model::{
     AuditEntry, AuditFilter, KeyRecord, Metadata, PageRequest, RateLimitSpec, Scope, SecretRecord,
     Tenant,

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use crate::common::{self, Ctx};
 use keygate_core::ManualClock;
+use keygate_core::keys::pepper::Pepper;
 use keygate_core::model::{AuditEntry, AuditFilter, PageRequest, Tenant};
-use keygate_core::pepper::Pepper;
 use keygate_core::sessions::model::{REASON_LOGOUT, REASON_REVOKED, REASON_USER_REVOKED};
 use keygate_core::sessions::{
     AuditContext, Blocklist, RefreshError, Refreshed, SessionConfig, SessionService, TokenState,
 };
 use keygate_core::store::Store;
-use keygate_core::{Clock, Error};
+use keygate_core::{Error, MillisClock};
 use keygate_store::{ConnectOptions, connect};
 use sqlx::{AnyConnection, Connection, Row};
 

@@ -6,15 +6,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::common::{Ctx, audit_len, exec};
-use keygate_core::apikey::random_id;
-use keygate_core::cache::CacheConfig;
+use keygate_core::keys::apikey::random_id;
+use keygate_core::keys::cache::CacheConfig;
+use keygate_core::keys::pepper::Pepper;
 use keygate_core::model::{AuditEntry, AuditFilter, PageRequest, Scope, Tenant};
-use keygate_core::pepper::Pepper;
 use keygate_core::ratelimit::GcraLimiter;
 use keygate_core::store::{AuditStore, Store, UserStore};
 use keygate_core::users::{Password, PhcHash, Role, UserFilter, UserId, UserRecord, Username};
 use keygate_core::{
-    Admin, Clock, Error, KeyService, LoginError, ManualClock, NewKey, NewUser, UserPatch,
+    Admin, Error, KeyService, LoginError, ManualClock, MillisClock, NewKey, NewUser, UserPatch,
     UserService,
 };
 use keygate_store::{ConnectOptions, connect};

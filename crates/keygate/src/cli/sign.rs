@@ -21,10 +21,10 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use clap::Args;
-use keygate_core::apikey::random_id;
 use keygate_core::httpsig::base::SignatureParams;
 use keygate_core::httpsig::{UrlParts, content_digest_sha256, sign_hmac_sha256};
-use keygate_core::{Clock as _, KeyId, SystemClock};
+use keygate_core::keys::apikey::random_id;
+use keygate_core::{KeyId, MillisClock as _, SystemClock};
 use zeroize::Zeroizing;
 
 /// Largest secret file read: a base64 secret is 44 characters.

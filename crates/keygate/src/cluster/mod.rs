@@ -19,7 +19,7 @@ use keygate_core::httpsig::HmacService;
 use keygate_core::jwt::TokenService;
 use keygate_core::sessions::Blocklist;
 use keygate_core::store::Store;
-use keygate_core::{Clock, KeyService, UserService};
+use keygate_core::{KeyService, MillisClock, UserService};
 use keygate_store::SqlStore;
 
 use crate::config::cluster::ClusterConfig;
@@ -121,7 +121,7 @@ impl Cluster {
         caches: ServiceCaches,
         freshness: Arc<Freshness>,
         config: ClusterConfig,
-        wall: Arc<dyn Clock>,
+        wall: Arc<dyn MillisClock>,
         metrics: &Metrics,
         membership: (Arc<AtomicU32>, InfoSource),
     ) -> Result<Self, String> {

@@ -240,7 +240,7 @@ fn default_node_id() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "keygate".to_owned());
-    let random = keygate_core::apikey::random_id("", 6).unwrap_or_default();
+    let random = keygate_core::keys::apikey::random_id("", 6).unwrap_or_default();
     format!("{host}-{}-{random}", std::process::id())
 }
 

@@ -11,7 +11,7 @@ fn defaults_need_nothing() {
         c.pepper,
         PepperSource::BesideDatabase("keygate.db.pepper".into())
     );
-    assert_eq!(c.body_limit, DEFAULT_BODY_LIMIT);
+    assert_eq!(c.body_limit, DEFAULT_API_BODY_LIMIT);
 }
 
 #[test]
@@ -254,4 +254,12 @@ fn unknown_keys_and_unreadable_files_are_typed() {
     })
     .unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+}
+
+#[test]
+fn a_non_ascii_issuer_gives_its_origin_whole() {
+    let origins = super::allowed_origins(None, "https://é.example/realm").unwrap();
+    assert_eq!(origins, ["https://é.example"]);
+    let refused = super::allowed_origins(Some(vec!["https://é.example/ü".into()]), "https://a");
+    assert!(refused.is_err());
 }

@@ -6,10 +6,10 @@ use keygate_api::audit::{AuditList, AuditQuery};
 use keygate_core::model::{AuditFilter, PageRequest, Tenant};
 
 use super::AppState;
-use super::error::ApiError;
 use super::extract::AdminAuth;
 use super::keys::{filter_text, parse_query};
 use super::views::{audit_view, decode_cursor, encode_cursor, page_limit, parse_time};
+use keygate_http::ApiError;
 
 #[utoipa::path(get, path = "/v1/audit", operation_id = "list_audit", tag = "audit",
     params(("tenant" = Option<String>, Query), ("action" = Option<String>, Query, description = "e.g. key.created, auth.failed, gateway.refused"),

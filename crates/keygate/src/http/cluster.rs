@@ -12,9 +12,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiError;
 use super::extract::AdminAuth;
 use super::views::{propagation_view, rfc3339};
+use keygate_http::ApiError;
 
 /// `?wait=all`: present means wait for every live node.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +111,7 @@ pub async fn show(
     };
     let store = &cluster.feed;
     let head = store.feed_head().await?;
-    let now_ms = keygate_core::Clock::now_millis(&keygate_core::SystemClock);
+    let now_ms = keygate_core::MillisClock::now_millis(&keygate_core::SystemClock);
     let live_timeout = cluster.config.live_timeout_ms();
     let nodes = store
         .nodes()

@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use keygate_core::audit::{Failure, FailureKind};
-use keygate_core::{Admin, AuthFailure, Verifier};
+use keygate_core::{Admin, AuthFailure, ScopedCaller};
 
 use super::AppState;
-use super::error::ApiError;
+use keygate_http::ApiError;
 
 pub use keygate_http::RequestId;
 pub use keygate_http::extract::{
@@ -76,7 +76,7 @@ impl FromRequestParts<AppState> for AdminAuth {
 
 /// An authenticated caller of `POST /oauth2/introspect`: a key with the
 /// `tokens:introspect` (or `admin`) scope.
-pub struct IntrospectorAuth(pub Verifier);
+pub struct IntrospectorAuth(pub ScopedCaller);
 
 pub const INTROSPECT_SCOPE: &str = "tokens:introspect";
 
@@ -99,18 +99,18 @@ impl FromRequestParts<AppState> for IntrospectorAuth {
 }
 
 /// An authenticated caller of `POST /v1/keys/verify`.
-pub struct VerifierAuth(pub Verifier);
+pub struct VerifyCallerAuth(pub ScopedCaller);
 
-impl FromRequestParts<AppState> for VerifierAuth {
+impl FromRequestParts<AppState> for VerifyCallerAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = required_credential(parts)?;
         state
             .keys
-            .authorize_verifier(key)
+            .authorize_verify_caller(key)
             .await
-            .map(VerifierAuth)
+            .map(VerifyCallerAuth)
             .map_err(|f| auth_error(state, f, parts))
     }
 }

@@ -11,15 +11,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::error::ApiError;
 use crate::gateway::forward_auth::{self, Decided, Verdict};
 use crate::gateway::outcome::{Failure, Outcome};
+use keygate_http::ApiError;
 
 pub use crate::gateway::forward_auth::PATH;
 
 pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
     let started = Instant::now();
-    let request_id = super::request_id_of(req.headers());
+    let request_id = keygate_http::request_id_of(req.headers());
     let Some(gateway) = app.gateway.clone() else {
         return ApiError::new(
             StatusCode::NOT_FOUND,

@@ -19,14 +19,15 @@ use keygate_core::{KeyEnv, KeyPatch, NewKey};
 
 use super::AppState;
 use super::cluster::{WaitAll, WaitParam, propagate};
-use super::error::ApiError;
 use super::extract::{
-    AdminAuth, ApiJson, JsonBody, KeyIdPath, VerifierAuth, body_error, json_response, parse_json,
+    AdminAuth, ApiJson, JsonBody, KeyIdPath, VerifyCallerAuth, body_error, json_response,
+    parse_json,
 };
 use super::views::{
     decode_cursor, encode_cursor, key_view, page_limit, parse_time, rate_limit_spec,
     rate_limit_state, rfc3339,
 };
+use keygate_http::ApiError;
 
 fn parse_scopes<S: AsRef<str>>(scopes: &[S]) -> Result<Vec<Scope>, ApiError> {
     scopes
@@ -206,7 +207,7 @@ pub async fn revoke(
     security(("api_key" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
-    VerifierAuth(verifier): VerifierAuth,
+    VerifyCallerAuth(caller): VerifyCallerAuth,
     JsonBody(bytes): JsonBody,
 ) -> Result<Response, ApiError> {
     let body: VerifyKeyRequest = parse_json(&bytes)?;
@@ -214,7 +215,7 @@ pub async fn verify(
     let started = Instant::now();
     let v = state
         .keys
-        .verify_key(&body.key, &scopes, verifier.tenant.as_ref())
+        .verify_key(&body.key, &scopes, caller.tenant.as_ref())
         .await?;
     state
         .metrics

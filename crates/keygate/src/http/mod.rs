@@ -4,7 +4,6 @@
 
 pub mod audit;
 pub mod cluster;
-pub mod error;
 pub mod extract;
 pub mod forward_auth;
 pub mod health;
@@ -33,10 +32,8 @@ use keygate_core::audit::{AuditLog, Failure};
 use keygate_core::httpsig::HmacService;
 
 use crate::metrics::{Metrics, RequestLabels};
-use error::{ApiError, ErrorCause};
 use keygate_http::framing::refuse_transfer_codings;
-/// The gateway's and forward-auth's path to it; the id is keygate-http's.
-pub use keygate_http::request_id_of;
+use keygate_http::{ApiError, ErrorCause};
 use keygate_http::{RequestId, request_id};
 
 /// Shared by every handler; cheap to clone.
@@ -59,7 +56,7 @@ pub struct AppState {
     /// reads them on this listener).
     pub gateway: Option<Arc<crate::gateway::Gateway>>,
     /// Proxies whose `X-Forwarded-For` names the client (both listeners).
-    pub trusted_proxies: Arc<crate::client_addr::TrustedProxies>,
+    pub trusted_proxies: Arc<keygate_http::client_addr::TrustedProxies>,
     /// The many-nodes layer, on PostgreSQL; None on SQLite (one node).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Storage as a whole, for readiness (`ping`) and the backend's name

@@ -16,9 +16,9 @@ use keygate_core::users::LoginError;
 
 use super::AppState;
 use super::cluster::{WaitAll, WaitParam, propagate};
-use super::error::ApiError;
 use super::extract::{ClientIp, RequestId, parse_json};
 use super::session_tokens::{RefreshFailure, access_token, block_access_token, rotate};
+use keygate_http::ApiError;
 
 pub const REFRESH_COOKIE: &str = "__Host-keygate-refresh";
 

@@ -10,9 +10,9 @@ use keygate_api::signing::SigningSecretView;
 
 use super::AppState;
 use super::cluster::{WaitAll, WaitParam, propagate};
-use super::error::ApiError;
 use super::extract::{AdminAuth, KeyIdPath, body_error};
 use super::views::rfc3339;
+use keygate_http::ApiError;
 
 /// The gateway verifies signed requests with these; they live with the
 /// rest of the HTTP vocabulary.

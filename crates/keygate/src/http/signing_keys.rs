@@ -10,9 +10,9 @@ use keygate_core::jwt::{KeyState, KeyStatus};
 use serde_json::json;
 
 use super::AppState;
-use super::error::ApiError;
 use super::extract::AdminAuth;
 use super::views::rfc3339;
+use keygate_http::ApiError;
 
 /// As the API names them (`KeyState` serializes to the same words).
 fn state_name(state: KeyState) -> &'static str {

@@ -13,10 +13,10 @@ use keygate_core::{NewUser, UserPatch};
 
 use super::AppState;
 use super::cluster::{WaitAll, WaitParam, propagate};
-use super::error::ApiError;
 use super::extract::{AdminAuth, ApiJson};
 use super::keys::parse_query;
 use super::views::{decode_cursor, encode_cursor, page_limit, rfc3339};
+use keygate_http::ApiError;
 
 /// A user as the API shows it.
 pub fn user_view(u: &UserRecord) -> UserView {

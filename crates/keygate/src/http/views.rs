@@ -11,7 +11,7 @@ use keygate_core::ratelimit::RateDecision;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::error::ApiError;
+use keygate_http::ApiError;
 
 pub fn rfc3339(secs: i64) -> String {
     OffsetDateTime::from_unix_timestamp(secs)

@@ -88,10 +88,3 @@ impl StartError {
         }
     }
 }
-
-/// Callers that only report (the test harness) keep a message.
-impl From<StartError> for String {
-    fn from(e: StartError) -> Self {
-        e.to_string()
-    }
-}

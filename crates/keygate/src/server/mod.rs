@@ -9,25 +9,25 @@ use std::sync::Arc;
 use keygate_core::audit::AuditLog;
 use keygate_core::httpsig::HmacService;
 use keygate_core::jwt::TokenService;
-use keygate_core::pepper::Pepper;
+use keygate_core::keys::pepper::Pepper;
 use keygate_core::ratelimit::RateLimiter;
 use keygate_core::sealed::MasterKey;
 use keygate_core::sessions::{Blocklist, SessionRevocation, SessionService};
 use keygate_core::store::Store;
-use keygate_core::{Clock, IssuedKey, KeyService, UserService};
+use keygate_core::{IssuedKey, KeyService, MillisClock, UserService};
 use keygate_store::SqlStore;
 use tokio::net::TcpListener;
 
-use crate::client_addr::TrustedProxies;
 use crate::cluster::{ServiceCaches, SqliteLock, Wiring};
 use crate::config::{Config, PepperSource, SecretSource};
 use crate::gateway::deps::RefusalAudit;
 use crate::gateway::{Gateway, GatewayDeps};
 use crate::http::{self, AppState};
-use crate::listen::fdlimit::{self, Budget};
 use crate::metrics::Metrics;
 use crate::secrets::{load_master_key, load_pepper, open_master_key, open_pepper};
 use crate::tls::Tls;
+use keygate_http::client_addr::TrustedProxies;
+use keygate_http::listen::fdlimit::{self, Budget};
 
 mod background;
 mod error;
@@ -63,7 +63,7 @@ struct Services {
 /// NOT_FOUND, so start-up refuses both: no pepper is generated for a
 /// database that holds keys, and the pepper must match the fingerprint the
 /// database recorded the first time it was used.
-pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<App, StartError> {
+pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, StartError> {
     let (sqlite_lock, sql_store) = open_storage(config).await?;
     let wiring = Wiring::prepare(&sql_store, &config.cluster)
         .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e)))?;
@@ -207,7 +207,7 @@ fn gateway(
 async fn services(
     config: &Config,
     store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn MillisClock>,
     (pepper, master_key): (Pepper, Arc<MasterKey>),
     wiring: &Wiring,
     limiter: Arc<dyn RateLimiter>,
@@ -268,7 +268,7 @@ async fn services(
 /// slower than the rest.
 async fn users(
     store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn MillisClock>,
     wiring: &Wiring,
 ) -> Result<Arc<UserService>, StartError> {
     let mut users = UserService::new(store, clock);
@@ -358,7 +358,7 @@ pub async fn run(
             listener,
             gateway,
             tls.clone()
-                .map(|t| Arc::new(t) as Arc<dyn crate::listen::TlsSource>),
+                .map(|t| Arc::new(t) as Arc<dyn keygate_http::listen::TlsSource>),
             budget.gateway,
             stopped(stop_rx.clone()),
         ))),

@@ -409,7 +409,7 @@ async fn with_redis_two_nodes_share_one_rate_limit() {
     };
     let prefix = format!(
         "kgt-{}",
-        keygate_core::apikey::random_id("", 10)
+        keygate_core::keys::apikey::random_id("", 10)
             .unwrap()
             .to_ascii_lowercase()
     );

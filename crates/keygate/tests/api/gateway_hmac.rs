@@ -60,7 +60,7 @@ pub async fn plain_signer(gw: &Gw) -> Signer {
 }
 
 pub fn now(gw: &Gw) -> i64 {
-    keygate_core::Clock::now_secs(gw.app.clock.as_ref())
+    keygate_core::MillisClock::now_secs(gw.app.clock.as_ref())
 }
 
 impl Signer {
@@ -96,7 +96,7 @@ impl Signer {
         if let Some(b) = body {
             headers.push(("content-digest".to_owned(), content_digest_sha256(b)));
         }
-        let nonce = keygate_core::apikey::random_id("", 22).unwrap();
+        let nonce = keygate_core::keys::apikey::random_id("", 22).unwrap();
         let params = SignatureParams::new(components, created, &nonce, &self.key_id);
         let (input, sig) =
             sign_hmac_sha256(&parts.view(method, &headers), "sig1", &params, &self.secret).unwrap();
@@ -265,7 +265,10 @@ async fn every_refusal_has_its_own_code(gw: Gw) {
     assert_refused(&send(&gw, req).await, "signature_invalid");
 
     let unknown = Signer {
-        key_id: format!("key_{}", keygate_core::apikey::random_id("", 16).unwrap()),
+        key_id: format!(
+            "key_{}",
+            keygate_core::keys::apikey::random_id("", 16).unwrap()
+        ),
         secret: s.secret.clone(),
     };
     let req = unknown.request(

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use keygate::config::{Config, ServeArgs};
-use keygate::server;
+use keygate::server::{self, StartError};
 use keygate_core::ManualClock;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 pub use keygate_test_support::{Backend, PgDatabase, services_required};
 
 fn random_suffix() -> String {
-    keygate_core::apikey::random_id("", 12)
+    keygate_core::keys::apikey::random_id("", 12)
         .expect("random")
         .to_ascii_lowercase()
 }
@@ -147,7 +147,7 @@ impl TestApp {
         self.try_start().await.expect("build");
     }
 
-    async fn try_start(&mut self) -> Result<(), String> {
+    async fn try_start(&mut self) -> Result<(), StartError> {
         let config = Config::load(&self.args).expect("config");
         let mut built = server::build(&config, self.clock.clone()).await?;
         self.gateway_addr = built.bind_gateway().await.expect("gateway listener");
@@ -198,7 +198,7 @@ impl TestApp {
     }
 
     /// As `second_node`, answering why the server refused to start.
-    pub async fn try_second_node(&self) -> Result<TestApp, String> {
+    pub async fn try_second_node(&self) -> Result<TestApp, StartError> {
         self.second_node_with(|_| {}).await
     }
 
@@ -206,7 +206,7 @@ impl TestApp {
     pub async fn second_node_with(
         &self,
         configure: impl FnOnce(&mut ServeArgs),
-    ) -> Result<TestApp, String> {
+    ) -> Result<TestApp, StartError> {
         let mut args = self.args.clone();
         configure(&mut args);
         let mut node = TestApp {

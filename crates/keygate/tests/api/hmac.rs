@@ -37,10 +37,10 @@ fn sign(key_id: &str, secret_b64: &str, app: &TestApp, body: &[u8]) -> Signed {
     let secret = STANDARD.decode(secret_b64).unwrap();
     let url = UrlParts::parse("https://api.example.com/orders?id=7").unwrap();
     let headers = vec![("content-digest".to_owned(), content_digest_sha256(body))];
-    let nonce = keygate_core::apikey::random_id("", 22).unwrap();
+    let nonce = keygate_core::keys::apikey::random_id("", 22).unwrap();
     let params = SignatureParams::new(
         &["@method", "@authority", "@path", "@query", "content-digest"],
-        keygate_core::Clock::now_secs(app.clock.as_ref()),
+        keygate_core::MillisClock::now_secs(app.clock.as_ref()),
         &nonce,
         key_id,
     );
@@ -181,7 +181,7 @@ async fn revoking_the_key_refuses_its_signatures_at_once(app: TestApp) {
     let (id, _) = app.create_key(json!({"name": "s", "owner": "o"})).await;
     let secret = new_secret(&app, &id).await;
     let soon = time::OffsetDateTime::from_unix_timestamp(
-        keygate_core::Clock::now_secs(app.clock.as_ref()) + 60,
+        keygate_core::MillisClock::now_secs(app.clock.as_ref()) + 60,
     )
     .unwrap()
     .format(&time::format_description::well_known::Rfc3339)

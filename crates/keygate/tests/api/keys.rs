@@ -561,6 +561,6 @@ trait ClockExt {
 
 impl ClockExt for keygate_core::ManualClock {
     fn now_secs_for_test(&self) -> i64 {
-        keygate_core::Clock::now_secs(self)
+        keygate_core::MillisClock::now_secs(self)
     }
 }

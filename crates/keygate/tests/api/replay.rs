@@ -71,6 +71,7 @@ async fn a_captured_request_is_refused_by_a_second_node(gw: Gw) {
     if gw.app.backend == Backend::Sqlite {
         // SQLite is one node: a second server on its file refuses to start.
         let err = gw.app.try_second_node().await.err().expect("refused");
+        let err = err.to_string();
         assert!(err.contains("single-node"), "{err}");
         return;
     }

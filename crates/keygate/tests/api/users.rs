@@ -1,7 +1,7 @@
 //! Users over HTTP: lifecycle, tenant confinement, validation that changes
 //! nothing, session cut-offs, and passwords that never come back out.
 
-use keygate_core::Clock;
+use keygate_core::MillisClock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -7,19 +7,19 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::fake::FakeStore;
-use crate::apikey::KeyId;
-use crate::cache::CacheConfig;
-use crate::clock::{Clock, ManualClock};
+use crate::clock::{ManualClock, MillisClock};
 use crate::error::Error;
 use crate::freshness::{Freshness, FreshnessMode, StalePolicy};
 use crate::httpsig::base::{SignatureParams, sign_hmac_sha256};
 use crate::httpsig::digest::content_digest_sha256;
 use crate::httpsig::*;
+use crate::keys::apikey::KeyId;
+use crate::keys::cache::CacheConfig;
+use crate::keys::pepper::Pepper;
+use crate::keys::service::{Admin, KeyService};
 use crate::model::{KeyRecord, Scope, Tenant};
-use crate::pepper::Pepper;
 use crate::ratelimit::GcraLimiter;
 use crate::sealed::MasterKey;
-use crate::service::{Admin, KeyService};
 
 pub(super) struct Fixture {
     store: Arc<FakeStore>,
@@ -133,7 +133,7 @@ pub(super) fn sign_with(
     if !body.is_empty() {
         headers.push(("Content-Digest".into(), content_digest_sha256(body)));
     }
-    let nonce = crate::apikey::random_id("", 22).unwrap();
+    let nonce = crate::keys::apikey::random_id("", 22).unwrap();
     let mut params =
         SignatureParams::new(components, f.clock.now_secs(), &nonce, f.key_id.as_str());
     tweak(&mut params);

@@ -17,7 +17,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::error::ErrorCause;
+use keygate_http::ErrorCause;
 
 /// An RFC 6749 §5.2 error.
 #[derive(Debug)]

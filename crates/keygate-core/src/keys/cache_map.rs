@@ -15,7 +15,7 @@
 
 use parking_lot::RwLock;
 
-use crate::pepper::KeyHash;
+use crate::keys::pepper::KeyHash;
 
 const SHARDS: usize = 64;
 const MIN_SLOTS: usize = 16;

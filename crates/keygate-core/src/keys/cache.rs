@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
-use crate::cache_map::HashMapCache;
+use crate::keys::cache_map::HashMapCache;
+use crate::keys::pepper::KeyHash;
 use crate::model::KeyRecord;
-use crate::pepper::KeyHash;
 
 /// A key as the verifier needs it, with the expiry of the secret that matched.
 ///
@@ -196,7 +196,7 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apikey::{KeyEnv, KeyId};
+    use crate::keys::apikey::{KeyEnv, KeyId};
 
     fn entry() -> Arc<CachedKey> {
         let record = KeyRecord {

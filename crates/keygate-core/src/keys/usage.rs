@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use parking_lot::Mutex;
 
-use crate::apikey::KeyId;
+use crate::keys::apikey::KeyId;
 
 /// How often one key's use is written at most.
 pub const TOUCH_EVERY_SECS: i64 = 60;

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use crate::apikey::{ApiKey, KeyId};
-use crate::cache::{CachedKey, Lookup};
 use crate::error::Error;
+use crate::keys::apikey::{ApiKey, KeyId};
+use crate::keys::cache::{CachedKey, Lookup};
+use crate::keys::service::{Admin, KeyService, ScopedCaller};
+use crate::keys::usage::TOUCH_EVERY_SECS;
 use crate::model::{ADMIN_SCOPE, KeyRecord, RateLimitSpec, Scope, Tenant, VERIFY_SCOPE};
 use crate::ratelimit::RateDecision;
-use crate::service::{Admin, KeyService, Verifier};
-use crate::usage::TOUCH_EVERY_SECS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -343,7 +343,10 @@ impl KeyService {
     }
 
     /// Authenticates a caller of the verification endpoint: `keys:verify` or `admin`.
-    pub async fn authorize_verifier(&self, candidate: &str) -> Result<Verifier, AuthFailure> {
+    pub async fn authorize_verify_caller(
+        &self,
+        candidate: &str,
+    ) -> Result<ScopedCaller, AuthFailure> {
         self.authorize_scope(
             candidate,
             VERIFY_SCOPE,
@@ -358,13 +361,13 @@ impl KeyService {
         candidate: &str,
         scope: &str,
         refusal: &'static str,
-    ) -> Result<Verifier, AuthFailure> {
+    ) -> Result<ScopedCaller, AuthFailure> {
         let entry = self.authenticate(candidate).await?;
         let record = &entry.record;
         if !(record.has_scope(scope) || record.has_scope(ADMIN_SCOPE)) {
             return Err(AuthFailure::Forbidden(refusal));
         }
-        Ok(Verifier {
+        Ok(ScopedCaller {
             key_id: record.id.clone(),
             tenant: record.tenant.clone(),
         })

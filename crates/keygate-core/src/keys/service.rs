@@ -6,19 +6,19 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::apikey::{ApiKey, KeyEnv, KeyId, random_id};
-use crate::cache::{CacheConfig, KeyCache};
-use crate::clock::Clock;
+use crate::clock::MillisClock;
 use crate::error::Error;
 use crate::freshness::Freshness;
+use crate::keys::apikey::{ApiKey, KeyEnv, KeyId, random_id};
+use crate::keys::cache::{CacheConfig, KeyCache};
+use crate::keys::pepper::Pepper;
+use crate::keys::usage::UsageRecorder;
 use crate::model::{
     ADMIN_SCOPE, AuditEntry, KeyFilter, KeyRecord, MAX_PAGE, Metadata, PageRequest, RateLimitSpec,
     Scope, SecretRecord, Tenant, validate_metadata, validate_scopes, validate_text,
 };
-use crate::pepper::Pepper;
 use crate::ratelimit::RateLimiter;
 use crate::store::{KeyCap, KeyStore};
-use crate::usage::UsageRecorder;
 
 /// The longest grace window a rotation may give the old secret.
 pub const MAX_GRACE_SECS: i64 = 7 * 24 * 3600;
@@ -93,9 +93,11 @@ pub(crate) fn finish_page<T>(
     }
 }
 
-/// An authenticated caller of the verification endpoint.
+/// A key authenticated for one scope (or `admin`): the caller of the
+/// verification or introspection endpoint. Not keygate-verify's `Verifier`,
+/// which checks tokens.
 #[derive(Debug, Clone)]
-pub struct Verifier {
+pub struct ScopedCaller {
     pub key_id: KeyId,
     pub tenant: Option<Tenant>,
 }
@@ -134,7 +136,7 @@ pub struct IssuedKey {
 pub struct KeyService {
     pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) pepper: Arc<Pepper>,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn MillisClock>,
     pub(crate) cache: KeyCache,
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) usage: UsageRecorder,
@@ -150,7 +152,7 @@ impl KeyService {
     pub fn new(
         store: Arc<dyn KeyStore>,
         pepper: Arc<Pepper>,
-        clock: Arc<dyn Clock>,
+        clock: Arc<dyn MillisClock>,
         limiter: Arc<dyn RateLimiter>,
         cache: CacheConfig,
     ) -> Self {
@@ -183,12 +185,12 @@ impl KeyService {
     }
 
     /// Drops the cached entries of these hashes (the feed's key changes).
-    pub fn invalidate_hashes(&self, hashes: &[crate::pepper::KeyHash]) {
+    pub fn invalidate_hashes(&self, hashes: &[crate::keys::pepper::KeyHash]) {
         self.cache.invalidate(hashes);
     }
 
     /// Forgets that these hashes were unknown (the feed's key creations).
-    pub fn forget_negative(&self, hashes: &[crate::pepper::KeyHash]) {
+    pub fn forget_negative(&self, hashes: &[crate::keys::pepper::KeyHash]) {
         self.cache.forget_negative(hashes);
     }
 
@@ -203,7 +205,7 @@ impl KeyService {
         &self.store
     }
 
-    pub fn clock(&self) -> &Arc<dyn Clock> {
+    pub fn clock(&self) -> &Arc<dyn MillisClock> {
         &self.clock
     }
 
@@ -216,10 +218,10 @@ impl KeyService {
     }
 
     /// Whether `hash` is cached right now; for benchmarks and diagnostics.
-    pub fn cache_probe(&self, hash: &crate::pepper::KeyHash) -> bool {
+    pub fn cache_probe(&self, hash: &crate::keys::pepper::KeyHash) -> bool {
         matches!(
             self.cache.get(hash, self.clock.now_millis()),
-            crate::cache::Lookup::Hit(_)
+            crate::keys::cache::Lookup::Hit(_)
         )
     }
 

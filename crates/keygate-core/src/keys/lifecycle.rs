@@ -3,10 +3,10 @@
 
 use serde_json::json;
 
-use crate::apikey::KeyId;
 use crate::error::Error;
+use crate::keys::apikey::KeyId;
+use crate::keys::service::{Admin, IssuedKey, KeyPatch, KeyService, MAX_GRACE_SECS};
 use crate::model::{KeyRecord, validate_metadata, validate_scopes, validate_text};
-use crate::service::{Admin, IssuedKey, KeyPatch, KeyService, MAX_GRACE_SECS};
 use crate::store::UpdateOutcome;
 
 const UPDATE_RETRIES: usize = 5;

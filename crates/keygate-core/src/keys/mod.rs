@@ -1,0 +1,19 @@
+//! API keys: the `kg_<env>_...` credentials keygate issues, stores only
+//! peppered, and verifies on the hot path.
+//!
+//! - `apikey`: the key format (`kg_<env>_<secret><check>`) and key ids.
+//! - `pepper`: HMAC-SHA256 under the server's pepper, the only form stored.
+//! - `service`: the key service, creation and reads behind an `Admin`
+//!   capability; `lifecycle`: update, rotate, revoke, audit listing.
+//! - `verify`: the verification hot path and its codes.
+//! - `cache` (on `cache_map`) and `usage`: the in-process state verification
+//!   uses.
+
+pub mod apikey;
+pub mod cache;
+mod cache_map;
+mod lifecycle;
+pub mod pepper;
+pub mod service;
+pub mod usage;
+pub mod verify;
