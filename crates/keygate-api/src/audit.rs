@@ -24,12 +24,6 @@ pub struct AuditView {
     pub detail: Value,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AuditList {
-    pub data: Vec<AuditView>,
-    pub next_cursor: Option<String>,
-}
-
 /// The query of `GET /v1/audit`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

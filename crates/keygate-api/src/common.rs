@@ -34,6 +34,15 @@ pub struct PropagationView {
     pub bound_ms: i64,
 }
 
+/// One page of a list (`GET /v1/keys`, `/v1/users`, `/v1/audit`), oldest
+/// first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
 /// Serialize such a field with `skip_serializing_if = "Option::is_none"`,
 /// so `Some(None)` goes out as `null` and `None` not at all.

@@ -184,13 +184,6 @@ pub struct IssuedKeyView {
     pub key: SecretString,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct KeyList {
-    pub data: Vec<KeyView>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// The query of `GET /v1/keys`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,8 @@
 //! - `signing`: HMAC signing secrets and the JWT signing keys.
 //! - `audit`: the audit trail.
 //! - `cluster`: the nodes sharing a database, and `?wait=all` answers.
-//! - `common`: rate limits, propagation, and the absent-vs-null helper.
+//! - `common`: `Page<T>` (every list), rate limits, propagation, and the
+//!   absent-vs-null helper.
 //!
 //! Secrets (keys, passwords, tokens) are `SecretString`: printed as
 //! `[redacted]` by a derived `Debug`, serialized as their value. Times are

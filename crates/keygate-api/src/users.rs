@@ -76,13 +76,6 @@ pub struct UserView {
     pub propagation: Option<PropagationView>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct UserList {
-    pub data: Vec<UserView>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// The query of `GET /v1/users`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,7 @@
 //! The gateway's and forward-auth's Prometheus metrics. The families are
 //! registered in the binary's registry, which `/metrics` renders.
 
+use keygate_http::metrics::Reg;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -70,39 +71,34 @@ impl GatewayMetrics {
     /// Registers the gateway's families in the binary's registry (the one
     /// `/metrics` serves), under its `keygate` prefix.
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Self {
-            requests: Family::default(),
-            seconds: Family::new_with_constructor(gateway_histogram),
-            auth_failures: Family::default(),
-            upstream_errors: Family::default(),
-            rate_limited: Family::default(),
-        };
-        registry.register(
-            "gateway_requests",
-            "Gateway and forward-auth requests by route and status class",
-            m.requests.clone(),
-        );
-        registry.register(
-            "gateway_request_duration_seconds",
-            "Gateway request latency to the upstream's response headers, by route",
-            m.seconds.clone(),
-        );
-        registry.register(
-            "gateway_auth_failures",
-            "Gateway and forward-auth requests refused, by route and reason",
-            m.auth_failures.clone(),
-        );
-        registry.register(
-            "gateway_upstream_errors",
-            "Gateway requests whose upstream failed (unreachable, timeout), by route",
-            m.upstream_errors.clone(),
-        );
-        registry.register(
-            "gateway_rate_limited",
-            "Gateway requests refused by a route's rate limit",
-            m.rate_limited.clone(),
-        );
-        m
+        let mut r = Reg(registry);
+        Self {
+            requests: r.register(
+                "gateway_requests",
+                "Gateway and forward-auth requests by route and status class",
+                Family::default(),
+            ),
+            seconds: r.register(
+                "gateway_request_duration_seconds",
+                "Gateway request latency to the upstream's response headers, by route",
+                Family::new_with_constructor(gateway_histogram),
+            ),
+            auth_failures: r.register(
+                "gateway_auth_failures",
+                "Gateway and forward-auth requests refused, by route and reason",
+                Family::default(),
+            ),
+            upstream_errors: r.register(
+                "gateway_upstream_errors",
+                "Gateway requests whose upstream failed (unreachable, timeout), by route",
+                Family::default(),
+            ),
+            rate_limited: r.register(
+                "gateway_rate_limited",
+                "Gateway requests refused by a route's rate limit",
+                Family::default(),
+            ),
+        }
     }
 
     /// `cached`: the route's own handles, when the request matched one.

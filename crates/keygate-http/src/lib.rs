@@ -16,13 +16,15 @@
 //!   problem+json 4xx, and the JSON response writer.
 //! - `framing`: transfer codings other than `chunked` refused (501).
 //! - `signature`: an HTTP request as the HMAC signature check reads it.
+//! - `metrics` (feature `metrics`): `Reg`, which registers a Prometheus
+//!   metric and hands it back.
 //! - `listen` (feature `listen`): the connection layer under every
 //!   listener: accepting, TLS, HTTP/1 and HTTP/2, connection caps and
 //!   timeouts, the descriptor budget.
 //!
 //! Nothing here knows the binary's state (`AppState`), its configuration
 //! or its routes: the vocabulary depends on keygate-core and axum only,
-//! and `listen` adds hyper, tokio and rustls.
+//! and `listen` adds hyper, tokio and rustls, `metrics` prometheus-client.
 #![forbid(unsafe_code)]
 
 pub mod client_addr;
@@ -32,6 +34,8 @@ pub mod framing;
 #[cfg(feature = "listen")]
 pub mod listen;
 mod map;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod problem;
 pub mod ratelimit;
 pub mod request_id;

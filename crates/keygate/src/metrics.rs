@@ -5,12 +5,13 @@ use std::sync::Arc;
 use keygate_core::{Verification, VerifyCode};
 use keygate_gateway::metrics::GatewayMetrics;
 pub use keygate_gateway::metrics::method_label;
+use keygate_http::metrics::Reg;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Metric, Registry};
+use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -55,39 +56,34 @@ pub struct ClusterMetrics {
 
 impl ClusterMetrics {
     fn register(registry: &mut Registry) -> Self {
-        let m = Self {
-            applied_seq: Gauge::default(),
-            confirmed_age_ms: Gauge::default(),
-            stale_served: Counter::default(),
-            unconfirmed_refused: Counter::default(),
-            live_nodes: Gauge::default(),
-        };
-        registry.register(
-            "feed_applied_seq",
-            "The last invalidation feed entry this node applied",
-            m.applied_seq.clone(),
-        );
-        registry.register(
-            "feed_confirmed_age_milliseconds",
-            "Time since this node last confirmed it applied every committed change",
-            m.confirmed_age_ms.clone(),
-        );
-        registry.register(
-            "stale_cache_answers",
-            "Answers served from caches that could not be confirmed within S (stale_policy = serve_cached)",
-            m.stale_served.clone(),
-        );
-        registry.register(
-            "unconfirmed_refusals",
-            "Requests answered 503 because this node could not confirm its caches within S",
-            m.unconfirmed_refused.clone(),
-        );
-        registry.register(
-            "cluster_live_nodes",
-            "Nodes whose heartbeat is recent",
-            m.live_nodes.clone(),
-        );
-        m
+        let mut r = Reg(registry);
+        Self {
+            applied_seq: r.register(
+                "feed_applied_seq",
+                "The last invalidation feed entry this node applied",
+                Gauge::default(),
+            ),
+            confirmed_age_ms: r.register(
+                "feed_confirmed_age_milliseconds",
+                "Time since this node last confirmed it applied every committed change",
+                Gauge::default(),
+            ),
+            stale_served: r.register(
+                "stale_cache_answers",
+                "Answers served from caches that could not be confirmed within S (stale_policy = serve_cached)",
+                Counter::default(),
+            ),
+            unconfirmed_refused: r.register(
+                "unconfirmed_refusals",
+                "Requests answered 503 because this node could not confirm its caches within S",
+                Counter::default(),
+            ),
+            live_nodes: r.register(
+                "cluster_live_nodes",
+                "Nodes whose heartbeat is recent",
+                Gauge::default(),
+            ),
+        }
     }
 
     /// Brings the counters up to the freshness gate's own tallies.
@@ -96,16 +92,6 @@ impl ClusterMetrics {
             .inc_by(stale_served.saturating_sub(self.stale_served.get()));
         self.unconfirmed_refused
             .inc_by(refused.saturating_sub(self.unconfirmed_refused.get()));
-    }
-}
-
-/// Registers a metric and hands it back, so each is declared in one place.
-struct Reg<'a>(&'a mut Registry);
-
-impl Reg<'_> {
-    fn register<M: Metric + Clone>(&mut self, name: &str, help: &str, metric: M) -> M {
-        self.0.register(name, help, metric.clone());
-        metric
     }
 }
 

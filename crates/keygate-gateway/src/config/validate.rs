@@ -14,8 +14,8 @@ use keygate_core::ratelimit::Unavailable;
 
 use super::upstream::{self, GatewayCa};
 use super::{
-    AuthMode, DEFAULT_ROUTE_BODY_LIMIT, DEFAULT_TIMEOUT_SECS, ForwardToken, GatewayConfig, GatewayFile,
-    PathParams, Route, RouteFile, RouteRateLimitFile,
+    AuthMode, DEFAULT_ROUTE_BODY_LIMIT, DEFAULT_TIMEOUT_SECS, ForwardToken, GatewayConfig,
+    GatewayFile, PathParams, Route, RouteFile, RouteRateLimitFile,
 };
 use crate::upstream::tls::{Trust, Trusts};
 

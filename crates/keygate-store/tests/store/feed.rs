@@ -3,20 +3,21 @@
 //! it writes nothing); the reads, prune and membership calls. Both backends;
 //! the listener cases are in `feed_listen.rs`.
 
-use crate::common::{self, Ctx, audit, exec, insert, secret_for, signing_key, user};
+use crate::common::{self, Ctx, exec};
+use crate::fixtures::{
+    self, NOW, audit, fake_hash, hmac_secret, insert, secret_for, signing_key, user, user_audit,
+};
 use keygate_core::feed::{Change, FeedEntry, FeedStore, NodeBeat};
 use keygate_core::httpsig::replay::{NonceStore, NonceUse};
-use keygate_core::model::{AuditEntry, KeyRecord};
+use keygate_core::model::KeyRecord;
 use keygate_core::sessions::model::{BlockedJti, FamilyId, RefreshFamily, RefreshTokenRecord};
 use keygate_core::store::{
-    AuditStore, HmacSecretRecord, HmacSecretStore, KeyCap, KeyStore, SessionCap, SessionStore,
-    SigningKeyStore, Store, UpdateOutcome, UserStore,
+    AuditStore, HmacSecretStore, KeyCap, KeyStore, SessionCap, SessionStore, SigningKeyStore,
+    Store, UpdateOutcome, UserStore,
 };
-use keygate_core::users::{PhcHash, UserId, UserRecord};
+use keygate_core::users::{UserId, UserRecord};
 use keygate_core::{Error, KeyId};
 use keygate_store::SqlStore;
-
-const NOW: i64 = 1_700_000_000;
 
 on_both_backends!(
     key_writes_append_their_entries,
@@ -108,7 +109,7 @@ async fn key_writes_append_their_entries(ctx: Ctx) {
     // Bulk inserts append in chunks that fit a NOTIFY payload.
     let bulk: Vec<_> = (0..70)
         .map(|i| {
-            let key = common::key(None, &format!("bulk{i}"), NOW);
+            let key = fixtures::key(None, &format!("bulk{i}"), NOW);
             let secret = secret_for(&key.id, NOW);
             (key, secret)
         })
@@ -131,7 +132,7 @@ async fn refused_key_writes_append_nothing(ctx: Ctx) {
     let (k, _) = insert(s, Some("capped"), "alice", NOW).await;
     let head = s.feed_head().await.unwrap();
 
-    let over = common::key(Some("capped"), "bob", NOW);
+    let over = fixtures::key(Some("capped"), "bob", NOW);
     let cap = KeyCap {
         max_live: 1,
         now: NOW,
@@ -144,7 +145,7 @@ async fn refused_key_writes_append_nothing(ctx: Ctx) {
     assert!(matches!(err, Error::QuotaExceeded(_)), "{err:?}");
 
     // A duplicate id fails inside the transaction, before the append.
-    let mut dup = common::key(None, "carol", NOW);
+    let mut dup = fixtures::key(None, "carol", NOW);
     dup.id = k.id.clone();
     let secret = secret_for(&dup.id, NOW);
     assert!(
@@ -186,11 +187,7 @@ async fn refused_key_writes_append_nothing(ctx: Ctx) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Revoked), "{err:?}");
-    let hmac = HmacSecretRecord {
-        key_id: k.id.clone(),
-        sealed: vec![1; 40],
-        created_at: NOW,
-    };
+    let hmac = hmac_secret(&k.id, NOW);
     let err = s
         .put_hmac_secret(&hmac, &audit("key.signing_secret_created", &k, NOW))
         .await
@@ -199,21 +196,11 @@ async fn refused_key_writes_append_nothing(ctx: Ctx) {
     assert_eq!(s.feed_head().await.unwrap(), head);
 }
 
-fn user_audit(u: &UserRecord) -> AuditEntry {
-    let mut e = audit("user.updated", &common::key(None, "x", NOW), NOW);
-    e.target = Some(u.id.to_string());
-    e
-}
-
 async fn hmac_user_jti_and_signing_key_writes_append_their_entries(ctx: Ctx) {
     let s = &ctx.store;
     let (k, _) = insert(s, None, "alice", NOW).await;
     let mut after = s.feed_head().await.unwrap();
-    let hmac = HmacSecretRecord {
-        key_id: k.id.clone(),
-        sealed: vec![1; 40],
-        created_at: NOW,
-    };
+    let hmac = hmac_secret(&k.id, NOW);
     s.put_hmac_secret(&hmac, &audit("key.signing_secret_created", &k, NOW))
         .await
         .unwrap();
@@ -221,22 +208,31 @@ async fn hmac_user_jti_and_signing_key_writes_append_their_entries(ctx: Ctx) {
         key_id: k.id.clone(),
     }];
 
-    let hash = PhcHash::from_stored("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$x".to_owned());
+    let hash = fake_hash("x");
     let mut u = user(NOW);
-    s.insert_user(&u, &hash, &user_audit(&u)).await.unwrap();
+    s.insert_user(&u, &hash, &user_audit("user.updated", &u, NOW))
+        .await
+        .unwrap();
     let taken = UserRecord {
         id: UserId::generate().unwrap(),
         ..u.clone()
     };
     assert!(matches!(
-        s.insert_user(&taken, &hash, &user_audit(&taken)).await,
+        s.insert_user(&taken, &hash, &user_audit("user.updated", &taken, NOW))
+            .await,
         Err(Error::AlreadyExists(_))
     ));
     u.sessions_cutoff_ms = NOW * 1000;
     u.version += 1;
-    assert!(s.update_user(&u, None, &user_audit(&u)).await.unwrap());
     assert!(
-        !s.update_user(&u, None, &user_audit(&u)).await.unwrap(),
+        s.update_user(&u, None, &user_audit("user.updated", &u, NOW))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.update_user(&u, None, &user_audit("user.updated", &u, NOW))
+            .await
+            .unwrap(),
         "stale"
     );
     let cut = Change::UserCutoff {
@@ -250,22 +246,37 @@ async fn hmac_user_jti_and_signing_key_writes_append_their_entries(ctx: Ctx) {
         expires_at: NOW + 900,
         added_at_ms: NOW * 1000,
     };
-    assert!(s.block_jti(&jti, &user_audit(&u)).await.unwrap());
-    assert!(!s.block_jti(&jti, &user_audit(&u)).await.unwrap(), "repeat");
+    assert!(
+        s.block_jti(&jti, &user_audit("user.updated", &u, NOW))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.block_jti(&jti, &user_audit("user.updated", &u, NOW))
+            .await
+            .unwrap(),
+        "repeat"
+    );
     expected.push(Change::JtiBlocked {
         jti: jti.jti.clone(),
         exp: NOW + 900,
     });
 
     assert!(
-        s.insert_signing_key(&signing_key("k1", 1, NOW), &user_audit(&u))
-            .await
-            .unwrap()
+        s.insert_signing_key(
+            &signing_key("k1", 1, NOW),
+            &user_audit("user.updated", &u, NOW)
+        )
+        .await
+        .unwrap()
     );
     assert!(
-        !s.insert_signing_key(&signing_key("k1b", 1, NOW), &user_audit(&u))
-            .await
-            .unwrap(),
+        !s.insert_signing_key(
+            &signing_key("k1b", 1, NOW),
+            &user_audit("user.updated", &u, NOW)
+        )
+        .await
+        .unwrap(),
         "generation taken"
     );
     s.delete_signing_keys(&["nope".into()]).await.unwrap();
@@ -321,7 +332,7 @@ async fn hot_path_and_bookkeeping_writes_append_nothing(ctx: Ctx) {
         revoked_reason: None,
     };
     let token = RefreshTokenRecord {
-        hash: common::random_hash(),
+        hash: fixtures::random_hash(),
         pepper_version: 1,
         family_id: family.id.clone(),
         generation: 0,

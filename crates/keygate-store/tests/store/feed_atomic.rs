@@ -3,17 +3,16 @@
 //! write is rolled back with it: no domain change, no audit entry, no seq
 //! consumed. Both backends.
 
-use crate::common::{self, Ctx, audit, audit_len, exec, insert, secret_for, signing_key, user};
+use crate::common::{Ctx, audit_len, exec};
+use crate::fixtures::{
+    self, NOW, audit, fake_hash, hmac_secret, insert, secret_for, signing_key, user,
+};
 use keygate_core::Error;
 use keygate_core::feed::FeedStore;
 use keygate_core::sessions::model::BlockedJti;
 use keygate_core::store::{
-    HmacSecretRecord, HmacSecretStore, KeyStore, SessionStore, SigningKeyStore, UpdateOutcome,
-    UserStore,
+    HmacSecretStore, KeyStore, SessionStore, SigningKeyStore, UpdateOutcome, UserStore,
 };
-use keygate_core::users::PhcHash;
-
-const NOW: i64 = 1_700_000_000;
 
 on_both_backends!(
     insert_key,
@@ -59,7 +58,7 @@ async fn nothing_written<T: std::fmt::Debug>(
 async fn insert_key(ctx: Ctx) {
     let s = &ctx.store;
     let before = plant(&ctx).await;
-    let k = common::key(None, "alice", NOW);
+    let k = fixtures::key(None, "alice", NOW);
     let secret = secret_for(&k.id, NOW);
     let result = s
         .insert_key(&k, &secret, &audit("key.created", &k, NOW), None)
@@ -71,7 +70,7 @@ async fn insert_key(ctx: Ctx) {
 async fn bulk_insert_keys(ctx: Ctx) {
     let s = &ctx.store;
     let before = plant(&ctx).await;
-    let k = common::key(None, "alice", NOW);
+    let k = fixtures::key(None, "alice", NOW);
     let secret = secret_for(&k.id, NOW);
     let result = s.bulk_insert_keys(&[(k.clone(), secret)]).await;
     nothing_written(&ctx, before, result).await;
@@ -126,11 +125,7 @@ async fn put_hmac_secret(ctx: Ctx) {
     let s = &ctx.store;
     let (k, _) = insert(s, None, "alice", NOW).await;
     let before = plant(&ctx).await;
-    let record = HmacSecretRecord {
-        key_id: k.id.clone(),
-        sealed: vec![1; 40],
-        created_at: NOW,
-    };
+    let record = hmac_secret(&k.id, NOW);
     let result = s
         .put_hmac_secret(&record, &audit("key.signing_secret_created", &k, NOW))
         .await;
@@ -138,19 +133,15 @@ async fn put_hmac_secret(ctx: Ctx) {
     assert!(s.get_hmac_secret(&k.id).await.unwrap().is_none());
 }
 
-fn hash() -> PhcHash {
-    PhcHash::from_stored("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$x".to_owned())
-}
-
 fn any_audit() -> keygate_core::model::AuditEntry {
-    audit("user.changed", &common::key(None, "x", NOW), NOW)
+    audit("user.changed", &fixtures::key(None, "x", NOW), NOW)
 }
 
 async fn insert_user(ctx: Ctx) {
     let s = &ctx.store;
     let before = plant(&ctx).await;
     let u = user(NOW);
-    let result = s.insert_user(&u, &hash(), &any_audit()).await;
+    let result = s.insert_user(&u, &fake_hash("x"), &any_audit()).await;
     nothing_written(&ctx, before, result).await;
     assert!(s.get_user(&u.id).await.unwrap().is_none());
 }
@@ -158,7 +149,9 @@ async fn insert_user(ctx: Ctx) {
 async fn update_user(ctx: Ctx) {
     let s = &ctx.store;
     let u = user(NOW);
-    s.insert_user(&u, &hash(), &any_audit()).await.unwrap();
+    s.insert_user(&u, &fake_hash("x"), &any_audit())
+        .await
+        .unwrap();
     let before = plant(&ctx).await;
     let mut next = u.clone();
     next.sessions_cutoff_ms = NOW * 1000;

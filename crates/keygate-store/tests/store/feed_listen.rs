@@ -9,13 +9,12 @@
 
 use std::time::Duration;
 
-use crate::common::{Ctx, audit, exec, insert, run_postgres, run_sqlite};
+use crate::common::{Ctx, exec, run_postgres, run_sqlite};
+use crate::fixtures::{NOW, audit, hmac_secret, insert};
 use keygate_core::feed::{Change, FeedEntry, FeedStore};
-use keygate_core::store::{HmacSecretRecord, HmacSecretStore, KeyStore};
+use keygate_core::store::{HmacSecretStore, KeyStore};
 use keygate_store::{FeedListener, LISTENER_APPLICATION_NAME, Notice};
 use sqlx::{AnyConnection, Connection};
-
-const NOW: i64 = 1_700_000_000;
 
 /// The next notice, or a failure after 10 s: no unbounded waits.
 async fn next(l: &mut FeedListener) -> Option<Notice> {
@@ -197,11 +196,7 @@ async fn concurrent_writers_are_heard_gapless_in_seq_order() {
             tasks.push(tokio::spawn(async move {
                 for i in 0..ROUNDS {
                     let (k, _) = insert(&s, None, &format!("w{w}-{i}"), NOW).await;
-                    let hmac = HmacSecretRecord {
-                        key_id: k.id.clone(),
-                        sealed: vec![1; 40],
-                        created_at: NOW,
-                    };
+                    let hmac = hmac_secret(&k.id, NOW);
                     s.put_hmac_secret(&hmac, &audit("key.signing_secret_created", &k, NOW))
                         .await
                         .unwrap();

@@ -1,12 +1,11 @@
 //! Sealed HMAC signing secrets: upsert with audit, refused for revoked or
 //! unknown keys without writing anything. Both backends.
 
-use crate::common::{self, Ctx, audit, insert};
+use crate::common::Ctx;
+use crate::fixtures::{self, NOW, audit, insert};
 use keygate_core::Error;
 use keygate_core::model::{AuditFilter, PageRequest};
 use keygate_core::store::{AuditStore, HmacSecretRecord, HmacSecretStore, KeyStore};
-
-const NOW: i64 = 1_700_000_000;
 
 on_both_backends!(
     secrets_are_replaced_and_audited,
@@ -74,7 +73,7 @@ async fn revoked_and_unknown_keys_get_none(ctx: Ctx) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Revoked), "{err:?}");
-    let ghost = common::key(None, "ghost", NOW);
+    let ghost = fixtures::key(None, "ghost", NOW);
     let err = s
         .put_hmac_secret(
             &HmacSecretRecord {

@@ -1,12 +1,11 @@
 //! Keys and their secrets: insert, read, update, rotate, revoke.
 //! Each case runs on SQLite and, when configured, PostgreSQL.
 
-use crate::common::{self, Ctx, audit, insert, random_hash, secret_for};
+use crate::common::Ctx;
+use crate::fixtures::{self, NOW, audit, insert, random_hash, secret_for};
 use keygate_core::Error;
 use keygate_core::model::{AuditFilter, PageRequest};
 use keygate_core::store::{AuditStore, KeyCap, KeyStore, Store, UpdateOutcome};
-
-const NOW: i64 = 1_700_000_000;
 
 on_both_backends!(
     insert_get_and_find_by_hash,
@@ -38,7 +37,7 @@ async fn insert_get_and_find_by_hash(ctx: Ctx) {
     assert_eq!(s.secret_hashes(&k.id).await.unwrap(), vec![secret.hash]);
 
     // A key with no tenant, no limits and credits round-trips too.
-    let mut other = common::key(None, "bob", NOW);
+    let mut other = fixtures::key(None, "bob", NOW);
     other.rate_limit = None;
     other.expires_at = None;
     other.remaining = Some(5);
@@ -393,7 +392,7 @@ async fn the_tenant_cap_counts_live_keys_only(ctx: Ctx) {
         now: NOW,
     });
     let put = async |tenant: Option<&str>, expires_at: Option<i64>| {
-        let mut k = common::key(tenant, "o", NOW - 10);
+        let mut k = fixtures::key(tenant, "o", NOW - 10);
         k.expires_at = expires_at;
         let secret = secret_for(&k.id, NOW - 10);
         let done = s

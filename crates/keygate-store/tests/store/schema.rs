@@ -1,13 +1,12 @@
 //! The audit log, migrations, and rows that no longer parse.
 //! Each case runs on SQLite and, when configured, PostgreSQL.
 
-use crate::common::{self, Ctx, audit, exec, insert};
+use crate::common::{Ctx, exec};
+use crate::fixtures::{self, NOW, audit, insert};
 use keygate_core::Error;
 use keygate_core::model::{AuditFilter, AuditRow, AuditTally, KeyFilter, PageRequest, Tenant};
 use keygate_core::store::{AuditStore, KeyStore, Store};
 use keygate_store::{ConnectOptions, connect};
-
-const NOW: i64 = 1_700_000_000;
 
 on_both_backends!(
     audit_is_newest_first_and_filtered,
@@ -20,8 +19,8 @@ on_both_backends!(
 
 async fn audit_is_newest_first_and_filtered(ctx: Ctx) {
     let s = &ctx.store;
-    let k1 = common::key(Some("acme"), "alice", NOW);
-    let k2 = common::key(Some("globex"), "bob", NOW);
+    let k1 = fixtures::key(Some("acme"), "alice", NOW);
+    let k2 = fixtures::key(Some("globex"), "bob", NOW);
     let mut batch = Vec::new();
     for i in 0..10_i64 {
         let (k, action) = if i % 2 == 0 {
@@ -140,7 +139,7 @@ async fn audit_is_newest_first_and_filtered(ctx: Ctx) {
 }
 
 fn tally(key: &str, id: &str, at: i64, count: i64, last_at: i64) -> AuditTally {
-    let k = common::key(None, "nobody", NOW);
+    let k = fixtures::key(None, "nobody", NOW);
     let mut entry = audit("auth.failed", &k, at);
     entry.id = id.into();
     entry.target = None;
@@ -182,7 +181,7 @@ async fn audit_tallies_add_up_and_old_rows_are_pruned(ctx: Ctx) {
         .await
         .unwrap();
     s.add_audit_tallies(&[]).await.unwrap();
-    let k = common::key(None, "carol", NOW);
+    let k = fixtures::key(None, "carol", NOW);
     s.append_audit(&[audit("key.created", &k, NOW + 40)])
         .await
         .unwrap();

@@ -3,11 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::common::{self, Ctx, audit, insert, secret_for};
+use crate::common::Ctx;
+use crate::fixtures::{self, NOW, audit, insert, secret_for};
 use keygate_core::model::{KeyFilter, KeyRecord, PageRequest, Tenant};
 use keygate_core::store::KeyStore;
-
-const NOW: i64 = 1_700_000_000;
 
 on_both_backends!(
     take_credit_is_atomic_under_concurrency,
@@ -17,7 +16,7 @@ on_both_backends!(
 
 async fn take_credit_is_atomic_under_concurrency(ctx: Ctx) {
     let s = &ctx.store;
-    let mut k = common::key(None, "alice", NOW);
+    let mut k = fixtures::key(None, "alice", NOW);
     k.remaining = Some(10);
     s.insert_key(
         &k,

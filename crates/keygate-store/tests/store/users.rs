@@ -6,10 +6,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::common::{Ctx, audit_len, exec};
-use keygate_core::keys::apikey::random_id;
+use crate::fixtures::{NOW, fake_hash, user_audit};
 use keygate_core::keys::cache::CacheConfig;
 use keygate_core::keys::pepper::Pepper;
-use keygate_core::model::{AuditEntry, AuditFilter, PageRequest, Scope, Tenant};
+use keygate_core::model::{AuditFilter, PageRequest, Scope, Tenant};
 use keygate_core::ratelimit::GcraLimiter;
 use keygate_core::store::{AuditStore, Store, UserStore};
 use keygate_core::users::{Password, PhcHash, Role, UserFilter, UserId, UserRecord, Username};
@@ -20,7 +20,6 @@ use keygate_core::{
 use keygate_store::{ConnectOptions, connect};
 use sqlx::{Connection, Row};
 
-const NOW: i64 = 1_700_000_000;
 const PASSWORD: &str = "correct horse battery staple";
 
 on_both_backends!(
@@ -56,30 +55,16 @@ fn user(name: &str, tenant: Option<&str>) -> UserRecord {
     }
 }
 
-fn audit(action: &str, u: &UserRecord) -> AuditEntry {
-    AuditEntry {
-        id: random_id("evt_", 20).unwrap(),
-        at: NOW,
-        action: action.to_owned(),
-        actor: "test".to_owned(),
-        target: Some(u.id.to_string()),
-        tenant: u.tenant.as_ref().map(|t| t.as_str().to_owned()),
-        request_id: None,
-        detail: serde_json::json!({}),
-        seq: 0,
-    }
-}
-
-fn fake_hash(tag: &str) -> PhcHash {
-    PhcHash::from_stored(format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ${tag}"))
-}
-
 async fn insert_get_find_and_list(ctx: Ctx) {
     let s = &ctx.store;
     let alice = user("Alice", Some("acme"));
-    s.insert_user(&alice, &fake_hash("a"), &audit("user.created", &alice))
-        .await
-        .unwrap();
+    s.insert_user(
+        &alice,
+        &fake_hash("a"),
+        &user_audit("user.created", &alice, NOW),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.get_user(&alice.id).await.unwrap(), Some(alice.clone()));
     assert!(
         s.get_user(&UserId::generate().unwrap())
@@ -96,7 +81,7 @@ async fn insert_get_find_and_list(ctx: Ctx) {
     for i in 0..5 {
         let tenant = if i % 2 == 0 { Some("acme") } else { None };
         let u = user(&format!("user{i}"), tenant);
-        s.insert_user(&u, &fake_hash("x"), &audit("user.created", &u))
+        s.insert_user(&u, &fake_hash("x"), &user_audit("user.created", &u, NOW))
             .await
             .unwrap();
     }
@@ -153,13 +138,13 @@ async fn insert_get_find_and_list(ctx: Ctx) {
 async fn usernames_are_unique_ignoring_case_and_a_refusal_writes_nothing(ctx: Ctx) {
     let s = &ctx.store;
     let a = user("Bob", None);
-    s.insert_user(&a, &fake_hash("a"), &audit("user.created", &a))
+    s.insert_user(&a, &fake_hash("a"), &user_audit("user.created", &a, NOW))
         .await
         .unwrap();
     // Another tenant does not help: usernames are unique server-wide.
     let b = user("bOB", Some("other"));
     let err = s
-        .insert_user(&b, &fake_hash("b"), &audit("user.created", &b))
+        .insert_user(&b, &fake_hash("b"), &user_audit("user.created", &b, NOW))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::AlreadyExists(_)), "{err:?}");
@@ -170,7 +155,7 @@ async fn usernames_are_unique_ignoring_case_and_a_refusal_writes_nothing(ctx: Ct
 async fn usernames_equal_under_precis_are_one_name(ctx: Ctx) {
     let s = &ctx.store;
     let a = user("carol", None);
-    s.insert_user(&a, &fake_hash("a"), &audit("user.created", &a))
+    s.insert_user(&a, &fake_hash("a"), &user_audit("user.created", &a, NOW))
         .await
         .unwrap();
     // Fullwidth letters, case, both: the same name (RFC 8265 width and case
@@ -182,7 +167,7 @@ async fn usernames_equal_under_precis_are_one_name(ctx: Ctx) {
     ] {
         let b = user(name, None);
         let err = s
-            .insert_user(&b, &fake_hash("b"), &audit("user.created", &b))
+            .insert_user(&b, &fake_hash("b"), &user_audit("user.created", &b, NOW))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::AlreadyExists(_)), "{name}: {err:?}");
@@ -191,7 +176,7 @@ async fn usernames_equal_under_precis_are_one_name(ctx: Ctx) {
     for name in ["carol smith", "snow\u{2603}", "a\u{200b}b"] {
         let b = user(name, None);
         let err = s
-            .insert_user(&b, &fake_hash("b"), &audit("user.created", &b))
+            .insert_user(&b, &fake_hash("b"), &user_audit("user.created", &b, NOW))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Invalid { .. }), "{name}: {err:?}");
@@ -256,7 +241,7 @@ async fn usernames_from_before_precis_get_their_keys_at_start(ctx: Ctx) {
     // A new user cannot take a key an old row holds.
     let e = user("\u{ff45}ve", None);
     let err = s
-        .insert_user(&e, &fake_hash("e"), &audit("user.created", &e))
+        .insert_user(&e, &fake_hash("e"), &user_audit("user.created", &e, NOW))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::AlreadyExists(_)), "{err:?}");
@@ -266,7 +251,7 @@ async fn usernames_from_before_precis_get_their_keys_at_start(ctx: Ctx) {
 async fn update_is_guarded_by_version_and_keeps_the_hash_unless_given(ctx: Ctx) {
     let s = &ctx.store;
     let u = user("carol", None);
-    s.insert_user(&u, &fake_hash("old"), &audit("user.created", &u))
+    s.insert_user(&u, &fake_hash("old"), &user_audit("user.created", &u, NOW))
         .await
         .unwrap();
     let mut next = u.clone();
@@ -277,7 +262,7 @@ async fn update_is_guarded_by_version_and_keeps_the_hash_unless_given(ctx: Ctx) 
     next.updated_at = NOW + 5;
     next.version = 2;
     assert!(
-        s.update_user(&next, None, &audit("user.updated", &next))
+        s.update_user(&next, None, &user_audit("user.updated", &next, NOW))
             .await
             .unwrap()
     );
@@ -293,7 +278,7 @@ async fn update_is_guarded_by_version_and_keeps_the_hash_unless_given(ctx: Ctx) 
         !s.update_user(
             &stale,
             Some(&fake_hash("new")),
-            &audit("user.updated", &stale)
+            &user_audit("user.updated", &stale, NOW)
         )
         .await
         .unwrap()
@@ -315,7 +300,7 @@ async fn update_is_guarded_by_version_and_keeps_the_hash_unless_given(ctx: Ctx) 
         s.update_user(
             &third,
             Some(&fake_hash("new")),
-            &audit("user.updated", &third)
+            &user_audit("user.updated", &third, NOW)
         )
         .await
         .unwrap()

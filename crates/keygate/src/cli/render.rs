@@ -3,9 +3,9 @@
 //! The answers are keygate-api's types, read field by field: a field the
 //! server renames is a compile error here.
 
-use keygate_api::common::RateLimitView;
-use keygate_api::keys::{IssuedKeyView, KeyList, KeyView, VerifyKeyResponse};
-use keygate_api::users::{UserList, UserView};
+use keygate_api::common::{Page, RateLimitView};
+use keygate_api::keys::{IssuedKeyView, KeyView, VerifyKeyResponse};
+use keygate_api::users::UserView;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ use super::table;
 pub enum KeyAnswer {
     Issued(IssuedKeyView),
     Key(KeyView),
-    List(KeyList),
+    List(Page<KeyView>),
     Verify(VerifyKeyResponse<'static>),
 }
 
@@ -110,7 +110,7 @@ fn key_fields(k: &KeyView) -> String {
     ])
 }
 
-fn key_list(list: &KeyList) -> String {
+fn key_list(list: &Page<KeyView>) -> String {
     let rows: Vec<Vec<String>> = list
         .data
         .iter()
@@ -175,7 +175,7 @@ pub fn user_fields(u: &UserView) -> String {
     ])
 }
 
-pub fn user_list(list: &UserList) -> String {
+pub fn user_list(list: &Page<UserView>) -> String {
     let rows: Vec<Vec<String>> = list
         .data
         .iter()

@@ -2,7 +2,8 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use keygate_api::audit::{AuditList, AuditQuery};
+use keygate_api::audit::{AuditQuery, AuditView};
+use keygate_api::common::Page;
 use keygate_core::model::{AuditFilter, PageRequest, Tenant};
 
 use super::AppState;
@@ -16,12 +17,12 @@ use keygate_http::ApiError;
         ("actor" = Option<String>, Query), ("target" = Option<String>, Query),
         ("since" = Option<String>, Query, description = "RFC 3339"), ("until" = Option<String>, Query, description = "RFC 3339"),
         ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "default 100")),
-    responses((status = 200, body = AuditList)), security(("api_key" = [])))]
+    responses((status = 200, body = Page<AuditView>)), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
     RawQuery(raw): RawQuery,
-) -> Result<Json<AuditList>, ApiError> {
+) -> Result<Json<Page<AuditView>>, ApiError> {
     let q: AuditQuery = parse_query(raw.as_deref())?;
     let filter = AuditFilter {
         tenant: q.tenant.as_deref().map(Tenant::parse).transpose()?,
@@ -44,7 +45,7 @@ pub async fn list(
         limit: page_limit(q.limit)?,
     };
     let (entries, next) = state.audit.list(&admin, filter, page).await?;
-    Ok(Json(AuditList {
+    Ok(Json(Page {
         data: entries.into_iter().map(audit_view).collect(),
         next_cursor: next.map(encode_cursor),
     }))

@@ -10,9 +10,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use keygate_api::common::Page;
 use keygate_api::keys::{
-    CreateKeyRequest, IssuedKeyView, KeyList, KeyListQuery, KeyView, RotateKeyRequest,
-    UpdateKeyRequest, VerifyKeyRequest, VerifyKeyResponse,
+    CreateKeyRequest, IssuedKeyView, KeyListQuery, KeyView, RotateKeyRequest, UpdateKeyRequest,
+    VerifyKeyRequest, VerifyKeyResponse,
 };
 use keygate_core::model::{KeyFilter, PageRequest, Scope, Tenant};
 use keygate_core::{KeyEnv, KeyPatch, NewKey};
@@ -102,12 +103,12 @@ pub async fn create(
     params(("tenant" = Option<String>, Query), ("owner" = Option<String>, Query),
         ("include_revoked" = Option<bool>, Query), ("cursor" = Option<String>, Query),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "default 100")),
-    responses((status = 200, body = KeyList)), security(("api_key" = [])))]
+    responses((status = 200, body = Page<KeyView>)), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
     RawQuery(raw): RawQuery,
-) -> Result<Json<KeyList>, ApiError> {
+) -> Result<Json<Page<KeyView>>, ApiError> {
     let q: KeyListQuery = parse_query(raw.as_deref())?;
     let filter = KeyFilter {
         tenant: q.tenant.as_deref().map(Tenant::parse).transpose()?,
@@ -120,7 +121,7 @@ pub async fn list(
     };
     let (keys, next) = state.keys.list(&admin, filter, page).await?;
     let now = now(&state);
-    Ok(Json(KeyList {
+    Ok(Json(Page {
         data: keys.iter().map(|k| key_view(k, now)).collect(),
         next_cursor: next.map(encode_cursor),
     }))

@@ -25,11 +25,11 @@ use super::{audit, cluster, health, keys, oauth, sessions, signing, signing_keys
         signing::create, cluster::show),
     components(schemas(api::keys::CreateKeyRequest, api::keys::UpdateKeyRequest,
         api::keys::RotateKeyRequest, api::keys::VerifyKeyRequest, api::keys::VerifyKeyResponse,
-        api::keys::KeyView, api::keys::IssuedKeyView, api::keys::KeyList,
+        api::keys::KeyView, api::keys::IssuedKeyView, api::common::Page<api::keys::KeyView>,
         api::common::RateLimitView, api::common::RateLimitState, api::audit::AuditView,
-        api::audit::AuditList, api::signing::SigningKeyView, api::signing::SigningKeyList,
+        api::common::Page<api::audit::AuditView>, api::signing::SigningKeyView, api::signing::SigningKeyList,
         api::sessions::TokenResponse, api::users::CreateUserRequest, api::users::UpdateUserRequest,
-        api::users::UserView, api::users::UserList, api::signing::SigningSecretView,
+        api::users::UserView, api::common::Page<api::users::UserView>, api::signing::SigningSecretView,
         api::sessions::LoginRequest, api::sessions::RefreshRequest, api::sessions::SessionResponse,
         api::common::PropagationView, api::cluster::PropagationBody, api::cluster::ClusterView,
         api::cluster::ClusterNodeView, cluster::WaitValue)),
@@ -166,7 +166,7 @@ pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use serde_json::Value;
+    use serde_json::{Value, json};
     use std::collections::HashSet;
 
     fn document() -> Value {
@@ -284,5 +284,63 @@ mod tests {
             content.contains_key("application/openmetrics-text"),
             "{content:?}"
         );
+    }
+
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    out.push(r);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    /// Every `$ref` names a schema the document defines: generic types
+    /// (`Page<T>`) are registered under names utoipa composes.
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r.strip_prefix("#/components/schemas/").unwrap();
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{r} is not defined"
+            );
+        }
+    }
+
+    /// Each list answers one page of its own resource. utoipa 5 writes a
+    /// generic's argument inline (juhaku/utoipa#1586), so `data`'s items are
+    /// either a reference to the resource's schema or that schema itself.
+    #[test]
+    fn lists_answer_pages_of_their_resource() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        for (path, item) in [
+            ("/v1/keys", "KeyView"),
+            ("/v1/users", "UserView"),
+            ("/v1/audit", "AuditView"),
+        ] {
+            let schema = &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+                ["schema"];
+            let name = schema["$ref"].as_str().unwrap();
+            assert_eq!(name, format!("#/components/schemas/Page_{item}"));
+            let page = &schemas[format!("Page_{item}")];
+            let items = &page["properties"]["data"]["items"];
+            let by_ref = items["$ref"] == format!("#/components/schemas/{item}");
+            assert!(by_ref || *items == schemas[item], "{path}: {page}");
+            assert_eq!(
+                page["properties"]["next_cursor"]["type"],
+                json!(["string", "null"])
+            );
+            assert_eq!(page["required"], json!(["data"]), "{path}: {page}");
+        }
     }
 }

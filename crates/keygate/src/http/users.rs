@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use keygate_api::users::{CreateUserRequest, UpdateUserRequest, UserList, UserListQuery, UserView};
+use keygate_api::common::Page;
+use keygate_api::users::{CreateUserRequest, UpdateUserRequest, UserListQuery, UserView};
 use keygate_core::model::{PageRequest, Tenant};
 use keygate_core::users::{Password, Role, UserFilter, UserId, UserRecord};
 use keygate_core::{NewUser, UserPatch};
@@ -86,12 +87,12 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/users", operation_id = "list_users", tag = "users",
     params(("tenant" = Option<String>, Query), ("cursor" = Option<String>, Query),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "default 100")),
-    responses((status = 200, body = UserList)), security(("api_key" = [])))]
+    responses((status = 200, body = Page<UserView>)), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
     RawQuery(raw): RawQuery,
-) -> Result<Json<UserList>, ApiError> {
+) -> Result<Json<Page<UserView>>, ApiError> {
     let q: UserListQuery = parse_query(raw.as_deref())?;
     let filter = UserFilter {
         tenant: q.tenant.as_deref().map(Tenant::parse).transpose()?,
@@ -101,7 +102,7 @@ pub async fn list(
         limit: page_limit(q.limit)?,
     };
     let (users, next) = state.users.list(&admin, filter, page).await?;
-    Ok(Json(UserList {
+    Ok(Json(Page {
         data: users.iter().map(user_view).collect(),
         next_cursor: next.map(encode_cursor),
     }))
