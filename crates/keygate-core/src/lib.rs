@@ -22,6 +22,8 @@
 //! - `feed`: the invalidation feed's entries and the seams nodes read and
 //!   apply it through.
 //! - `sessions`: refresh-token families and the access-token blocklist.
+//! - `home`: the runtime store calls run on when the gateway serves on
+//!   worker runtimes.
 #![forbid(unsafe_code)]
 
 pub mod apikey;
@@ -32,6 +34,7 @@ pub mod clock;
 pub mod error;
 pub mod feed;
 pub mod freshness;
+pub mod home;
 pub mod httpsig;
 pub mod jwt;
 mod lifecycle;

@@ -29,6 +29,9 @@ pub struct GatewayFile {
     /// that sets none.
     pub timeout_seconds: Option<u64>,
     pub body_limit_bytes: Option<u64>,
+    /// Threads the listener serves its connections on, each its own
+    /// runtime; 0 or absent: one per core the process may use.
+    pub workers: Option<usize>,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
 }
@@ -204,6 +207,9 @@ pub struct Route {
 #[derive(Debug, Clone, Default)]
 pub struct GatewayConfig {
     pub listen: Option<SocketAddr>,
+    /// As set: 0 is one per core, resolved when the listener starts (see
+    /// `listener::workers`). Like `listen`, a reload cannot change it.
+    pub workers: usize,
     pub routes: Vec<Route>,
 }
 
