@@ -29,6 +29,7 @@ mod gateway_hmac;
 mod gateway_paths;
 mod gateway_proxy;
 mod gateway_upstream;
+mod gateway_workers;
 mod hmac;
 mod keys;
 mod limits;
