@@ -29,6 +29,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use admission::{Admission, Admit};
 pub use body::BodyTooSlow;
@@ -88,20 +89,7 @@ where
     M: Fn(SocketAddr) -> H,
     H: Handler,
 {
-    let limits = Arc::new(listen.limits.clone());
-    let admission = Admission::new(
-        limits.max_connections,
-        limits.reserved_connections,
-        limits.max_connections_per_address,
-    );
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let shared = Arc::new(conn::Shared {
-        builder: conn::builder(&limits),
-        limits,
-        tls: listen.tls.clone(),
-        reserved_paths: listen.reserved_paths,
-        stop,
-    });
+    let (admission, shared, stop_tx) = prepare(&listen);
     let workers = match listen.workers {
         0 => None,
         n => Some(Workers::start(n, listen.name)?),
@@ -147,6 +135,26 @@ where
     // Only now: the workers' connections have closed, or the drain is over.
     drop(workers);
     Ok(())
+}
+
+/// The listener's caps, what its connections share, and the switch that
+/// tells them to drain.
+fn prepare(listen: &Listen) -> (Arc<Admission>, Arc<conn::Shared>, watch::Sender<bool>) {
+    let limits = Arc::new(listen.limits.clone());
+    let admission = Admission::new(
+        limits.max_connections,
+        limits.reserved_connections,
+        limits.max_connections_per_address,
+    );
+    let (stop_tx, stop) = watch::channel(false);
+    let shared = Arc::new(conn::Shared {
+        builder: conn::builder(&limits),
+        limits,
+        tls: listen.tls.clone(),
+        reserved_paths: listen.reserved_paths,
+        stop,
+    });
+    (admission, shared, stop_tx)
 }
 
 /// Moves `tcp` to the next worker and serves it there: the socket leaves
