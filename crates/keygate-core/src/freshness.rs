@@ -230,7 +230,9 @@ impl Freshness {
             }
             let confirm = self.confirm.read().clone();
             let ok = match confirm {
-                Some(c) => c.confirm().await.is_ok(),
+                Some(c) => crate::home::run(async move { c.confirm().await })
+                    .await
+                    .is_ok(),
                 None => false,
             };
             let now = self.clock.now_millis();

@@ -21,6 +21,8 @@
 //! - `feed`: the invalidation feed's entries and the seams nodes read and
 //!   apply it through.
 //! - `sessions`: refresh-token families and the access-token blocklist.
+//! - `home`: the runtime store calls run on when the gateway serves on
+//!   worker runtimes.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -28,6 +30,7 @@ pub mod clock;
 pub mod error;
 pub mod feed;
 pub mod freshness;
+pub mod home;
 pub mod httpsig;
 pub mod jwt;
 pub mod keys;

@@ -62,6 +62,7 @@ pub struct Gateway {
     /// Swapped whole on reload; a request holds the `Arc` it started with.
     table: RwLock<Arc<RouteTable>>,
     listen: Option<SocketAddr>,
+    workers: usize,
     config_path: Option<PathBuf>,
     pub(crate) upstreams: Arc<Upstreams>,
     /// Route limits, apart from the keys' own limiter: the same key may have
@@ -93,6 +94,7 @@ impl Gateway {
         Arc::new(Self {
             table: RwLock::new(Arc::new(RouteTable::new(config.routes))),
             listen: config.listen,
+            workers: config.workers,
             config_path,
             upstreams: Upstreams::new(),
             limiter,
@@ -109,13 +111,19 @@ impl Gateway {
         self.listen
     }
 
+    /// `[gateway] workers` as set (0: one per core).
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
     /// The table in force now.
     pub fn table(&self) -> Arc<RouteTable> {
         self.table.read().clone()
     }
 
     /// Swaps in new routes; requests already running keep the old table. The
-    /// listener cannot move without a restart, so a new `listen` is ignored.
+    /// listener cannot move or change its threads without a restart, so a
+    /// new `listen` or `workers` is ignored.
     pub fn replace(&self, config: GatewayConfig) {
         let table = Arc::new(RouteTable::new(config.routes));
         *self.table.write() = table;

@@ -18,7 +18,7 @@ use super::Gateway;
 use super::conn::ClientConn;
 use super::proxy::Proxy;
 use super::upstream::Affinity;
-use keygate_http::listen::{Limits, Listen, TlsSource};
+use keygate_http::listen::{Limits, Listen, TlsSource, workers};
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish (up to `DRAIN`).
@@ -38,6 +38,9 @@ pub async fn serve(
         tls,
         // Every path is a route's: none is served on the margin.
         reserved_paths: &[],
+        // A connection and the upstream connection its requests reuse
+        // (`Affinity`) stay on one worker thread.
+        workers: workers::count(gateway.workers()),
     };
     let proxy = Arc::new(Proxy { gateway, scheme });
     let make = move |peer: SocketAddr| {

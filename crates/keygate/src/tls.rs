@@ -85,6 +85,8 @@ pub async fn serve(
         tls: tls.map(|t| Arc::new(t) as Arc<dyn TlsSource>),
         // A full listener still answers health checks on its margin.
         reserved_paths: &["/healthz", "/readyz"],
+        // The admin API stays on the main runtime, beside storage.
+        workers: 0,
     };
     let make = move |peer: SocketAddr| {
         let router = router.clone();

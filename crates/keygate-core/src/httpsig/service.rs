@@ -302,23 +302,23 @@ impl HmacService {
         {
             return Ok(entry.clone());
         }
-        let key = self
-            .keys
-            .store()
-            .get_key(id)
-            .await
-            .map_err(HmacError::Unavailable)?;
-        let secret = match &key {
+        let (keys, secrets, owned) = (self.keys.store().clone(), self.secrets.clone(), id.clone());
+        // Both reads in one trip home.
+        let (key, stored) = crate::home::run(async move {
+            let Some(key) = keys.get_key(&owned).await? else {
+                return Ok((None, None));
+            };
+            Ok((Some(key), secrets.get_hmac_secret(&owned).await?))
+        })
+        .await
+        .map_err(HmacError::Unavailable)?;
+        let secret = match stored {
             None => None,
-            Some(_) => match self.secrets.get_hmac_secret(id).await {
-                Ok(None) => None,
-                Ok(Some(stored)) => Some(
-                    self.master_key
-                        .open(&stored.sealed, &aad(id))
-                        .map_err(HmacError::Unavailable)?,
-                ),
-                Err(e) => return Err(HmacError::Unavailable(e)),
-            },
+            Some(stored) => Some(
+                self.master_key
+                    .open(&stored.sealed, &aad(id))
+                    .map_err(HmacError::Unavailable)?,
+            ),
         };
         let entry = Arc::new(Entry {
             key,

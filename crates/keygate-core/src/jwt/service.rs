@@ -317,7 +317,8 @@ impl TokenService {
     /// Reads the keys again and swaps in a new snapshot.
     pub async fn reload(&self) -> Result<(), Error> {
         let now = self.clock.now_secs();
-        let records = self.store.list_signing_keys().await?;
+        let store = self.store.clone();
+        let records = crate::home::run(async move { store.list_signing_keys().await }).await?;
         self.install(statuses(records, now, &self.config.policy()))
     }
 

@@ -229,7 +229,9 @@ impl KeyService {
                     return Ok(Err(Verification::bare(VerifyCode::Malformed)));
                 }
                 let epoch = self.cache.epoch();
-                match self.store.find_by_hash(&hash).await? {
+                let store = self.store.clone();
+                let found = crate::home::run(async move { store.find_by_hash(&hash).await });
+                match found.await? {
                     Some((secret, record)) if bool::from(secret.hash.ct_eq(&hash)) => {
                         let entry = Arc::new(CachedKey::new(record, secret.expires_at, now_ms));
                         self.cache.insert(hash, entry.clone(), epoch);
@@ -268,7 +270,7 @@ impl KeyService {
         }
         let exhausted = match (remaining, credits) {
             (None, _) => false,
-            (Some(_), Credits::Take) => match self.store.take_credit(id).await? {
+            (Some(_), Credits::Take) => match self.take_credit(id).await? {
                 Some(left) => {
                     out.remaining = Some(left);
                     false
@@ -286,6 +288,11 @@ impl KeyService {
             out.code = VerifyCode::UsageExceeded;
         }
         Ok(())
+    }
+
+    async fn take_credit(&self, id: &KeyId) -> Result<Option<i64>, Error> {
+        let (store, id) = (self.store.clone(), id.clone());
+        crate::home::run(async move { store.take_credit(&id).await }).await
     }
 
     /// Uses a key's rate limit and one of its credits, as `verify_key` does,

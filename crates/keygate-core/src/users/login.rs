@@ -94,9 +94,8 @@ impl UserService {
             Ok(hit) => return Ok(hit),
             Err(epoch) => epoch,
         };
-        let value = self
-            .store
-            .get_user(user)
+        let (store, id) = (self.store.clone(), user.clone());
+        let value = crate::home::run(async move { store.get_user(&id).await })
             .await?
             .map(|u| (u.sessions_cutoff_ms, u.disabled));
         self.cutoffs.insert(user.clone(), value, now, epoch);

@@ -33,6 +33,9 @@ pub struct GatewayFile {
     /// A PEM bundle of the CAs https upstreams' certificates must chain
     /// to, for every route that names none; without it, the system's roots.
     pub upstream_ca_file: Option<PathBuf>,
+    /// Threads the listener serves its connections on, each its own
+    /// runtime; 0 or absent: one per core the process may use.
+    pub workers: Option<usize>,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
 }
@@ -217,6 +220,9 @@ pub struct Route {
 #[derive(Debug, Clone, Default)]
 pub struct GatewayConfig {
     pub listen: Option<SocketAddr>,
+    /// As set: 0 is one per core, resolved when the listener starts (see
+    /// `listener::workers`). Like `listen`, a reload cannot change it.
+    pub workers: usize,
     pub routes: Vec<Route>,
 }
 

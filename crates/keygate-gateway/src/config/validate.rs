@@ -19,6 +19,10 @@ use super::{
 };
 use crate::upstream::tls::{Trust, Trusts};
 
+/// More threads than any machine keygate runs on has cores: a typo, not
+/// a plan.
+const MAX_WORKERS: usize = 1024;
+
 /// Checks the whole section and answers every problem found, not the first.
 pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
     let mut errors = Vec::new();
@@ -45,6 +49,12 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
     if !(1..=3600).contains(&defaults.timeout) {
         errors.push("gateway.timeout_seconds: between 1 and 3600".into());
     }
+    let workers = file.workers.unwrap_or(0);
+    if workers > MAX_WORKERS {
+        errors.push(format!(
+            "gateway.workers: at most {MAX_WORKERS} (0 or absent: one per core)"
+        ));
+    }
     let mut seen = Seen::default();
     if let Some(file) = &defaults.ca.file
         && let Err(msg) = seen.trusts.check(&Trust::Bundle(file.clone()))
@@ -60,7 +70,11 @@ pub fn validate(file: &GatewayFile) -> Result<GatewayConfig, Vec<String>> {
         }
     }
     if errors.is_empty() {
-        Ok(GatewayConfig { listen, routes })
+        Ok(GatewayConfig {
+            listen,
+            workers,
+            routes,
+        })
     } else {
         Err(errors)
     }
@@ -426,6 +440,15 @@ mod tests {
 
     fn errors(text: &str) -> Vec<String> {
         parse_text(text).unwrap_err()
+    }
+
+    #[test]
+    fn workers_default_to_one_per_core_and_a_typo_is_refused() {
+        let workers = |line: &str| parse_text(&format!("[gateway]\n{line}\n"));
+        assert_eq!(workers("").unwrap().unwrap().workers, 0);
+        assert_eq!(workers("workers = 3").unwrap().unwrap().workers, 3);
+        let e = workers("workers = 100000").unwrap_err();
+        assert!(e[0].starts_with("gateway.workers"), "{e:?}");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - `body`: request bodies held to a minimum rate.
 //! - `refuse`: the canned 503 over the cap.
 //! - `fdlimit`: RLIMIT_NOFILE raised, and the caps fitted under it.
+//! - `workers`: the runtimes, one per thread, a listener may serve its
+//!   connections on.
 
 mod activity;
 mod admission;
@@ -17,6 +19,7 @@ mod conn;
 pub mod fdlimit;
 pub mod limits;
 mod refuse;
+pub mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,12 +28,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use admission::{Admission, Admit};
 pub use body::BodyTooSlow;
 pub use limits::{Limits, LimitsFile};
 use refuse::Refusals;
+use workers::Workers;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub(crate) const DRAIN: Duration = Duration::from_secs(30);
@@ -66,6 +71,9 @@ pub struct Listen {
     pub tls: Option<Arc<dyn TlsSource>>,
     /// Paths a connection on the reserved margin still serves (health).
     pub reserved_paths: &'static [&'static str],
+    /// Worker threads to serve connections on (`workers`); 0: the
+    /// caller's runtime.
+    pub workers: usize,
 }
 
 /// Serves `listener` until `shutdown` resolves, with `make(peer)` as the
@@ -81,20 +89,11 @@ where
     M: Fn(SocketAddr) -> H,
     H: Handler,
 {
-    let limits = Arc::new(listen.limits.clone());
-    let admission = Admission::new(
-        limits.max_connections,
-        limits.reserved_connections,
-        limits.max_connections_per_address,
-    );
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let shared = Arc::new(conn::Shared {
-        builder: conn::builder(&limits),
-        limits,
-        tls: listen.tls.clone(),
-        reserved_paths: listen.reserved_paths,
-        stop,
-    });
+    let (admission, shared, stop_tx) = prepare(&listen);
+    let workers = match listen.workers {
+        0 => None,
+        n => Some(Workers::start(n, listen.name)?),
+    };
     let refusals = Refusals::default();
     let mut report = RefusalReport::default();
     tokio::pin!(shutdown);
@@ -123,12 +122,62 @@ where
         // Answers go out at once rather than waiting for an ACK (Nagle).
         let _ = tcp.set_nodelay(true);
         let handler = make(peer);
-        tokio::spawn(conn::serve(tcp, handler, reserve, slot, shared.clone()));
+        let each = shared.clone();
+        let serve = move |tcp| conn::serve(tcp, handler, reserve, slot, each);
+        match &workers {
+            None => drop(tokio::spawn(serve(tcp))),
+            Some(workers) => hand_off(workers, tcp, serve),
+        }
     }
     drop(listener);
     let _ = stop_tx.send(true);
     admission.drained(DRAIN).await;
+    // Only now: the workers' connections have closed, or the drain is over.
+    drop(workers);
     Ok(())
+}
+
+/// The listener's caps, what its connections share, and the switch that
+/// tells them to drain.
+fn prepare(listen: &Listen) -> (Arc<Admission>, Arc<conn::Shared>, watch::Sender<bool>) {
+    let limits = Arc::new(listen.limits.clone());
+    let admission = Admission::new(
+        limits.max_connections,
+        limits.reserved_connections,
+        limits.max_connections_per_address,
+    );
+    let (stop_tx, stop) = watch::channel(false);
+    let shared = Arc::new(conn::Shared {
+        builder: conn::builder(&limits),
+        limits,
+        tls: listen.tls.clone(),
+        reserved_paths: listen.reserved_paths,
+        stop,
+    });
+    (admission, shared, stop_tx)
+}
+
+/// Moves `tcp` to the next worker and serves it there: the socket leaves
+/// this runtime's I/O driver and joins the worker's.
+fn hand_off<S, F>(workers: &Workers, tcp: TcpStream, serve: S)
+where
+    S: FnOnce(TcpStream) -> F + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let tcp = match tcp.into_std() {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            tracing::debug!(error = %e, "a connection could not be handed to a worker");
+            return;
+        }
+    };
+    workers.spawn(async move {
+        // Still non-blocking: `into_std` leaves the mode as tokio set it.
+        match TcpStream::from_std(tcp) {
+            Ok(tcp) => serve(tcp).await,
+            Err(e) => tracing::debug!(error = %e, "a worker could not take a connection"),
+        }
+    });
 }
 
 /// Says that connections are being refused, at most once per `EVERY`, so

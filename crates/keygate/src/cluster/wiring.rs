@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU32;
 use keygate_cluster::membership::InfoSource;
 use keygate_core::SystemClock;
 use keygate_core::freshness::Freshness;
+use keygate_core::home::AtHome;
 use keygate_core::httpsig::NonceStore;
 use keygate_core::ratelimit::{GcraLimiter, RateLimiter};
 use keygate_core::users::throttle::Throttle;
@@ -48,17 +49,21 @@ impl Wiring {
     /// Nonces live in the database on either backend when there is no
     /// Redis: every node, and this one after a restart, refuses a nonce
     /// any of them has seen.
+    /// Either is I/O: a gateway worker runs its calls at home.
     pub fn nonces(&self) -> Arc<dyn NonceStore> {
-        match &self.shared {
+        let nonces: Arc<dyn NonceStore> = match &self.shared {
             Some(s) => s.nonces.clone(),
             None => Arc::new(self.store.clone()),
-        }
+        };
+        Arc::new(AtHome(nonces))
     }
 
     /// Call once: without Redis each call is a new, empty local limiter.
+    /// Redis's is I/O, run at home from a gateway worker; the local one
+    /// is not, and is called where it is.
     pub fn limiter(&self) -> Arc<dyn RateLimiter> {
         match &self.shared {
-            Some(s) => s.limiter.clone(),
+            Some(s) => Arc::new(AtHome(s.limiter.clone() as Arc<dyn RateLimiter>)),
             None => Arc::new(GcraLimiter::new()),
         }
     }

@@ -31,6 +31,7 @@ mod gateway_paths;
 mod gateway_proxy;
 mod gateway_tls;
 mod gateway_upstream;
+mod gateway_workers;
 mod hmac;
 mod keys;
 mod limits;
