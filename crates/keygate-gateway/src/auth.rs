@@ -7,6 +7,7 @@ use keygate_core::ApiKey;
 use keygate_core::VerifyCode;
 use keygate_core::httpsig::BodyDigest;
 use keygate_core::jwt::{AcceptedKinds, TokenKind};
+use keygate_core::users::model::Role;
 
 use super::config::{AuthMode, Route};
 use super::deps::GatewayDeps;
@@ -157,8 +158,12 @@ fn check_grants(route: &Route, id: &Identity) -> Result<(), Refusal> {
     check_roles(route, &id.roles)
 }
 
-fn check_roles(route: &Route, roles: &[String]) -> Result<(), Refusal> {
-    if route.roles.iter().all(|r| roles.contains(r)) {
+fn check_roles(route: &Route, roles: &[Role]) -> Result<(), Refusal> {
+    if route
+        .roles
+        .iter()
+        .all(|r| roles.iter().any(|have| have.as_str() == r))
+    {
         return Ok(());
     }
     Err(Refusal::new(

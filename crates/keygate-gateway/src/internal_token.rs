@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use axum::http::HeaderValue;
 use keygate_core::apikey::KeyId;
 use keygate_core::jwt::{
-    ClientPrincipal, Principal, ROLES_CLAIM, TokenClaims, TokenKind, TokenRequest, TokenService,
-    UserPrincipal,
+    ClientPrincipal, Principal, TokenClaims, TokenKind, TokenRequest, TokenService, UserPrincipal,
 };
 use keygate_core::model::{Scope, Tenant};
 use keygate_core::users::model::Role;
@@ -41,21 +40,26 @@ impl Default for InternalTokens {
 }
 
 fn digest(route: &str, id: &Identity) -> [u8; 32] {
-    let mut h = Sha256::new();
-    // Length-prefixed fields, so no two identities hash the same input.
-    let mut field = |v: &str| {
+    // Length-prefixed fields, and lists counted, so no two identities hash
+    // the same input.
+    fn field(h: &mut Sha256, v: &str) {
         h.update((v.len() as u64).to_be_bytes());
         h.update(v.as_bytes());
-    };
-    field(route);
-    field(id.kind.map_or("", TokenKind::as_str));
-    field(id.key_id.as_deref().unwrap_or(""));
-    field(id.client_id.as_deref().unwrap_or(""));
-    field(id.key_owner.as_deref().unwrap_or(""));
-    field(id.subject.as_deref().unwrap_or(""));
-    field(id.tenant.as_deref().unwrap_or(""));
-    field(&id.scopes.join(" "));
-    field(&id.roles.join(","));
+    }
+    fn list<'a>(h: &mut Sha256, items: impl ExactSizeIterator<Item = &'a str>) {
+        h.update((items.len() as u64).to_be_bytes());
+        items.for_each(|v| field(h, v));
+    }
+    let mut h = Sha256::new();
+    field(&mut h, route);
+    field(&mut h, id.kind.map_or("", TokenKind::as_str));
+    field(&mut h, id.key_id.as_ref().map_or("", KeyId::as_str));
+    field(&mut h, id.client_id.as_ref().map_or("", KeyId::as_str));
+    field(&mut h, id.key_owner.as_deref().unwrap_or(""));
+    field(&mut h, id.subject.as_deref().unwrap_or(""));
+    field(&mut h, id.tenant.as_ref().map_or("", Tenant::as_str));
+    list(&mut h, id.scopes.iter().map(Scope::as_str));
+    list(&mut h, id.roles.iter().map(Role::as_str));
     h.finalize().into()
 }
 
@@ -109,71 +113,35 @@ fn mint(tokens: &TokenService, route: &str, id: &Identity) -> Result<Minted, key
 }
 
 fn request(route: &str, ttl: i64, id: &Identity) -> Result<TokenRequest, keygate_core::Error> {
-    let claims = claims(id)?;
-    let mut request = claims.request(route.to_owned(), ttl);
-    // The internal token has always left out an empty list of roles, where
-    // a login's token carries one: what upstreams see stays as it was.
-    if claims.roles.is_empty() {
-        request.claims.remove(ROLES_CLAIM);
-    }
-    Ok(request)
+    Ok(claims(id)?.request(route.to_owned(), ttl))
 }
 
-/// What the upstream may rely on, typed: every value in `id` came from a
-/// verified key or token, so one that does not parse is keygate's own fault.
+/// What the upstream may rely on: every value in `id` came typed from a
+/// verified key or token; only its shape can be keygate's own fault.
 fn claims(id: &Identity) -> Result<TokenClaims, keygate_core::Error> {
+    let missing = || keygate_core::Error::Internal("the principal has no identifier".into());
     let kind = id.kind.ok_or_else(|| {
         keygate_core::Error::Internal("an anonymous request has no principal to vouch for".into())
     })?;
-    let subject = id
-        .token_subject()
-        .ok_or_else(|| keygate_core::Error::Internal("the principal has no identifier".into()))?;
-    let client = id
-        .client_id
-        .as_deref()
-        .map(KeyId::parse)
-        .transpose()
-        .map_err(unparsed)?;
-    let principal = match (kind, client) {
-        (TokenKind::User, client) => Principal::User(UserPrincipal {
-            subject: subject.to_owned(),
+    let principal = match kind {
+        TokenKind::User => Principal::User(UserPrincipal {
+            subject: id.subject.clone().ok_or_else(missing)?,
             session: None,
-            client,
+            client: id.client_id.clone(),
         }),
         // A client's subject is its `client_id` (`token_subject`).
-        (TokenKind::Client, key_id) => Principal::Client(ClientPrincipal {
-            key_id: key_id.ok_or_else(|| {
-                keygate_core::Error::Internal("the principal has no identifier".into())
-            })?,
+        TokenKind::Client => Principal::Client(ClientPrincipal {
+            key_id: id.client_id.clone().ok_or_else(missing)?,
             owner: id.key_owner.clone(),
         }),
     };
     Ok(TokenClaims {
         principal,
-        tenant: id
-            .tenant
-            .as_deref()
-            .map(Tenant::parse)
-            .transpose()
-            .map_err(unparsed)?,
-        roles: id
-            .roles
-            .iter()
-            .map(|r| Role::parse(r))
-            .collect::<Result<_, _>>()
-            .map_err(unparsed)?,
-        scopes: id
-            .scopes
-            .iter()
-            .map(|s| Scope::parse(s))
-            .collect::<Result<_, _>>()
-            .map_err(unparsed)?,
+        tenant: id.tenant.clone(),
+        roles: id.roles.clone(),
+        scopes: id.scopes.clone(),
         custom: Map::new(),
     })
-}
-
-fn unparsed(e: keygate_core::Error) -> keygate_core::Error {
-    keygate_core::Error::Internal(format!("an admitted identity does not parse: {e}"))
 }
 
 #[cfg(test)]
@@ -183,6 +151,10 @@ mod tests {
     use serde_json::{Value, json};
 
     const KEY: &str = "key_AAAAAAAAAAAAAAAA";
+
+    fn key() -> KeyId {
+        KeyId::parse(KEY).unwrap()
+    }
 
     fn wire(id: &Identity) -> (String, Value) {
         let request = request("orders", 60, id).unwrap();
@@ -195,12 +167,15 @@ mod tests {
         // its client, no owner, no empty roles list.
         let user = Identity {
             kind: Some(TokenKind::User),
-            key_id: Some(KEY.into()),
-            client_id: Some(KEY.into()),
+            key_id: Some(key()),
+            client_id: Some(key()),
             key_owner: Some("someone".into()),
             subject: Some("usr_x".into()),
-            tenant: Some("acme".into()),
-            scopes: vec!["orders:read".into(), "orders:write".into()],
+            tenant: Some(Tenant::parse("acme").unwrap()),
+            scopes: vec![
+                Scope::parse("orders:read").unwrap(),
+                Scope::parse("orders:write").unwrap(),
+            ],
             roles: Vec::new(),
         };
         let expected = json!({
@@ -211,9 +186,9 @@ mod tests {
         // A client: its key is `sub` and `client_id`, its owner `kg_owner`.
         let client = Identity {
             kind: Some(TokenKind::Client),
-            client_id: Some(KEY.into()),
+            client_id: Some(key()),
             key_owner: Some("usr_victim".into()),
-            roles: vec!["admin".into()],
+            roles: vec![Role::parse("admin").unwrap()],
             ..Identity::default()
         };
         let expected = json!({
@@ -223,16 +198,35 @@ mod tests {
     }
 
     #[test]
-    fn nobody_and_a_malformed_identity_get_no_token() {
+    fn nobody_and_a_principal_without_an_identifier_get_no_token() {
         assert!(request("orders", 60, &Identity::default()).is_err());
         let bad = Identity {
             kind: Some(TokenKind::Client),
-            client_id: Some("not a key id".into()),
+            key_id: Some(key()),
             ..Identity::default()
         };
         assert!(matches!(
             request("orders", 60, &bad),
             Err(keygate_core::Error::Internal(_))
         ));
+    }
+
+    #[test]
+    fn identities_that_differ_in_any_field_or_list_split_hash_apart() {
+        let scopes = |names: &[&str]| names.iter().map(|n| Scope::parse(n).unwrap()).collect();
+        let a = Identity {
+            kind: Some(TokenKind::Client),
+            client_id: Some(key()),
+            scopes: scopes(&["a:b", "c:d"]),
+            ..Identity::default()
+        };
+        let mut b = a.clone();
+        b.scopes = scopes(&["a:b"]);
+        let mut c = a.clone();
+        c.roles = vec![Role::parse("c-d").unwrap()];
+        assert_ne!(digest("r", &a), digest("r", &b));
+        assert_ne!(digest("r", &b), digest("r", &c));
+        assert_ne!(digest("r", &a), digest("s", &a));
+        assert_eq!(digest("r", &a), digest("r", &a.clone()));
     }
 }
