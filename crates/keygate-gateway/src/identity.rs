@@ -8,7 +8,7 @@ use keygate_core::jwt::TokenKind;
 use keygate_core::model::{KeyRecord, Scope, Tenant};
 use keygate_core::users::model::Role;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Identity {
     /// Whom the request speaks for: a user (a user token, with or without
     /// a key beside it) or a client (a key, a signature, a client token).

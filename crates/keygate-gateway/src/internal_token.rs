@@ -5,15 +5,11 @@
 use std::collections::HashMap;
 
 use axum::http::HeaderValue;
-use keygate_core::apikey::KeyId;
 use keygate_core::jwt::{
     ClientPrincipal, Principal, TokenClaims, TokenKind, TokenRequest, TokenService, UserPrincipal,
 };
-use keygate_core::model::{Scope, Tenant};
-use keygate_core::users::model::Role;
 use parking_lot::Mutex;
 use serde_json::Map;
-use sha2::{Digest, Sha256};
 
 use super::identity::Identity;
 
@@ -21,46 +17,22 @@ use super::identity::Identity;
 pub const REUSE_MARGIN: i64 = 10;
 const CAPACITY: usize = 50_000;
 
-type IdentityDigest = [u8; 32];
 /// `Bearer <token>`, ready to send (a clone shares its bytes), and `exp`.
 type Minted = (HeaderValue, i64);
 
-/// Minted tokens, keyed by a digest of route and identity: the cache holds
-/// no credential, and its key reveals no identity either.
+/// Minted tokens by route, then by identity. The cache holds no
+/// credential; it is keyed by the identity itself (what the token it
+/// maps to says anyway), looked up by reference: a digest of it cost more
+/// than the rest of an `api_key` request's own work.
+#[derive(Default)]
 pub struct InternalTokens {
-    minted: Mutex<HashMap<IdentityDigest, Minted>>,
+    minted: Mutex<Cache>,
 }
 
-impl Default for InternalTokens {
-    fn default() -> Self {
-        Self {
-            minted: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-fn digest(route: &str, id: &Identity) -> [u8; 32] {
-    // Length-prefixed fields, and lists counted, so no two identities hash
-    // the same input.
-    fn field(h: &mut Sha256, v: &str) {
-        h.update((v.len() as u64).to_be_bytes());
-        h.update(v.as_bytes());
-    }
-    fn list<'a>(h: &mut Sha256, items: impl ExactSizeIterator<Item = &'a str>) {
-        h.update((items.len() as u64).to_be_bytes());
-        items.for_each(|v| field(h, v));
-    }
-    let mut h = Sha256::new();
-    field(&mut h, route);
-    field(&mut h, id.kind.map_or("", TokenKind::as_str));
-    field(&mut h, id.key_id.as_ref().map_or("", KeyId::as_str));
-    field(&mut h, id.client_id.as_ref().map_or("", KeyId::as_str));
-    field(&mut h, id.key_owner.as_deref().unwrap_or(""));
-    field(&mut h, id.subject.as_deref().unwrap_or(""));
-    field(&mut h, id.tenant.as_ref().map_or("", Tenant::as_str));
-    list(&mut h, id.scopes.iter().map(Scope::as_str));
-    list(&mut h, id.roles.iter().map(Role::as_str));
-    h.finalize().into()
+#[derive(Default)]
+struct Cache {
+    routes: HashMap<String, HashMap<Identity, Minted>>,
+    len: usize,
 }
 
 impl InternalTokens {
@@ -72,31 +44,50 @@ impl InternalTokens {
         id: &Identity,
     ) -> Result<HeaderValue, keygate_core::Error> {
         let now = tokens.clock().now_secs();
-        let key = digest(route, id);
-        if let Some((token, exp)) = self.minted.lock().get(&key)
+        if let Some((token, exp)) = self.minted.lock().get(route, id)
             && exp - now > REUSE_MARGIN
         {
             return Ok(token.clone());
         }
         let minted = mint(tokens, route, id)?;
-        self.remember(key, minted.clone(), now);
+        self.minted.lock().insert(route, id, minted.clone(), now);
         Ok(minted.0)
-    }
-
-    fn remember(&self, key: IdentityDigest, minted: Minted, now: i64) {
-        let mut cache = self.minted.lock();
-        if cache.len() >= CAPACITY {
-            cache.retain(|_, (_, exp)| *exp - now > REUSE_MARGIN);
-            if cache.len() >= CAPACITY {
-                cache.clear();
-            }
-        }
-        cache.insert(key, minted);
     }
 
     /// Forgets every minted token (a route reload may change what they carry).
     pub fn clear(&self) {
-        self.minted.lock().clear();
+        *self.minted.lock() = Cache::default();
+    }
+}
+
+impl Cache {
+    fn get(&self, route: &str, id: &Identity) -> Option<&Minted> {
+        self.routes.get(route)?.get(id)
+    }
+
+    fn insert(&mut self, route: &str, id: &Identity, minted: Minted, now: i64) {
+        if self.len >= CAPACITY {
+            for tokens in self.routes.values_mut() {
+                tokens.retain(|_, (_, exp)| *exp - now > REUSE_MARGIN);
+            }
+            self.count();
+            if self.len >= CAPACITY {
+                self.routes.clear();
+                self.len = 0;
+            }
+        }
+        let tokens = match self.routes.get_mut(route) {
+            Some(tokens) => tokens,
+            None => self.routes.entry(route.to_owned()).or_default(),
+        };
+        if tokens.insert(id.clone(), minted).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn count(&mut self) {
+        self.routes.retain(|_, tokens| !tokens.is_empty());
+        self.len = self.routes.values().map(HashMap::len).sum();
     }
 }
 
@@ -148,6 +139,9 @@ fn claims(id: &Identity) -> Result<TokenClaims, keygate_core::Error> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use keygate_core::apikey::KeyId;
+    use keygate_core::model::{Scope, Tenant};
+    use keygate_core::users::model::Role;
     use serde_json::{Value, json};
 
     const KEY: &str = "key_AAAAAAAAAAAAAAAA";
@@ -212,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn identities_that_differ_in_any_field_or_list_split_hash_apart() {
+    fn the_cache_answers_only_for_the_same_route_and_identity() {
         let scopes = |names: &[&str]| names.iter().map(|n| Scope::parse(n).unwrap()).collect();
         let a = Identity {
             kind: Some(TokenKind::Client),
@@ -222,11 +216,16 @@ mod tests {
         };
         let mut b = a.clone();
         b.scopes = scopes(&["a:b"]);
-        let mut c = a.clone();
-        c.roles = vec![Role::parse("c-d").unwrap()];
-        assert_ne!(digest("r", &a), digest("r", &b));
-        assert_ne!(digest("r", &b), digest("r", &c));
-        assert_ne!(digest("r", &a), digest("s", &a));
-        assert_eq!(digest("r", &a), digest("r", &a.clone()));
+        let mut cache = Cache::default();
+        let token = HeaderValue::from_static("Bearer a");
+        cache.insert("r", &a, (token.clone(), 100), 0);
+        assert_eq!(cache.get("r", &a), Some(&(token, 100)));
+        assert_eq!(cache.get("r", &b), None);
+        assert_eq!(cache.get("s", &a), None);
+        // Full: what has expired goes first.
+        cache.len = CAPACITY;
+        cache.insert("r", &b, (HeaderValue::from_static("Bearer b"), 200), 150);
+        assert_eq!(cache.get("r", &a), None);
+        assert_eq!((cache.len, cache.get("r", &b).is_some()), (1, true));
     }
 }

@@ -49,6 +49,11 @@ const HOP_BY_HOP: [&str; 8] = [
 /// The client's credentials; the upstream gets keygate's token instead.
 const CREDENTIALS: [&str; 4] = ["authorization", "x-api-key", "signature", "signature-input"];
 
+// Names as values, so setting them parses nothing per request.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
 /// keygate's own cookies, which are for keygate alone.
 const OWN_COOKIE_PREFIX: &str = "__Host-keygate-";
 
@@ -445,10 +450,7 @@ fn add_forwarded(
 ) {
     let mut forwarded = String::with_capacity(64);
     forwarded.push_str(&client.forwarded_for);
-    headers.insert(
-        "x-forwarded-for",
-        client.x_forwarded_for.clone().into_owned(),
-    );
+    headers.insert(X_FORWARDED_FOR, client.x_forwarded_for.clone().into_owned());
     if let Some(h) = host.filter(|h| !h.contains(['"', ';', ','])) {
         forwarded.push_str(";host=\"");
         forwarded.push_str(h);
@@ -458,17 +460,17 @@ fn add_forwarded(
             _ => HeaderValue::from_str(h),
         };
         if let Ok(v) = value {
-            headers.insert("x-forwarded-host", v);
+            headers.insert(X_FORWARDED_HOST, v);
         }
     }
     forwarded.push_str(";proto=");
     forwarded.push_str(proto);
     // Moved, not copied, into the header.
     if let Ok(v) = HeaderValue::try_from(forwarded) {
-        headers.insert("forwarded", v);
+        headers.insert(header::FORWARDED, v);
     }
     headers.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
     );
     headers.insert(keygate_http::REQUEST_ID, request_id.clone());
