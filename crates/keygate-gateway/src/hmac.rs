@@ -113,19 +113,15 @@ async fn charge(
 
 fn identity(mut signed: HmacIdentity) -> (Identity, Option<BodyDigest>) {
     let digest = signed.pending_digest.take();
-    let mut scopes: Vec<String> = signed
-        .scopes
-        .iter()
-        .map(|s| s.as_str().to_owned())
-        .collect();
+    let mut scopes = signed.scopes;
     scopes.sort();
     let id = Identity {
         kind: Some(keygate_core::jwt::TokenKind::Client),
-        key_id: Some(signed.key_id.to_string()),
-        client_id: Some(signed.key_id.to_string()),
+        key_id: Some(signed.key_id.clone()),
+        client_id: Some(signed.key_id),
         key_owner: Some(signed.owner),
         subject: None,
-        tenant: signed.tenant.map(|t| t.as_str().to_owned()),
+        tenant: signed.tenant,
         scopes,
         roles: Vec::new(),
     };

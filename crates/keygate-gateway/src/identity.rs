@@ -1,47 +1,46 @@
 //! Who a request is, once admitted: what the rate limit counts, what the
 //! internal token carries and what forward-auth answers. Nothing here is a
-//! secret.
+//! secret. Its values are typed as they were verified, so the internal
+//! token carries them without parsing them again.
 
 use keygate_core::jwt::TokenKind;
-use keygate_core::model::{KeyRecord, Scope};
+use keygate_core::keys::apikey::KeyId;
+use keygate_core::model::{KeyRecord, Scope, Tenant};
+use keygate_core::users::model::Role;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Identity {
     /// Whom the request speaks for: a user (a user token, with or without
     /// a key beside it) or a client (a key, a signature, a client token).
     /// None only for `auth = "none"`.
     pub kind: Option<TokenKind>,
     /// The key id, when an API key was presented (what the limit counts).
-    pub key_id: Option<String>,
+    pub key_id: Option<KeyId>,
     /// The key behind the request: the presented key or a client token's
     /// `client_id`.
-    pub client_id: Option<String>,
+    pub client_id: Option<KeyId>,
     /// The key's owner (free text), when a client is the principal.
     pub key_owner: Option<String>,
     /// The user id, when a user token was presented.
     pub subject: Option<String>,
-    pub tenant: Option<String>,
-    pub scopes: Vec<String>,
-    pub roles: Vec<String>,
+    pub tenant: Option<Tenant>,
+    pub scopes: Vec<Scope>,
+    pub roles: Vec<Role>,
 }
 
 impl Identity {
     /// A key as the principal: an API key, or the key a signature names.
     /// Its scopes come sorted, as the internal token carries them.
     pub fn of_key(record: &KeyRecord) -> Self {
-        let mut scopes: Vec<String> = record
-            .scopes
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect();
+        let mut scopes = record.scopes.clone();
         scopes.sort();
         Self {
             kind: Some(TokenKind::Client),
-            key_id: Some(record.id.as_str().to_owned()),
-            client_id: Some(record.id.as_str().to_owned()),
+            key_id: Some(record.id.clone()),
+            client_id: Some(record.id.clone()),
             key_owner: Some(record.owner.clone()),
             subject: None,
-            tenant: record.tenant.as_ref().map(|t| t.as_str().to_owned()),
+            tenant: record.tenant.clone(),
             scopes,
             roles: Vec::new(),
         }
@@ -50,8 +49,9 @@ impl Identity {
     /// What the rate limit counts: the key, else the client, else the user.
     pub fn limit_key(&self) -> Option<&str> {
         self.key_id
-            .as_deref()
-            .or(self.client_id.as_deref())
+            .as_ref()
+            .or(self.client_id.as_ref())
+            .map(KeyId::as_str)
             .or(self.subject.as_deref())
     }
 
@@ -60,7 +60,7 @@ impl Identity {
     pub fn token_subject(&self) -> Option<&str> {
         match self.kind? {
             TokenKind::User => self.subject.as_deref(),
-            TokenKind::Client => self.client_id.as_deref(),
+            TokenKind::Client => self.client_id.as_ref().map(KeyId::as_str),
         }
     }
 

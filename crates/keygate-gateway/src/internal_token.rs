@@ -6,15 +6,10 @@ use std::collections::HashMap;
 
 use axum::http::HeaderValue;
 use keygate_core::jwt::{
-    ClientPrincipal, Principal, ROLES_CLAIM, TokenClaims, TokenKind, TokenRequest, TokenService,
-    UserPrincipal,
+    ClientPrincipal, Principal, TokenClaims, TokenKind, TokenRequest, TokenService, UserPrincipal,
 };
-use keygate_core::keys::apikey::KeyId;
-use keygate_core::model::{Scope, Tenant};
-use keygate_core::users::model::Role;
 use parking_lot::Mutex;
 use serde_json::Map;
-use sha2::{Digest, Sha256};
 
 use super::identity::Identity;
 
@@ -22,41 +17,22 @@ use super::identity::Identity;
 pub const REUSE_MARGIN: i64 = 10;
 const CAPACITY: usize = 50_000;
 
-type IdentityDigest = [u8; 32];
 /// `Bearer <token>`, ready to send (a clone shares its bytes), and `exp`.
 type Minted = (HeaderValue, i64);
 
-/// Minted tokens, keyed by a digest of route and identity: the cache holds
-/// no credential, and its key reveals no identity either.
+/// Minted tokens by route, then by identity. The cache holds no
+/// credential; it is keyed by the identity itself (what the token it
+/// maps to says anyway), looked up by reference: a digest of it cost more
+/// than the rest of an `api_key` request's own work.
+#[derive(Default)]
 pub struct InternalTokens {
-    minted: Mutex<HashMap<IdentityDigest, Minted>>,
+    minted: Mutex<Cache>,
 }
 
-impl Default for InternalTokens {
-    fn default() -> Self {
-        Self {
-            minted: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-fn digest(route: &str, id: &Identity) -> [u8; 32] {
-    let mut h = Sha256::new();
-    // Length-prefixed fields, so no two identities hash the same input.
-    let mut field = |v: &str| {
-        h.update((v.len() as u64).to_be_bytes());
-        h.update(v.as_bytes());
-    };
-    field(route);
-    field(id.kind.map_or("", TokenKind::as_str));
-    field(id.key_id.as_deref().unwrap_or(""));
-    field(id.client_id.as_deref().unwrap_or(""));
-    field(id.key_owner.as_deref().unwrap_or(""));
-    field(id.subject.as_deref().unwrap_or(""));
-    field(id.tenant.as_deref().unwrap_or(""));
-    field(&id.scopes.join(" "));
-    field(&id.roles.join(","));
-    h.finalize().into()
+#[derive(Default)]
+struct Cache {
+    routes: HashMap<String, HashMap<Identity, Minted>>,
+    len: usize,
 }
 
 impl InternalTokens {
@@ -68,31 +44,50 @@ impl InternalTokens {
         id: &Identity,
     ) -> Result<HeaderValue, keygate_core::Error> {
         let now = tokens.clock().now_secs();
-        let key = digest(route, id);
-        if let Some((token, exp)) = self.minted.lock().get(&key)
+        if let Some((token, exp)) = self.minted.lock().get(route, id)
             && exp - now > REUSE_MARGIN
         {
             return Ok(token.clone());
         }
         let minted = mint(tokens, route, id)?;
-        self.remember(key, minted.clone(), now);
+        self.minted.lock().insert(route, id, minted.clone(), now);
         Ok(minted.0)
-    }
-
-    fn remember(&self, key: IdentityDigest, minted: Minted, now: i64) {
-        let mut cache = self.minted.lock();
-        if cache.len() >= CAPACITY {
-            cache.retain(|_, (_, exp)| *exp - now > REUSE_MARGIN);
-            if cache.len() >= CAPACITY {
-                cache.clear();
-            }
-        }
-        cache.insert(key, minted);
     }
 
     /// Forgets every minted token (a route reload may change what they carry).
     pub fn clear(&self) {
-        self.minted.lock().clear();
+        *self.minted.lock() = Cache::default();
+    }
+}
+
+impl Cache {
+    fn get(&self, route: &str, id: &Identity) -> Option<&Minted> {
+        self.routes.get(route)?.get(id)
+    }
+
+    fn insert(&mut self, route: &str, id: &Identity, minted: Minted, now: i64) {
+        if self.len >= CAPACITY {
+            for tokens in self.routes.values_mut() {
+                tokens.retain(|_, (_, exp)| *exp - now > REUSE_MARGIN);
+            }
+            self.count();
+            if self.len >= CAPACITY {
+                self.routes.clear();
+                self.len = 0;
+            }
+        }
+        let tokens = match self.routes.get_mut(route) {
+            Some(tokens) => tokens,
+            None => self.routes.entry(route.to_owned()).or_default(),
+        };
+        if tokens.insert(id.clone(), minted).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn count(&mut self) {
+        self.routes.retain(|_, tokens| !tokens.is_empty());
+        self.len = self.routes.values().map(HashMap::len).sum();
     }
 }
 
@@ -109,80 +104,51 @@ fn mint(tokens: &TokenService, route: &str, id: &Identity) -> Result<Minted, key
 }
 
 fn request(route: &str, ttl: i64, id: &Identity) -> Result<TokenRequest, keygate_core::Error> {
-    let claims = claims(id)?;
-    let mut request = claims.request(route.to_owned(), ttl);
-    // The internal token has always left out an empty list of roles, where
-    // a login's token carries one: what upstreams see stays as it was.
-    if claims.roles.is_empty() {
-        request.claims.remove(ROLES_CLAIM);
-    }
-    Ok(request)
+    Ok(claims(id)?.request(route.to_owned(), ttl))
 }
 
-/// What the upstream may rely on, typed: every value in `id` came from a
-/// verified key or token, so one that does not parse is keygate's own fault.
+/// What the upstream may rely on: every value in `id` came typed from a
+/// verified key or token; only its shape can be keygate's own fault.
 fn claims(id: &Identity) -> Result<TokenClaims, keygate_core::Error> {
+    let missing = || keygate_core::Error::Internal("the principal has no identifier".into());
     let kind = id.kind.ok_or_else(|| {
         keygate_core::Error::Internal("an anonymous request has no principal to vouch for".into())
     })?;
-    let subject = id
-        .token_subject()
-        .ok_or_else(|| keygate_core::Error::Internal("the principal has no identifier".into()))?;
-    let client = id
-        .client_id
-        .as_deref()
-        .map(KeyId::parse)
-        .transpose()
-        .map_err(unparsed)?;
-    let principal = match (kind, client) {
-        (TokenKind::User, client) => Principal::User(UserPrincipal {
-            subject: subject.to_owned(),
+    let principal = match kind {
+        TokenKind::User => Principal::User(UserPrincipal {
+            subject: id.subject.clone().ok_or_else(missing)?,
             session: None,
-            client,
+            client: id.client_id.clone(),
         }),
         // A client's subject is its `client_id` (`token_subject`).
-        (TokenKind::Client, key_id) => Principal::Client(ClientPrincipal {
-            key_id: key_id.ok_or_else(|| {
-                keygate_core::Error::Internal("the principal has no identifier".into())
-            })?,
+        TokenKind::Client => Principal::Client(ClientPrincipal {
+            key_id: id.client_id.clone().ok_or_else(missing)?,
             owner: id.key_owner.clone(),
         }),
     };
     Ok(TokenClaims {
         principal,
-        tenant: id
-            .tenant
-            .as_deref()
-            .map(Tenant::parse)
-            .transpose()
-            .map_err(unparsed)?,
-        roles: id
-            .roles
-            .iter()
-            .map(|r| Role::parse(r))
-            .collect::<Result<_, _>>()
-            .map_err(unparsed)?,
-        scopes: id
-            .scopes
-            .iter()
-            .map(|s| Scope::parse(s))
-            .collect::<Result<_, _>>()
-            .map_err(unparsed)?,
+        tenant: id.tenant.clone(),
+        roles: id.roles.clone(),
+        scopes: id.scopes.clone(),
         custom: Map::new(),
     })
-}
-
-fn unparsed(e: keygate_core::Error) -> keygate_core::Error {
-    keygate_core::Error::Internal(format!("an admitted identity does not parse: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use keygate_core::keys::apikey::KeyId;
+    use keygate_core::model::{Scope, Tenant};
+    use keygate_core::users::model::Role;
     use serde_json::{Value, json};
 
     const KEY: &str = "key_AAAAAAAAAAAAAAAA";
+
+    fn key() -> KeyId {
+        KeyId::parse(KEY).unwrap()
+    }
 
     fn wire(id: &Identity) -> (String, Value) {
         let request = request("orders", 60, id).unwrap();
@@ -195,12 +161,15 @@ mod tests {
         // its client, no owner, no empty roles list.
         let user = Identity {
             kind: Some(TokenKind::User),
-            key_id: Some(KEY.into()),
-            client_id: Some(KEY.into()),
+            key_id: Some(key()),
+            client_id: Some(key()),
             key_owner: Some("someone".into()),
             subject: Some("usr_x".into()),
-            tenant: Some("acme".into()),
-            scopes: vec!["orders:read".into(), "orders:write".into()],
+            tenant: Some(Tenant::parse("acme").unwrap()),
+            scopes: vec![
+                Scope::parse("orders:read").unwrap(),
+                Scope::parse("orders:write").unwrap(),
+            ],
             roles: Vec::new(),
         };
         let expected = json!({
@@ -211,9 +180,9 @@ mod tests {
         // A client: its key is `sub` and `client_id`, its owner `kg_owner`.
         let client = Identity {
             kind: Some(TokenKind::Client),
-            client_id: Some(KEY.into()),
+            client_id: Some(key()),
             key_owner: Some("usr_victim".into()),
-            roles: vec!["admin".into()],
+            roles: vec![Role::parse("admin").unwrap()],
             ..Identity::default()
         };
         let expected = json!({
@@ -223,16 +192,40 @@ mod tests {
     }
 
     #[test]
-    fn nobody_and_a_malformed_identity_get_no_token() {
+    fn nobody_and_a_principal_without_an_identifier_get_no_token() {
         assert!(request("orders", 60, &Identity::default()).is_err());
         let bad = Identity {
             kind: Some(TokenKind::Client),
-            client_id: Some("not a key id".into()),
+            key_id: Some(key()),
             ..Identity::default()
         };
         assert!(matches!(
             request("orders", 60, &bad),
             Err(keygate_core::Error::Internal(_))
         ));
+    }
+
+    #[test]
+    fn the_cache_answers_only_for_the_same_route_and_identity() {
+        let scopes = |names: &[&str]| names.iter().map(|n| Scope::parse(n).unwrap()).collect();
+        let a = Identity {
+            kind: Some(TokenKind::Client),
+            client_id: Some(key()),
+            scopes: scopes(&["a:b", "c:d"]),
+            ..Identity::default()
+        };
+        let mut b = a.clone();
+        b.scopes = scopes(&["a:b"]);
+        let mut cache = Cache::default();
+        let token = HeaderValue::from_static("Bearer a");
+        cache.insert("r", &a, (token.clone(), 100), 0);
+        assert_eq!(cache.get("r", &a), Some(&(token, 100)));
+        assert_eq!(cache.get("r", &b), None);
+        assert_eq!(cache.get("s", &a), None);
+        // Full: what has expired goes first.
+        cache.len = CAPACITY;
+        cache.insert("r", &b, (HeaderValue::from_static("Bearer b"), 200), 150);
+        assert_eq!(cache.get("r", &a), None);
+        assert_eq!((cache.len, cache.get("r", &b).is_some()), (1, true));
     }
 }

@@ -62,7 +62,7 @@ fn jwt_identity(claims: &Claims, accepted: AcceptedKinds) -> Result<Identity, Re
         // The key beside a user is the request's to present (an API key),
         // not the user token's to claim.
         Principal::User(user) => (Some(user.subject), None, None),
-        Principal::Client(client) => (None, Some(client.key_id.as_str().to_owned()), client.owner),
+        Principal::Client(client) => (None, Some(client.key_id), client.owner),
     };
     Ok(Identity {
         kind: Some(kind),
@@ -70,9 +70,9 @@ fn jwt_identity(claims: &Claims, accepted: AcceptedKinds) -> Result<Identity, Re
         client_id,
         key_owner,
         subject,
-        tenant: typed.tenant.map(|t| t.as_str().to_owned()),
-        scopes: typed.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
-        roles: typed.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        tenant: typed.tenant,
+        scopes: typed.scopes,
+        roles: typed.roles,
     })
 }
 

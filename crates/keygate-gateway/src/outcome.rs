@@ -106,7 +106,7 @@ impl Gateway {
             method = crate::metrics::method_label(method),
             status = status.as_u16(),
             micros = started.elapsed().as_micros() as u64,
-            key_id = id.and_then(|i| i.key_id.as_deref()).unwrap_or("-"),
+            key_id = id.and_then(|i| i.key_id.as_ref().map(keygate_core::KeyId::as_str)).unwrap_or("-"),
             subject = id.and_then(|i| i.subject.as_deref()).unwrap_or("-"),
             failure = failure.unwrap_or("-"),
             %request_id,

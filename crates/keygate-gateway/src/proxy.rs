@@ -49,6 +49,11 @@ const HOP_BY_HOP: [&str; 8] = [
 /// The client's credentials; the upstream gets keygate's token instead.
 const CREDENTIALS: [&str; 4] = ["authorization", "x-api-key", "signature", "signature-input"];
 
+// Names as values, so setting them parses nothing per request.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
 /// keygate's own cookies, which are for keygate alone.
 const OWN_COOKIE_PREFIX: &str = "__Host-keygate-";
 
@@ -85,14 +90,14 @@ struct Ready<'a> {
     authority: Option<&'a str>,
     client: &'a Client<'a>,
     websocket: Option<WebSocketKey>,
-    request_id: &'a str,
+    request_id: &'a HeaderValue,
 }
 
 impl Proxy {
     /// Every phase of one request, the log phase included.
     pub async fn handle(&self, conn: &ClientConn, req: Request) -> Response {
         let started = Instant::now();
-        let request_id = keygate_http::request_id_of(req.headers());
+        let request_id = keygate_http::request_id_value(req.headers());
         let method = req.method().clone();
         let table = self.gateway.table();
         let (mut res, outcome) = match request::target(&table, &req, self.scheme) {
@@ -116,14 +121,15 @@ impl Proxy {
             }
             Err(e) => (e.into_response(), Outcome::new(None)),
         };
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            res.headers_mut().insert("x-request-id", v);
-        }
+        res.headers_mut()
+            .insert(keygate_http::REQUEST_ID, request_id.clone());
+        // Always text: a kept id is checked to be, a new one is made so.
+        let request_id = request_id.to_str().unwrap_or("-");
         if let Some(ErrorCause(cause)) = res.extensions().get::<ErrorCause>() {
             tracing::error!(route = %outcome.route_name(), %request_id, %cause, "gateway request failed");
         }
         self.gateway
-            .record(&outcome, &method, res.status(), started, &request_id);
+            .record(&outcome, &method, res.status(), started, request_id);
         res
     }
 
@@ -132,7 +138,7 @@ impl Proxy {
         conn: &ClientConn,
         target: Target,
         req: Request,
-        request_id: &str,
+        request_id: &HeaderValue,
         outcome: &mut Outcome,
     ) -> Result<Response, Stop> {
         let Target {
@@ -239,8 +245,11 @@ impl Proxy {
             uri.push('?');
             uri.push_str(q);
         }
-        let uri = uri.parse::<Uri>().map_err(|_| ProxyError::InvalidPath)?;
+        let uri = Uri::try_from(uri).map_err(|_| ProxyError::InvalidPath)?;
         let mut headers = std::mem::take(&mut parts.headers);
+        // The client's Host, shared rather than copied, when it is the
+        // authority `X-Forwarded-Host` names.
+        let host = headers.get(header::HOST).cloned();
         strip_for_upstream(&mut headers, route.forward_token);
         headers.insert(header::HOST, route.upstream.host_header.clone());
         if ready.websocket.is_some() {
@@ -256,6 +265,7 @@ impl Proxy {
             &mut headers,
             ready.client,
             ready.authority,
+            host,
             self.scheme,
             ready.request_id,
         );
@@ -347,17 +357,30 @@ fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'stati
 }
 
 /// Names the `Connection` header lists are hop-by-hop too.
+/// Names the `Connection` header lists that are not hop-by-hop anyway
+/// (`keep-alive`: no allocation for the usual one).
 fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
     connection_tokens(headers)
+        .filter(|t| !is_hop_by_hop(t))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect()
 }
 
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// Removes only what is there: most answers carry one hop-by-hop header
+/// (`Connection`) of eight, and a miss costs a hash lookup each.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in connection_listed(headers) {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    while let Some(name) = headers
+        .keys()
+        .find(|n| HOP_BY_HOP.contains(&n.as_str()))
+        .cloned()
+    {
         headers.remove(name);
     }
 }
@@ -371,13 +394,15 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// through.
 pub fn strip_for_upstream(headers: &mut HeaderMap, forward: ForwardToken) {
     let listed = connection_listed(headers);
+    // The Host is always there: removed by itself, `gone` is then usually
+    // empty, and empty it allocates nothing.
+    headers.remove(header::HOST);
     let gone: Vec<HeaderName> = headers
         .keys()
         .filter(|name| {
             let n = name.as_str();
             HOP_BY_HOP.contains(&n)
                 || listed.contains(name)
-                || n == "host"
                 || n == "forwarded"
                 || n.starts_with("x-forwarded-")
                 || n.starts_with("x-keygate-")
@@ -416,37 +441,42 @@ fn without_own_cookies(value: &HeaderValue) -> Option<HeaderValue> {
     HeaderValue::from_str(&kept.join("; ")).ok()
 }
 
+/// `host_header`: the client's `Host`, reused for `X-Forwarded-Host` when
+/// it is the authority (the usual case) instead of copied.
 fn add_forwarded(
     headers: &mut HeaderMap,
     client: &Client<'_>,
     host: Option<&str>,
+    host_header: Option<HeaderValue>,
     proto: &str,
-    request_id: &str,
+    request_id: &HeaderValue,
 ) {
-    use std::fmt::Write as _;
     let mut forwarded = String::with_capacity(64);
     forwarded.push_str(&client.forwarded_for);
-    headers.insert(
-        "x-forwarded-for",
-        client.x_forwarded_for.clone().into_owned(),
-    );
+    headers.insert(X_FORWARDED_FOR, client.x_forwarded_for.clone().into_owned());
     if let Some(h) = host.filter(|h| !h.contains(['"', ';', ','])) {
-        let _ = write!(forwarded, ";host=\"{h}\"");
-        if let Ok(v) = HeaderValue::from_str(h) {
-            headers.insert("x-forwarded-host", v);
+        forwarded.push_str(";host=\"");
+        forwarded.push_str(h);
+        forwarded.push('"');
+        let value = match host_header {
+            Some(v) if v.as_bytes() == h.as_bytes() => Ok(v),
+            _ => HeaderValue::from_str(h),
+        };
+        if let Ok(v) = value {
+            headers.insert(X_FORWARDED_HOST, v);
         }
     }
-    let _ = write!(forwarded, ";proto={proto}");
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
-        headers.insert("forwarded", v);
+    forwarded.push_str(";proto=");
+    forwarded.push_str(proto);
+    // Moved, not copied, into the header.
+    if let Ok(v) = HeaderValue::try_from(forwarded) {
+        headers.insert(header::FORWARDED, v);
     }
     headers.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
     );
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        headers.insert("x-request-id", v);
-    }
+    headers.insert(keygate_http::REQUEST_ID, request_id.clone());
 }
 
 #[cfg(test)]

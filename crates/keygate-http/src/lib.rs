@@ -47,4 +47,4 @@ pub use credentials::{
 pub use extract::{ApiJson, JsonBody, KeyIdPath, body_error, json_response, parse_json};
 pub use problem::{ApiError, ErrorCause, PROBLEM_JSON};
 pub use ratelimit::{RateLimitFields, reset_secs, retry_after_secs};
-pub use request_id::{RequestId, request_id, request_id_of};
+pub use request_id::{REQUEST_ID, RequestId, request_id, request_id_of, request_id_value};

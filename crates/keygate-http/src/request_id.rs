@@ -69,7 +69,16 @@ fn next_request_id() -> String {
         out[8..].copy_from_slice(&FALLBACK.fetch_add(1, Ordering::Relaxed).to_be_bytes());
         out
     });
-    format!("req_{:032x}", u128::from_be_bytes(bits))
+    // As `format!("req_{:032x}")` spells it, without the formatting
+    // machinery: this runs on every request that brings no id.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(4 + 2 * ID_BYTES);
+    id.push_str("req_");
+    for b in bits {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    id
 }
 
 /// A well-formed incoming `X-Request-Id`, or a new one.
@@ -79,6 +88,19 @@ pub fn request_id_of(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|v| valid_request_id(v))
         .map_or_else(next_request_id, str::to_owned)
+}
+
+/// As `request_id_of`, as the header value: a kept id shares the client's
+/// bytes, a new one is moved in, not copied.
+pub fn request_id_value(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers
+        .get(&REQUEST_ID)
+        .filter(|v| v.to_str().is_ok_and(valid_request_id))
+    {
+        return v.clone();
+    }
+    // A fresh id is ASCII letters and digits: always a header value.
+    HeaderValue::try_from(next_request_id()).unwrap_or(HeaderValue::from_static("req_"))
 }
 
 /// Middleware: keeps a well-formed incoming `X-Request-Id`, or makes one,

@@ -157,7 +157,11 @@ impl TokenClaims {
         if let Some(tenant) = &self.tenant {
             out.insert(TENANT_CLAIM.into(), tenant.as_str().into());
         }
-        if self.kind() == TokenKind::User || !self.roles.is_empty() {
+        // A session's token always says its user's roles, an empty list
+        // included; any other token (the gateway's internal one) names
+        // roles only when there are some.
+        let session = matches!(&self.principal, Principal::User(u) if u.session.is_some());
+        if session || !self.roles.is_empty() {
             let roles = self.roles.iter().map(|r| Value::from(r.as_str())).collect();
             out.insert(ROLES_CLAIM.into(), Value::Array(roles));
         }

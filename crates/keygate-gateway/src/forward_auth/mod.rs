@@ -11,6 +11,10 @@ use std::sync::Arc;
 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
+use keygate_core::jwt::claims::scope_text;
+use keygate_core::keys::apikey::KeyId;
+use keygate_core::model::Tenant;
+use keygate_core::users::model::Role;
 
 use super::Gateway;
 use super::admission::Admitted;
@@ -190,15 +194,25 @@ fn identity_headers(route: &Route, identity: &Identity) -> HeaderMap {
     };
     put("x-keygate-subject", identity.token_subject());
     put("x-keygate-kind", identity.kind.map(|k| k.as_str()));
-    put("x-keygate-key-id", identity.key_id.as_deref());
-    put("x-keygate-client-id", identity.client_id.as_deref());
-    put("x-keygate-tenant", identity.tenant.as_deref());
-    let scopes = identity.scopes.join(" ");
+    put(
+        "x-keygate-key-id",
+        identity.key_id.as_ref().map(KeyId::as_str),
+    );
+    put(
+        "x-keygate-client-id",
+        identity.client_id.as_ref().map(KeyId::as_str),
+    );
+    put(
+        "x-keygate-tenant",
+        identity.tenant.as_ref().map(Tenant::as_str),
+    );
+    let scopes = scope_text(&identity.scopes);
     put(
         "x-keygate-scopes",
         Some(scopes.as_str()).filter(|s| !s.is_empty()),
     );
-    let roles = identity.roles.join(",");
+    let roles: Vec<&str> = identity.roles.iter().map(Role::as_str).collect();
+    let roles = roles.join(",");
     put(
         "x-keygate-roles",
         Some(roles.as_str()).filter(|s| !s.is_empty()),
