@@ -12,7 +12,7 @@ use super::config::{AuthMode, ForwardToken, Route};
 use super::identity::Identity;
 use super::limit;
 use super::refusal::Refusal;
-use super::request::Incoming;
+use super::request::AuthInput;
 use keygate_http::RateLimitFields;
 
 /// An authenticated request within its route's limit.
@@ -28,7 +28,7 @@ impl Gateway {
     pub async fn admit(
         &self,
         route: &Route,
-        req: &Incoming<'_>,
+        req: &AuthInput<'_>,
         peer: &str,
     ) -> Result<Admitted, Refusal> {
         let (identity, pending_digest) = self
@@ -51,7 +51,7 @@ impl Gateway {
     pub async fn authenticate(
         &self,
         route: &Route,
-        req: &Incoming<'_>,
+        req: &AuthInput<'_>,
     ) -> Result<(Identity, Option<BodyDigest>), Refusal> {
         auth::authenticate(&self.deps, route, req).await
     }

@@ -14,7 +14,7 @@ use super::deps::GatewayDeps;
 use super::identity::Identity;
 use super::jwt::with_jwt;
 use super::refusal::{Reason, Refusal};
-use super::request::Incoming;
+use super::request::AuthInput;
 use keygate_http::ApiError;
 use keygate_http::credentials::{self, CredentialError};
 
@@ -23,7 +23,7 @@ use keygate_http::credentials::{self, CredentialError};
 pub async fn authenticate(
     deps: &GatewayDeps,
     route: &Route,
-    req: &Incoming<'_>,
+    req: &AuthInput<'_>,
 ) -> Result<(Identity, Option<BodyDigest>), Refusal> {
     // The credential checks are boxed: inline, their state (some 1.7 KB)
     // would be part of every request's future, which the server moves

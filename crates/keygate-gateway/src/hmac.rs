@@ -18,12 +18,12 @@ use super::config::Route;
 use super::deps::GatewayDeps;
 use super::identity::Identity;
 use super::refusal::{Reason, Refusal};
-use super::request::Incoming;
+use super::request::AuthInput;
 use keygate_http::ApiError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-impl<'a> Incoming<'a> {
+impl<'a> AuthInput<'a> {
     /// The request as its signature covers it: as the client addressed it,
     /// percent-encoding untouched. A request that names no host cannot
     /// have been signed for this one.
@@ -54,7 +54,7 @@ impl<'a> Incoming<'a> {
 pub async fn with_signature(
     deps: &GatewayDeps,
     route: &Route,
-    req: &Incoming<'_>,
+    req: &AuthInput<'_>,
 ) -> Result<(Identity, Option<BodyDigest>), Refusal> {
     let headers = HeaderMapLookup(req.headers);
     let view = req.signed_view(&headers).map_err(refused)?;

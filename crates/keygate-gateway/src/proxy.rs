@@ -26,7 +26,7 @@ use super::hmac::{DigestChecked, DigestMismatch};
 use super::outcome::{Failure, Outcome};
 use super::path::NormalPath;
 use super::refusal::Refusal;
-use super::request::{self, Incoming, Target, connection_tokens};
+use super::request::{self, AuthInput, Target, connection_tokens};
 use super::routes::upstream_path;
 use super::upgrade::{self, WebSocketKey};
 use super::upstream::{Lease, SendError};
@@ -147,7 +147,7 @@ impl Proxy {
             authority,
         } = target;
         let client = Client::of(&self.gateway.deps.trusted_proxies, conn, req.headers());
-        let incoming = Incoming {
+        let incoming = AuthInput {
             headers: req.headers(),
             method: req.method().as_str(),
             scheme: self.scheme,
@@ -195,7 +195,7 @@ impl Proxy {
     async fn request_filter(
         &self,
         route: &Route,
-        incoming: &Incoming<'_>,
+        incoming: &AuthInput<'_>,
         client: &Client<'_>,
     ) -> Result<(Option<WebSocketKey>, Admitted), Stop> {
         let websocket = upgrade::check(incoming.headers, route)

@@ -16,7 +16,7 @@ use keygate_http::framing::check_transfer_coding;
 
 /// What the authenticate phase reads of a request: its headers, and for
 /// `hmac` the request as the client addressed it (the signature covers it).
-pub struct Incoming<'a> {
+pub struct AuthInput<'a> {
     pub headers: &'a HeaderMap,
     pub method: &'a str,
     /// `http` or `https`: how the client reached keygate (or the proxy

@@ -21,7 +21,7 @@ use super::admission::Admitted;
 use super::config::Route;
 use super::identity::Identity;
 use super::refusal::Refusal;
-use super::request::{Incoming, NoRoute, choose};
+use super::request::{AuthInput, NoRoute, choose};
 pub use original::{JudgedUri, Original, judge_uri};
 
 pub const PATH: &str = "/v1/forward-auth";
@@ -147,7 +147,7 @@ async fn admit(
         Ok(Some(p)) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
-    let incoming = Incoming {
+    let incoming = AuthInput {
         headers: &req.headers,
         method: orig.method.as_str(),
         scheme,
