@@ -87,6 +87,7 @@ pub async fn connect(database_url: &str, opts: ConnectOptions) -> Result<SqlStor
         pool,
         backend,
         listen_url,
+        nonces: Default::default(),
     };
     if let Err(e) = migrate::run(&store.pool, backend).await {
         store.close().await;

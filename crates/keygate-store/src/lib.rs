@@ -111,6 +111,8 @@ pub struct SqlStore {
     backend: Backend,
     /// PostgreSQL only: where `feed_listener` opens its own session.
     listen_url: Option<ListenUrl>,
+    /// SQLite only: where signed-request nonces queue for group commit.
+    nonces: std::sync::Arc<nonces::NonceQueue>,
 }
 
 /// A database URL that may hold a password: never printed.

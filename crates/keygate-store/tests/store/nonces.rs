@@ -6,7 +6,7 @@
 use crate::common::Ctx;
 use keygate_core::httpsig::replay::QUOTA_BUCKET_MS;
 use keygate_core::httpsig::{NonceStore, NonceUse, NonceVerdict};
-use keygate_store::{ConnectOptions, connect};
+use keygate_store::{ConnectOptions, SqlStore, connect};
 
 const NOW: i64 = 1_700_000_000_000;
 const LIFE: i64 = 301_000;
@@ -15,7 +15,21 @@ on_both_backends!(
     a_nonce_is_fresh_once_and_taken_over_after_expiry,
     a_key_at_its_quota_is_refused_and_others_are_not,
     two_nodes_racing_on_one_nonce_let_one_through,
+    many_concurrent_nonces_are_all_fresh_and_committed,
+    one_nonce_recorded_concurrently_is_fresh_once,
+    a_closed_store_answers_every_record_with_an_error,
 );
+
+/// Records `nonces` of `key_id` all at once, each from a task of its own.
+async fn concurrently(store: &SqlStore, key_id: &str, nonces: Vec<String>) -> Vec<NonceVerdict> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in nonces {
+        let (store, key_id) = (store.clone(), key_id.to_owned());
+        tasks.spawn(async move { store.record(&nonce(&key_id, &n, NOW, 100_000)).await });
+    }
+    let answers = tasks.join_all().await;
+    answers.into_iter().map(Result::unwrap).collect()
+}
 
 fn nonce<'a>(key_id: &'a str, nonce: &'a str, now_ms: i64, limit: u32) -> NonceUse<'a> {
     NonceUse {
@@ -101,4 +115,44 @@ async fn two_nodes_racing_on_one_nonce_let_one_through(ctx: Ctx) {
         assert_eq!(got, [NonceVerdict::Replayed, NonceVerdict::Fresh]);
     }
     other.close().await;
+}
+
+async fn many_concurrent_nonces_are_all_fresh_and_committed(ctx: Ctx) {
+    let nonces: Vec<String> = (0..600).map(|i| format!("many{i}")).collect();
+    let got = concurrently(&ctx.store, "key_a", nonces.clone()).await;
+    assert!(got.iter().all(|v| *v == NonceVerdict::Fresh), "{got:?}");
+    // Committed: another node, on a pool of its own, sees every one.
+    let other = connect(&ctx.url, ConnectOptions::default()).await.unwrap();
+    let again = concurrently(&other, "key_a", nonces).await;
+    assert!(
+        again.iter().all(|v| *v == NonceVerdict::Replayed),
+        "{again:?}"
+    );
+    other.close().await;
+}
+
+async fn one_nonce_recorded_concurrently_is_fresh_once(ctx: Ctx) {
+    // 8 at once fit one batch; 600 need several.
+    for (round, copies) in [8, 600, 3].into_iter().enumerate() {
+        let same = vec![format!("same{round}"); copies];
+        let got = concurrently(&ctx.store, "key_a", same).await;
+        let fresh = got.iter().filter(|v| **v == NonceVerdict::Fresh).count();
+        let replayed = got.iter().filter(|v| **v == NonceVerdict::Replayed).count();
+        assert_eq!((fresh, replayed), (1, copies - 1), "round {round}");
+    }
+}
+
+async fn a_closed_store_answers_every_record_with_an_error(ctx: Ctx) {
+    ctx.store.close().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = ctx.store.clone();
+        tasks.spawn(async move {
+            let n = format!("closed{i}");
+            store.record(&nonce("key_a", &n, NOW, 1000)).await
+        });
+    }
+    for answer in tasks.join_all().await {
+        assert!(answer.is_err(), "{answer:?}");
+    }
 }

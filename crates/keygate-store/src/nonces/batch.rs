@@ -1,0 +1,159 @@
+//! Group commit for SQLite's nonces: concurrent records queue, and one
+//! writer task records whatever is queued when it is free in one write
+//! transaction (`relaxed::record_batch`).
+
+use std::sync::{Mutex, PoisonError};
+
+use keygate_core::Error;
+use keygate_core::httpsig::replay::{NonceUse, NonceVerdict};
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::relaxed;
+use crate::db;
+
+/// Most nonces in one transaction: a bound on how long the write lock is
+/// held and on what one failure takes down with it.
+pub(super) const BATCH: usize = 256;
+/// Most records waiting for the writer; more wait to queue.
+const QUEUE: usize = 4 * BATCH;
+
+/// The way to the store's nonce writer, started on first use (and again if
+/// its runtime went away).
+#[derive(Default)]
+pub(crate) struct NonceQueue {
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl std::fmt::Debug for NonceQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceQueue(..)")
+    }
+}
+
+/// A `NonceUse` that outlives its request's borrow while it waits.
+struct Owned {
+    key_id: String,
+    nonce: String,
+    expires_at_ms: i64,
+    created_ms: i64,
+    now_ms: i64,
+    per_key_limit: u32,
+}
+
+impl Owned {
+    fn of(n: &NonceUse<'_>) -> Self {
+        Self {
+            key_id: n.key_id.to_owned(),
+            nonce: n.nonce.to_owned(),
+            expires_at_ms: n.expires_at_ms,
+            created_ms: n.created_ms,
+            now_ms: n.now_ms,
+            per_key_limit: n.per_key_limit,
+        }
+    }
+
+    fn as_use(&self) -> NonceUse<'_> {
+        NonceUse {
+            key_id: &self.key_id,
+            nonce: &self.nonce,
+            expires_at_ms: self.expires_at_ms,
+            created_ms: self.created_ms,
+            now_ms: self.now_ms,
+            per_key_limit: self.per_key_limit,
+        }
+    }
+}
+
+/// One queued record and where its verdict goes.
+pub(super) struct Job {
+    n: Owned,
+    reply: oneshot::Sender<Result<NonceVerdict, Error>>,
+}
+
+impl Job {
+    pub(super) fn new(n: &NonceUse<'_>) -> (Self, oneshot::Receiver<Result<NonceVerdict, Error>>) {
+        let (reply, answer) = oneshot::channel();
+        let n = Owned::of(n);
+        (Self { n, reply }, answer)
+    }
+}
+
+fn writer_gone() -> Error {
+    Error::Storage("the nonce writer stopped before answering".into())
+}
+
+impl NonceQueue {
+    /// Queues `n` and waits for its batch to commit.
+    pub(super) async fn record(
+        &self,
+        pool: &AnyPool,
+        n: &NonceUse<'_>,
+    ) -> Result<NonceVerdict, Error> {
+        let (job, answer) = Job::new(n);
+        let writer = self.writer(pool);
+        writer.send(job).await.map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    fn writer(&self, pool: &AnyPool) -> mpsc::Sender<Job> {
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*writer {
+            Some(tx) if !tx.is_closed() => tx.clone(),
+            _ => {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(write_loop(pool.clone(), rx));
+                *writer = Some(tx.clone());
+                tx
+            }
+        }
+    }
+}
+
+/// Takes whatever is queued (at least one, at most `BATCH`) as soon as the
+/// last batch is answered: no timer, so an idle store adds no wait. Ends
+/// with the last `SqlStore` clone.
+async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut jobs, BATCH).await > 0 {
+        serve(&pool, std::mem::take(&mut jobs)).await;
+    }
+}
+
+/// Records one batch and answers each caller, all only after the commit.
+pub(super) async fn serve(pool: &AnyPool, mut jobs: Vec<Job>) {
+    // A caller that went away waits for nothing; its request was not
+    // served, so its nonce need not be spent.
+    jobs.retain(|j| !j.reply.is_closed());
+    if jobs.is_empty() {
+        return;
+    }
+    let ns: Vec<NonceUse<'_>> = jobs.iter().map(|j| j.n.as_use()).collect();
+    let recorded = match pool.acquire().await {
+        Ok(conn) => relaxed::record_batch(conn, &ns).await,
+        Err(e) => Err(db(e)),
+    };
+    drop(ns);
+    match recorded {
+        Ok(verdicts) => {
+            for (job, verdict) in jobs.into_iter().zip(verdicts) {
+                // The caller may have gone meanwhile: nobody to tell.
+                let _gone = job.reply.send(Ok(verdict));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, batch = jobs.len(), "recording a batch of nonces failed");
+            for job in jobs {
+                let _gone = job.reply.send(Err(each(&e)));
+            }
+        }
+    }
+}
+
+/// The batch's error for each of its callers (`Error` is not `Clone`).
+fn each(e: &Error) -> Error {
+    match e {
+        Error::Storage(m) => Error::Storage(m.clone()),
+        other => Error::Storage(other.to_string()),
+    }
+}
