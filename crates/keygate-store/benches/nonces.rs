@@ -3,7 +3,9 @@
 //! beside recording a nonce in memory, in SQLite (a file on disk, WAL,
 //! `synchronous = FULL`) and in PostgreSQL (a fresh database on
 //! KEYGATE_TEST_POSTGRES_URL; skipped without it), in one run, with the
-//! ratio of each signed request's cost to the stateless check.
+//! ratio of each signed request's cost to the stateless check; and on
+//! SQLite, records per second of 64 concurrent tasks through group commit
+//! against one transaction per record (`record_nonce_alone`), in turn.
 //!
 //! `cargo bench -p keygate-store --bench nonces -- --measurement-time 3 --warm-up-time 1`
 
@@ -46,6 +48,57 @@ async fn record_one(store: &dyn NonceStore) {
         .await
         .unwrap();
     assert_eq!(v, NonceVerdict::Fresh);
+}
+
+/// Concurrent signed requests: `TASKS` at once, as a busy gateway has.
+const TASKS: usize = 64;
+
+/// `TASKS` tasks each record `each` nonces never used before, through the
+/// queue (group commit) or each in a transaction of its own (`alone`, the
+/// path before it); records per second.
+async fn concurrent_rate(store: &SqlStore, each: usize, alone: bool) -> f64 {
+    let start = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..TASKS {
+        let store = store.clone();
+        tasks.spawn(async move {
+            for _ in 0..each {
+                let i = NEXT.fetch_add(1, Ordering::Relaxed);
+                let key_id = format!("key_bench{:07}", i % KEYS);
+                let nonce = format!("nonce-{i:016}");
+                let now_ms = SystemClock.now_millis();
+                let n = NonceUse {
+                    key_id: &key_id,
+                    nonce: &nonce,
+                    expires_at_ms: now_ms + 301_000,
+                    created_ms: now_ms,
+                    now_ms,
+                    per_key_limit: u32::MAX,
+                };
+                let v = if alone {
+                    store.record_nonce_alone(&n).await
+                } else {
+                    store.record(&n).await
+                };
+                assert_eq!(v.unwrap(), NonceVerdict::Fresh);
+            }
+        });
+    }
+    tasks.join_all().await;
+    (TASKS * each) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The median of `rounds` of `concurrent_rate`, alone and batched in turn.
+fn concurrent_rates(rt: &tokio::runtime::Runtime, store: &SqlStore, rounds: usize) -> (f64, f64) {
+    let (mut alone, mut batched) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        alone.push(rt.block_on(concurrent_rate(store, 20, true)));
+        batched.push(rt.block_on(concurrent_rate(store, 20, false)));
+    }
+    for v in [&mut alone, &mut batched] {
+        v.sort_by(f64::total_cmp);
+    }
+    (alone[rounds / 2], batched[rounds / 2])
 }
 
 /// A fresh database on the PostgreSQL server, if one is configured: its
@@ -124,6 +177,11 @@ fn benches(c: &mut Criterion) {
             b.iter(|| rt.block_on(record_one(*store)))
         });
     }
+    for (name, alone) in [("alone", true), ("batched", false)] {
+        g.bench_function(format!("record_sqlite_{TASKS}_concurrent_{name}"), |b| {
+            b.iter(|| rt.block_on(concurrent_rate(&sqlite, 1, alone)))
+        });
+    }
     g.finish();
 
     // The ratios, measured in this run: each signed request is the check
@@ -146,6 +204,13 @@ fn benches(c: &mut Criterion) {
             (base + rec) / base
         );
     }
+    let (alone, batched) = concurrent_rates(&rt, &sqlite, 7);
+    println!("  sqlite, {TASKS} concurrent tasks recording distinct nonces:");
+    println!("    one transaction each     {alone:>10.0} records/s");
+    println!(
+        "    group commit             {batched:>10.0} records/s  ({:.1}x)",
+        batched / alone
+    );
     // What one statement's round trip costs here, for scale: the SQL
     // stores run four (PostgreSQL) or five (SQLite) per record.
     let mut pings: Vec<(&str, &dyn Store)> = vec![("sqlite", &sqlite)];
