@@ -82,24 +82,27 @@ impl Drop for Relaxed {
 
 /// Each nonce in a savepoint of its own, so a replayed or over-quota one
 /// is undone alone and the next sees exactly what the earlier ones kept.
+/// One nonce's savepoint ends in the round trip that opens the next's.
 async fn in_savepoints(
     conn: &mut AnyConnection,
     ns: &[NonceUse<'_>],
 ) -> Result<Vec<NonceVerdict>, Error> {
     let mut verdicts = Vec::with_capacity(ns.len());
+    let mut open = "SAVEPOINT nonce";
     for n in ns {
-        sqlx::raw_sql("SAVEPOINT nonce")
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
+        sqlx::raw_sql(open).execute(&mut *conn).await.map_err(db)?;
         let verdict = record_in(conn, n).await?;
-        let end = if verdict == NonceVerdict::Fresh {
-            "RELEASE nonce"
+        open = if verdict == NonceVerdict::Fresh {
+            "RELEASE nonce; SAVEPOINT nonce"
         } else {
-            "ROLLBACK TO nonce; RELEASE nonce"
+            "ROLLBACK TO nonce; RELEASE nonce; SAVEPOINT nonce"
         };
-        sqlx::raw_sql(end).execute(&mut *conn).await.map_err(db)?;
         verdicts.push(verdict);
     }
+    let close = match verdicts.last() {
+        Some(NonceVerdict::Fresh) => "RELEASE nonce",
+        _ => "ROLLBACK TO nonce; RELEASE nonce",
+    };
+    sqlx::raw_sql(close).execute(&mut *conn).await.map_err(db)?;
     Ok(verdicts)
 }
