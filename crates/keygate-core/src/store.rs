@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::jwt::SigningKeyRecord;
 use crate::keys::apikey::KeyId;
 use crate::keys::pepper::KeyHash;
+pub use crate::keys::usage_counts::UsageCount;
 use crate::model::{
     AuditEntry, AuditFilter, AuditRow, AuditTally, KeyFilter, KeyRecord, PageRequest, SecretRecord,
 };
@@ -130,6 +131,18 @@ pub trait KeyStore: Send + Sync {
     async fn touch_last_used(&self, batch: &[(KeyId, i64)]) -> Result<(), Error>;
 
     async fn count_keys(&self) -> Result<u64, Error>;
+}
+
+/// Verification counts per key, hour and outcome (`key_usage`).
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Adds each row's count to the stored one (or inserts it); all or nothing.
+    async fn add_usage(&self, rows: &[UsageCount]) -> Result<(), Error>;
+    /// The rows of `keys` with `since <= hour < until`, in one query.
+    async fn usage(&self, keys: &[KeyId], since: i64, until: i64)
+    -> Result<Vec<UsageCount>, Error>;
+    /// Deletes rows of hours before `before` (Unix seconds); returns how many.
+    async fn purge_usage(&self, before: i64) -> Result<u64, Error>;
 }
 
 #[async_trait]
@@ -320,7 +333,7 @@ pub trait HmacSecretStore: Send + Sync {
 
 #[async_trait]
 pub trait Store:
-    KeyStore + AuditStore + SigningKeyStore + UserStore + SessionStore + HmacSecretStore
+    KeyStore + AuditStore + SigningKeyStore + UserStore + SessionStore + HmacSecretStore + UsageStore
 {
     /// Cheap round-trip for readiness checks.
     async fn ping(&self) -> Result<(), Error>;

@@ -15,6 +15,7 @@
 //! - `sessions`, `blocklist`: `SessionStore` (refresh-token families, the
 //!   `jti` blocklist).
 //! - `hmac`: `HmacSecretStore` (sealed request-signing secrets).
+//! - `usage`: `UsageStore` (verification counts per key, hour and outcome).
 //! - `nonces`: core's `NonceStore` (signed-request nonces and their
 //!   per-key quota), a seam of its own beside `Store`.
 //! - `feed`: the invalidation feed (appended inside every mutating
@@ -35,6 +36,7 @@ mod nonces;
 mod rows;
 mod sessions;
 mod signing_keys;
+mod usage;
 mod username_keys;
 mod users;
 

@@ -82,10 +82,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_cluster_feed.sql"),
         postgres: include_str!("../migrations/postgres/0011_cluster_feed.sql"),
     },
+    Migration {
+        version: 12,
+        name: "key_usage",
+        sqlite: include_str!("../migrations/sqlite/0012_key_usage.sql"),
+        postgres: include_str!("../migrations/postgres/0012_key_usage.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 11;
+pub const LATEST_VERSION: i64 = 12;
 
 /// `pg_advisory_lock` key held while migrating ("kgmigrat" in ASCII).
 const PG_LOCK_KEY: i64 = 0x6b67_6d69_6772_6174;
