@@ -331,9 +331,18 @@ pub trait HmacSecretStore: Send + Sync {
     async fn get_hmac_secret(&self, id: &KeyId) -> Result<Option<HmacSecretRecord>, Error>;
 }
 
+pub use crate::console::store::{ConsoleSessionRecord, ConsoleStore};
+
 #[async_trait]
 pub trait Store:
-    KeyStore + AuditStore + SigningKeyStore + UserStore + SessionStore + HmacSecretStore + UsageStore
+    KeyStore
+    + AuditStore
+    + SigningKeyStore
+    + UserStore
+    + SessionStore
+    + HmacSecretStore
+    + UsageStore
+    + ConsoleStore
 {
     /// Cheap round-trip for readiness checks.
     async fn ping(&self) -> Result<(), Error>;

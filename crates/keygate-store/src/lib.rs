@@ -14,6 +14,7 @@
 //! - `users`: `UserStore` (users and their password hashes).
 //! - `sessions`, `blocklist`: `SessionStore` (refresh-token families, the
 //!   `jti` blocklist).
+//! - `console`: `ConsoleStore` (the dashboard's sessions).
 //! - `hmac`: `HmacSecretStore` (sealed request-signing secrets).
 //! - `usage`: `UsageStore` (verification counts per key, hour and outcome).
 //! - `nonces`: core's `NonceStore` (signed-request nonces and their
@@ -27,6 +28,7 @@
 mod audit;
 mod blocklist;
 mod connect;
+mod console;
 mod feed;
 mod hmac;
 mod keys;

@@ -73,7 +73,10 @@ struct ListPage {
 }
 
 fn roles(text: &str) -> Result<Vec<Role>, PageError> {
-    Ok(text.split_whitespace().map(Role::parse).collect::<Result<_, _>>()?)
+    Ok(text
+        .split_whitespace()
+        .map(Role::parse)
+        .collect::<Result<Vec<Role>, keygate_core::Error>>()?)
 }
 
 fn tenant(text: &str) -> Result<Option<Tenant>, PageError> {

@@ -293,6 +293,7 @@ async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
     for table in [
         "key_usage",
         "cluster_nodes",
+        "console_sessions",
         "invalidations",
         "cluster_head",
         "hmac_nonce_counts",

@@ -18,8 +18,8 @@ use crate::sessions::model::{
     RefreshTokenRecord,
 };
 use crate::store::{
-    AuditStore, HmacSecretRecord, HmacSecretStore, KeyStore, SessionStore, SigningKeyStore, Store,
-    UpdateOutcome, UsageCount, UsageStore, UserStore,
+    AuditStore, ConsoleSessionRecord, ConsoleStore, HmacSecretRecord, HmacSecretStore, KeyStore,
+    SessionStore, SigningKeyStore, Store, UpdateOutcome, UsageCount, UsageStore, UserStore,
 };
 use crate::users::model::{UserFilter, UserId, UserRecord};
 use crate::users::password::PhcHash;
@@ -249,6 +249,36 @@ impl UsageStore for FakeStore {
         unused()
     }
     async fn purge_usage(&self, _: i64) -> Result<u64, Error> {
+        unused()
+    }
+}
+
+#[async_trait]
+impl ConsoleStore for FakeStore {
+    async fn insert_console_session(
+        &self,
+        _: &ConsoleSessionRecord,
+        _: &AuditEntry,
+    ) -> Result<(), Error> {
+        unused()
+    }
+    async fn get_console_session(
+        &self,
+        _: &KeyHash,
+    ) -> Result<Option<ConsoleSessionRecord>, Error> {
+        unused()
+    }
+    async fn touch_console_session(&self, _: &KeyHash, _: i64) -> Result<(), Error> {
+        unused()
+    }
+    async fn delete_console_session(
+        &self,
+        _: &KeyHash,
+        _: Option<&AuditEntry>,
+    ) -> Result<bool, Error> {
+        unused()
+    }
+    async fn purge_console_sessions(&self, _: i64, _: i64) -> Result<u64, Error> {
         unused()
     }
 }
