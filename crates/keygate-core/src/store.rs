@@ -16,6 +16,7 @@ use crate::keys::pepper::KeyHash;
 pub use crate::keys::usage_counts::UsageCount;
 use crate::model::{
     AuditEntry, AuditFilter, AuditRow, AuditTally, KeyFilter, KeyRecord, PageRequest, SecretRecord,
+    Tenant,
 };
 use crate::sessions::model::{
     BlockedJti, FamilyId, PresentedToken, PurgeCutoff, RefreshDecider, RefreshFamily,
@@ -143,6 +144,15 @@ pub trait UsageStore: Send + Sync {
     -> Result<Vec<UsageCount>, Error>;
     /// Deletes rows of hours before `before` (Unix seconds); returns how many.
     async fn purge_usage(&self, before: i64) -> Result<u64, Error>;
+    /// Every key's counts summed per hour and code, `since <= hour < until`,
+    /// of one tenant's keys (None: all keys), in one query: the dashboard's
+    /// overview over any number of keys.
+    async fn usage_totals(
+        &self,
+        tenant: Option<&Tenant>,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, crate::VerifyCode, u64)>, Error>;
 }
 
 #[async_trait]

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use keygate_core::store::{UsageCount, UsageStore};
+use keygate_core::model::Tenant;
 use keygate_core::{Error, KeyId, VerifyCode};
 
 use crate::rows::{SqlBuilder, col, key_id};
@@ -77,6 +78,39 @@ impl UsageStore for SqlStore {
         q.push(") ORDER BY key_id, hour, code");
         let found = q.build().fetch_all(&self.pool).await.map_err(db)?;
         found.iter().map(usage_row).collect()
+    }
+
+    async fn usage_totals(
+        &self,
+        tenant: Option<&Tenant>,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, VerifyCode, u64)>, Error> {
+        // CAST: PostgreSQL's SUM of a BIGINT is NUMERIC otherwise.
+        let mut q = SqlBuilder::new(
+            "SELECT u.hour AS hour, u.code AS code, CAST(SUM(u.count) AS BIGINT) AS count \
+             FROM key_usage u",
+        );
+        if tenant.is_some() {
+            q.push(" JOIN api_keys k ON k.id = u.key_id");
+        }
+        q.push(" WHERE u.hour >= ").bind(since)?.push(" AND u.hour < ").bind(until)?;
+        if let Some(t) = tenant {
+            q.push(" AND k.tenant = ").bind(t.as_str().to_owned())?;
+        }
+        q.push(" GROUP BY u.hour, u.code ORDER BY u.hour, u.code");
+        let found = q.build().fetch_all(&self.pool).await.map_err(db)?;
+        found
+            .iter()
+            .map(|row| {
+                let code: String = col(row, "code")?;
+                let code = VerifyCode::parse(&code).ok_or_else(|| {
+                    Error::Storage(format!("unknown verification code {code:?} in key_usage"))
+                })?;
+                let count: i64 = col(row, "count")?;
+                Ok((col(row, "hour")?, code, u64::try_from(count).unwrap_or(0)))
+            })
+            .collect()
     }
 
     async fn purge_usage(&self, before: i64) -> Result<u64, Error> {

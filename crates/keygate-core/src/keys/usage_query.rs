@@ -135,7 +135,7 @@ impl KeyService {
         self
     }
 
-    fn counts(&self) -> Result<&UsageParts, Error> {
+    fn usage_parts(&self) -> Result<&UsageParts, Error> {
         self.counts
             .as_ref()
             .ok_or_else(|| Error::Internal("usage counting is not configured".into()))
@@ -162,7 +162,7 @@ impl KeyService {
     /// Deletes counts of hours that ended more than `retention_days` ago.
     pub async fn purge_usage(&self, retention_days: u32) -> Result<u64, Error> {
         let before = hour_of(self.clock.now_secs()) - i64::from(retention_days) * DAY_SECS;
-        self.counts()?.store.purge_usage(before).await
+        self.usage_parts()?.store.purge_usage(before).await
     }
 
     /// One key's usage in `q`'s window; a key this admin may not see is
@@ -204,6 +204,48 @@ impl KeyService {
         self.usage_rows(ids, &starts, q).await
     }
 
+    /// Hourly counts summed over every key this admin may see (a tenant
+    /// admin: its tenant's), every bucket present, in one store query.
+    /// Counts not yet flushed are flushed first, so the sum includes them.
+    pub async fn usage_totals(
+        &self,
+        admin: &Admin,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<UsageBucket>, Error> {
+        let q = UsageQuery {
+            since,
+            until,
+            granularity: Granularity::Hour,
+        };
+        let starts = q.starts()?;
+        self.flush_usage_counts().await?;
+        let parts = self.usage_parts()?;
+        let (first, end) = match (starts.first(), starts.last()) {
+            (Some(&a), Some(&b)) => (a, b + HOUR_SECS),
+            _ => (since, until),
+        };
+        let rows = {
+            let _flushing = parts.flushing.lock().await;
+            parts.store.usage_totals(admin.tenant(), first, end).await?
+        };
+        let zero: BTreeMap<&'static str, u64> = COUNTED.iter().map(|c| (c.as_str(), 0)).collect();
+        let mut buckets: Vec<UsageBucket> = starts
+            .iter()
+            .map(|&start| UsageBucket {
+                start,
+                counts: zero.clone(),
+            })
+            .collect();
+        for (hour, code, count) in rows {
+            let i = (hour - first).div_euclid(HOUR_SECS);
+            if let Some(b) = usize::try_from(i).ok().and_then(|i| buckets.get_mut(i)) {
+                *b.counts.entry(code.as_str()).or_default() += count;
+            }
+        }
+        Ok(buckets)
+    }
+
     /// Reads each key (a primary-key lookup each) to check its tenant.
     async fn confine_ids(&self, admin: &Admin, ids: &[KeyId]) -> Result<(), Error> {
         for id in ids {
@@ -218,7 +260,7 @@ impl KeyService {
         starts: &[i64],
         q: UsageQuery,
     ) -> Result<Vec<KeyUsage>, Error> {
-        let parts = self.counts()?;
+        let parts = self.usage_parts()?;
         let step = q.granularity.secs();
         let (since, until) = match (starts.first(), starts.last()) {
             (Some(&a), Some(&b)) => (a, b + step),

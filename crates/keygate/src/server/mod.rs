@@ -31,6 +31,7 @@ use keygate_http::listen::fdlimit::{self, Budget};
 
 mod background;
 mod dashboard;
+mod dashboard_routes;
 mod error;
 use background::Background;
 pub use error::{EXIT_CODES_HELP, StartError, exit};

@@ -251,6 +251,14 @@ impl UsageStore for FakeStore {
     async fn purge_usage(&self, _: i64) -> Result<u64, Error> {
         unused()
     }
+    async fn usage_totals(
+        &self,
+        _: Option<&crate::model::Tenant>,
+        _: i64,
+        _: i64,
+    ) -> Result<Vec<(i64, crate::VerifyCode, u64)>, Error> {
+        unused()
+    }
 }
 
 #[async_trait]
