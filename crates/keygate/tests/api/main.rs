@@ -17,6 +17,7 @@ mod helpers;
 mod audit;
 mod cli;
 mod cluster;
+mod dashboard;
 mod dashboard_pages;
 mod docs_reference;
 #[cfg(unix)]
