@@ -10,7 +10,7 @@ mod routes;
 mod users;
 
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 use serde_json::json;
 
 use crate::helpers::TestApp;
@@ -39,11 +39,16 @@ impl Dash {
         let res = http
             .post(format!("{}/dashboard/login", app.base))
             .header(ORIGIN, &app.base)
-            .form(&[("key", key), ("next", "/dashboard/")])
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string([("key", key), ("next", "/dashboard")]).unwrap())
             .send()
             .await
             .unwrap();
-        assert!(res.status().is_redirection(), "login answered {}", res.status());
+        assert!(
+            res.status().is_redirection(),
+            "login answered {}",
+            res.status()
+        );
         let cookie = res
             .headers()
             .get_all(SET_COOKIE)
@@ -86,7 +91,8 @@ impl Dash {
             .post(format!("{}{path}", self.base))
             .header(COOKIE, &self.cookie)
             .header(ORIGIN, &self.base)
-            .form(&form)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(&form).unwrap())
             .send()
             .await
             .unwrap();

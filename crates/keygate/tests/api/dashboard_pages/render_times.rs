@@ -48,13 +48,17 @@ async fn measure(app: TestApp) {
     let app = Arc::new(app);
     let started = Instant::now();
     let some_key = create_keys(app.clone()).await;
-    eprintln!("{:?}: created {KEYS} keys in {:?}", app.backend, started.elapsed());
+    eprintln!(
+        "{:?}: created {KEYS} keys in {:?}",
+        app.backend,
+        started.elapsed()
+    );
     let dash = Dash::login(&app, &app.root_key).await;
     let pages = [
-        "/dashboard/".to_owned(),
+        "/dashboard".to_owned(),
         "/dashboard/keys".to_owned(),
-        "/dashboard/keys?q=load-0999".to_owned(),
-        "/dashboard/keys?status=all&expiring=7".to_owned(),
+        "/dashboard/keys?owner=owner-5".to_owned(),
+        "/dashboard/keys?status=all".to_owned(),
         format!("/dashboard/keys/{some_key}"),
         "/dashboard/users".to_owned(),
         "/dashboard/signing-keys".to_owned(),
