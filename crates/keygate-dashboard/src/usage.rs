@@ -124,6 +124,9 @@ pub async fn key_section(
     Ok(html)
 }
 
+/// A bucket's short and long labels and its counts, by outcome.
+type Labelled<'a> = (String, String, Vec<(&'a str, u64)>);
+
 /// Stacked bars of one key's buckets, labelled in UTC.
 pub fn chart(usage: &KeyUsage, window_label: &str, granularity: Granularity) -> String {
     let (short, long, heading) = match granularity {
@@ -144,7 +147,7 @@ pub fn chart(usage: &KeyUsage, window_label: &str, granularity: Granularity) -> 
             .and_then(|t| t.format(f).ok())
             .unwrap_or_default()
     };
-    let labels: Vec<(String, String, Vec<(&str, u64)>)> = usage
+    let labels: Vec<Labelled<'_>> = usage
         .buckets
         .iter()
         .map(|b| {
