@@ -28,12 +28,10 @@ async fn create(dash: &Dash, name: &str) -> String {
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     let to = res.location.unwrap();
-    let id = to
-        .strip_prefix("/dashboard/users/")
+    to.strip_prefix("/dashboard/users/")
         .and_then(|r| r.strip_suffix("?done=created"))
         .unwrap()
-        .to_owned();
-    id
+        .to_owned()
 }
 
 async fn user_flows_work_through_forms(app: TestApp) {
