@@ -208,7 +208,7 @@ async fn cookieless_get_retries_once_then_asks_to_sign_in(app: TestApp) {
             &[("key", &app.root_key), ("next", "//evil.example/")],
         )
         .await;
-    assert_eq!(foreign.location(), "/dashboard/");
+    assert_eq!(foreign.location(), "/dashboard");
     // A POST without a session is not retried.
     let mut anon = Dash::new(&app);
     let res = anon.post("/dashboard/keys", &[("name", "x")]).await;
