@@ -47,7 +47,7 @@ pub struct LoginForm {
 /// `next` only ever leads to a dashboard page: a path under BASE, no
 /// scheme, no `//` (another host), no backslash, nothing unprintable.
 pub fn safe_next(next: Option<&str>) -> String {
-    let home = format!("{BASE}/");
+    let home = BASE.to_owned();
     let Some(next) = next else { return home };
     let under_base = next == BASE
         || next
@@ -181,9 +181,9 @@ mod tests {
             "/dashboard/a b",
             "",
         ] {
-            assert_eq!(safe_next(Some(bad)), "/dashboard/", "{bad}");
+            assert_eq!(safe_next(Some(bad)), "/dashboard", "{bad}");
         }
-        assert_eq!(safe_next(None), "/dashboard/");
+        assert_eq!(safe_next(None), "/dashboard");
     }
 
     #[test]

@@ -79,7 +79,13 @@ impl AppState {
 pub fn router(state: AppState, body_limit: usize) -> Router {
     let mut api = Router::new();
     if let Some(deps) = state.dashboard.clone() {
-        api = api.nest(keygate_dashboard::BASE, keygate_dashboard::router(deps));
+        // `nest` serves `/dashboard` itself, not `/dashboard/`: send that home.
+        api = api
+            .nest(keygate_dashboard::BASE, keygate_dashboard::router(deps))
+            .route(
+                "/dashboard/",
+                get(|| async { axum::response::Redirect::permanent(keygate_dashboard::BASE) }),
+            );
     }
     api.route("/v1/keys", post(keys::create).get(keys::list))
         .route("/v1/keys/verify", post(keys::verify))

@@ -18,6 +18,12 @@ async fn sign_in_with_an_admin_key_and_out_again(app: TestApp) {
     let mut dash = Dash::new(&app);
     let res = dash.login(&app.root_key).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.location(), "/dashboard");
+    let slash = dash.get("/dashboard/").await;
+    assert_eq!(slash.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(slash.location(), "/dashboard");
+    let home = dash.get("/dashboard").await;
+    assert!(home.status == StatusCode::OK || home.status == StatusCode::SEE_OTHER);
     let keys = dash.get("/dashboard/keys").await;
     assert_eq!(keys.status, StatusCode::OK);
     assert!(

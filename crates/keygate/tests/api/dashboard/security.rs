@@ -180,7 +180,7 @@ async fn cookieless_get_retries_once_then_asks_to_sign_in(app: TestApp) {
     assert_eq!(first.status, StatusCode::OK);
     assert!(
         first.body.contains(
-            "<meta http-equiv=\"refresh\" content=\"0;url=/dashboard/keys?status=all&amp;retry=1\">"
+            "<meta http-equiv=\"refresh\" content=\"0;url=/dashboard/keys?status=all&#38;retry=1\">"
         ),
         "{}",
         first.body
@@ -208,7 +208,7 @@ async fn cookieless_get_retries_once_then_asks_to_sign_in(app: TestApp) {
             &[("key", &app.root_key), ("next", "//evil.example/")],
         )
         .await;
-    assert_eq!(foreign.location(), "/dashboard/");
+    assert_eq!(foreign.location(), "/dashboard");
     // A POST without a session is not retried.
     let mut anon = Dash::new(&app);
     let res = anon.post("/dashboard/keys", &[("name", "x")]).await;
