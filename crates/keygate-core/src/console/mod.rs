@@ -117,3 +117,38 @@ impl From<Error> for ConsoleError {
         ConsoleError::Store(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn settings_are_checked() {
+        let ok = ConsoleSettings::default().validate().unwrap();
+        assert_eq!((ok.idle_secs, ok.absolute_secs), (1800, 43_200));
+        let bad = [(30, 3600), (7200, 3600), (60, 59), (60, 31 * 86_400)];
+        for (idle_secs, absolute_secs) in bad {
+            let s = ConsoleSettings {
+                idle_secs,
+                absolute_secs,
+            };
+            assert!(s.validate().is_err(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn stored_rows_print_no_hashes() {
+        let row = ConsoleSessionRecord {
+            token_hash: [0xab; 32],
+            key_id: KeyId::generate().unwrap(),
+            secret_hash: [0xcd; 32],
+            created_at: 1,
+            last_seen_at: 2,
+            expires_at: 3,
+        };
+        let text = format!("{row:?}");
+        assert!(!text.contains("171") && !text.contains("205"), "{text}");
+        assert!(!text.contains("token_hash") && !text.contains("secret_hash"));
+    }
+}
