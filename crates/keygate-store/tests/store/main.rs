@@ -15,6 +15,7 @@ mod feed;
 mod feed_atomic;
 mod feed_listen;
 mod hmac;
+mod key_usage;
 mod keys;
 mod migrate_gaps;
 mod nonces;
