@@ -33,6 +33,7 @@ mod gateway_tls;
 mod gateway_upstream;
 mod gateway_workers;
 mod hmac;
+mod key_usage;
 mod keys;
 mod limits;
 mod oauth;
