@@ -337,7 +337,7 @@ async fn a_tenant_admin_reads_only_its_tenants_usage(ctx: Ctx) {
         .unwrap();
     let got = r
         .keys
-        .usage_many(&tenant_admin, &[mine.clone()], H0, H0 + HOUR)
+        .usage_many(&tenant_admin, std::slice::from_ref(&mine), H0, H0 + HOUR)
         .await
         .unwrap();
     assert_eq!(sum(&got[0], "VALID"), 2);
