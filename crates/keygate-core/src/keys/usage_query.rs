@@ -135,7 +135,7 @@ impl KeyService {
         self
     }
 
-    fn counts(&self) -> Result<&UsageParts, Error> {
+    fn usage_parts(&self) -> Result<&UsageParts, Error> {
         self.counts
             .as_ref()
             .ok_or_else(|| Error::Internal("usage counting is not configured".into()))
@@ -162,7 +162,7 @@ impl KeyService {
     /// Deletes counts of hours that ended more than `retention_days` ago.
     pub async fn purge_usage(&self, retention_days: u32) -> Result<u64, Error> {
         let before = hour_of(self.clock.now_secs()) - i64::from(retention_days) * DAY_SECS;
-        self.counts()?.store.purge_usage(before).await
+        self.usage_parts()?.store.purge_usage(before).await
     }
 
     /// One key's usage in `q`'s window; a key this admin may not see is
@@ -218,7 +218,7 @@ impl KeyService {
         starts: &[i64],
         q: UsageQuery,
     ) -> Result<Vec<KeyUsage>, Error> {
-        let parts = self.counts()?;
+        let parts = self.usage_parts()?;
         let step = q.granularity.secs();
         let (since, until) = match (starts.first(), starts.last()) {
             (Some(&a), Some(&b)) => (a, b + step),
