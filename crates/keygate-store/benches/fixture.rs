@@ -68,14 +68,17 @@ pub async fn load(dir: &Path, n: usize, pepper: &Pepper) -> (SqlStore, Vec<Strin
     (store, secrets)
 }
 
+/// The service as the server builds it, verification counting included.
 pub fn service(store: SqlStore, pepper: Arc<Pepper>, cache: CacheConfig) -> KeyService {
+    let store = Arc::new(store);
     KeyService::new(
-        Arc::new(store),
+        store.clone(),
         pepper,
         Arc::new(SystemClock),
         Arc::new(GcraLimiter::new()),
         cache,
     )
+    .with_usage_store(store)
 }
 
 pub const NO_CACHE: CacheConfig = CacheConfig {

@@ -7,7 +7,8 @@ use std::io::Read;
 use clap::{Args, Subcommand};
 use keygate_api::common::RateLimitView;
 use keygate_api::keys::{
-    CreateKeyRequest, KeyListQuery, RotateKeyRequest, UpdateKeyRequest, VerifyKeyRequest,
+    CreateKeyRequest, KeyListQuery, KeyUsageQuery, RotateKeyRequest, UpdateKeyRequest,
+    VerifyKeyRequest,
 };
 use reqwest::Method;
 use serde_json::{Map, Value};
@@ -42,6 +43,19 @@ pub enum KeysCommand {
     },
     /// Revoke a key, at once.
     Revoke { id: String },
+    /// A key's verifications per hour or day and outcome.
+    Usage {
+        id: String,
+        /// RFC 3339 start (default: 24 hours, or 30 days by day, before --until).
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339 end, exclusive (default: the end of the current hour).
+        #[arg(long)]
+        until: Option<String>,
+        /// `hour` (default) or `day`.
+        #[arg(long)]
+        granularity: Option<String>,
+    },
     /// Verify a key (`-` reads it from standard input, keeping it out of shell history).
     Verify {
         key: String,
@@ -303,6 +317,20 @@ async fn send(client: &Client, command: KeysCommand) -> Result<(Value, Kind), St
         KeysCommand::Revoke { id } => {
             let path = format!("{}/revoke", key_path(&id)?);
             (client.call(Method::POST, &path).await?, Kind::Key)
+        }
+        KeysCommand::Usage {
+            id,
+            since,
+            until,
+            granularity,
+        } => {
+            let q = KeyUsageQuery {
+                since,
+                until,
+                granularity,
+            };
+            let path = format!("{}/usage{}", key_path(&id)?, query_string(&q));
+            (client.call(Method::GET, &path).await?, Kind::Usage)
         }
         KeysCommand::Verify { key, scopes } => {
             let body = verify_body(key, scopes)?;

@@ -4,7 +4,7 @@
 //! server renames is a compile error here.
 
 use keygate_api::common::{Page, RateLimitView};
-use keygate_api::keys::{IssuedKeyView, KeyView, VerifyKeyResponse};
+use keygate_api::keys::{IssuedKeyView, KeyUsageView, KeyView, VerifyKeyResponse};
 use keygate_api::users::UserView;
 use serde::Serialize;
 use serde_json::Value;
@@ -18,6 +18,7 @@ pub enum KeyAnswer {
     Key(KeyView),
     List(Page<KeyView>),
     Verify(VerifyKeyResponse<'static>),
+    Usage(KeyUsageView),
 }
 
 /// Which of them a request answers with.
@@ -27,6 +28,7 @@ pub enum Kind {
     Key,
     List,
     Verify,
+    Usage,
 }
 
 impl KeyAnswer {
@@ -36,6 +38,7 @@ impl KeyAnswer {
             Kind::Key => Self::Key(parse(value)?),
             Kind::List => Self::List(parse(value)?),
             Kind::Verify => Self::Verify(parse(value)?),
+            Kind::Usage => Self::Usage(parse(value)?),
         })
     }
 
@@ -54,8 +57,34 @@ impl KeyAnswer {
             Self::Key(v) => key_fields(v),
             Self::List(list) => key_list(list),
             Self::Verify(v) => verification(v),
+            Self::Usage(u) => usage_table(u),
         }
     }
+}
+
+/// One row per bucket: its start, the total and each outcome's count.
+fn usage_table(u: &KeyUsageView) -> String {
+    let codes: Vec<&str> = u
+        .buckets
+        .first()
+        .map(|b| b.counts.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let mut headers = vec!["start", "total"];
+    headers.extend(codes.iter().copied());
+    let rows: Vec<Vec<String>> = u
+        .buckets
+        .iter()
+        .map(|b| {
+            let mut row = vec![b.start.clone(), b.total.to_string()];
+            row.extend(
+                codes
+                    .iter()
+                    .map(|c| b.counts.get(*c).copied().unwrap_or(0).to_string()),
+            );
+            row
+        })
+        .collect();
+    table::render(&headers, &rows)
 }
 
 /// An absent value.
