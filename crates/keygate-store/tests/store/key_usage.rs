@@ -111,6 +111,14 @@ impl UsageStore for Flaky {
     async fn purge_usage(&self, before: i64) -> Result<u64, Error> {
         self.inner.purge_usage(before).await
     }
+    async fn usage_totals(
+        &self,
+        tenant: Option<&Tenant>,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, VerifyCode, u64)>, Error> {
+        self.inner.usage_totals(tenant, since, until).await
+    }
 }
 
 struct Rig {
