@@ -246,7 +246,11 @@ async fn bulk_keys(url: &str, n: usize) {
 
 fn bulk_row(i: usize) -> String {
     let id = format!("key_{i:0>16}");
-    let needle = if i.is_multiple_of(1000) { " needle" } else { "" };
+    let needle = if i.is_multiple_of(1000) {
+        " needle"
+    } else {
+        ""
+    };
     let expires = match i % 20 {
         0 => (NOW - DAY).to_string(),
         1 | 2 => (NOW + 3 * DAY).to_string(),
