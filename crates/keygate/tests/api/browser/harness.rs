@@ -1,0 +1,168 @@
+//! `Browser`: one headless Chromium for one test, with the page checks
+//! every dashboard page must pass in both colour schemes.
+
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, Locator};
+
+use super::checks::{self, LogEntry};
+use super::driver::{Options, Session, browser_or_skip};
+
+pub struct Browser {
+    session: Session,
+    opts: Options,
+}
+
+/// What one page showed in one colour scheme.
+#[derive(Debug)]
+pub struct PageReport {
+    pub page: String,
+    pub errors: Vec<LogEntry>,
+    pub layout_shift: f64,
+    pub axe: Vec<String>,
+}
+
+impl PageReport {
+    /// Fails the test with every problem of the page at once.
+    pub fn assert_clean(&self) {
+        let mut problems = Vec::new();
+        for e in &self.errors {
+            let kind = if e.source == "security" {
+                "CSP violation"
+            } else {
+                "console error"
+            };
+            problems.push(format!("{kind} ({}): {}", e.source, e.message));
+        }
+        if self.layout_shift != 0.0 {
+            problems.push(format!("layout shift {} (want 0)", self.layout_shift));
+        }
+        problems.extend(self.axe.iter().map(|v| format!("axe: {v}")));
+        assert!(
+            problems.is_empty(),
+            "{}:\n  {}",
+            self.page,
+            problems.join("\n  ")
+        );
+    }
+}
+
+impl Browser {
+    /// A browser with scripts on, or None (after a SKIP line) when Chromium
+    /// is not installed and the tests are not required.
+    pub async fn start() -> Option<Browser> {
+        Browser::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Option<Browser> {
+        browser_or_skip()?;
+        let session = Session::start(opts).await;
+        Some(Browser { session, opts })
+    }
+
+    /// The browser's profile directory (its processes name it).
+    pub fn profile(&self) -> std::path::PathBuf {
+        self.session.profile().to_path_buf()
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.session.client
+    }
+
+    pub async fn goto(&self, url: &str) {
+        if let Err(e) = self.client().goto(url).await {
+            panic!("open {url}: {e}");
+        }
+    }
+
+    pub async fn current_url(&self) -> String {
+        self.client()
+            .current_url()
+            .await
+            .expect("current url")
+            .to_string()
+    }
+
+    /// The page's HTML as the browser holds it now.
+    pub async fn source(&self) -> String {
+        self.client().source().await.expect("page source")
+    }
+
+    pub async fn find(&self, css: &str) -> Element {
+        match self.client().find(Locator::Css(css)).await {
+            Ok(e) => e,
+            Err(e) => panic!("find {css} on {}: {e}", self.current_url().await),
+        }
+    }
+
+    pub async fn find_all(&self, css: &str) -> Vec<Element> {
+        self.client()
+            .find_all(Locator::Css(css))
+            .await
+            .expect("find_all")
+    }
+
+    /// Waits for an element that appears later (after an htmx swap, say).
+    /// Bounded only so that a broken page fails instead of hanging.
+    pub async fn wait_for(&self, css: &str) -> Element {
+        let found = self
+            .client()
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await;
+        match found {
+            Ok(e) => e,
+            Err(e) => panic!("wait for {css} on {}: {e}", self.current_url().await),
+        }
+    }
+
+    pub async fn set_dark(&self, dark: bool) {
+        checks::color_scheme(self.client(), dark).await;
+    }
+
+    /// Checks the page as it is now: console errors and CSP violations since
+    /// the last check, layout shift, axe (when scripts run), and saves a
+    /// screenshot `<name>.png`.
+    pub async fn report(&self, name: &str) -> PageReport {
+        let client = self.client();
+        let layout_shift = checks::layout_shift(client).await;
+        let axe = if self.opts.scripts {
+            checks::axe_violations(client).await
+        } else {
+            Vec::new()
+        };
+        checks::screenshot(client, name).await;
+        let errors = checks::console_errors(client).await;
+        PageReport {
+            page: format!("{name} ({})", self.current_url().await),
+            errors,
+            layout_shift,
+            axe,
+        }
+    }
+
+    /// Opens `url` in light and then in dark, asserting each is clean;
+    /// screenshots `<name>-light.png` and `<name>-dark.png`.
+    pub async fn check_both_schemes(&self, url: &str, name: &str) {
+        for (dark, scheme) in [(false, "light"), (true, "dark")] {
+            self.set_dark(dark).await;
+            // Whatever an earlier page logged is not this page's.
+            checks::console(self.client()).await;
+            self.goto(url).await;
+            self.report(&format!("{name}-{scheme}"))
+                .await
+                .assert_clean();
+        }
+        self.set_dark(false).await;
+    }
+
+    /// Ends the WebDriver session politely; dropping the browser instead
+    /// (a failed test) kills it.
+    pub async fn finish(self) {
+        let Browser { session, .. } = self;
+        let _ = session.client.clone().close().await;
+        drop(session);
+    }
+}
