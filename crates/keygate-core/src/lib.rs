@@ -1,5 +1,7 @@
 //! keygate-core: the domain, with no HTTP and no SQL.
 //!
+//! - `console`: the dashboard's server-side sessions (an admin key
+//!   exchanged for a cookie token) and their CSRF tokens.
 //! - `keys`: API keys: their format (`apikey`), peppered hashing (`pepper`),
 //!   the key service behind an `Admin` capability (`service`, `lifecycle`),
 //!   the verification hot path and its codes (`verify`), and the in-process
@@ -27,6 +29,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod console;
 pub mod error;
 pub mod feed;
 pub mod freshness;

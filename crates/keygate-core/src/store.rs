@@ -318,9 +318,11 @@ pub trait HmacSecretStore: Send + Sync {
     async fn get_hmac_secret(&self, id: &KeyId) -> Result<Option<HmacSecretRecord>, Error>;
 }
 
+pub use crate::console::store::{ConsoleSessionRecord, ConsoleStore};
+
 #[async_trait]
 pub trait Store:
-    KeyStore + AuditStore + SigningKeyStore + UserStore + SessionStore + HmacSecretStore
+    KeyStore + AuditStore + SigningKeyStore + UserStore + SessionStore + HmacSecretStore + ConsoleStore
 {
     /// Cheap round-trip for readiness checks.
     async fn ping(&self) -> Result<(), Error>;

@@ -14,6 +14,7 @@
 //! - `users`: `UserStore` (users and their password hashes).
 //! - `sessions`, `blocklist`: `SessionStore` (refresh-token families, the
 //!   `jti` blocklist).
+//! - `console`: `ConsoleStore` (the dashboard's sessions).
 //! - `hmac`: `HmacSecretStore` (sealed request-signing secrets).
 //! - `nonces`: core's `NonceStore` (signed-request nonces and their
 //!   per-key quota), a seam of its own beside `Store`.
@@ -26,6 +27,7 @@
 mod audit;
 mod blocklist;
 mod connect;
+mod console;
 mod feed;
 mod hmac;
 mod keys;

@@ -82,10 +82,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_cluster_feed.sql"),
         postgres: include_str!("../migrations/postgres/0011_cluster_feed.sql"),
     },
+    Migration {
+        version: 13,
+        name: "console_sessions",
+        sqlite: include_str!("../migrations/sqlite/0013_console_sessions.sql"),
+        postgres: include_str!("../migrations/postgres/0013_console_sessions.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 11;
+pub const LATEST_VERSION: i64 = 13;
 
 /// `pg_advisory_lock` key held while migrating ("kgmigrat" in ASCII).
 const PG_LOCK_KEY: i64 = 0x6b67_6d69_6772_6174;

@@ -19,6 +19,7 @@ use keygate_core::sessions::SessionConfig;
 use serde::Deserialize;
 
 pub mod cluster;
+pub mod dashboard;
 mod error;
 mod jwt;
 pub mod reference;
@@ -79,6 +80,8 @@ settings! {
         limits: Option<keygate_http::listen::LimitsFile>,
         /// Many nodes: node id, S, the shared Redis.
         cluster: Option<cluster::ClusterFile>,
+        /// The admin dashboard: enabled, idle_secs, absolute_secs.
+        dashboard: Option<dashboard::DashboardConfig>,
     }
     /// The top-level settings layered, before they are checked.
     pub struct ServeLayered;
@@ -238,6 +241,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[cluster]`: used on PostgreSQL (SQLite is one node).
     pub cluster: cluster::ClusterConfig,
+    /// `[dashboard]`, validated.
+    pub dashboard: dashboard::DashboardConfig,
 }
 
 /// Where the server listens and whether it may do so in clear text.
@@ -284,7 +289,13 @@ impl Config {
         let cluster = cluster::resolve(&args.cluster, file.cluster.unwrap_or_default())?;
         let hmac = hmac(&l)?;
         let audit = audit(l.audit_retention_days)?;
+        let dashboard = file
+            .dashboard
+            .unwrap_or_default()
+            .validate()
+            .map_err(ConfigError::Invalid)?;
         Ok(Self {
+            dashboard,
             cluster,
             trusted_proxies,
             limits,

@@ -82,6 +82,12 @@ impl UserService {
         self
     }
 
+    /// The login throttle, for other logins that should count with user
+    /// logins per client (the dashboard's).
+    pub fn throttle(&self) -> &Arc<dyn Throttle> {
+        &self.throttle
+    }
+
     /// Computes the dummy hash unknown usernames are checked against, so
     /// the first such login is not slower than the rest.
     pub async fn warm_up(&self) -> Result<(), Error> {

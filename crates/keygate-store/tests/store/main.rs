@@ -7,6 +7,7 @@
 extern crate keygate_test_support;
 
 mod common;
+mod console;
 mod fixtures;
 /// The fixture of the bare `on_both_backends!`.
 use common::fixture;

@@ -292,6 +292,7 @@ async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
     ctx.store.close().await;
     for table in [
         "cluster_nodes",
+        "console_sessions",
         "invalidations",
         "cluster_head",
         "hmac_nonce_counts",

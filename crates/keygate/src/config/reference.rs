@@ -26,6 +26,7 @@ pub fn rows() -> Vec<SettingDoc> {
     rows.extend(JwtArgs::reference());
     rows.extend(ClusterArgs::reference());
     rows.push(sessions());
+    rows.push(dashboard());
     rows.push(section(
         "limits",
         "Bounds on connections for both listeners (counts, timeouts, HTTP/2); see the \
@@ -86,6 +87,31 @@ fn sessions() -> SettingDoc {
     );
     row.default = defaults;
     row
+}
+
+/// `[dashboard]`, whose keys and defaults are `DashboardConfig`'s.
+fn dashboard() -> SettingDoc {
+    let mut row = section(
+        "dashboard",
+        "The admin dashboard at /dashboard on the admin listener: whether it is served, and \
+         its sessions' idle and absolute lifetimes in seconds; see the dashboard guide.",
+    );
+    row.default = defaults_of(&super::dashboard::DashboardConfig::default());
+    row
+}
+
+/// A section's defaults as `key = value` pairs, from its serialized form.
+fn defaults_of(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| format!("`{k} = {v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 fn section(table: &str, meaning: &str) -> SettingDoc {

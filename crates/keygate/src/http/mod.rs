@@ -62,6 +62,9 @@ pub struct AppState {
     /// Storage as a whole, for readiness (`ping`) and the backend's name
     /// only: each service holds just the store traits it uses.
     pub storage: Arc<dyn keygate_core::store::Store>,
+    /// The admin dashboard's services when `[dashboard] enabled`: served
+    /// at /dashboard on this (admin) listener only.
+    pub dashboard: Option<keygate_dashboard::DashboardDeps>,
 }
 
 impl AppState {
@@ -73,8 +76,11 @@ impl AppState {
 }
 
 pub fn router(state: AppState, body_limit: usize) -> Router {
-    Router::new()
-        .route("/v1/keys", post(keys::create).get(keys::list))
+    let mut api = Router::new();
+    if let Some(deps) = state.dashboard.clone() {
+        api = api.nest(keygate_dashboard::BASE, keygate_dashboard::router(deps));
+    }
+    api.route("/v1/keys", post(keys::create).get(keys::list))
         .route("/v1/keys/verify", post(keys::verify))
         .route("/v1/keys/{id}", get(keys::show).patch(keys::update))
         .route("/v1/keys/{id}/rotate", post(keys::rotate))

@@ -49,6 +49,11 @@ impl Background {
                 state.audit.clone(),
             )),
         ]);
+        if let Some(dashboard) = &state.dashboard {
+            tasks.push(tokio::spawn(purge_console_forever(
+                dashboard.console.clone(),
+            )));
+        }
         Self {
             tasks,
             audit_stop,
@@ -175,6 +180,18 @@ async fn flush_audit_until(audit: Arc<AuditLog>, mut stop: tokio::sync::oneshot:
         }
         if stopping {
             return;
+        }
+    }
+}
+
+/// Dashboard sessions past their idle or absolute expiry are refused when
+/// presented; this deletes their rows.
+async fn purge_console_forever(console: Arc<keygate_core::console::ConsoleSessions>) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = console.purge_expired().await {
+            tracing::warn!(error = %e, "could not purge expired dashboard sessions; will retry");
         }
     }
 }

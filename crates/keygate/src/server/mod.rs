@@ -30,6 +30,7 @@ use keygate_http::client_addr::TrustedProxies;
 use keygate_http::listen::fdlimit::{self, Budget};
 
 mod background;
+mod dashboard;
 mod error;
 use background::Background;
 pub use error::{EXIT_CODES_HELP, StartError, exit};
@@ -146,7 +147,8 @@ impl Services {
         trusted_proxies: Arc<TrustedProxies>,
         storage: Arc<dyn Store>,
     ) -> AppState {
-        AppState {
+        let mut state = AppState {
+            dashboard: None,
             tokens: self.tokens,
             cluster,
             users: self.users,
@@ -159,8 +161,10 @@ impl Services {
             audit: self.audit,
             gateway,
             trusted_proxies,
-            storage,
-        }
+            storage: storage.clone(),
+        };
+        state.dashboard = dashboard::deps(config, &state, storage);
+        state
     }
 }
 

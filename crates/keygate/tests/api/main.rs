@@ -18,6 +18,7 @@ mod audit;
 mod browser;
 mod cli;
 mod cluster;
+mod dashboard;
 mod docs_reference;
 #[cfg(unix)]
 mod exit_codes;

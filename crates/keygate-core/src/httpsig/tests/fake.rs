@@ -18,8 +18,8 @@ use crate::sessions::model::{
     RefreshTokenRecord,
 };
 use crate::store::{
-    AuditStore, HmacSecretRecord, HmacSecretStore, KeyStore, SessionStore, SigningKeyStore, Store,
-    UpdateOutcome, UserStore,
+    AuditStore, ConsoleSessionRecord, ConsoleStore, HmacSecretRecord, HmacSecretStore, KeyStore,
+    SessionStore, SigningKeyStore, Store, UpdateOutcome, UserStore,
 };
 use crate::users::model::{UserFilter, UserId, UserRecord};
 use crate::users::password::PhcHash;
@@ -236,6 +236,36 @@ impl SessionStore for FakeStore {
         unused()
     }
     async fn purge_blocked_jtis(&self, _: i64, _: &AuditEntry) -> Result<u64, Error> {
+        unused()
+    }
+}
+
+#[async_trait]
+impl ConsoleStore for FakeStore {
+    async fn insert_console_session(
+        &self,
+        _: &ConsoleSessionRecord,
+        _: &AuditEntry,
+    ) -> Result<(), Error> {
+        unused()
+    }
+    async fn get_console_session(
+        &self,
+        _: &KeyHash,
+    ) -> Result<Option<ConsoleSessionRecord>, Error> {
+        unused()
+    }
+    async fn touch_console_session(&self, _: &KeyHash, _: i64) -> Result<(), Error> {
+        unused()
+    }
+    async fn delete_console_session(
+        &self,
+        _: &KeyHash,
+        _: Option<&AuditEntry>,
+    ) -> Result<bool, Error> {
+        unused()
+    }
+    async fn purge_console_sessions(&self, _: i64, _: i64) -> Result<u64, Error> {
         unused()
     }
 }

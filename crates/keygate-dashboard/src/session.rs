@@ -1,0 +1,200 @@
+//! The dashboard session: a `__Host-keygate-dash` cookie holding a random
+//! token that `ConsoleSessions` knows by its hash only. A handler that takes
+//! a [`Session`] cannot run signed out; one that takes a [`SessionForm`]
+//! cannot run without the session's form token either.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use keygate_core::console::{ConsoleError, Resumed};
+use keygate_core::{Admin, SecretString};
+use serde::de::DeserializeOwned;
+
+use crate::error::PageError;
+use crate::{BASE, Deps, pages};
+
+pub const COOKIE: &str = "__Host-keygate-dash";
+
+/// The form field every dashboard form carries.
+pub const CSRF_FIELD: &str = "csrf";
+
+/// A live dashboard session: who is signed in, and the form token every
+/// page puts in its forms.
+pub struct Session {
+    pub resumed: Resumed,
+    pub csrf: String,
+    token: SecretString,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("key_id", &self.resumed.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub fn admin(&self) -> &Admin {
+        &self.resumed.admin
+    }
+    pub fn token(&self) -> &str {
+        self.token.expose()
+    }
+}
+
+/// The cookie's value, if the request has one.
+pub fn cookie_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
+        .filter(|v| !v.is_empty())
+}
+
+/// `Set-Cookie` for a new session: host-only, HTTPS-or-loopback only, never
+/// readable by scripts, never sent on a cross-site request. No Max-Age: the
+/// server ends the session (idle and absolute expiry), the browser at exit.
+pub fn set_cookie(token: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict"
+    ))
+    .ok()
+}
+
+pub fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static(
+        "__Host-keygate-dash=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict",
+    )
+}
+
+impl FromRequestParts<Deps> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, deps: &Deps) -> Result<Self, Response> {
+        let Some(token) = cookie_token(&parts.headers) else {
+            return Err(signed_out(parts, false));
+        };
+        match deps.console.resume(token).await {
+            Ok(resumed) => Ok(Session {
+                csrf: deps.console.csrf_token(token),
+                token: SecretString::from(token.to_owned()),
+                resumed,
+            }),
+            Err(ConsoleError::Store(e)) => Err(PageError::from(e).into_response()),
+            // Expired, unknown, or its key revoked/rotated away: sign in again.
+            Err(_) => Err(signed_out(parts, true)),
+        }
+    }
+}
+
+/// Where a signed-out request goes. A GET without any cookie may be a
+/// cross-site navigation (a link in mail or chat) that `SameSite=Strict`
+/// stripped the cookie from: it gets one same-origin retry (a meta refresh)
+/// before the login form. Anything else goes to the login form at once.
+fn signed_out(parts: &Parts, had_cookie: bool) -> Response {
+    let here = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let here = format!("{BASE}{here}");
+    let retried = parts
+        .uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "retry=1"));
+    if parts.method == Method::GET && !had_cookie && !retried {
+        return pages::login::retry_page(&here);
+    }
+    let mut res = pages::login::to_login(&here);
+    if had_cookie {
+        res.headers_mut().insert(header::SET_COOKIE, clear_cookie());
+    }
+    res
+}
+
+/// A session and a form posted under it, its form token checked (in
+/// constant time, by the console).
+pub struct SessionForm {
+    pub session: Session,
+    body: Bytes,
+}
+
+impl SessionForm {
+    /// The form decoded into `T` (unknown fields, the token among them,
+    /// ignored); 400 when it does not decode.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, PageError> {
+        serde_urlencoded::from_bytes(&self.body)
+            .map_err(|e| PageError::BadRequest(format!("the form did not decode: {e}")))
+    }
+
+    /// Every value of a repeated field (checkboxes).
+    pub fn all(&self, name: &str) -> Result<Vec<String>, PageError> {
+        let pairs: Vec<(String, String)> = self.parse()?;
+        Ok(pairs
+            .into_iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .collect())
+    }
+}
+
+impl FromRequest<Deps> for SessionForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, deps: &Deps) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, deps).await?;
+        let req = Request::from_parts(parts, body);
+        let body = Bytes::from_request(req, deps)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+            .map_err(|_| PageError::BadRequest("the form did not decode".into()).into_response())?;
+        let presented = pairs
+            .iter()
+            .find(|(k, _)| k == CSRF_FIELD)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        if !deps.console.check_csrf(session.token(), presented) {
+            return Err(PageError::Csrf.into_response());
+        }
+        Ok(SessionForm { session, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_cookie_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; __Host-keygate-dash=tok; b=2"),
+        );
+        assert_eq!(cookie_token(&h), Some("tok"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-keygate-dash="),
+        );
+        assert_eq!(cookie_token(&h), None);
+    }
+
+    #[test]
+    fn cookie_attributes() {
+        let c = set_cookie("abc").unwrap_or_else(clear_cookie);
+        let c = c.to_str().unwrap_or_default();
+        assert_eq!(
+            c,
+            "__Host-keygate-dash=abc; Path=/; HttpOnly; Secure; SameSite=Strict"
+        );
+    }
+}
