@@ -200,6 +200,58 @@ pub struct KeyListQuery {
     pub limit: Option<u32>,
 }
 
+/// The query of `GET /v1/keys/{id}/usage`. Times are RFC 3339; the window
+/// is `since` (rounded down to the bucket) up to `until`. Defaults: the last
+/// 24 hours by hour, or the last 30 days by day.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUsageQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// `hour` (default) or `day`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granularity: Option<String>,
+}
+
+/// The query of `GET /v1/keys/usage`: hourly usage of up to 100 keys.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUsageManyQuery {
+    /// Key ids, comma-separated (at most 100).
+    pub ids: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// Verifications in one bucket, by outcome code (VALID, RATE_LIMITED,
+/// USAGE_EXCEEDED, REVOKED, EXPIRED, INSUFFICIENT_SCOPE; zeros included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UsageBucketView {
+    /// RFC 3339 start of the bucket (UTC hour or day).
+    pub start: String,
+    pub counts: std::collections::BTreeMap<String, u64>,
+    pub total: u64,
+}
+
+/// One key's verifications, every bucket of the window present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyUsageView {
+    pub key_id: String,
+    /// `hour` or `day`.
+    pub granularity: String,
+    pub buckets: Vec<UsageBucketView>,
+}
+
+/// `GET /v1/keys/usage`: one entry per requested id, in request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyUsageList {
+    pub data: Vec<KeyUsageView>,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

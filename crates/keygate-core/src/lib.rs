@@ -49,6 +49,8 @@ pub use clock::{ManualClock, MillisClock, SystemClock};
 pub use error::Error;
 pub use keys::apikey::{ApiKey, KeyEnv, KeyId};
 pub use keys::service::{Admin, IssuedKey, KeyPatch, KeyService, NewKey, ScopedCaller};
+pub use keys::usage_counts::UsageCount;
+pub use keys::usage_query::{Granularity, KeyUsage, UsageBucket, UsageQuery};
 pub use keys::verify::{AuthFailure, Verification, VerifyCode};
 pub use secret::{Secret, SecretString};
 pub use users::{LoginError, NewUser, UserPatch, UserService};

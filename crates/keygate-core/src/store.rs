@@ -13,8 +13,10 @@ use crate::error::Error;
 use crate::jwt::SigningKeyRecord;
 use crate::keys::apikey::KeyId;
 use crate::keys::pepper::KeyHash;
+pub use crate::keys::usage_counts::UsageCount;
 use crate::model::{
     AuditEntry, AuditFilter, AuditRow, AuditTally, KeyFilter, KeyRecord, PageRequest, SecretRecord,
+    Tenant,
 };
 use crate::sessions::model::{
     BlockedJti, FamilyId, PresentedToken, PurgeCutoff, RefreshDecider, RefreshFamily,
@@ -130,6 +132,27 @@ pub trait KeyStore: Send + Sync {
     async fn touch_last_used(&self, batch: &[(KeyId, i64)]) -> Result<(), Error>;
 
     async fn count_keys(&self) -> Result<u64, Error>;
+}
+
+/// Verification counts per key, hour and outcome (`key_usage`).
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Adds each row's count to the stored one (or inserts it); all or nothing.
+    async fn add_usage(&self, rows: &[UsageCount]) -> Result<(), Error>;
+    /// The rows of `keys` with `since <= hour < until`, in one query.
+    async fn usage(&self, keys: &[KeyId], since: i64, until: i64)
+    -> Result<Vec<UsageCount>, Error>;
+    /// Deletes rows of hours before `before` (Unix seconds); returns how many.
+    async fn purge_usage(&self, before: i64) -> Result<u64, Error>;
+    /// Every key's counts summed per hour and code, `since <= hour < until`,
+    /// of one tenant's keys (None: all keys), in one query: the dashboard's
+    /// overview over any number of keys.
+    async fn usage_totals(
+        &self,
+        tenant: Option<&Tenant>,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, crate::VerifyCode, u64)>, Error>;
 }
 
 #[async_trait]
@@ -322,7 +345,14 @@ pub use crate::console::store::{ConsoleSessionRecord, ConsoleStore};
 
 #[async_trait]
 pub trait Store:
-    KeyStore + AuditStore + SigningKeyStore + UserStore + SessionStore + HmacSecretStore + ConsoleStore
+    KeyStore
+    + AuditStore
+    + SigningKeyStore
+    + UserStore
+    + SessionStore
+    + HmacSecretStore
+    + UsageStore
+    + ConsoleStore
 {
     /// Cheap round-trip for readiness checks.
     async fn ping(&self) -> Result<(), Error>;

@@ -15,6 +15,8 @@
 //! - `error`: [`PageError`], the one place errors become pages.
 //! - `pages`: one module per page, each handler parse → one service call →
 //!   render.
+//! - `charts`: SVG charts drawn on the server; `usage`: the keys pages'
+//!   verification counts (sparklines, the key's chart).
 //!
 //! Everything works with JavaScript off: forms post and answer a 303 or a
 //! page; htmx and app.js only enhance.
@@ -22,11 +24,13 @@
 #![forbid(unsafe_code)]
 
 pub mod assets;
+pub mod charts;
 pub mod error;
 pub mod pages;
 pub mod render;
 pub mod security;
 pub mod session;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -94,10 +98,11 @@ pub type Deps = Arc<DashboardDeps>;
 pub fn router<S: Clone + Send + Sync + 'static>(deps: DashboardDeps) -> Router<S> {
     let deps: Deps = Arc::new(deps);
     Router::new()
-        .route("/", get(pages::home))
+        .route("/", get(pages::overview::show))
         .route("/login", get(pages::login::show).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
         .merge(pages::keys::routes())
+        .merge(pages::routes())
         .route("/static/{file}", get(assets::serve))
         .fallback(pages::not_found)
         .layer(middleware::from_fn(security::check_origin))

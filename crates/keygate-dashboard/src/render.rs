@@ -19,7 +19,17 @@ pub struct NavItem {
 
 /// The pages in the main navigation, as (path under BASE, label). The
 /// pages helper adds its pages here.
-pub const NAV: &[(&str, &str)] = &[("/keys", "Keys")];
+pub const NAV: &[(&str, &str)] = &[
+    ("/", "Overview"),
+    ("/keys", "Keys"),
+    ("/users", "Users"),
+    ("/signing-keys", "Signing keys"),
+    ("/audit", "Audit"),
+    ("/routes", "Routes"),
+];
+
+/// Entries only a root admin may open (server-wide things).
+const ROOT_ONLY: &[&str] = &["/signing-keys"];
 
 /// Who is signed in, as the header shows it.
 pub struct Who {
@@ -67,6 +77,7 @@ impl Layout {
             }),
             nav: NAV
                 .iter()
+                .filter(|(path, _)| r.tenant.is_none() || !ROOT_ONLY.contains(path))
                 .map(|(path, label)| NavItem {
                     href: format!("{BASE}{path}"),
                     label,

@@ -18,6 +18,7 @@
 //!   and WebSocket tunnels.
 //! - `conn`, `listener`: the client connection and the accept loop.
 //! - `metrics`: its Prometheus families, registered in the binary's registry.
+//! - `stats`: each route's last minute (rate, 5xx share, p99) for the dashboard.
 //! - `forward_auth`: the decision `/v1/forward-auth` answers for nginx,
 //!   Traefik and Envoy (the HTTP adapter is the admin API's).
 
@@ -42,6 +43,7 @@ pub mod proxy;
 pub mod refusal;
 pub mod request;
 pub mod routes;
+pub mod stats;
 pub mod upgrade;
 pub mod upstream;
 
@@ -70,6 +72,8 @@ pub struct Gateway {
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) internal: InternalTokens,
     pub(crate) deps: GatewayDeps,
+    /// Each route's last minute, kept across reloads.
+    pub(crate) stats: stats::GatewayStats,
 }
 
 impl Gateway {
@@ -100,6 +104,7 @@ impl Gateway {
             limiter,
             internal: InternalTokens::default(),
             deps,
+            stats: stats::GatewayStats::default(),
         })
     }
 
@@ -119,6 +124,16 @@ impl Gateway {
     /// The table in force now.
     pub fn table(&self) -> Arc<RouteTable> {
         self.table.read().clone()
+    }
+
+    /// The routes in force, most specific first, each with its last
+    /// minute (None: it has served nothing since the process started).
+    pub fn route_stats(&self) -> Vec<(Arc<config::Route>, Option<stats::RouteWindow>)> {
+        self.table()
+            .routes()
+            .iter()
+            .map(|r| (r.clone(), self.stats.window(&r.name)))
+            .collect()
     }
 
     /// Swaps in new routes; requests already running keep the old table. The

@@ -55,6 +55,8 @@ fn gateway_histogram() -> Histogram {
 pub struct RouteMetrics {
     classes: [std::sync::OnceLock<Counter>; 5],
     seconds: std::sync::OnceLock<Histogram>,
+    /// The route's ring in `GatewayStats`, found by name once.
+    pub(crate) stats: std::sync::OnceLock<std::sync::Arc<crate::stats::RouteStats>>,
 }
 
 /// The gateway's and forward-auth's metrics. Route labels come from the

@@ -88,7 +88,8 @@ impl Gateway {
         started: Instant,
         request_id: &str,
     ) {
-        let seconds = started.elapsed().as_secs_f64();
+        let elapsed = started.elapsed();
+        let seconds = elapsed.as_secs_f64();
         let failure = outcome.failure.as_ref().and_then(Failure::label);
         self.deps.metrics.observe(
             outcome.route_name(),
@@ -98,6 +99,13 @@ impl Gateway {
             failure,
             outcome.rate_limited(),
         );
+        if let Some(route) = &outcome.route {
+            let ring = route
+                .metrics
+                .stats
+                .get_or_init(|| self.stats.route(&route.name));
+            ring.record_at(self.stats.now_ms(), status.as_u16(), elapsed);
+        }
         self.deps.audit.record(outcome, method, status, request_id);
         let id = outcome.identity.as_ref();
         tracing::info!(
@@ -105,7 +113,7 @@ impl Gateway {
             route = %outcome.route_name(),
             method = crate::metrics::method_label(method),
             status = status.as_u16(),
-            micros = started.elapsed().as_micros() as u64,
+            micros = elapsed.as_micros() as u64,
             key_id = id.and_then(|i| i.key_id.as_ref().map(keygate_core::KeyId::as_str)).unwrap_or("-"),
             subject = id.and_then(|i| i.subject.as_deref()).unwrap_or("-"),
             failure = failure.unwrap_or("-"),

@@ -16,6 +16,7 @@
 //!   `jti` blocklist).
 //! - `console`: `ConsoleStore` (the dashboard's sessions).
 //! - `hmac`: `HmacSecretStore` (sealed request-signing secrets).
+//! - `usage`: `UsageStore` (verification counts per key, hour and outcome).
 //! - `nonces`: core's `NonceStore` (signed-request nonces and their
 //!   per-key quota), a seam of its own beside `Store`.
 //! - `feed`: the invalidation feed (appended inside every mutating
@@ -37,6 +38,7 @@ mod nonces;
 mod rows;
 mod sessions;
 mod signing_keys;
+mod usage;
 mod username_keys;
 mod users;
 

@@ -83,6 +83,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0011_cluster_feed.sql"),
     },
     Migration {
+        version: 12,
+        name: "key_usage",
+        sqlite: include_str!("../migrations/sqlite/0012_key_usage.sql"),
+        postgres: include_str!("../migrations/postgres/0012_key_usage.sql"),
+    },
+    Migration {
         version: 13,
         name: "console_sessions",
         sqlite: include_str!("../migrations/sqlite/0013_console_sessions.sql"),

@@ -182,8 +182,16 @@ settings! {
         /// Live (neither revoked nor expired) keys per tenant, 1 to
         /// 1000000; keys without a tenant count as one more tenant.
         max_per_tenant: u32 = keygate_core::keys::service::DEFAULT_MAX_KEYS_PER_TENANT;
+        /// Seconds between writes of the verification counts per key
+        /// (1 to 3600); they are also written at shutdown.
+        usage_flush_secs: u64 = DEFAULT_USAGE_FLUSH_SECS;
+        /// Days verification counts per key are kept (1 to 3650).
+        usage_retention_days: u32 = keygate_core::keys::usage_query::DEFAULT_USAGE_RETENTION_DAYS;
     }
 }
+
+/// `[keys] usage_flush_secs` unless configured.
+pub const DEFAULT_USAGE_FLUSH_SECS: u64 = 10;
 
 impl ServeArgs {
     /// Takes the secrets that have no flag (KEYGATE_PEPPER,
@@ -227,6 +235,8 @@ pub struct Config {
     pub sessions: SessionConfig,
     /// `[keys] max_per_tenant`.
     pub max_keys_per_tenant: u32,
+    /// `[keys] usage_flush_secs` and `usage_retention_days`.
+    pub key_usage: KeyUsageConfig,
     pub allowed_origins: Vec<String>,
     pub tls: Option<crate::tls::TlsFiles>,
     /// The `[gateway]` section, validated.
@@ -275,7 +285,7 @@ impl Config {
             .unwrap_or_default()
             .validate()
             .map_err(|e| ConfigError::invalid(e.to_string()))?;
-        let max_keys_per_tenant = max_keys_per_tenant(file.keys.take().unwrap_or_default())?;
+        let (max_keys_per_tenant, key_usage) = keys_config(file.keys.take().unwrap_or_default())?;
         let allowed_origins = allowed_origins(l.allowed_origins.clone(), &jwt.issuer)?;
         let trusted_proxies = keygate_http::client_addr::TrustedProxies::parse(
             l.trusted_proxies.as_deref().unwrap_or_default(),
@@ -305,6 +315,7 @@ impl Config {
             jwt,
             sessions,
             max_keys_per_tenant,
+            key_usage,
             allowed_origins,
             listen,
             database_url: l.database_url.into(),
@@ -471,15 +482,35 @@ fn default_issuer(t: &Transport) -> String {
     format!("{scheme}://{}", t.listen)
 }
 
-fn max_keys_per_tenant(mut file: KeyLimitsFile) -> Result<u32, ConfigError> {
-    let max = KeyLimitsArgs::default().layer(&mut file).max_per_tenant;
-    if (1..=MAX_KEYS_PER_TENANT).contains(&max) {
-        Ok(max)
-    } else {
-        Err(ConfigError::invalid(format!(
+/// How verification counts per key are written and kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUsageConfig {
+    pub flush_secs: u64,
+    pub retention_days: u32,
+}
+
+fn keys_config(mut file: KeyLimitsFile) -> Result<(u32, KeyUsageConfig), ConfigError> {
+    let l = KeyLimitsArgs::default().layer(&mut file);
+    if !(1..=MAX_KEYS_PER_TENANT).contains(&l.max_per_tenant) {
+        return Err(ConfigError::invalid(format!(
             "keys.max_per_tenant: between 1 and {MAX_KEYS_PER_TENANT}"
-        )))
+        )));
     }
+    if !(1..=3600).contains(&l.usage_flush_secs) {
+        return Err(ConfigError::invalid(
+            "keys.usage_flush_secs: between 1 and 3600",
+        ));
+    }
+    if !(1..=3650).contains(&l.usage_retention_days) {
+        return Err(ConfigError::invalid(
+            "keys.usage_retention_days: between 1 and 3650",
+        ));
+    }
+    let usage = KeyUsageConfig {
+        flush_secs: l.usage_flush_secs,
+        retention_days: l.usage_retention_days,
+    };
+    Ok((l.max_per_tenant, usage))
 }
 
 fn allowed_origins(

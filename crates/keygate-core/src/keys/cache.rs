@@ -12,6 +12,7 @@ use parking_lot::RwLock;
 
 use crate::keys::cache_map::HashMapCache;
 use crate::keys::pepper::KeyHash;
+use crate::keys::usage_counts::KeyCounter;
 use crate::model::KeyRecord;
 
 /// A key as the verifier needs it, with the expiry of the secret that matched.
@@ -26,13 +27,22 @@ pub struct CachedKey {
     pub secret_expires_at: Option<i64>,
     /// Last time (Unix seconds) this key's use was queued for `last_used_at`.
     last_touch: AtomicI64,
+    /// The key's verification counts (when usage counting is on): shared by
+    /// every entry of the key, so a hit counts with one atomic add.
+    pub usage: Option<Arc<KeyCounter>>,
     pub record: KeyRecord,
 }
 
 impl CachedKey {
-    pub fn new(record: KeyRecord, secret_expires_at: Option<i64>, now_ms: i64) -> Self {
+    pub fn new(
+        record: KeyRecord,
+        secret_expires_at: Option<i64>,
+        now_ms: i64,
+        usage: Option<Arc<KeyCounter>>,
+    ) -> Self {
         let last = record.last_used_at.unwrap_or(i64::MIN / 2);
         Self {
+            usage,
             record,
             secret_expires_at,
             cached_at_ms: now_ms,
@@ -217,7 +227,7 @@ mod tests {
             last_used_at: None,
             version: 1,
         };
-        Arc::new(CachedKey::new(record, None, 0))
+        Arc::new(CachedKey::new(record, None, 0, None))
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   capability; `lifecycle`: update, rotate, revoke, audit listing.
 //! - `verify`: the verification hot path and its codes.
 //! - `cache` (on `cache_map`) and `usage`: the in-process state verification
-//!   uses.
+//!   uses; `usage_counts`: verifications per key, hour and outcome, and
+//!   `usage_query` reads them back for admins.
 
 pub mod apikey;
 pub mod cache;
@@ -16,4 +17,6 @@ mod lifecycle;
 pub mod pepper;
 pub mod service;
 pub mod usage;
+pub mod usage_counts;
+pub mod usage_query;
 pub mod verify;

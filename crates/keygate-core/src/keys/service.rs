@@ -140,6 +140,8 @@ pub struct KeyService {
     pub(crate) cache: KeyCache,
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) usage: UsageRecorder,
+    /// Verification counts per key and hour; `None` until a store is given.
+    pub(crate) counts: Option<crate::keys::usage_query::UsageParts>,
     pub(crate) max_keys_per_tenant: u32,
     /// Whether the caches may answer (many nodes: confirmed within S).
     pub(crate) freshness: Arc<Freshness>,
@@ -163,6 +165,7 @@ impl KeyService {
             cache: KeyCache::new(cache),
             limiter,
             usage: UsageRecorder::default(),
+            counts: None,
             max_keys_per_tenant: DEFAULT_MAX_KEYS_PER_TENANT,
             freshness: Arc::new(Freshness::always()),
         }
@@ -209,7 +212,8 @@ impl KeyService {
         &self.clock
     }
 
-    pub fn usage(&self) -> &UsageRecorder {
+    /// The queue of `last_used_at` times.
+    pub fn last_used(&self) -> &UsageRecorder {
         &self.usage
     }
 

@@ -14,7 +14,7 @@ use crate::keys::usage::TOUCH_EVERY_SECS;
 use crate::model::{ADMIN_SCOPE, KeyRecord, RateLimitSpec, Scope, Tenant, VERIFY_SCOPE};
 use crate::ratelimit::RateDecision;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerifyCode {
     Valid,
@@ -50,6 +50,11 @@ impl VerifyCode {
             VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
             VerifyCode::RateLimited => "RATE_LIMITED",
         }
+    }
+
+    /// The code `as_str` spells `s`, if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 
@@ -164,8 +169,14 @@ impl KeyService {
         required_scopes: &[Scope],
         tenant: Option<&Tenant>,
     ) -> Result<Verification, Error> {
-        self.verify_with(candidate, required_scopes, tenant, Credits::Take)
-            .await
+        let out = self
+            .verify_with(candidate, required_scopes, tenant, Credits::Take)
+            .await?;
+        // Counted against the key whatever the answer, when there is a key.
+        if let Some(counter) = out.key.as_ref().and_then(|k| k.usage.as_ref()) {
+            counter.add(self.clock.now_secs(), out.code);
+        }
+        Ok(out)
     }
 
     async fn verify_with(
@@ -233,7 +244,9 @@ impl KeyService {
                 let found = crate::home::run(async move { store.find_by_hash(&hash).await });
                 match found.await? {
                     Some((secret, record)) if bool::from(secret.hash.ct_eq(&hash)) => {
-                        let entry = Arc::new(CachedKey::new(record, secret.expires_at, now_ms));
+                        let usage = self.counts.as_ref().map(|c| c.counter.counter(&record.id));
+                        let entry =
+                            Arc::new(CachedKey::new(record, secret.expires_at, now_ms, usage));
                         self.cache.insert(hash, entry.clone(), epoch);
                         Ok(Ok((entry, false)))
                     }
@@ -318,6 +331,9 @@ impl KeyService {
             .await?;
         if out.code == VerifyCode::Valid {
             self.usage.record(id, now_ms.div_euclid(1000));
+        }
+        if let Some(counts) = &self.counts {
+            counts.counter.add(id, now_ms.div_euclid(1000), out.code);
         }
         Ok(out)
     }

@@ -1,17 +1,39 @@
 //! One module per page. Handlers parse, call one service, render.
 
+pub mod audit;
 pub mod keys;
 pub mod login;
+pub mod overview;
+pub mod routes;
+pub mod signing_keys;
+pub mod users;
 
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::Router;
+use axum::routing::{get, post};
 
-use crate::BASE;
+use crate::Deps;
 use crate::error::PageError;
-use crate::session::Session;
 
-/// The dashboard's front page. Until the overview page exists, the keys.
-pub async fn home(_session: Session) -> Response {
-    Redirect::to(&format!("{BASE}/keys")).into_response()
+/// The overview, users, signing keys, audit and routes pages (the front
+/// page `/` is the overview).
+pub fn routes() -> Router<Deps> {
+    Router::new()
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{id}", get(users::show))
+        .route("/users/{id}/password", post(users::set_password))
+        .route("/users/{id}/enable", post(users::enable))
+        .route(
+            "/users/{id}/disable",
+            get(users::confirm_disable).post(users::disable),
+        )
+        .route(
+            "/users/{id}/revoke-sessions",
+            get(users::confirm_revoke).post(users::revoke_sessions),
+        )
+        .route("/signing-keys", get(signing_keys::show))
+        .route("/signing-keys/rotate", post(signing_keys::rotate))
+        .route("/audit", get(audit::show))
+        .route("/routes", get(routes::show))
 }
 
 pub async fn not_found() -> PageError {

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod extract;
 pub mod forward_auth;
 pub mod health;
+pub mod key_usage;
 pub mod keys;
 pub mod oauth;
 pub mod openapi;
@@ -82,6 +83,8 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
     }
     api.route("/v1/keys", post(keys::create).get(keys::list))
         .route("/v1/keys/verify", post(keys::verify))
+        .route("/v1/keys/usage", get(key_usage::list))
+        .route("/v1/keys/{id}/usage", get(key_usage::show))
         .route("/v1/keys/{id}", get(keys::show).patch(keys::update))
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))

@@ -11,7 +11,9 @@ use keygate_http::PROBLEM_JSON;
 
 use keygate_api as api;
 
-use super::{audit, cluster, health, keys, oauth, sessions, signing, signing_keys, users};
+use super::{
+    audit, cluster, health, key_usage, keys, oauth, sessions, signing, signing_keys, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,7 +24,7 @@ use super::{audit, cluster, health, keys, oauth, sessions, signing, signing_keys
         oauth::token::token, oauth::introspect::introspect, oauth::revoke::revoke,
         sessions::login, sessions::refresh, sessions::logout,
         users::create, users::list, users::show, users::update, users::revoke_sessions,
-        signing::create, cluster::show),
+        signing::create, cluster::show, key_usage::show, key_usage::list),
     components(schemas(api::keys::CreateKeyRequest, api::keys::UpdateKeyRequest,
         api::keys::RotateKeyRequest, api::keys::VerifyKeyRequest, api::keys::VerifyKeyResponse,
         api::keys::KeyView, api::keys::IssuedKeyView, api::common::Page<api::keys::KeyView>,
@@ -32,7 +34,8 @@ use super::{audit, cluster, health, keys, oauth, sessions, signing, signing_keys
         api::users::UserView, api::common::Page<api::users::UserView>, api::signing::SigningSecretView,
         api::sessions::LoginRequest, api::sessions::RefreshRequest, api::sessions::SessionResponse,
         api::common::PropagationView, api::cluster::PropagationBody, api::cluster::ClusterView,
-        api::cluster::ClusterNodeView, cluster::WaitValue)),
+        api::cluster::ClusterNodeView, cluster::WaitValue, api::keys::KeyUsageView,
+        api::keys::KeyUsageList, api::keys::UsageBucketView)),
     modifiers(&Security, &Refusals)
 )]
 pub struct ApiDoc;

@@ -1,5 +1,5 @@
-//! What runs beside the listeners: the periodic jobs (usage and audit
-//! flushes, the signing-key schedule, blocklist sync, pruning) and the
+//! What runs beside the listeners: the periodic jobs (last-used, usage
+//! count and audit flushes, the usage retention purge, the signing-key schedule, blocklist sync, pruning) and the
 //! cluster's watcher and heartbeats, and their orderly stop.
 
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use keygate_core::jwt::TokenService;
 use keygate_core::sessions::{AuditContext, BLOCKLIST_SYNC_INTERVAL, Blocklist, SessionService};
 use tokio::task::JoinHandle;
 
+use crate::config::KeyUsageConfig;
 use crate::http::AppState;
 
 /// How often counted failures are written to the audit log.
@@ -30,7 +31,7 @@ pub(super) struct Background {
 }
 
 impl Background {
-    pub(super) fn spawn(state: &AppState) -> Self {
+    pub(super) fn spawn(state: &AppState, key_usage: KeyUsageConfig) -> Self {
         let mut tasks = state
             .cluster
             .as_ref()
@@ -40,6 +41,7 @@ impl Background {
         let audit_task = tokio::spawn(flush_audit_until(state.audit.clone(), audit_stopped));
         tasks.extend([
             tokio::spawn(flush_usage_forever(state.keys.clone())),
+            tokio::spawn(flush_usage_counts_forever(state.keys.clone(), key_usage)),
             tokio::spawn(maintain_signing_keys_forever(state.tokens.clone())),
             tokio::spawn(sync_blocklist_forever(state.blocklist.clone())),
             tokio::spawn(prune_nonces_forever(state.hmac.clone())),
@@ -73,6 +75,9 @@ impl Background {
         if let Err(e) = state.keys.flush_usage().await {
             tracing::warn!(error = %e, "could not write last-used times at shutdown");
         }
+        if let Err(e) = state.keys.flush_usage_counts().await {
+            tracing::error!(error = %e, "could not write the verification counts at shutdown");
+        }
         // Not aborted: a flush cut short would lose what it had taken.
         let _ = self.audit_stop.send(());
         let _ = self.audit_task.await;
@@ -85,6 +90,26 @@ async fn flush_usage_forever(keys: Arc<KeyService>) {
         tick.tick().await;
         if let Err(e) = keys.flush_usage().await {
             tracing::warn!(error = %e, "could not write last-used times; will retry");
+        }
+    }
+}
+
+/// Writes verification counts every `flush_secs` and, every hour (and at
+/// start), deletes those past the retention.
+async fn flush_usage_counts_forever(keys: Arc<KeyService>, config: KeyUsageConfig) {
+    let mut tick = tokio::time::interval(Duration::from_secs(config.flush_secs));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut purged_at: Option<tokio::time::Instant> = None;
+    loop {
+        tick.tick().await;
+        if let Err(e) = keys.flush_usage_counts().await {
+            tracing::warn!(error = %e, "could not write verification counts; will retry");
+        }
+        if purged_at.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+            purged_at = Some(tokio::time::Instant::now());
+            if let Err(e) = keys.purge_usage(config.retention_days).await {
+                tracing::warn!(error = %e, "could not purge old verification counts; will retry");
+            }
         }
     }
 }

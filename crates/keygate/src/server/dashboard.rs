@@ -40,7 +40,9 @@ pub(super) fn deps(
         hmac: state.hmac.clone(),
         audit: state.audit.clone(),
         console: Arc::new(console),
-        routes: None,
+        routes: state.gateway.clone().map(|g| {
+            Arc::new(super::dashboard_routes::GatewayRoutes(g)) as Arc<dyn keygate_dashboard::RoutesView>
+        }),
         clock: state.keys.clock().clone(),
         trusted_proxies: state.trusted_proxies.clone(),
     })

@@ -31,6 +31,7 @@ use keygate_http::listen::fdlimit::{self, Budget};
 
 mod background;
 mod dashboard;
+mod dashboard_routes;
 mod error;
 use background::Background;
 pub use error::{EXIT_CODES_HELP, StartError, exit};
@@ -44,6 +45,8 @@ pub struct App {
     gateway_listener: Option<TcpListener>,
     /// Each listener's `[limits]`, fitted under the descriptor limit.
     budget: Budget,
+    /// How the background task writes and purges verification counts.
+    key_usage: crate::config::KeyUsageConfig,
     /// SQLite: held until the server stops.
     _sqlite_lock: Option<SqliteLock>,
 }
@@ -119,6 +122,7 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         body_limit: config.body_limit,
         gateway_listener: None,
         budget,
+        key_usage: config.key_usage,
         _sqlite_lock: sqlite_lock,
     })
 }
@@ -246,6 +250,7 @@ async fn services(
     let audit = Arc::new(AuditLog::new(store.clone(), clock.clone(), config.audit));
     let keys = KeyService::new(store.clone(), pepper, clock, limiter, config.cache)
         .with_max_keys_per_tenant(config.max_keys_per_tenant)
+        .with_usage_store(store.clone())
         .with_freshness(wiring.freshness.clone());
     let keys = Arc::new(keys);
     let hmac = HmacService::new(
@@ -345,9 +350,10 @@ pub async fn run(
         body_limit,
         gateway_listener,
         budget,
+        key_usage,
         _sqlite_lock,
     } = app;
-    let background = Background::spawn(&state);
+    let background = Background::spawn(&state, key_usage);
     // One shutdown signal for both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

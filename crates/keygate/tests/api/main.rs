@@ -19,6 +19,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod dashboard;
+mod dashboard_pages;
 mod docs_reference;
 #[cfg(unix)]
 mod exit_codes;

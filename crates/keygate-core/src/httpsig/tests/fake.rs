@@ -19,7 +19,7 @@ use crate::sessions::model::{
 };
 use crate::store::{
     AuditStore, ConsoleSessionRecord, ConsoleStore, HmacSecretRecord, HmacSecretStore, KeyStore,
-    SessionStore, SigningKeyStore, Store, UpdateOutcome, UserStore,
+    SessionStore, SigningKeyStore, Store, UpdateOutcome, UsageCount, UsageStore, UserStore,
 };
 use crate::users::model::{UserFilter, UserId, UserRecord};
 use crate::users::password::PhcHash;
@@ -236,6 +236,27 @@ impl SessionStore for FakeStore {
         unused()
     }
     async fn purge_blocked_jtis(&self, _: i64, _: &AuditEntry) -> Result<u64, Error> {
+        unused()
+    }
+}
+
+#[async_trait]
+impl UsageStore for FakeStore {
+    async fn add_usage(&self, _: &[UsageCount]) -> Result<(), Error> {
+        unused()
+    }
+    async fn usage(&self, _: &[KeyId], _: i64, _: i64) -> Result<Vec<UsageCount>, Error> {
+        unused()
+    }
+    async fn purge_usage(&self, _: i64) -> Result<u64, Error> {
+        unused()
+    }
+    async fn usage_totals(
+        &self,
+        _: Option<&crate::model::Tenant>,
+        _: i64,
+        _: i64,
+    ) -> Result<Vec<(i64, crate::VerifyCode, u64)>, Error> {
         unused()
     }
 }

@@ -101,6 +101,8 @@ struct DetailPage {
 #[serde(default)]
 pub struct DetailQuery {
     saved: Option<u8>,
+    /// The usage chart's window: `24h` (default), `7d`, `30d`.
+    usage: String,
 }
 
 async fn detail_page(
@@ -110,8 +112,10 @@ async fn detail_page(
     form: EditForm,
     error: Option<String>,
     saved: bool,
+    usage_window: &str,
 ) -> Result<Html<String>, PageError> {
     let now = now(deps);
+    let usage = crate::usage::key_section(deps, session.admin(), &key.id, usage_window, now).await?;
     let filter = AuditFilter {
         target: Some(key.id.to_string()),
         ..AuditFilter::default()
@@ -144,7 +148,7 @@ async fn detail_page(
         saved,
         events,
         grace: GRACE_CHOICES,
-        usage: String::new(),
+        usage,
     })
 }
 
@@ -162,6 +166,7 @@ pub async fn show(
         EditForm::of(&key),
         None,
         q.saved == Some(1),
+        &q.usage,
     )
     .await
 }
@@ -187,7 +192,7 @@ pub async fn edit(
         Ok(_) => Ok(Redirect::to(&format!("{BASE}/keys/{id}?saved=1")).into_response()),
         Err(e @ (PageError::Invalid(_) | PageError::Conflict(_))) => {
             let status = e.status();
-            let html = detail_page(&deps, session, &key, fields, Some(e.message()), false).await?;
+            let html = detail_page(&deps, session, &key, fields, Some(e.message()), false, "").await?;
             Ok((status, html).into_response())
         }
         Err(e) => Err(e),

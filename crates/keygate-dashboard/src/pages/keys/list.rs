@@ -121,7 +121,8 @@ pub async fn show(
         limit: PAGE_SIZE,
     };
     let (keys, next) = deps.keys.list(session.admin(), filter, page_req).await?;
-    let rows = keys.iter().map(|k| KeyView::new(k, now)).collect();
+    let mut rows: Vec<KeyView> = keys.iter().map(|k| KeyView::new(k, now)).collect();
+    crate::usage::fill_sparklines(&deps, session.admin(), &keys, &mut rows, now).await;
     page(&ListPage {
         layout: Layout::signed_in("Keys", &session, "/keys"),
         next: next.map(|n| query.url_after(n)),
