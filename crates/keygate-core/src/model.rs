@@ -236,11 +236,76 @@ pub struct AuditTally {
     pub row: AuditRow,
 }
 
+/// Which keys a list asks for. `search`, `status` and `expires_before`
+/// narrow further; `status` set overrides `include_revoked`.
 #[derive(Debug, Clone, Default)]
 pub struct KeyFilter {
     pub tenant: Option<Tenant>,
     pub owner: Option<String>,
     pub include_revoked: bool,
+    /// A case-insensitive substring of the name, display prefix, id or
+    /// owner (matched literally: `%` and `_` are no wildcards). Case is
+    /// folded for ASCII on SQLite, for all of Unicode on PostgreSQL.
+    pub search: Option<String>,
+    pub status: Option<KeyStatus>,
+    /// Only keys with an expiry before this time (Unix seconds).
+    pub expires_before: Option<i64>,
+    /// The time `status` is judged at (Unix seconds); `KeyService::list`
+    /// sets it from its clock.
+    pub now: i64,
+}
+
+/// A key's state as the API and the dashboard name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Neither revoked nor expired.
+    Active,
+    Revoked,
+    /// Past its expiry, not revoked.
+    Expired,
+}
+
+impl KeyStatus {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "active" => Ok(Self::Active),
+            "revoked" => Ok(Self::Revoked),
+            "expired" => Ok(Self::Expired),
+            _ => Err(Error::invalid(
+                "status",
+                format!("{s:?} is not one of active, revoked, expired"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// The status of `key` at `now`.
+    pub fn of(key: &KeyRecord, now: i64) -> Self {
+        if key.revoked_at.is_some() {
+            Self::Revoked
+        } else if key.expires_at.is_some_and(|at| at <= now) {
+            Self::Expired
+        } else {
+            Self::Active
+        }
+    }
+}
+
+/// How many keys an admin sees in each state; `expiring` counts the active
+/// keys whose expiry comes before the time asked about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyCounts {
+    pub active: u64,
+    pub revoked: u64,
+    pub expired: u64,
+    pub expiring: u64,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -15,8 +15,8 @@ use crate::keys::apikey::KeyId;
 use crate::keys::pepper::KeyHash;
 pub use crate::keys::usage_counts::UsageCount;
 use crate::model::{
-    AuditEntry, AuditFilter, AuditRow, AuditTally, KeyFilter, KeyRecord, PageRequest, SecretRecord,
-    Tenant,
+    AuditEntry, AuditFilter, AuditRow, AuditTally, KeyCounts, KeyFilter, KeyRecord, PageRequest,
+    SecretRecord, Tenant,
 };
 use crate::sessions::model::{
     BlockedJti, FamilyId, PresentedToken, PurgeCutoff, RefreshDecider, RefreshFamily,
@@ -132,6 +132,15 @@ pub trait KeyStore: Send + Sync {
     async fn touch_last_used(&self, batch: &[(KeyId, i64)]) -> Result<(), Error>;
 
     async fn count_keys(&self) -> Result<u64, Error>;
+
+    /// Keys of `tenant` (every key when `None`) by status at `now`, in one
+    /// query; `expiring` counts active keys expiring before `expiring_before`.
+    async fn count_keys_by_status(
+        &self,
+        tenant: Option<&Tenant>,
+        now: i64,
+        expiring_before: i64,
+    ) -> Result<KeyCounts, Error>;
 }
 
 /// Verification counts per key, hour and outcome (`key_usage`).

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use keygate_core::keys::pepper::KeyHash;
-use keygate_core::model::{AuditEntry, KeyFilter, KeyRecord, PageRequest, SecretRecord};
+use keygate_core::model::{
+    AuditEntry, KeyCounts, KeyFilter, KeyRecord, PageRequest, SecretRecord, Tenant,
+};
 use keygate_core::store::{KeyCap, KeyStore, UpdateOutcome};
 use keygate_core::{Error, KeyId};
 use sqlx::AnyConnection;
@@ -300,16 +302,7 @@ impl KeyStore for SqlStore {
             key_columns!(),
             " FROM api_keys k WHERE 1 = 1"
         ));
-        if let Some(tenant) = &filter.tenant {
-            q.push(" AND k.tenant = ")
-                .bind(tenant.as_str().to_owned())?;
-        }
-        if let Some(owner) = &filter.owner {
-            q.push(" AND k.owner = ").bind(owner.clone())?;
-        }
-        if !filter.include_revoked {
-            q.push(" AND k.revoked_at IS NULL");
-        }
+        crate::key_search::push_filter(&mut q, filter)?;
         if let Some(after) = page.after {
             q.push(" AND k.seq > ").bind(after)?;
         }
@@ -480,5 +473,14 @@ impl KeyStore for SqlStore {
             .map_err(db)?;
         let n: i64 = col(&row, "n")?;
         u64::try_from(n).map_err(|e| Error::Storage(format!("negative key count: {e}")))
+    }
+
+    async fn count_keys_by_status(
+        &self,
+        tenant: Option<&Tenant>,
+        now: i64,
+        expiring_before: i64,
+    ) -> Result<KeyCounts, Error> {
+        self.counts_by_status(tenant, now, expiring_before).await
     }
 }

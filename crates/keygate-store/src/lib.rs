@@ -8,7 +8,8 @@
 //!
 //! - `connect`: opening the pool and migrating, and why that can fail.
 //! - `migrate`: the embedded migrations and the runner that applies them.
-//! - `keys`: `KeyStore` (keys and their secrets).
+//! - `keys`: `KeyStore` (keys and their secrets); `key_search`: the keys
+//!   list's filters and per-status counts.
 //! - `audit`: `AuditStore` (the audit log).
 //! - `signing_keys`: `SigningKeyStore` (JWT signing keys, sealed).
 //! - `users`: `UserStore` (users and their password hashes).
@@ -31,6 +32,7 @@ mod connect;
 mod console;
 mod feed;
 mod hmac;
+mod key_search;
 mod keys;
 mod listen;
 mod migrate;

@@ -5,6 +5,7 @@
 //! - `pepper`: HMAC-SHA256 under the server's pepper, the only form stored.
 //! - `service`: the key service, creation and reads behind an `Admin`
 //!   capability; `lifecycle`: update, rotate, revoke, audit listing.
+//! - `search`: list filters (search, status, expiry) and per-status counts.
 //! - `verify`: the verification hot path and its codes.
 //! - `cache` (on `cache_map`) and `usage`: the in-process state verification
 //!   uses; `usage_counts`: verifications per key, hour and outcome, and
@@ -15,6 +16,7 @@ pub mod cache;
 mod cache_map;
 mod lifecycle;
 pub mod pepper;
+pub mod search;
 pub mod service;
 pub mod usage;
 pub mod usage_counts;

@@ -370,6 +370,7 @@ impl KeyService {
         if !admin.confine(&mut filter.tenant) {
             return Ok((Vec::new(), None));
         }
+        self.prepare_filter(&mut filter)?;
         let (limit, ask) = page_request(page);
         let rows = self.store.list_keys(&filter, ask).await?;
         let (rows, next) = finish_page(rows, limit, |(seq, _)| *seq);

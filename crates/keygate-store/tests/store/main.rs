@@ -16,6 +16,7 @@ mod feed;
 mod feed_atomic;
 mod feed_listen;
 mod hmac;
+mod key_search;
 mod keys;
 mod migrate_gaps;
 mod nonces;

@@ -97,6 +97,14 @@ impl KeyStore for FakeStore {
     async fn count_keys(&self) -> Result<u64, Error> {
         Ok(self.keys.lock().len() as u64)
     }
+    async fn count_keys_by_status(
+        &self,
+        _: Option<&crate::model::Tenant>,
+        _: i64,
+        _: i64,
+    ) -> Result<crate::model::KeyCounts, Error> {
+        unused()
+    }
 }
 
 #[async_trait]
