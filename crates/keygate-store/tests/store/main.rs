@@ -17,6 +17,7 @@ mod feed_atomic;
 mod feed_listen;
 mod hmac;
 mod key_search;
+mod key_usage;
 mod keys;
 mod migrate_gaps;
 mod nonces;
