@@ -41,7 +41,8 @@ pub(super) fn deps(
         audit: state.audit.clone(),
         console: Arc::new(console),
         routes: state.gateway.clone().map(|g| {
-            Arc::new(super::dashboard_routes::GatewayRoutes(g)) as Arc<dyn keygate_dashboard::RoutesView>
+            Arc::new(super::dashboard_routes::GatewayRoutes(g))
+                as Arc<dyn keygate_dashboard::RoutesView>
         }),
         clock: state.keys.clock().clone(),
         trusted_proxies: state.trusted_proxies.clone(),

@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::elements::Element;
+use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
+use serde_json::json;
 
 use super::checks::{self, LogEntry};
 use super::driver::{Options, Session, browser_or_skip};
@@ -116,6 +119,96 @@ impl Browser {
             Ok(e) => e,
             Err(e) => panic!("wait for {css} on {}: {e}", self.current_url().await),
         }
+    }
+
+    /// Presses keys on whatever has the focus, as a keyboard does.
+    pub async fn keys(&self, keys: &[char]) {
+        let mut seq = KeyActions::new("keyboard".into());
+        for &k in keys {
+            seq = seq
+                .then(KeyAction::Down { value: k })
+                .then(KeyAction::Up { value: k });
+        }
+        self.client()
+            .perform_actions(seq)
+            .await
+            .expect("key presses");
+    }
+
+    pub async fn press(&self, key: Key) {
+        self.keys(&[key.into()]).await;
+    }
+
+    pub async fn type_text(&self, text: &str) {
+        let chars: Vec<char> = text.chars().collect();
+        self.keys(&chars).await;
+    }
+
+    /// The focused element's `id` (empty when it has none).
+    pub async fn focused_id(&self) -> String {
+        let e = self
+            .client()
+            .active_element()
+            .await
+            .expect("active element");
+        e.attr("id").await.expect("id").unwrap_or_default()
+    }
+
+    /// Presses Tab until the focused element matches `css`; fails after
+    /// `max` presses.
+    pub async fn tab_to(&self, css: &str, max: usize) {
+        let script = "return document.activeElement.matches(arguments[0])";
+        for _ in 0..max {
+            self.press(Key::Tab).await;
+            let hit = self
+                .client()
+                .execute(script, vec![json!(css)])
+                .await
+                .expect("matches");
+            if hit.as_bool() == Some(true) {
+                return;
+            }
+        }
+        panic!(
+            "{css} not reached with {max} Tab presses on {}",
+            self.current_url().await
+        );
+    }
+
+    /// An input's current value.
+    pub async fn value(&self, css: &str) -> String {
+        self.find(css)
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .unwrap_or_default()
+    }
+
+    pub async fn click(&self, css: &str) {
+        if let Err(e) = self.find(css).await.click().await {
+            panic!("click {css} on {}: {e}", self.current_url().await);
+        }
+    }
+
+    /// Lets pages of `origin` read and write the clipboard without asking.
+    pub async fn grant_clipboard(&self, origin: &str) {
+        let params = json!({
+            "origin": origin,
+            "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"],
+        });
+        checks::cdp(self.client(), "Browser.grantPermissions", params).await;
+    }
+
+    pub async fn clipboard(&self) -> String {
+        let script = "const done = arguments[0]; \
+            navigator.clipboard.readText().then(done, e => done('clipboard: ' + e))";
+        let v = self
+            .client()
+            .execute_async(script, vec![])
+            .await
+            .expect("read clipboard");
+        v.as_str().unwrap_or_default().to_owned()
     }
 
     pub async fn set_dark(&self, dark: bool) {

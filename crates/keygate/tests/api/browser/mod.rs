@@ -5,8 +5,14 @@
 //! every page, light and dark, in `<target dir>/dashboard-shots/`.
 
 mod checks;
+mod dash;
 mod driver;
 mod harness;
 mod selftest;
+
+mod access;
+mod create;
+mod key_flow;
+mod pages;
 
 pub use harness::Browser;

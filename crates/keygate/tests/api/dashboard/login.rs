@@ -20,7 +20,10 @@ async fn sign_in_with_an_admin_key_and_out_again(app: TestApp) {
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     let keys = dash.get("/dashboard/keys").await;
     assert_eq!(keys.status, StatusCode::OK);
-    assert!(keys.body.contains("root admin"), "signed in as the root key");
+    assert!(
+        keys.body.contains("root admin"),
+        "signed in as the root key"
+    );
     let old = dash.cookie.clone().expect("cookie");
     let csrf = keys.csrf();
     let out = dash.post("/dashboard/logout", &[("csrf", &csrf)]).await;
@@ -36,7 +39,12 @@ async fn sign_in_with_an_admin_key_and_out_again(app: TestApp) {
     let root_id = app.get("/v1/keys").await.body["data"][0]["id"].clone();
     assert_eq!(audit.body["data"][0]["actor"], root_id, "{}", audit.body);
     let audit = app.get("/v1/audit?action=dashboard.logout").await;
-    assert_eq!(audit.body["data"].as_array().map(Vec::len), Some(1), "{}", audit.body);
+    assert_eq!(
+        audit.body["data"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        audit.body
+    );
 }
 
 async fn wrong_and_non_admin_keys_are_refused_and_audited(app: TestApp) {
@@ -80,7 +88,11 @@ async fn an_idle_session_ends_and_asks_to_sign_in(app: TestApp) {
     app.clock.advance_secs(1000);
     assert_eq!(dash.get("/dashboard/keys").await.status, StatusCode::OK);
     app.clock.advance_secs(1000);
-    assert_eq!(dash.get("/dashboard/keys").await.status, StatusCode::OK, "activity keeps it");
+    assert_eq!(
+        dash.get("/dashboard/keys").await.status,
+        StatusCode::OK,
+        "activity keeps it"
+    );
     app.clock.advance_secs(1801);
     let res = dash.get("/dashboard/keys").await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
@@ -92,7 +104,9 @@ async fn a_revoked_key_ends_its_sessions(app: TestApp) {
     let (id, key) = tenant_admin(&app, "acme").await;
     let mut dash = Dash::signed_in(&app, &key).await;
     assert_eq!(dash.get("/dashboard/keys").await.status, StatusCode::OK);
-    let res = app.post(&format!("/v1/keys/{id}/revoke"), serde_json::json!({})).await;
+    let res = app
+        .post(&format!("/v1/keys/{id}/revoke"), serde_json::json!({}))
+        .await;
     assert_eq!(res.status, StatusCode::OK);
     let res = dash.get("/dashboard/keys").await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
@@ -113,14 +127,33 @@ async fn a_tenant_admin_sees_only_its_tenant(app: TestApp) {
     assert!(!list.body.contains("root admin"));
     let asked = dash.get("/dashboard/keys?tenant=globex&status=all").await;
     assert!(!asked.body.contains("globex-svc"));
-    assert_eq!(dash.get(&format!("/dashboard/keys/{own}")).await.status, StatusCode::OK);
-    assert_eq!(dash.get(&format!("/dashboard/keys/{other}")).await.status, StatusCode::NOT_FOUND);
-    let res = dash.submit(&format!("/dashboard/keys/{other}/revoke"), &[]).await;
+    assert_eq!(
+        dash.get(&format!("/dashboard/keys/{own}")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        dash.get(&format!("/dashboard/keys/{other}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let res = dash
+        .submit(&format!("/dashboard/keys/{other}/revoke"), &[])
+        .await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get(&format!("/v1/keys/{other}")).await.body["status"], "active");
+    assert_eq!(
+        app.get(&format!("/v1/keys/{other}")).await.body["status"],
+        "active"
+    );
     // A key it creates lands in its tenant whatever the form says.
     let res = dash
-        .submit("/dashboard/keys", &[("name", "made"), ("owner", "o"), ("tenant", "globex"), ("env", "live")])
+        .submit(
+            "/dashboard/keys",
+            &[
+                ("name", "made"),
+                ("owner", "o"),
+                ("tenant", "globex"),
+                ("env", "live"),
+            ],
+        )
         .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
 }

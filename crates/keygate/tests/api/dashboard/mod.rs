@@ -99,8 +99,12 @@ impl Dash {
     /// A same-origin form post, as a browser sends it.
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let origin = self.base.clone();
-        self.post_with(path, form, &[("origin", &origin), ("sec-fetch-site", "same-origin")])
-            .await
+        self.post_with(
+            path,
+            form,
+            &[("origin", &origin), ("sec-fetch-site", "same-origin")],
+        )
+        .await
     }
 
     pub async fn post_with(

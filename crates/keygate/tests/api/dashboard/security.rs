@@ -108,11 +108,28 @@ async fn cross_site_and_tokenless_posts_are_refused_and_change_nothing(app: Test
     let mut dash = Dash::signed_in(&app, &app.root_key).await;
     let csrf = dash.csrf().await;
     let base = app.base.clone();
-    let form = [("csrf", csrf.as_str()), ("name", "x"), ("owner", "o"), ("env", "live")];
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "x"),
+        ("owner", "o"),
+        ("env", "live"),
+    ];
     let cases: [(&str, Vec<(&str, &str)>); 5] = [
-        ("foreign origin", vec![("origin", "http://localhost:1"), ("sec-fetch-site", "cross-site")]),
-        ("foreign origin, no fetch metadata", vec![("origin", "http://evil.example")]),
-        ("same-site, not same-origin", vec![("origin", base.as_str()), ("sec-fetch-site", "same-site")]),
+        (
+            "foreign origin",
+            vec![
+                ("origin", "http://localhost:1"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+        ),
+        (
+            "foreign origin, no fetch metadata",
+            vec![("origin", "http://evil.example")],
+        ),
+        (
+            "same-site, not same-origin",
+            vec![("origin", base.as_str()), ("sec-fetch-site", "same-site")],
+        ),
         ("null origin alone", vec![("origin", "null")]),
         ("no origin, no fetch metadata", vec![]),
     ];
@@ -126,7 +143,12 @@ async fn cross_site_and_tokenless_posts_are_refused_and_change_nothing(app: Test
     let no_token = [("name", "x"), ("owner", "o"), ("env", "live")];
     let res = dash.post_with("/dashboard/keys", &no_token, &null_ok).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "missing token");
-    let wrong = [("csrf", "0000"), ("name", "x"), ("owner", "o"), ("env", "live")];
+    let wrong = [
+        ("csrf", "0000"),
+        ("name", "x"),
+        ("owner", "o"),
+        ("env", "live"),
+    ];
     let res = dash.post_with("/dashboard/keys", &wrong, &null_ok).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "wrong token");
     // Another session's token is wrong too.
@@ -134,11 +156,18 @@ async fn cross_site_and_tokenless_posts_are_refused_and_change_nothing(app: Test
     let theirs = other.csrf().await;
     assert_ne!(theirs, csrf);
     let res = dash
-        .post("/dashboard/keys", &[("csrf", &theirs), ("name", "x"), ("owner", "o")])
+        .post(
+            "/dashboard/keys",
+            &[("csrf", &theirs), ("name", "x"), ("owner", "o")],
+        )
         .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "another session's token");
     let listed = app.get("/v1/keys").await;
-    assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(1), "only the root key");
+    assert_eq!(
+        listed.body["data"].as_array().map(Vec::len),
+        Some(1),
+        "only the root key"
+    );
     // The same form with the right token and origin goes through.
     let res = dash.post_with("/dashboard/keys", &form, &null_ok).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
@@ -164,11 +193,20 @@ async fn cookieless_get_retries_once_then_asks_to_sign_in(app: TestApp) {
     );
     // After signing in, `next` leads back; a foreign `next` does not.
     let back = dash
-        .post("/dashboard/login", &[("key", &app.root_key), ("next", "/dashboard/keys?status=all")])
+        .post(
+            "/dashboard/login",
+            &[
+                ("key", &app.root_key),
+                ("next", "/dashboard/keys?status=all"),
+            ],
+        )
         .await;
     assert_eq!(back.location(), "/dashboard/keys?status=all");
     let foreign = dash
-        .post("/dashboard/login", &[("key", &app.root_key), ("next", "//evil.example/")])
+        .post(
+            "/dashboard/login",
+            &[("key", &app.root_key), ("next", "//evil.example/")],
+        )
         .await;
     assert_eq!(foreign.location(), "/dashboard/");
     // A POST without a session is not retried.

@@ -43,7 +43,11 @@ impl Dash {
             .send()
             .await
             .unwrap();
-        assert!(res.status().is_redirection(), "login answered {}", res.status());
+        assert!(
+            res.status().is_redirection(),
+            "login answered {}",
+            res.status()
+        );
         let cookie = res
             .headers()
             .get_all(SET_COOKIE)

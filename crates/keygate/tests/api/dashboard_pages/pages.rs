@@ -66,21 +66,42 @@ async fn tenant_admins_see_only_their_tenant(app: TestApp) {
 
     let users = dash.get("/dashboard/users").await;
     assert!(users.body.contains("mine-user") && !users.body.contains("their-user"));
-    assert_eq!(dash.get(&format!("/dashboard/users/{theirs_id}")).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(dash.get(&format!("/dashboard/users/{mine_id}")).await.status, StatusCode::OK);
+    assert_eq!(
+        dash.get(&format!("/dashboard/users/{theirs_id}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        dash.get(&format!("/dashboard/users/{mine_id}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
     // Acting on another tenant's user is refused and changes nothing.
-    let res = dash.post(&format!("/dashboard/users/{theirs_id}/disable"), &[]).await;
+    let res = dash
+        .post(&format!("/dashboard/users/{theirs_id}/disable"), &[])
+        .await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     let after = app.get(&format!("/v1/users/{theirs_id}")).await;
     assert_eq!(after.body["disabled"], false);
 
     for path in ["/dashboard/audit", "/dashboard/"] {
         let page = dash.get(path).await;
-        assert!(!page.body.contains(theirs_id) && !page.body.contains(&their_key), "{path} shows t2");
+        assert!(
+            !page.body.contains(theirs_id) && !page.body.contains(&their_key),
+            "{path} shows t2"
+        );
     }
     let overview = dash.get("/dashboard/").await;
     // t1 has one key, its admin key, active.
-    assert!(overview.body.contains("<span class=\"tile-n\">1</span> active"), "{}", overview.body);
+    assert!(
+        overview
+            .body
+            .contains("<span class=\"tile-n\">1</span> active"),
+        "{}",
+        overview.body
+    );
 }
 
 async fn signing_keys_rotate_from_the_page(app: TestApp) {
@@ -89,13 +110,19 @@ async fn signing_keys_rotate_from_the_page(app: TestApp) {
     assert!(before.body.contains("Active") && !before.body.contains(">Pending<"));
     let res = dash.post("/dashboard/signing-keys/rotate", &[]).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
-    assert_eq!(res.location.as_deref(), Some("/dashboard/signing-keys?rotated=new"));
+    assert_eq!(
+        res.location.as_deref(),
+        Some("/dashboard/signing-keys?rotated=new")
+    );
     let after = dash.get("/dashboard/signing-keys?rotated=new").await;
     assert!(after.body.contains(">Pending<") && after.body.contains("A new key was added"));
     assert!(after.body.contains("starts signing in "), "{}", after.body);
     // A second rotation finds the pending key and adds none.
     let again = dash.post("/dashboard/signing-keys/rotate", &[]).await;
-    assert_eq!(again.location.as_deref(), Some("/dashboard/signing-keys?rotated=pending"));
+    assert_eq!(
+        again.location.as_deref(),
+        Some("/dashboard/signing-keys?rotated=pending")
+    );
     let listed = app.get("/v1/signing-keys").await;
     let pending = listed.body["keys"]
         .as_array()
@@ -106,12 +133,16 @@ async fn signing_keys_rotate_from_the_page(app: TestApp) {
     assert_eq!(pending, 1, "{}", listed.body);
     // The audit trail names the session's key as the actor.
     let actor = root_key_id(&app).await;
-    let audit = dash.get("/dashboard/audit?action=signing_key.created").await;
+    let audit = dash
+        .get("/dashboard/audit?action=signing_key.created")
+        .await;
     assert!(audit.body.contains(&actor), "{}", audit.body);
 }
 
 async fn audit_filters_narrow_the_trail(app: TestApp) {
-    let (key, _) = app.create_key(json!({"name": "audited", "owner": "o"})).await;
+    let (key, _) = app
+        .create_key(json!({"name": "audited", "owner": "o"}))
+        .await;
     app.post(&format!("/v1/keys/{key}/revoke"), json!({})).await;
     let dash = Dash::login(&app, &app.root_key).await;
     let all = dash.get("/dashboard/audit").await;
@@ -128,6 +159,8 @@ async fn audit_filters_narrow_the_trail(app: TestApp) {
     assert!(past.body.contains("No events match."));
     let bad = dash.get("/dashboard/audit?since=yesterday").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    let backwards = dash.get("/dashboard/audit?since=2026-01-02&until=2026-01-01").await;
+    let backwards = dash
+        .get("/dashboard/audit?since=2026-01-02&until=2026-01-01")
+        .await;
     assert_eq!(backwards.status, StatusCode::BAD_REQUEST);
 }

@@ -48,7 +48,11 @@ async fn measure(app: TestApp) {
     let app = Arc::new(app);
     let started = Instant::now();
     let some_key = create_keys(app.clone()).await;
-    eprintln!("{:?}: created {KEYS} keys in {:?}", app.backend, started.elapsed());
+    eprintln!(
+        "{:?}: created {KEYS} keys in {:?}",
+        app.backend,
+        started.elapsed()
+    );
     let dash = Dash::login(&app, &app.root_key).await;
     let pages = [
         "/dashboard/".to_owned(),

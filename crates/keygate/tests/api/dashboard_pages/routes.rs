@@ -12,7 +12,11 @@ async fn routes_show_rate_errors_and_p99_after_proxied_requests(gw: Gw) {
     let dash = Dash::login(&gw.app, &gw.app.root_key).await;
     let before = dash.get("/dashboard/routes").await;
     assert_eq!(before.status, StatusCode::OK);
-    assert!(before.body.contains("<th scope=\"row\">open</th>"), "{}", before.body);
+    assert!(
+        before.body.contains("<th scope=\"row\">open</th>"),
+        "{}",
+        before.body
+    );
     for _ in 0..10 {
         let res = gw.get("/open/anything").send().await.unwrap();
         assert!(res.status().is_success(), "{}", res.status());
@@ -39,5 +43,8 @@ async fn routes_show_rate_errors_and_p99_after_proxied_requests(gw: Gw) {
     assert!(down.contains("<td class=\"num\">100.0 %</td>"), "{down}");
     // A route that served nothing: no rate, no p99.
     let quiet = row_of("strip");
-    assert!(quiet.contains("<td class=\"num\">0.00</td>") && quiet.contains("<td class=\"num\">—</td>"), "{quiet}");
+    assert!(
+        quiet.contains("<td class=\"num\">0.00</td>") && quiet.contains("<td class=\"num\">—</td>"),
+        "{quiet}"
+    );
 }
