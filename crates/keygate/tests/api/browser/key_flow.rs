@@ -56,6 +56,10 @@ async fn a_key_from_creation_to_revocation(app: TestApp) {
         assert!(html.contains(prefix), "{path} shows the prefix");
         assert!(!html.contains(&secret), "{path} shows the secret again");
     }
+    assert!(
+        !dash::leaving_is_warned(&b).await,
+        "only the show-once page warns"
+    );
     assert_eq!(app.verify_code(&secret).await, "VALID");
 
     // Rotate with a 10-minute grace: both secrets verify.
