@@ -114,6 +114,7 @@ pub async fn list(
         tenant: q.tenant.as_deref().map(Tenant::parse).transpose()?,
         owner: filter_text("owner", q.owner)?,
         include_revoked: q.include_revoked,
+        ..KeyFilter::default()
     };
     let page = PageRequest {
         after: decode_cursor(q.cursor.as_deref())?,

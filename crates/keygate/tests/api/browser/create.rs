@@ -133,7 +133,7 @@ async fn revoke_selected_keys_after_one_confirmation() {
 
 /// Keys named `name` over the API.
 pub async fn keys_named(app: &TestApp, name: &str) -> usize {
-    let res = app.get("/v1/keys?limit=100&status=all").await;
+    let res = app.get("/v1/keys?limit=100&include_revoked=true").await;
     let data = res.body["data"].as_array().cloned().unwrap_or_default();
     data.iter().filter(|k| k["name"] == name).count()
 }
