@@ -1,4 +1,4 @@
-//! The three static files, embedded in the binary and served as
+//! The static files, embedded in the binary and served as
 //! `/dashboard/static/<name>.<hash8>.<ext>`: a changed file gets a new URL,
 //! so every answer may be cached for a year (`immutable`).
 
@@ -15,6 +15,7 @@ pub const HTMX_VERSION: &str = "4.0.1";
 const HTMX: &[u8] = include_bytes!("../static/htmx.min.js");
 const APP_JS: &[u8] = include_bytes!("../static/app.js");
 const APP_CSS: &[u8] = include_bytes!("../static/app.css");
+const ICON: &[u8] = include_bytes!("../static/icon.svg");
 
 pub struct Asset {
     pub bytes: &'static [u8],
@@ -40,11 +41,12 @@ impl Asset {
 }
 
 /// Hashed once, at first use (startup, in practice: the login page).
-pub static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
+pub static ASSETS: LazyLock<[Asset; 4]> = LazyLock::new(|| {
     [
         Asset::new("htmx", "js", HTMX, "text/javascript; charset=utf-8"),
         Asset::new("app", "js", APP_JS, "text/javascript; charset=utf-8"),
         Asset::new("app", "css", APP_CSS, "text/css; charset=utf-8"),
+        Asset::new("icon", "svg", ICON, "image/svg+xml"),
     ]
 });
 
@@ -56,6 +58,10 @@ pub fn app_js() -> &'static Asset {
 }
 pub fn app_css() -> &'static Asset {
     &ASSETS[2]
+}
+/// The tab icon: without one, browsers ask for /favicon.ico and log a 404.
+pub fn icon() -> &'static Asset {
+    &ASSETS[3]
 }
 
 pub async fn serve(Path(file): Path<String>) -> Response {

@@ -44,6 +44,7 @@ pub struct Layout {
     pub css: String,
     pub htmx: String,
     pub js: String,
+    pub icon: String,
     pub who: Option<Who>,
     pub nav: Vec<NavItem>,
     /// The session's form token, for the sign-out form (and every other).
@@ -59,6 +60,7 @@ impl Layout {
             css: assets::app_css().url(),
             htmx: assets::htmx().url(),
             js: assets::app_js().url(),
+            icon: assets::icon().url(),
             who: None,
             nav: Vec::new(),
             csrf: String::new(),
