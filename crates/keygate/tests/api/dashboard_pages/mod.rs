@@ -39,7 +39,8 @@ impl Dash {
         let res = http
             .post(format!("{}/dashboard/login", app.base))
             .header(ORIGIN, &app.base)
-            .form(&[("key", key), ("next", "/dashboard/")])
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string([("key", key), ("next", "/dashboard/")]).unwrap())
             .send()
             .await
             .unwrap();
@@ -90,7 +91,8 @@ impl Dash {
             .post(format!("{}{path}", self.base))
             .header(COOKIE, &self.cookie)
             .header(ORIGIN, &self.base)
-            .form(&form)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(&form).unwrap())
             .send()
             .await
             .unwrap();
