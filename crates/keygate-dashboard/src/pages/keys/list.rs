@@ -4,16 +4,7 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use keygate_core::model::{KeyFilter, PageRequest, Tenant};
-
-/// Stand-in until CONSOLE's `model::KeyStatus` and `KeyFilter { search,
-/// status, expires_before, now }` are merged (then this goes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyStatus {
-    Active,
-    Revoked,
-    Expired,
-}
+use keygate_core::model::{KeyFilter, KeyStatus, PageRequest, Tenant};
 use serde::Deserialize;
 
 use super::{KeyView, key_id, now};
@@ -85,22 +76,16 @@ impl ListQuery {
                 Some(now + days * 86_400)
             }
         };
-        let search = text("q", &self.q)?;
-        if search.is_some()
-            || expires_before.is_some()
-            || matches!(status, Some(KeyStatus::Revoked | KeyStatus::Expired))
-        {
-            let _ = now;
-            return Err(PageError::BadRequest(
-                "search, expiring and revoked/expired filters arrive with the key search".into(),
-            ));
-        }
         Ok(KeyFilter {
             tenant: text("tenant", &self.tenant)?
                 .map(|t| Tenant::parse(&t))
                 .transpose()?,
             owner: text("owner", &self.owner)?,
             include_revoked: status != Some(KeyStatus::Active),
+            search: text("q", &self.q)?,
+            status,
+            expires_before,
+            now,
         })
     }
 
