@@ -117,8 +117,21 @@ impl Browser {
             .await;
         match found {
             Ok(e) => e,
-            Err(e) => panic!("wait for {css} on {}: {e}", self.current_url().await),
+            Err(e) => panic!(
+                "wait for {css} on {}: {e}\npage text: {}",
+                self.current_url().await,
+                self.page_text().await
+            ),
         }
+    }
+
+    /// The start of the page's visible text, for failure messages.
+    pub async fn page_text(&self) -> String {
+        let body = match self.client().find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(e) => format!("(no body: {e})"),
+        };
+        body.chars().take(800).collect()
     }
 
     /// Presses keys on whatever has the focus, as a keyboard does.
