@@ -194,6 +194,15 @@ pub struct KeyListQuery {
     pub owner: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub include_revoked: bool,
+    /// A case-insensitive substring of the name, prefix, id or owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    /// `active`, `revoked` or `expired` (overrides `include_revoked`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// RFC 3339: only keys expiring before this time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_before: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -87,10 +87,43 @@ pub struct ListArgs {
     owner: Option<String>,
     #[arg(long)]
     include_revoked: bool,
+    /// A case-insensitive part of the name, prefix, id or owner.
+    #[arg(long)]
+    search: Option<String>,
+    /// active, revoked or expired.
+    #[arg(long)]
+    status: Option<String>,
+    /// Only keys expiring within this long from now: 90s, 30m, 12h, 7d.
+    #[arg(long, value_name = "DURATION", value_parser = within_secs)]
+    expiring_within: Option<i64>,
     #[arg(long)]
     limit: Option<u32>,
     #[arg(long)]
     cursor: Option<String>,
+}
+
+/// A duration such as `90s`, `30m`, `12h` or `7d` (a bare number is
+/// seconds), in seconds.
+fn within_secs(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let per = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(format!("{text:?}: use s, m, h or d, e.g. 7d")),
+    };
+    digits
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .and_then(|n| n.checked_mul(per))
+        .filter(|s| *s <= 100 * 365 * 86_400)
+        .ok_or_else(|| format!("{text:?} is not a duration such as 90s, 30m, 12h or 7d"))
 }
 
 #[derive(Args)]
@@ -174,14 +207,25 @@ impl CreateArgs {
 }
 
 impl ListArgs {
-    fn query(self) -> KeyListQuery {
-        KeyListQuery {
+    fn query(self) -> Result<KeyListQuery, String> {
+        let expires_before = self
+            .expiring_within
+            .map(|secs| {
+                let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs);
+                at.format(&time::format_description::well_known::Rfc3339)
+                    .map_err(|e| format!("--expiring-within: {e}"))
+            })
+            .transpose()?;
+        Ok(KeyListQuery {
             tenant: self.tenant,
             owner: self.owner,
             include_revoked: self.include_revoked,
+            q: self.search,
+            status: self.status,
+            expires_before,
             cursor: self.cursor,
             limit: self.limit,
-        }
+        })
     }
 }
 
@@ -235,7 +279,7 @@ async fn send(client: &Client, command: KeysCommand) -> Result<(Value, Kind), St
             )
         }
         KeysCommand::List(args) => {
-            let path = format!("/v1/keys{}", query_string(&args.query()));
+            let path = format!("/v1/keys{}", query_string(&args.query()?));
             (client.call(Method::GET, &path).await?, Kind::List)
         }
         KeysCommand::Show { id } => (client.call(Method::GET, &key_path(&id)?).await?, Kind::Key),

@@ -15,7 +15,7 @@ use keygate_api::keys::{
     CreateKeyRequest, IssuedKeyView, KeyListQuery, KeyView, RotateKeyRequest, UpdateKeyRequest,
     VerifyKeyRequest, VerifyKeyResponse,
 };
-use keygate_core::model::{KeyFilter, PageRequest, Scope, Tenant};
+use keygate_core::model::{KeyFilter, KeyStatus, PageRequest, Scope, Tenant};
 use keygate_core::{KeyEnv, KeyPatch, NewKey};
 
 use super::AppState;
@@ -101,7 +101,11 @@ pub async fn create(
 /// List keys, oldest first, with cursor pagination.
 #[utoipa::path(get, path = "/v1/keys", operation_id = "list_keys", tag = "keys",
     params(("tenant" = Option<String>, Query), ("owner" = Option<String>, Query),
-        ("include_revoked" = Option<bool>, Query), ("cursor" = Option<String>, Query),
+        ("include_revoked" = Option<bool>, Query),
+        ("q" = Option<String>, Query, description = "case-insensitive substring of name, prefix, id or owner"),
+        ("status" = Option<String>, Query, description = "active, revoked or expired; overrides include_revoked"),
+        ("expires_before" = Option<String>, Query, description = "RFC 3339: keys expiring before this time"),
+        ("cursor" = Option<String>, Query),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "default 100")),
     responses((status = 200, body = Page<KeyView>)), security(("api_key" = [])))]
 pub async fn list(
@@ -114,7 +118,15 @@ pub async fn list(
         tenant: q.tenant.as_deref().map(Tenant::parse).transpose()?,
         owner: filter_text("owner", q.owner)?,
         include_revoked: q.include_revoked,
-        ..KeyFilter::default()
+        search: q.q,
+        status: q.status.as_deref().map(KeyStatus::parse).transpose()?,
+        expires_before: q
+            .expires_before
+            .as_deref()
+            .map(|t| parse_time("expires_before", t))
+            .transpose()?,
+        // Set by the service from its clock.
+        now: 0,
     };
     let page = PageRequest {
         after: decode_cursor(q.cursor.as_deref())?,

@@ -141,6 +141,22 @@ fn init_serve_and_the_keys_commands_never_leak_a_secret() {
     assert!(ok);
     assert!(out.lines().next().unwrap().starts_with("ID"), "{out}");
     assert!(out.contains(&id) && !out.contains(&key));
+    // Search and filters.
+    let list = |args: &[&str]| {
+        let mut all = vec!["list"];
+        all.extend_from_slice(args);
+        cli(d, &server.url, &root, &all)
+    };
+    let (ok, out, err) = list(&["--search", "CI-BOT", "--status", "active"]);
+    assert!(ok && out.contains(&id), "{out}{err}");
+    let (ok, out, _) = list(&["--search", "nobody-is-called-this"]);
+    assert!(ok && !out.contains(&id), "{out}");
+    let (ok, out, _) = list(&["--expiring-within", "7d"]);
+    assert!(ok && !out.contains(&id), "no expiry: {out}");
+    let (ok, _, err) = list(&["--expiring-within", "7w"]);
+    assert!(!ok && err.contains("7d"), "{err}");
+    let (ok, _, err) = list(&["--status", "gone"]);
+    assert!(!ok && err.contains("400"), "{err}");
 
     let (ok, out, _) = cli(
         d,

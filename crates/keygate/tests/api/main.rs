@@ -36,6 +36,7 @@ mod gateway_tls;
 mod gateway_upstream;
 mod gateway_workers;
 mod hmac;
+mod key_search;
 mod keys;
 mod limits;
 mod oauth;

@@ -151,7 +151,7 @@ async fn list_filters_and_pages(app: TestApp) {
         .map(|s| s.split('"').next().unwrap_or(""))
         .find(|s| s.contains("after="))
         .expect("a Next link")
-        .replace("&amp;", "&");
+        .replace("&#38;", "&");
     let second = dash.get(&next).await;
     assert!(second.body.contains("needle"));
     assert!(!second.body.contains("bulk-00"));
@@ -247,6 +247,8 @@ async fn rotate_with_grace_then_revoke(app: TestApp) {
         "VALID",
         "after the grace period"
     );
+    // Past the idle timeout: sign in again.
+    let mut dash = Dash::signed_in(&app, &app.root_key).await;
     // Revoke: a confirm page first (a GET changes nothing), then the POST.
     let confirm = dash.get(&format!("/dashboard/keys/{id}/revoke")).await;
     assert_eq!(confirm.status, StatusCode::OK);

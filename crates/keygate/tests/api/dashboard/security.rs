@@ -180,7 +180,7 @@ async fn cookieless_get_retries_once_then_asks_to_sign_in(app: TestApp) {
     assert_eq!(first.status, StatusCode::OK);
     assert!(
         first.body.contains(
-            "<meta http-equiv=\"refresh\" content=\"0;url=/dashboard/keys?status=all&amp;retry=1\">"
+            "<meta http-equiv=\"refresh\" content=\"0;url=/dashboard/keys?status=all&#38;retry=1\">"
         ),
         "{}",
         first.body
