@@ -300,11 +300,18 @@ mod tests {
     fn sparkline_draws_one_bar_per_nonzero_count_scaled_to_the_peak() {
         let svg = sparkline(&[0, 3, 0, 6, 1], "verifications", "in the last 24 hours");
         assert_eq!(count(&svg, "<rect class=\"spark-bar\""), 3);
-        assert!(svg.contains("<title>10 verifications in the last 24 hours, at most 6 in one interval</title>"));
+        assert!(svg.contains(
+            "<title>10 verifications in the last 24 hours, at most 6 in one interval</title>"
+        ));
         assert!(svg.contains("role=\"img\""));
-        assert!(svg.contains(&format!("width=\"{SPARK_WIDTH}\" height=\"{SPARK_HEIGHT}\"")));
+        assert!(svg.contains(&format!(
+            "width=\"{SPARK_WIDTH}\" height=\"{SPARK_HEIGHT}\""
+        )));
         // The peak fills the height but the baseline pixel; 1 of 6 still shows.
-        assert!(svg.contains("y=\"1.0\" width=\"18.2\" height=\"19.0\""), "{svg}");
+        assert!(
+            svg.contains("y=\"1.0\" width=\"18.2\" height=\"19.0\""),
+            "{svg}"
+        );
         assert!(svg.contains("height=\"3.2\"/>"), "{svg}");
         assert!(!svg.contains("style"));
     }
@@ -350,7 +357,9 @@ mod tests {
         assert!(html.contains("<title>02:00: VALID 7</title>"));
         assert!(html.contains("<text class=\"tick\" x=\"4\" y=\"10\">max 8</text>"));
         // The table: a row per interval, a total row, totals per outcome.
-        assert!(html.contains("<tr><th scope=\"row\">01:00</th><td>0</td><td>0</td><td>0</td><td>0</td></tr>"));
+        assert!(html.contains(
+            "<tr><th scope=\"row\">01:00</th><td>0</td><td>0</td><td>0</td><td>0</td></tr>"
+        ));
         assert!(html.contains(
             "<tfoot><tr><th scope=\"row\">Total</th><td>12</td><td>2</td><td>1</td><td>15</td></tr></tfoot>"
         ));
@@ -360,7 +369,10 @@ mod tests {
 
     #[test]
     fn the_tallest_bar_fills_the_plot_and_segments_stack_upwards() {
-        let data = vec![("a", vec![("VALID", 3), ("EXPIRED", 1)]), ("b", vec![("VALID", 2)])];
+        let data = vec![
+            ("a", vec![("VALID", 3), ("EXPIRED", 1)]),
+            ("b", vec![("VALID", 2)]),
+        ];
         let labels = Labels {
             caption: "c",
             interval_heading: "h",

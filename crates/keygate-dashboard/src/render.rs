@@ -20,7 +20,8 @@ pub struct NavItem {
 /// The pages in the main navigation, as (path under BASE, label). The
 /// pages helper adds its pages here.
 pub const NAV: &[(&str, &str)] = &[
-    ("/", "Overview"),
+    // The front page: `/dashboard` itself (nested, `/dashboard/` is no route).
+    ("", "Overview"),
     ("/keys", "Keys"),
     ("/users", "Users"),
     ("/signing-keys", "Signing keys"),

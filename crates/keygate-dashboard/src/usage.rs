@@ -30,7 +30,13 @@ pub fn outcomes() -> Vec<&'static str> {
 /// Fills `rows[i].usage` with the sparkline of `keys[i]` (same order).
 /// Counting may be off (no usage store): the cells then stay empty ("—"),
 /// and the page still renders, with the reason logged.
-pub async fn fill_sparklines(deps: &Deps, admin: &Admin, keys: &[KeyRecord], rows: &mut [KeyView], now: i64) {
+pub async fn fill_sparklines(
+    deps: &Deps,
+    admin: &Admin,
+    keys: &[KeyRecord],
+    rows: &mut [KeyView],
+    now: i64,
+) {
     if keys.is_empty() {
         return;
     }
@@ -81,9 +87,19 @@ pub fn query(granularity: Granularity, length: i64, now: i64) -> UsageQuery {
 
 /// The usage section of a key's page: links to the other windows, then the
 /// chart and its numbers.
-pub async fn key_section(deps: &Deps, admin: &Admin, key: &KeyId, usage: &str, now: i64) -> Result<String, PageError> {
+pub async fn key_section(
+    deps: &Deps,
+    admin: &Admin,
+    key: &KeyId,
+    usage: &str,
+    now: i64,
+) -> Result<String, PageError> {
     let (name, label, granularity, length) = window(usage)?;
-    let usage = match deps.keys.usage(admin, key, query(granularity, length, now)).await {
+    let usage = match deps
+        .keys
+        .usage(admin, key, query(granularity, length, now))
+        .await
+    {
         Ok(u) => u,
         Err(keygate_core::Error::Internal(cause)) => {
             tracing::warn!(%cause, "dashboard: key usage unavailable");
@@ -181,7 +197,10 @@ mod tests {
             buckets: vec![UsageBucket { start: 0, counts }],
         };
         let html = chart(&usage, "24 hours", Granularity::Hour);
-        assert!(html.contains("Verifications by outcome, last 24 hours: 5 (VALID 4, RATE_LIMITED 1)"), "{html}");
+        assert!(
+            html.contains("Verifications by outcome, last 24 hours: 5 (VALID 4, RATE_LIMITED 1)"),
+            "{html}"
+        );
         assert!(html.contains("<title>1970-01-01 00:00 UTC: VALID 4</title>"));
     }
 }

@@ -3,8 +3,8 @@
 //! so concurrent flushes from many nodes lock rows in the same order.
 
 use async_trait::async_trait;
-use keygate_core::store::{UsageCount, UsageStore};
 use keygate_core::model::Tenant;
+use keygate_core::store::{UsageCount, UsageStore};
 use keygate_core::{Error, KeyId, VerifyCode};
 
 use crate::rows::{SqlBuilder, col, key_id};
@@ -94,7 +94,10 @@ impl UsageStore for SqlStore {
         if tenant.is_some() {
             q.push(" JOIN api_keys k ON k.id = u.key_id");
         }
-        q.push(" WHERE u.hour >= ").bind(since)?.push(" AND u.hour < ").bind(until)?;
+        q.push(" WHERE u.hour >= ")
+            .bind(since)?
+            .push(" AND u.hour < ")
+            .bind(until)?;
         if let Some(t) = tenant {
             q.push(" AND k.tenant = ").bind(t.as_str().to_owned())?;
         }

@@ -43,7 +43,11 @@ pub fn parse_time(field: &'static str, text: &str) -> Result<Option<i64>, PageEr
         .or_else(|_| time::Date::parse(text, date).map(|d| d.midnight()));
     parsed
         .map(|t| Some(t.assume_utc().unix_timestamp()))
-        .map_err(|_| PageError::BadRequest(format!("{field}: a UTC time like 2026-12-03T14:30 or a date")))
+        .map_err(|_| {
+            PageError::BadRequest(format!(
+                "{field}: a UTC time like 2026-12-03T14:30 or a date"
+            ))
+        })
 }
 
 impl AuditQuery {
@@ -61,7 +65,9 @@ impl AuditQuery {
         if let (Some(s), Some(u)) = (since, until)
             && u < s
         {
-            return Err(PageError::BadRequest("until: must not be before since".into()));
+            return Err(PageError::BadRequest(
+                "until: must not be before since".into(),
+            ));
         }
         Ok(AuditFilter {
             tenant: None,
@@ -130,7 +136,11 @@ struct AuditPage {
     next: Option<String>,
 }
 
-pub async fn show(State(deps): State<Deps>, session: Session, Query(query): Query<AuditQuery>) -> Result<Html<String>, PageError> {
+pub async fn show(
+    State(deps): State<Deps>,
+    session: Session,
+    Query(query): Query<AuditQuery>,
+) -> Result<Html<String>, PageError> {
     let filter = query.filter()?;
     let now = deps.clock.now_secs();
     let page_req = PageRequest {

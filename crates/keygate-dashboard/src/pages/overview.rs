@@ -48,10 +48,17 @@ pub async fn show(State(deps): State<Deps>, session: Session) -> Result<Html<Str
     );
     let (rows, _) = deps
         .audit
-        .list(admin, AuditFilter::default(), PageRequest { after: None, limit: EVENTS })
+        .list(
+            admin,
+            AuditFilter::default(),
+            PageRequest {
+                after: None,
+                limit: EVENTS,
+            },
+        )
         .await?;
     page(&OverviewPage {
-        layout: Layout::signed_in("Overview", &session, "/"),
+        layout: Layout::signed_in("Overview", &session, ""),
         active: counts.active,
         revoked: counts.revoked,
         expired: counts.expired,

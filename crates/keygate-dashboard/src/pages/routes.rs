@@ -28,7 +28,9 @@ impl RouteView {
             upstream: r.upstream.clone(),
             rate: format!("{:.2}", r.rate),
             errors: format!("{:.1} %", r.error_share * 100.0),
-            p99: r.p99_ms.map_or_else(|| "—".into(), |ms| format!("{ms:.1} ms")),
+            p99: r
+                .p99_ms
+                .map_or_else(|| "—".into(), |ms| format!("{ms:.1} ms")),
         }
     }
 }

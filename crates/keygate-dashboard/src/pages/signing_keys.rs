@@ -39,7 +39,9 @@ impl SigningKeyView {
     fn of(s: &KeyStatus, now: i64) -> Self {
         let r = &s.record;
         let next = match (s.state, s.retire_at, s.unpublish_at) {
-            (KeyState::Pending, _, _) => format!("starts signing {}", when(r.activate_at, now).text),
+            (KeyState::Pending, _, _) => {
+                format!("starts signing {}", when(r.activate_at, now).text)
+            }
             (KeyState::Active, Some(at), _) => format!("replaced {}", when(at, now).text),
             (KeyState::Active, None, _) => "signs until the next rotation".into(),
             (KeyState::Retired, _, Some(at)) => format!("leaves the JWKS {}", when(at, now).text),
@@ -73,7 +75,11 @@ pub struct Notice {
     rotated: Option<String>,
 }
 
-pub async fn show(State(deps): State<Deps>, session: Session, Query(q): Query<Notice>) -> Result<Html<String>, PageError> {
+pub async fn show(
+    State(deps): State<Deps>,
+    session: Session,
+    Query(q): Query<Notice>,
+) -> Result<Html<String>, PageError> {
     let now = deps.clock.now_secs();
     let mut keys: Vec<SigningKeyView> = deps
         .tokens
@@ -84,7 +90,10 @@ pub async fn show(State(deps): State<Deps>, session: Session, Query(q): Query<No
     // Newest first: the key that matters next is at the top.
     keys.reverse();
     let notice = match q.rotated.as_deref() {
-        Some("new") => Some("A new key was added; it starts signing once every verifier can have fetched it.".into()),
+        Some("new") => Some(
+            "A new key was added; it starts signing once every verifier can have fetched it."
+                .into(),
+        ),
         Some("pending") => Some("A rotation is already pending; no other key was added.".into()),
         _ => None,
     };

@@ -36,11 +36,21 @@ impl UserView {
         Self {
             id: u.id.to_string(),
             username: u.username.clone(),
-            roles: u.roles.iter().map(Role::as_str).collect::<Vec<_>>().join(" "),
-            tenant: u.tenant.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            roles: u
+                .roles
+                .iter()
+                .map(Role::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+            tenant: u
+                .tenant
+                .as_ref()
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default(),
             disabled: u.disabled,
             created: when(u.created_at, now),
-            sessions_cut: (u.sessions_cutoff_ms > 0).then(|| when(u.sessions_cutoff_ms / 1000, now)),
+            sessions_cut: (u.sessions_cutoff_ms > 0)
+                .then(|| when(u.sessions_cutoff_ms / 1000, now)),
         }
     }
 }
@@ -81,18 +91,35 @@ fn roles(text: &str) -> Result<Vec<Role>, PageError> {
 
 fn tenant(text: &str) -> Result<Option<Tenant>, PageError> {
     let t = text.trim();
-    Ok(if t.is_empty() { None } else { Some(Tenant::parse(t)?) })
+    Ok(if t.is_empty() {
+        None
+    } else {
+        Some(Tenant::parse(t)?)
+    })
 }
 
 fn user_id(raw: &str) -> Result<UserId, PageError> {
     UserId::parse(raw).map_err(|_| PageError::NotFound("user"))
 }
 
-async fn list_page(deps: &Deps, session: &Session, after: Option<i64>, form: CreateForm, error: Option<String>) -> Result<Html<String>, PageError> {
+async fn list_page(
+    deps: &Deps,
+    session: &Session,
+    after: Option<i64>,
+    form: CreateForm,
+    error: Option<String>,
+) -> Result<Html<String>, PageError> {
     let now = deps.clock.now_secs();
     let (users, next) = deps
         .users
-        .list(session.admin(), UserFilter::default(), PageRequest { after, limit: PAGE_SIZE })
+        .list(
+            session.admin(),
+            UserFilter::default(),
+            PageRequest {
+                after,
+                limit: PAGE_SIZE,
+            },
+        )
         .await?;
     page(&ListPage {
         layout: Layout::signed_in("Users", session, "/users"),
@@ -104,7 +131,11 @@ async fn list_page(deps: &Deps, session: &Session, after: Option<i64>, form: Cre
     })
 }
 
-pub async fn list(State(deps): State<Deps>, session: Session, Query(q): Query<ListQuery>) -> Result<Html<String>, PageError> {
+pub async fn list(
+    State(deps): State<Deps>,
+    session: Session,
+    Query(q): Query<ListQuery>,
+) -> Result<Html<String>, PageError> {
     list_page(&deps, &session, q.after, CreateForm::default(), None).await
 }
 
@@ -124,7 +155,9 @@ pub async fn create(State(deps): State<Deps>, form: SessionForm) -> Result<Respo
     }
     .await;
     match created {
-        Ok(user) => Ok(Redirect::to(&format!("{BASE}/users/{}?done=created", user.id)).into_response()),
+        Ok(user) => {
+            Ok(Redirect::to(&format!("{BASE}/users/{}?done=created", user.id)).into_response())
+        }
         Err(e @ (PageError::Invalid(_) | PageError::Conflict(_) | PageError::Forbidden(_))) => {
             fields.password.clear();
             let status = e.status();
@@ -161,7 +194,12 @@ fn notice(done: &str) -> Option<&'static str> {
     }
 }
 
-pub async fn show(State(deps): State<Deps>, Path(id): Path<String>, session: Session, Query(q): Query<DetailQuery>) -> Result<Html<String>, PageError> {
+pub async fn show(
+    State(deps): State<Deps>,
+    Path(id): Path<String>,
+    session: Session,
+    Query(q): Query<DetailQuery>,
+) -> Result<Html<String>, PageError> {
     let user = deps.users.get(session.admin(), &user_id(&id)?).await?;
     page(&DetailPage {
         layout: Layout::signed_in(user.username.clone(), &session, "/users"),
@@ -189,7 +227,12 @@ struct ConfirmPage {
     button: &'static str,
 }
 
-async fn confirm(deps: &Deps, session: &Session, id: &str, what: Action) -> Result<Html<String>, PageError> {
+async fn confirm(
+    deps: &Deps,
+    session: &Session,
+    id: &str,
+    what: Action,
+) -> Result<Html<String>, PageError> {
     let user = deps.users.get(session.admin(), &user_id(id)?).await?;
     let (title, explain, action, button) = match what {
         Action::Disable => (
@@ -215,11 +258,19 @@ async fn confirm(deps: &Deps, session: &Session, id: &str, what: Action) -> Resu
     })
 }
 
-pub async fn confirm_disable(State(deps): State<Deps>, Path(id): Path<String>, session: Session) -> Result<Html<String>, PageError> {
+pub async fn confirm_disable(
+    State(deps): State<Deps>,
+    Path(id): Path<String>,
+    session: Session,
+) -> Result<Html<String>, PageError> {
     confirm(&deps, &session, &id, Action::Disable).await
 }
 
-pub async fn confirm_revoke(State(deps): State<Deps>, Path(id): Path<String>, session: Session) -> Result<Html<String>, PageError> {
+pub async fn confirm_revoke(
+    State(deps): State<Deps>,
+    Path(id): Path<String>,
+    session: Session,
+) -> Result<Html<String>, PageError> {
     confirm(&deps, &session, &id, Action::Revoke).await
 }
 
@@ -237,23 +288,41 @@ fn back(id: &UserId, done: &str) -> Response {
     Redirect::to(&format!("{BASE}/users/{id}?done={done}")).into_response()
 }
 
-pub async fn disable(State(deps): State<Deps>, Path(id): Path<String>, form: SessionForm) -> Result<Response, PageError> {
+pub async fn disable(
+    State(deps): State<Deps>,
+    Path(id): Path<String>,
+    form: SessionForm,
+) -> Result<Response, PageError> {
     let id = user_id(&id)?;
     let admin = form.session.admin();
-    let patch = UserPatch { disabled: Some(true), ..UserPatch::default() };
+    let patch = UserPatch {
+        disabled: Some(true),
+        ..UserPatch::default()
+    };
     let user = deps.users.update(admin, &id, patch).await?;
     end_families(&deps, admin, &user).await?;
     Ok(back(&id, "disabled"))
 }
 
-pub async fn enable(State(deps): State<Deps>, Path(id): Path<String>, form: SessionForm) -> Result<Response, PageError> {
+pub async fn enable(
+    State(deps): State<Deps>,
+    Path(id): Path<String>,
+    form: SessionForm,
+) -> Result<Response, PageError> {
     let id = user_id(&id)?;
-    let patch = UserPatch { disabled: Some(false), ..UserPatch::default() };
+    let patch = UserPatch {
+        disabled: Some(false),
+        ..UserPatch::default()
+    };
     deps.users.update(form.session.admin(), &id, patch).await?;
     Ok(back(&id, "enabled"))
 }
 
-pub async fn revoke_sessions(State(deps): State<Deps>, Path(id): Path<String>, form: SessionForm) -> Result<Response, PageError> {
+pub async fn revoke_sessions(
+    State(deps): State<Deps>,
+    Path(id): Path<String>,
+    form: SessionForm,
+) -> Result<Response, PageError> {
     let id = user_id(&id)?;
     let admin = form.session.admin();
     let user = deps.users.revoke_sessions(admin, &id).await?;
@@ -269,7 +338,11 @@ pub struct PasswordForm {
 
 /// A new password ends the user's sessions; a refused one re-renders the
 /// page (422) with the reason.
-pub async fn set_password(State(deps): State<Deps>, Path(id): Path<String>, form: SessionForm) -> Result<Response, PageError> {
+pub async fn set_password(
+    State(deps): State<Deps>,
+    Path(id): Path<String>,
+    form: SessionForm,
+) -> Result<Response, PageError> {
     let id = user_id(&id)?;
     let admin = form.session.admin();
     let fields: PasswordForm = form.parse()?;

@@ -115,7 +115,8 @@ async fn detail_page(
     usage_window: &str,
 ) -> Result<Html<String>, PageError> {
     let now = now(deps);
-    let usage = crate::usage::key_section(deps, session.admin(), &key.id, usage_window, now).await?;
+    let usage =
+        crate::usage::key_section(deps, session.admin(), &key.id, usage_window, now).await?;
     let filter = AuditFilter {
         target: Some(key.id.to_string()),
         ..AuditFilter::default()
@@ -192,7 +193,8 @@ pub async fn edit(
         Ok(_) => Ok(Redirect::to(&format!("{BASE}/keys/{id}?saved=1")).into_response()),
         Err(e @ (PageError::Invalid(_) | PageError::Conflict(_))) => {
             let status = e.status();
-            let html = detail_page(&deps, session, &key, fields, Some(e.message()), false, "").await?;
+            let html =
+                detail_page(&deps, session, &key, fields, Some(e.message()), false, "").await?;
             Ok((status, html).into_response())
         }
         Err(e) => Err(e),

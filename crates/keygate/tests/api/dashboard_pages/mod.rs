@@ -10,7 +10,7 @@ mod routes;
 mod users;
 
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 use serde_json::json;
 
 use crate::helpers::TestApp;
@@ -39,8 +39,8 @@ impl Dash {
         let res = http
             .post(format!("{}/dashboard/login", app.base))
             .header(ORIGIN, &app.base)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(serde_urlencoded::to_string([("key", key), ("next", "/dashboard/")]).unwrap())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string([("key", key), ("next", "/dashboard")]).unwrap())
             .send()
             .await
             .unwrap();
@@ -91,7 +91,7 @@ impl Dash {
             .post(format!("{}{path}", self.base))
             .header(COOKIE, &self.cookie)
             .header(ORIGIN, &self.base)
-            .header("content-type", "application/x-www-form-urlencoded")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(serde_urlencoded::to_string(&form).unwrap())
             .send()
             .await
