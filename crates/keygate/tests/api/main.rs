@@ -15,6 +15,7 @@ mod multi_node;
 mod helpers;
 
 mod audit;
+mod browser;
 mod cli;
 mod cluster;
 mod dashboard;
