@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use crate::error::Error;
 use crate::jwt::SigningKeyRecord;
 use crate::keys::apikey::KeyId;
+use crate::keys::code::VerifyCode;
 use crate::keys::pepper::KeyHash;
-pub use crate::keys::usage_counts::UsageCount;
 use crate::model::{
     AuditEntry, AuditFilter, AuditRow, AuditTally, KeyCounts, KeyFilter, KeyRecord, PageRequest,
     SecretRecord, Tenant,
@@ -143,6 +143,16 @@ pub trait KeyStore: Send + Sync {
     ) -> Result<KeyCounts, Error>;
 }
 
+/// One row of `key_usage`: how many verifications of `key_id` answered
+/// `code` during the hour starting at `hour` (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageCount {
+    pub key_id: KeyId,
+    pub hour: i64,
+    pub code: VerifyCode,
+    pub count: u64,
+}
+
 /// Verification counts per key, hour and outcome (`key_usage`).
 #[async_trait]
 pub trait UsageStore: Send + Sync {
@@ -161,7 +171,7 @@ pub trait UsageStore: Send + Sync {
         tenant: Option<&Tenant>,
         since: i64,
         until: i64,
-    ) -> Result<Vec<(i64, crate::VerifyCode, u64)>, Error>;
+    ) -> Result<Vec<(i64, VerifyCode, u64)>, Error>;
 }
 
 #[async_trait]

@@ -2,11 +2,7 @@
 //! act on. A storage or internal failure shows a generic text; its cause is
 //! logged, never shown.
 
-use askama::Template;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-
-use crate::render::Layout;
+use axum::http::StatusCode;
 
 #[derive(Debug)]
 pub enum PageError {
@@ -69,34 +65,5 @@ impl PageError {
             Self::Unavailable => "Storage is unavailable; try again shortly.".into(),
             Self::Internal(_) => "Something went wrong on the server.".into(),
         }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    layout: Layout,
-    status: u16,
-    message: String,
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        if let Self::Internal(cause) = &self {
-            tracing::error!(%cause, "dashboard: internal error");
-        }
-        let status = self.status();
-        let page = ErrorPage {
-            layout: Layout::anonymous(status.canonical_reason().unwrap_or("Error")),
-            status: status.as_u16(),
-            message: self.message(),
-        };
-        let mut res = match page.render() {
-            Ok(html) => (status, axum::response::Html(html)).into_response(),
-            Err(_) => (status, self.message()).into_response(),
-        };
-        res.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        res
     }
 }

@@ -2,12 +2,13 @@
 //! in, the form token), time cells, and turning a template into an answer.
 
 use askama::Template;
-use axum::response::Html;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use keygate_core::console::Resumed;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::PageError;
-use crate::session::Session;
 use crate::{BASE, assets};
 
 /// One entry of the main navigation.
@@ -70,8 +71,7 @@ impl Layout {
     }
 
     /// A signed-in page; `current` is its entry in [`NAV`].
-    pub fn signed_in(title: impl Into<String>, session: &Session, current: &str) -> Self {
-        let r = &session.resumed;
+    pub fn signed_in(title: impl Into<String>, r: &Resumed, csrf: &str, current: &str) -> Self {
         Self {
             who: Some(Who {
                 key_name: r.key_name.clone(),
@@ -87,7 +87,7 @@ impl Layout {
                     current: *path == current,
                 })
                 .collect(),
-            csrf: session.csrf.clone(),
+            csrf: csrf.to_owned(),
             ..Self::anonymous(title)
         }
     }
@@ -152,5 +152,36 @@ mod tests {
     #[test]
     fn when_is_utc_rfc3339() {
         assert_eq!(when(0, 0).iso, "1970-01-01T00:00:00Z");
+    }
+}
+
+/// Errors become pages here, beside the layout they render with, so the
+/// error type itself stays free of rendering.
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: u16,
+    message: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            tracing::error!(%cause, "dashboard: internal error");
+        }
+        let status = self.status();
+        let page = ErrorPage {
+            layout: Layout::anonymous(status.canonical_reason().unwrap_or("Error")),
+            status: status.as_u16(),
+            message: self.message(),
+        };
+        let mut res = match page.render() {
+            Ok(html) => (status, axum::response::Html(html)).into_response(),
+            Err(_) => (status, self.message()).into_response(),
+        };
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
     }
 }

@@ -3,17 +3,19 @@
 //! a [`Session`] cannot run signed out; one that takes a [`SessionForm`]
 //! cannot run without the session's form token either.
 
+use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use keygate_core::console::{ConsoleError, Resumed};
 use keygate_core::{Admin, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::error::PageError;
-use crate::{BASE, Deps, pages};
+use crate::render::{Layout, page};
+use crate::{BASE, Deps};
 
 pub const COOKIE: &str = "__Host-keygate-dash";
 
@@ -110,9 +112,9 @@ fn signed_out(parts: &Parts, had_cookie: bool) -> Response {
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "retry=1"));
     if parts.method == Method::GET && !had_cookie && !retried {
-        return pages::login::retry_page(&here);
+        return retry_page(&here);
     }
-    let mut res = pages::login::to_login(&here);
+    let mut res = to_login(&here);
     if had_cookie {
         res.headers_mut().insert(header::SET_COOKIE, clear_cookie());
     }
@@ -169,6 +171,58 @@ impl FromRequest<Deps> for SessionForm {
     }
 }
 
+/// The page that retries a cookie-less GET once (a meta refresh).
+#[derive(Template)]
+#[template(path = "retry.html")]
+struct RetryPage {
+    layout: Layout,
+    url: String,
+}
+
+/// `here` without the retry marker, so it does not pile up.
+fn without_retry(here: &str) -> String {
+    match here.split_once('?') {
+        None => here.to_owned(),
+        Some((path, query)) => {
+            let kept: Vec<&str> = query.split('&').filter(|p| *p != "retry=1").collect();
+            if kept.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{}", kept.join("&"))
+            }
+        }
+    }
+}
+
+/// 303 to the login form, coming back to `here` afterwards.
+pub fn to_login(here: &str) -> Response {
+    let next: String =
+        serde_urlencoded::to_string([("next", without_retry(here))]).unwrap_or_default();
+    Redirect::to(&format!("{BASE}/login?{next}")).into_response()
+}
+
+/// The one same-origin retry of a cookie-less GET: a refresh to `here` with
+/// `retry=1`, which then carries the Strict cookie if the browser has one.
+pub fn retry_page(here: &str) -> Response {
+    let sep = if here.contains('?') { '&' } else { '?' };
+    let url = format!("{here}{sep}retry=1");
+    match page(&RetryPage {
+        layout: Layout::anonymous("Signing in"),
+        url,
+    }) {
+        Ok(html) => html.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+impl Session {
+    /// The layout of a page this session sees; `current` is its entry in
+    /// the navigation.
+    pub fn layout(&self, title: impl Into<String>, current: &str) -> Layout {
+        Layout::signed_in(title, &self.resumed, &self.csrf, current)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +249,15 @@ mod tests {
         assert_eq!(
             c,
             "__Host-keygate-dash=abc; Path=/; HttpOnly; Secure; SameSite=Strict"
+        );
+    }
+
+    #[test]
+    fn retry_marker_is_dropped() {
+        assert_eq!(without_retry("/dashboard/keys?retry=1"), "/dashboard/keys");
+        assert_eq!(
+            without_retry("/dashboard/keys?a=1&retry=1"),
+            "/dashboard/keys?a=1"
         );
     }
 }

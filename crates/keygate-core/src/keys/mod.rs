@@ -7,6 +7,7 @@
 //!   capability; `lifecycle`: update, rotate, revoke, audit listing.
 //! - `search`: list filters (search, status, expiry) and per-status counts.
 //! - `verify`: the verification hot path and its codes.
+//! - `code`: the verification codes, a leaf module storage can name.
 //! - `cache` (on `cache_map`) and `usage`: the in-process state verification
 //!   uses; `usage_counts`: verifications per key, hour and outcome, and
 //!   `usage_query` reads them back for admins.
@@ -14,6 +15,7 @@
 pub mod apikey;
 pub mod cache;
 mod cache_map;
+pub(crate) mod code;
 mod lifecycle;
 pub mod pepper;
 pub mod search;

@@ -141,7 +141,7 @@ pub struct KeyService {
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) usage: UsageRecorder,
     /// Verification counts per key and hour; `None` until a store is given.
-    pub(crate) counts: Option<crate::keys::usage_query::UsageParts>,
+    pub(crate) counts: Option<crate::keys::usage_counts::UsageParts>,
     pub(crate) max_keys_per_tenant: u32,
     /// Whether the caches may answer (many nodes: confirmed within S).
     pub(crate) freshness: Arc<Freshness>,

@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use crate::keys::apikey::KeyId;
-use crate::keys::verify::VerifyCode;
+use crate::keys::code::VerifyCode;
+pub use crate::store::UsageCount;
+use crate::store::UsageStore;
 
 pub const HOUR_SECS: i64 = 3600;
 const CODES: usize = VerifyCode::ALL.len();
@@ -41,14 +43,15 @@ pub const COUNTED: [VerifyCode; 6] = [
     VerifyCode::InsufficientScope,
 ];
 
-/// One row of `key_usage`: how many verifications of `key_id` answered
-/// `code` during the hour starting at `hour` (Unix seconds).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageCount {
-    pub key_id: KeyId,
-    pub hour: i64,
-    pub code: VerifyCode,
-    pub count: u64,
+/// What a key service needs to count and read usage: the store, the
+/// in-memory counts, and the lock that orders flushes against reads.
+pub(crate) struct UsageParts {
+    pub(crate) store: Arc<dyn UsageStore>,
+    pub(crate) counter: UsageCounter,
+    /// Held by a flush from drain to commit and by reads from the store query
+    /// to the in-memory snapshot, so a read sees each count exactly once.
+    /// Never taken on the verification path.
+    pub(crate) flushing: tokio::sync::Mutex<()>,
 }
 
 /// The start of the hour holding `at_secs`.

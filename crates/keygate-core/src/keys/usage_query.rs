@@ -8,7 +8,9 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::keys::apikey::KeyId;
 use crate::keys::service::{Admin, KeyService};
-use crate::keys::usage_counts::{COUNTED, HOUR_SECS, UsageCount, UsageCounter, hour_of, merge};
+use crate::keys::usage_counts::{
+    COUNTED, HOUR_SECS, UsageCount, UsageCounter, UsageParts, hour_of, merge,
+};
 use crate::store::UsageStore;
 
 /// The most keys one `usage_many` call may ask for.
@@ -18,15 +20,6 @@ pub const MAX_USAGE_BUCKETS: i64 = 744;
 /// How long counts are kept unless configured otherwise.
 pub const DEFAULT_USAGE_RETENTION_DAYS: u32 = 30;
 const DAY_SECS: i64 = 24 * HOUR_SECS;
-
-pub(crate) struct UsageParts {
-    pub(crate) store: Arc<dyn UsageStore>,
-    pub(crate) counter: UsageCounter,
-    /// Held by a flush from drain to commit and by reads from the store query
-    /// to the in-memory snapshot, so a read sees each count exactly once.
-    /// Never taken on the verification path.
-    flushing: tokio::sync::Mutex<()>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Granularity {

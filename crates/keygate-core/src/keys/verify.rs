@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::error::Error;
@@ -14,49 +13,9 @@ use crate::keys::usage::TOUCH_EVERY_SECS;
 use crate::model::{ADMIN_SCOPE, KeyRecord, RateLimitSpec, Scope, Tenant, VERIFY_SCOPE};
 use crate::ratelimit::RateDecision;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum VerifyCode {
-    Valid,
-    Malformed,
-    NotFound,
-    Revoked,
-    Expired,
-    InsufficientScope,
-    UsageExceeded,
-    RateLimited,
-}
-
-impl VerifyCode {
-    pub const ALL: [VerifyCode; 8] = [
-        VerifyCode::Valid,
-        VerifyCode::Malformed,
-        VerifyCode::NotFound,
-        VerifyCode::Revoked,
-        VerifyCode::Expired,
-        VerifyCode::InsufficientScope,
-        VerifyCode::UsageExceeded,
-        VerifyCode::RateLimited,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerifyCode::Valid => "VALID",
-            VerifyCode::Malformed => "MALFORMED",
-            VerifyCode::NotFound => "NOT_FOUND",
-            VerifyCode::Revoked => "REVOKED",
-            VerifyCode::Expired => "EXPIRED",
-            VerifyCode::InsufficientScope => "INSUFFICIENT_SCOPE",
-            VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
-            VerifyCode::RateLimited => "RATE_LIMITED",
-        }
-    }
-
-    /// The code `as_str` spells `s`, if any.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-}
+/// The codes live in `code`, a leaf module, so storage can name them
+/// without importing the verification path.
+pub use crate::keys::code::VerifyCode;
 
 /// The outcome of one verification.
 #[derive(Debug, Clone)]

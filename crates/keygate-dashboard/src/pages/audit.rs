@@ -149,7 +149,7 @@ pub async fn show(
     };
     let (rows, next) = deps.audit.list(session.admin(), filter, page_req).await?;
     page(&AuditPage {
-        layout: Layout::signed_in("Audit", &session, "/audit"),
+        layout: session.layout("Audit", "/audit"),
         rows: rows.iter().map(|r| EventRow::of(r, now)).collect(),
         next: next.map(|n| query.url_after(n)),
         query,

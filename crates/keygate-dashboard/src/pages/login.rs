@@ -24,13 +24,6 @@ struct LoginPage {
     error: Option<String>,
 }
 
-#[derive(Template)]
-#[template(path = "retry.html")]
-struct RetryPage {
-    layout: Layout,
-    url: String,
-}
-
 #[derive(Deserialize, Default)]
 pub struct NextQuery {
     #[serde(default)]
@@ -124,42 +117,6 @@ pub async fn logout(State(deps): State<Deps>, form: SessionForm) -> Response {
     res
 }
 
-/// `here` without the retry marker, so it does not pile up.
-fn without_retry(here: &str) -> String {
-    match here.split_once('?') {
-        None => here.to_owned(),
-        Some((path, query)) => {
-            let kept: Vec<&str> = query.split('&').filter(|p| *p != "retry=1").collect();
-            if kept.is_empty() {
-                path.to_owned()
-            } else {
-                format!("{path}?{}", kept.join("&"))
-            }
-        }
-    }
-}
-
-/// 303 to the login form, coming back to `here` afterwards.
-pub fn to_login(here: &str) -> Response {
-    let next: String =
-        serde_urlencoded::to_string([("next", without_retry(here))]).unwrap_or_default();
-    Redirect::to(&format!("{BASE}/login?{next}")).into_response()
-}
-
-/// The one same-origin retry of a cookie-less GET: a refresh to `here` with
-/// `retry=1`, which then carries the Strict cookie if the browser has one.
-pub fn retry_page(here: &str) -> Response {
-    let sep = if here.contains('?') { '&' } else { '?' };
-    let url = format!("{here}{sep}retry=1");
-    match page(&RetryPage {
-        layout: Layout::anonymous("Signing in"),
-        url,
-    }) {
-        Ok(html) => html.into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,14 +141,5 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), "/dashboard", "{bad}");
         }
         assert_eq!(safe_next(None), "/dashboard");
-    }
-
-    #[test]
-    fn retry_marker_is_dropped() {
-        assert_eq!(without_retry("/dashboard/keys?retry=1"), "/dashboard/keys");
-        assert_eq!(
-            without_retry("/dashboard/keys?a=1&retry=1"),
-            "/dashboard/keys?a=1"
-        );
     }
 }

@@ -58,7 +58,7 @@ pub async fn show(State(deps): State<Deps>, session: Session) -> Result<Html<Str
         )
         .await?;
     page(&OverviewPage {
-        layout: Layout::signed_in("Overview", &session, ""),
+        layout: session.layout("Overview", ""),
         active: counts.active,
         revoked: counts.revoked,
         expired: counts.expired,

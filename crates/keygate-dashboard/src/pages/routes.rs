@@ -49,7 +49,7 @@ pub async fn show(State(deps): State<Deps>, session: Session) -> Result<Html<Str
         .as_ref()
         .map(|v| v.routes().iter().map(RouteView::of).collect());
     page(&RoutesPage {
-        layout: Layout::signed_in("Routes", &session, "/routes"),
+        layout: session.layout("Routes", "/routes"),
         routes,
     })
 }

@@ -98,7 +98,7 @@ pub async fn show(
         _ => None,
     };
     page(&SigningKeysPage {
-        layout: Layout::signed_in("Signing keys", &session, "/signing-keys"),
+        layout: session.layout("Signing keys", "/signing-keys"),
         keys,
         notice,
     })

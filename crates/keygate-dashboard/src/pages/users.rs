@@ -122,7 +122,7 @@ async fn list_page(
         )
         .await?;
     page(&ListPage {
-        layout: Layout::signed_in("Users", session, "/users"),
+        layout: session.layout("Users", "/users"),
         rows: users.iter().map(|u| UserView::of(u, now)).collect(),
         next: next.map(|n| format!("{BASE}/users?after={n}")),
         root: session.admin().tenant().is_none(),
@@ -202,7 +202,7 @@ pub async fn show(
 ) -> Result<Html<String>, PageError> {
     let user = deps.users.get(session.admin(), &user_id(&id)?).await?;
     page(&DetailPage {
-        layout: Layout::signed_in(user.username.clone(), &session, "/users"),
+        layout: session.layout(user.username.clone(), "/users"),
         user: UserView::of(&user, deps.clock.now_secs()),
         notice: notice(&q.done),
         error: None,
@@ -249,7 +249,7 @@ async fn confirm(
         ),
     };
     page(&ConfirmPage {
-        layout: Layout::signed_in(title, session, "/users"),
+        layout: session.layout(title, "/users"),
         user: UserView::of(&user, deps.clock.now_secs()),
         title,
         explain,
@@ -363,7 +363,7 @@ pub async fn set_password(
             let user = deps.users.get(admin, &id).await?;
             let status = e.status();
             let html = page(&DetailPage {
-                layout: Layout::signed_in(user.username.clone(), &form.session, "/users"),
+                layout: form.session.layout(user.username.clone(), "/users"),
                 user: UserView::of(&user, deps.clock.now_secs()),
                 notice: None,
                 error: Some(e.message()),

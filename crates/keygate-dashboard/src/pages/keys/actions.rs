@@ -50,7 +50,7 @@ impl<'a> SecretPage<'a> {
             "Key created"
         };
         let page = SecretPage {
-            layout: Layout::signed_in(heading, session, "/keys"),
+            layout: session.layout(heading, "/keys"),
             heading,
             what: "API key",
             note: format!(
@@ -90,7 +90,7 @@ pub async fn rotate(
         .ok_or_else(|| PageError::BadRequest("grace: choose one of the offered periods".into()))?;
     let issued = deps.keys.rotate(form.session.admin(), &id, grace).await?;
     let mut page = SecretPage {
-        layout: Layout::signed_in("Key rotated", &form.session, "/keys"),
+        layout: form.session.layout("Key rotated", "/keys"),
         heading: "Key rotated",
         what: "API key",
         note: String::new(),
@@ -118,7 +118,7 @@ pub async fn confirm_revoke(
 ) -> Result<Html<String>, PageError> {
     let record = deps.keys.get(session.admin(), &key_id(&id)?).await?;
     page(&RevokeConfirm {
-        layout: Layout::signed_in("Revoke key", &session, "/keys"),
+        layout: session.layout("Revoke key", "/keys"),
         key: KeyView::new(&record, now(&deps)),
     })
 }
@@ -142,7 +142,7 @@ pub async fn signing_secret(
     let issued = deps.hmac.create_secret(form.session.admin(), &id).await?;
     let record = deps.keys.get(form.session.admin(), &id).await?;
     let page = SecretPage {
-        layout: Layout::signed_in("Signing secret", &form.session, "/keys"),
+        layout: form.session.layout("Signing secret", "/keys"),
         heading: "HMAC signing secret",
         what: "signing secret (base64)",
         note: "A secret this key had before stopped working.".into(),

@@ -49,7 +49,7 @@ fn new_page(
     error: Option<String>,
 ) -> Result<Html<String>, PageError> {
     page(&NewPage {
-        layout: Layout::signed_in("Create key", session, "/keys"),
+        layout: session.layout("Create key", "/keys"),
         own_tenant: session.admin().tenant().map(|t| t.as_str().to_owned()),
         form,
         error,

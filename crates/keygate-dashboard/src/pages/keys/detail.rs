@@ -142,7 +142,7 @@ async fn detail_page(
         })
         .collect();
     page(&DetailPage {
-        layout: Layout::signed_in(key.name.clone(), session, "/keys"),
+        layout: session.layout(key.name.clone(), "/keys"),
         key: KeyView::new(key, now),
         form,
         error,

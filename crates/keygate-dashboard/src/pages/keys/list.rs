@@ -124,7 +124,7 @@ pub async fn show(
     let mut rows: Vec<KeyView> = keys.iter().map(|k| KeyView::new(k, now)).collect();
     crate::usage::fill_sparklines(&deps, session.admin(), &keys, &mut rows, now).await;
     page(&ListPage {
-        layout: Layout::signed_in("Keys", &session, "/keys"),
+        layout: session.layout("Keys", "/keys"),
         next: next.map(|n| query.url_after(n)),
         root: session.admin().tenant().is_none(),
         query,
@@ -168,7 +168,7 @@ pub async fn confirm_bulk(
         return Ok(Redirect::to(&format!("{BASE}/keys")).into_response());
     }
     let html = page(&BulkConfirm {
-        layout: Layout::signed_in("Revoke keys", &form.session, "/keys"),
+        layout: form.session.layout("Revoke keys", "/keys"),
         rows,
     })?;
     Ok(html.into_response())
