@@ -6,9 +6,11 @@
 //! per-session form token (`session::SessionForm`).
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use crate::error::PageError;
 
 /// No inline script or style, not even a `style=""` attribute: htmx 4 runs
 /// under it (its indicator CSS uses `adoptedStyleSheets`).
@@ -53,11 +55,12 @@ pub async fn check_origin(req: Request, next: Next) -> Response {
     if safe || same_origin(req.headers()) {
         return next.run(req).await;
     }
-    (
-        StatusCode::FORBIDDEN,
-        "refused: this request did not come from a dashboard page (cross-site request)",
+    // A page, like every other refusal: the person who followed a forged
+    // form sees why nothing happened and can navigate on.
+    PageError::Forbidden(
+        "this request did not come from a dashboard page (cross-site request)".into(),
     )
-        .into_response()
+    .into_response()
 }
 
 fn same_origin(headers: &HeaderMap) -> bool {

@@ -84,6 +84,11 @@ impl FromRequestParts<Deps> for Session {
             return Err(signed_out(parts, false));
         };
         match deps.console.resume(token).await {
+            // The retry worked: show the address the link named, not the
+            // marker (so it can be bookmarked and shared as it was).
+            Ok(_) if parts.method == Method::GET && retried(parts) => {
+                Err(Redirect::to(&without_retry(&here(parts))).into_response())
+            }
             Ok(resumed) => Ok(Session {
                 csrf: deps.console.csrf_token(token),
                 token: SecretString::from(token.to_owned()),
@@ -101,17 +106,8 @@ impl FromRequestParts<Deps> for Session {
 /// stripped the cookie from: it gets one same-origin retry (a meta refresh)
 /// before the login form. Anything else goes to the login form at once.
 fn signed_out(parts: &Parts, had_cookie: bool) -> Response {
-    let here = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let here = format!("{BASE}{here}");
-    let retried = parts
-        .uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p == "retry=1"));
-    if parts.method == Method::GET && !had_cookie && !retried {
+    let here = here(parts);
+    if parts.method == Method::GET && !had_cookie && !retried(parts) {
         return retry_page(&here);
     }
     let mut res = to_login(&here);
@@ -119,6 +115,24 @@ fn signed_out(parts: &Parts, had_cookie: bool) -> Response {
         res.headers_mut().insert(header::SET_COOKIE, clear_cookie());
     }
     res
+}
+
+/// The dashboard address of this request, path and query.
+fn here(parts: &Parts) -> String {
+    let here = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    format!("{BASE}{here}")
+}
+
+/// Whether this request is the one same-origin retry.
+fn retried(parts: &Parts) -> bool {
+    parts
+        .uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "retry=1"))
 }
 
 /// A session and a form posted under it, its form token checked (in
