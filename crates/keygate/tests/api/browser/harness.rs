@@ -22,7 +22,9 @@ pub struct Browser {
 pub struct PageReport {
     pub page: String,
     pub errors: Vec<LogEntry>,
-    pub layout_shift: f64,
+    /// None when scripts are off: the observer is a script, and so are
+    /// the animation frames it waits for.
+    pub layout_shift: Option<f64>,
     pub axe: Vec<String>,
 }
 
@@ -38,8 +40,8 @@ impl PageReport {
             };
             problems.push(format!("{kind} ({}): {}", e.source, e.message));
         }
-        if self.layout_shift != 0.0 {
-            problems.push(format!("layout shift {} (want 0)", self.layout_shift));
+        if let Some(shift) = self.layout_shift.filter(|s| *s != 0.0) {
+            problems.push(format!("layout shift {shift} (want 0)"));
         }
         problems.extend(self.axe.iter().map(|v| format!("axe: {v}")));
         assert!(
@@ -229,15 +231,17 @@ impl Browser {
     }
 
     /// Checks the page as it is now: console errors and CSP violations since
-    /// the last check, layout shift, axe (when scripts run), and saves a
+    /// the last check, layout shift and axe (when scripts run), and saves a
     /// screenshot `<name>.png`.
     pub async fn report(&self, name: &str) -> PageReport {
         let client = self.client();
-        let layout_shift = checks::layout_shift(client).await;
-        let axe = if self.opts.scripts {
-            checks::axe_violations(client).await
+        let (layout_shift, axe) = if self.opts.scripts {
+            (
+                Some(checks::layout_shift(client).await),
+                checks::axe_violations(client).await,
+            )
         } else {
-            Vec::new()
+            (None, Vec::new())
         };
         checks::screenshot(client, name).await;
         let errors = checks::console_errors(client).await;
