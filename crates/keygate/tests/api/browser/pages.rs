@@ -65,11 +65,15 @@ async fn every_page_is_clean_in_light_and_dark() {
         ("/signing-keys".to_owned(), "signing-keys"),
         ("/audit".to_owned(), "audit"),
         ("/routes".to_owned(), "routes"),
-        ("/no-such-page".to_owned(), "not-found"),
     ];
     for (path, name) in &pages {
         b.check_both_schemes(&url(&app, path), name).await;
     }
+    // The dashboard's own not-found page (not the API's JSON).
+    let missing = url(&app, "/no-such-page");
+    b.check_both_schemes_of_error(&missing, "not-found", 404)
+        .await;
+    b.wait_for("main h1").await;
     // Pages that only a post shows: the secret, and the bulk confirmation.
     for (dark, scheme) in [(false, "light"), (true, "dark")] {
         b.set_dark(dark).await;
