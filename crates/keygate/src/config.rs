@@ -280,11 +280,7 @@ impl Config {
             file.jwt.take().unwrap_or_default(),
             default_issuer(&transport),
         )?;
-        let sessions = file
-            .sessions
-            .unwrap_or_default()
-            .validate()
-            .map_err(|e| ConfigError::invalid(e.to_string()))?;
+        let sessions = sessions(&mut file)?;
         let (max_keys_per_tenant, key_usage) = keys_config(file.keys.take().unwrap_or_default())?;
         let allowed_origins = allowed_origins(l.allowed_origins.clone(), &jwt.issuer)?;
         let trusted_proxies = keygate_http::client_addr::TrustedProxies::parse(
@@ -293,17 +289,14 @@ impl Config {
         .map_err(ConfigError::Invalid)?;
         let limits = file
             .limits
+            .take()
             .unwrap_or_default()
             .resolve()
             .map_err(ConfigError::Invalid)?;
-        let cluster = cluster::resolve(&args.cluster, file.cluster.unwrap_or_default())?;
+        let cluster = cluster::resolve(&args.cluster, file.cluster.take().unwrap_or_default())?;
         let hmac = hmac(&l)?;
         let audit = audit(l.audit_retention_days)?;
-        let dashboard = file
-            .dashboard
-            .unwrap_or_default()
-            .validate()
-            .map_err(ConfigError::Invalid)?;
+        let dashboard = dashboard_config(&mut file)?;
         Ok(Self {
             dashboard,
             cluster,
@@ -330,6 +323,22 @@ impl Config {
             audit,
         })
     }
+}
+
+fn sessions(file: &mut FileConfig) -> Result<SessionConfig, ConfigError> {
+    file.sessions
+        .take()
+        .unwrap_or_default()
+        .validate()
+        .map_err(|e| ConfigError::invalid(e.to_string()))
+}
+
+fn dashboard_config(file: &mut FileConfig) -> Result<dashboard::DashboardConfig, ConfigError> {
+    file.dashboard
+        .take()
+        .unwrap_or_default()
+        .validate()
+        .map_err(ConfigError::Invalid)
 }
 
 /// The TOML file, or nothing; a file holding a secret must be private.

@@ -281,6 +281,21 @@ fn verify_body(key: String, scopes: Vec<String>) -> Result<VerifyKeyRequest<'sta
     })
 }
 
+/// `GET /v1/keys/{id}/usage` with the window asked for.
+fn usage_path(
+    key_path: &str,
+    since: Option<String>,
+    until: Option<String>,
+    granularity: Option<String>,
+) -> String {
+    let q = KeyUsageQuery {
+        since,
+        until,
+        granularity,
+    };
+    format!("{key_path}/usage{}", query_string(&q))
+}
+
 /// Sends the command's request; the answer, and which type it is.
 async fn send(client: &Client, command: KeysCommand) -> Result<(Value, Kind), String> {
     let key_path = |id: &str| path_id(id).map(|id| format!("/v1/keys/{id}"));
@@ -324,12 +339,7 @@ async fn send(client: &Client, command: KeysCommand) -> Result<(Value, Kind), St
             until,
             granularity,
         } => {
-            let q = KeyUsageQuery {
-                since,
-                until,
-                granularity,
-            };
-            let path = format!("{}/usage{}", key_path(&id)?, query_string(&q));
+            let path = usage_path(&key_path(&id)?, since, until, granularity);
             (client.call(Method::GET, &path).await?, Kind::Usage)
         }
         KeysCommand::Verify { key, scopes } => {

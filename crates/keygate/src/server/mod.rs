@@ -238,11 +238,7 @@ async fn services(
         config.sessions,
     )
     .map_err(|e| StartError::from_core("[sessions]", e))?;
-    let blocklist = Arc::new(Blocklist::new(store.clone(), clock.clone()));
-    blocklist
-        .sync()
-        .await
-        .map_err(|e| StartError::from_core("cannot load the token blocklist", e))?;
+    let blocklist = blocklist(store.clone(), clock.clone()).await?;
     tokens.set_revocation_check(Arc::new(
         SessionRevocation::new(blocklist.clone(), users.clone())
             .with_freshness(wiring.freshness.clone()),
@@ -271,6 +267,19 @@ async fn services(
         keys,
         hmac: Arc::new(hmac),
     })
+}
+
+/// The revoked-token list, loaded before the first request is served.
+async fn blocklist(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn MillisClock>,
+) -> Result<Arc<Blocklist>, StartError> {
+    let blocklist = Arc::new(Blocklist::new(store, clock));
+    blocklist
+        .sync()
+        .await
+        .map_err(|e| StartError::from_core("cannot load the token blocklist", e))?;
+    Ok(blocklist)
 }
 
 /// Warmed up here, so the first login with an unknown username is not
