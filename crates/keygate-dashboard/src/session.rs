@@ -49,15 +49,7 @@ impl Session {
 
 /// The cookie's value, if the request has one.
 pub fn cookie_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
-        .filter(|v| !v.is_empty())
+    keygate_http::cookies::cookie(headers, COOKIE)
 }
 
 /// `Set-Cookie` for a new session: host-only, HTTPS-or-loopback only, never

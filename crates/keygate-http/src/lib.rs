@@ -6,6 +6,7 @@
 //! - `map`: the one map from core's errors and refusals to `ApiError`.
 //! - `client_addr`: the client's address, from the peer or from what
 //!   trusted proxies say in `X-Forwarded-For`.
+//! - `cookies`: one cookie's value from the `Cookie` fields.
 //! - `credentials`: what a request presents in its headers
 //!   (`Authorization: Bearer`, `X-API-Key`), parsed once, with one set of
 //!   messages; and whether granted scopes cover required ones.
@@ -28,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client_addr;
+pub mod cookies;
 pub mod credentials;
 pub mod extract;
 pub mod framing;

@@ -131,14 +131,7 @@ fn audit_failure(
 }
 
 fn cookie_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == REFRESH_COOKIE)
-        .map(|(_, value)| value)
+    keygate_http::cookies::cookie(headers, REFRESH_COOKIE)
 }
 
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "sessions",
