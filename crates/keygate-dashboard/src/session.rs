@@ -116,6 +116,11 @@ fn here(parts: &Parts) -> String {
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
+    // The front page is `/dashboard` itself; nested, its path reads "/".
+    let here = here
+        .strip_prefix('/')
+        .filter(|r| r.is_empty() || r.starts_with('?'))
+        .unwrap_or(here);
     format!("{BASE}{here}")
 }
 
