@@ -167,7 +167,7 @@ impl Services {
             trusted_proxies,
             storage: storage.clone(),
         };
-        state.dashboard = dashboard::deps(config, &state, storage);
+        state.dashboard = dashboard::deps(config, &state, storage).map(Arc::new);
         state
     }
 }
