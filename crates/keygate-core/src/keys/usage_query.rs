@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::keys::apikey::KeyId;
+use crate::keys::code::VerifyCode;
 use crate::keys::service::{Admin, KeyService};
 use crate::keys::usage_counts::{
     COUNTED, HOUR_SECS, UsageCount, UsageCounter, UsageParts, hour_of, merge,
@@ -97,6 +98,16 @@ impl UsageQuery {
 
 /// Buckets `rows` (of one key) into `starts`, every bucket present.
 fn bucketize(rows: &[&UsageCount], starts: &[i64], step: i64) -> Vec<UsageBucket> {
+    bucket_counts(rows.iter().map(|r| (r.hour, r.code, r.count)), starts, step)
+}
+
+/// Sums `(hour, code, count)` rows into the buckets starting at `starts`
+/// (`step` seconds each), every bucket present with every counted code.
+fn bucket_counts(
+    rows: impl IntoIterator<Item = (i64, VerifyCode, u64)>,
+    starts: &[i64],
+    step: i64,
+) -> Vec<UsageBucket> {
     let zero: BTreeMap<&'static str, u64> = COUNTED.iter().map(|c| (c.as_str(), 0)).collect();
     let mut buckets: Vec<UsageBucket> = starts
         .iter()
@@ -108,10 +119,10 @@ fn bucketize(rows: &[&UsageCount], starts: &[i64], step: i64) -> Vec<UsageBucket
     let Some(&first) = starts.first() else {
         return buckets;
     };
-    for r in rows {
-        let i = (r.hour - first).div_euclid(step);
+    for (hour, code, count) in rows {
+        let i = (hour - first).div_euclid(step);
         if let Some(b) = usize::try_from(i).ok().and_then(|i| buckets.get_mut(i)) {
-            *b.counts.entry(r.code.as_str()).or_default() += r.count;
+            *b.counts.entry(code.as_str()).or_default() += count;
         }
     }
     buckets
@@ -222,21 +233,7 @@ impl KeyService {
             let _flushing = parts.flushing.lock().await;
             parts.store.usage_totals(admin.tenant(), first, end).await?
         };
-        let zero: BTreeMap<&'static str, u64> = COUNTED.iter().map(|c| (c.as_str(), 0)).collect();
-        let mut buckets: Vec<UsageBucket> = starts
-            .iter()
-            .map(|&start| UsageBucket {
-                start,
-                counts: zero.clone(),
-            })
-            .collect();
-        for (hour, code, count) in rows {
-            let i = (hour - first).div_euclid(HOUR_SECS);
-            if let Some(b) = usize::try_from(i).ok().and_then(|i| buckets.get_mut(i)) {
-                *b.counts.entry(code.as_str()).or_default() += count;
-            }
-        }
-        Ok(buckets)
+        Ok(bucket_counts(rows, &starts, HOUR_SECS))
     }
 
     /// Reads each key (a primary-key lookup each) to check its tenant.

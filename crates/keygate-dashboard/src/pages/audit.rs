@@ -52,14 +52,7 @@ pub fn parse_time(field: &'static str, text: &str) -> Result<Option<i64>, PageEr
 
 impl AuditQuery {
     pub fn filter(&self) -> Result<AuditFilter, PageError> {
-        let text = |field: &'static str, v: &str| -> Result<Option<String>, PageError> {
-            let v = v.trim();
-            if v.is_empty() {
-                return Ok(None);
-            }
-            keygate_core::model::validate_text(field, v)?;
-            Ok(Some(v.to_owned()))
-        };
+        let text = super::filter_text;
         let since = parse_time("since", &self.since)?;
         let until = parse_time("until", &self.until)?;
         if let (Some(s), Some(u)) = (since, until)

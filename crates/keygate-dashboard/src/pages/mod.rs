@@ -39,3 +39,14 @@ pub fn routes() -> Router<Deps> {
 pub async fn not_found() -> PageError {
     PageError::NotFound("page")
 }
+
+/// A filter field of a GET form: trimmed, None when empty, refused (400)
+/// when it is not text the API would take.
+pub fn filter_text(field: &'static str, v: &str) -> Result<Option<String>, PageError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    keygate_core::model::validate_text(field, v)?;
+    Ok(Some(v.to_owned()))
+}

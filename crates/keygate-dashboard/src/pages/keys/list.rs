@@ -46,14 +46,7 @@ struct ListPage {
 
 impl ListQuery {
     fn filter(&self, now: i64) -> Result<KeyFilter, PageError> {
-        let text = |field: &'static str, v: &str| -> Result<Option<String>, PageError> {
-            let v = v.trim();
-            if v.is_empty() {
-                return Ok(None);
-            }
-            keygate_core::model::validate_text(field, v)?;
-            Ok(Some(v.to_owned()))
-        };
+        let text = crate::pages::filter_text;
         let status = match self.status.as_str() {
             "" | "active" => Some(KeyStatus::Active),
             "revoked" => Some(KeyStatus::Revoked),
