@@ -1,5 +1,7 @@
 //! keygate-core: the domain, with no HTTP and no SQL.
 //!
+//! - `clients`: services calling with a client certificate (mTLS): the
+//!   chain a transport delivered (`peer`) and the registry it names.
 //! - `console`: the dashboard's server-side sessions (an admin key
 //!   exchanged for a cookie token) and their CSRF tokens.
 //! - `keys`: API keys: their format (`apikey`), peppered hashing (`pepper`),
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod clients;
 pub mod clock;
 pub mod console;
 pub mod error;
