@@ -17,6 +17,7 @@
 //! | `user.cutoff`          | user id  | (empty)                                 |
 //! | `jti.blocked`          | jti      | expiry, Unix seconds, decimal           |
 //! | `signing_keys.changed` | (empty)  | (empty)                                 |
+//! | `client.changed`       | client id| (empty)                                 |
 //!
 //! The NOTIFY payload is `seq|at_ms|kind|subject|extra` (`at_ms` rides
 //! along so a node can measure its lag without reading the row). When it
@@ -27,6 +28,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+use crate::clients::model::ClientId;
 use crate::error::Error;
 use crate::keys::apikey::KeyId;
 use crate::keys::pepper::KeyHash;
@@ -55,6 +57,9 @@ pub enum Change {
     JtiBlocked { jti: String, exp: i64 },
     /// JWT signing keys were inserted or deleted.
     SigningKeysChanged,
+    /// An mTLS client was created, updated or revoked: drop the cached
+    /// identifications (any of them may name it through a pattern).
+    ClientChanged { client_id: ClientId },
     /// A row this version cannot read: a kind added by a newer version in
     /// a mixed cluster, or a damaged row. Never written. A node drops every
     /// cache for it, which is right whatever the change was, rather than
@@ -89,6 +94,10 @@ impl fmt::Debug for Change {
                 .field("exp", exp)
                 .finish(),
             Change::SigningKeysChanged => f.write_str("SigningKeysChanged"),
+            Change::ClientChanged { client_id } => f
+                .debug_struct("ClientChanged")
+                .field("client_id", client_id)
+                .finish(),
             Change::Unreadable { kind } => {
                 f.debug_struct("Unreadable").field("kind", kind).finish()
             }
@@ -171,6 +180,7 @@ impl Change {
             Change::UserCutoff { .. } => "user.cutoff",
             Change::JtiBlocked { .. } => "jti.blocked",
             Change::SigningKeysChanged => "signing_keys.changed",
+            Change::ClientChanged { .. } => "client.changed",
             Change::Unreadable { .. } => "unreadable",
         }
     }
@@ -182,6 +192,7 @@ impl Change {
             Change::KeyCreated { hashes } => (String::new(), hex_hashes(hashes)),
             Change::HmacChanged { key_id } => (key_id.to_string(), String::new()),
             Change::UserCutoff { user_id } => (user_id.to_string(), String::new()),
+            Change::ClientChanged { client_id } => (client_id.to_string(), String::new()),
             Change::JtiBlocked { jti, exp } => (jti.clone(), exp.to_string()),
             Change::SigningKeysChanged | Change::Unreadable { .. } => {
                 (String::new(), String::new())
@@ -224,6 +235,12 @@ impl Change {
                 empty(subject, "signing_keys.changed with a subject")?;
                 empty(extra, "signing_keys.changed with extra")?;
                 Ok(Change::SigningKeysChanged)
+            }
+            "client.changed" => {
+                empty(extra, "client.changed with extra")?;
+                Ok(Change::ClientChanged {
+                    client_id: ClientId::parse(subject).map_err(|_| corrupt("bad client id"))?,
+                })
             }
             _ => Err(corrupt("unknown kind")),
         }

@@ -360,6 +360,7 @@ pub trait HmacSecretStore: Send + Sync {
     async fn get_hmac_secret(&self, id: &KeyId) -> Result<Option<HmacSecretRecord>, Error>;
 }
 
+pub use crate::clients::store::ClientStore;
 pub use crate::console::store::{ConsoleSessionRecord, ConsoleStore};
 
 #[async_trait]

@@ -34,6 +34,9 @@ fn samples() -> Vec<Change> {
             exp: i64::MAX,
         },
         Change::SigningKeysChanged,
+        Change::ClientChanged {
+            client_id: crate::clients::ClientId::parse("cli_AbCdEfGh01234567").unwrap(),
+        },
     ]
 }
 
@@ -80,6 +83,31 @@ fn the_encoding_is_the_documented_one() {
         },
     };
     assert_eq!(jti.payload(), "3|4|jti.blocked|j|99");
+    let client = FeedEntry {
+        seq: 5,
+        at_ms: 6,
+        change: Change::ClientChanged {
+            client_id: crate::clients::ClientId::parse("cli_AbCdEfGh01234567").unwrap(),
+        },
+    };
+    assert_eq!(
+        client.payload(),
+        "5|6|client.changed|cli_AbCdEfGh01234567|"
+    );
+}
+
+/// What a node of the version before `client.changed` existed does with
+/// one: its decoder knew no such kind, so the lenient read makes it
+/// `Unreadable` and the node drops every cache (never stalls). Simulated by
+/// a kind this version does not know, written the same way.
+#[test]
+fn a_kind_newer_than_the_reader_is_unreadable_not_fatal() {
+    assert_eq!(
+        Change::decode_lenient("client.renamed", "cli_AbCdEfGh01234567", ""),
+        Change::Unreadable {
+            kind: "client.renamed".into()
+        }
+    );
 }
 
 #[test]
@@ -135,6 +163,8 @@ fn bad_input_is_an_error() {
         "1|2|jti.blocked|j|",
         "1|2|jti.blocked|j|1.5",
         "1|2|signing_keys.changed|x|",
+        "1|2|client.changed|key_AbCdEfGh01234567|",
+        "1|2|client.changed|cli_AbCdEfGh01234567|x",
         "1|2|what|a|b",
         "99999999999999999999",
     ] {

@@ -14,7 +14,7 @@
 
 pub mod apikey;
 pub mod cache;
-mod cache_map;
+pub(crate) mod cache_map;
 pub(crate) mod code;
 mod lifecycle;
 pub mod pepper;
