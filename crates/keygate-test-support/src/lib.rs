@@ -7,6 +7,7 @@
 //! - [`on_both_backends!`]: declares each case once per backend.
 //! - [`redis`]: a key prefix per test on the shared Redis, cleaned on drop,
 //!   and a private `redis-server` that tests may stop, pause and restart.
+//! - [`certs`]: CAs, leaves, self-signed certificates and CRLs (rcgen).
 //! - [`free_port`] and [`signal`] for tests that run other processes.
 //!
 //! A service that is not there skips the test (after saying why), unless
@@ -18,6 +19,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod backends;
+pub mod certs;
 mod database;
 mod postgres;
 pub mod redis;

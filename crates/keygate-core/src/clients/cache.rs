@@ -48,7 +48,11 @@ impl IdentifyCache {
         }
     }
 
-    pub(crate) fn get(&self, thumbprint: &[u8; 32], now_ms: i64) -> Option<Result<Identified, ClientRefusal>> {
+    pub(crate) fn get(
+        &self,
+        thumbprint: &[u8; 32],
+        now_ms: i64,
+    ) -> Option<Result<Identified, ClientRefusal>> {
         let entry = self.map.get(thumbprint)?;
         if now_ms - entry.cached_at_ms >= self.ttl_ms {
             return None;

@@ -119,7 +119,12 @@ impl ClientCas {
             if out.cas.contains_key(&ca) {
                 return Err(bundle(name, "named twice"));
             }
-            out.cas.insert(ca, NamedCa { anchors: anchors(name, pem)? });
+            out.cas.insert(
+                ca,
+                NamedCa {
+                    anchors: anchors(name, pem)?,
+                },
+            );
         }
         for (index, bytes) in crl_files.into_iter().enumerate() {
             out.crls.extend(crls(index, bytes)?);
@@ -140,14 +145,22 @@ impl ClientCas {
     }
 
     /// Checks `chain` (leaf first) against the CA `ca` at `now_secs`.
-    pub fn verify(&self, ca: &CaName, chain: &[Vec<u8>], now_secs: i64) -> Result<(), ChainRefusal> {
+    pub fn verify(
+        &self,
+        ca: &CaName,
+        chain: &[Vec<u8>],
+        now_secs: i64,
+    ) -> Result<(), ChainRefusal> {
         let named = self.cas.get(ca).ok_or(ChainRefusal::Untrusted)?;
         let (leaf, rest) = chain.split_first().ok_or(ChainRefusal::Untrusted)?;
         let leaf = CertificateDer::from(leaf.as_slice());
         let ee = EndEntityCert::try_from(&leaf).map_err(|_| ChainRefusal::Untrusted)?;
-        let intermediates: Vec<CertificateDer<'_>> =
-            rest.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
-        let time = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(now_secs).unwrap_or(0)));
+        let intermediates: Vec<CertificateDer<'_>> = rest
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
+        let time =
+            UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(now_secs).unwrap_or(0)));
         let refs: Vec<&CertRevocationList<'_>> = self.crls.iter().collect();
         let revocation = RevocationOptionsBuilder::new(&refs).ok().map(|b| {
             b.with_depth(RevocationCheckDepth::Chain)

@@ -76,12 +76,18 @@ impl ClientService {
             Ok(_) | Err(ClientRefusal::UnknownClient | ClientRefusal::ClientRevoked)
         ) {
             let thumb = *cert.thumbprint();
-            self.cache.insert(thumb, outcome.clone(), facts.not_after, now_ms, since);
+            self.cache
+                .insert(thumb, outcome.clone(), facts.not_after, now_ms, since);
         }
         outcome
     }
 
-    async fn look_up(&self, cert: &PeerCertificate, facts: &LeafFacts, now: i64) -> Result<Identified, ClientRefusal> {
+    async fn look_up(
+        &self,
+        cert: &PeerCertificate,
+        facts: &LeafFacts,
+        now: i64,
+    ) -> Result<Identified, ClientRefusal> {
         let thumbprint = Thumbprint(*cert.thumbprint());
         let pinned = self
             .store
@@ -129,7 +135,10 @@ impl ClientService {
                 .await
                 .map_err(|e| unavailable(&e))?;
             for r in rows {
-                let rank = wanted.iter().position(|w| *w == r.matcher.value()).unwrap_or(usize::MAX);
+                let rank = wanted
+                    .iter()
+                    .position(|w| *w == r.matcher.value())
+                    .unwrap_or(usize::MAX);
                 found.push((rank, r, (*ca).clone()));
             }
         }
@@ -149,7 +158,11 @@ impl ClientService {
     }
 }
 
-fn found(client: ClientRecord, thumbprint: Thumbprint, matched: MatchedBy) -> Result<Identified, ClientRefusal> {
+fn found(
+    client: ClientRecord,
+    thumbprint: Thumbprint,
+    matched: MatchedBy,
+) -> Result<Identified, ClientRefusal> {
     if client.revoked_at.is_some() {
         return Err(ClientRefusal::ClientRevoked);
     }

@@ -23,7 +23,9 @@ pub mod store;
 
 pub use cas::{CaError, ClientCas};
 pub use identify::{Identified, MatchedBy};
-pub use model::{CaName, ClientFilter, ClientId, ClientPatch, ClientRecord, Matcher, NewClient, Thumbprint};
+pub use model::{
+    CaName, ClientFilter, ClientId, ClientPatch, ClientRecord, Matcher, NewClient, Thumbprint,
+};
 pub use pattern::{NameKind, NamePattern};
 pub use peer::{CertSource, PeerCertificate};
 pub use refusal::ClientRefusal;

@@ -27,12 +27,16 @@ impl ClientId {
 
     pub fn parse(s: &str) -> Result<Self, Error> {
         match s.strip_prefix(ID_PREFIX) {
-            Some(rest) if rest.len() == ID_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            Some(rest)
+                if rest.len() == ID_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
                 Ok(Self(s.to_owned()))
             }
             _ => Err(Error::invalid(
                 "id",
-                format!("a client id looks like {ID_PREFIX} followed by {ID_CHARS} letters or digits"),
+                format!(
+                    "a client id looks like {ID_PREFIX} followed by {ID_CHARS} letters or digits"
+                ),
             )),
         }
     }
@@ -118,7 +122,8 @@ impl CaName {
     pub fn parse(s: &str) -> Result<Self, Error> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -183,7 +188,10 @@ impl Matcher {
                 ca: CaName::parse(ca)?,
                 pattern: NamePattern::parse(NameKind::parse(kind)?, value)?,
             }),
-            _ => Err(Error::invalid("matcher", "a pattern needs a CA, a thumbprint none")),
+            _ => Err(Error::invalid(
+                "matcher",
+                "a pattern needs a CA, a thumbprint none",
+            )),
         }
     }
 }
@@ -251,7 +259,13 @@ mod tests {
     fn ids_round_trip_and_refuse_other_shapes() {
         let id = ClientId::generate().unwrap();
         assert_eq!(ClientId::parse(id.as_str()).unwrap(), id);
-        for bad in ["", "cli_", "key_AbCdEfGh01234567", "cli_AbCdEfGh0123456!", "cli_AbCdEfGh012345678"] {
+        for bad in [
+            "",
+            "cli_",
+            "key_AbCdEfGh01234567",
+            "cli_AbCdEfGh0123456!",
+            "cli_AbCdEfGh012345678",
+        ] {
             assert!(ClientId::parse(bad).is_err(), "{bad}");
         }
     }
@@ -263,9 +277,19 @@ mod tests {
         assert_eq!(Thumbprint::parse(&b64).unwrap().0, raw);
         assert_eq!(Thumbprint::parse(&hex::encode(raw)).unwrap().0, raw);
         assert_eq!(Thumbprint::parse(&hex::encode_upper(raw)).unwrap().0, raw);
-        let colons = raw.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
+        let colons = raw
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":");
         assert_eq!(Thumbprint::parse(&colons).unwrap().0, raw);
-        for bad in ["", "abc", &b64[..42], &hex::encode([1u8; 31]), &format!("{b64}=")] {
+        for bad in [
+            "",
+            "abc",
+            &b64[..42],
+            &hex::encode([1u8; 31]),
+            &format!("{b64}="),
+        ] {
             assert!(Thumbprint::parse(bad).is_err(), "{bad}");
         }
     }

@@ -161,10 +161,17 @@ fn spiffe_pattern(s: &str) -> Result<String, Error> {
         None => (s, false),
     };
     if id.contains('*') {
-        return Err(invalid(kind, "* is allowed only as the whole last segment: .../*"));
+        return Err(invalid(
+            kind,
+            "* is allowed only as the whole last segment: .../*",
+        ));
     }
     spiffe_parts(id).map_err(|r| invalid(kind, r))?;
-    Ok(if wildcard { format!("{id}/*") } else { id.to_owned() })
+    Ok(if wildcard {
+        format!("{id}/*")
+    } else {
+        id.to_owned()
+    })
 }
 
 fn spiffe_candidates(name: &str) -> Vec<String> {
@@ -212,11 +219,17 @@ fn dns_pattern(s: &str) -> Result<String, Error> {
         None => (s, false),
     };
     if rest.contains('*') {
-        return Err(invalid(kind, "* is allowed only as the whole leftmost label: *.example.com"));
+        return Err(invalid(
+            kind,
+            "* is allowed only as the whole leftmost label: *.example.com",
+        ));
     }
     let labels = dns_labels(rest).map_err(|r| invalid(kind, r))?;
     if wildcard && labels.len() < 2 {
-        return Err(invalid(kind, "a wildcard needs two labels after it at least (*.example.com)"));
+        return Err(invalid(
+            kind,
+            "a wildcard needs two labels after it at least (*.example.com)",
+        ));
     }
     let name = labels.join(".");
     Ok(if wildcard { format!("*.{name}") } else { name })
@@ -240,11 +253,17 @@ fn subject_pattern(s: &str) -> Result<String, Error> {
     let mut any = false;
     for part in s.split(", ") {
         let Some((attr, value)) = part.split_once('=') else {
-            return Err(invalid(kind, "a subject reads ATTR=value, ATTR=value (e.g. CN=api, O=Example)"));
+            return Err(invalid(
+                kind,
+                "a subject reads ATTR=value, ATTR=value (e.g. CN=api, O=Example)",
+            ));
         };
-        let attr_ok = !attr.is_empty() && attr.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
+        let attr_ok =
+            !attr.is_empty() && attr.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
         let value_ok = !value.is_empty()
-            && !value.chars().any(|c| c.is_control() || ",=+\\*".contains(c));
+            && !value
+                .chars()
+                .any(|c| c.is_control() || ",=+\\*".contains(c));
         if !attr_ok || !value_ok {
             return Err(invalid(
                 kind,
@@ -309,7 +328,10 @@ mod tests {
             "https://a/x",
             "spiffe://a/x?y",
         ] {
-            assert!(NamePattern::parse(NameKind::SpiffeId, bad).is_err(), "{bad}");
+            assert!(
+                NamePattern::parse(NameKind::SpiffeId, bad).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -327,7 +349,16 @@ mod tests {
 
     #[test]
     fn ambiguous_or_malformed_dns_patterns_are_refused() {
-        for bad in ["*.com", "*", "a*.example.com", "*.*.example.com", "api.*.com", "-a.example", "a..b", "a.example."] {
+        for bad in [
+            "*.com",
+            "*",
+            "a*.example.com",
+            "*.*.example.com",
+            "api.*.com",
+            "-a.example",
+            "a..b",
+            "a.example.",
+        ] {
             assert!(NamePattern::parse(NameKind::Dns, bad).is_err(), "{bad}");
         }
     }

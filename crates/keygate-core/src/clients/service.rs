@@ -9,7 +9,9 @@ use serde_json::json;
 
 use crate::clients::cache::{DEFAULT_CAPACITY, DEFAULT_TTL_MS, IdentifyCache};
 use crate::clients::cas::ClientCas;
-use crate::clients::model::{ClientFilter, ClientId, ClientPatch, ClientRecord, Matcher, NewClient};
+use crate::clients::model::{
+    ClientFilter, ClientId, ClientPatch, ClientRecord, Matcher, NewClient,
+};
 use crate::clients::store::ClientStore;
 use crate::clock::MillisClock;
 use crate::error::Error;
@@ -73,7 +75,13 @@ impl ClientService {
         self.cache.len()
     }
 
-    fn audit(&self, admin: &Admin, action: &str, client: &ClientRecord, detail: serde_json::Value) -> Result<AuditEntry, Error> {
+    fn audit(
+        &self,
+        admin: &Admin,
+        action: &str,
+        client: &ClientRecord,
+        detail: serde_json::Value,
+    ) -> Result<AuditEntry, Error> {
         Ok(AuditEntry {
             id: random_id("evt_", 20)?,
             at: self.clock.now_secs(),
@@ -163,7 +171,12 @@ impl ClientService {
         Ok((rows.into_iter().map(|(_, c)| c).collect(), next))
     }
 
-    pub async fn update(&self, admin: &Admin, id: &ClientId, patch: ClientPatch) -> Result<ClientRecord, Error> {
+    pub async fn update(
+        &self,
+        admin: &Admin,
+        id: &ClientId,
+        patch: ClientPatch,
+    ) -> Result<ClientRecord, Error> {
         let patch = validated(patch)?;
         if let Some(m) = &patch.matcher {
             self.check_matcher(m)?;
@@ -174,7 +187,12 @@ impl ClientService {
                 return Err(Error::Revoked);
             }
             let next = patched(&current, &patch, self.clock.now_secs());
-            let audit = self.audit(admin, "client.updated", &next, json!({ "fields": changed_fields(&patch) }))?;
+            let audit = self.audit(
+                admin,
+                "client.updated",
+                &next,
+                json!({ "fields": changed_fields(&patch) }),
+            )?;
             let written = self.store.update_client(&next, &audit).await;
             if self.guarded(written)? {
                 return Ok(next);
@@ -188,7 +206,10 @@ impl ClientService {
     pub async fn revoke(&self, admin: &Admin, id: &ClientId) -> Result<ClientRecord, Error> {
         let current = self.get(admin, id).await?;
         let audit = self.audit(admin, "client.revoked", &current, json!({}))?;
-        let written = self.store.revoke_client(id, self.clock.now_secs(), &audit).await;
+        let written = self
+            .store
+            .revoke_client(id, self.clock.now_secs(), &audit)
+            .await;
         self.guarded(written)
     }
 

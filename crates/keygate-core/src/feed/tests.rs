@@ -90,10 +90,7 @@ fn the_encoding_is_the_documented_one() {
             client_id: crate::clients::ClientId::parse("cli_AbCdEfGh01234567").unwrap(),
         },
     };
-    assert_eq!(
-        client.payload(),
-        "5|6|client.changed|cli_AbCdEfGh01234567|"
-    );
+    assert_eq!(client.payload(), "5|6|client.changed|cli_AbCdEfGh01234567|");
 }
 
 /// What a node of the version before `client.changed` existed does with
