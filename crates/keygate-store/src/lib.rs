@@ -15,6 +15,7 @@
 //! - `users`: `UserStore` (users and their password hashes).
 //! - `sessions`, `blocklist`: `SessionStore` (refresh-token families, the
 //!   `jti` blocklist).
+//! - `clients`: `ClientStore` (mTLS clients and their certificate matchers).
 //! - `console`: `ConsoleStore` (the dashboard's sessions).
 //! - `hmac`: `HmacSecretStore` (sealed request-signing secrets).
 //! - `usage`: `UsageStore` (verification counts per key, hour and outcome).
@@ -28,6 +29,7 @@
 
 mod audit;
 mod blocklist;
+mod clients;
 mod connect;
 mod console;
 mod feed;

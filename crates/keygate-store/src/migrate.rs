@@ -94,10 +94,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_console_sessions.sql"),
         postgres: include_str!("../migrations/postgres/0013_console_sessions.sql"),
     },
+    Migration {
+        version: 14,
+        name: "clients",
+        sqlite: include_str!("../migrations/sqlite/0014_clients.sql"),
+        postgres: include_str!("../migrations/postgres/0014_clients.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 13;
+pub const LATEST_VERSION: i64 = 14;
 
 /// `pg_advisory_lock` key held while migrating ("kgmigrat" in ASCII).
 const PG_LOCK_KEY: i64 = 0x6b67_6d69_6772_6174;

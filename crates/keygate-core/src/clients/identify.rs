@@ -36,6 +36,11 @@ pub struct Identified {
     pub matched: MatchedBy,
 }
 
+/// Patterns asked for per name kind: a certificate with hundreds of names
+/// or path segments must not become a query with hundreds of values. The
+/// most specific come first, so a cut drops only the widest wildcards.
+const MAX_CANDIDATES: usize = 64;
+
 const KINDS: [NameKind; 3] = [NameKind::SpiffeId, NameKind::Dns, NameKind::Subject];
 
 fn unavailable(e: &Error) -> ClientRefusal {
@@ -108,6 +113,7 @@ impl ClientService {
                 .names(kind)
                 .into_iter()
                 .flat_map(|n| candidates(kind, n))
+                .take(MAX_CANDIDATES)
                 .collect();
             if wanted.is_empty() {
                 continue;

@@ -6,6 +6,7 @@
 #[macro_use]
 extern crate keygate_test_support;
 
+mod clients;
 mod common;
 mod console;
 mod fixtures;

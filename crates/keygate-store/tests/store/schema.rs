@@ -291,6 +291,7 @@ async fn unreadable_rows_are_storage_errors(ctx: Ctx) {
 async fn concurrent_first_starts_migrate_once(ctx: Ctx) {
     ctx.store.close().await;
     for table in [
+        "clients",
         "key_usage",
         "cluster_nodes",
         "console_sessions",
