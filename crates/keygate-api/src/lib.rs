@@ -6,6 +6,7 @@
 //! error in every one of them rather than a failure at run time.
 //!
 //! - `keys`: the key lifecycle and verification.
+//! - `clients`: mTLS clients and the certificate matchers that name them.
 //! - `users`: user accounts.
 //! - `sessions`: login, refresh and the OAuth token response.
 //! - `signing`: HMAC signing secrets and the JWT signing keys.
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod clients;
 pub mod cluster;
 pub mod common;
 pub mod keys;

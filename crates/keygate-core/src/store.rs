@@ -373,6 +373,7 @@ pub trait Store:
     + HmacSecretStore
     + UsageStore
     + ConsoleStore
+    + ClientStore
 {
     /// Cheap round-trip for readiness checks.
     async fn ping(&self) -> Result<(), Error>;

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod dashboard;
 mod error;
 mod jwt;
+pub mod mtls;
 pub mod reference;
 pub(crate) mod settings;
 mod sources;
@@ -82,6 +83,8 @@ settings! {
         cluster: Option<cluster::ClusterFile>,
         /// The admin dashboard: enabled, idle_secs, absolute_secs.
         dashboard: Option<dashboard::DashboardConfig>,
+        /// Client CAs and CRLs for mTLS clients: cas, crl_files.
+        mtls: Option<mtls::MtlsFile>,
     }
     /// The top-level settings layered, before they are checked.
     pub struct ServeLayered;
@@ -253,6 +256,8 @@ pub struct Config {
     pub cluster: cluster::ClusterConfig,
     /// `[dashboard]`, validated.
     pub dashboard: dashboard::DashboardConfig,
+    /// `[mtls]`: the named client CAs and CRLs (files, read at start).
+    pub mtls: mtls::MtlsConfig,
 }
 
 /// Where the server listens and whether it may do so in clear text.
@@ -297,8 +302,15 @@ impl Config {
         let hmac = hmac(&l)?;
         let audit = audit(l.audit_retention_days)?;
         let dashboard = dashboard_config(&mut file)?;
+        let mtls = file
+            .mtls
+            .take()
+            .unwrap_or_default()
+            .resolve()
+            .map_err(ConfigError::Invalid)?;
         Ok(Self {
             dashboard,
+            mtls,
             cluster,
             trusted_proxies,
             limits,

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use keygate::config::{Config, LogFormat, ServeArgs};
 use keygate::server::{self, StartError};
 use keygate_core::SystemClock;
+use keygate_core::clients::ClientService;
 use tracing_subscriber::EnvFilter;
 
 // glibc's malloc took about a tenth of the server's CPU under load (many
@@ -142,11 +143,13 @@ fn print_and_exit(result: Result<(String, bool), String>) -> ExitCode {
 }
 
 /// SIGHUP rereads what may change under a running server: the TLS
-/// certificate (renewals) and the gateway's routes. A bad new file is
-/// logged and the old one stays in use; connections are never dropped.
+/// certificate (renewals), the gateway's routes and the `[mtls]` CA and CRL
+/// files. A bad new file is logged and the old one stays in use;
+/// connections are never dropped.
 async fn reload_on_sighup(
     tls: Option<keygate::tls::Tls>,
     gateway: Option<Arc<keygate::gateway::Gateway>>,
+    mtls: Option<(keygate::config::mtls::MtlsConfig, Arc<ClientService>)>,
 ) {
     #[cfg(unix)]
     {
@@ -166,10 +169,19 @@ async fn reload_on_sighup(
                 // Reports its own outcome in the log.
                 let _ = gateway.reload();
             }
+            if let Some((config, clients)) = &mtls {
+                match config.load() {
+                    Ok(cas) => {
+                        clients.replace_cas(cas);
+                        tracing::info!("reloaded the [mtls] CAs and CRLs");
+                    }
+                    Err(e) => tracing::error!(error = %e, "kept the old [mtls] CAs and CRLs"),
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = (tls, gateway);
+    let _ = (tls, gateway, mtls);
 }
 
 async fn serve(args: ServeArgs) -> Result<(), StartError> {
@@ -196,8 +208,14 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     if let Some(gateway_addr) = app.bind_gateway().await? {
         tracing::info!(addr = %gateway_addr, "gateway listening");
     }
-    if app.tls.is_some() || app.state.gateway.is_some() {
-        tokio::spawn(reload_on_sighup(app.tls.clone(), app.state.gateway.clone()));
+    let mtls = (!config.mtls.cas.is_empty() || !config.mtls.crl_files.is_empty())
+        .then(|| (config.mtls.clone(), app.state.clients.clone()));
+    if app.tls.is_some() || app.state.gateway.is_some() || mtls.is_some() {
+        tokio::spawn(reload_on_sighup(
+            app.tls.clone(),
+            app.state.gateway.clone(),
+            mtls,
+        ));
     }
     server::run(listener, app, shutdown_signal())
         .await

@@ -40,6 +40,7 @@ pub struct ServiceCaches {
     pub users: Arc<UserService>,
     pub blocklist: Arc<Blocklist>,
     pub tokens: Arc<TokenService>,
+    pub clients: Arc<keygate_core::clients::ClientService>,
 }
 
 impl ServiceCaches {
@@ -71,6 +72,8 @@ impl ApplyChange for ServiceCaches {
             Change::UserCutoff { user_id } => self.users.forget_cutoff(user_id),
             Change::JtiBlocked { jti, exp } => self.blocklist.remember(jti, *exp),
             Change::SigningKeysChanged => self.reload_signing_keys(),
+            // Any identification may name the client through a pattern.
+            Change::ClientChanged { .. } => self.clients.invalidate_all(),
             Change::Unreadable { kind } => {
                 tracing::warn!(%kind, "a feed entry this version cannot read: dropping every cache");
                 self.flush_all();
@@ -81,6 +84,7 @@ impl ApplyChange for ServiceCaches {
     fn flush_all(&self) {
         self.keys.invalidate_all();
         self.users.forget_all_cutoffs();
+        self.clients.invalidate_all();
         // The blocklist only grows from the feed; its own sync rereads the
         // table every second, so nothing blocked can be missed for long.
         self.reload_signing_keys();

@@ -3,6 +3,7 @@
 //! metrics and logging).
 
 pub mod audit;
+pub mod clients;
 pub mod cluster;
 pub mod extract;
 pub mod forward_auth;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// HMAC request signatures: signing secrets and `verify_request`.
     pub hmac: Arc<HmacService>,
+    /// mTLS clients: the registry and identification of client certificates.
+    pub clients: Arc<keygate_core::clients::ClientService>,
     /// Failed authentications are tallied in memory and written in the
     /// background, so a flood of bad keys costs a few rows, not a row each.
     pub audit: Arc<AuditLog>,
@@ -97,6 +100,12 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/keys/{id}", get(keys::show).patch(keys::update))
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
+        .route("/v1/clients", post(clients::create).get(clients::list))
+        .route(
+            "/v1/clients/{id}",
+            get(clients::show).patch(clients::update),
+        )
+        .route("/v1/clients/{id}/revoke", post(clients::revoke))
         .route("/v1/users", post(users::create).get(users::list))
         .route("/v1/users/{id}", get(users::show).patch(users::update))
         .route(

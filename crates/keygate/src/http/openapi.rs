@@ -12,7 +12,7 @@ use keygate_http::PROBLEM_JSON;
 use keygate_api as api;
 
 use super::{
-    audit, cluster, health, key_usage, keys, oauth, sessions, signing, signing_keys, users,
+    audit, clients, cluster, health, key_usage, keys, oauth, sessions, signing, signing_keys, users,
 };
 
 #[derive(OpenApi)]
@@ -24,7 +24,8 @@ use super::{
         oauth::token::token, oauth::introspect::introspect, oauth::revoke::revoke,
         sessions::login, sessions::refresh, sessions::logout,
         users::create, users::list, users::show, users::update, users::revoke_sessions,
-        signing::create, cluster::show, key_usage::show, key_usage::list),
+        signing::create, cluster::show, key_usage::show, key_usage::list,
+        clients::create, clients::list, clients::show, clients::update, clients::revoke),
     components(schemas(api::keys::CreateKeyRequest, api::keys::UpdateKeyRequest,
         api::keys::RotateKeyRequest, api::keys::VerifyKeyRequest, api::keys::VerifyKeyResponse,
         api::keys::KeyView, api::keys::IssuedKeyView, api::common::Page<api::keys::KeyView>,
@@ -35,7 +36,9 @@ use super::{
         api::sessions::LoginRequest, api::sessions::RefreshRequest, api::sessions::SessionResponse,
         api::common::PropagationView, api::cluster::PropagationBody, api::cluster::ClusterView,
         api::cluster::ClusterNodeView, cluster::WaitValue, api::keys::KeyUsageView,
-        api::keys::KeyUsageList, api::keys::UsageBucketView)),
+        api::keys::KeyUsageList, api::keys::UsageBucketView, api::clients::CreateClientRequest,
+        api::clients::UpdateClientRequest, api::clients::ClientView, api::clients::MatcherFields,
+        api::common::Page<api::clients::ClientView>)),
     modifiers(&Security, &Refusals)
 )]
 pub struct ApiDoc;

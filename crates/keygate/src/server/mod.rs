@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use keygate_core::audit::AuditLog;
+use keygate_core::clients::ClientService;
 use keygate_core::httpsig::HmacService;
 use keygate_core::jwt::TokenService;
 use keygate_core::keys::pepper::Pepper;
@@ -60,6 +61,7 @@ struct Services {
     audit: Arc<AuditLog>,
     keys: Arc<KeyService>,
     hmac: Arc<HmacService>,
+    clients: Arc<ClientService>,
 }
 
 /// Connects storage (running migrations), loads the pepper and builds the
@@ -162,6 +164,7 @@ impl Services {
             keys: self.keys,
             metrics,
             hmac: self.hmac,
+            clients: self.clients,
             audit: self.audit,
             gateway,
             trusted_proxies,
@@ -244,21 +247,28 @@ async fn services(
             .with_freshness(wiring.freshness.clone()),
     ));
     let audit = Arc::new(AuditLog::new(store.clone(), clock.clone(), config.audit));
-    let keys = KeyService::new(store.clone(), pepper, clock, limiter, config.cache)
+    let keys = KeyService::new(store.clone(), pepper, clock.clone(), limiter, config.cache)
         .with_max_keys_per_tenant(config.max_keys_per_tenant)
         .with_usage_store(store.clone())
         .with_freshness(wiring.freshness.clone());
     let keys = Arc::new(keys);
     let hmac = HmacService::new(
         keys.clone(),
-        store,
+        store.clone(),
         master_key,
         wiring.nonces(),
         config.hmac,
         config.cache.ttl_ms,
     )
     .map_err(|e| StartError::from_core("hmac", e))?;
+    let cas = config
+        .mtls
+        .load()
+        .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?;
+    let clients = ClientService::new(store.clone(), cas, clock.clone())
+        .with_freshness(wiring.freshness.clone());
     Ok(Services {
+        clients: Arc::new(clients),
         tokens: Arc::new(tokens),
         users,
         sessions,
@@ -309,6 +319,7 @@ impl Services {
             users: self.users.clone(),
             blocklist: self.blocklist.clone(),
             tokens: self.tokens.clone(),
+            clients: self.clients.clone(),
         }
     }
 }

@@ -300,6 +300,53 @@ impl ConsoleStore for FakeStore {
 }
 
 #[async_trait]
+impl crate::clients::ClientStore for FakeStore {
+    async fn insert_client(
+        &self,
+        _: &crate::clients::ClientRecord,
+        _: &AuditEntry,
+    ) -> Result<(), Error> {
+        unused()
+    }
+    async fn get_client(
+        &self,
+        _: &crate::clients::ClientId,
+    ) -> Result<Option<crate::clients::ClientRecord>, Error> {
+        unused()
+    }
+    async fn list_clients(
+        &self,
+        _: &crate::clients::ClientFilter,
+        _: PageRequest,
+    ) -> Result<Vec<(i64, crate::clients::ClientRecord)>, Error> {
+        unused()
+    }
+    async fn update_client(
+        &self,
+        _: &crate::clients::ClientRecord,
+        _: &AuditEntry,
+    ) -> Result<bool, Error> {
+        unused()
+    }
+    async fn revoke_client(
+        &self,
+        _: &crate::clients::ClientId,
+        _: i64,
+        _: &AuditEntry,
+    ) -> Result<crate::clients::ClientRecord, Error> {
+        unused()
+    }
+    async fn find_clients(
+        &self,
+        _: Option<&crate::clients::CaName>,
+        _: &str,
+        _: &[String],
+    ) -> Result<Vec<crate::clients::ClientRecord>, Error> {
+        unused()
+    }
+}
+
+#[async_trait]
 impl Store for FakeStore {
     async fn ping(&self) -> Result<(), Error> {
         Ok(())
