@@ -17,6 +17,7 @@ mod helpers;
 mod audit;
 mod browser;
 mod cli;
+mod clients;
 mod cluster;
 mod dashboard;
 mod dashboard_pages;
