@@ -50,6 +50,8 @@ enum Command {
     Keys(keygate::cli::keys::KeysArgs),
     /// Manage users on a running server.
     Users(keygate::cli::users::UsersArgs),
+    /// Manage mTLS clients (services with client certificates) on a running server.
+    Clients(keygate::cli::clients::ClientsArgs),
     /// Verify or decode a JWT (no server needed).
     Token(keygate::cli::token::TokenArgs),
     /// Check a gateway configuration (no server needed).
@@ -104,6 +106,7 @@ async fn main() -> ExitCode {
         Command::Init { serve, json } => init(serve.with_secrets_from_env(), json).await,
         Command::Keys(args) => return print_and_exit(keygate::cli::keys::run(args).await),
         Command::Users(args) => return print_and_exit(keygate::cli::users::run(args).await),
+        Command::Clients(args) => return print_and_exit(keygate::cli::clients::run(args).await),
         Command::Token(args) => return print_and_exit(keygate::cli::token::run(args).await),
         Command::Gateway(args) => return print_and_exit(keygate::cli::gateway::run(args)),
         Command::Sign(args) => {

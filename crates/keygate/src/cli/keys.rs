@@ -168,7 +168,7 @@ pub struct UpdateArgs {
     unlimited: bool,
 }
 
-fn rate_limit(text: &str) -> Result<RateLimitView, String> {
+pub(super) fn rate_limit(text: &str) -> Result<RateLimitView, String> {
     let (limit, period) = text
         .split_once('/')
         .ok_or_else(|| format!("--rate-limit {text:?}: write LIMIT/SECONDS, e.g. 100/60"))?;

@@ -4,6 +4,7 @@
 //! `sign` for HMAC-signed requests (RFC 9421).
 
 pub mod client;
+pub mod clients;
 pub mod gateway;
 pub mod keys;
 mod render;

@@ -187,6 +187,7 @@ const CODE_FNS: &[(&str, &str)] = &[
     ("impl RemoteError ", "fn code("),
     ("impl CredentialError ", "fn code("),
     ("impl Unjudgeable ", "fn code("),
+    ("impl ClientRefusal ", "fn code("),
 ];
 
 /// Codes the scanner must find, one for each way of writing them: if it
@@ -209,6 +210,7 @@ const ANCHORS: &[&str] = &[
     "path_params",
     "bad_signature",
     "keys_unavailable",
+    "mtls_unknown_client",
 ];
 
 #[test]
