@@ -16,6 +16,7 @@ crate::on_both_backends!(spawn = crate::clients::spawn;
     conflicts_are_409s,
     tenant_admins_are_confined,
     identification_follows_the_registry_at_once,
+    the_cli_manages_clients,
 );
 
 /// An app with one client CA, `mesh`, configured in `[mtls]`.
@@ -339,4 +340,84 @@ async fn identification_follows_the_registry_at_once(t: MtlsApp) {
         got.thumbprint.to_b64url(),
         res.body["thumbprint"].as_str().unwrap()
     );
+}
+
+/// `keygate clients ...` (the real binary) against this server.
+async fn clients_cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"));
+    cmd.arg("clients")
+        .args(args)
+        .env("KEYGATE_URL", &app.base)
+        .env("KEYGATE_ADMIN_KEY", &app.root_key);
+    // Off the runtime's threads: the server answers on them.
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn the_cli_manages_clients(t: MtlsApp) {
+    let app = &t.app;
+    let (ok, out, err) = clients_cli(
+        app,
+        &[
+            "create",
+            "--name",
+            "pay",
+            "--owner",
+            "team",
+            "--scope",
+            "orders:read",
+            "--ca",
+            "mesh",
+            "--spiffe-id",
+            "spiffe://prod/ns/pay/*",
+            "--rate-limit",
+            "5/60",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created["rate_limit"],
+        json!({"limit": 5, "period_seconds": 60})
+    );
+    let (ok, out, _) = clients_cli(app, &["list"]).await;
+    assert!(
+        ok && out.contains(&id) && out.contains("mesh spiffe_id spiffe://prod/ns/pay/*"),
+        "{out}"
+    );
+    let (ok, out, err) = clients_cli(app, &["update", &id, "--thumbprint", &"ab".repeat(32)]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("thumbprint q6ur"), "{out}");
+    let (ok, _, err) = clients_cli(app, &["update", &id]).await;
+    assert!(!ok && err.contains("nothing to update"), "{err}");
+    let (ok, _, err) = clients_cli(
+        app,
+        &[
+            "create",
+            "--name",
+            "x",
+            "--owner",
+            "o",
+            "--ca",
+            "nope",
+            "--dns",
+            "a.example",
+        ],
+    )
+    .await;
+    assert!(!ok && err.contains("no client CA is named"), "{err}");
+    let (ok, out, _) = clients_cli(app, &["revoke", &id]).await;
+    assert!(ok && out.contains("revoked"), "{out}");
+    let (ok, _, err) = clients_cli(app, &["show", "key_AbCdEfGh01234567"]).await;
+    assert!(!ok && err.contains("not a client id"), "{err}");
 }
