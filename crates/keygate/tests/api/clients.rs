@@ -17,6 +17,7 @@ crate::on_both_backends!(spawn = crate::clients::spawn;
     tenant_admins_are_confined,
     identification_follows_the_registry_at_once,
     the_cli_manages_clients,
+    a_revoke_reaches_the_other_nodes_cache,
 );
 
 /// An app with one client CA, `mesh`, configured in `[mtls]`.
@@ -420,4 +421,57 @@ async fn the_cli_manages_clients(t: MtlsApp) {
     assert!(ok && out.contains("revoked"), "{out}");
     let (ok, _, err) = clients_cli(app, &["show", "key_AbCdEfGh01234567"]).await;
     assert!(!ok && err.contains("not a client id"), "{err}");
+}
+
+/// Many nodes: node B caches an identification, A revokes the client with
+/// `?wait=all`, and B refuses at once: the feed's `client.changed` emptied
+/// B's cache (without it, B would answer from its cache for 30 s).
+async fn a_revoke_reaches_the_other_nodes_cache(t: MtlsApp) {
+    let a = &t.app;
+    if a.backend == Backend::Sqlite {
+        return; // one node: covered by identification_follows_the_registry_at_once
+    }
+    let b = a.second_node().await;
+    // Both nodes live, so `?wait=all` waits for B.
+    for _ in 0..100 {
+        let res = a.get("/v1/cluster").await;
+        let live = res.body["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["live"] == true)
+            .count();
+        if live >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let res = a
+        .post(
+            "/v1/clients",
+            json!({"name": "p", "owner": "o", "ca": "mesh", "dns": "api.svc.example"}),
+        )
+        .await;
+    let id = res.body["id"].as_str().unwrap();
+    let leaf = t.mesh.leaf(&LeafSpec::dns("api.svc.example"));
+    let peer = PeerCertificate::new(vec![leaf.der.clone()], CertSource::Tls).unwrap();
+    let on_b = b.state().clients.clone();
+    assert_eq!(on_b.identify(&peer).await.unwrap().client.id.as_str(), id);
+    assert_eq!(on_b.cache_len(), 1);
+    let res = a
+        .post(&format!("/v1/clients/{id}/revoke?wait=all"), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert!(
+        res.body["propagation"]["unconfirmed"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{}",
+        res.body
+    );
+    assert_eq!(
+        on_b.identify(&peer).await.unwrap_err(),
+        ClientRefusal::ClientRevoked
+    );
 }
