@@ -8,6 +8,8 @@
 //! - [`redis`]: a key prefix per test on the shared Redis, cleaned on drop,
 //!   and a private `redis-server` that tests may stop, pause and restart.
 //! - [`free_port`] and [`signal`] for tests that run other processes.
+//! - [`certs`]: CAs, client and server certificates and CRLs, made in
+//!   process.
 //!
 //! A service that is not there skips the test (after saying why), unless
 //! `KEYGATE_TEST_REQUIRE_SERVICES=1`, when it fails it: CI must not pass by
@@ -18,6 +20,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod backends;
+pub mod certs;
 mod database;
 mod postgres;
 pub mod redis;

@@ -85,7 +85,11 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
     )
     .await?;
     let tls = match &config.tls {
-        Some(files) => Some(Tls::load(files).await.map_err(StartError::Tls)?),
+        Some(files) => Some(
+            Tls::load(files)
+                .await
+                .map_err(|e| StartError::Tls(e.to_string()))?,
+        ),
         None => None,
     };
     let metrics = Metrics::new();
@@ -100,6 +104,7 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         clock: gateway_clock,
         metrics: metrics.gateway.clone(),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        client_cert_header: config.forward_auth.clone(),
         // The admin API's log and drop counter: one flush writes both's
         // tallies, one metric counts both's drops.
         audit: RefusalAudit {
