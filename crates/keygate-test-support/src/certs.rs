@@ -48,6 +48,18 @@ impl Leaf {
         out
     }
 
+    /// This certificate with `other`'s key: what someone who copied the
+    /// certificate, but not its key, would present.
+    pub fn with_key_of(&self, other: &Leaf) -> Leaf {
+        Leaf {
+            der: self.der.clone(),
+            pem: self.pem.clone(),
+            key_pem: other.key_pem.clone(),
+            intermediates: self.intermediates.clone(),
+            serial: self.serial.clone(),
+        }
+    }
+
     /// Writes `<name>.pem` (the chain) and `<name>.key` into `dir`.
     pub fn write(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         let cert = dir.join(format!("{name}.pem"));

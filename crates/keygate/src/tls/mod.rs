@@ -12,6 +12,8 @@
 
 mod client_auth;
 mod self_signed;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
