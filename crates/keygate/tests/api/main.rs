@@ -25,6 +25,7 @@ mod docs_reference;
 mod exit_codes;
 #[cfg(unix)]
 mod files;
+mod forward_auth_client_cert;
 mod gateway;
 mod gateway_audit;
 mod gateway_binary;
