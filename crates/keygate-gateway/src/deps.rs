@@ -29,7 +29,7 @@ pub struct GatewayDeps {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// Where forward-auth reads the client certificate a trusted proxy
     /// verified (`[forward_auth] client_cert_header`).
-    pub client_cert_header: crate::forward_auth::ProxyCertHeader,
+    pub client_cert_header: crate::client_cert::ProxyCertHeader,
     /// Where refusals are counted (the audit log's tallies).
     pub audit: RefusalAudit,
 }

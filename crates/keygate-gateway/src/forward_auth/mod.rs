@@ -4,9 +4,7 @@
 //! a `Verdict` out; the HTTP adapter on the admin listener answers it as
 //! the three proxies expect (allowed is exactly 200 with an empty body).
 
-mod client_cert;
 mod original;
-mod xfcc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +23,7 @@ use super::config::Route;
 use super::identity::Identity;
 use super::refusal::Refusal;
 use super::request::{AuthInput, NoRoute, choose};
-pub use client_cert::{
+pub use crate::client_cert::{
     ForwardAuthConfigError, ForwardAuthFile, ProxyCertError, ProxyCertFormat, ProxyCertHeader,
     from_proxy,
 };

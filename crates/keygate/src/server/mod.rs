@@ -84,14 +84,7 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         limiter.clone(),
     )
     .await?;
-    let tls = match &config.tls {
-        Some(files) => Some(
-            Tls::load(files)
-                .await
-                .map_err(|e| StartError::Tls(e.to_string()))?,
-        ),
-        None => None,
-    };
+    let tls = load_tls(config).await?;
     let metrics = Metrics::new();
     let cluster = wiring
         .start(services.caches(), &config.cluster, &metrics)
@@ -130,6 +123,18 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         key_usage: config.key_usage,
         _sqlite_lock: sqlite_lock,
     })
+}
+
+/// The listeners' TLS, when configured: certificate, key and the client
+/// certificates' CAs and CRLs.
+async fn load_tls(config: &Config) -> Result<Option<Tls>, StartError> {
+    match &config.tls {
+        Some(files) => Tls::load(files)
+            .await
+            .map(Some)
+            .map_err(|e| StartError::Tls(e.to_string())),
+        None => Ok(None),
+    }
 }
 
 async fn open_secrets(

@@ -11,7 +11,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::client_cert::{ProxyCertError, pem_chain, unescape};
+use super::decode::{ProxyCertError, pem_chain, unescape};
 
 /// The chain (leaf first) of the last element's `Chain`, or its `Cert`
 /// alone; its `Hash`, when present, must be the leaf's SHA-256.

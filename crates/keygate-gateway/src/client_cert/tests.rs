@@ -290,6 +290,13 @@ fn envoy_refuses_what_it_cannot_read_exactly() {
         escaped(&other.pem)
     );
     assert_eq!(envoy(&two_certs).err(), Some(ProxyCertError::Xfcc));
+}
+
+#[test]
+fn envoy_refuses_a_malformed_header() {
+    let (_, leaf) = client();
+    let envoy = |v: &str| read(ProxyCertFormat::Envoy, PROXY, &[v]);
+    let good = element("spiffe://kg", &leaf);
     for malformed in [
         format!("Cert=\"{}", escaped(&leaf.pem)),
         format!("{good},"),
