@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue};
+use keygate_core::clients::PeerCertificate;
 
 use super::upstream::Affinity;
 use keygate_http::client_addr::TrustedProxies;
@@ -21,6 +22,9 @@ pub struct ClientConn {
     pub forwarded_for: String,
     /// The upstream connection this client's requests reuse.
     pub affinity: Arc<Affinity>,
+    /// The client certificate chain the TLS handshake took, shared by
+    /// every request on the connection.
+    pub certificate: Option<PeerCertificate>,
 }
 
 impl ClientConn {
@@ -32,7 +36,13 @@ impl ClientConn {
             peer_text,
             forwarded_for,
             affinity,
+            certificate: None,
         }
+    }
+
+    pub fn with_certificate(mut self, certificate: Option<PeerCertificate>) -> Self {
+        self.certificate = certificate;
+        self
     }
 
     /// An address as text, as `X-Forwarded-For` and as `Forwarded`'s `for=`.

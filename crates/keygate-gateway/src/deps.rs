@@ -27,6 +27,9 @@ pub struct GatewayDeps {
     pub metrics: Arc<GatewayMetrics>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<TrustedProxies>,
+    /// Where forward-auth reads the client certificate a trusted proxy
+    /// verified (`[forward_auth] client_cert_header`).
+    pub client_cert_header: crate::client_cert::ProxyCertHeader,
     /// Where refusals are counted (the audit log's tallies).
     pub audit: RefusalAudit,
 }

@@ -19,12 +19,15 @@
 //! - `conn`, `listener`: the client connection and the accept loop.
 //! - `metrics`: its Prometheus families, registered in the binary's registry.
 //! - `stats`: each route's last minute (rate, 5xx share, p99) for the dashboard.
+//! - `client_cert`: the client certificate a trusted proxy passes in a
+//!   header (nginx, Envoy's XFCC, Traefik), for forward-auth.
 //! - `forward_auth`: the decision `/v1/forward-auth` answers for nginx,
 //!   Traefik and Envoy (the HTTP adapter is the admin API's).
 
 pub mod admission;
 pub mod audit;
 pub mod auth;
+pub mod client_cert;
 pub mod config;
 pub mod conn;
 pub mod deps;

@@ -7,7 +7,6 @@
 //! the upstream connection its requests reuse (`Affinity`).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -18,7 +17,7 @@ use super::Gateway;
 use super::conn::ClientConn;
 use super::proxy::Proxy;
 use super::upstream::Affinity;
-use keygate_http::listen::{Limits, Listen, TlsSource, workers};
+use keygate_http::listen::{Limits, Listen, Peer, TlsSource, workers};
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish (up to `DRAIN`).
@@ -43,9 +42,10 @@ pub async fn serve(
         workers: workers::count(gateway.workers()),
     };
     let proxy = Arc::new(Proxy { gateway, scheme });
-    let make = move |peer: SocketAddr| {
+    let make = move |peer: Peer| {
         let affinity = Affinity::new(proxy.gateway.upstreams.clone());
-        let conn = Arc::new(ClientConn::new(peer, affinity));
+        let conn =
+            Arc::new(ClientConn::new(peer.addr, affinity).with_certificate(peer.certificate));
         let proxy = proxy.clone();
         move |req: Request<Body>| {
             let proxy = proxy.clone();

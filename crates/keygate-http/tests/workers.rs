@@ -36,7 +36,7 @@ async fn start(limits: Limits, workers: usize) -> Server {
     let addr = listener.local_addr().unwrap();
     let (release, held) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let (r, h) = (release.clone(), held.clone());
-    let make = move |_peer: SocketAddr| {
+    let make = move |_peer: keygate_http::listen::Peer| {
         let (release, held) = (r.clone(), h.clone());
         move |req: Request<Body>| {
             let (release, held) = (release.clone(), held.clone());

@@ -9,6 +9,8 @@
 //!   and a private `redis-server` that tests may stop, pause and restart.
 //! - [`certs`]: CAs, leaves, self-signed certificates and CRLs (rcgen).
 //! - [`free_port`] and [`signal`] for tests that run other processes.
+//! - [`tls_certs`]: CAs, client and server certificates and CRLs for the
+//!   TLS listener suites, made in process.
 //!
 //! A service that is not there skips the test (after saying why), unless
 //! `KEYGATE_TEST_REQUIRE_SERVICES=1`, when it fails it: CI must not pass by
@@ -20,6 +22,7 @@
 
 mod backends;
 pub mod certs;
+pub mod tls_certs;
 mod database;
 mod postgres;
 pub mod redis;

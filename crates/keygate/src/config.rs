@@ -16,7 +16,6 @@ use keygate_core::jwt::JwtConfig;
 use keygate_core::keys::cache::CacheConfig;
 use keygate_core::secret::SecretString;
 use keygate_core::sessions::SessionConfig;
-use serde::Deserialize;
 
 pub mod cluster;
 pub mod dashboard;
@@ -26,6 +25,7 @@ pub mod mtls;
 pub mod reference;
 pub(crate) mod settings;
 mod sources;
+mod tls;
 pub use error::ConfigError;
 pub use jwt::JwtArgs;
 use settings::settings;
@@ -75,7 +75,7 @@ settings! {
         /// grace_secs, retention_secs, max_per_user.
         sessions: Option<SessionConfig>,
         keys: Option<KeyLimitsFile>,
-        tls: Option<TlsFile>,
+        tls: Option<tls::TlsFile>,
         gateway: Option<crate::gateway::config::GatewayFile>,
         /// Bounds on connections, for both listeners.
         limits: Option<keygate_http::listen::LimitsFile>,
@@ -85,6 +85,9 @@ settings! {
         dashboard: Option<dashboard::DashboardConfig>,
         /// Client CAs and CRLs for mTLS clients: cas, crl_files.
         mtls: Option<mtls::MtlsFile>,
+        /// Forward-auth: the header a trusted proxy passes the client
+        /// certificate in.
+        forward_auth: Option<crate::gateway::forward_auth::ForwardAuthFile>,
     }
     /// The top-level settings layered, before they are checked.
     pub struct ServeLayered;
@@ -206,14 +209,6 @@ impl ServeArgs {
     }
 }
 
-/// `[tls]`: both files or neither.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TlsFile {
-    cert: PathBuf,
-    key: PathBuf,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -258,6 +253,9 @@ pub struct Config {
     pub dashboard: dashboard::DashboardConfig,
     /// `[mtls]`: the named client CAs and CRLs (files, read at start).
     pub mtls: mtls::MtlsConfig,
+    /// `[forward_auth] client_cert_header`: where a trusted proxy passes
+    /// the client certificate.
+    pub forward_auth: crate::gateway::forward_auth::ProxyCertHeader,
 }
 
 /// Where the server listens and whether it may do so in clear text.
@@ -308,7 +306,9 @@ impl Config {
             .unwrap_or_default()
             .resolve()
             .map_err(ConfigError::Invalid)?;
+        let forward_auth = tls::forward_auth(file.forward_auth.take())?;
         Ok(Self {
+            forward_auth,
             dashboard,
             mtls,
             cluster,
@@ -454,16 +454,8 @@ fn transport(
     file: &mut FileConfig,
     listen: SocketAddr,
 ) -> Result<Transport, ConfigError> {
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-        }),
-        _ => file.tls.take().map(|t| crate::tls::TlsFiles {
-            cert: t.cert,
-            key: t.key,
-        }),
-    };
+    let flags = args.tls_cert.clone().zip(args.tls_key.clone());
+    let tls = tls::resolve(flags, file.tls.take())?;
     let allow_plain_http = args.allow_plain_http || file.allow_plain_http.unwrap_or(false);
     if !listen.ip().is_loopback() && !allow_plain_http && tls.is_none() {
         return Err(ConfigError::invalid(format!(

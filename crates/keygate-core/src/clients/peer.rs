@@ -15,6 +15,11 @@ use sha2::{Digest, Sha256};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CertSource {
     Tls,
+    /// keygate's handshake with `client_auth_self_signed`: the client
+    /// proved it holds the leaf's key, and no configured CA vouches for
+    /// the chain (RFC 8705 `self_signed_tls_client_auth`). Only a pin of
+    /// the leaf's thumbprint may accept it.
+    TlsUnverified,
     Proxy,
 }
 

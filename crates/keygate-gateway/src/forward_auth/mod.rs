@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
+use keygate_core::clients::PeerCertificate;
 use keygate_core::jwt::claims::scope_text;
 use keygate_core::keys::apikey::KeyId;
 use keygate_core::model::Tenant;
@@ -22,6 +23,10 @@ use super::config::Route;
 use super::identity::Identity;
 use super::refusal::Refusal;
 use super::request::{AuthInput, NoRoute, choose};
+pub use crate::client_cert::{
+    ForwardAuthConfigError, ForwardAuthFile, ProxyCertError, ProxyCertFormat, ProxyCertHeader,
+    from_proxy,
+};
 pub use original::{JudgedUri, Original, judge_uri};
 
 pub const PATH: &str = "/v1/forward-auth";
@@ -38,6 +43,9 @@ pub enum Unjudgeable {
     InvalidPath,
     /// The URI's authority is not the forwarded host.
     AuthorityMismatch,
+    /// A trusted proxy's client certificate header cannot be read
+    /// (`[forward_auth] client_cert_header`).
+    ClientCertHeader(ProxyCertError),
     NoRoute(NoRoute),
 }
 
@@ -48,6 +56,7 @@ impl Unjudgeable {
             Unjudgeable::InvalidOriginal => "invalid_original",
             Unjudgeable::InvalidPath => "invalid_path",
             Unjudgeable::AuthorityMismatch => "authority_mismatch",
+            Unjudgeable::ClientCertHeader(_) => "invalid_client_cert_header",
             Unjudgeable::NoRoute(why) => why.code(),
         }
     }
@@ -61,6 +70,7 @@ impl Unjudgeable {
                 "this route does not accept `;` parameters in path segments"
             }
             Unjudgeable::AuthorityMismatch => "the original URI's host is not the forwarded host",
+            Unjudgeable::ClientCertHeader(why) => why.detail(),
             _ => "the original request's method, URI or host cannot be judged",
         }
     }
@@ -87,6 +97,8 @@ pub struct Decided {
     /// The original method once it was read, else the subrequest's.
     pub method: Method,
     pub verdict: Verdict,
+    /// The client certificate a trusted proxy passed, when it passed one.
+    pub certificate: Option<PeerCertificate>,
 }
 
 /// Judges the original request the subrequest `req` describes; `peer` is
@@ -94,15 +106,23 @@ pub struct Decided {
 pub async fn decide(gateway: &Gateway, req: &Parts, peer: Option<SocketAddr>) -> Decided {
     let judged = original::original(req).and_then(|orig| {
         let route = route_for(gateway, &orig)?;
-        Ok((orig, route))
+        let certificate = from_proxy(
+            &gateway.deps.client_cert_header,
+            &gateway.deps.trusted_proxies,
+            peer.map(|p| p.ip()),
+            &req.headers,
+        )
+        .map_err(Unjudgeable::ClientCertHeader)?;
+        Ok((orig, route, certificate))
     });
-    let (orig, route) = match judged {
+    let (orig, route, certificate) = match judged {
         Ok(judged) => judged,
         Err(why) => {
             return Decided {
                 route: None,
                 method: req.method.clone(),
                 verdict: Verdict::Unjudgeable(why),
+                certificate: None,
             };
         }
     };
@@ -113,6 +133,7 @@ pub async fn decide(gateway: &Gateway, req: &Parts, peer: Option<SocketAddr>) ->
         route: Some(route),
         method: orig.method,
         verdict,
+        certificate,
     }
 }
 

@@ -2,6 +2,7 @@
 //! it, and closing it when it idles, stalls or the listener drains.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use super::DRAIN;
 use super::activity::{Activity, Busy};
 use super::admission::Slot;
 use super::body::{MinRate, Tracked};
+use super::peer::Peer;
 use super::refuse::too_many_connections;
 use super::{Handler, Limits, TlsSource};
 
@@ -53,26 +55,40 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Serves `tcp` until it closes, idles out or the listener stops. `slot`
-/// holds the connection's place in the caps until then.
-pub async fn serve<H: Handler>(
+/// Serves `tcp` from `addr` until it closes, idles out or the listener
+/// stops, with the handler `make` gives once the handshake has named the
+/// peer. `slot` holds the connection's place in the caps until then.
+pub async fn serve<M, H>(
     tcp: TcpStream,
-    handler: H,
+    addr: SocketAddr,
+    make: Arc<M>,
     reserve: bool,
     slot: Slot,
     shared: Arc<Shared>,
-) {
+) where
+    M: Fn(Peer) -> H,
+    H: Handler,
+{
     let _slot = slot;
     match &shared.tls {
-        None => drive(tcp, handler, reserve, &shared).await,
+        None => {
+            let handler = make(Peer::plain(addr));
+            drive(tcp, handler, reserve, &shared).await;
+        }
         Some(tls) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
             let handshake = acceptor.accept(tcp);
-            let Ok(Ok(stream)) =
-                tokio::time::timeout(shared.limits.tls_handshake_timeout, handshake).await
-            else {
-                return;
-            };
+            let stream =
+                match tokio::time::timeout(shared.limits.tls_handshake_timeout, handshake).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        super::peer::handshake_failed(addr, &e);
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let peer = Peer::after_handshake(addr, stream.get_ref().1, tls.as_ref());
+            let handler = make(peer);
             drive(stream, handler, reserve, &shared).await;
         }
     }

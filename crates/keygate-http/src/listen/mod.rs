@@ -6,6 +6,8 @@
 //! - `limits`: the `[limits]` settings.
 //! - `admission`: the connection caps, global and per client address.
 //! - `conn`: one connection, from its TLS handshake to its close.
+//! - `peer`: who is on the other end: the address, and the client
+//!   certificate chain the handshake took.
 //! - `body`: request bodies held to a minimum rate.
 //! - `refuse`: the canned 503 over the cap.
 //! - `fdlimit`: RLIMIT_NOFILE raised, and the caps fitted under it.
@@ -18,22 +20,25 @@ mod body;
 mod conn;
 pub mod fdlimit;
 pub mod limits;
+mod peer;
 mod refuse;
 pub mod workers;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
+use keygate_core::clients::CertSource;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::rustls::pki_types::CertificateDer;
 
 use admission::{Admission, Admit};
 pub use body::BodyTooSlow;
 pub use limits::{Limits, LimitsFile};
+pub use peer::Peer;
 use refuse::Refusals;
 use workers::Workers;
 
@@ -61,6 +66,14 @@ where
 /// applies to the next handshake.
 pub trait TlsSource: Send + Sync + 'static {
     fn server_config(&self) -> Arc<tokio_rustls::rustls::ServerConfig>;
+
+    /// What the handshake that took `chain` vouched for: `Tls` when the
+    /// verifier checked it against a CA, `TlsUnverified` when it took a
+    /// chain no CA vouches for (a self-signed certificate, pinned later).
+    /// Asked once per connection that presented a certificate.
+    fn certificate_source(&self, _chain: &[CertificateDer<'_>]) -> CertSource {
+        CertSource::Tls
+    }
 }
 
 /// A listener's settings.
@@ -77,8 +90,9 @@ pub struct Listen {
 }
 
 /// Serves `listener` until `shutdown` resolves, with `make(peer)` as the
-/// handler of each admitted connection; then lets in-flight requests
-/// finish (up to `DRAIN`).
+/// handler of each admitted connection (made once its TLS handshake is
+/// done, so it knows the client certificate); then lets in-flight
+/// requests finish (up to `DRAIN`).
 pub async fn serve<M, H>(
     listener: TcpListener,
     listen: Listen,
@@ -86,9 +100,10 @@ pub async fn serve<M, H>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
-    M: Fn(SocketAddr) -> H,
+    M: Fn(Peer) -> H + Send + Sync + 'static,
     H: Handler,
 {
+    let make = Arc::new(make);
     let (admission, shared, stop_tx) = prepare(&listen);
     let workers = match listen.workers {
         0 => None,
@@ -121,9 +136,9 @@ where
         };
         // Answers go out at once rather than waiting for an ACK (Nagle).
         let _ = tcp.set_nodelay(true);
-        let handler = make(peer);
+        let make = make.clone();
         let each = shared.clone();
-        let serve = move |tcp| conn::serve(tcp, handler, reserve, slot, each);
+        let serve = move |tcp| conn::serve(tcp, peer, make, reserve, slot, each);
         match &workers {
             None => drop(tokio::spawn(serve(tcp))),
             Some(workers) => hand_off(workers, tcp, serve),

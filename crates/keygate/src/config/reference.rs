@@ -22,6 +22,7 @@ pub fn rows() -> Vec<SettingDoc> {
     ));
     rows.push(from_clap(&cmd, "tls_cert", (Some("tls"), "cert"), "none"));
     rows.push(from_clap(&cmd, "tls_key", (Some("tls"), "key"), "none"));
+    rows.extend(super::tls::reference());
     rows.extend(super::KeyLimitsArgs::reference());
     rows.extend(JwtArgs::reference());
     rows.extend(ClusterArgs::reference());

@@ -263,3 +263,44 @@ fn a_non_ascii_issuer_gives_its_origin_whole() {
     let refused = super::allowed_origins(Some(vec!["https://é.example/ü".into()]), "https://a");
     assert!(refused.is_err());
 }
+
+fn load_text(text: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.toml");
+    std::fs::write(&path, text).unwrap();
+    Config::load(&ServeArgs {
+        config: Some(path),
+        ..ServeArgs::default()
+    })
+}
+
+#[test]
+fn client_certificates_are_read_from_tls() {
+    let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+    let c = load_text(tls).unwrap();
+    assert_eq!(c.tls.unwrap().client, crate::tls::ClientAuth::default());
+    let c = load_text(&format!(
+        "{tls}client_auth = \"require\"\nclient_ca_files = [\"ca.pem\"]\ncrl_files = [\"a.crl\"]\n"
+    ))
+    .unwrap();
+    let client = c.tls.unwrap().client;
+    assert_eq!(client.mode, crate::tls::ClientAuthMode::Require);
+    assert_eq!(client.ca_files, vec![PathBuf::from("ca.pem")]);
+    assert_eq!(client.crl_files, vec![PathBuf::from("a.crl")]);
+    let err = load_text(&format!("{tls}client_auth = \"require\"\n")).unwrap_err();
+    assert!(err.to_string().contains("client_ca_files"), "{err}");
+    let err = load_text(&format!("{tls}client_auth = \"sometimes\"\n")).unwrap_err();
+    assert!(err.to_string().contains("sometimes"), "{err}");
+}
+
+#[test]
+fn forward_auth_reads_no_certificate_header_unless_told() {
+    use crate::gateway::forward_auth::ProxyCertFormat;
+    let c = load_text("").unwrap();
+    assert_eq!(c.forward_auth.format(), ProxyCertFormat::None);
+    let c = load_text("[forward_auth]\nclient_cert_header = \"envoy\"\n").unwrap();
+    assert_eq!(c.forward_auth.format(), ProxyCertFormat::Envoy);
+    let err = load_text("[forward_auth]\nclient_cert_header_name = \"x-a\"\n").unwrap_err();
+    assert!(err.to_string().contains("client_cert_header"), "{err}");
+    assert!(load_text("[forward_auth]\nclient_cert_header = \"apache\"\n").is_err());
+}

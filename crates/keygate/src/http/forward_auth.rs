@@ -34,6 +34,8 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         route,
         method,
         verdict,
+        // For the route modes that take a client certificate (to come).
+        certificate: _,
     } = forward_auth::decide(&gateway, &req, peer).await;
     let mut outcome = Outcome::new(route);
     let res = match verdict {

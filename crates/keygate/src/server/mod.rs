@@ -86,10 +86,7 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         limiter.clone(),
     )
     .await?;
-    let tls = match &config.tls {
-        Some(files) => Some(Tls::load(files).await.map_err(StartError::Tls)?),
-        None => None,
-    };
+    let tls = load_tls(config).await?;
     let metrics = Metrics::new();
     let cluster = wiring
         .start(services.caches(), &config.cluster, &metrics)
@@ -102,6 +99,7 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         clock: gateway_clock,
         metrics: metrics.gateway.clone(),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        client_cert_header: config.forward_auth.clone(),
         // The admin API's log and drop counter: one flush writes both's
         // tallies, one metric counts both's drops.
         audit: RefusalAudit {
@@ -127,6 +125,18 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         key_usage: config.key_usage,
         _sqlite_lock: sqlite_lock,
     })
+}
+
+/// The listeners' TLS, when configured: certificate, key and the client
+/// certificates' CAs and CRLs.
+async fn load_tls(config: &Config) -> Result<Option<Tls>, StartError> {
+    match &config.tls {
+        Some(files) => Tls::load(files)
+            .await
+            .map(Some)
+            .map_err(|e| StartError::Tls(e.to_string())),
+        None => Ok(None),
+    }
 }
 
 async fn open_secrets(

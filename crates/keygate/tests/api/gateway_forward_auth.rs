@@ -155,9 +155,9 @@ async fn refusals_are_401_403_429_never_5xx(gw: Gw) {
 }
 
 /// nginx from the Debian package, run as the test's own user in a temp dir.
-struct Nginx {
+pub struct Nginx {
     child: Child,
-    port: u16,
+    pub port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -168,7 +168,7 @@ impl Drop for Nginx {
     }
 }
 
-fn nginx_binary() -> Option<String> {
+pub fn nginx_binary() -> Option<String> {
     ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -183,6 +183,12 @@ fn start_nginx(bin: &str, keygate: &str, upstream: &str) -> Nginx {
         .replace("127.0.0.1:8080", keygate)
         .replace("127.0.0.1:9001", upstream)
         .replace("listen 127.0.0.1:8081", &format!("listen 127.0.0.1:{port}"));
+    run_nginx(bin, dir, port, &docs)
+}
+
+/// nginx serving `docs` (the inside of an `http { }` block) on `port`,
+/// with its files in `dir`.
+pub fn run_nginx(bin: &str, dir: tempfile::TempDir, port: u16, docs: &str) -> Nginx {
     let d = dir.path().display();
     let conf = format!(
         "master_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\

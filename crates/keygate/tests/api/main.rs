@@ -26,6 +26,8 @@ mod docs_reference;
 mod exit_codes;
 #[cfg(unix)]
 mod files;
+mod forward_auth_client_cert;
+mod forward_auth_nginx_mtls;
 mod gateway;
 mod gateway_audit;
 mod gateway_binary;

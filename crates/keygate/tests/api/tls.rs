@@ -104,7 +104,14 @@ async fn serves_https_and_reloads_the_certificate() {
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&live_key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = app.tls.as_ref().unwrap().reload().await.unwrap_err();
+        let err = app
+            .tls
+            .as_ref()
+            .unwrap()
+            .reload()
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(&format!("chmod 600 {}", live_key.display())),
             "{err}"
