@@ -38,6 +38,8 @@ pub struct Metrics {
     pub cache: Family<CacheLabels, Counter>,
     pub cached_keys: Gauge,
     pub audit_dropped: Counter,
+    /// Handshakes that refused a client certificate, by refusal code.
+    pub tls_client_certificate_refusals: Family<CodeLabels, Counter>,
     pub gateway: Arc<GatewayMetrics>,
     pub cluster: ClusterMetrics,
     /// `keygate_invalidation_lag_seconds`: feed entry appended (database
@@ -151,6 +153,11 @@ impl Metrics {
             "Failed authentications and gateway refusals not written to the audit log because too many tallies waited for storage (each drop is also written later as an audit.dropped row)",
             Counter::default(),
         );
+        let tls_client_certificate_refusals = r.register(
+            "tls_client_certificate_refusals",
+            "TLS handshakes on keygate's listeners that refused a client certificate, by code",
+            Family::<CodeLabels, Counter>::default(),
+        );
         let invalidation_lag = r.register(
             "invalidation_lag_seconds",
             "From a feed entry's commit (database clock) to its application on this node",
@@ -170,6 +177,7 @@ impl Metrics {
             cache,
             cached_keys,
             audit_dropped,
+            tls_client_certificate_refusals,
         })
     }
 
