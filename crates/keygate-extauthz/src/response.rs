@@ -15,10 +15,10 @@ use keygate_gateway::proxy::CREDENTIALS;
 use tonic::Status;
 
 use crate::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption, header_value_option};
-use crate::pb::envoy::r#type::v3::HttpStatus;
 use crate::pb::envoy::service::auth::v3::{
     CheckResponse, DeniedHttpResponse, OkHttpResponse, check_response,
 };
+use crate::pb::envoy::r#type::v3::HttpStatus;
 use crate::pb::google::rpc;
 
 /// gRPC status codes (google.rpc.Code) that a `CheckResponse` carries.
@@ -138,8 +138,10 @@ mod tests {
         let mut res = Response::new(Body::from(body.to_owned()));
         *res.status_mut() = status;
         for (k, v) in headers {
-            res.headers_mut()
-                .append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            res.headers_mut().append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         res
     }
@@ -183,7 +185,10 @@ mod tests {
     async fn refusals_keep_status_headers_and_body() {
         let res = response(
             StatusCode::TOO_MANY_REQUESTS,
-            &[("retry-after", "3"), ("content-type", "application/problem+json")],
+            &[
+                ("retry-after", "3"),
+                ("content-type", "application/problem+json"),
+            ],
             "{\"code\":\"rate_limited\"}",
         );
         let check = translate(res, true).await.unwrap();

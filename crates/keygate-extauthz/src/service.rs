@@ -25,7 +25,8 @@ use crate::{request, response};
 
 /// The largest `CheckRequest` decoded: a check carries a request's line
 /// and headers (the listener's HTTP/2 header limit is 16 KiB), never a
-/// body keygate reads. A larger one is refused (`RESOURCE_EXHAUSTED`).
+/// body keygate reads. A larger one is refused (tonic answers
+/// `OUT_OF_RANGE`) before it is decoded.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// One connection's service: the decision, and who is asking.

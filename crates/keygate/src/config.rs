@@ -21,6 +21,7 @@ use serde::Deserialize;
 pub mod cluster;
 pub mod dashboard;
 mod error;
+pub mod ext_authz;
 mod jwt;
 pub mod reference;
 pub(crate) mod settings;
@@ -82,6 +83,8 @@ settings! {
         cluster: Option<cluster::ClusterFile>,
         /// The admin dashboard: enabled, idle_secs, absolute_secs.
         dashboard: Option<dashboard::DashboardConfig>,
+        /// Envoy's ext_authz over gRPC: listen, tls, max_message_bytes.
+        ext_authz: Option<ext_authz::ExtAuthzFile>,
     }
     /// The top-level settings layered, before they are checked.
     pub struct ServeLayered;
@@ -253,6 +256,8 @@ pub struct Config {
     pub cluster: cluster::ClusterConfig,
     /// `[dashboard]`, validated.
     pub dashboard: dashboard::DashboardConfig,
+    /// `[ext_authz]`, validated; None when not served.
+    pub ext_authz: Option<ext_authz::ExtAuthzConfig>,
 }
 
 /// Where the server listens and whether it may do so in clear text.
@@ -297,8 +302,20 @@ impl Config {
         let hmac = hmac(&l)?;
         let audit = audit(l.audit_retention_days)?;
         let dashboard = dashboard_config(&mut file)?;
+        let ext_authz = file
+            .ext_authz
+            .take()
+            .unwrap_or_default()
+            .validate(&ext_authz::Context {
+                gateway: transport.gateway.is_some(),
+                tls: transport.tls.is_some(),
+                trusted_proxies: !trusted_proxies.is_empty(),
+                allow_plain_http: transport.allow_plain_http,
+            })
+            .map_err(ConfigError::Invalid)?;
         Ok(Self {
             dashboard,
+            ext_authz,
             cluster,
             trusted_proxies,
             limits,

@@ -196,6 +196,9 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     if let Some(gateway_addr) = app.bind_gateway().await? {
         tracing::info!(addr = %gateway_addr, "gateway listening");
     }
+    if let Some(addr) = app.bind_ext_authz().await? {
+        tracing::info!(%addr, "ext_authz (gRPC) listening");
+    }
     if app.tls.is_some() || app.state.gateway.is_some() {
         tokio::spawn(reload_on_sighup(app.tls.clone(), app.state.gateway.clone()));
     }

@@ -33,6 +33,7 @@ mod background;
 mod dashboard;
 mod dashboard_routes;
 mod error;
+mod ext_authz;
 use background::Background;
 pub use error::{EXIT_CODES_HELP, StartError, exit};
 
@@ -43,6 +44,9 @@ pub struct App {
     pub tls: Option<Tls>,
     body_limit: usize,
     gateway_listener: Option<TcpListener>,
+    /// `[ext_authz]`, and its listener once bound.
+    ext_authz: Option<crate::config::ext_authz::ExtAuthzConfig>,
+    ext_authz_listener: Option<TcpListener>,
     /// Each listener's `[limits]`, fitted under the descriptor limit.
     budget: Budget,
     /// How the background task writes and purges verification counts.
@@ -121,6 +125,8 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         tls,
         body_limit: config.body_limit,
         gateway_listener: None,
+        ext_authz: config.ext_authz,
+        ext_authz_listener: None,
         budget,
         key_usage: config.key_usage,
         _sqlite_lock: sqlite_lock,
@@ -330,6 +336,17 @@ impl App {
         Ok(Some(bound))
     }
 
+    /// Binds Envoy's gRPC listener when `[ext_authz] listen` is set, so the
+    /// caller learns its address (port 0) before `run`.
+    pub async fn bind_ext_authz(&mut self) -> Result<Option<SocketAddr>, StartError> {
+        let Some(config) = &self.ext_authz else {
+            return Ok(None);
+        };
+        let (listener, bound) = ext_authz::bind(config).await?;
+        self.ext_authz_listener = Some(listener);
+        Ok(Some(bound))
+    }
+
     /// On an empty database, creates the root admin key (first start).
     pub async fn bootstrap_if_empty(&self) -> Result<Option<IssuedKey>, StartError> {
         let store = self.state.keys.store();
@@ -346,6 +363,18 @@ impl App {
     }
 }
 
+/// Waits for a listener's task to finish draining.
+async fn join(name: &str, task: Option<tokio::task::JoinHandle<std::io::Result<()>>>) {
+    match task {
+        Some(task) => match task.await {
+            Ok(Err(e)) => tracing::warn!(listener = name, error = %e, "a listener failed"),
+            Err(e) => tracing::warn!(listener = name, error = %e, "a listener's task failed"),
+            Ok(Ok(())) => {}
+        },
+        None => {}
+    }
+}
+
 /// Serves until `shutdown` resolves, then finishes in-flight requests and
 /// writes what is queued (last-used times, audit entries).
 pub async fn run(
@@ -358,6 +387,8 @@ pub async fn run(
         tls,
         body_limit,
         gateway_listener,
+        ext_authz,
+        ext_authz_listener,
         budget,
         key_usage,
         _sqlite_lock,
@@ -383,15 +414,22 @@ pub async fn run(
         ))),
         _ => None,
     };
+    // A small listener: the admin listener's limits suit it.
+    let ext_authz_task = match (ext_authz_listener, &ext_authz) {
+        (Some(listener), Some(config)) => ext_authz::spawn(
+            listener,
+            config,
+            &state,
+            tls.as_ref(),
+            budget.admin.clone(),
+            stopped(stop_rx.clone()),
+        ),
+        _ => None,
+    };
     let router = http::router(state.clone(), body_limit);
     let served = crate::tls::serve(listener, router, tls, budget.admin, stopped(stop_rx)).await;
-    if let Some(task) = gateway_task {
-        match task.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "the gateway listener failed"),
-            Err(e) => tracing::warn!(error = %e, "the gateway task failed"),
-            Ok(Ok(())) => {}
-        }
-    }
+    join("gateway", gateway_task).await;
+    join("ext_authz", ext_authz_task).await;
     background.finish(&state).await;
     served
 }

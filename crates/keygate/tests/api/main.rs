@@ -28,6 +28,7 @@ mod files;
 mod gateway;
 mod gateway_audit;
 mod gateway_binary;
+mod gateway_ext_authz;
 mod gateway_forward_auth;
 mod gateway_hmac;
 mod gateway_paths;
