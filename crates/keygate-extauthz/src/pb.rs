@@ -31,3 +31,35 @@ pub mod google {
         include!("generated/google.rpc.rs");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::path::Path;
+    use std::process::Command;
+
+    /// The committed code is what `proto/` generates, when `protoc` is
+    /// here to tell (Debian's protobuf-compiler); the generator builds
+    /// once, in its own target directory.
+    #[test]
+    fn the_generated_code_is_current() {
+        let found = Command::new("protoc").arg("--version").output().is_ok();
+        if !found {
+            eprintln!("protoc is not installed: the generated code is not checked");
+            return;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/gen-protos.sh");
+        let out = Command::new("sh")
+            .arg(script)
+            .arg("--check")
+            .output()
+            .expect("run scripts/gen-protos.sh");
+        assert!(
+            out.status.success(),
+            "src/generated is stale; run scripts/gen-protos.sh\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -365,13 +365,11 @@ impl App {
 
 /// Waits for a listener's task to finish draining.
 async fn join(name: &str, task: Option<tokio::task::JoinHandle<std::io::Result<()>>>) {
-    match task {
-        Some(task) => match task.await {
-            Ok(Err(e)) => tracing::warn!(listener = name, error = %e, "a listener failed"),
-            Err(e) => tracing::warn!(listener = name, error = %e, "a listener's task failed"),
-            Ok(Ok(())) => {}
-        },
-        None => {}
+    let Some(task) = task else { return };
+    match task.await {
+        Ok(Err(e)) => tracing::warn!(listener = name, error = %e, "a listener failed"),
+        Err(e) => tracing::warn!(listener = name, error = %e, "a listener's task failed"),
+        Ok(Ok(())) => {}
     }
 }
 
