@@ -229,10 +229,12 @@ async fn only_trusted_proxies_may_ask_and_big_checks_are_refused(gw: Gw) {
     assert_eq!(refused.code(), tonic::Code::OutOfRange);
     // The listener still answers after refusing one.
     ok(check(&gw, "GET", "h", "/open", &[]).await);
-    // A node that trusts another proxy answers this host no decision.
-    let node = gw
-        .app
-        .second_node_with(|args| args.trusted_proxies = Some(vec!["10.9.9.9".into()]))
+    // A server that trusts another proxy answers this host no decision.
+    let toml = format!(
+        "trusted_proxies = [\"10.9.9.9\"]\n[ext_authz]\nlisten = \"127.0.0.1:0\"\n{}",
+        routes_toml(gw.upstream.addr)
+    );
+    let node = spawn_app_with_toml(gw.app.backend, Some(&toml), |_| {})
         .await
         .unwrap();
     let req = check_request("GET", "h", "/open", &[], None);
