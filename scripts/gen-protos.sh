@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerates crates/keygate-extauthz/src/generated/ from its proto/ with
+# Regenerates crates/keygate-extauthz/generated/ from its proto/ with
 # protoc (Debian: protobuf-compiler). `--check` compares instead of writing
 # and fails when the committed code is stale.
 set -eu
@@ -10,9 +10,9 @@ cargo run --quiet --manifest-path "$crate/codegen/Cargo.toml" \
     --target-dir "${CARGO_TARGET_DIR:-$crate/codegen/target}/extauthz-codegen" -- "$out"
 rustfmt --edition 2024 "$out"/*.rs
 if [ "${1:-}" = "--check" ]; then
-    diff -ru "$crate/src/generated" "$out"
+    diff -ru "$crate/generated" "$out"
 else
-    mkdir -p "$crate/src/generated"
-    rm -f "$crate/src/generated"/*.rs
-    cp "$out"/*.rs "$crate/src/generated/"
+    mkdir -p "$crate/generated"
+    rm -f "$crate/generated"/*.rs
+    cp "$out"/*.rs "$crate/generated/"
 fi

@@ -8,27 +8,27 @@ pub mod envoy {
     pub mod service {
         pub mod auth {
             pub mod v3 {
-                include!("generated/envoy.service.auth.v3.rs");
+                include!("../generated/envoy.service.auth.v3.rs");
             }
         }
     }
     pub mod config {
         pub mod core {
             pub mod v3 {
-                include!("generated/envoy.config.core.v3.rs");
+                include!("../generated/envoy.config.core.v3.rs");
             }
         }
     }
     pub mod r#type {
         pub mod v3 {
-            include!("generated/envoy.r#type.v3.rs");
+            include!("../generated/envoy.r#type.v3.rs");
         }
     }
 }
 
 pub mod google {
     pub mod rpc {
-        include!("generated/google.rpc.rs");
+        include!("../generated/google.rpc.rs");
     }
 }
 
@@ -57,7 +57,7 @@ mod tests {
             .expect("run scripts/gen-protos.sh");
         assert!(
             out.status.success(),
-            "src/generated is stale; run scripts/gen-protos.sh\n{}{}",
+            "generated is stale; run scripts/gen-protos.sh\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );

@@ -302,17 +302,7 @@ impl Config {
         let hmac = hmac(&l)?;
         let audit = audit(l.audit_retention_days)?;
         let dashboard = dashboard_config(&mut file)?;
-        let ext_authz = file
-            .ext_authz
-            .take()
-            .unwrap_or_default()
-            .validate(&ext_authz::Context {
-                gateway: transport.gateway.is_some(),
-                tls: transport.tls.is_some(),
-                trusted_proxies: !trusted_proxies.is_empty(),
-                allow_plain_http: transport.allow_plain_http,
-            })
-            .map_err(ConfigError::Invalid)?;
+        let ext_authz = ext_authz_config(&mut file, &transport, &trusted_proxies)?;
         Ok(Self {
             dashboard,
             ext_authz,
@@ -348,6 +338,21 @@ fn sessions(file: &mut FileConfig) -> Result<SessionConfig, ConfigError> {
         .unwrap_or_default()
         .validate()
         .map_err(|e| ConfigError::invalid(e.to_string()))
+}
+
+fn ext_authz_config(
+    file: &mut FileConfig,
+    transport: &Transport,
+    trusted_proxies: &keygate_http::client_addr::TrustedProxies,
+) -> Result<Option<ext_authz::ExtAuthzConfig>, ConfigError> {
+    let context = ext_authz::Context {
+        gateway: transport.gateway.is_some(),
+        tls: transport.tls.is_some(),
+        trusted_proxies: !trusted_proxies.is_empty(),
+        allow_plain_http: transport.allow_plain_http,
+    };
+    let section = file.ext_authz.take().unwrap_or_default();
+    section.validate(&context).map_err(ConfigError::Invalid)
 }
 
 fn dashboard_config(file: &mut FileConfig) -> Result<dashboard::DashboardConfig, ConfigError> {

@@ -4,14 +4,14 @@
 //! a `Verdict` out; the HTTP adapter on the admin listener answers it as
 //! the three proxies expect (allowed is exactly 200 with an empty body).
 
+mod answer;
 mod original;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use keygate_core::jwt::claims::scope_text;
 use keygate_core::keys::apikey::KeyId;
 use keygate_core::model::Tenant;
@@ -21,7 +21,6 @@ use super::Gateway;
 use super::admission::Admitted;
 use super::config::Route;
 use super::identity::Identity;
-use super::outcome::{Failure, Outcome};
 use super::refusal::Refusal;
 use super::request::{AuthInput, NoRoute, choose};
 pub use original::{JudgedUri, Original, judge_uri};
@@ -89,31 +88,6 @@ pub struct Decided {
     /// The original method once it was read, else the subrequest's.
     pub method: Method,
     pub verdict: Verdict,
-}
-
-impl Verdict {
-    /// The HTTP answer every adapter gives (the gRPC one translates it, so
-    /// the two cannot drift), with what the log phase records of it.
-    pub fn answer(self, outcome: &mut Outcome) -> Response {
-        match self {
-            Verdict::Allow { headers, identity } => {
-                outcome.identity = Some(identity);
-                let mut res = StatusCode::OK.into_response();
-                *res.headers_mut() = *headers;
-                res
-            }
-            Verdict::Refuse(refusal) => {
-                outcome.refused(&refusal);
-                refusal.into_response()
-            }
-            Verdict::Unjudgeable(why) => {
-                outcome.failure = Some(Failure::Unjudgeable(why));
-                keygate_http::ApiError::new(StatusCode::FORBIDDEN, why.code(), why.detail())
-                    .into_response()
-            }
-            Verdict::Failed(e) => keygate_http::ApiError::from(e).into_response(),
-        }
-    }
 }
 
 /// Judges the original request the subrequest `req` describes; `peer` is

@@ -14,41 +14,57 @@ use crate::config::ext_authz::ExtAuthzConfig;
 use crate::http::AppState;
 use crate::tls::Tls;
 
-/// The listener, bound before `run` so the caller learns its address.
-pub(super) async fn bind(config: &ExtAuthzConfig) -> Result<(TcpListener, SocketAddr), StartError> {
-    let listen_error = |source| StartError::Listen {
-        addr: format!("{} for ext_authz", config.listen),
-        source,
-    };
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(listen_error)?;
-    let bound = listener.local_addr().map_err(listen_error)?;
-    Ok((listener, bound))
+/// The configured listener, bound before `run` so the caller learns its
+/// address (port 0).
+pub struct ExtAuthz {
+    config: ExtAuthzConfig,
+    listener: Option<TcpListener>,
 }
 
-/// Serves checks until `shutdown`; `None` without a gateway, which the
-/// configuration already refuses.
-pub(super) fn spawn(
-    listener: TcpListener,
-    config: &ExtAuthzConfig,
-    state: &AppState,
-    tls: Option<&Tls>,
-    limits: Limits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Option<JoinHandle<std::io::Result<()>>> {
-    let gateway = state.gateway.clone()?;
-    let tls = tls
-        .filter(|_| config.tls)
-        .map(|t| Arc::new(t.clone()) as Arc<dyn TlsSource>);
-    let serve = keygate_extauthz::Serve {
-        gateway,
-        trusted: state.trusted_proxies.clone(),
-        tls,
-        limits,
-        max_message_bytes: config.max_message_bytes,
-    };
-    Some(tokio::spawn(keygate_extauthz::serve(
-        listener, serve, shutdown,
-    )))
+impl ExtAuthz {
+    pub(super) fn new(config: ExtAuthzConfig) -> Self {
+        Self {
+            config,
+            listener: None,
+        }
+    }
+
+    pub(super) async fn bind(&mut self) -> Result<SocketAddr, StartError> {
+        let listen_error = |source| StartError::Listen {
+            addr: format!("{} for ext_authz", self.config.listen),
+            source,
+        };
+        let listener = TcpListener::bind(self.config.listen)
+            .await
+            .map_err(listen_error)?;
+        let bound = listener.local_addr().map_err(listen_error)?;
+        self.listener = Some(listener);
+        Ok(bound)
+    }
+
+    /// Serves checks until `shutdown`; `None` when not bound, or without a
+    /// gateway (which the configuration already refuses).
+    pub(super) fn spawn(
+        self,
+        state: &AppState,
+        tls: Option<&Tls>,
+        limits: Limits,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Option<JoinHandle<std::io::Result<()>>> {
+        let listener = self.listener?;
+        let gateway = state.gateway.clone()?;
+        let tls = tls
+            .filter(|_| self.config.tls)
+            .map(|t| Arc::new(t.clone()) as Arc<dyn TlsSource>);
+        let serve = keygate_extauthz::Serve {
+            gateway,
+            trusted: state.trusted_proxies.clone(),
+            tls,
+            limits,
+            max_message_bytes: self.config.max_message_bytes,
+        };
+        Some(tokio::spawn(keygate_extauthz::serve(
+            listener, serve, shutdown,
+        )))
+    }
 }

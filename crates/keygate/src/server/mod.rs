@@ -45,8 +45,7 @@ pub struct App {
     body_limit: usize,
     gateway_listener: Option<TcpListener>,
     /// `[ext_authz]`, and its listener once bound.
-    ext_authz: Option<crate::config::ext_authz::ExtAuthzConfig>,
-    ext_authz_listener: Option<TcpListener>,
+    ext_authz: Option<ext_authz::ExtAuthz>,
     /// Each listener's `[limits]`, fitted under the descriptor limit.
     budget: Budget,
     /// How the background task writes and purges verification counts.
@@ -125,8 +124,7 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         tls,
         body_limit: config.body_limit,
         gateway_listener: None,
-        ext_authz: config.ext_authz,
-        ext_authz_listener: None,
+        ext_authz: config.ext_authz.map(ext_authz::ExtAuthz::new),
         budget,
         key_usage: config.key_usage,
         _sqlite_lock: sqlite_lock,
@@ -339,12 +337,10 @@ impl App {
     /// Binds Envoy's gRPC listener when `[ext_authz] listen` is set, so the
     /// caller learns its address (port 0) before `run`.
     pub async fn bind_ext_authz(&mut self) -> Result<Option<SocketAddr>, StartError> {
-        let Some(config) = &self.ext_authz else {
-            return Ok(None);
-        };
-        let (listener, bound) = ext_authz::bind(config).await?;
-        self.ext_authz_listener = Some(listener);
-        Ok(Some(bound))
+        match &mut self.ext_authz {
+            Some(e) => e.bind().await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// On an empty database, creates the root admin key (first start).
@@ -386,7 +382,6 @@ pub async fn run(
         body_limit,
         gateway_listener,
         ext_authz,
-        ext_authz_listener,
         budget,
         key_usage,
         _sqlite_lock,
@@ -413,17 +408,14 @@ pub async fn run(
         _ => None,
     };
     // A small listener: the admin listener's limits suit it.
-    let ext_authz_task = match (ext_authz_listener, &ext_authz) {
-        (Some(listener), Some(config)) => ext_authz::spawn(
-            listener,
-            config,
+    let ext_authz_task = ext_authz.and_then(|e| {
+        e.spawn(
             &state,
             tls.as_ref(),
             budget.admin.clone(),
             stopped(stop_rx.clone()),
-        ),
-        _ => None,
-    };
+        )
+    });
     let router = http::router(state.clone(), body_limit);
     let served = crate::tls::serve(listener, router, tls, budget.admin, stopped(stop_rx)).await;
     join("gateway", gateway_task).await;
