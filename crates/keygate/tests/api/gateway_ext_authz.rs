@@ -39,13 +39,26 @@ async fn spawn(backend: Backend) -> Option<Gw> {
     Some(Gw { app, upstream, url })
 }
 
+type H2c = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    tonic::body::Body,
+>;
+
+/// HTTP/2 in clear text, as Envoy's gRPC client speaks it: with
+/// TCP_NODELAY, as Envoy sets it (without it, a request's HEADERS and DATA
+/// frames wait on a delayed ACK: 40 ms a call).
+fn h2c() -> H2c {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build(connector)
+}
+
 /// One check over a fresh HTTP/2 connection, as Envoy's gRPC client sends it.
 async fn call(addr: SocketAddr, check: CheckRequest) -> Result<CheckResponse, tonic::Status> {
-    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<tonic::body::Body>();
-    let origin = format!("http://{addr}").parse().unwrap();
-    let mut client = AuthorizationClient::with_origin(http, origin);
+    let mut client =
+        AuthorizationClient::with_origin(h2c(), format!("http://{addr}").parse().unwrap());
     client.check(check).await.map(tonic::Response::into_inner)
 }
 
@@ -240,4 +253,37 @@ async fn only_trusted_proxies_may_ask_and_big_checks_are_refused(gw: Gw) {
     let req = check_request("GET", "h", "/open", &[], None);
     let refused = call(node.ext_authz_addr.unwrap(), req).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+}
+
+/// Not a test of speed (no limit is asserted): prints the wall time of one
+/// check over gRPC and over `/v1/forward-auth`, each on one kept-open
+/// connection, in the same run. `cargo test -p keygate --test api --
+/// --ignored check_cost --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn check_cost_against_http() {
+    let Some(gw) = spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let (_, key) = gw.key(&["orders:read"]).await;
+    let origin = format!("http://{}", gw.app.ext_authz_addr.unwrap());
+    let mut grpc = AuthorizationClient::with_origin(h2c(), origin.parse().unwrap());
+    let n = 2000;
+    for (label, path) in [("auth none", "/open"), ("api key", "/keys/1")] {
+        let headers = [("x-api-key", key.as_str())];
+        let req = check_request("GET", "h", path, &headers, None);
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            grpc.check(req.clone()).await.unwrap();
+        }
+        let grpc_us = started.elapsed().as_micros() / n;
+        let url = format!("{}/v1/forward-auth{path}", gw.app.base);
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            let res = gw.app.http.get(&url).header("x-api-key", &key).send().await;
+            res.unwrap().bytes().await.unwrap();
+        }
+        let http_us = started.elapsed().as_micros() / n;
+        println!("{label}: gRPC {grpc_us} µs/check, HTTP {http_us} µs/request");
+    }
 }
