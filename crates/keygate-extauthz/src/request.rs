@@ -25,12 +25,22 @@ use crate::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attrib
 const ENVOYS_OWN: [&str; 3] = ["host", "x-forwarded-host", "x-forwarded-proto"];
 
 /// A check, as the decision takes it.
-#[derive(Debug)]
 pub struct Asked {
     /// The original request line under `/v1/forward-auth`, and its headers.
     pub parts: Parts,
     /// The downstream client's address (`attributes.source.address`).
     pub source: Option<SocketAddr>,
+}
+
+/// The method and the client only: the headers hold credentials, and the
+/// query may.
+impl std::fmt::Debug for Asked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Asked")
+            .field("method", &self.parts.method)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a `CheckRequest` cannot be read as an HTTP request; answered as the
@@ -153,7 +163,7 @@ pub fn certificate(peer: &attribute_context::Peer) -> Option<PeerCertificate> {
     PeerCertificate::new(chain, CertSource::Proxy)
 }
 
-/// For the tests: a `CheckRequest` as Envoy sends one.
+/// A `CheckRequest` as Envoy's HTTP filter sends one (for tests and tools).
 pub fn check_request(
     method: &str,
     host: &str,
