@@ -253,6 +253,12 @@ async fn only_trusted_proxies_may_ask_and_big_checks_are_refused(gw: Gw) {
     let req = check_request("GET", "h", "/open", &[], None);
     let refused = call(node.ext_authz_addr.unwrap(), req).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    // The listener drains and stops with the server.
+    let mut node = node;
+    let ext_authz = node.ext_authz_addr.unwrap();
+    node.stop().await;
+    let req = check_request("GET", "h", "/open", &[], None);
+    assert!(call(ext_authz, req).await.is_err());
 }
 
 /// Not a test of speed (no limit is asserted): prints the wall time of one
