@@ -47,7 +47,7 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// The client's credentials; the upstream gets keygate's token instead.
-const CREDENTIALS: [&str; 4] = ["authorization", "x-api-key", "signature", "signature-input"];
+pub const CREDENTIALS: [&str; 4] = ["authorization", "x-api-key", "signature", "signature-input"];
 
 // Names as values, so setting them parses nothing per request.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

@@ -20,6 +20,7 @@ use keygate_core::sessions::SessionConfig;
 pub mod cluster;
 pub mod dashboard;
 mod error;
+pub mod ext_authz;
 mod jwt;
 pub mod mtls;
 pub mod reference;
@@ -88,6 +89,8 @@ settings! {
         /// Forward-auth: the header a trusted proxy passes the client
         /// certificate in.
         forward_auth: Option<crate::gateway::forward_auth::ForwardAuthFile>,
+        /// Envoy's ext_authz over gRPC: listen, tls, max_message_bytes.
+        ext_authz: Option<ext_authz::ExtAuthzFile>,
     }
     /// The top-level settings layered, before they are checked.
     pub struct ServeLayered;
@@ -256,6 +259,8 @@ pub struct Config {
     /// `[forward_auth] client_cert_header`: where a trusted proxy passes
     /// the client certificate.
     pub forward_auth: crate::gateway::forward_auth::ProxyCertHeader,
+    /// `[ext_authz]`, validated; None when not served.
+    pub ext_authz: Option<ext_authz::ExtAuthzConfig>,
 }
 
 /// Where the server listens and whether it may do so in clear text.
@@ -307,10 +312,12 @@ impl Config {
             .resolve()
             .map_err(ConfigError::Invalid)?;
         let forward_auth = tls::forward_auth(file.forward_auth.take())?;
+        let ext_authz = ext_authz_config(&mut file, &transport, &trusted_proxies)?;
         Ok(Self {
             forward_auth,
             dashboard,
             mtls,
+            ext_authz,
             cluster,
             trusted_proxies,
             limits,
@@ -343,6 +350,21 @@ fn sessions(file: &mut FileConfig) -> Result<SessionConfig, ConfigError> {
         .unwrap_or_default()
         .validate()
         .map_err(|e| ConfigError::invalid(e.to_string()))
+}
+
+fn ext_authz_config(
+    file: &mut FileConfig,
+    transport: &Transport,
+    trusted_proxies: &keygate_http::client_addr::TrustedProxies,
+) -> Result<Option<ext_authz::ExtAuthzConfig>, ConfigError> {
+    let context = ext_authz::Context {
+        gateway: transport.gateway.is_some(),
+        tls: transport.tls.is_some(),
+        trusted_proxies: !trusted_proxies.is_empty(),
+        allow_plain_http: transport.allow_plain_http,
+    };
+    let section = file.ext_authz.take().unwrap_or_default();
+    section.validate(&context).map_err(ConfigError::Invalid)
 }
 
 fn dashboard_config(file: &mut FileConfig) -> Result<dashboard::DashboardConfig, ConfigError> {

@@ -211,6 +211,9 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     if let Some(gateway_addr) = app.bind_gateway().await? {
         tracing::info!(addr = %gateway_addr, "gateway listening");
     }
+    if let Some(addr) = app.bind_ext_authz().await? {
+        tracing::info!(%addr, "ext_authz (gRPC) listening");
+    }
     let mtls = (!config.mtls.cas.is_empty() || !config.mtls.crl_files.is_empty())
         .then(|| (config.mtls.clone(), app.state.clients.clone()));
     if app.tls.is_some() || app.state.gateway.is_some() || mtls.is_some() {

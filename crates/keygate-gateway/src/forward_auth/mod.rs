@@ -4,6 +4,7 @@
 //! a `Verdict` out; the HTTP adapter on the admin listener answers it as
 //! the three proxies expect (allowed is exactly 200 with an empty body).
 
+mod answer;
 mod original;
 
 use std::net::SocketAddr;

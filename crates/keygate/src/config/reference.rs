@@ -28,6 +28,7 @@ pub fn rows() -> Vec<SettingDoc> {
     rows.extend(ClusterArgs::reference());
     rows.push(sessions());
     rows.push(dashboard());
+    rows.push(ext_authz());
     rows.push(section(
         "limits",
         "Bounds on connections for both listeners (counts, timeouts, HTTP/2); see the \
@@ -119,6 +120,20 @@ fn dashboard() -> SettingDoc {
          its sessions' idle and absolute lifetimes in seconds; see the dashboard guide.",
     );
     row.default = defaults_of(&super::dashboard::DashboardConfig::default());
+    row
+}
+
+/// `[ext_authz]`, whose keys and defaults are `ExtAuthzFile`'s.
+fn ext_authz() -> SettingDoc {
+    let mut row = section(
+        "ext_authz",
+        "Envoy's external authorization over gRPC (envoy.service.auth.v3.Authorization/Check) \
+         on its own listener, judged by the [gateway] routes as /v1/forward-auth is: `listen` \
+         (off when unset), `tls` (serve with the [tls] certificate), `max_message_bytes` (a \
+         larger CheckRequest is refused). Only trusted_proxies may ask; see the forward-auth \
+         guide.",
+    );
+    row.default = defaults_of(&super::ext_authz::ExtAuthzFile::default());
     row
 }
 

@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::gateway::forward_auth::{self, Decided, Verdict};
-use crate::gateway::outcome::{Failure, Outcome};
+use crate::gateway::forward_auth::{self, Decided};
+use crate::gateway::outcome::Outcome;
 use keygate_http::ApiError;
 
 pub use crate::gateway::forward_auth::PATH;
@@ -38,23 +38,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         certificate: _,
     } = forward_auth::decide(&gateway, &req, peer).await;
     let mut outcome = Outcome::new(route);
-    let res = match verdict {
-        Verdict::Allow { headers, identity } => {
-            outcome.identity = Some(identity);
-            let mut res = StatusCode::OK.into_response();
-            *res.headers_mut() = *headers;
-            res
-        }
-        Verdict::Refuse(refusal) => {
-            outcome.refused(&refusal);
-            refusal.into_response()
-        }
-        Verdict::Unjudgeable(why) => {
-            outcome.failure = Some(Failure::Unjudgeable(why));
-            ApiError::new(StatusCode::FORBIDDEN, why.code(), why.detail()).into_response()
-        }
-        Verdict::Failed(e) => ApiError::from(e).into_response(),
-    };
+    let res = verdict.answer(&mut outcome);
     gateway.record(&outcome, &method, res.status(), started, &request_id);
     res
 }

@@ -34,6 +34,7 @@ mod background;
 mod dashboard;
 mod dashboard_routes;
 mod error;
+mod ext_authz;
 use background::Background;
 pub use error::{EXIT_CODES_HELP, StartError, exit};
 
@@ -44,6 +45,8 @@ pub struct App {
     pub tls: Option<Tls>,
     body_limit: usize,
     gateway_listener: Option<TcpListener>,
+    /// `[ext_authz]`, and its listener once bound.
+    ext_authz: Option<ext_authz::ExtAuthz>,
     /// Each listener's `[limits]`, fitted under the descriptor limit.
     budget: Budget,
     /// How the background task writes and purges verification counts.
@@ -123,6 +126,7 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         tls,
         body_limit: config.body_limit,
         gateway_listener: None,
+        ext_authz: config.ext_authz.map(ext_authz::ExtAuthz::new),
         budget,
         key_usage: config.key_usage,
         _sqlite_lock: sqlite_lock,
@@ -353,6 +357,15 @@ impl App {
         Ok(Some(bound))
     }
 
+    /// Binds Envoy's gRPC listener when `[ext_authz] listen` is set, so the
+    /// caller learns its address (port 0) before `run`.
+    pub async fn bind_ext_authz(&mut self) -> Result<Option<SocketAddr>, StartError> {
+        match &mut self.ext_authz {
+            Some(e) => e.bind().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// On an empty database, creates the root admin key (first start).
     pub async fn bootstrap_if_empty(&self) -> Result<Option<IssuedKey>, StartError> {
         let store = self.state.keys.store();
@@ -369,6 +382,16 @@ impl App {
     }
 }
 
+/// Waits for a listener's task to finish draining.
+async fn join(name: &str, task: Option<tokio::task::JoinHandle<std::io::Result<()>>>) {
+    let Some(task) = task else { return };
+    match task.await {
+        Ok(Err(e)) => tracing::warn!(listener = name, error = %e, "a listener failed"),
+        Err(e) => tracing::warn!(listener = name, error = %e, "a listener's task failed"),
+        Ok(Ok(())) => {}
+    }
+}
+
 /// Serves until `shutdown` resolves, then finishes in-flight requests and
 /// writes what is queued (last-used times, audit entries).
 pub async fn run(
@@ -381,6 +404,7 @@ pub async fn run(
         tls,
         body_limit,
         gateway_listener,
+        ext_authz,
         budget,
         key_usage,
         _sqlite_lock,
@@ -406,15 +430,19 @@ pub async fn run(
         ))),
         _ => None,
     };
+    // A small listener: the admin listener's limits suit it.
+    let ext_authz_task = ext_authz.and_then(|e| {
+        e.spawn(
+            &state,
+            tls.as_ref(),
+            budget.admin.clone(),
+            stopped(stop_rx.clone()),
+        )
+    });
     let router = http::router(state.clone(), body_limit);
     let served = crate::tls::serve(listener, router, tls, budget.admin, stopped(stop_rx)).await;
-    if let Some(task) = gateway_task {
-        match task.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "the gateway listener failed"),
-            Err(e) => tracing::warn!(error = %e, "the gateway task failed"),
-            Ok(Ok(())) => {}
-        }
-    }
+    join("gateway", gateway_task).await;
+    join("ext_authz", ext_authz_task).await;
     background.finish(&state).await;
     served
 }

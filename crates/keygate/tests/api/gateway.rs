@@ -252,6 +252,11 @@ pub async fn internal_claims(gw: &Gw, res: &Response, route: &str) -> Value {
     let auth = res.body["headers"]["authorization"]
         .as_str()
         .expect("internal token");
+    token_claims(gw, auth, route).await
+}
+
+/// The claims of `Bearer <token>`, verified as `internal_claims` does.
+pub async fn token_claims(gw: &Gw, auth: &str, route: &str) -> Value {
     let token = auth.strip_prefix("Bearer ").unwrap();
     let jwks = reqwest::get(format!("{}/.well-known/jwks.json", gw.app.base))
         .await

@@ -55,6 +55,8 @@ pub struct TestApp {
     pub tls: Option<keygate::tls::Tls>,
     /// The gateway's listener, when the configuration has one.
     pub gateway_addr: Option<std::net::SocketAddr>,
+    /// Envoy's gRPC ext_authz listener, when `[ext_authz] listen` is set.
+    pub ext_authz_addr: Option<std::net::SocketAddr>,
 }
 
 pub struct Response {
@@ -137,6 +139,7 @@ pub async fn spawn_app_with_toml(
         state: None,
         tls: None,
         gateway_addr: None,
+        ext_authz_addr: None,
     };
     app.start().await;
     Some(app)
@@ -151,6 +154,7 @@ impl TestApp {
         let config = Config::load(&self.args).expect("config");
         let mut built = server::build(&config, self.clock.clone()).await?;
         self.gateway_addr = built.bind_gateway().await.expect("gateway listener");
+        self.ext_authz_addr = built.bind_ext_authz().await.expect("ext_authz listener");
         if let Some(root) = built.bootstrap_if_empty().await.expect("bootstrap") {
             self.root_key = root.key.expose().to_owned();
         }
@@ -225,6 +229,7 @@ impl TestApp {
             state: None,
             tls: None,
             gateway_addr: None,
+            ext_authz_addr: None,
         };
         node.try_start().await?;
         Ok(node)

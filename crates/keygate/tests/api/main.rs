@@ -31,6 +31,7 @@ mod forward_auth_nginx_mtls;
 mod gateway;
 mod gateway_audit;
 mod gateway_binary;
+mod gateway_ext_authz;
 mod gateway_forward_auth;
 mod gateway_hmac;
 mod gateway_paths;
