@@ -305,18 +305,12 @@ impl Config {
         let hmac = hmac(&l)?;
         let audit = audit(l.audit_retention_days)?;
         let dashboard = dashboard_config(&mut file)?;
-        let mtls = file
-            .mtls
-            .take()
-            .unwrap_or_default()
-            .resolve()
-            .map_err(ConfigError::Invalid)?;
         let forward_auth = tls::forward_auth(file.forward_auth.take())?;
         let ext_authz = ext_authz_config(&mut file, &transport, &trusted_proxies)?;
         Ok(Self {
             forward_auth,
             dashboard,
-            mtls,
+            mtls: mtls_config(&mut file)?,
             ext_authz,
             cluster,
             trusted_proxies,
@@ -372,6 +366,14 @@ fn dashboard_config(file: &mut FileConfig) -> Result<dashboard::DashboardConfig,
         .take()
         .unwrap_or_default()
         .validate()
+        .map_err(ConfigError::Invalid)
+}
+
+fn mtls_config(file: &mut FileConfig) -> Result<mtls::MtlsConfig, ConfigError> {
+    file.mtls
+        .take()
+        .unwrap_or_default()
+        .resolve()
         .map_err(ConfigError::Invalid)
 }
 
