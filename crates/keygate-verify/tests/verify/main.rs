@@ -11,6 +11,7 @@ mod attacks_claims;
 mod attacks_header;
 mod attacks_keys;
 mod extract;
+mod jwe_vectors;
 mod primitives;
 mod proptest_mutation;
 mod providers;
