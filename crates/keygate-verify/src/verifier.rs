@@ -7,6 +7,7 @@
 //! in order, whatever its `kid` (keygate's own tokens always carry a `kid`;
 //! this serves single-key configurations and the RFC examples).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::alg::{KeyMaterial, verify_primitive};
@@ -105,16 +106,8 @@ impl Verifier {
         self
     }
 
-    /// The JWS inside `token` if it is a nested JWT this verifier decrypts,
-    /// else `token` itself (which the JWS layer refuses if it is a JWE).
-    fn unwrap_nested<'t>(&self, token: &'t str) -> Result<std::borrow::Cow<'t, str>, Error> {
-        match &self.decryption {
-            Some((decrypter, _)) if is_compact_jwe(token) => {
-                Ok(std::borrow::Cow::Owned(decrypter.decrypt_nested(token)?))
-            }
-            Some((_, Encryption::Required)) => Err(Error::EncryptionMismatch),
-            _ => Ok(std::borrow::Cow::Borrowed(token)),
-        }
+    fn unwrap_nested<'t>(&self, token: &'t str) -> Result<Cow<'t, str>, Error> {
+        unwrap_nested(self.decryption.as_ref(), token)
     }
 
     #[must_use]
@@ -195,5 +188,21 @@ impl Verifier {
         let claims = Claims::parse(&compact.payload)?;
         claims.validate(&self.validation, now_secs)?;
         Ok(claims)
+    }
+}
+
+/// The JWS inside `token` if it is a nested JWT and a decrypter is
+/// configured, else `token` itself (which the JWS layer refuses if it is a
+/// JWE); a plain token where encryption is required is refused.
+pub(crate) fn unwrap_nested<'t>(
+    decryption: Option<&(Arc<Decrypter>, Encryption)>,
+    token: &'t str,
+) -> Result<Cow<'t, str>, Error> {
+    match decryption {
+        Some((decrypter, _)) if is_compact_jwe(token) => {
+            Ok(Cow::Owned(decrypter.decrypt_nested(token)?))
+        }
+        Some((_, Encryption::Required)) => Err(Error::EncryptionMismatch),
+        _ => Ok(Cow::Borrowed(token)),
     }
 }
