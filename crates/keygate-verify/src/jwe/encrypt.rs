@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::algs::ContentEncryption;
-use super::key::RecipientKey;
+use super::recipient::RecipientKey;
 use super::{content, keymgmt};
 use crate::{Error, b64};
 

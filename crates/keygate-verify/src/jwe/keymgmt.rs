@@ -16,7 +16,8 @@ use serde_json::{Map, Value, json};
 
 use super::algs::{ContentEncryption, KeyManagement};
 use super::header::JweHeader;
-use super::key::{Curve, DecryptionKey, Private, Public, RecipientKey};
+use super::key::{Curve, DecryptionKey, Private};
+use super::recipient::{Public, RecipientKey};
 use crate::{Error, b64};
 
 /// The CEK for `header` from `encrypted_key`, or a random one of the right

@@ -30,6 +30,7 @@ mod gateway_audit;
 mod gateway_binary;
 mod gateway_forward_auth;
 mod gateway_hmac;
+mod gateway_jwe;
 mod gateway_paths;
 mod gateway_proxy;
 mod gateway_tls;
