@@ -63,6 +63,16 @@ impl Curve {
     /// exactly the curve's length, validated (on the curve, not the
     /// identity) by aws-lc: the invalid-curve attack stops here.
     pub(crate) fn point(self, x: &[u8], y: &[u8]) -> Result<Vec<u8>, Error> {
+        self.parse_point(x, y).map(|(point, _)| point)
+    }
+
+    /// [`Self::point`], and the parsed key, so an agreement does not parse
+    /// the point a second time.
+    pub(crate) fn parse_point(
+        self,
+        x: &[u8],
+        y: &[u8],
+    ) -> Result<(Vec<u8>, agreement::ParsedPublicKey), Error> {
         let coord = self.coord_len();
         if x.len() != coord || y.len() != coord {
             return Err(Error::InvalidKey("EC coordinate has the wrong length"));
@@ -71,12 +81,12 @@ impl Curve {
         point.push(0x04);
         point.extend_from_slice(x);
         point.extend_from_slice(y);
-        agreement::ParsedPublicKey::try_from(&agreement::UnparsedPublicKey::new(
+        let parsed = agreement::ParsedPublicKey::try_from(&agreement::UnparsedPublicKey::new(
             self.agreement(),
             &point,
         ))
         .map_err(|_| Error::InvalidKey("EC point is not on the curve"))?;
-        Ok(point)
+        Ok((point, parsed))
     }
 }
 

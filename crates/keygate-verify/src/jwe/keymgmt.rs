@@ -112,8 +112,7 @@ fn agree(
     let (Some(x), Some(y)) = (coord(&epk.x), coord(&epk.y)) else {
         return Err(bad);
     };
-    let point = curve.point(&x, &y).map_err(|_| bad.clone())?;
-    let peer = agreement::UnparsedPublicKey::new(curve.agreement(), &point);
+    let (_, peer) = curve.parse_point(&x, &y).map_err(|_| bad.clone())?;
     agreement::agree(private, peer, bad, |z| Ok(z.to_vec()))
 }
 
