@@ -29,14 +29,15 @@ pub struct EncryptionFile {
 pub fn parse(file: &EncryptionFile) -> Result<Arc<Encrypter>, String> {
     let jwk = match (&file.jwk, &file.jwk_file) {
         (Some(table), None) => {
-            let json = serde_json::to_vec(table).map_err(|_| "jwk: not a JSON object".to_owned())?;
+            let json =
+                serde_json::to_vec(table).map_err(|_| "jwk: not a JSON object".to_owned())?;
             Jwk::from_json(&json).map_err(|e| format!("jwk: {e}"))?
         }
         (None, Some(path)) => read_jwk_file(path)?,
         _ => return Err("set exactly one of jwk and jwk_file".into()),
     };
-    let recipient = RecipientKey::from_jwk(&jwk)
-        .map_err(|e| format!("the upstream's key is refused: {e}"))?;
+    let recipient =
+        RecipientKey::from_jwk(&jwk).map_err(|e| format!("the upstream's key is refused: {e}"))?;
     let enc = match file.enc.as_deref() {
         None => ContentEncryption::A256Gcm,
         Some(name) => ContentEncryption::from_name(name)
@@ -50,7 +51,9 @@ pub fn parse(file: &EncryptionFile) -> Result<Arc<Encrypter>, String> {
                 .contains(enc)
             })
             .ok_or_else(|| {
-                format!("enc: {name:?} is not one of A256GCM, A128GCM, A128CBC-HS256, A256CBC-HS512")
+                format!(
+                    "enc: {name:?} is not one of A256GCM, A128GCM, A128CBC-HS256, A256CBC-HS512"
+                )
             })?,
     };
     Ok(Arc::new(Encrypter::new(recipient).with_enc(enc)))
@@ -102,7 +105,10 @@ mod tests {
                 r#"jwk = { kty = "EC", crv = "P-256", x = "AA", y = "AA", d = "AA" }"#,
                 "private key material",
             ),
-            (r#"jwk = { kty = "oct", k = "AAAA" }"#, "symmetric keys are not allowed"),
+            (
+                r#"jwk = { kty = "oct", k = "AAAA" }"#,
+                "symmetric keys are not allowed",
+            ),
             (r#"jwk_file = "/nonexistent/key.json""#, "cannot read"),
             ("", "exactly one of jwk and jwk_file"),
         ];

@@ -9,7 +9,7 @@ use aws_lc_rs::agreement;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use keygate_verify::jwe::{DecryptionKey, Decrypter};
+use keygate_verify::jwe::{Decrypter, DecryptionKey};
 use keygate_verify::{Encryption, ImportOptions, JwkSet, Validation, Verifier};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -61,9 +61,15 @@ fn header_of(token: &str) -> Value {
 async fn the_upstream_decrypts_and_verifies_its_internal_token(f: EncGw) {
     let gw = &f.gw;
     let (key_id, key) = gw.key(&["orders:read"]).await;
-    let res = gw.app.raw(gw.get("/secret/1").header("x-api-key", &key)).await;
+    let res = gw
+        .app
+        .raw(gw.get("/secret/1").header("x-api-key", &key))
+        .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
-    let auth = res.body["headers"]["authorization"].as_str().unwrap().to_owned();
+    let auth = res.body["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let token = auth.strip_prefix("Bearer ").unwrap();
     assert_eq!(token.split('.').count(), 5, "a compact JWE");
     let header = header_of(token);
@@ -91,14 +97,22 @@ async fn the_upstream_decrypts_and_verifies_its_internal_token(f: EncGw) {
         .unwrap()
         .with_decryption(Arc::new(decrypter), Encryption::Required);
     let now = u64::try_from(gw.app.state().tokens.clock().now_secs()).unwrap();
-    let claims = verifier.verify(token, now).expect("the upstream reads its token");
+    let claims = verifier
+        .verify(token, now)
+        .expect("the upstream reads its token");
     assert_eq!(claims.sub.as_deref(), Some(key_id.as_str()));
     assert_eq!(claims.extra["kg_kind"], "client");
     assert_eq!(claims.extra["scope"], "orders:read");
 
     // Minted once per identity, encrypted form included.
-    let again = gw.app.raw(gw.get("/secret/2").header("x-api-key", &key)).await;
-    assert_eq!(again.body["headers"]["authorization"].as_str(), Some(auth.as_str()));
+    let again = gw
+        .app
+        .raw(gw.get("/secret/2").header("x-api-key", &key))
+        .await;
+    assert_eq!(
+        again.body["headers"]["authorization"].as_str(),
+        Some(auth.as_str())
+    );
 
     // Another upstream's key cannot open it.
     let stranger = agreement::PrivateKey::generate(&agreement::ECDH_P256).unwrap();
@@ -107,10 +121,16 @@ async fn the_upstream_decrypts_and_verifies_its_internal_token(f: EncGw) {
         DecryptionKey::from_der(stranger.as_ref(), Some("up-enc-1".into())).unwrap(),
     )
     .unwrap();
-    assert_eq!(other.decrypt(token).err(), Some(keygate_verify::Error::Decryption));
+    assert_eq!(
+        other.decrypt(token).err(),
+        Some(keygate_verify::Error::Decryption)
+    );
 
     // A route without encryption still sends a plain signed token.
-    let res = gw.app.raw(gw.get("/plain/1").header("x-api-key", &key)).await;
+    let res = gw
+        .app
+        .raw(gw.get("/plain/1").header("x-api-key", &key))
+        .await;
     let plain = res.body["headers"]["authorization"].as_str().unwrap();
     assert_eq!(plain.split('.').count(), 3);
 }
