@@ -281,6 +281,34 @@ mod tests {
         assert_eq!(b64::encode(&key), "VqqN6vgjbSBcIijNcacQGg");
     }
 
+    /// RFC 7516 §11.5: a failed unwrap is not an error here but a random
+    /// CEK of the right length, so the failure shows up later as the same
+    /// tag mismatch as any tampering.
+    #[test]
+    fn a_failed_unwrap_continues_with_a_random_cek() {
+        use crate::jwe::algs::JwePolicy;
+        use crate::jwe::header;
+        let jwk =
+            crate::Jwk::from_json(br#"{"kty":"oct","k":"GawgguFyGrWKav7AX4VKUg","alg":"A128KW"}"#)
+                .unwrap();
+        let key = DecryptionKey::from_jwk(&jwk).unwrap();
+        let header = header::parse(
+            br#"{"alg":"A128KW","enc":"A128CBC-HS256"}"#,
+            &JwePolicy::all(),
+        )
+        .unwrap();
+        let garbage = [0x5au8; 40];
+        let first = recover_cek(&key, &header, &garbage).unwrap();
+        let second = recover_cek(&key, &header, &garbage).unwrap();
+        assert_eq!(first.len(), 32);
+        assert_ne!(first, second, "a fresh random CEK each time");
+        // A wrapped key of the wrong length too.
+        assert_eq!(
+            recover_cek(&key, &header, &garbage[..17]).unwrap().len(),
+            32
+        );
+    }
+
     #[test]
     fn kdf_output_longer_than_one_round() {
         let long = concat_kdf(b"z", "A256CBC-HS512", &[], &[], 64);
