@@ -79,7 +79,12 @@ impl Gateway {
             ForwardToken::Internal if route.auth == AuthMode::None => Ok(None),
             ForwardToken::Internal => self
                 .internal
-                .bearer(&self.deps.tokens, &route.name, identity)
+                .bearer(
+                    &self.deps.tokens,
+                    &route.name,
+                    route.internal_token_encryption.as_deref(),
+                    identity,
+                )
                 .map(Some),
             ForwardToken::Passthrough | ForwardToken::None => Ok(None),
         }

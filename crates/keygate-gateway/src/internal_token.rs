@@ -8,6 +8,7 @@ use axum::http::HeaderValue;
 use keygate_core::jwt::{
     ClientPrincipal, Principal, TokenClaims, TokenKind, TokenRequest, TokenService, UserPrincipal,
 };
+use keygate_verify::jwe::Encrypter;
 use parking_lot::Mutex;
 use serde_json::Map;
 
@@ -37,10 +38,13 @@ struct Cache {
 
 impl InternalTokens {
     /// The `Authorization` value carrying the internal token for `id`.
+    /// With `encryption`, the token is a nested JWT encrypted to the
+    /// upstream's key (the cache then holds the encrypted form).
     pub fn bearer(
         &self,
         tokens: &TokenService,
         route: &str,
+        encryption: Option<&Encrypter>,
         id: &Identity,
     ) -> Result<HeaderValue, keygate_core::Error> {
         let now = tokens.clock().now_secs();
@@ -49,7 +53,7 @@ impl InternalTokens {
         {
             return Ok(token.clone());
         }
-        let minted = mint(tokens, route, id)?;
+        let minted = mint(tokens, route, encryption, id)?;
         self.minted.lock().insert(route, id, minted.clone(), now);
         Ok(minted.0)
     }
@@ -94,10 +98,21 @@ impl Cache {
 /// Signs a new internal token for `id`, whose audience is the route. It
 /// says which kind of principal it carries (`kg_kind`), and names the key
 /// whenever one is behind the request.
-fn mint(tokens: &TokenService, route: &str, id: &Identity) -> Result<Minted, keygate_core::Error> {
+fn mint(
+    tokens: &TokenService,
+    route: &str,
+    encryption: Option<&Encrypter>,
+    id: &Identity,
+) -> Result<Minted, keygate_core::Error> {
     let request = request(route, tokens.config().internal_token_ttl, id)?;
     let issued = tokens.issue(request)?;
-    let token = HeaderValue::try_from(format!("Bearer {}", issued.token)).map_err(|_| {
+    let token = match encryption {
+        Some(encrypter) => encrypter.encrypt_nested(&issued.token).map_err(|e| {
+            keygate_core::Error::Internal(format!("encrypting the internal token: {e}"))
+        })?,
+        None => issued.token,
+    };
+    let token = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
         keygate_core::Error::Internal("a minted token is not a header value".into())
     })?;
     Ok((token, issued.expires_at))

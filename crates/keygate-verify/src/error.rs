@@ -94,6 +94,19 @@ pub enum Error {
     /// The `Validation` asked for something outside the safe limits.
     #[error("invalid verifier configuration: {0}")]
     InvalidConfig(&'static str),
+    /// A JWE did not decrypt: wrong key, tampered ciphertext, IV, tag or
+    /// encrypted key. One error for every such cause, so that no caller
+    /// can become a padding or key-unwrap oracle.
+    #[error("decryption failed")]
+    Decryption,
+    /// Encrypting a token failed (no randomness, a primitive refused); the
+    /// reason is a fixed text.
+    #[error("encryption failed: {0}")]
+    Encryption(&'static str),
+    /// A JWE where only a signed token is accepted, or a signed token where
+    /// the verifier requires encryption.
+    #[error("token encryption does not match what is required")]
+    EncryptionMismatch,
 }
 
 impl Error {
@@ -129,6 +142,9 @@ impl Error {
             Self::MixedKeySet => "mixed_key_set",
             Self::InvalidKeySet(_) => "invalid_key_set",
             Self::InvalidConfig(_) => "invalid_config",
+            Self::Decryption => "decryption_failed",
+            Self::Encryption(_) => "encryption_failed",
+            Self::EncryptionMismatch => "encryption_mismatch",
         }
     }
 }

@@ -13,6 +13,9 @@
 //! - `claims`: registered claims, the time rule, `iss` and `aud`.
 //! - `jwk`, `jwks`, `rsa_key`: strict key import; each key gets exactly one
 //!   algorithm at import and keeps it.
+//! - `jwe`: compact JWE (RFC 7516) for nested JWTs: [`jwe::Decrypter`]
+//!   with the recipient's private key, [`jwe::Encrypter`] for the sender;
+//!   a `Verifier` given a decrypter decrypts, then verifies as ever.
 //! - `kind`: user or client, the `kg_kind` claim of keygate's tokens, and
 //!   which kinds a resource takes.
 //! - `error`: one `Error` with stable codes; no message carries token or key
@@ -35,6 +38,7 @@ mod b64;
 mod claims;
 mod error;
 pub mod json;
+pub mod jwe;
 mod jwk;
 mod jwks;
 mod jws;
@@ -51,8 +55,8 @@ pub use jwks::{JwkSet, MAX_JWKS_LEN, MAX_KEYS, SkippedKey};
 pub use jws::Header;
 pub use kind::{AcceptedKinds, KIND_CLAIM, OWNER_CLAIM, TokenKind};
 pub use verifier::{
-    DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, MAX_LEEWAY_SECS, MAX_TOKEN_LEN_LIMIT, Validation,
-    Verifier,
+    DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, Encryption, MAX_LEEWAY_SECS, MAX_TOKEN_LEN_LIMIT,
+    Validation, Verifier,
 };
 
 mod clock;

@@ -7,7 +7,11 @@
 //! in order, whatever its `kid` (keygate's own tokens always carry a `kid`;
 //! this serves single-key configurations and the RFC examples).
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use crate::alg::{KeyMaterial, verify_primitive};
+use crate::jwe::{Decrypter, is_compact_jwe};
 use crate::jwk::VerifyingKey;
 use crate::jwks::JwkSet;
 use crate::jws::{self, Compact, Header, Mode};
@@ -52,11 +56,25 @@ impl Validation {
     }
 }
 
+/// Whether a verifier with a decrypter also takes signed tokens that were
+/// not encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// Nested JWTs and plain JWS both verify (a rollout, or a route that
+    /// encrypts for some audiences only).
+    Optional,
+    /// Only nested JWTs: a plain JWS is refused, so a token minted without
+    /// encryption by mistake is never accepted where confidentiality is
+    /// expected.
+    Required,
+}
+
 /// Verifies tokens against a fixed set of trusted keys.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     keys: Vec<VerifyingKey>,
     validation: Validation,
+    decryption: Option<(Arc<Decrypter>, Encryption)>,
 }
 
 impl Verifier {
@@ -75,7 +93,21 @@ impl Verifier {
         Ok(Self {
             keys: keys.into_keys(),
             validation,
+            decryption: None,
         })
+    }
+
+    /// Accepts nested JWTs (RFC 7519 §5.2) decrypted by `decrypter`, then
+    /// verified exactly as a plain token; `Encryption::Required` refuses
+    /// plain ones. Without this, a JWE is refused as malformed.
+    #[must_use]
+    pub fn with_decryption(mut self, decrypter: Arc<Decrypter>, mode: Encryption) -> Self {
+        self.decryption = Some((decrypter, mode));
+        self
+    }
+
+    fn unwrap_nested<'t>(&self, token: &'t str) -> Result<Cow<'t, str>, Error> {
+        unwrap_nested(self.decryption.as_ref(), token)
     }
 
     #[must_use]
@@ -140,8 +172,9 @@ impl Verifier {
     /// Everything: signature, `typ`, then the claims at time `now_secs`
     /// (seconds since the epoch, from the caller's clock).
     pub fn verify(&self, token: &str, now_secs: u64) -> Result<Claims, Error> {
+        let token = self.unwrap_nested(token)?;
         let mut signature_buf = [0u8; jws::SIGNATURE_BUF];
-        let compact = self.verify_jws(token, Mode::Jwt, &mut signature_buf)?;
+        let compact = self.verify_jws(&token, Mode::Jwt, &mut signature_buf)?;
         if let Some(required) = &self.validation.required_typ {
             let matches = compact
                 .header
@@ -155,5 +188,21 @@ impl Verifier {
         let claims = Claims::parse(&compact.payload)?;
         claims.validate(&self.validation, now_secs)?;
         Ok(claims)
+    }
+}
+
+/// The JWS inside `token` if it is a nested JWT and a decrypter is
+/// configured, else `token` itself (which the JWS layer refuses if it is a
+/// JWE); a plain token where encryption is required is refused.
+pub(crate) fn unwrap_nested<'t>(
+    decryption: Option<&(Arc<Decrypter>, Encryption)>,
+    token: &'t str,
+) -> Result<Cow<'t, str>, Error> {
+    match decryption {
+        Some((decrypter, _)) if is_compact_jwe(token) => {
+            Ok(Cow::Owned(decrypter.decrypt_nested(token)?))
+        }
+        Some((_, Encryption::Required)) => Err(Error::EncryptionMismatch),
+        _ => Ok(Cow::Borrowed(token)),
     }
 }

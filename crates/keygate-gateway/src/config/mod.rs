@@ -3,8 +3,10 @@
 //! into the other, reporting every problem at once with the route it
 //! belongs to, so `keygate gateway check` can list them.
 
+mod encryption;
 mod upstream;
 mod validate;
+pub use encryption::EncryptionFile;
 pub use validate::validate;
 
 use std::net::SocketAddr;
@@ -93,6 +95,8 @@ pub struct RouteFile {
     /// `hmac` routes: whether a body's Content-Type and Content-Encoding
     /// must be signed (default: the `hmac_cover_content_headers` setting).
     pub hmac_cover_content_headers: Option<bool>,
+    /// Encrypt the internal token to the upstream's public key.
+    pub internal_token_encryption: Option<EncryptionFile>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -212,6 +216,9 @@ pub struct Route {
     pub max_connections: Option<usize>,
     /// Overrides `HmacPolicy::cover_content_headers` for this route.
     pub hmac_cover_content_headers: Option<bool>,
+    /// The internal token is a nested JWT encrypted with this (to the
+    /// upstream's key) when set.
+    pub internal_token_encryption: Option<Arc<keygate_verify::jwe::Encrypter>>,
     /// This route's metric handles (a reload starts new ones, which find
     /// the same series).
     pub metrics: Arc<crate::metrics::RouteMetrics>,

@@ -147,6 +147,7 @@ fn validate_route(
     check_roles(&r.roles, err);
     let limit = parse_rate_limit(r.rate_limit.as_ref(), err);
     let forward_token = parse_forward_token(r.forward_token.as_deref(), err);
+    let encryption = parse_encryption(r, forward_token, err);
     let path_params = parse_path_params(r.path_params.as_deref(), err);
     let timeout = check_upstream_limits(r, defaults, err);
     if let Some(p) = &prefix {
@@ -177,8 +178,26 @@ fn validate_route(
         websocket: r.websocket,
         max_connections: r.max_connections,
         hmac_cover_content_headers: r.hmac_cover_content_headers,
+        internal_token_encryption: encryption,
         metrics: Arc::default(),
     })
+}
+
+/// The route's `internal_token_encryption`, which needs an internal token
+/// to encrypt.
+fn parse_encryption(
+    r: &RouteFile,
+    forward_token: Option<ForwardToken>,
+    err: &mut RouteErrors<'_>,
+) -> Option<Arc<keygate_verify::jwe::Encrypter>> {
+    let file = r.internal_token_encryption.as_ref()?;
+    if forward_token.is_some_and(|f| f != ForwardToken::Internal) {
+        err.push("internal_token_encryption: needs forward_token = \"internal\"".into());
+        return None;
+    }
+    super::encryption::parse(file)
+        .map_err(|msg| err.push(format!("internal_token_encryption: {msg}")))
+        .ok()
 }
 
 /// The route's upstream timeout (its own or the section's), and its cap on

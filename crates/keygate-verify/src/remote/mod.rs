@@ -29,7 +29,8 @@ use reqwest::Url;
 pub use fetch::{FetchError, fetch_jwks};
 
 use crate::clock::{Clock, SystemClock};
-use crate::{AlgorithmSet, Claims, Error, ImportOptions, JwkSet, Validation, Verifier};
+use crate::jwe::Decrypter;
+use crate::{AlgorithmSet, Claims, Encryption, Error, ImportOptions, JwkSet, Validation, Verifier};
 
 /// The longest a fetched key set is trusted without refetching (10 minutes).
 pub const MAX_CACHE_SECS: u64 = 600;
@@ -108,6 +109,8 @@ struct Inner {
     cache: RwLock<Cache>,
     /// Held for the whole of a fetch: the single-flight lock.
     fetching: tokio::sync::Mutex<()>,
+    /// The application's decrypter for nested JWTs, if it takes them.
+    decryption: Option<(Arc<Decrypter>, Encryption)>,
 }
 
 #[derive(Default)]
@@ -178,8 +181,25 @@ impl RemoteVerifier {
                 clock,
                 cache: RwLock::new(Cache::default()),
                 fetching: tokio::sync::Mutex::new(()),
+                decryption: None,
             }),
         })
+    }
+
+    /// Also accepts nested JWTs (signed, then encrypted to the
+    /// application's key): `decrypter` holds the application's private
+    /// key; `Encryption::Required` refuses tokens that are only signed.
+    /// Set it before the verifier is cloned or shared.
+    pub fn with_decryption(
+        mut self,
+        decrypter: Arc<Decrypter>,
+        mode: Encryption,
+    ) -> Result<Self, Error> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or(Error::InvalidConfig(
+            "set decryption before the verifier is shared",
+        ))?;
+        inner.decryption = Some((decrypter, mode));
+        Ok(self)
     }
 
     #[must_use]
@@ -201,6 +221,9 @@ impl RemoteVerifier {
 
     /// Verifies `token` (signature, `typ`, claims) at the clock's time.
     pub async fn verify(&self, token: &str) -> Result<Claims, RemoteError> {
+        // Decrypted once, before the key set is consulted, so an
+        // unknown-`kid` refetch does not decrypt again.
+        let token = &*crate::verifier::unwrap_nested(self.inner.decryption.as_ref(), token)?;
         let now = self.inner.clock.now_secs();
         let verifier = self.current(now).await?;
         match verifier.verify(token, now) {

@@ -261,3 +261,69 @@ async fn user_and_client_extractors_take_their_kind_only() {
     assert_eq!(client_call(user.clone()).await, StatusCode::FORBIDDEN);
     assert_eq!(client_call(kindless).await, StatusCode::UNAUTHORIZED);
 }
+
+/// With a decryption key configured, the extractor takes nested JWTs
+/// (signed by the issuer, encrypted to this service) and gives the same
+/// claims; without one, the same token is malformed.
+#[tokio::test]
+async fn the_extractor_takes_encrypted_tokens_when_given_a_key() {
+    use keygate_verify::Encryption;
+    use std::sync::Arc;
+    let key = es256("k1");
+    let server = JwksServer::start(&[&key]).await;
+    let service = crate::jwe_common::p256("svc-enc");
+    let verifier = RemoteVerifier::with_options(
+        Validation::new(ISS, AUD),
+        &server.url(),
+        RemoteOptions::default(),
+        clock_at(NOW),
+    )
+    .unwrap()
+    .with_decryption(Arc::new(service.decrypter()), Encryption::Optional)
+    .unwrap();
+    let app = Router::new()
+        .route("/whoami", get(whoami))
+        .with_state(AppState {
+            verifier,
+            greeting: "hello",
+        });
+    let nested = service
+        .encrypter(None)
+        .encrypt_nested(&key.token())
+        .unwrap();
+    let answer = call(&app, Some(&format!("Bearer {nested}"))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body, "hello user-1");
+    // Encrypted to another service's key: one opaque refusal.
+    let elsewhere = crate::jwe_common::p256("svc-enc");
+    let foreign = elsewhere
+        .encrypter(None)
+        .encrypt_nested(&key.token())
+        .unwrap();
+    let answer = call(&app, Some(&format!("Bearer {foreign}"))).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(problem(&answer)["code"], "decryption_failed");
+    // The plain token still works (Optional), and a service without a
+    // decryption key refuses the nested one.
+    let answer = call(&app, Some(&format!("Bearer {}", key.token()))).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let plain_app = app_for(&server.url());
+    let answer = call(&plain_app, Some(&format!("Bearer {nested}"))).await;
+    assert_eq!(problem(&answer)["code"], "malformed_token");
+}
+
+fn app_for(url: &str) -> Router {
+    let verifier = RemoteVerifier::with_options(
+        Validation::new(ISS, AUD),
+        url,
+        RemoteOptions::default(),
+        clock_at(NOW),
+    )
+    .unwrap();
+    Router::new()
+        .route("/whoami", get(whoami))
+        .with_state(AppState {
+            verifier,
+            greeting: "hello",
+        })
+}

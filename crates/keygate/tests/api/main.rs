@@ -34,6 +34,7 @@ mod gateway_binary;
 mod gateway_ext_authz;
 mod gateway_forward_auth;
 mod gateway_hmac;
+mod gateway_jwe;
 mod gateway_paths;
 mod gateway_proxy;
 mod gateway_tls;
