@@ -295,12 +295,7 @@ impl Config {
             l.trusted_proxies.as_deref().unwrap_or_default(),
         )
         .map_err(ConfigError::Invalid)?;
-        let limits = file
-            .limits
-            .take()
-            .unwrap_or_default()
-            .resolve()
-            .map_err(ConfigError::Invalid)?;
+        let limits = limits_config(&mut file)?;
         let cluster = cluster::resolve(&args.cluster, file.cluster.take().unwrap_or_default())?;
         let hmac = hmac(&l)?;
         let audit = audit(l.audit_retention_days)?;
@@ -359,6 +354,14 @@ fn ext_authz_config(
     };
     let section = file.ext_authz.take().unwrap_or_default();
     section.validate(&context).map_err(ConfigError::Invalid)
+}
+
+fn limits_config(file: &mut FileConfig) -> Result<keygate_http::listen::Limits, ConfigError> {
+    file.limits
+        .take()
+        .unwrap_or_default()
+        .resolve()
+        .map_err(ConfigError::Invalid)
 }
 
 fn dashboard_config(file: &mut FileConfig) -> Result<dashboard::DashboardConfig, ConfigError> {
