@@ -22,10 +22,10 @@
 
 mod backends;
 pub mod certs;
-pub mod tls_certs;
 mod database;
 mod postgres;
 pub mod redis;
+pub mod tls_certs;
 
 pub use database::{Backend, TestDatabase, sqlite_url};
 pub use postgres::PgDatabase;

@@ -248,6 +248,8 @@ fn parse_auth(text: &str, err: &mut RouteErrors<'_>) -> Option<AuthMode> {
         "api_key_and_jwt" => Some(AuthMode::ApiKeyAndJwt),
         "none" => Some(AuthMode::None),
         "hmac" => Some(AuthMode::Hmac),
+        "mtls" => Some(AuthMode::Mtls),
+        "mtls_and_jwt" => Some(AuthMode::MtlsAndJwt),
         other => {
             err.push(format!(
                 "auth: {other:?} is not one of api_key, jwt, api_key_or_jwt, api_key_and_jwt, hmac, none"
@@ -407,9 +409,14 @@ fn parse_jwt_subjects(
             "jwt_subjects: a {} route takes no JWT",
             mode.as_str()
         )),
-        Some(AuthMode::ApiKeyAndJwt) if kinds != AcceptedKinds::Users => err(
-            "jwt_subjects: the JWT of api_key_and_jwt names the user; only \"users\" fits".into(),
-        ),
+        Some(mode @ (AuthMode::ApiKeyAndJwt | AuthMode::MtlsAndJwt))
+            if kinds != AcceptedKinds::Users =>
+        {
+            err(format!(
+                "jwt_subjects: the JWT of {} names the user; only \"users\" fits",
+                mode.as_str()
+            ))
+        }
         _ => {}
     }
     kinds

@@ -1,6 +1,8 @@
-//! `POST /oauth2/token`: `client_credentials` (an API key trades itself for
-//! a short JWT) and `refresh_token`.
+//! `POST /oauth2/token`: `client_credentials` (an API key, or a registered
+//! mTLS client with its certificate (`mtls`), trades itself for a short
+//! JWT) and `refresh_token`.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -8,12 +10,14 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use keygate_api::sessions::TokenResponse;
 use keygate_core::VerifyCode;
+use keygate_core::clients::PeerCertificate;
 use keygate_core::jwt::TokenClaims;
 use keygate_core::jwt::claims::scope_text;
-use keygate_core::model::{KeyRecord, Scope};
+use keygate_core::model::Scope;
 use keygate_core::sessions::AuditContext;
 
 use super::form::{Form, client_credentials};
+use super::mtls;
 use super::{OAuthError, no_store};
 use crate::http::AppState;
 use crate::http::session_tokens::{RefreshFailure, rotate};
@@ -27,14 +31,24 @@ pub fn token_response(body: TokenResponse) -> Response {
 #[utoipa::path(post, path = "/oauth2/token", tag = "oauth",
     request_body(content_type = "application/x-www-form-urlencoded",
         description = "grant_type=client_credentials (client auth: Basic key_id:key, or \
-            client_id + client_secret), optional scope; or grant_type=refresh_token with \
-            refresh_token"),
+            client_id + client_secret, or RFC 8705 client_id=cli_... with the TLS connection's \
+            client certificate: tls_client_auth, self_signed_tls_client_auth), optional scope; \
+            over a connection with a client certificate the token is bound to it \
+            (cnf.x5t#S256); or grant_type=refresh_token with refresh_token"),
     responses((status = 200, body = TokenResponse), (status = 400), (status = 401), (status = 429)))]
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    cert: Option<Extension<PeerCertificate>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let cert = mtls::connection_certificate(cert.as_ref().map(|c| &c.0));
     let result = match Form::parse(&headers, &body) {
         Err(e) => Err(e),
         Ok(form) => match form.get("grant_type") {
-            Some("client_credentials") => client_credentials_grant(&state, &headers, &form).await,
+            Some("client_credentials") => {
+                client_credentials_grant(&state, &headers, &form, cert).await
+            }
             Some("refresh_token") => refresh_grant(&state, &form).await,
             Some(other) => Err(OAuthError::new(
                 axum::http::StatusCode::BAD_REQUEST,
@@ -55,7 +69,18 @@ async fn client_credentials_grant(
     state: &AppState,
     headers: &HeaderMap,
     form: &Form,
+    cert: Option<&PeerCertificate>,
 ) -> Result<Response, OAuthError> {
+    // RFC 8705 §2: a registered mTLS client names itself and proves it
+    // with the connection's certificate, no secret.
+    let no_secret = !headers.contains_key(axum::http::header::AUTHORIZATION)
+        && form.get("client_secret").is_none();
+    if let Some(id) = form
+        .get("client_id")
+        .filter(|id| no_secret && id.starts_with("cli_"))
+    {
+        return mtls::grant(state, id, cert, form.get("scope")).await;
+    }
     let client = client_credentials(headers, form)?;
     let refused = |why: &str| OAuthError::invalid_client(why, client.basic);
     let verification = state
@@ -87,10 +112,21 @@ async fn client_credentials_grant(
             )));
         }
     };
-    let scopes = narrow_scopes(record, form.get("scope"))?;
+    let scopes = narrow_scopes(&record.scopes, form.get("scope"))?;
+    let mut claims = TokenClaims::client(record, scopes);
+    // RFC 8705 §3: over a connection with a client certificate, the token
+    // is bound to it whatever authenticated the client.
+    claims.cnf = cert.map(|c| *c.thumbprint());
+    issue_client_token(state, &claims)
+}
+
+/// Signs a client-credentials token and answers it.
+pub(super) fn issue_client_token(
+    state: &AppState,
+    claims: &TokenClaims,
+) -> Result<Response, OAuthError> {
     let config = state.tokens.config();
-    let scope = (!scopes.is_empty()).then(|| scope_text(&scopes));
-    let claims = TokenClaims::client(record, scopes);
+    let scope = (!claims.scopes.is_empty()).then(|| scope_text(&claims.scopes));
     let issued = state
         .tokens
         .issue(claims.request(config.audience.clone(), config.client_token_ttl))
@@ -104,20 +140,23 @@ async fn client_credentials_grant(
     }))
 }
 
-/// The token gets the requested scopes, which must all be the key's own;
-/// without a request, all of the key's scopes. A token never gets more than
-/// its key.
-fn narrow_scopes(record: &KeyRecord, requested: Option<&str>) -> Result<Vec<Scope>, OAuthError> {
+/// The token gets the requested scopes, which must all be the client's
+/// own (its key's or its registered client's); without a request, all of
+/// them. A token never gets more than its client.
+pub(super) fn narrow_scopes(
+    own_scopes: &[Scope],
+    requested: Option<&str>,
+) -> Result<Vec<Scope>, OAuthError> {
     let Some(requested) = requested else {
-        return Ok(record.scopes.clone());
+        return Ok(own_scopes.to_vec());
     };
     let mut granted: Vec<Scope> = Vec::new();
     for scope in requested.split(' ').filter(|s| !s.is_empty()) {
-        let Some(own) = record.scopes.iter().find(|s| s.as_str() == scope) else {
+        let Some(own) = own_scopes.iter().find(|s| s.as_str() == scope) else {
             return Err(OAuthError::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 "invalid_scope",
-                format!("the scope {scope:?} is not one of the key's scopes"),
+                format!("the scope {scope:?} is not one of the client's scopes"),
             ));
         };
         if !granted.contains(own) {
