@@ -10,6 +10,7 @@
 
 pub mod form;
 pub mod introspect;
+mod issue;
 pub mod mtls;
 pub mod revoke;
 pub mod token;

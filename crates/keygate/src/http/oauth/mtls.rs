@@ -10,7 +10,7 @@ use keygate_core::clients::{CertSource, ClientId, PeerCertificate};
 use keygate_core::jwt::TokenClaims;
 
 use super::OAuthError;
-use super::token::{issue_client_token, narrow_scopes};
+use super::issue::{issue_client_token, narrow_scopes};
 use crate::http::AppState;
 use axum::response::Response;
 
