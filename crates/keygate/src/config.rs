@@ -300,17 +300,11 @@ impl Config {
         let hmac = hmac(&l)?;
         let audit = audit(l.audit_retention_days)?;
         let dashboard = dashboard_config(&mut file)?;
-        let mtls = file
-            .mtls
-            .take()
-            .unwrap_or_default()
-            .resolve()
-            .map_err(ConfigError::Invalid)?;
         let forward_auth = tls::forward_auth(file.forward_auth.take())?;
         Ok(Self {
             forward_auth,
             dashboard,
-            mtls,
+            mtls: mtls_config(&mut file)?,
             cluster,
             trusted_proxies,
             limits,
@@ -350,6 +344,14 @@ fn dashboard_config(file: &mut FileConfig) -> Result<dashboard::DashboardConfig,
         .take()
         .unwrap_or_default()
         .validate()
+        .map_err(ConfigError::Invalid)
+}
+
+fn mtls_config(file: &mut FileConfig) -> Result<mtls::MtlsConfig, ConfigError> {
+    file.mtls
+        .take()
+        .unwrap_or_default()
+        .resolve()
         .map_err(ConfigError::Invalid)
 }
 

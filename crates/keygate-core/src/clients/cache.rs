@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
-use crate::clients::identify::Identified;
+use crate::clients::outcome::Identified;
 use crate::clients::refusal::ClientRefusal;
 use crate::keys::cache_map::HashMapCache;
 

@@ -14,27 +14,12 @@ use std::sync::Arc;
 use crate::clients::cas::ChainRefusal;
 use crate::clients::cert::LeafFacts;
 use crate::clients::model::{CaName, ClientRecord, Thumbprint};
+pub use crate::clients::outcome::{Identified, MatchedBy};
 use crate::clients::pattern::{NameKind, candidates};
 use crate::clients::peer::PeerCertificate;
 use crate::clients::refusal::ClientRefusal;
 use crate::clients::service::ClientService;
 use crate::error::Error;
-
-/// How the certificate was tied to its client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MatchedBy {
-    Thumbprint,
-    Pattern { ca: CaName, kind: NameKind },
-}
-
-/// A certificate that names a live registered client.
-#[derive(Debug, Clone)]
-pub struct Identified {
-    pub client: Arc<ClientRecord>,
-    /// The leaf's `x5t#S256`, for RFC 8705 bound tokens.
-    pub thumbprint: Thumbprint,
-    pub matched: MatchedBy,
-}
 
 /// Patterns asked for per name kind: a certificate with hundreds of names
 /// or path segments must not become a query with hundreds of values. The

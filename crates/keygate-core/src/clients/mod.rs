@@ -8,13 +8,15 @@
 //! - `store`: the `ClientStore` trait keygate-store implements.
 //! - `service`: the registry's admin operations behind an `Admin`;
 //!   `identify`: a `PeerCertificate` to an `Identified` client or a
-//!   `ClientRefusal` (`refusal`: the stable codes), through `cache`.
+//!   `ClientRefusal` (`refusal`: the stable codes; `outcome`: `Identified`),
+//!   through `cache`.
 
 mod cache;
 pub mod cas;
 pub mod cert;
 pub mod identify;
 pub mod model;
+mod outcome;
 pub mod pattern;
 pub mod peer;
 pub mod refusal;

@@ -2,10 +2,11 @@
 //! (its extractor), validates, calls one service function and maps the
 //! result, as `keys.rs` does.
 
-use axum::Json;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use keygate_api::clients::{
     ClientListQuery, ClientView, CreateClientRequest, MatcherFields, UpdateClientRequest,
 };
@@ -25,6 +26,14 @@ use super::keys::{filter_text, parse_query};
 use super::views::{
     decode_cursor, encode_cursor, page_limit, rate_limit_spec, rate_limit_view, rfc3339,
 };
+
+/// The registry's routes, merged into the admin API's router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/clients", post(create).get(list))
+        .route("/v1/clients/{id}", get(show).patch(update))
+        .route("/v1/clients/{id}/revoke", post(revoke))
+}
 
 /// A client id from the path; anything else is a 400 before the handler.
 pub struct ClientIdPath(pub ClientId);

@@ -100,12 +100,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/v1/keys/{id}", get(keys::show).patch(keys::update))
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
-        .route("/v1/clients", post(clients::create).get(clients::list))
-        .route(
-            "/v1/clients/{id}",
-            get(clients::show).patch(clients::update),
-        )
-        .route("/v1/clients/{id}/revoke", post(clients::revoke))
+        .merge(clients::routes())
         .route("/v1/users", post(users::create).get(users::list))
         .route("/v1/users/{id}", get(users::show).patch(users::update))
         .route(

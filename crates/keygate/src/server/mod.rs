@@ -272,14 +272,8 @@ async fn services(
         config.cache.ttl_ms,
     )
     .map_err(|e| StartError::from_core("hmac", e))?;
-    let cas = config
-        .mtls
-        .load()
-        .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?;
-    let clients = ClientService::new(store.clone(), cas, clock.clone())
-        .with_freshness(wiring.freshness.clone());
     Ok(Services {
-        clients: Arc::new(clients),
+        clients: clients(config, store.clone(), clock.clone(), wiring)?,
         tokens: Arc::new(tokens),
         users,
         sessions,
@@ -288,6 +282,22 @@ async fn services(
         keys,
         hmac: Arc::new(hmac),
     })
+}
+
+/// The mTLS client registry, on the `[mtls]` CAs read now: a CA or CRL
+/// file that cannot be used stops the start.
+fn clients(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn MillisClock>,
+    wiring: &Wiring,
+) -> Result<Arc<ClientService>, StartError> {
+    let cas = config
+        .mtls
+        .load()
+        .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?;
+    let clients = ClientService::new(store, cas, clock).with_freshness(wiring.freshness.clone());
+    Ok(Arc::new(clients))
 }
 
 /// The revoked-token list, loaded before the first request is served.
