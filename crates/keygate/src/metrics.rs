@@ -38,6 +38,8 @@ pub struct Metrics {
     pub cache: Family<CacheLabels, Counter>,
     pub cached_keys: Gauge,
     pub audit_dropped: Counter,
+    /// Handshakes that refused a client certificate, by refusal code.
+    pub tls_client_certificate_refusals: Family<CodeLabels, Counter>,
     pub gateway: Arc<GatewayMetrics>,
     pub cluster: ClusterMetrics,
     /// `keygate_invalidation_lag_seconds`: feed entry appended (database
@@ -117,6 +119,16 @@ fn show_at_zero(verifications: &Family<CodeLabels, Counter>, cache: &Family<Cach
     }
 }
 
+/// `keygate_tls_client_certificate_refusals_total`, counted by the
+/// listeners' TLS (`tls::Tls`).
+fn tls_refusals(r: &mut Reg<'_>) -> Family<CodeLabels, Counter> {
+    r.register(
+        "tls_client_certificate_refusals",
+        "TLS handshakes on keygate's listeners that refused a client certificate, by code",
+        Family::<CodeLabels, Counter>::default(),
+    )
+}
+
 impl Metrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("keygate");
@@ -151,6 +163,7 @@ impl Metrics {
             "Failed authentications and gateway refusals not written to the audit log because too many tallies waited for storage (each drop is also written later as an audit.dropped row)",
             Counter::default(),
         );
+        let tls_client_certificate_refusals = tls_refusals(&mut r);
         let invalidation_lag = r.register(
             "invalidation_lag_seconds",
             "From a feed entry's commit (database clock) to its application on this node",
@@ -170,6 +183,7 @@ impl Metrics {
             cache,
             cached_keys,
             audit_dropped,
+            tls_client_certificate_refusals,
         })
     }
 

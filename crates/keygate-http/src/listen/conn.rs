@@ -82,7 +82,7 @@ pub async fn serve<M, H>(
                 match tokio::time::timeout(shared.limits.tls_handshake_timeout, handshake).await {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
-                        super::peer::handshake_failed(addr, &e);
+                        super::peer::handshake_failed(addr, &e, tls.as_ref());
                         return;
                     }
                     Err(_) => return,

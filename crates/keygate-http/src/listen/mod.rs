@@ -74,6 +74,10 @@ pub trait TlsSource: Send + Sync + 'static {
     fn certificate_source(&self, _chain: &[CertificateDer<'_>]) -> CertSource {
         CertSource::Tls
     }
+
+    /// Told of each handshake that refused a client certificate, with the
+    /// refusal's code (`client_certificate_missing`, ...), for a metric.
+    fn refused_client_certificate(&self, _code: &'static str) {}
 }
 
 /// A listener's settings.

@@ -70,14 +70,16 @@ pub(crate) fn client_certificate_refusal(e: &TlsError) -> Option<&'static str> {
     Some(code)
 }
 
-/// Logs a handshake that refused a client certificate, with its code and
-/// the peer, never the certificate; other failures only at debug.
-pub(crate) fn handshake_failed(addr: SocketAddr, e: &std::io::Error) {
+/// Logs and counts a handshake that refused a client certificate, with
+/// its code and the peer, never the certificate; other failures are
+/// logged at debug only.
+pub(crate) fn handshake_failed(addr: SocketAddr, e: &std::io::Error, source: &dyn TlsSource) {
     let tls = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<TlsError>());
     match tls.and_then(client_certificate_refusal) {
         Some(code) => {
+            source.refused_client_certificate(code);
             tracing::info!(peer = %addr, code, "TLS handshake refused a client certificate");
         }
         None => tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),

@@ -86,8 +86,10 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         limiter.clone(),
     )
     .await?;
-    let tls = load_tls(config).await?;
     let metrics = Metrics::new();
+    let tls = load_tls(config)
+        .await?
+        .map(|t| t.counting_refusals_in(metrics.tls_client_certificate_refusals.clone()));
     let cluster = wiring
         .start(services.caches(), &config.cluster, &metrics)
         .await

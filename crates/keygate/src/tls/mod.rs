@@ -26,6 +26,8 @@ use axum::http::Request;
 use axum_server::tls_rustls::RustlsConfig;
 use keygate_core::clients::CertSource;
 use parking_lot::RwLock;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::{CryptoProvider, aws_lc_rs};
@@ -33,6 +35,7 @@ use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tower::ServiceExt;
 
+use crate::metrics::CodeLabels;
 use client_auth::Verifiers;
 pub use client_auth::{ClientAuth, ClientAuthMode};
 use keygate_http::listen::{Limits, Listen, Peer, TlsSource};
@@ -108,6 +111,8 @@ pub struct Tls {
     /// The client certificate verifiers in force, for telling a
     /// CA-issued chain from one only `client_auth_self_signed` took.
     verifiers: Arc<RwLock<Arc<Verifiers>>>,
+    /// `keygate_tls_client_certificate_refusals_total`, once wired.
+    refusals: Option<Family<CodeLabels, Counter>>,
 }
 
 impl Tls {
@@ -117,7 +122,14 @@ impl Tls {
             files: files.clone(),
             config: RustlsConfig::from_config(Arc::new(config)),
             verifiers: Arc::new(RwLock::new(Arc::new(verifiers))),
+            refusals: None,
         })
+    }
+
+    /// Counts the handshakes that refuse a client certificate in `family`.
+    pub fn counting_refusals_in(mut self, family: Family<CodeLabels, Counter>) -> Self {
+        self.refusals = Some(family);
+        self
     }
 
     /// The certificate in force now, for a listener's own TLS acceptor.
@@ -214,6 +226,12 @@ pub async fn serve(
 impl TlsSource for Tls {
     fn server_config(&self) -> Arc<ServerConfig> {
         self.config.get_inner()
+    }
+
+    fn refused_client_certificate(&self, code: &'static str) {
+        if let Some(family) = &self.refusals {
+            family.get_or_create(&CodeLabels { code }).inc();
+        }
     }
 
     fn certificate_source(&self, chain: &[CertificateDer<'_>]) -> CertSource {

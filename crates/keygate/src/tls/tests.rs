@@ -11,6 +11,8 @@ use axum::Extension;
 use axum::routing::get;
 use keygate_core::clients::PeerCertificate;
 use keygate_test_support::tls_certs::{Ca, Leaf, self_signed_client};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio_rustls::rustls::client::ResolvesClientCert;
@@ -26,7 +28,23 @@ struct Server {
     addr: SocketAddr,
     tls: Tls,
     server_ca: Vec<u8>,
+    refusals: Family<CodeLabels, Counter>,
     _stop: oneshot::Sender<()>,
+}
+
+impl Server {
+    /// The refusals counted under `code`, once the server has counted at
+    /// least `at_least` (the client may see the alert first).
+    async fn refused(&self, code: &'static str, at_least: u64) -> u64 {
+        let counter = self.refusals.get_or_create(&CodeLabels { code }).clone();
+        for _ in 0..200 {
+            if counter.get() >= at_least {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        counter.get()
+    }
 }
 
 /// Answers with the certificate the request carries: its source, chain
@@ -56,7 +74,11 @@ async fn start(dir: &Path, client: ClientAuth) -> Server {
     let server_root = Ca::root("server-root");
     let (cert, key) = server_root.server().write(dir, "server");
     let files = TlsFiles { cert, key, client };
-    let tls = Tls::load(&files).await.unwrap();
+    let refusals = Family::<CodeLabels, Counter>::default();
+    let tls = Tls::load(&files)
+        .await
+        .unwrap()
+        .counting_refusals_in(refusals.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = Router::new().route("/", get(who));
@@ -74,6 +96,7 @@ async fn start(dir: &Path, client: ClientAuth) -> Server {
         addr,
         tls,
         server_ca: server_root.der.clone(),
+        refusals,
         _stop: stop,
     }
 }
@@ -189,10 +212,15 @@ async fn require_refuses_a_client_without_a_certificate_with_an_alert() {
     let cas = vec![root.write(dir.path(), "cas.pem")];
     let server = start(dir.path(), auth(ClientAuthMode::Require, cas, vec![])).await;
     refused(ask(&server, None).await, "CertificateRequired");
+    assert_eq!(server.refused("client_certificate_missing", 1).await, 1);
     assert_eq!(
         ask(&server, Some(&client)).await.unwrap(),
         described(&client, "Tls")
     );
+    let expired = root.expired_client("svc-old");
+    refused(ask(&server, Some(&expired)).await, "CertificateExpired");
+    assert_eq!(server.refused("client_certificate_expired", 1).await, 1);
+    assert_eq!(server.refused("client_certificate_missing", 1).await, 1);
 }
 
 #[tokio::test]
