@@ -505,10 +505,20 @@ mod tests {
             kinds("api_key_and_jwt", Some("users")),
             AcceptedKinds::Users
         );
+        assert_eq!(kinds("mtls_and_jwt", None), AcceptedKinds::Users);
+        let mtls = parse_text(&route("mtls", None)).unwrap().unwrap();
+        assert_eq!(mtls.routes[0].auth, AuthMode::Mtls);
+        assert!(mtls.routes[0].auth.takes_certificates() && mtls.routes[0].auth.takes_keys());
         for (auth, subjects, needle) in [
             ("jwt", "everyone", "is not one of users, clients, any"),
             ("api_key", "any", "a api_key route takes no JWT"),
             ("api_key_and_jwt", "clients", "only \"users\" fits"),
+            (
+                "mtls_and_jwt",
+                "any",
+                "the JWT of mtls_and_jwt names the user",
+            ),
+            ("mtls", "clients", "a mtls route takes no JWT"),
         ] {
             let all = errors(&route(auth, Some(subjects))).join("\n");
             assert!(all.contains(needle), "{auth} {subjects}: {all}");
