@@ -53,7 +53,7 @@ impl Gateway {
         route: &Route,
         req: &AuthInput<'_>,
     ) -> Result<(Identity, Option<BodyDigest>), Refusal> {
-        auth::authenticate(&self.deps, route, req).await
+        auth::authenticate(&self.deps, self.limiter.as_ref(), route, req).await
     }
 
     /// The route's own rate limit, counted for `identity` (else `peer`).

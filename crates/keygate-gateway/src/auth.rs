@@ -2,17 +2,20 @@
 //! they name, and the route's scopes and roles checked against that. `hmac`
 //! is dispatched to its own module; the route's rate limit is `limit`'s.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use keygate_core::ApiKey;
 use keygate_core::VerifyCode;
+use keygate_core::clients::PeerCertificate;
 use keygate_core::httpsig::BodyDigest;
-use keygate_core::jwt::{AcceptedKinds, TokenKind};
-use keygate_core::users::model::Role;
+use keygate_core::jwt::AcceptedKinds;
+use keygate_core::ratelimit::RateLimiter;
 
 use super::config::{AuthMode, Route};
 use super::deps::GatewayDeps;
+use super::grants::{app_serves_user, check_grants, check_roles};
 use super::identity::Identity;
 use super::jwt::with_jwt;
+use super::mtls;
 use super::refusal::{Reason, Refusal};
 use super::request::AuthInput;
 use keygate_http::ApiError;
@@ -22,6 +25,7 @@ use keygate_http::credentials::{self, CredentialError};
 /// the body must be fed through on its way to the upstream.
 pub async fn authenticate(
     deps: &GatewayDeps,
+    limiter: &dyn RateLimiter,
     route: &Route,
     req: &AuthInput<'_>,
 ) -> Result<(Identity, Option<BodyDigest>), Refusal> {
@@ -32,27 +36,33 @@ pub async fn authenticate(
         AuthMode::None => Ok((Identity::default(), None)),
         // The signature is the credential: other headers are not read.
         AuthMode::Hmac => Box::pin(super::hmac::with_signature(deps, route, req)).await,
-        _ => Box::pin(with_credentials(deps, route, req.headers))
+        _ => Box::pin(with_credentials(deps, limiter, route, req))
             .await
             .map(|id| (id, None)),
     }
 }
 
-/// The credentials a request carries in its headers.
+/// The credentials a request carries in its headers, and its client
+/// certificate.
 struct Presented<'a> {
     bearer: Option<&'a str>,
     api_key: Option<&'a str>,
+    certificate: Option<&'a PeerCertificate>,
 }
 
 impl<'a> Presented<'a> {
     /// Read as every entry point reads them (keygate-http): a malformed
     /// or repeated credential header is refused whatever the mode, since
     /// guessing what it meant could admit.
-    fn read(headers: &'a HeaderMap) -> Result<Self, Refusal> {
+    fn read(
+        headers: &'a HeaderMap,
+        certificate: Option<&'a PeerCertificate>,
+    ) -> Result<Self, Refusal> {
         let refused = |e: CredentialError| Refusal::new(ApiError::from(e), Reason::Credentials(e));
         Ok(Self {
             bearer: credentials::bearer(headers).map_err(refused)?,
             api_key: credentials::api_key(headers).map_err(refused)?,
+            certificate,
         })
     }
 }
@@ -60,10 +70,12 @@ impl<'a> Presented<'a> {
 /// The modes that take an API key, a JWT or both.
 async fn with_credentials(
     deps: &GatewayDeps,
+    limiter: &dyn RateLimiter,
     route: &Route,
-    headers: &HeaderMap,
+    req: &AuthInput<'_>,
 ) -> Result<Identity, Refusal> {
-    let presented = Presented::read(headers)?;
+    let presented = Presented::read(req.headers, req.certificate)?;
+    let cert = presented.certificate;
     let mut id = match route.auth {
         // Dispatched before this; refused here should that ever change.
         AuthMode::None | AuthMode::Hmac => {
@@ -79,10 +91,14 @@ async fn with_credentials(
             let token = presented
                 .bearer
                 .ok_or_else(|| Refusal::missing("a JWT in `Authorization: Bearer`"))?;
-            with_jwt(&deps.tokens, token, route.jwt_subjects).await?
+            with_jwt(&deps.tokens, token, route.jwt_subjects, cert).await?
         }
         AuthMode::ApiKeyOrJwt => key_or_jwt(deps, route, &presented).await?,
         AuthMode::ApiKeyAndJwt => key_and_user(deps, route, &presented).await?,
+        AuthMode::Mtls => mtls::with_certificate(deps, limiter, route, cert).await?,
+        AuthMode::MtlsAndJwt => {
+            mtls::client_and_user(deps, limiter, route, cert, presented.bearer).await?
+        }
     };
     check_grants(route, &id).map_err(|r| r.by(id.token_subject()))?;
     id.scopes.sort();
@@ -99,7 +115,15 @@ async fn key_or_jwt(
         // A keygate key is recognisable by its shape, so it may come as
         // a Bearer here too.
         (None, Some(b)) if ApiKey::check_shape(b).is_ok() => with_key(deps, route, b).await,
-        (None, Some(token)) => with_jwt(&deps.tokens, token, route.jwt_subjects).await,
+        (None, Some(token)) => {
+            with_jwt(
+                &deps.tokens,
+                token,
+                route.jwt_subjects,
+                presented.certificate,
+            )
+            .await
+        }
         (None, None) => Err(Refusal::missing(
             "an API key in `X-API-Key` or a JWT in `Authorization: Bearer`",
         )),
@@ -122,62 +146,20 @@ async fn key_and_user(
     // The user first: verifying it has no side effects, while the key's
     // check uses its rate limit and credits. Only a user token names a
     // user, whatever the route says.
-    let user = with_jwt(&deps.tokens, token, AcceptedKinds::Users).await?;
+    let user = with_jwt(
+        &deps.tokens,
+        token,
+        AcceptedKinds::Users,
+        presented.certificate,
+    )
+    .await?;
     check_roles(route, &user.roles).map_err(|r| r.by(user.subject.as_deref()))?;
     let app = with_key(deps, route, key).await?;
-    // A tenant's key serves that tenant's users only; a user in no tenant
-    // is not one of them. A key without a tenant (a platform's own
-    // application) may serve any user.
-    if app.tenant.is_some() && app.tenant != user.tenant {
-        return Err(Refusal::new(
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "tenant_mismatch",
-                "the API key and the JWT belong to different tenants",
-            ),
-            Reason::TenantMismatch,
-        )
-        .by(user.subject.as_deref()));
-    }
-    Ok(Identity {
-        kind: Some(TokenKind::User),
-        key_id: app.key_id,
-        client_id: app.client_id,
-        // The user is the principal; the key is its client.
-        key_owner: None,
-        subject: user.subject,
-        tenant: app.tenant.or(user.tenant),
-        scopes: app.scopes,
-        roles: user.roles,
-    })
-}
-
-/// The route's scopes and roles. A key's scopes were checked as it was
-/// verified; a JWT on a route with scopes (`api_key_or_jwt`) answers for
-/// them with its `scope` claim, as a client-credentials token does.
-fn check_grants(route: &Route, id: &Identity) -> Result<(), Refusal> {
-    if id.key_id.is_none() && !id.has_scopes(&route.scopes) {
-        return Err(Refusal::insufficient_scope());
-    }
-    check_roles(route, &id.roles)
-}
-
-fn check_roles(route: &Route, roles: &[Role]) -> Result<(), Refusal> {
-    if route
-        .roles
-        .iter()
-        .all(|r| roles.iter().any(|have| have.as_str() == r))
-    {
-        return Ok(());
-    }
-    Err(Refusal::new(
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "insufficient_role",
-            format!("this route needs the roles: {}", route.roles.join(", ")),
-        ),
-        Reason::InsufficientRole,
-    ))
+    app_serves_user(
+        app,
+        user,
+        "the API key and the JWT belong to different tenants",
+    )
 }
 
 async fn with_key(deps: &GatewayDeps, route: &Route, key: &str) -> Result<Identity, Refusal> {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use keygate_core::clients::ClientService;
 use keygate_core::httpsig::HmacService;
 use keygate_core::jwt::TokenService;
 use keygate_core::{KeyService, MillisClock};
@@ -19,6 +20,8 @@ pub struct GatewayDeps {
     pub keys: Arc<KeyService>,
     /// JWTs: verification (with revocation) and the internal token.
     pub tokens: Arc<TokenService>,
+    /// The registry of mTLS clients, for `mtls` and `mtls_and_jwt`.
+    pub clients: Arc<ClientService>,
     /// RFC 9421 signatures for `auth = "hmac"`.
     pub hmac: Arc<HmacService>,
     /// The time route limits are counted at.

@@ -118,7 +118,7 @@ fn identity(mut signed: HmacIdentity) -> (Identity, Option<BodyDigest>) {
     let id = Identity {
         kind: Some(keygate_core::jwt::TokenKind::Client),
         key_id: Some(signed.key_id.clone()),
-        client_id: Some(signed.key_id),
+        client_id: Some(keygate_core::jwt::ClientRef::Key(signed.key_id)),
         key_owner: Some(signed.owner),
         subject: None,
         tenant: signed.tenant,

@@ -3,7 +3,8 @@
 //! secret. Its values are typed as they were verified, so the internal
 //! token carries them without parsing them again.
 
-use keygate_core::jwt::TokenKind;
+use keygate_core::clients::ClientRecord;
+use keygate_core::jwt::{ClientRef, TokenKind};
 use keygate_core::keys::apikey::KeyId;
 use keygate_core::model::{KeyRecord, Scope, Tenant};
 use keygate_core::users::model::Role;
@@ -16,10 +17,10 @@ pub struct Identity {
     pub kind: Option<TokenKind>,
     /// The key id, when an API key was presented (what the limit counts).
     pub key_id: Option<KeyId>,
-    /// The key behind the request: the presented key or a client token's
-    /// `client_id`.
-    pub client_id: Option<KeyId>,
-    /// The key's owner (free text), when a client is the principal.
+    /// The client behind the request: the presented key, the registered
+    /// client a certificate named, or a client token's `client_id`.
+    pub client_id: Option<ClientRef>,
+    /// The client's owner (free text), when a client is the principal.
     pub key_owner: Option<String>,
     /// The user id, when a user token was presented.
     pub subject: Option<String>,
@@ -37,7 +38,23 @@ impl Identity {
         Self {
             kind: Some(TokenKind::Client),
             key_id: Some(record.id.clone()),
-            client_id: Some(record.id.clone()),
+            client_id: Some(ClientRef::Key(record.id.clone())),
+            key_owner: Some(record.owner.clone()),
+            subject: None,
+            tenant: record.tenant.clone(),
+            scopes,
+            roles: Vec::new(),
+        }
+    }
+
+    /// A registered mTLS client as the principal.
+    pub fn of_client(record: &ClientRecord) -> Self {
+        let mut scopes = record.scopes.clone();
+        scopes.sort();
+        Self {
+            kind: Some(TokenKind::Client),
+            key_id: None,
+            client_id: Some(ClientRef::Mtls(record.id.clone())),
             key_owner: Some(record.owner.clone()),
             subject: None,
             tenant: record.tenant.clone(),
@@ -50,8 +67,8 @@ impl Identity {
     pub fn limit_key(&self) -> Option<&str> {
         self.key_id
             .as_ref()
-            .or(self.client_id.as_ref())
             .map(KeyId::as_str)
+            .or(self.client_id.as_ref().map(ClientRef::as_str))
             .or(self.subject.as_deref())
     }
 
@@ -60,7 +77,7 @@ impl Identity {
     pub fn token_subject(&self) -> Option<&str> {
         match self.kind? {
             TokenKind::User => self.subject.as_deref(),
-            TokenKind::Client => self.client_id.as_ref().map(KeyId::as_str),
+            TokenKind::Client => self.client_id.as_ref().map(ClientRef::as_str),
         }
     }
 

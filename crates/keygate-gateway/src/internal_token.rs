@@ -137,7 +137,7 @@ fn claims(id: &Identity) -> Result<TokenClaims, keygate_core::Error> {
         }),
         // A client's subject is its `client_id` (`token_subject`).
         TokenKind::Client => Principal::Client(ClientPrincipal {
-            key_id: id.client_id.clone().ok_or_else(missing)?,
+            id: id.client_id.clone().ok_or_else(missing)?,
             owner: id.key_owner.clone(),
         }),
     };
@@ -147,6 +147,7 @@ fn claims(id: &Identity) -> Result<TokenClaims, keygate_core::Error> {
         roles: id.roles.clone(),
         scopes: id.scopes.clone(),
         custom: Map::new(),
+        cnf: None,
     })
 }
 
@@ -177,7 +178,7 @@ mod tests {
         let user = Identity {
             kind: Some(TokenKind::User),
             key_id: Some(key()),
-            client_id: Some(key()),
+            client_id: Some(key().into()),
             key_owner: Some("someone".into()),
             subject: Some("usr_x".into()),
             tenant: Some(Tenant::parse("acme").unwrap()),
@@ -195,7 +196,7 @@ mod tests {
         // A client: its key is `sub` and `client_id`, its owner `kg_owner`.
         let client = Identity {
             kind: Some(TokenKind::Client),
-            client_id: Some(key()),
+            client_id: Some(key().into()),
             key_owner: Some("usr_victim".into()),
             roles: vec![Role::parse("admin").unwrap()],
             ..Identity::default()
@@ -225,7 +226,7 @@ mod tests {
         let scopes = |names: &[&str]| names.iter().map(|n| Scope::parse(n).unwrap()).collect();
         let a = Identity {
             kind: Some(TokenKind::Client),
-            client_id: Some(key()),
+            client_id: Some(key().into()),
             scopes: scopes(&["a:b", "c:d"]),
             ..Identity::default()
         };

@@ -3,17 +3,21 @@
 //! token names. A client token's principal is its key, never a user.
 
 use axum::http::StatusCode;
+use keygate_core::clients::PeerCertificate;
 use keygate_core::jwt::{AcceptedKinds, Principal, TokenClaims, TokenError, TokenService};
-use keygate_verify::Claims;
+use keygate_verify::{Claims, check_binding};
 
 use super::identity::Identity;
 use super::refusal::{Reason, Refusal};
 use keygate_http::ApiError;
 
+/// `certificate`: the request's client certificate, which a token bound
+/// to one (RFC 8705 `cnf`) must have been issued for.
 pub(super) async fn with_jwt(
     tokens: &TokenService,
     token: &str,
     accepted: AcceptedKinds,
+    certificate: Option<&PeerCertificate>,
 ) -> Result<Identity, Refusal> {
     let audience = &tokens.config().audience;
     let claims = tokens.verify(token, audience).await.map_err(|e| match e {
@@ -23,6 +27,20 @@ pub(super) async fn with_jwt(
             Reason::JwtRevoked,
         ),
         TokenError::Storage(e) => Refusal::unavailable(e),
+    })?;
+    // The verified claims are cached across requests; the binding is
+    // each request's own.
+    check_binding(&claims, certificate.map(PeerCertificate::thumbprint)).map_err(|e| match e {
+        keygate_verify::Error::CertificateMismatch => Refusal::new(
+            ApiError::unauthorized(
+                "invalid_token",
+                "the JWT is bound to a client certificate this request does not present",
+                true,
+            ),
+            Reason::TokenBinding,
+        )
+        .by(claims.sub.as_deref()),
+        other => invalid_token(&other),
     })?;
     jwt_identity(&claims, accepted)
 }
@@ -62,7 +80,7 @@ fn jwt_identity(claims: &Claims, accepted: AcceptedKinds) -> Result<Identity, Re
         // The key beside a user is the request's to present (an API key),
         // not the user token's to claim.
         Principal::User(user) => (Some(user.subject), None, None),
-        Principal::Client(client) => (None, Some(client.key_id), client.owner),
+        Principal::Client(client) => (None, Some(client.id), client.owner),
     };
     Ok(Identity {
         kind: Some(kind),

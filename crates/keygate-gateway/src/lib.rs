@@ -21,6 +21,8 @@
 //! - `stats`: each route's last minute (rate, 5xx share, p99) for the dashboard.
 //! - `client_cert`: the client certificate a trusted proxy passes in a
 //!   header (nginx, Envoy's XFCC, Traefik), for forward-auth.
+//! - `mtls`: the client-certificate modes (`mtls`, `mtls_and_jwt`);
+//!   `grants`: scopes, roles and tenants asked of an identity.
 //! - `forward_auth`: the decision `/v1/forward-auth` answers for nginx,
 //!   Traefik and Envoy (the HTTP adapter is the admin API's).
 
@@ -33,6 +35,7 @@ pub mod conn;
 pub mod deps;
 pub mod failure;
 pub mod forward_auth;
+mod grants;
 pub mod hmac;
 pub mod identity;
 pub mod internal_token;
@@ -40,6 +43,7 @@ mod jwt;
 pub mod limit;
 pub mod listener;
 pub mod metrics;
+mod mtls;
 pub mod outcome;
 pub mod path;
 pub mod proxy;

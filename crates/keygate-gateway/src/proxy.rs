@@ -156,6 +156,7 @@ impl Proxy {
             path: req.uri().path(),
             query: req.uri().query(),
             has_body: !req.body().is_end_stream(),
+            certificate: conn.certificate.as_ref(),
         };
         let (websocket, admitted) = self.request_filter(&route, &incoming, &client).await?;
         let Admitted {

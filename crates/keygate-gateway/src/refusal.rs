@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keygate_core::VerifyCode;
+use keygate_core::clients::ClientRefusal;
 use keygate_core::httpsig::SigCode;
 use keygate_core::ratelimit::RateDecision;
 use keygate_http::RateLimitFields;
@@ -32,7 +33,13 @@ pub enum Reason {
     KeyRateLimited,
     JwtRevoked,
     JwtInvalid,
+    /// A certificate-bound JWT (RFC 8705) without its certificate.
+    TokenBinding,
     WrongTokenKind,
+    /// The client certificate was refused or names no live client.
+    Mtls(ClientRefusal),
+    /// A registered client's own rate limit.
+    ClientRateLimited,
     Signature(SigCode),
     SignatureNonceQuota,
     /// The route's rate limit.
@@ -58,7 +65,10 @@ impl Reason {
             Reason::KeyRateLimited => "key_rate_limited",
             Reason::JwtRevoked => "jwt_revoked",
             Reason::JwtInvalid => "jwt_invalid",
+            Reason::TokenBinding => "token_binding",
             Reason::WrongTokenKind => "wrong_token_kind",
+            Reason::Mtls(r) => r.code(),
+            Reason::ClientRateLimited => "client_rate_limited",
             Reason::Signature(code) => code.as_str(),
             Reason::SignatureNonceQuota => "signature_nonce_quota",
             Reason::RateLimited => "rate_limited",
@@ -141,6 +151,19 @@ impl Refusal {
             ),
             Reason::InsufficientScope,
         )
+    }
+
+    /// The client certificate was refused: 401 with the registry's code,
+    /// never anything read from the certificate (503 when the registry
+    /// could not answer).
+    pub fn mtls(why: ClientRefusal) -> Self {
+        let error = match why {
+            ClientRefusal::Unavailable => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why.code(), why.detail())
+            }
+            _ => ApiError::unauthorized(why.code(), why.detail(), false),
+        };
+        Self::new(error, Reason::Mtls(why))
     }
 
     /// The key's own limit refused it, whichever credential named the key.

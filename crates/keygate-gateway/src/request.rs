@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, Version, header};
 use super::config::{PathParams, Route};
 use super::path::{NormalPath, normalize};
 use super::routes::{Lookup, RouteTable};
+use keygate_core::clients::PeerCertificate;
 use keygate_http::ApiError;
 use keygate_http::framing::check_transfer_coding;
 
@@ -30,6 +31,9 @@ pub struct AuthInput<'a> {
     /// Whether a body follows: a signed request must then cover its
     /// `Content-Digest`, and the body is checked as it streams.
     pub has_body: bool,
+    /// The client certificate: the connection's own (keygate's TLS), or
+    /// the one a trusted proxy passed (forward-auth).
+    pub certificate: Option<&'a PeerCertificate>,
 }
 
 /// The tokens of every `Connection` header, trimmed.

@@ -72,6 +72,11 @@ impl NumericDate {
     }
 }
 
+/// RFC 7800's confirmation claim.
+pub const CNF_CLAIM: &str = "cnf";
+/// RFC 8705 §3.1: the base64url SHA-256 of the bound certificate's DER.
+pub const X5T_S256: &str = "x5t#S256";
+
 /// The claims of a verified token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claims {
@@ -181,6 +186,27 @@ impl Claims {
     pub fn custom<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
         T::deserialize(serde_json::Value::Object(self.extra.clone()))
             .map_err(|_| Error::InvalidClaim { name: "custom" })
+    }
+
+    /// The RFC 8705 confirmation: the SHA-256 thumbprint of the client
+    /// certificate the token is bound to (`cnf` with `x5t#S256`), if any.
+    /// A `cnf` that is not an object, or an `x5t#S256` that is not the
+    /// base64url of 32 bytes, is an error: a binding misread is no binding.
+    pub fn x5t_s256(&self) -> Result<Option<[u8; 32]>, Error> {
+        const INVALID: Error = Error::InvalidClaim { name: "cnf" };
+        let cnf = match self.extra.get(CNF_CLAIM) {
+            None => return Ok(None),
+            Some(Value::Object(cnf)) => cnf,
+            Some(_) => return Err(INVALID),
+        };
+        match cnf.get(X5T_S256) {
+            None => Ok(None),
+            Some(Value::String(text)) => {
+                let bytes = crate::b64::decode(text).ok_or(INVALID)?;
+                bytes.try_into().map(Some).map_err(|_| INVALID)
+            }
+            Some(_) => Err(INVALID),
+        }
     }
 
     /// Parses a claims set strictly (see [`crate::json::parse_strict`]), then

@@ -67,6 +67,15 @@ pub enum Error {
     /// than the one required: a client token where a user's is needed.
     #[error("wrong kind of token for this resource")]
     WrongTokenKind,
+    /// The token is bound to a client certificate (RFC 8705 `cnf`
+    /// `x5t#S256`) and was verified without one: use `verify_bound` with
+    /// the certificate's thumbprint.
+    #[error("the token is bound to a client certificate")]
+    BoundToken,
+    /// The token is bound to another client certificate than the one
+    /// presented, or none was presented.
+    #[error("the token is bound to another client certificate")]
+    CertificateMismatch,
     /// A required claim is absent.
     #[error("missing claim `{name}`")]
     MissingClaim { name: &'static str },
@@ -133,6 +142,8 @@ impl Error {
             Self::InvalidIssuer => "invalid_issuer",
             Self::InvalidAudience => "invalid_audience",
             Self::WrongTokenKind => "wrong_token_kind",
+            Self::BoundToken => "bound_token",
+            Self::CertificateMismatch => "certificate_mismatch",
             Self::MissingClaim { .. } => "missing_claim",
             Self::InvalidClaim { .. } => "invalid_claim",
             Self::InvalidKey(_) => "invalid_key",

@@ -41,6 +41,15 @@ pub struct UserClaims(pub Claims);
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientClaims(pub Claims);
 
+/// The SHA-256 thumbprint of the DER of the client certificate the
+/// request's TLS connection presented (RFC 8705 `x5t#S256`). keygate-verify
+/// does not terminate TLS: the application's TLS layer inserts this in the
+/// request's extensions when the client sent a certificate. Without it, a
+/// token bound to a certificate is refused (`certificate_mismatch`); with
+/// it, only a token bound to that certificate (or an unbound one) passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCertThumbprint(pub [u8; 32]);
+
 /// Why [`VerifiedClaims`] refused a request; answers for itself.
 #[derive(Debug, Clone)]
 pub struct Rejection {
@@ -167,6 +176,7 @@ fn bearer(headers: &HeaderMap) -> Option<Option<&str>> {
 async fn authenticate(
     verifier: &RemoteVerifier,
     headers: &HeaderMap,
+    thumbprint: Option<&ClientCertThumbprint>,
 ) -> Result<VerifiedClaims, Rejection> {
     let realm = verifier.realm();
     match bearer(headers) {
@@ -176,7 +186,7 @@ async fn authenticate(
             &RemoteError::Token(crate::Error::MalformedToken("not a single bearer token")),
         )),
         Some(Some(token)) => verifier
-            .verify(token)
+            .verify_bound(token, thumbprint.map(|t| &t.0))
             .await
             .map(VerifiedClaims)
             .map_err(|error| Rejection::invalid(realm, &error)),
@@ -195,7 +205,8 @@ where
         if let Some(claims) = parts.extensions.get::<Self>() {
             return Ok(claims.clone());
         }
-        authenticate(&RemoteVerifier::from_ref(state), &parts.headers).await
+        let thumbprint = parts.extensions.get::<ClientCertThumbprint>();
+        authenticate(&RemoteVerifier::from_ref(state), &parts.headers, thumbprint).await
     }
 }
 
@@ -254,7 +265,8 @@ pub async fn require_token(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authenticate(&verifier, request.headers()).await {
+    let thumbprint = request.extensions().get::<ClientCertThumbprint>().copied();
+    match authenticate(&verifier, request.headers(), thumbprint.as_ref()).await {
         Ok(claims) => {
             request.extensions_mut().insert(claims);
             next.run(request).await

@@ -48,7 +48,7 @@ mod verifier;
 
 pub use alg::{Algorithm, AlgorithmSet, KeyMaterial, verify_primitive};
 pub use b64::encode as base64url_encode;
-pub use claims::{Claims, MAX_NUMERIC_DATE, NumericDate};
+pub use claims::{CNF_CLAIM, Claims, MAX_NUMERIC_DATE, NumericDate, X5T_S256};
 pub use error::Error;
 pub use jwk::{ImportOptions, Jwk, MAX_KID_LEN, VerifyingKey};
 pub use jwks::{JwkSet, MAX_JWKS_LEN, MAX_KEYS, SkippedKey};
@@ -56,7 +56,7 @@ pub use jws::Header;
 pub use kind::{AcceptedKinds, KIND_CLAIM, OWNER_CLAIM, TokenKind};
 pub use verifier::{
     DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, Encryption, MAX_LEEWAY_SECS, MAX_TOKEN_LEN_LIMIT,
-    Validation, Verifier,
+    Validation, Verifier, check_binding,
 };
 
 mod clock;
@@ -70,4 +70,6 @@ pub use remote::{
 #[cfg(feature = "axum")]
 mod extract;
 #[cfg(feature = "axum")]
-pub use extract::{ClientClaims, Rejection, UserClaims, VerifiedClaims, require_token};
+pub use extract::{
+    ClientCertThumbprint, ClientClaims, Rejection, UserClaims, VerifiedClaims, require_token,
+};

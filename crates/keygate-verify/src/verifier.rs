@@ -170,8 +170,38 @@ impl Verifier {
     }
 
     /// Everything: signature, `typ`, then the claims at time `now_secs`
-    /// (seconds since the epoch, from the caller's clock).
+    /// (seconds since the epoch, from the caller's clock). A token bound
+    /// to a client certificate (RFC 8705) is refused with
+    /// [`Error::BoundToken`]: whoever holds it may have stolen it, and only
+    /// [`Verifier::verify_bound`], given the connection's certificate, can
+    /// tell.
     pub fn verify(&self, token: &str, now_secs: u64) -> Result<Claims, Error> {
+        let claims = self.verify_unchecked_binding(token, now_secs)?;
+        if claims.x5t_s256()?.is_some() {
+            return Err(Error::BoundToken);
+        }
+        Ok(claims)
+    }
+
+    /// As [`Verifier::verify`], and a bound token must be bound to the
+    /// certificate whose SHA-256 thumbprint (of its DER) is `thumbprint`,
+    /// the one the caller's TLS connection presented. An unbound token is
+    /// accepted with or without a certificate.
+    pub fn verify_bound(
+        &self,
+        token: &str,
+        now_secs: u64,
+        thumbprint: Option<&[u8; 32]>,
+    ) -> Result<Claims, Error> {
+        let claims = self.verify_unchecked_binding(token, now_secs)?;
+        check_binding(&claims, thumbprint)?;
+        Ok(claims)
+    }
+
+    /// As [`Verifier::verify`], leaving a bound token's `cnf` to the caller
+    /// ([`check_binding`]): for a server that caches verified claims across
+    /// requests, each of which has its own certificate.
+    pub fn verify_unchecked_binding(&self, token: &str, now_secs: u64) -> Result<Claims, Error> {
         let token = self.unwrap_nested(token)?;
         let mut signature_buf = [0u8; jws::SIGNATURE_BUF];
         let compact = self.verify_jws(&token, Mode::Jwt, &mut signature_buf)?;
@@ -205,4 +235,16 @@ pub(crate) fn unwrap_nested<'t>(
         Some((_, Encryption::Required)) => Err(Error::EncryptionMismatch),
         _ => Ok(Cow::Borrowed(token)),
     }
+}
+
+/// Whether `claims` may be used by the holder of the certificate whose
+/// thumbprint is `thumbprint` (RFC 8705 §3): an unbound token by anyone, a
+/// bound one only with its certificate. Compared in constant time.
+pub fn check_binding(claims: &Claims, thumbprint: Option<&[u8; 32]>) -> Result<(), Error> {
+    let Some(bound) = claims.x5t_s256()? else {
+        return Ok(());
+    };
+    let presented = thumbprint.ok_or(Error::CertificateMismatch)?;
+    aws_lc_rs::constant_time::verify_slices_are_equal(&bound, presented)
+        .map_err(|_| Error::CertificateMismatch)
 }

@@ -5,7 +5,7 @@
 //! (introspection, the gateway), so the two sides cannot drift apart.
 //!
 //! Whom a token speaks for is the `Principal`: a user or a client (an API
-//! key), never both. Reading takes the kinds the caller accepts, so a client
+//! key or a registered mTLS client), never both. Reading takes the kinds the caller accepts, so a client
 //! token can never be read as a user's. Names keygate does not know are
 //! tolerated and kept (`custom`); a known claim with a value keygate would
 //! never write is refused.
@@ -15,8 +15,9 @@ use keygate_verify::{
 };
 use serde_json::{Map, Value};
 
+use super::client_ref::ClientRef;
 use super::service::TokenRequest;
-use crate::keys::apikey::KeyId;
+use crate::clients::model::ClientRecord;
 use crate::model::{KeyRecord, Scope, Tenant};
 use crate::users::model::Role;
 
@@ -32,9 +33,13 @@ pub const CLIENT_ID_CLAIM: &str = "client_id";
 /// The session (refresh family) a user token was issued for.
 pub const SESSION_CLAIM: &str = "sid";
 
+/// RFC 7800 / RFC 8705: the client certificate a token is bound to.
+pub use keygate_verify::{CNF_CLAIM, X5T_S256};
+
 /// Every claim name `TokenClaims` gives a meaning to: none of them is ever
 /// a custom claim, whatever the token's kind.
-const KNOWN: [&str; 7] = [
+const KNOWN: [&str; 8] = [
+    CNF_CLAIM,
     KIND_CLAIM,
     OWNER_CLAIM,
     CLIENT_ID_CLAIM,
@@ -59,16 +64,18 @@ pub struct UserPrincipal {
     pub subject: String,
     /// `sid`: the session a login or refresh issued the token for.
     pub session: Option<String>,
-    /// `client_id`: the application key presented beside the user.
-    pub client: Option<KeyId>,
+    /// `client_id`: the application (its API key or its registered mTLS
+    /// client) presented beside the user.
+    pub client: Option<ClientRef>,
 }
 
-/// An application holding an API key: `sub` and `client_id` are the key id.
+/// An application: `sub` and `client_id` are its API key's id or its
+/// registered mTLS client's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientPrincipal {
-    pub key_id: KeyId,
-    /// `kg_owner`: the key's owner, free text a tenant admin chooses, so it
-    /// is never `sub` (it could be anyone's user id).
+    pub id: ClientRef,
+    /// `kg_owner`: the client's owner, free text a tenant admin chooses,
+    /// so it is never `sub` (it could be anyone's user id).
     pub owner: Option<String>,
 }
 
@@ -86,6 +93,10 @@ pub struct TokenClaims {
     /// does not know when reading. Never one of keygate's own names: those
     /// are dropped from here on both sides.
     pub custom: Map<String, Value>,
+    /// RFC 8705: the SHA-256 of the DER of the client certificate the
+    /// token is bound to (`cnf.x5t#S256`); whoever presents it must hold
+    /// that certificate's key.
+    pub cnf: Option<[u8; 32]>,
 }
 
 impl TokenClaims {
@@ -93,13 +104,30 @@ impl TokenClaims {
     pub fn client(record: &KeyRecord, scopes: Vec<Scope>) -> Self {
         Self {
             principal: Principal::Client(ClientPrincipal {
-                key_id: record.id.clone(),
+                id: ClientRef::Key(record.id.clone()),
                 owner: Some(record.owner.clone()),
             }),
             tenant: record.tenant.clone(),
             roles: Vec::new(),
             scopes,
             custom: Map::new(),
+            cnf: None,
+        }
+    }
+
+    /// A client-credentials token for a registered mTLS client, narrowed
+    /// to `scopes` and bound to the certificate it authenticated with.
+    pub fn mtls_client(record: &ClientRecord, scopes: Vec<Scope>, cnf: [u8; 32]) -> Self {
+        Self {
+            principal: Principal::Client(ClientPrincipal {
+                id: ClientRef::Mtls(record.id.clone()),
+                owner: Some(record.owner.clone()),
+            }),
+            tenant: record.tenant.clone(),
+            roles: Vec::new(),
+            scopes,
+            custom: Map::new(),
+            cnf: Some(cnf),
         }
     }
 
@@ -114,7 +142,7 @@ impl TokenClaims {
     pub fn subject(&self) -> &str {
         match &self.principal {
             Principal::User(user) => &user.subject,
-            Principal::Client(client) => client.key_id.as_str(),
+            Principal::Client(client) => client.id.as_str(),
         }
     }
 
@@ -148,7 +176,7 @@ impl TokenClaims {
                 }
             }
             Principal::Client(client) => {
-                out.insert(CLIENT_ID_CLAIM.into(), client.key_id.as_str().into());
+                out.insert(CLIENT_ID_CLAIM.into(), client.id.as_str().into());
                 if let Some(owner) = &client.owner {
                     out.insert(OWNER_CLAIM.into(), owner.clone().into());
                 }
@@ -167,6 +195,10 @@ impl TokenClaims {
         }
         if !self.scopes.is_empty() {
             out.insert(SCOPE_CLAIM.into(), scope_text(&self.scopes).into());
+        }
+        if let Some(thumb) = &self.cnf {
+            let x5t = keygate_verify::base64url_encode(thumb);
+            out.insert(CNF_CLAIM.into(), serde_json::json!({ X5T_S256: x5t }));
         }
         out
     }
@@ -193,7 +225,7 @@ impl TokenClaims {
         let kind = accepted.check(claims)?;
         let extra = &claims.extra;
         let client = text(extra, CLIENT_ID_CLAIM)?
-            .map(|id| KeyId::parse(id).map_err(|_| invalid(CLIENT_ID_CLAIM)))
+            .map(|id| ClientRef::parse(id).ok_or_else(|| invalid(CLIENT_ID_CLAIM)))
             .transpose()?;
         let principal = match kind {
             TokenKind::User => Principal::User(UserPrincipal {
@@ -205,7 +237,7 @@ impl TokenClaims {
                 client,
             }),
             TokenKind::Client => Principal::Client(ClientPrincipal {
-                key_id: client.ok_or(ClaimError::MissingClaim {
+                id: client.ok_or(ClaimError::MissingClaim {
                     name: CLIENT_ID_CLAIM,
                 })?,
                 owner: text(extra, OWNER_CLAIM)?.map(str::to_owned),
@@ -220,6 +252,7 @@ impl TokenClaims {
             roles: list(extra, ROLES_CLAIM, |r| Role::parse(r).ok())?,
             scopes: list(extra, SCOPE_CLAIM, |s| Scope::parse(s).ok())?,
             custom: Map::new(),
+            cnf: claims.x5t_s256()?,
         })
     }
 }

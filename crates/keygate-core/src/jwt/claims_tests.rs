@@ -4,6 +4,7 @@ use keygate_verify::NumericDate;
 use serde_json::json;
 
 use super::*;
+use crate::keys::apikey::KeyId;
 
 const KEY: &str = "key_AAAAAAAAAAAAAAAA";
 const APP: &str = "key_BBBBBBBBBBBBBBBB";
@@ -36,7 +37,7 @@ fn user() -> TokenClaims {
         principal: Principal::User(UserPrincipal {
             subject: "usr_AAAAAAAAAAAAAAAA".into(),
             session: Some("fam_x".into()),
-            client: Some(KeyId::parse(APP).unwrap()),
+            client: Some(ClientRef::Key(KeyId::parse(APP).unwrap())),
         }),
         tenant: Some(Tenant::parse("acme").unwrap()),
         roles: vec![
@@ -45,13 +46,14 @@ fn user() -> TokenClaims {
         ],
         scopes: vec![Scope::parse("orders:read").unwrap()],
         custom,
+        cnf: None,
     }
 }
 
 fn client() -> TokenClaims {
     TokenClaims {
         principal: Principal::Client(ClientPrincipal {
-            key_id: KeyId::parse(KEY).unwrap(),
+            id: ClientRef::Key(KeyId::parse(KEY).unwrap()),
             owner: Some("usr_victim".into()),
         }),
         tenant: None,
@@ -61,6 +63,7 @@ fn client() -> TokenClaims {
             Scope::parse("orders:write").unwrap(),
         ],
         custom: Map::new(),
+        cnf: None,
     }
 }
 
@@ -240,4 +243,33 @@ fn null_counts_as_absent() {
     );
     let read = TokenClaims::read(&token, AcceptedKinds::Users).unwrap();
     assert_eq!((read.tenant, read.roles.len()), (None, 0));
+}
+
+#[test]
+fn an_mtls_client_and_its_binding_read_back_and_never_as_a_user() {
+    let mut c = client();
+    let cli = crate::clients::model::ClientId::parse("cli_CCCCCCCCCCCCCCCC").unwrap();
+    c.principal = Principal::Client(ClientPrincipal {
+        id: ClientRef::Mtls(cli),
+        owner: Some("team-a".into()),
+    });
+    c.cnf = Some([9; 32]);
+    let map = c.to_map();
+    assert_eq!(map["client_id"], "cli_CCCCCCCCCCCCCCCC");
+    assert_eq!(
+        map["cnf"],
+        json!({"x5t#S256": keygate_verify::base64url_encode(&[9; 32])})
+    );
+    let read = TokenClaims::read(&verified(&c), AcceptedKinds::Clients).unwrap();
+    assert_eq!(read, c);
+    assert!(read.custom.is_empty(), "cnf is keygate's own, not custom");
+    assert_eq!(
+        TokenClaims::read(&verified(&c), AcceptedKinds::Users),
+        Err(keygate_verify::Error::WrongTokenKind)
+    );
+    // A client_id that is neither a key nor a client is refused.
+    let mut bad = verified(&c);
+    bad.extra
+        .insert("client_id".into(), json!("usr_AAAAAAAAAAAAAAAA"));
+    assert!(TokenClaims::read(&bad, AcceptedKinds::Clients).is_err());
 }

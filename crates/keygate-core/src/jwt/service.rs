@@ -18,7 +18,7 @@ use super::keyset::{KeyState, KeyStatus, Plan, RotationPolicy, SigningKeyRecord,
 use super::material::{NewSigningKey, Signer, SigningAlg};
 use crate::clock::MillisClock;
 use crate::error::Error;
-use crate::keys::apikey::{KeyId, random_id};
+use crate::keys::apikey::random_id;
 use crate::keys::service::Admin;
 use crate::model::AuditEntry;
 use crate::sealed::MasterKey;
@@ -96,17 +96,17 @@ pub struct TokenRequest {
     pub claims: Map<String, Value>,
 }
 
-/// A client token's subject is a key id and a user token's never is, so
-/// the two kinds can never share a `sub`.
+/// A client token's subject is a key id or a registered client's id, and
+/// a user token's is neither, so the two kinds can never share a `sub`.
 fn check_subject(kind: TokenKind, subject: &str) -> Result<(), Error> {
-    let is_key_id = KeyId::parse(subject).is_ok();
-    match (kind, is_key_id) {
+    let is_client = super::client_ref::ClientRef::parse(subject).is_some();
+    match (kind, is_client) {
         (TokenKind::Client, true) | (TokenKind::User, false) => Ok(()),
         (TokenKind::Client, false) => Err(Error::Internal(
-            "a client token's subject must be its key id".into(),
+            "a client token's subject must be its key id or client id".into(),
         )),
         (TokenKind::User, true) => Err(Error::Internal(
-            "a user token's subject must not be a key id".into(),
+            "a user token's subject must not be a key id or client id".into(),
         )),
     }
 }
@@ -456,6 +456,9 @@ mod tests {
             assert!(check_subject(TokenKind::Client, owner).is_err(), "{owner}");
         }
         assert!(check_subject(TokenKind::User, key).is_err());
+        let cli = "cli_AAAAAAAAAAAAAAAA";
+        assert!(check_subject(TokenKind::Client, cli).is_ok());
+        assert!(check_subject(TokenKind::User, cli).is_err());
     }
 
     #[test]

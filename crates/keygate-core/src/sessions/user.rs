@@ -28,6 +28,7 @@ pub fn session_access_request(
         roles: user.roles.clone(),
         scopes: Vec::new(),
         custom: user.claims.clone(),
+        cnf: None,
     };
     let mut request = claims.request(config.audience.clone(), config.access_token_ttl);
     request.not_issued_before = Some(earliest_iat_secs(now, user.sessions_cutoff_ms));

@@ -117,6 +117,12 @@ pub enum AuthMode {
     /// the identity, as with `ApiKey`, and the body is checked while it
     /// streams.
     Hmac,
+    /// A client certificate naming a registered client (`[mtls]`): the
+    /// client is the identity, with its scopes and rate limit, as a key.
+    Mtls,
+    /// The certificate names the calling service, a user JWT the user,
+    /// who is the principal (as `ApiKeyAndJwt`).
+    MtlsAndJwt,
     None,
 }
 
@@ -128,22 +134,35 @@ impl AuthMode {
             AuthMode::ApiKeyOrJwt => "api_key_or_jwt",
             AuthMode::ApiKeyAndJwt => "api_key_and_jwt",
             AuthMode::Hmac => "hmac",
+            AuthMode::Mtls => "mtls",
+            AuthMode::MtlsAndJwt => "mtls_and_jwt",
             AuthMode::None => "none",
         }
     }
 
-    /// Whether a key names the caller: its scopes and rate limit apply.
+    /// Whether a key or a registered client names the caller: its scopes
+    /// and rate limit apply.
     pub fn takes_keys(self) -> bool {
         matches!(
             self,
-            AuthMode::ApiKey | AuthMode::ApiKeyOrJwt | AuthMode::ApiKeyAndJwt | AuthMode::Hmac
+            AuthMode::ApiKey
+                | AuthMode::ApiKeyOrJwt
+                | AuthMode::ApiKeyAndJwt
+                | AuthMode::Hmac
+                | AuthMode::Mtls
+                | AuthMode::MtlsAndJwt
         )
+    }
+
+    /// Whether the caller is a client certificate's registered client.
+    pub fn takes_certificates(self) -> bool {
+        matches!(self, AuthMode::Mtls | AuthMode::MtlsAndJwt)
     }
 
     pub fn takes_jwts(self) -> bool {
         matches!(
             self,
-            AuthMode::Jwt | AuthMode::ApiKeyOrJwt | AuthMode::ApiKeyAndJwt
+            AuthMode::Jwt | AuthMode::ApiKeyOrJwt | AuthMode::ApiKeyAndJwt | AuthMode::MtlsAndJwt
         )
     }
 }

@@ -267,6 +267,8 @@ fn parse_auth(text: &str, err: &mut RouteErrors<'_>) -> Option<AuthMode> {
         "api_key_and_jwt" => Some(AuthMode::ApiKeyAndJwt),
         "none" => Some(AuthMode::None),
         "hmac" => Some(AuthMode::Hmac),
+        "mtls" => Some(AuthMode::Mtls),
+        "mtls_and_jwt" => Some(AuthMode::MtlsAndJwt),
         other => {
             err.push(format!(
                 "auth: {other:?} is not one of api_key, jwt, api_key_or_jwt, api_key_and_jwt, hmac, none"
@@ -426,9 +428,14 @@ fn parse_jwt_subjects(
             "jwt_subjects: a {} route takes no JWT",
             mode.as_str()
         )),
-        Some(AuthMode::ApiKeyAndJwt) if kinds != AcceptedKinds::Users => err(
-            "jwt_subjects: the JWT of api_key_and_jwt names the user; only \"users\" fits".into(),
-        ),
+        Some(mode @ (AuthMode::ApiKeyAndJwt | AuthMode::MtlsAndJwt))
+            if kinds != AcceptedKinds::Users =>
+        {
+            err(format!(
+                "jwt_subjects: the JWT of {} names the user; only \"users\" fits",
+                mode.as_str()
+            ))
+        }
         _ => {}
     }
     kinds
@@ -517,10 +524,20 @@ mod tests {
             kinds("api_key_and_jwt", Some("users")),
             AcceptedKinds::Users
         );
+        assert_eq!(kinds("mtls_and_jwt", None), AcceptedKinds::Users);
+        let mtls = parse_text(&route("mtls", None)).unwrap().unwrap();
+        assert_eq!(mtls.routes[0].auth, AuthMode::Mtls);
+        assert!(mtls.routes[0].auth.takes_certificates() && mtls.routes[0].auth.takes_keys());
         for (auth, subjects, needle) in [
             ("jwt", "everyone", "is not one of users, clients, any"),
             ("api_key", "any", "a api_key route takes no JWT"),
             ("api_key_and_jwt", "clients", "only \"users\" fits"),
+            (
+                "mtls_and_jwt",
+                "any",
+                "the JWT of mtls_and_jwt names the user",
+            ),
+            ("mtls", "clients", "a mtls route takes no JWT"),
         ] {
             let all = errors(&route(auth, Some(subjects))).join("\n");
             assert!(all.contains(needle), "{auth} {subjects}: {all}");

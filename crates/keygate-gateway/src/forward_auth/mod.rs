@@ -129,7 +129,7 @@ pub async fn decide(gateway: &Gateway, req: &Parts, peer: Option<SocketAddr>) ->
     };
     let peer = peer.map(|p| gateway.deps.trusted_proxies.client_ip(p.ip(), &req.headers));
     let peer = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    let verdict = admit(gateway, req, &orig, &route, &peer).await;
+    let verdict = admit(gateway, req, &orig, &route, &peer, certificate.as_ref()).await;
     Decided {
         route: Some(route),
         method: orig.method,
@@ -162,6 +162,7 @@ async fn admit(
     orig: &Original,
     route: &Route,
     peer: &str,
+    certificate: Option<&PeerCertificate>,
 ) -> Verdict {
     // The original request's scheme is the proxy's to tell, as its method
     // and URI are; this listener's own scheme says nothing about it.
@@ -177,6 +178,7 @@ async fn admit(
         path: &orig.raw_path,
         query: orig.query.as_deref(),
         has_body: original::announces_body(&req.headers),
+        certificate,
     };
     let Admitted {
         identity,
@@ -222,7 +224,10 @@ fn identity_headers(route: &Route, identity: &Identity) -> HeaderMap {
     );
     put(
         "x-keygate-client-id",
-        identity.client_id.as_ref().map(KeyId::as_str),
+        identity
+            .client_id
+            .as_ref()
+            .map(keygate_core::jwt::ClientRef::as_str),
     );
     put(
         "x-keygate-tenant",

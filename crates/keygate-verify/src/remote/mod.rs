@@ -219,16 +219,38 @@ impl RemoteVerifier {
         self.current(self.inner.clock.now_secs()).await.map(|_| ())
     }
 
-    /// Verifies `token` (signature, `typ`, claims) at the clock's time.
+    /// Verifies `token` (signature, `typ`, claims) at the clock's time;
+    /// a token bound to a client certificate is refused (`bound_token`).
     pub async fn verify(&self, token: &str) -> Result<Claims, RemoteError> {
+        let claims = self.verify_unchecked_binding(token).await?;
+        if claims.x5t_s256()?.is_some() {
+            return Err(Error::BoundToken.into());
+        }
+        Ok(claims)
+    }
+
+    /// As `verify`, and a token bound to a client certificate (RFC 8705)
+    /// must be bound to the one whose SHA-256 thumbprint is `thumbprint`
+    /// (`certificate_mismatch` otherwise, or without one).
+    pub async fn verify_bound(
+        &self,
+        token: &str,
+        thumbprint: Option<&[u8; 32]>,
+    ) -> Result<Claims, RemoteError> {
+        let claims = self.verify_unchecked_binding(token).await?;
+        crate::check_binding(&claims, thumbprint)?;
+        Ok(claims)
+    }
+
+    async fn verify_unchecked_binding(&self, token: &str) -> Result<Claims, RemoteError> {
         // Decrypted once, before the key set is consulted, so an
         // unknown-`kid` refetch does not decrypt again.
         let token = &*crate::verifier::unwrap_nested(self.inner.decryption.as_ref(), token)?;
         let now = self.inner.clock.now_secs();
         let verifier = self.current(now).await?;
-        match verifier.verify(token, now) {
+        match verifier.verify_unchecked_binding(token, now) {
             Err(Error::UnknownKid) => match self.refetch_for_unknown_kid(now, &verifier).await {
-                Some(newer) => Ok(newer.verify(token, now)?),
+                Some(newer) => Ok(newer.verify_unchecked_binding(token, now)?),
                 None => Err(Error::UnknownKid.into()),
             },
             result => Ok(result?),

@@ -10,6 +10,7 @@ mod jwks_server;
 mod attacks_claims;
 mod attacks_header;
 mod attacks_keys;
+mod binding;
 mod extract;
 mod jwe_attacks;
 mod jwe_common;

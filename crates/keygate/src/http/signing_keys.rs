@@ -106,7 +106,13 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
         "grant_types_supported": ["client_credentials", "refresh_token"],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic", "client_secret_post",
+            "tls_client_auth", "self_signed_tls_client_auth",
+        ],
+        // RFC 8705 §3.3: tokens issued over a connection with a client
+        // certificate are bound to it.
+        "tls_client_certificate_bound_access_tokens": true,
         "introspection_endpoint_auth_methods_supported": ["bearer"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "token_endpoint_auth_signing_alg_values_supported": algs,

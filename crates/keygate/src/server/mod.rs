@@ -97,21 +97,7 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         .start(services.caches(), &config.cluster, &metrics)
         .await
         .map_err(StartError::Unavailable)?;
-    let deps = GatewayDeps {
-        keys: services.keys.clone(),
-        tokens: services.tokens.clone(),
-        hmac: services.hmac.clone(),
-        clock: gateway_clock,
-        metrics: metrics.gateway.clone(),
-        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
-        client_cert_header: config.forward_auth.clone(),
-        // The admin API's log and drop counter: one flush writes both's
-        // tallies, one metric counts both's drops.
-        audit: RefusalAudit {
-            log: services.audit.clone(),
-            dropped: metrics.audit_dropped.clone(),
-        },
-    };
+    let deps = gateway_deps(config, &services, &metrics, gateway_clock);
     let (gateway, budget) = gateway(config, deps.clone(), limiter);
     let state = services.into_state(
         config,
@@ -131,6 +117,32 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         key_usage: config.key_usage,
         _sqlite_lock: sqlite_lock,
     })
+}
+
+/// What the gateway is built from: the services it shares with the admin
+/// API, and the settings it reads.
+fn gateway_deps(
+    config: &Config,
+    services: &Services,
+    metrics: &Metrics,
+    clock: Arc<dyn MillisClock>,
+) -> GatewayDeps {
+    GatewayDeps {
+        keys: services.keys.clone(),
+        tokens: services.tokens.clone(),
+        hmac: services.hmac.clone(),
+        clients: services.clients.clone(),
+        clock,
+        metrics: metrics.gateway.clone(),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        client_cert_header: config.forward_auth.clone(),
+        // The admin API's log and drop counter: one flush writes both's
+        // tallies, one metric counts both's drops.
+        audit: RefusalAudit {
+            log: services.audit.clone(),
+            dropped: metrics.audit_dropped.clone(),
+        },
+    }
 }
 
 /// The listeners' TLS, when configured: certificate, key and the client

@@ -86,13 +86,14 @@ async fn api_key(
     // the owner (free text) has its own member.
     let claims = TokenClaims {
         principal: Principal::Client(ClientPrincipal {
-            key_id: record.id.clone(),
+            id: record.id.clone().into(),
             owner: Some(record.owner.clone()),
         }),
         tenant: record.tenant.clone(),
         roles: Vec::new(),
         scopes: record.scopes.clone(),
         custom: serde_json::Map::new(),
+        cnf: None,
     };
     let mut out = claims.to_map();
     // A key names its scopes even when it has none.

@@ -5,10 +5,13 @@
 //! standard OAuth clients parse that.
 //!
 //! - `form`: the request body and client authentication.
-//! - `token`: the grants. `introspect`, `revoke`: the other two endpoints.
+//! - `token`: the grants; `mtls`: RFC 8705 client authentication and
+//!   certificate-bound tokens. `introspect`, `revoke`: the other two endpoints.
 
 pub mod form;
 pub mod introspect;
+mod issue;
+pub mod mtls;
 pub mod revoke;
 pub mod token;
 

@@ -1,40 +1,48 @@
-//! `POST /oauth2/token`: `client_credentials` (an API key trades itself for
-//! a short JWT) and `refresh_token`.
+//! `POST /oauth2/token`: `client_credentials` (an API key, or a registered
+//! mTLS client with its certificate (`mtls`), trades itself for a short
+//! JWT) and `refresh_token`.
 
-use axum::Json;
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use keygate_api::sessions::TokenResponse;
 use keygate_core::VerifyCode;
+use keygate_core::clients::PeerCertificate;
 use keygate_core::jwt::TokenClaims;
-use keygate_core::jwt::claims::scope_text;
-use keygate_core::model::{KeyRecord, Scope};
 use keygate_core::sessions::AuditContext;
 
+use super::OAuthError;
 use super::form::{Form, client_credentials};
-use super::{OAuthError, no_store};
+use super::issue::{issue_client_token, narrow_scopes};
+use super::mtls;
 use crate::http::AppState;
 use crate::http::session_tokens::{RefreshFailure, rotate};
 
-pub fn token_response(body: TokenResponse) -> Response {
-    let mut res = Json(body).into_response();
-    no_store(res.headers_mut());
-    res
-}
+pub use super::issue::token_response;
 
 #[utoipa::path(post, path = "/oauth2/token", tag = "oauth",
     request_body(content_type = "application/x-www-form-urlencoded",
         description = "grant_type=client_credentials (client auth: Basic key_id:key, or \
-            client_id + client_secret), optional scope; or grant_type=refresh_token with \
-            refresh_token"),
+            client_id + client_secret, or RFC 8705 client_id=cli_... with the TLS connection's \
+            client certificate: tls_client_auth, self_signed_tls_client_auth), optional scope; \
+            over a connection with a client certificate the token is bound to it \
+            (cnf.x5t#S256); or grant_type=refresh_token with refresh_token"),
     responses((status = 200, body = TokenResponse), (status = 400), (status = 401), (status = 429)))]
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    cert: Option<Extension<PeerCertificate>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let cert = mtls::connection_certificate(cert.as_ref().map(|c| &c.0));
     let result = match Form::parse(&headers, &body) {
         Err(e) => Err(e),
         Ok(form) => match form.get("grant_type") {
-            Some("client_credentials") => client_credentials_grant(&state, &headers, &form).await,
+            Some("client_credentials") => {
+                client_credentials_grant(&state, &headers, &form, cert).await
+            }
             Some("refresh_token") => refresh_grant(&state, &form).await,
             Some(other) => Err(OAuthError::new(
                 axum::http::StatusCode::BAD_REQUEST,
@@ -55,7 +63,18 @@ async fn client_credentials_grant(
     state: &AppState,
     headers: &HeaderMap,
     form: &Form,
+    cert: Option<&PeerCertificate>,
 ) -> Result<Response, OAuthError> {
+    // RFC 8705 §2: a registered mTLS client names itself and proves it
+    // with the connection's certificate, no secret.
+    let no_secret = !headers.contains_key(axum::http::header::AUTHORIZATION)
+        && form.get("client_secret").is_none();
+    if let Some(id) = form
+        .get("client_id")
+        .filter(|id| no_secret && id.starts_with("cli_"))
+    {
+        return mtls::grant(state, id, cert, form.get("scope")).await;
+    }
     let client = client_credentials(headers, form)?;
     let refused = |why: &str| OAuthError::invalid_client(why, client.basic);
     let verification = state
@@ -87,44 +106,12 @@ async fn client_credentials_grant(
             )));
         }
     };
-    let scopes = narrow_scopes(record, form.get("scope"))?;
-    let config = state.tokens.config();
-    let scope = (!scopes.is_empty()).then(|| scope_text(&scopes));
-    let claims = TokenClaims::client(record, scopes);
-    let issued = state
-        .tokens
-        .issue(claims.request(config.audience.clone(), config.client_token_ttl))
-        .map_err(OAuthError::from_core)?;
-    Ok(token_response(TokenResponse {
-        access_token: issued.token.into(),
-        token_type: "Bearer".into(),
-        expires_in: config.client_token_ttl,
-        scope,
-        refresh_token: None,
-    }))
-}
-
-/// The token gets the requested scopes, which must all be the key's own;
-/// without a request, all of the key's scopes. A token never gets more than
-/// its key.
-fn narrow_scopes(record: &KeyRecord, requested: Option<&str>) -> Result<Vec<Scope>, OAuthError> {
-    let Some(requested) = requested else {
-        return Ok(record.scopes.clone());
-    };
-    let mut granted: Vec<Scope> = Vec::new();
-    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
-        let Some(own) = record.scopes.iter().find(|s| s.as_str() == scope) else {
-            return Err(OAuthError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "invalid_scope",
-                format!("the scope {scope:?} is not one of the key's scopes"),
-            ));
-        };
-        if !granted.contains(own) {
-            granted.push(own.clone());
-        }
-    }
-    Ok(granted)
+    let scopes = narrow_scopes(&record.scopes, form.get("scope"))?;
+    let mut claims = TokenClaims::client(record, scopes);
+    // RFC 8705 §3: over a connection with a client certificate, the token
+    // is bound to it whatever authenticated the client.
+    claims.cnf = cert.map(|c| *c.thumbprint());
+    issue_client_token(state, &claims)
 }
 
 /// `grant_type=refresh_token`: the session rotates as at
