@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{Method, Request};
+use keygate_core::clients::PeerCertificate;
 use keygate_gateway::Gateway;
 use keygate_gateway::config::ForwardToken;
-use keygate_gateway::forward_auth::{self, Decided, Unjudgeable, Verdict};
+use keygate_gateway::forward_auth::{self, ClientCert, Decided, Unjudgeable, Verdict};
 use keygate_gateway::outcome::Outcome;
 use keygate_http::client_addr::TrustedProxies;
 use keygate_http::listen::{Limits, Listen, TlsSource};
@@ -54,7 +55,13 @@ impl Authorization for Check {
         let check = request.into_inner();
         let (decided, request_id) = match request::read(&check) {
             Ok(asked) => (
-                forward_auth::decide(&self.gateway, &asked.parts, asked.source).await,
+                forward_auth::decide_with(
+                    &self.gateway,
+                    &asked.parts,
+                    asked.source,
+                    ClientCert::Given(asked.parts.extensions.get::<PeerCertificate>().cloned()),
+                )
+                .await,
                 keygate_http::request_id_of(&asked.parts.headers),
             ),
             Err(why) => {

@@ -105,15 +105,39 @@ pub struct Decided {
 /// Judges the original request the subrequest `req` describes; `peer` is
 /// the proxy's address, behind which `trusted_proxies` may name a client.
 pub async fn decide(gateway: &Gateway, req: &Parts, peer: Option<SocketAddr>) -> Decided {
+    decide_with(gateway, req, peer, ClientCert::FromHeader).await
+}
+
+/// Where the client's certificate comes from.
+pub enum ClientCert {
+    /// The header `[forward_auth] client_cert_header` names, read only
+    /// when `peer` is a trusted proxy (the HTTP adapter).
+    FromHeader,
+    /// Read by the adapter from its own protocol, from a caller it has
+    /// already checked against `trusted_proxies` (ext_authz: Envoy's
+    /// `source.certificate`); headers are not consulted.
+    Given(Option<PeerCertificate>),
+}
+
+/// As [`decide`], with the client certificate taken as `cert` says.
+pub async fn decide_with(
+    gateway: &Gateway,
+    req: &Parts,
+    peer: Option<SocketAddr>,
+    cert: ClientCert,
+) -> Decided {
     let judged = original::original(req).and_then(|orig| {
         let route = route_for(gateway, &orig)?;
-        let certificate = from_proxy(
-            &gateway.deps.client_cert_header,
-            &gateway.deps.trusted_proxies,
-            peer.map(|p| p.ip()),
-            &req.headers,
-        )
-        .map_err(Unjudgeable::ClientCertHeader)?;
+        let certificate = match cert {
+            ClientCert::FromHeader => from_proxy(
+                &gateway.deps.client_cert_header,
+                &gateway.deps.trusted_proxies,
+                peer.map(|p| p.ip()),
+                &req.headers,
+            )
+            .map_err(Unjudgeable::ClientCertHeader)?,
+            ClientCert::Given(certificate) => certificate,
+        };
         Ok((orig, route, certificate))
     });
     let (orig, route, certificate) = match judged {

@@ -48,7 +48,17 @@ type H2c = hyper_util::client::legacy::Client<
 /// TCP_NODELAY, as Envoy sets it (without it, a request's HEADERS and DATA
 /// frames wait on a delayed ACK: 40 ms a call).
 fn h2c() -> H2c {
+    h2c_with(hyper_util::client::legacy::connect::HttpConnector::new())
+}
+
+/// As [`h2c`], from the local address `from` (a proxy's, say).
+pub(crate) fn h2c_from(from: std::net::IpAddr) -> H2c {
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(Some(from));
+    h2c_with(connector)
+}
+
+fn h2c_with(mut connector: hyper_util::client::legacy::connect::HttpConnector) -> H2c {
     connector.set_nodelay(true);
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
@@ -94,7 +104,7 @@ async fn via_http(
     gw.app.raw(req).await
 }
 
-fn header<'a>(options: &'a [HeaderValueOption], name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(options: &'a [HeaderValueOption], name: &str) -> Option<&'a str> {
     options
         .iter()
         .filter_map(|o| o.header.as_ref())
@@ -102,7 +112,7 @@ fn header<'a>(options: &'a [HeaderValueOption], name: &str) -> Option<&'a str> {
         .map(|h| h.value.as_str())
 }
 
-fn ok(res: CheckResponse) -> OkHttpResponse {
+pub(crate) fn ok(res: CheckResponse) -> OkHttpResponse {
     assert_eq!(res.status.as_ref().unwrap().code, 0, "{res:?}");
     match res.http_response {
         Some(HttpResponse::OkResponse(ok)) => ok,
@@ -110,7 +120,7 @@ fn ok(res: CheckResponse) -> OkHttpResponse {
     }
 }
 
-fn denied(res: CheckResponse) -> (i32, DeniedHttpResponse) {
+pub(crate) fn denied(res: CheckResponse) -> (i32, DeniedHttpResponse) {
     let code = res.status.as_ref().unwrap().code;
     match res.http_response {
         Some(HttpResponse::DeniedResponse(d)) => (code, d),

@@ -45,6 +45,7 @@ mod key_search;
 mod key_usage;
 mod keys;
 mod limits;
+mod mtls_ext_authz;
 mod mtls_routes;
 mod oauth;
 mod ops;

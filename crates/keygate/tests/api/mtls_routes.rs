@@ -24,10 +24,10 @@ crate::on_both_backends!(spawn = crate::mtls_routes::spawn;
 );
 
 /// The proxy forward-auth trusts.
-const PROXY: &str = "127.0.0.2";
+pub(crate) const PROXY: &str = "127.0.0.2";
 
 pub struct Mtls {
-    app: TestApp,
+    pub(crate) app: TestApp,
     _upstream: Upstream,
     gateway: String,
     server_cert: PathBuf,
@@ -54,6 +54,7 @@ pub async fn spawn(backend: Backend) -> Option<Mtls> {
          client_ca_files = [{mesh_file:?}]\nclient_auth_self_signed = true\n\
          [mtls]\ncas = {{ mesh = {mesh_file:?} }}\n\
          [forward_auth]\nclient_cert_header = \"nginx\"\n\
+         [ext_authz]\nlisten = \"127.0.0.1:0\"\n\
          [gateway]\nlisten = \"127.0.0.1:0\"\n"
     );
     toml += &route(
@@ -109,7 +110,7 @@ impl Mtls {
     }
 
     /// Registers a client pinned to `leaf`'s thumbprint.
-    async fn pin(&self, leaf: &Leaf, extra: Value) -> String {
+    pub(crate) async fn pin(&self, leaf: &Leaf, extra: Value) -> String {
         let mut body = json!({
             "name": "svc", "owner": "team-a", "scopes": ["orders:read"],
             "thumbprint": hex::encode(Sha256::digest(&leaf.der)),
