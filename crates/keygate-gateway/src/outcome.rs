@@ -115,7 +115,10 @@ impl Gateway {
             status = status.as_u16(),
             micros = elapsed.as_micros() as u64,
             key_id = id.and_then(|i| i.key_id.as_ref().map(keygate_core::KeyId::as_str)).unwrap_or("-"),
-            subject = id.and_then(|i| i.subject.as_deref()).unwrap_or("-"),
+            client_id = id
+                .and_then(|i| i.client_id.as_ref().map(keygate_core::jwt::ClientRef::as_str))
+                .unwrap_or("-"),
+            subject = id.and_then(Identity::token_subject).unwrap_or("-"),
             failure = failure.unwrap_or("-"),
             %request_id,
             "request"
