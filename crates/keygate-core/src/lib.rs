@@ -10,7 +10,8 @@
 //!   state it uses (`cache`, `usage`).
 //! - `audit`: failed authentications tallied per source and minute, and
 //!   the audit retention.
-//! - `model`: records and validated values (`Scope`, `Tenant`, ...).
+//! - `model`: records and validated values (`Scope`, `Tenant`, ...);
+//!   `prefixed_id`: the one definition of `KeyId`, `ClientId`, `UserId`, `FamilyId`.
 //! - `store`: the storage traits that keygate-store implements.
 //! - `ratelimit`: GCRA, the per-key limiter verification and the gateway use.
 //! - `secret`: `Secret<T>`, the redacting wrapper for passwords, tokens and
@@ -41,6 +42,7 @@ pub mod httpsig;
 pub mod jwt;
 pub mod keys;
 pub mod model;
+mod prefixed_id;
 pub mod ratelimit;
 pub mod sealed;
 pub mod secret;

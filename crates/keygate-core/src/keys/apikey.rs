@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use crate::prefixed_id::prefixed_id;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 pub const SECRET_CHARS: usize = 43;
@@ -170,10 +171,10 @@ impl ApiKey {
     }
 }
 
-/// The public identifier of a key: `key_` + 16 base62 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(try_from = "String")]
-pub struct KeyId(String);
+prefixed_id! {
+    /// The public identifier of a key: `key_` + 16 base62 characters.
+    KeyId { prefix: ID_PREFIX, chars: ID_CHARS, field: "id", noun: "a key id" }
+}
 
 /// `prefix` followed by `chars` uniformly random base62 characters.
 pub fn random_id(prefix: &str, chars: usize) -> Result<String, Error> {
@@ -193,53 +194,9 @@ pub fn random_id(prefix: &str, chars: usize) -> Result<String, Error> {
     Ok(out)
 }
 
-impl KeyId {
-    pub fn generate() -> Result<Self, Error> {
-        random_id(ID_PREFIX, ID_CHARS).map(Self)
-    }
-
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        match s.strip_prefix(ID_PREFIX) {
-            Some(rest) if rest.len() == ID_CHARS && rest.bytes().all(is_base62) => {
-                Ok(Self(s.to_owned()))
-            }
-            _ => Err(Error::Invalid {
-                field: "id",
-                reason: format!(
-                    "a key id looks like {ID_PREFIX} followed by {ID_CHARS} letters or digits"
-                ),
-            }),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for KeyId {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self, Error> {
-        Self::parse(&value)
-    }
-}
-
 impl From<KeyId> for String {
     fn from(value: KeyId) -> String {
         value.0
-    }
-}
-
-// Serialized as the bare string, without the copy `serde(into)` would make.
-impl Serialize for KeyId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
     }
 }
 
