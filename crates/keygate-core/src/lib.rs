@@ -57,5 +57,6 @@ pub use keys::service::{Admin, IssuedKey, KeyPatch, KeyService, NewKey, ScopedCa
 pub use keys::usage_counts::UsageCount;
 pub use keys::usage_query::{Granularity, KeyUsage, UsageBucket, UsageQuery};
 pub use keys::verify::{AuthFailure, Verification, VerifyCode};
+pub use prefixed_id::PrefixedId;
 pub use secret::{Secret, SecretString};
 pub use users::{LoginError, NewUser, UserPatch, UserService};

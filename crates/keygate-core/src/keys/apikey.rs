@@ -16,8 +16,6 @@ use crate::prefixed_id::prefixed_id;
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 pub const SECRET_CHARS: usize = 43;
 pub const CHECK_CHARS: usize = 6;
-const ID_CHARS: usize = 16;
-const ID_PREFIX: &str = "key_";
 /// Characters of the secret kept in the display prefix: enough to tell keys
 /// apart in a list, far too few (24 bits of 256) to help guess one.
 const PREFIX_SECRET_CHARS: usize = 4;
@@ -173,7 +171,7 @@ impl ApiKey {
 
 prefixed_id! {
     /// The public identifier of a key: `key_` + 16 base62 characters.
-    KeyId { prefix: ID_PREFIX, chars: ID_CHARS, field: "id", noun: "a key id" }
+    KeyId { prefix: "key_", chars: 16, field: "id", noun: "a key id" }
 }
 
 /// `prefix` followed by `chars` uniformly random base62 characters.
