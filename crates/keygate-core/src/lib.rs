@@ -4,6 +4,7 @@
 //!   chain a transport delivered (`peer`) and the registry it names.
 //! - `console`: the dashboard's server-side sessions (an admin key
 //!   exchanged for a cookie token) and their CSRF tokens.
+//! - `base62`: OS randomness and random base62 ids (re-exported by `apikey`).
 //! - `keys`: API keys: their format (`apikey`), peppered hashing (`pepper`),
 //!   the key service behind an `Admin` capability (`service`, `lifecycle`),
 //!   the verification hot path and its codes (`verify`), and the in-process
@@ -31,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+mod base62;
 pub mod clients;
 pub mod clock;
 pub mod console;

@@ -36,7 +36,7 @@ macro_rules! prefixed_id {
 
         impl $name {
             pub fn generate() -> Result<Self, $crate::error::Error> {
-                $crate::keys::apikey::random_id($prefix, $chars).map(Self)
+                $crate::base62::random_id($prefix, $chars).map(Self)
             }
 
             pub fn parse(s: &str) -> Result<Self, $crate::error::Error> {

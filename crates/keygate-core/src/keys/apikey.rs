@@ -10,10 +10,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::base62::ALPHABET;
+pub use crate::base62::{random_bytes, random_id};
 use crate::error::Error;
 use crate::prefixed_id::prefixed_id;
 
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 pub const SECRET_CHARS: usize = 43;
 pub const CHECK_CHARS: usize = 6;
 /// Characters of the secret kept in the display prefix: enough to tell keys
@@ -22,11 +23,6 @@ const PREFIX_SECRET_CHARS: usize = 4;
 
 fn is_base62(b: u8) -> bool {
     b.is_ascii_alphanumeric()
-}
-
-/// Fills `buf` from the operating system's CSPRNG.
-pub fn random_bytes(buf: &mut [u8]) -> Result<(), Error> {
-    getrandom::fill(buf).map_err(|e| Error::Internal(format!("OS random source failed: {e}")))
 }
 
 /// Writes a 256-bit big-endian number as exactly 43 base62 digits
@@ -172,24 +168,6 @@ impl ApiKey {
 prefixed_id! {
     /// The public identifier of a key: `key_` + 16 base62 characters.
     KeyId { prefix: "key_", chars: 16, field: "id", noun: "a key id" }
-}
-
-/// `prefix` followed by `chars` uniformly random base62 characters.
-pub fn random_id(prefix: &str, chars: usize) -> Result<String, Error> {
-    let mut out = String::with_capacity(prefix.len() + chars);
-    out.push_str(prefix);
-    let mut buf = [0u8; 64];
-    while out.len() < prefix.len() + chars {
-        random_bytes(&mut buf)?;
-        // Rejection sampling keeps every character uniform: 248 = 4 * 62.
-        for &b in buf.iter().filter(|&&b| b < 248) {
-            if out.len() == prefix.len() + chars {
-                break;
-            }
-            out.push(char::from(ALPHABET[usize::from(b % 62)]));
-        }
-    }
-    Ok(out)
 }
 
 impl From<KeyId> for String {
