@@ -13,7 +13,7 @@ pub const NOW: u64 = 1_800_000_000;
 pub const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 pub const KID: &str = "k_2026-11-28T01:00:00Z_3f9a1c";
 
-/// A token shaped like the server's access tokens (about 466 bytes).
+/// A token shaped like the server's access tokens (515 bytes).
 pub fn token() -> String {
     let header = json!({"alg": "HS256", "kid": KID, "typ": "at+jwt"});
     let claims = json!({
