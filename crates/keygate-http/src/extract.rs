@@ -16,9 +16,9 @@ use crate::problem::ApiError;
 /// that is not valid UTF-8 once decoded, is a problem+json 400 with `code`
 /// before the handler runs.
 pub async fn id_in_path<T: PrefixedId, S: Send + Sync>(
+    code: &'static str,
     parts: &mut Parts,
     state: &S,
-    code: &'static str,
 ) -> Result<T, ApiError> {
     let invalid = || ApiError::bad_request(code, format!("{} looks like {}", T::NOUN, T::SHAPE));
     let Path(id) = Path::<String>::from_request_parts(parts, state)
@@ -34,7 +34,7 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        id_in_path(parts, state, "invalid_key_id").await.map(Self)
+        id_in_path("invalid_key_id", parts, state).await.map(Self)
     }
 }
 

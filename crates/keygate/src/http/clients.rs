@@ -43,7 +43,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        id_in_path(parts, state, "invalid_client_id")
+        id_in_path("invalid_client_id", parts, state)
             .await
             .map(Self)
     }

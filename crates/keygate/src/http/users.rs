@@ -43,7 +43,7 @@ impl<S: Send + Sync> FromRequestParts<S> for UserIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        id_in_path(parts, state, "invalid_user_id").await.map(Self)
+        id_in_path("invalid_user_id", parts, state).await.map(Self)
     }
 }
 
