@@ -6,7 +6,7 @@
 mod encryption;
 mod upstream;
 mod validate;
-pub use encryption::EncryptionFile;
+pub use encryption::{EncryptionFile, TokenEncryption};
 pub use validate::validate;
 
 use std::net::SocketAddr;
@@ -237,7 +237,7 @@ pub struct Route {
     pub hmac_cover_content_headers: Option<bool>,
     /// The internal token is a nested JWT encrypted with this (to the
     /// upstream's key) when set.
-    pub internal_token_encryption: Option<Arc<keygate_verify::jwe::Encrypter>>,
+    pub internal_token_encryption: Option<Arc<TokenEncryption>>,
     /// This route's metric handles (a reload starts new ones, which find
     /// the same series).
     pub metrics: Arc<crate::metrics::RouteMetrics>,

@@ -189,7 +189,7 @@ fn parse_encryption(
     r: &RouteFile,
     forward_token: Option<ForwardToken>,
     err: &mut RouteErrors<'_>,
-) -> Option<Arc<keygate_verify::jwe::Encrypter>> {
+) -> Option<Arc<super::TokenEncryption>> {
     let file = r.internal_token_encryption.as_ref()?;
     if forward_token.is_some_and(|f| f != ForwardToken::Internal) {
         err.push("internal_token_encryption: needs forward_token = \"internal\"".into());

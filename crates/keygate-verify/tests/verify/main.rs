@@ -20,4 +20,5 @@ mod primitives;
 mod proptest_mutation;
 mod providers;
 mod remote;
+mod remote_recipient;
 mod vectors;

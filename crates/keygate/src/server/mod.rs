@@ -99,6 +99,11 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         .map_err(StartError::Unavailable)?;
     let deps = gateway_deps(config, &services, &metrics, gateway_clock);
     let (gateway, budget) = gateway(config, deps.clone(), limiter);
+    if let Some(gateway) = &gateway {
+        // Before serving: a route whose upstream key cannot be fetched
+        // answers 503 until it is, and keygate starts anyway.
+        gateway.fetch_upstream_keys().await;
+    }
     let state = services.into_state(
         config,
         metrics,

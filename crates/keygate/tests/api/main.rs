@@ -35,6 +35,7 @@ mod gateway_ext_authz;
 mod gateway_forward_auth;
 mod gateway_hmac;
 mod gateway_jwe;
+mod gateway_jwks;
 mod gateway_paths;
 mod gateway_proxy;
 mod gateway_tls;
