@@ -49,6 +49,7 @@ mod limits;
 mod mtls_ext_authz;
 mod mtls_routes;
 mod oauth;
+mod oauth_resource;
 mod ops;
 mod quotas;
 mod replay;
