@@ -38,6 +38,15 @@ on_both_backends!(
     unknown_or_malformed_resources_issue_nothing,
 );
 
+/// The key of the audience is never fetched: its own modules.
+mod dark {
+    use super::an_audience_whose_key_is_not_fetched_gets_no_token;
+    crate::on_both_backends!(
+        spawn = crate::oauth_resource::spawn_dark;
+        an_audience_whose_key_is_not_fetched_gets_no_token,
+    );
+}
+
 /// Over keygate's TLS, with client certificates: its own `sqlite` and
 /// `postgres` modules.
 mod bound {
@@ -378,6 +387,41 @@ async fn unknown_or_malformed_resources_issue_nothing(f: Fixture) {
         (status, body["error"].clone()),
         (StatusCode::UNAUTHORIZED, json!("invalid_client"))
     );
+}
+
+/// An audience whose tokens are encrypted to a key from a JWKS nobody
+/// serves: keygate starts, and refuses to issue rather than sign in clear.
+pub async fn spawn_dark(backend: Backend) -> Option<TestApp> {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", closed.local_addr().unwrap());
+    drop(closed);
+    let toml = format!(
+        "[[jwt.audiences]]\naudience = \"{PAYMENTS}\"\nencrypt = {{ jwks_url = \"{url}\" }}\n"
+    );
+    spawn_app_with_toml(backend, Some(&toml), |_| {}).await
+}
+
+async fn an_audience_whose_key_is_not_fetched_gets_no_token(app: TestApp) {
+    let key = app
+        .create_key(json!({"name": "svc", "owner": "team", "scopes": []}))
+        .await;
+    let pairs = [("grant_type", "client_credentials"), ("resource", PAYMENTS)];
+    let (status, headers, body) =
+        form(&app, "/oauth2/token", Some((&key.0, &key.1)), None, &pairs).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(headers.get("retry-after").is_some());
+    assert!(body.get("access_token").is_none());
+    // The default audience is served as ever.
+    let (status, _, body) = form(
+        &app,
+        "/oauth2/token",
+        Some((&key.0, &key.1)),
+        None,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 pub struct MtlsFixture {
