@@ -16,6 +16,7 @@ mod jwe_attacks;
 mod jwe_common;
 mod jwe_nested;
 mod jwe_vectors;
+mod jwe_x25519;
 mod primitives;
 mod proptest_mutation;
 mod providers;
