@@ -57,3 +57,39 @@ pub(crate) async fn fetch_missing(routes: &[Arc<Route>]) {
     }
     while fetches.join_next().await.is_some() {}
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn routes(url: &str, kid: &str) -> Vec<Route> {
+        let text = format!(
+            "[gateway]\n[[gateway.routes]]\nname = \"r\"\nmatch = {{ path_prefix = \"/r\" }}\n\
+             upstream = \"http://h:1\"\nauth = \"api_key\"\n\
+             internal_token_encryption = {{ jwks_url = \"{url}\", kid = \"{kid}\" }}\n"
+        );
+        crate::config::parse_text(&text).unwrap().unwrap().routes
+    }
+
+    fn encryption(route: &Route) -> &Arc<crate::config::TokenEncryption> {
+        route.internal_token_encryption.as_ref().unwrap()
+    }
+
+    /// A reload that leaves a route's source alone keeps the key fetched
+    /// for it (no 503 while refetching); a changed source starts afresh.
+    #[test]
+    fn a_reload_keeps_the_key_of_an_unchanged_source() {
+        let url = "https://up.internal/jwks";
+        let old: Vec<Arc<Route>> = routes(url, "a").into_iter().map(Arc::new).collect();
+        let mut same = routes(url, "a");
+        adopt(&mut same, &old);
+        assert!(Arc::ptr_eq(encryption(&same[0]), encryption(&old[0])));
+        let mut other_kid = routes(url, "b");
+        adopt(&mut other_kid, &old);
+        assert!(!Arc::ptr_eq(encryption(&other_kid[0]), encryption(&old[0])));
+        let mut other_url = routes("https://up2.internal/jwks", "a");
+        adopt(&mut other_url, &old);
+        assert!(!Arc::ptr_eq(encryption(&other_url[0]), encryption(&old[0])));
+    }
+}

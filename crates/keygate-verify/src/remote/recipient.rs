@@ -301,7 +301,9 @@ pub(crate) fn choose(body: &[u8], kid: Option<&str>) -> Result<RecipientKey, Str
     }
     fallback.ok_or_else(|| match kid {
         Some(kid) => format!("no key with kid {kid:?} usable for encryption"),
-        None => "no key usable for encryption (EC P-256/384/521, X25519 or RSA, use \"enc\")".into(),
+        None => {
+            "no key usable for encryption (EC P-256/384/521, X25519 or RSA, use \"enc\")".into()
+        }
     })
 }
 
