@@ -27,6 +27,11 @@ pub enum Error {
     /// Storage failed. Never turned into "not found": the caller sees a 503.
     #[error("storage error: {0}")]
     Storage(String),
+    /// A token must be encrypted to a recipient whose key keygate has not
+    /// fetched yet (its JWKS is unreachable): refused, never sent in the
+    /// clear. The text names the source, for the log.
+    #[error("the recipient's encryption key is unavailable: {0}")]
+    KeyUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -35,6 +35,10 @@ impl From<keygate_core::Error> for PageError {
                 tracing::error!(%cause, "dashboard: storage failed");
                 Self::Unavailable
             }
+            E::KeyUnavailable(cause) => {
+                tracing::error!(%cause, "dashboard: an encryption key is unavailable");
+                Self::Unavailable
+            }
             E::Internal(cause) => Self::Internal(cause),
         }
     }

@@ -91,7 +91,14 @@ async fn with_credentials(
             let token = presented
                 .bearer
                 .ok_or_else(|| Refusal::missing("a JWT in `Authorization: Bearer`"))?;
-            with_jwt(&deps.tokens, token, route.jwt_subjects, cert).await?
+            with_jwt(
+                &deps.tokens,
+                route.audience.as_deref(),
+                token,
+                route.jwt_subjects,
+                cert,
+            )
+            .await?
         }
         AuthMode::ApiKeyOrJwt => key_or_jwt(deps, route, &presented).await?,
         AuthMode::ApiKeyAndJwt => key_and_user(deps, route, &presented).await?,
@@ -118,6 +125,7 @@ async fn key_or_jwt(
         (None, Some(token)) => {
             with_jwt(
                 &deps.tokens,
+                route.audience.as_deref(),
                 token,
                 route.jwt_subjects,
                 presented.certificate,
@@ -148,6 +156,7 @@ async fn key_and_user(
     // user, whatever the route says.
     let user = with_jwt(
         &deps.tokens,
+        route.audience.as_deref(),
         token,
         AcceptedKinds::Users,
         presented.certificate,

@@ -54,6 +54,8 @@ impl ProxyError {
             | ProxyError::Unreachable
             | ProxyError::UpstreamTls
             | ProxyError::BadUpgrade => Fault::Upstream,
+            // The upstream's JWKS has not given the key its token needs.
+            ProxyError::Token(keygate_core::Error::KeyUnavailable(_)) => Fault::Upstream,
             ProxyError::Token(_) => Fault::Gateway,
         }
     }
@@ -63,10 +65,13 @@ impl ProxyError {
     /// cannot take, keygate's own error, which is logged as a cause).
     pub fn label(&self) -> Option<&'static str> {
         match self {
-            ProxyError::UpgradeRefused(_)
-            | ProxyError::InvalidPath
-            | ProxyError::BodyTooLarge
-            | ProxyError::Token(_) => None,
+            ProxyError::UpgradeRefused(_) | ProxyError::InvalidPath | ProxyError::BodyTooLarge => {
+                None
+            }
+            ProxyError::Token(keygate_core::Error::KeyUnavailable(_)) => {
+                Some("upstream_key_unavailable")
+            }
+            ProxyError::Token(_) => None,
             ProxyError::BodyTimeout => Some("body_timeout"),
             ProxyError::DigestMismatch => Some(SigCode::ContentDigestMismatch.as_str()),
             ProxyError::Busy => Some("upstream_busy"),

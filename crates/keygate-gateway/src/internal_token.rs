@@ -8,10 +8,10 @@ use axum::http::HeaderValue;
 use keygate_core::jwt::{
     ClientPrincipal, Principal, TokenClaims, TokenKind, TokenRequest, TokenService, UserPrincipal,
 };
-use keygate_verify::jwe::Encrypter;
 use parking_lot::Mutex;
 use serde_json::Map;
 
+use super::config::TokenEncryption;
 use super::identity::Identity;
 
 /// A cached token is reused only while it has more than this many seconds left.
@@ -44,7 +44,7 @@ impl InternalTokens {
         &self,
         tokens: &TokenService,
         route: &str,
-        encryption: Option<&Encrypter>,
+        encryption: Option<&TokenEncryption>,
         id: &Identity,
     ) -> Result<HeaderValue, keygate_core::Error> {
         let now = tokens.clock().now_secs();
@@ -101,15 +101,13 @@ impl Cache {
 fn mint(
     tokens: &TokenService,
     route: &str,
-    encryption: Option<&Encrypter>,
+    encryption: Option<&TokenEncryption>,
     id: &Identity,
 ) -> Result<Minted, keygate_core::Error> {
     let request = request(route, tokens.config().internal_token_ttl, id)?;
     let issued = tokens.issue(request)?;
     let token = match encryption {
-        Some(encrypter) => encrypter.encrypt_nested(&issued.token).map_err(|e| {
-            keygate_core::Error::Internal(format!("encrypting the internal token: {e}"))
-        })?,
+        Some(encryption) => encryption.encrypt_nested(&issued.token)?,
         None => issued.token,
     };
     let token = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {

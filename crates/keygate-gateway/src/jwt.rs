@@ -11,15 +11,17 @@ use super::identity::Identity;
 use super::refusal::{Reason, Refusal};
 use keygate_http::ApiError;
 
-/// `certificate`: the request's client certificate, which a token bound
-/// to one (RFC 8705 `cnf`) must have been issued for.
+/// `audience`: the route's, else `[jwt] audience`. `certificate`: the
+/// request's client certificate, which a token bound to one (RFC 8705
+/// `cnf`) must have been issued for.
 pub(super) async fn with_jwt(
     tokens: &TokenService,
+    audience: Option<&str>,
     token: &str,
     accepted: AcceptedKinds,
     certificate: Option<&PeerCertificate>,
 ) -> Result<Identity, Refusal> {
-    let audience = &tokens.config().audience;
+    let audience = audience.unwrap_or(&tokens.config().audience);
     let claims = tokens.verify(token, audience).await.map_err(|e| match e {
         TokenError::Invalid(e) => invalid_token(&e),
         TokenError::Revoked => Refusal::new(

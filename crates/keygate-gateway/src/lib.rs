@@ -23,6 +23,8 @@
 //!   header (nginx, Envoy's XFCC, Traefik), for forward-auth.
 //! - `mtls`: the client-certificate modes (`mtls`, `mtls_and_jwt`);
 //!   `grants`: scopes, roles and tenants asked of an identity.
+//! - `recipients`: upstream keys fetched from a JWKS URL, for encrypted
+//!   internal tokens.
 //! - `forward_auth`: the decision `/v1/forward-auth` answers for nginx,
 //!   Traefik and Envoy (the HTTP adapter is the admin API's).
 
@@ -47,6 +49,7 @@ mod mtls;
 pub mod outcome;
 pub mod path;
 pub mod proxy;
+mod recipients;
 pub mod refusal;
 pub mod request;
 pub mod routes;
@@ -102,8 +105,10 @@ impl Gateway {
         deps: GatewayDeps,
         limiter: Arc<dyn RateLimiter>,
     ) -> Arc<Self> {
+        let mut routes = config.routes;
+        recipients::adopt(&mut routes, &[]);
         Arc::new(Self {
-            table: RwLock::new(Arc::new(RouteTable::new(config.routes))),
+            table: RwLock::new(Arc::new(RouteTable::new(routes))),
             listen: config.listen,
             workers: config.workers,
             config_path,
@@ -147,9 +152,20 @@ impl Gateway {
     /// listener cannot move or change its threads without a restart, so a
     /// new `listen` or `workers` is ignored.
     pub fn replace(&self, config: GatewayConfig) {
-        let table = Arc::new(RouteTable::new(config.routes));
+        let mut routes = config.routes;
+        recipients::adopt(&mut routes, self.table().routes());
+        let table = Arc::new(RouteTable::new(routes));
         *self.table.write() = table;
         self.internal.clear();
+    }
+
+    /// Fetches the upstream keys routes name by `jwks_url` and have not
+    /// fetched yet (at start, so the first requests need not wait for the
+    /// background refresh). Never fails: a route whose key cannot be
+    /// fetched answers 503 `upstream_key_unavailable` until it is, and the
+    /// fetch's failure is logged.
+    pub async fn fetch_upstream_keys(&self) {
+        recipients::fetch_missing(self.table().routes()).await;
     }
 
     /// Reads the configuration file again (SIGHUP). A bad file is reported

@@ -91,7 +91,14 @@ pub(super) async fn client_and_user(
     })?;
     // The user first: verifying it has no side effects, while the
     // client's check spends its rate limit.
-    let user = with_jwt(&deps.tokens, token, AcceptedKinds::Users, Some(certificate)).await?;
+    let user = with_jwt(
+        &deps.tokens,
+        route.audience.as_deref(),
+        token,
+        AcceptedKinds::Users,
+        Some(certificate),
+    )
+    .await?;
     check_roles(route, &user.roles).map_err(|r| r.by(user.subject.as_deref()))?;
     let app = with_certificate(deps, limiter, route, Some(certificate)).await?;
     app_serves_user(

@@ -42,6 +42,17 @@ impl From<Error> for ApiError {
                 err.retry_after_secs = Some(1);
                 err
             }
+            Error::KeyUnavailable(cause) => {
+                let mut err = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream_key_unavailable",
+                    "the key this token must be encrypted to is not available yet; \
+                     nothing was sent, retry later",
+                );
+                err.cause = Some(cause);
+                err.retry_after_secs = Some(1);
+                err
+            }
             Error::Internal(cause) => ApiError::internal(cause),
         }
     }

@@ -42,6 +42,7 @@ fn config(alg: SigningAlg, cache: usize) -> JwtConfig {
         access_token_ttl: 900,
         client_token_ttl: 300,
         internal_token_ttl: 60,
+        audiences: Vec::new(),
         rotation_period: 30 * 86_400,
         jwks_max_age: 300,
         leeway: 30,

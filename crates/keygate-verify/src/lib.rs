@@ -65,7 +65,8 @@ pub use clock::{Clock, SystemClock};
 mod remote;
 #[cfg(feature = "remote")]
 pub use remote::{
-    FetchError, MAX_CACHE_SECS, RemoteError, RemoteOptions, RemoteVerifier, fetch_jwks,
+    FetchError, MAX_CACHE_SECS, RemoteError, RemoteOptions, RemoteRecipient, RemoteVerifier,
+    fetch_jwks,
 };
 #[cfg(feature = "axum")]
 mod extract;

@@ -17,11 +17,12 @@ use keygate_core::keys::cache::CacheConfig;
 use keygate_core::secret::SecretString;
 use keygate_core::sessions::SessionConfig;
 
+pub mod audiences;
 pub mod cluster;
 pub mod dashboard;
 mod error;
 pub mod ext_authz;
-mod jwt;
+pub(crate) mod jwt;
 pub mod mtls;
 pub mod reference;
 pub(crate) mod settings;
@@ -233,6 +234,8 @@ pub struct Config {
     pub allow_plain_http: bool,
     pub log_format: LogFormat,
     pub jwt: JwtConfig,
+    /// `[[jwt.audiences]]` whose tokens are encrypted, with their keys.
+    pub audience_encryption: audiences::AudienceEncryption,
     pub sessions: SessionConfig,
     /// `[keys] max_per_tenant`.
     pub max_keys_per_tenant: u32,
@@ -283,11 +286,10 @@ impl Config {
         let body_limit = body_limit(l.body_limit_bytes)?;
         let log_format = log_format(&l.log_format)?;
         let transport = transport(args, &mut file, listen)?;
-        let jwt = jwt::resolve(
-            &args.jwt,
-            file.jwt.take().unwrap_or_default(),
-            default_issuer(&transport),
-        )?;
+        let mut jwt_file = file.jwt.take().unwrap_or_default();
+        let audience_files = std::mem::take(&mut jwt_file.audiences);
+        let mut jwt = jwt::resolve(&args.jwt, jwt_file, default_issuer(&transport))?;
+        let audience_encryption = audiences::resolve(audience_files, &mut jwt)?;
         let sessions = sessions(&mut file)?;
         let (max_keys_per_tenant, key_usage) = keys_config(file.keys.take().unwrap_or_default())?;
         let allowed_origins = allowed_origins(l.allowed_origins.clone(), &jwt.issuer)?;
@@ -314,6 +316,7 @@ impl Config {
             gateway: transport.gateway,
             config_path: args.config.clone(),
             jwt,
+            audience_encryption,
             sessions,
             max_keys_per_tenant,
             key_usage,

@@ -27,6 +27,6 @@ pub use keygate_verify::{AcceptedKinds, KIND_CLAIM, OWNER_CLAIM, TokenKind};
 pub use keyset::{KeyState, KeyStatus, RotationPolicy, SigningKeyRecord};
 pub use material::{NewSigningKey, Signer, SigningAlg};
 pub use service::{
-    ACCESS_TOKEN_TYP, IssuedToken, JwtConfig, RevocationCheck, TokenError, TokenRequest,
-    TokenService,
+    ACCESS_TOKEN_TYP, ExtraAudience, IssuedToken, JwtConfig, RevocationCheck, TokenError,
+    TokenRequest, TokenService,
 };

@@ -45,9 +45,37 @@ pub struct JwtConfig {
     pub jwks_max_age: i64,
     pub leeway: i64,
     pub verified_cache_capacity: usize,
+    /// Audiences beyond `audience` that client tokens may be issued for
+    /// (RFC 8707 resource indicators).
+    pub audiences: Vec<ExtraAudience>,
+}
+
+/// An audience a client may ask a token for (`resource`), and the private
+/// key keygate reads its encrypted tokens with, when it may.
+#[derive(Debug, Clone)]
+pub struct ExtraAudience {
+    pub audience: String,
+    /// Set when keygate itself verifies this audience's tokens (a gateway
+    /// route in front of it, introspection, revocation) and they are
+    /// encrypted.
+    pub decrypter: Option<Arc<keygate_verify::jwe::Decrypter>>,
 }
 
 impl JwtConfig {
+    /// Whether keygate issues tokens for `audience`.
+    pub fn knows_audience(&self, audience: &str) -> bool {
+        audience == self.audience || self.audiences.iter().any(|a| a.audience == audience)
+    }
+
+    /// The private key of `audience`'s encrypted tokens, if keygate holds one.
+    pub fn decrypter_for(&self, audience: &str) -> Option<&Arc<keygate_verify::jwe::Decrypter>> {
+        self.audiences
+            .iter()
+            .find(|a| a.audience == audience)?
+            .decrypter
+            .as_ref()
+    }
+
     pub fn policy(&self) -> RotationPolicy {
         RotationPolicy {
             rotation_period: self.rotation_period,

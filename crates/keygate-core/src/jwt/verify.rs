@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use keygate_verify::{Claims, Validation, Verifier};
+use keygate_verify::{Claims, Encryption, Validation, Verifier};
 
 use super::cache::{Cached, digest};
 use super::service::{ACCESS_TOKEN_TYP, TokenError, TokenService};
@@ -68,10 +68,60 @@ impl TokenService {
         }
     }
 
+    /// A token keygate issued for any of its audiences (introspection):
+    /// a signed one is verified for the audience it names, if keygate
+    /// issues for it; an encrypted one for each audience whose private key
+    /// keygate holds, until one opens it. An encrypted token keygate holds
+    /// no key for is refused as malformed, as any token it cannot read.
+    pub async fn verify_issued(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
+        if !keygate_verify::jwe::is_compact_jwe(token) {
+            let named = unverified_audience(token)
+                .filter(|aud| self.config.knows_audience(aud))
+                .unwrap_or_else(|| self.config.audience.clone());
+            return self.verify(token, &named).await;
+        }
+        let mut refused = TokenError::Invalid(keygate_verify::Error::MalformedToken(
+            "an encrypted token keygate holds no key for",
+        ));
+        for extra in self
+            .config
+            .audiences
+            .iter()
+            .filter(|a| a.decrypter.is_some())
+        {
+            match self.verify(token, &extra.audience).await {
+                Ok(claims) => return Ok(claims),
+                Err(e @ TokenError::Storage(_)) => return Err(e),
+                Err(e) => refused = e,
+            }
+        }
+        Err(refused)
+    }
+
+    /// The signed token inside an encrypted one, when one of the
+    /// audiences' private keys opens it; None otherwise.
+    pub fn open_nested(&self, token: &str) -> Option<String> {
+        self.config
+            .audiences
+            .iter()
+            .filter_map(|a| a.decrypter.as_ref())
+            .find_map(|decrypter| decrypter.decrypt_nested(token).ok())
+    }
+
     /// For revocation: a token keygate signed (signature, issuer, `typ`),
     /// whatever its times, so a token not yet valid can be revoked before it
-    /// becomes so. Returns its `jti` and `exp`.
+    /// becomes so; an encrypted one once `open_nested` has opened it.
+    /// Returns its `jti` and `exp`.
     pub fn verify_for_revocation(&self, token: &str) -> Result<(String, i64), TokenError> {
+        let opened;
+        let token = if keygate_verify::jwe::is_compact_jwe(token) {
+            opened = self.open_nested(token).ok_or(TokenError::Invalid(
+                keygate_verify::Error::MalformedToken("an encrypted token keygate cannot open"),
+            ))?;
+            opened.as_str()
+        } else {
+            token
+        };
         let verifier = self.verifier(&self.config.audience)?;
         let (header, payload) = verifier.verify_signature(token)?;
         if !header
@@ -111,7 +161,13 @@ impl TokenService {
         }
         let mut validation = Validation::new(self.config.issuer.clone(), audience);
         validation.leeway_secs = u64::try_from(self.config.leeway).unwrap_or(0);
-        let verifier = Arc::new(Verifier::new(snapshot.keys.clone(), validation)?);
+        let mut verifier = Verifier::new(snapshot.keys.clone(), validation)?;
+        if let Some(decrypter) = self.config.decrypter_for(audience) {
+            // Optional: a signed-only token for the audience is keygate's
+            // too (issued before `encrypt` was set).
+            verifier = verifier.with_decryption(decrypter.clone(), Encryption::Optional);
+        }
+        let verifier = Arc::new(verifier);
         // Audiences come from configuration (routes, the access audience),
         // so the map stays small; the bound guards against a caller that
         // passes client input here.
@@ -124,5 +180,25 @@ impl TokenService {
     /// Drops every verified token (after a key is withdrawn).
     pub fn clear_cache(&self) {
         self.cache.clear();
+    }
+}
+
+/// The `aud` a signed token names (a string, or the first of an array),
+/// unverified: it only picks which audience to verify the token for.
+fn unverified_audience(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    // The verifier refuses larger tokens anyway; nothing big is decoded here.
+    if payload.len() > 16 * 1024 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let value: Value = serde_json::from_slice(&bytes).ok()?;
+    match value.get("aud")? {
+        Value::String(aud) => Some(aud.clone()),
+        Value::Array(auds) => auds.first()?.as_str().map(str::to_owned),
+        _ => None,
     }
 }

@@ -6,7 +6,7 @@
 mod encryption;
 mod upstream;
 mod validate;
-pub use encryption::EncryptionFile;
+pub use encryption::{EncryptionFile, TokenEncryption, parse as parse_encryption};
 pub use validate::validate;
 
 use std::net::SocketAddr;
@@ -92,6 +92,9 @@ pub struct RouteFile {
     pub max_connections: Option<usize>,
     /// Which JWTs count: `users` (default), `clients` or `any`.
     pub jwt_subjects: Option<String>,
+    /// The `aud` the route's JWTs must carry: `[jwt] audience` by default,
+    /// or one of `[[jwt.audiences]]`.
+    pub audience: Option<String>,
     /// `hmac` routes: whether a body's Content-Type and Content-Encoding
     /// must be signed (default: the `hmac_cover_content_headers` setting).
     pub hmac_cover_content_headers: Option<bool>,
@@ -213,6 +216,8 @@ pub struct Route {
     /// The kinds of JWT (`kg_kind`) that `jwt`, `api_key_or_jwt` and the
     /// user half of `api_key_and_jwt` take.
     pub jwt_subjects: AcceptedKinds,
+    /// The `aud` its JWTs must carry; None: `[jwt] audience`.
+    pub audience: Option<String>,
     pub scopes: Vec<Scope>,
     pub roles: Vec<String>,
     pub rate_limit: Option<RateLimitSpec>,
@@ -237,7 +242,7 @@ pub struct Route {
     pub hmac_cover_content_headers: Option<bool>,
     /// The internal token is a nested JWT encrypted with this (to the
     /// upstream's key) when set.
-    pub internal_token_encryption: Option<Arc<keygate_verify::jwe::Encrypter>>,
+    pub internal_token_encryption: Option<Arc<TokenEncryption>>,
     /// This route's metric handles (a reload starts new ones, which find
     /// the same series).
     pub metrics: Arc<crate::metrics::RouteMetrics>,

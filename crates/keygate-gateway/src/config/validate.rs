@@ -140,6 +140,7 @@ fn validate_route(
     let upstream = upstream::parse(r, &defaults.ca, &mut seen.trusts, &mut |m| err.push(m));
     let auth = parse_auth(&r.auth, err);
     let jwt_subjects = parse_jwt_subjects(r, auth, &mut |m| err.push(m));
+    check_audience(r, auth, err);
     let scopes = parse_scopes(&r.scopes, err);
     if let Some(mode) = auth {
         check_mode_fits(r, mode, &scopes, err);
@@ -164,6 +165,7 @@ fn validate_route(
         upstream: upstream?,
         auth: auth?,
         jwt_subjects,
+        audience: r.audience.clone(),
         scopes,
         roles: r.roles.clone(),
         rate_limit: limit.spec,
@@ -183,13 +185,27 @@ fn validate_route(
     })
 }
 
+/// A route's `audience` applies to the JWTs it takes, and is as long as
+/// an audience may be. Whether keygate issues tokens for it is `[jwt]`'s
+/// business, which a reload of the routes does not read: a route naming
+/// an audience keygate does not issue for admits no JWT.
+fn check_audience(r: &RouteFile, auth: Option<AuthMode>, err: &mut RouteErrors<'_>) {
+    let Some(audience) = &r.audience else { return };
+    if audience.is_empty() || audience.len() > 256 || audience.contains('\0') {
+        err.push("audience: 1 to 256 characters".into());
+    }
+    if auth.is_some_and(|mode| !mode.takes_jwts()) {
+        err.push("audience: only for routes that take JWTs".into());
+    }
+}
+
 /// The route's `internal_token_encryption`, which needs an internal token
 /// to encrypt.
 fn parse_encryption(
     r: &RouteFile,
     forward_token: Option<ForwardToken>,
     err: &mut RouteErrors<'_>,
-) -> Option<Arc<keygate_verify::jwe::Encrypter>> {
+) -> Option<Arc<super::TokenEncryption>> {
     let file = r.internal_token_encryption.as_ref()?;
     if forward_token.is_some_and(|f| f != ForwardToken::Internal) {
         err.push("internal_token_encryption: needs forward_token = \"internal\"".into());

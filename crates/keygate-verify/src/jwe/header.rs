@@ -104,7 +104,7 @@ fn epk(value: Option<Value>) -> Result<Option<Jwk>, Error> {
     let jwk = Jwk::from_value(value).map_err(|_| Error::InvalidHeader { name: "epk" })?;
     // An ephemeral key is public by definition; private members mean a
     // confused or hostile sender.
-    if jwk.has_private_members() || jwk.kty != "EC" {
+    if jwk.has_private_members() || !matches!(jwk.kty.as_str(), "EC" | "OKP") {
         return Err(Error::InvalidHeader { name: "epk" });
     }
     Ok(Some(jwk))

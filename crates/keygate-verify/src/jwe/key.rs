@@ -17,15 +17,18 @@ use super::algs::{ContentEncryption, KeyKind, KeyManagement};
 use crate::jwk::Jwk;
 use crate::{Error, b64, rsa_key};
 
-/// An elliptic curve usable for ECDH-ES.
+/// A curve usable for ECDH-ES: the NIST curves (`kty: "EC"`), and X25519
+/// (`kty: "OKP"`, RFC 8037).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Curve {
     P256,
     P384,
     P521,
+    X25519,
 }
 
 impl Curve {
+    /// The curve of an `EC` key.
     pub(crate) fn from_crv(crv: Option<&str>) -> Result<Self, Error> {
         match crv {
             Some("P-256") => Ok(Self::P256),
@@ -35,11 +38,29 @@ impl Curve {
         }
     }
 
+    /// The curve of an `OKP` key: X25519 only (Ed25519 signs, X448 is not
+    /// in aws-lc-rs).
+    pub(crate) fn from_okp_crv(crv: Option<&str>) -> Result<Self, Error> {
+        match crv {
+            Some("X25519") => Ok(Self::X25519),
+            _ => Err(Error::InvalidKey("unsupported OKP curve (X25519 only)")),
+        }
+    }
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::P256 => "P-256",
             Self::P384 => "P-384",
             Self::P521 => "P-521",
+            Self::X25519 => "X25519",
+        }
+    }
+
+    /// The `kty` of the curve's JWKs.
+    pub(crate) fn kty(self) -> &'static str {
+        match self {
+            Self::X25519 => "OKP",
+            _ => "EC",
         }
     }
 
@@ -48,26 +69,60 @@ impl Curve {
             Self::P256 => &agreement::ECDH_P256,
             Self::P384 => &agreement::ECDH_P384,
             Self::P521 => &agreement::ECDH_P521,
+            Self::X25519 => &agreement::X25519,
         }
     }
 
     pub(crate) fn coord_len(self) -> usize {
         match self {
-            Self::P256 => 32,
+            Self::P256 | Self::X25519 => 32,
             Self::P384 => 48,
             Self::P521 => 66,
         }
     }
 
-    /// The uncompressed SEC1 point `04 || x || y` from JWK members of
-    /// exactly the curve's length, validated (on the curve, not the
-    /// identity) by aws-lc: the invalid-curve attack stops here.
+    /// An X25519 public key from an `OKP` JWK's `x` (32 bytes), parsed.
+    /// Points of small order are not refused here: the agreement with one
+    /// is all zeros, which aws-lc refuses (RFC 7748 §6.1's check).
+    pub(crate) fn parse_okp(
+        self,
+        x: &[u8],
+    ) -> Result<(Vec<u8>, agreement::ParsedPublicKey), Error> {
+        if self != Self::X25519 || x.len() != 32 {
+            return Err(Error::InvalidKey("OKP key has the wrong length"));
+        }
+        let parsed = agreement::ParsedPublicKey::try_from(&agreement::UnparsedPublicKey::new(
+            self.agreement(),
+            x,
+        ))
+        .map_err(|_| Error::InvalidKey("invalid X25519 public key"))?;
+        Ok((x.to_vec(), parsed))
+    }
+
+    /// The public key in a JWK of this curve: `x` and `y` for EC, `x`
+    /// alone for OKP.
+    pub(crate) fn public_of(
+        self,
+        jwk: &Jwk,
+    ) -> Result<(Vec<u8>, agreement::ParsedPublicKey), Error> {
+        if self == Self::X25519 {
+            if jwk.y.is_some() {
+                return Err(Error::InvalidKey("an OKP key has no y"));
+            }
+            return self.parse_okp(&member(jwk.x.as_deref())?);
+        }
+        self.parse_point(&member(jwk.x.as_deref())?, &member(jwk.y.as_deref())?)
+    }
+
+    #[cfg(test)]
     pub(crate) fn point(self, x: &[u8], y: &[u8]) -> Result<Vec<u8>, Error> {
         self.parse_point(x, y).map(|(point, _)| point)
     }
 
-    /// [`Self::point`], and the parsed key, so an agreement does not parse
-    /// the point a second time.
+    /// The uncompressed SEC1 point `04 || x || y` from JWK members of
+    /// exactly the curve's length, validated (on the curve, not the
+    /// identity) by aws-lc: the invalid-curve attack stops here. With the
+    /// parsed key, so an agreement does not parse the point a second time.
     pub(crate) fn parse_point(
         self,
         x: &[u8],
@@ -145,7 +200,14 @@ impl DecryptionKey {
             },
         };
         let (kind, private) = match jwk.kty.as_str() {
-            "EC" => (KeyKind::Ec, ec_private(jwk)?),
+            "EC" => (
+                KeyKind::Ec,
+                ec_private(jwk, Curve::from_crv(jwk.crv.as_deref())?)?,
+            ),
+            "OKP" => (
+                KeyKind::Ec,
+                ec_private(jwk, Curve::from_okp_crv(jwk.crv.as_deref())?)?,
+            ),
             "RSA" => (KeyKind::Rsa, rsa_private(jwk)?),
             "oct" => (
                 KeyKind::Symmetric,
@@ -179,14 +241,15 @@ impl DecryptionKey {
         let (kind, private) = if let Some(rsa) = rsa_from_der(der) {
             (KeyKind::Rsa, Private::Rsa(rsa))
         } else {
-            let curve = [Curve::P256, Curve::P384, Curve::P521]
+            let curve = [Curve::P256, Curve::P384, Curve::P521, Curve::X25519]
                 .into_iter()
                 .find_map(|curve| {
                     agreement::PrivateKey::from_private_key_der(curve.agreement(), der)
                         .ok()
                         .map(|key| (curve, key))
                 });
-            let (curve, key) = curve.ok_or(Error::InvalidKey("not an RSA or EC private key"))?;
+            let (curve, key) =
+                curve.ok_or(Error::InvalidKey("not an RSA, EC or X25519 private key"))?;
             (KeyKind::Ec, Private::Ec(curve, key))
         };
         Ok(Self {
@@ -266,13 +329,14 @@ fn private_member(value: Option<&serde_json::Value>) -> Result<Vec<u8>, Error> {
     member(value.and_then(serde_json::Value::as_str))
 }
 
-fn ec_private(jwk: &Jwk) -> Result<Private, Error> {
-    let curve = Curve::from_crv(jwk.crv.as_deref())?;
+/// An EC or X25519 private key, checked whole: `d` must produce exactly
+/// the published public key.
+fn ec_private(jwk: &Jwk, curve: Curve) -> Result<Private, Error> {
     let d = private_member(jwk.d.as_ref())?;
     if d.len() != curve.coord_len() {
         return Err(Error::InvalidKey("EC private key has the wrong length"));
     }
-    let point = curve.point(&member(jwk.x.as_deref())?, &member(jwk.y.as_deref())?)?;
+    let (point, _) = curve.public_of(jwk)?;
     let key = agreement::PrivateKey::from_private_key(curve.agreement(), &d)
         .map_err(|_| Error::InvalidKey("invalid EC private key"))?;
     let public = key

@@ -105,14 +105,10 @@ fn agree(
 ) -> Result<Vec<u8>, Error> {
     let bad = Error::InvalidHeader { name: "epk" };
     let epk = header.epk.as_ref().ok_or(bad.clone())?;
-    if epk.crv.as_deref() != Some(curve.name()) {
+    if epk.crv.as_deref() != Some(curve.name()) || epk.kty != curve.kty() {
         return Err(bad);
     }
-    let coord = |m: &Option<String>| m.as_deref().and_then(b64::decode);
-    let (Some(x), Some(y)) = (coord(&epk.x), coord(&epk.y)) else {
-        return Err(bad);
-    };
-    let (_, peer) = curve.parse_point(&x, &y).map_err(|_| bad.clone())?;
+    let (_, peer) = curve.public_of(epk).map_err(|_| bad.clone())?;
     agreement::agree(private, peer, bad, |z| Ok(z.to_vec()))
 }
 
@@ -215,6 +211,17 @@ pub(crate) fn wrap_new_cek(
     }
 }
 
+/// The ephemeral public key as the header's `epk`: `x` and `y` of the
+/// uncompressed point for EC, the 32 bytes as `x` for X25519.
+fn epk_jwk(curve: Curve, public: &[u8]) -> Option<serde_json::Value> {
+    if curve == Curve::X25519 {
+        return Some(json!({"kty": "OKP", "crv": "X25519", "x": b64::encode(public)}));
+    }
+    let coord = curve.coord_len();
+    let (x, y) = (public.get(1..=coord)?, public.get(1 + coord..)?);
+    Some(json!({"kty": "EC", "crv": curve.name(), "x": b64::encode(x), "y": b64::encode(y)}))
+}
+
 fn ecdh_sender(
     curve: Curve,
     point: &[u8],
@@ -226,19 +233,12 @@ fn ecdh_sender(
     let ephemeral =
         agreement::EphemeralPrivateKey::generate(curve.agreement(), &rng).map_err(|_| failed())?;
     let epk_point = ephemeral.compute_public_key().map_err(|_| failed())?;
-    let coord = curve.coord_len();
-    let epk_point = epk_point.as_ref();
-    let (x, y) = (
-        epk_point.get(1..=coord).ok_or_else(failed)?,
-        epk_point.get(1 + coord..).ok_or_else(failed)?,
-    );
+    let epk = epk_jwk(curve, epk_point.as_ref()).ok_or_else(failed)?;
     let peer = agreement::UnparsedPublicKey::new(curve.agreement(), point);
+    // A small-order X25519 key makes the secret all zeros: aws-lc refuses.
     let z = agreement::agree_ephemeral(ephemeral, peer, failed(), |z| Ok(z.to_vec()))?;
     let mut header = Map::new();
-    header.insert(
-        "epk".into(),
-        json!({"kty": "EC", "crv": curve.name(), "x": b64::encode(x), "y": b64::encode(y)}),
-    );
+    header.insert("epk".into(), epk);
     if alg == KeyManagement::EcdhEs {
         let cek = concat_kdf(&z, enc.name(), &[], &[], enc.key_len());
         return Ok(Wrapped {

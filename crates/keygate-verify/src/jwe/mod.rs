@@ -8,7 +8,7 @@
 //! - `key`: [`DecryptionKey`] (private JWK, PKCS#8, PEM); `recipient`:
 //!   [`RecipientKey`] (public JWK); each bound to its algorithms.
 //! - `keymgmt`: CEK recovery and wrapping (AES-KW, AES-GCMKW, ECDH-ES with
-//!   the Concat KDF, RSA-OAEP), with RFC 7516 §11.5's random CEK on failure.
+//!   the Concat KDF on P-256/384/521 and X25519, RSA-OAEP), with RFC 7516 §11.5's random CEK on failure.
 //! - `content`: AES-GCM and AES-CBC-HMAC-SHA-2.
 //! - `decrypt`: [`Decrypter`]; `encrypt`: [`Encrypter`].
 //!

@@ -48,9 +48,13 @@ impl RecipientKey {
             return Err(Error::InvalidKey("kid is empty or too long"));
         }
         let (kind, public, default_alg) = match jwk.kty.as_str() {
-            "EC" => {
-                let curve = Curve::from_crv(jwk.crv.as_deref())?;
-                let point = curve.point(&member(jwk.x.as_deref())?, &member(jwk.y.as_deref())?)?;
+            "EC" | "OKP" => {
+                let curve = if jwk.kty == "EC" {
+                    Curve::from_crv(jwk.crv.as_deref())?
+                } else {
+                    Curve::from_okp_crv(jwk.crv.as_deref())?
+                };
+                let (point, _) = curve.public_of(jwk)?;
                 (
                     KeyKind::Ec,
                     Public::Ec(curve, point),

@@ -14,7 +14,7 @@ use crate::{Error, ImportOptions, JwkSet, MAX_JWKS_LEN};
 /// message (no response body, no key material).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct FetchError(String);
+pub struct FetchError(pub(super) String);
 
 /// Fetches and imports a key set once, under the same rules as the cached
 /// client (for tools such as `keygate token verify --jwks URL`).
@@ -42,6 +42,18 @@ pub(super) async fn fetch(
     url: &Url,
     import: &ImportOptions,
 ) -> Result<(JwkSet, Option<u64>), FetchError> {
+    let (body, max_age) = fetch_body(client, url).await?;
+    let set = JwkSet::from_json(&body, import)
+        .map_err(|e| FetchError(format!("key set refused: {e}")))?;
+    Ok((set, max_age))
+}
+
+/// One GET of a key set document: its body (at most [`MAX_JWKS_LEN`]
+/// bytes), not yet imported, and the response's `max-age`, if any.
+pub(super) async fn fetch_body(
+    client: &reqwest::Client,
+    url: &Url,
+) -> Result<(Vec<u8>, Option<u64>), FetchError> {
     let mut response = client
         .get(url.clone())
         .header(header::ACCEPT, "application/jwk-set+json, application/json")
@@ -69,9 +81,7 @@ pub(super) async fn fetch(
         }
         body.extend_from_slice(&chunk);
     }
-    let set = JwkSet::from_json(&body, import)
-        .map_err(|e| FetchError(format!("key set refused: {e}")))?;
-    Ok((set, max_age))
+    Ok((body, max_age))
 }
 
 /// `max-age=N` from one `Cache-Control` value; `no-cache`/`no-store` count

@@ -19,6 +19,7 @@
 //! that finds the set replaced while it waited uses the new one.
 
 mod fetch;
+mod recipient;
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -27,6 +28,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 pub use fetch::{FetchError, fetch_jwks};
+pub use recipient::RemoteRecipient;
 
 use crate::clock::{Clock, SystemClock};
 use crate::jwe::Decrypter;

@@ -11,7 +11,11 @@ settings! {
     table: Some("jwt");
     pub struct JwtArgs {}
     /// The `[jwt]` table of the config file.
-    pub struct JwtFile {}
+    pub struct JwtFile {
+        /// `[[jwt.audiences]]`, resolved by `audiences::resolve`.
+        #[serde(default)]
+        pub audiences: Vec<super::audiences::AudienceFile>,
+    }
     /// The `[jwt]` settings layered, before their bounds are checked.
     pub struct JwtLayered;
     fixed {
@@ -116,6 +120,7 @@ pub fn resolve(
         jwks_max_age: bounded("jwks_max_age_seconds", l.jwks_max_age_seconds, 60..=86_400)?,
         leeway: bounded("leeway_seconds", l.leeway_seconds, 0..=300)?,
         verified_cache_capacity: l.verified_cache_capacity,
+        audiences: Vec::new(),
     })
 }
 

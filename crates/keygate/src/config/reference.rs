@@ -25,6 +25,7 @@ pub fn rows() -> Vec<SettingDoc> {
     rows.extend(super::tls::reference());
     rows.extend(super::KeyLimitsArgs::reference());
     rows.extend(JwtArgs::reference());
+    rows.push(jwt_audiences());
     rows.extend(ClusterArgs::reference());
     rows.push(sessions());
     rows.push(dashboard());
@@ -202,6 +203,23 @@ pub fn markdown() -> String {
 
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// `[[jwt.audiences]]`, an array of tables outside the settings macro.
+fn jwt_audiences() -> SettingDoc {
+    SettingDoc::new(
+        Some("jwt"),
+        "audiences",
+        (None, None),
+        "[]".to_owned(),
+        &[
+            "`[[jwt.audiences]]`: audiences beyond `audience` a client may ask a token for \
+         (RFC 8707 `resource`, an absolute URI): `audience`, optional `encrypt = { jwk | \
+         jwk_file | jwks_url, kid?, enc? }` (its tokens are nested JWTs encrypted to that key) \
+         and `decrypt_jwk_file` (a private JWK or PEM key keygate reads them with). See the \
+         sessions and OAuth guide.",
+        ],
+    )
 }
 
 #[cfg(test)]

@@ -72,6 +72,8 @@ pub struct AppState {
     /// and a dozen reference counts more measured +2,000 instructions on
     /// every request (callgrind, /healthz).
     pub dashboard: Option<Arc<keygate_dashboard::DashboardDeps>>,
+    /// `[[jwt.audiences]]` whose access tokens are encrypted, and to what.
+    pub audience_encryption: Arc<crate::config::audiences::AudienceEncryption>,
 }
 
 impl AppState {

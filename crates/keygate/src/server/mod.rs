@@ -99,6 +99,12 @@ pub async fn build(config: &Config, clock: Arc<dyn MillisClock>) -> Result<App, 
         .map_err(StartError::Unavailable)?;
     let deps = gateway_deps(config, &services, &metrics, gateway_clock);
     let (gateway, budget) = gateway(config, deps.clone(), limiter);
+    if let Some(gateway) = &gateway {
+        // Before serving: a route whose upstream key cannot be fetched
+        // answers 503 until it is, and keygate starts anyway.
+        gateway.fetch_upstream_keys().await;
+    }
+    fetch_audience_keys(&config.audience_encryption).await;
     let state = services.into_state(
         config,
         metrics,
@@ -197,6 +203,7 @@ impl Services {
             gateway,
             trusted_proxies,
             storage: storage.clone(),
+            audience_encryption: Arc::new(config.audience_encryption.clone()),
         };
         state.dashboard = dashboard::deps(config, &state, storage).map(Arc::new);
         state
@@ -221,6 +228,23 @@ async fn open_storage(config: &Config) -> Result<(Option<SqliteLock>, SqlStore),
     let store =
         keygate_store::connect(database_url, keygate_store::ConnectOptions::default()).await?;
     Ok((sqlite_lock, store))
+}
+
+/// Starts the refresher of each `[[jwt.audiences]]` key given by
+/// `jwks_url`, and waits for their first fetches: an audience whose key
+/// cannot be fetched is refused at the token endpoint (503) until it is,
+/// and keygate starts anyway.
+async fn fetch_audience_keys(encryption: &crate::config::audiences::AudienceEncryption) {
+    let mut fetches = tokio::task::JoinSet::new();
+    for remote in encryption.all().filter_map(|e| e.remote()) {
+        // Ends once the configuration (and so every clone) is dropped.
+        drop(remote.spawn_refresher());
+        let remote = remote.clone();
+        fetches.spawn(async move {
+            let _ = remote.refresh().await;
+        });
+    }
+    while fetches.join_next().await.is_some() {}
 }
 
 /// The gateway, when configured, and each listener's limits fitted under

@@ -31,7 +31,7 @@ pub struct Mtls {
     _upstream: Upstream,
     gateway: String,
     server_cert: PathBuf,
-    mesh: TestCa,
+    pub(crate) mesh: TestCa,
     _dir: tempfile::TempDir,
 }
 
@@ -42,6 +42,11 @@ fn route(name: &str, prefix: &str, up: &str, extra: &str) -> String {
 }
 
 pub async fn spawn(backend: Backend) -> Option<Mtls> {
+    spawn_with(backend, "").await
+}
+
+/// As `spawn`, with `extra` appended to the configuration file.
+pub(crate) async fn spawn_with(backend: Backend, extra: &str) -> Option<Mtls> {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = crate::tls::server_cert(dir.path(), "server");
     let mesh = TestCa::new("mesh");
@@ -81,6 +86,7 @@ pub async fn spawn(backend: Backend) -> Option<Mtls> {
         &up,
         "auth = \"jwt\"\njwt_subjects = \"clients\"",
     );
+    toml += extra;
     let mut app = spawn_app_with_toml(backend, Some(&toml), |_| {}).await?;
     // The admin API is https now: talk to it as a client trusting it.
     app.base = format!("https://127.0.0.1:{}", app.addr.port());
@@ -123,7 +129,12 @@ impl Mtls {
         res.body["id"].as_str().unwrap().to_owned()
     }
 
-    async fn call(&self, leaf: Option<&TestCert>, path: &str, bearer: Option<&str>) -> Answer {
+    pub(crate) async fn call(
+        &self,
+        leaf: Option<&TestCert>,
+        path: &str,
+        bearer: Option<&str>,
+    ) -> Answer {
         let mut req = self.client(leaf).get(format!("{}{path}", self.gateway));
         if let Some(b) = bearer {
             req = req.bearer_auth(b);
@@ -138,9 +149,9 @@ impl Mtls {
     }
 }
 
-struct Answer {
-    status: StatusCode,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
 }
 
 /// The upstream echoes what it received; the internal token's claims.
@@ -300,7 +311,7 @@ async fn forward_auth_takes_the_certificate_from_the_trusted_proxys_header(t: Mt
     assert_eq!(stranger.body["code"], "mtls_required");
 }
 
-async fn token(t: &Mtls, leaf: Option<&TestCert>, form: &str) -> Answer {
+pub(crate) async fn token(t: &Mtls, leaf: Option<&TestCert>, form: &str) -> Answer {
     let res = t
         .client(leaf)
         .post(format!("{}/oauth2/token", t.app.base))

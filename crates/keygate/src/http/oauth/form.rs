@@ -27,6 +27,12 @@ impl Form {
             .map_err(|_| OAuthError::invalid_request("the form body cannot be decoded"))?;
         let mut map = HashMap::with_capacity(pairs.len());
         for (name, value) in pairs {
+            if map.contains_key(&name) && matches!(name.as_str(), "resource" | "audience") {
+                // RFC 8707 allows several; keygate's token has one `aud`.
+                return Err(OAuthError::invalid_target(
+                    "one resource per token: keygate issues a token for a single audience",
+                ));
+            }
             if map.contains_key(&name) {
                 return Err(OAuthError::invalid_request(format!(
                     "the parameter `{name}` appears more than once"

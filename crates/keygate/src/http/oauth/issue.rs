@@ -10,6 +10,7 @@ use keygate_core::model::Scope;
 use axum::Json;
 use axum::response::IntoResponse;
 
+use super::form::Form;
 use super::{OAuthError, no_store};
 use crate::http::AppState;
 
@@ -19,24 +20,66 @@ pub fn token_response(body: TokenResponse) -> Response {
     res
 }
 
-/// Signs a client-credentials token and answers it.
+/// Signs a client-credentials token for `audience` and answers it; for
+/// an audience with `encrypt`, the answer is the nested JWT (RFC 7519
+/// §5.2: signed, then encrypted to the audience's key).
 pub(super) fn issue_client_token(
     state: &AppState,
     claims: &TokenClaims,
+    audience: &str,
 ) -> Result<Response, OAuthError> {
     let config = state.tokens.config();
     let scope = (!claims.scopes.is_empty()).then(|| scope_text(&claims.scopes));
     let issued = state
         .tokens
-        .issue(claims.request(config.audience.clone(), config.client_token_ttl))
+        .issue(claims.request(audience.to_owned(), config.client_token_ttl))
         .map_err(OAuthError::from_core)?;
+    let access_token = match state.audience_encryption.get(audience) {
+        Some(encryption) => encryption
+            .encrypt_nested(&issued.token)
+            .map_err(OAuthError::from_core)?,
+        None => issued.token,
+    };
     Ok(token_response(TokenResponse {
-        access_token: issued.token.into(),
+        access_token: access_token.into(),
         token_type: "Bearer".into(),
         expires_in: config.client_token_ttl,
         scope,
         refresh_token: None,
     }))
+}
+
+/// The audience a token is asked for: RFC 8707's `resource` (an absolute
+/// URI), or `audience` as several identity providers name it; at most
+/// one, naming `[jwt] audience` or one of `[[jwt.audiences]]`. Neither:
+/// `[jwt] audience`. Asked after the client has authenticated, so the
+/// answer tells nobody else which audiences exist.
+pub(super) fn target_audience(state: &AppState, form: &Form) -> Result<String, OAuthError> {
+    let config = state.tokens.config();
+    let asked = match (form.get("resource"), form.get("audience")) {
+        (None, None) => return Ok(config.audience.clone()),
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_target(
+                "send resource or audience, not both",
+            ));
+        }
+        (Some(resource), None) => {
+            let absolute = reqwest::Url::parse(resource).is_ok_and(|u| u.fragment().is_none());
+            if !absolute {
+                return Err(OAuthError::invalid_target(
+                    "resource must be an absolute URI without a fragment (RFC 8707)",
+                ));
+            }
+            resource
+        }
+        (None, Some(audience)) => audience,
+    };
+    if !config.knows_audience(asked) {
+        return Err(OAuthError::invalid_target(
+            "keygate issues no tokens for this resource; ask for one of its configured audiences",
+        ));
+    }
+    Ok(asked.to_owned())
 }
 
 /// The token gets the requested scopes, which must all be the client's

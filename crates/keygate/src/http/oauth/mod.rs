@@ -57,12 +57,26 @@ impl OAuthError {
         e
     }
 
+    /// RFC 8707 §2: the resource is invalid, unknown or malformed.
+    pub fn invalid_target(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_target", description)
+    }
+
     pub fn invalid_grant(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
     }
 
     pub fn from_core(e: keygate_core::Error) -> Self {
-        let mut err = if matches!(e, keygate_core::Error::Storage(_)) {
+        let mut err = if matches!(e, keygate_core::Error::KeyUnavailable(_)) {
+            let mut err = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the key this audience's tokens are encrypted to is not available yet; \
+                 nothing was issued, retry later",
+            );
+            err.retry_after_secs = Some(1);
+            err
+        } else if matches!(e, keygate_core::Error::Storage(_)) {
             let mut err = Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",

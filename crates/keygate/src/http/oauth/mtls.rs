@@ -10,7 +10,8 @@ use keygate_core::clients::{CertSource, ClientId, PeerCertificate};
 use keygate_core::jwt::TokenClaims;
 
 use super::OAuthError;
-use super::issue::{issue_client_token, narrow_scopes};
+use super::form::Form;
+use super::issue::{issue_client_token, narrow_scopes, target_audience};
 use crate::http::AppState;
 use axum::response::Response;
 
@@ -25,7 +26,7 @@ pub async fn grant(
     state: &AppState,
     client_id: &str,
     cert: Option<&PeerCertificate>,
-    requested_scope: Option<&str>,
+    form: &Form,
 ) -> Result<Response, OAuthError> {
     let refused = |why: &str| OAuthError::invalid_client(why, false);
     let wanted = ClientId::parse(client_id).map_err(|_| refused("client_id names no client"))?;
@@ -53,7 +54,8 @@ pub async fn grant(
             "the client certificate does not name this client_id",
         ));
     }
-    let scopes = narrow_scopes(&client.scopes, requested_scope)?;
+    let scopes = narrow_scopes(&client.scopes, form.get("scope"))?;
+    let audience = target_audience(state, form)?;
     let claims = TokenClaims::mtls_client(client, scopes, identified.thumbprint.0);
-    issue_client_token(state, &claims)
+    issue_client_token(state, &claims, &audience)
 }

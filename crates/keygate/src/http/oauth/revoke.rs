@@ -40,6 +40,16 @@ pub async fn revoke(
         }
         let request_id = extensions.get::<RequestId>().map(|r| r.0.clone());
         let ctx = AuditContext::new("oauth", request_id);
+        if keygate_verify::jwe::is_compact_jwe(token) && state.tokens.open_nested(token).is_none() {
+            // RFC 7009 §2.2.1: an encrypted token keygate holds no key for
+            // cannot be read, so its `jti` cannot be blocklisted; saying
+            // 200 would pretend it was revoked.
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_token_type",
+                "an encrypted token keygate cannot decrypt cannot be revoked here",
+            ));
+        }
         if RefreshToken::parse(token).is_some() {
             state
                 .sessions

@@ -15,7 +15,7 @@ use keygate_core::sessions::AuditContext;
 
 use super::OAuthError;
 use super::form::{Form, client_credentials};
-use super::issue::{issue_client_token, narrow_scopes};
+use super::issue::{issue_client_token, narrow_scopes, target_audience};
 use super::mtls;
 use crate::http::AppState;
 use crate::http::session_tokens::{RefreshFailure, rotate};
@@ -28,7 +28,9 @@ pub use super::issue::token_response;
             client_id + client_secret, or RFC 8705 client_id=cli_... with the TLS connection's \
             client certificate: tls_client_auth, self_signed_tls_client_auth), optional scope; \
             over a connection with a client certificate the token is bound to it \
-            (cnf.x5t#S256); or grant_type=refresh_token with refresh_token"),
+            (cnf.x5t#S256); optional resource (RFC 8707, one absolute URI) or audience naming \
+            one of keygate's audiences: the token's aud, encrypted when that audience says so; \
+            or grant_type=refresh_token with refresh_token"),
     responses((status = 200, body = TokenResponse), (status = 400), (status = 401), (status = 429)))]
 pub async fn token(
     State(state): State<AppState>,
@@ -73,7 +75,7 @@ async fn client_credentials_grant(
         .get("client_id")
         .filter(|id| no_secret && id.starts_with("cli_"))
     {
-        return mtls::grant(state, id, cert, form.get("scope")).await;
+        return mtls::grant(state, id, cert, form).await;
     }
     let client = client_credentials(headers, form)?;
     let refused = |why: &str| OAuthError::invalid_client(why, client.basic);
@@ -107,17 +109,24 @@ async fn client_credentials_grant(
         }
     };
     let scopes = narrow_scopes(&record.scopes, form.get("scope"))?;
+    let audience = target_audience(state, form)?;
     let mut claims = TokenClaims::client(record, scopes);
     // RFC 8705 §3: over a connection with a client certificate, the token
     // is bound to it whatever authenticated the client.
     claims.cnf = cert.map(|c| *c.thumbprint());
-    issue_client_token(state, &claims)
+    issue_client_token(state, &claims, &audience)
 }
 
 /// `grant_type=refresh_token`: the session rotates as at
 /// `/v1/auth/refresh`, and the new refresh token is always in the body.
 async fn refresh_grant(state: &AppState, form: &Form) -> Result<Response, OAuthError> {
     let presented = form.require("refresh_token")?;
+    // A session's access tokens are for `[jwt] audience` only.
+    if target_audience(state, form)? != state.tokens.config().audience {
+        return Err(OAuthError::invalid_target(
+            "a refresh_token grant issues tokens for keygate's own audience only",
+        ));
+    }
     let ctx = AuditContext::new("oauth", None);
     match rotate(state, presented, &ctx).await {
         Ok((refresh, access, expires_in)) => Ok(token_response(TokenResponse {
