@@ -50,7 +50,10 @@ pub async fn serve(
         move |req: Request<Body>| {
             let proxy = proxy.clone();
             let conn = conn.clone();
-            async move { proxy.handle(&conn, req).await }
+            // The request's state (its phases' futures, a few kB) goes to
+            // the heap once, when it starts: hyper moves the future it is
+            // handed several times per request, and this one is small.
+            async move { Box::pin(proxy.handle(&conn, req)).await }
         }
     };
     keygate_http::listen::serve(listener, listen, make, shutdown).await

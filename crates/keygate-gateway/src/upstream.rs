@@ -421,7 +421,10 @@ impl Upstreams {
             let fresh = reused.is_none();
             let mut sender = match reused.take() {
                 Some(s) => s,
-                None => connect::connect(endpoint).await?,
+                // Boxed: a connect (TCP, maybe TLS) is rare next to reuse,
+                // and its ~2.5 kB of state would otherwise sit in every
+                // request's future, which hyper moves per request.
+                None => Box::pin(connect::connect(endpoint)).await?,
             };
             if let Err(e) = sender.ready().await {
                 if fresh {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use keygate_verify::{Claims, Encryption, Validation, Verifier};
 
-use super::cache::{Cached, digest};
+use super::cache::Cached;
 use super::service::{ACCESS_TOKEN_TYP, TokenError, TokenService};
 
 impl TokenService {
@@ -16,7 +16,7 @@ impl TokenService {
     /// current key set, claims, then revocation.
     pub async fn verify(&self, token: &str, audience: &str) -> Result<Arc<Claims>, TokenError> {
         let now = self.clock.now_secs();
-        let key = digest(audience, token);
+        let key = self.cache.key(audience, token);
         let claims = match self.cache.get(&key) {
             Some(hit) if hit.exp + self.config.leeway > now => hit.value,
             _ => {
@@ -24,7 +24,7 @@ impl TokenService {
                 #[allow(clippy::cast_possible_truncation)]
                 let exp = claims.exp.as_f64().floor() as i64;
                 self.cache.insert(
-                    key,
+                    &key,
                     Cached {
                         value: claims.clone(),
                         exp,
