@@ -42,7 +42,8 @@ settings! {
         /// Clock skew allowed when verifying, 0 to 300 seconds.
         leeway_seconds: i64 = 30,
             flag "jwt-leeway-seconds", env "KEYGATE_JWT_LEEWAY_SECONDS", value "SECS";
-        /// Most verified tokens remembered; 0 turns the cache off.
+        /// Most verified tokens remembered, each kept whole beside its claims
+        /// (its own bytes, under 1 KB for a typical token); 0 turns the cache off.
         verified_cache_capacity: usize = 100_000,
             flag "jwt-verified-cache-capacity", env "KEYGATE_JWT_VERIFIED_CACHE_CAPACITY",
             value "N";
