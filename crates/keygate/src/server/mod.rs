@@ -65,6 +65,7 @@ struct Services {
     keys: Arc<KeyService>,
     hmac: Arc<HmacService>,
     clients: Arc<ClientService>,
+    limiter: Arc<dyn RateLimiter>,
 }
 
 /// Connects storage (running migrations), loads the pepper and builds the
@@ -193,6 +194,7 @@ impl Services {
             metrics,
             hmac: self.hmac,
             clients: self.clients,
+            limiter: self.limiter,
             audit: self.audit,
             gateway,
             trusted_proxies,
@@ -275,10 +277,16 @@ async fn services(
             .with_freshness(wiring.freshness.clone()),
     ));
     let audit = Arc::new(AuditLog::new(store.clone(), clock.clone(), config.audit));
-    let keys = KeyService::new(store.clone(), pepper, clock.clone(), limiter, config.cache)
-        .with_max_keys_per_tenant(config.max_keys_per_tenant)
-        .with_usage_store(store.clone())
-        .with_freshness(wiring.freshness.clone());
+    let keys = KeyService::new(
+        store.clone(),
+        pepper,
+        clock.clone(),
+        limiter.clone(),
+        config.cache,
+    )
+    .with_max_keys_per_tenant(config.max_keys_per_tenant)
+    .with_usage_store(store.clone())
+    .with_freshness(wiring.freshness.clone());
     let keys = Arc::new(keys);
     let hmac = HmacService::new(
         keys.clone(),
@@ -298,6 +306,7 @@ async fn services(
         audit,
         keys,
         hmac: Arc::new(hmac),
+        limiter,
     })
 }
 

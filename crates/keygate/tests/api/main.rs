@@ -46,6 +46,7 @@ mod key_usage;
 mod keys;
 mod limits;
 mod mtls_ext_authz;
+mod mtls_limits;
 mod mtls_routes;
 mod oauth;
 mod ops;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::gateway_upstream::{Upstream, spawn_upstream};
-use crate::helpers::{TestApp, spawn_app_with_toml};
+use crate::helpers::{Response, TestApp, spawn_app_with_toml};
 
 crate::on_both_backends!(spawn = crate::mtls_routes::spawn;
     an_mtls_route_admits_the_registered_client_and_no_one_else,
@@ -98,7 +98,7 @@ pub async fn spawn(backend: Backend) -> Option<Mtls> {
 
 impl Mtls {
     /// A client presenting `leaf` (or none), trusting keygate's certificate.
-    fn client(&self, leaf: Option<&Leaf>) -> reqwest::Client {
+    pub(crate) fn client(&self, leaf: Option<&Leaf>) -> reqwest::Client {
         let pem = std::fs::read(&self.server_cert).unwrap();
         let mut b = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]);
@@ -123,7 +123,12 @@ impl Mtls {
         res.body["id"].as_str().unwrap().to_owned()
     }
 
-    async fn call(&self, leaf: Option<&Leaf>, path: &str, bearer: Option<&str>) -> Answer {
+    pub(crate) async fn call(
+        &self,
+        leaf: Option<&Leaf>,
+        path: &str,
+        bearer: Option<&str>,
+    ) -> Answer {
         let mut req = self.client(leaf).get(format!("{}{path}", self.gateway));
         if let Some(b) = bearer {
             req = req.bearer_auth(b);
@@ -138,9 +143,9 @@ impl Mtls {
     }
 }
 
-struct Answer {
-    status: StatusCode,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
 }
 
 /// The upstream echoes what it received; the internal token's claims.
@@ -300,20 +305,14 @@ async fn forward_auth_takes_the_certificate_from_the_trusted_proxys_header(t: Mt
     assert_eq!(stranger.body["code"], "mtls_required");
 }
 
-async fn token(t: &Mtls, leaf: Option<&Leaf>, form: &str) -> Answer {
-    let res = t
+/// `POST /oauth2/token` over a connection presenting `leaf` (or none).
+pub(crate) async fn token(t: &Mtls, leaf: Option<&Leaf>, form: &str) -> Response {
+    let req = t
         .client(leaf)
         .post(format!("{}/oauth2/token", t.app.base))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    Answer {
-        status,
-        body: res.json().await.unwrap(),
-    }
+        .body(form.to_owned());
+    t.app.raw(req).await
 }
 
 fn cnf_of(token: &str) -> Value {
