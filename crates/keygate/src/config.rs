@@ -282,7 +282,8 @@ impl Config {
         let cache = cache(&l)?;
         let body_limit = body_limit(l.body_limit_bytes)?;
         let log_format = log_format(&l.log_format)?;
-        let transport = transport(args, &mut file, listen)?;
+        let mtls = mtls_config(&mut file)?;
+        let transport = transport(args, &mut file, listen, &mtls)?;
         let jwt = jwt::resolve(
             &args.jwt,
             file.jwt.take().unwrap_or_default(),
@@ -305,7 +306,7 @@ impl Config {
         Ok(Self {
             forward_auth,
             dashboard,
-            mtls: mtls_config(&mut file)?,
+            mtls,
             ext_authz,
             cluster,
             trusted_proxies,
@@ -480,9 +481,10 @@ fn transport(
     args: &ServeArgs,
     file: &mut FileConfig,
     listen: SocketAddr,
+    mtls: &mtls::MtlsConfig,
 ) -> Result<Transport, ConfigError> {
     let flags = args.tls_cert.clone().zip(args.tls_key.clone());
-    let tls = tls::resolve(flags, file.tls.take())?;
+    let tls = tls::resolve(flags, file.tls.take(), mtls)?;
     let allow_plain_http = args.allow_plain_http || file.allow_plain_http.unwrap_or(false);
     if !listen.ip().is_loopback() && !allow_plain_http && tls.is_none() {
         return Err(ConfigError::invalid(format!(

@@ -41,8 +41,9 @@ pub fn rows() -> Vec<SettingDoc> {
         "none".to_owned(),
         &[
             "Named CAs for mTLS clients: `cas = { mesh = \"/etc/keygate/mesh-ca.pem\" }`, each \
-         a PEM bundle; a client registered with a name pattern must chain to its CA. Reread on \
-         SIGHUP; a new or renamed CA needs a restart. See the mTLS guide.",
+         a PEM bundle; a client registered with a name pattern must chain to its CA. Also the \
+         TLS handshake's CAs when `[tls] client_ca_files` is not given. Reread on SIGHUP; a new \
+         or renamed CA needs a restart. See the mTLS guide.",
         ],
     ));
     rows.push(SettingDoc::new(
@@ -52,7 +53,8 @@ pub fn rows() -> Vec<SettingDoc> {
         "[]".to_owned(),
         &[
             "CRL files (DER or PEM) of any of the `[mtls]` CAs: a certificate a CRL lists is \
-         refused (`mtls_revoked_cert`). Reread on SIGHUP.",
+         refused (`mtls_revoked_cert`). Also the TLS handshake's CRLs when neither \
+         `[tls] client_ca_files` nor `[tls] crl_files` is given. Reread on SIGHUP.",
         ],
     ));
     rows.push(section(

@@ -294,6 +294,45 @@ fn client_certificates_are_read_from_tls() {
 }
 
 #[test]
+fn the_handshake_takes_the_mtls_cas_and_crls_unless_told_otherwise() {
+    let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+    let mtls = "[mtls]\ncas = { mesh = \"mesh.pem\", partners = \"p.pem\" }\n\
+                crl_files = [\"mesh.crl\"]\n";
+    let client = |text: &str| load_text(text).unwrap().tls.unwrap().client;
+    let paths = |names: &[&str]| names.iter().map(PathBuf::from).collect::<Vec<_>>();
+    // Named once, in [mtls]: the handshake asks for certificates of those CAs.
+    for mode in ["request", "require"] {
+        let c = client(&format!("{tls}client_auth = \"{mode}\"\n{mtls}"));
+        assert_eq!(c.ca_files, paths(&["mesh.pem", "p.pem"]));
+        assert_eq!(c.crl_files, paths(&["mesh.crl"]));
+    }
+    // Explicit settings win, and CAs of its own take no [mtls] CRL.
+    let c = client(&format!(
+        "{tls}client_auth = \"request\"\nclient_ca_files = [\"own.pem\"]\n{mtls}"
+    ));
+    assert_eq!(c.ca_files, paths(&["own.pem"]));
+    assert!(c.crl_files.is_empty());
+    let c = client(&format!(
+        "{tls}client_auth = \"request\"\ncrl_files = [\"own.crl\"]\n{mtls}"
+    ));
+    assert_eq!(c.ca_files, paths(&["mesh.pem", "p.pem"]));
+    assert_eq!(c.crl_files, paths(&["own.crl"]));
+    let c = client(&format!(
+        "{tls}client_auth = \"request\"\nclient_ca_files = []\n\
+         client_auth_self_signed = true\n{mtls}"
+    ));
+    assert!(c.ca_files.is_empty() && c.crl_files.is_empty());
+    // Not asking: nothing is taken, and nothing is refused.
+    assert_eq!(
+        client(&format!("{tls}{mtls}")),
+        crate::tls::ClientAuth::default()
+    );
+    // Asking with no CA anywhere still says where one goes.
+    let err = load_text(&format!("{tls}client_auth = \"require\"\n[mtls]\n")).unwrap_err();
+    assert!(err.to_string().contains("[mtls] cas"), "{err}");
+}
+
+#[test]
 fn forward_auth_reads_no_certificate_header_unless_told() {
     use crate::gateway::forward_auth::ProxyCertFormat;
     let c = load_text("").unwrap();

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::mtls::MtlsConfig;
 use super::settings::SettingDoc;
 use crate::gateway::forward_auth::{ForwardAuthFile, ProxyCertHeader};
 use crate::tls::{ClientAuth, ClientAuthMode, TlsFiles};
@@ -19,10 +20,12 @@ pub(super) struct TlsFile {
     key: PathBuf,
     #[serde(default)]
     client_auth: ClientAuthMode,
+    /// None: `[mtls]`'s CAs, when `client_auth` asks.
     #[serde(default)]
-    client_ca_files: Vec<PathBuf>,
+    client_ca_files: Option<Vec<PathBuf>>,
+    /// None: `[mtls]`'s CRLs, when the CAs are `[mtls]`'s too.
     #[serde(default)]
-    crl_files: Vec<PathBuf>,
+    crl_files: Option<Vec<PathBuf>>,
     #[serde(default)]
     client_auth_self_signed: bool,
 }
@@ -32,18 +35,39 @@ pub(super) struct TlsFile {
 pub(super) fn resolve(
     flags: Option<(PathBuf, PathBuf)>,
     file: Option<TlsFile>,
+    mtls: &MtlsConfig,
 ) -> Result<Option<TlsFiles>, ConfigError> {
     let client = file
         .as_ref()
-        .map_or_else(ClientAuth::default, |f| ClientAuth {
-            mode: f.client_auth,
-            ca_files: f.client_ca_files.clone(),
-            crl_files: f.crl_files.clone(),
-            self_signed: f.client_auth_self_signed,
-        });
+        .map_or_else(ClientAuth::default, |f| client_auth(f, mtls));
     client.validate()?;
     let pair = flags.or_else(|| file.map(|f| (f.cert, f.key)));
     Ok(pair.map(|(cert, key)| TlsFiles { cert, key, client }))
+}
+
+/// The handshake's client settings. When `client_auth` asks and no
+/// `client_ca_files` are written, the CAs are `[mtls]`'s, so a CA is named
+/// in one place; its CRLs then default to `[mtls]`'s too. With CAs of its
+/// own, `[tls]` takes no CRL it was not given: a CA without a CRL fails
+/// every handshake, and `[mtls]`'s CRLs need not cover other CAs.
+fn client_auth(f: &TlsFile, mtls: &MtlsConfig) -> ClientAuth {
+    let asks = f.client_auth != ClientAuthMode::Off;
+    let (ca_files, from_mtls) = match &f.client_ca_files {
+        Some(files) => (files.clone(), false),
+        None if asks => (mtls.cas.iter().map(|(_, p)| p.clone()).collect(), true),
+        None => (Vec::new(), false),
+    };
+    let crl_files = match &f.crl_files {
+        Some(files) => files.clone(),
+        None if from_mtls && !ca_files.is_empty() => mtls.crl_files.clone(),
+        None => Vec::new(),
+    };
+    ClientAuth {
+        mode: f.client_auth,
+        ca_files,
+        crl_files,
+        self_signed: f.client_auth_self_signed,
+    }
 }
 
 /// `[forward_auth]`: which proxy's client certificate header is read.
@@ -70,15 +94,19 @@ pub(super) fn reference() -> Vec<SettingDoc> {
         ),
         row(
             "client_ca_files",
-            "[]",
-            &["PEM bundles of the CAs that vouch for client certificates; reloaded on SIGHUP."],
+            "[mtls] cas",
+            &[
+                "PEM bundles of the CAs that vouch for client certificates; reloaded on SIGHUP. \
+                 Not given (and client_auth asks): the files of `[mtls] cas`.",
+            ],
         ),
         row(
             "crl_files",
-            "[]",
+            "[mtls] crl_files",
             &[
                 "CRLs (PEM or DER) of those CAs, checked for every certificate of the chain; a \
-                 certificate whose issuer has no CRL here is refused. Reloaded on SIGHUP.",
+                 certificate whose issuer has no CRL here is refused. Reloaded on SIGHUP. Not \
+                 given, and client_ca_files not given either: `[mtls] crl_files`.",
             ],
         ),
         row(

@@ -65,8 +65,8 @@ impl ClientAuth {
         }
         if asks && self.ca_files.is_empty() && !self.self_signed {
             return Err(ConfigError::invalid(format!(
-                "[tls] client_auth = \"{}\" needs client_ca_files (the CAs that vouch for \
-                 clients) or client_auth_self_signed = true",
+                "[tls] client_auth = \"{}\" needs client_ca_files or [mtls] cas (the CAs \
+                 that vouch for clients), or client_auth_self_signed = true",
                 self.mode_name()
             )));
         }

@@ -57,6 +57,7 @@ mod security;
 mod sessions;
 mod signing;
 mod tls;
+mod tls_client_auth;
 mod token;
 mod token_kinds;
 mod trusted_proxies;
