@@ -190,9 +190,21 @@ impl TestCa {
     /// A CRL of this CA listing `revoked`, valid 2020-01-01 to 2045-01-01;
     /// (DER, PEM).
     pub fn crl(&self, revoked: &[&TestCert]) -> (Vec<u8>, String) {
+        self.crl_dated(revoked, (2020, 1, 1), (2045, 1, 1))
+    }
+
+    /// A CRL of this CA listing `revoked`, issued `this_update` and due
+    /// to be replaced by `next_update` (a stale one: a date in the past).
+    pub fn crl_dated(
+        &self,
+        revoked: &[&TestCert],
+        this_update: Ymd,
+        next_update: Ymd,
+    ) -> (Vec<u8>, String) {
+        let day = |d: Ymd| date_time_ymd(d.0, d.1, d.2);
         let params = CertificateRevocationListParams {
-            this_update: date_time_ymd(2020, 1, 1),
-            next_update: date_time_ymd(2045, 1, 1),
+            this_update: day(this_update),
+            next_update: day(next_update),
             crl_number: SerialNumber::from(1u64),
             issuing_distribution_point: None,
             revoked_certs: revoked

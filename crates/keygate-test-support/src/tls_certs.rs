@@ -148,16 +148,32 @@ impl Ca {
     /// A CRL of this CA revoking `revoked`, current for a day.
     pub fn crl(&self, revoked: &[&Leaf]) -> String {
         let now = OffsetDateTime::now_utc();
+        self.crl_dated(revoked, now - Duration::minutes(5), now + Duration::days(1))
+    }
+
+    /// A CRL of this CA revoking `revoked` whose `nextUpdate` passed a
+    /// day ago: a CRL nobody renewed.
+    pub fn stale_crl(&self, revoked: &[&Leaf]) -> String {
+        let now = OffsetDateTime::now_utc();
+        self.crl_dated(revoked, now - Duration::days(8), now - Duration::days(1))
+    }
+
+    fn crl_dated(
+        &self,
+        revoked: &[&Leaf],
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+    ) -> String {
         let params = CertificateRevocationListParams {
-            this_update: now - Duration::minutes(5),
-            next_update: now + Duration::days(1),
+            this_update,
+            next_update,
             crl_number: next_serial(),
             issuing_distribution_point: None,
             revoked_certs: revoked
                 .iter()
                 .map(|leaf| RevokedCertParams {
                     serial_number: leaf.serial.clone(),
-                    revocation_time: now - Duration::minutes(1),
+                    revocation_time: this_update,
                     reason_code: None,
                     invalidity_date: None,
                 })

@@ -92,6 +92,7 @@ impl ClientService {
             ChainRefusal::Untrusted => ClientRefusal::Untrusted,
             ChainRefusal::Expired => ClientRefusal::Expired,
             ChainRefusal::RevokedCert => ClientRefusal::RevokedCert,
+            ChainRefusal::RevocationUnknown => ClientRefusal::RevocationUnknown,
         })?;
         for kind in KINDS {
             let wanted: Vec<String> = facts

@@ -53,7 +53,8 @@ pub fn rows() -> Vec<SettingDoc> {
         "[]".to_owned(),
         &[
             "CRL files (DER or PEM) of any of the `[mtls]` CAs: a certificate a CRL lists is \
-         refused (`mtls_revoked_cert`). Also the TLS handshake's CRLs when neither \
+         refused (`mtls_revoked_cert`); with any, a certificate whose issuer has none here is \
+         refused too (`mtls_revocation_unknown`), as in the TLS handshake. Also the TLS handshake's CRLs when neither \
          `[tls] client_ca_files` nor `[tls] crl_files` is given. Reread on SIGHUP.",
         ],
     ));

@@ -269,6 +269,23 @@ async fn a_revoked_certificate_is_refused_and_a_missing_crl_fails_closed() {
 }
 
 #[tokio::test]
+async fn a_crl_past_its_next_update_still_counts() {
+    // The registry (keygate-core's `clients::cas`) does the same.
+    let dir = tempfile::tempdir().unwrap();
+    let root = Ca::root("clients");
+    let (revoked, kept) = (root.client("svc-revoked"), root.client("svc-kept"));
+    let cas = vec![root.write(dir.path(), "cas.pem")];
+    let stale = dir.path().join("stale.crl");
+    std::fs::write(&stale, root.stale_crl(&[&revoked])).unwrap();
+    let server = start(dir.path(), auth(ClientAuthMode::Require, cas, vec![stale])).await;
+    refused(ask(&server, Some(&revoked)).await, "CertificateRevoked");
+    assert_eq!(
+        ask(&server, Some(&kept)).await.unwrap(),
+        described(&kept, "Tls")
+    );
+}
+
+#[tokio::test]
 async fn a_reload_swaps_the_ca_bundle_and_a_bad_one_keeps_the_old() {
     let dir = tempfile::tempdir().unwrap();
     let (old_ca, new_ca) = (Ca::root("old"), Ca::root("new"));
