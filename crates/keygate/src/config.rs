@@ -484,7 +484,8 @@ fn transport(
     mtls: &mtls::MtlsConfig,
 ) -> Result<Transport, ConfigError> {
     let flags = args.tls_cert.clone().zip(args.tls_key.clone());
-    let tls = tls::resolve(flags, file.tls.take(), mtls)?;
+    let gateway_client_auth = file.gateway.as_ref().and_then(|g| g.client_auth);
+    let tls = tls::resolve(flags, file.tls.take(), gateway_client_auth, mtls)?;
     let allow_plain_http = args.allow_plain_http || file.allow_plain_http.unwrap_or(false);
     if !listen.ip().is_loopback() && !allow_plain_http && tls.is_none() {
         return Err(ConfigError::invalid(format!(
@@ -501,6 +502,12 @@ fn transport(
         .map(crate::gateway::config::validate)
         .transpose()
         .map_err(|errors| ConfigError::invalid(format!("[gateway]:\n  {}", errors.join("\n  "))))?;
+    if gateway_client_auth.is_some() && gateway.as_ref().and_then(|g| g.listen).is_none() {
+        return Err(ConfigError::invalid(
+            "[gateway] client_auth needs [gateway] listen: without its own listener the \
+             gateway serves forward-auth, where the proxy passes the client certificate",
+        ));
+    }
     if let Some(addr) = gateway.as_ref().and_then(|g| g.listen)
         && !addr.ip().is_loopback()
         && !allow_plain_http

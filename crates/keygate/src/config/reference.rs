@@ -23,6 +23,7 @@ pub fn rows() -> Vec<SettingDoc> {
     rows.push(from_clap(&cmd, "tls_cert", (Some("tls"), "cert"), "none"));
     rows.push(from_clap(&cmd, "tls_key", (Some("tls"), "key"), "none"));
     rows.extend(super::tls::reference());
+    rows.extend(super::tls::forward_auth_reference());
     rows.extend(super::KeyLimitsArgs::reference());
     rows.extend(JwtArgs::reference());
     rows.extend(ClusterArgs::reference());
@@ -34,35 +35,13 @@ pub fn rows() -> Vec<SettingDoc> {
         "Bounds on connections for both listeners (counts, timeouts, HTTP/2); see the \
          operations guide.",
     ));
-    rows.push(SettingDoc::new(
-        Some("mtls"),
-        "cas",
-        (None, None),
-        "none".to_owned(),
-        &[
-            "Named CAs for mTLS clients: `cas = { mesh = \"/etc/keygate/mesh-ca.pem\" }`, each \
-         a PEM bundle; a client registered with a name pattern must chain to its CA. Also the \
-         TLS handshake's CAs when `[tls] client_ca_files` is not given. Reread on SIGHUP; a new \
-         or renamed CA needs a restart. See the mTLS guide.",
-        ],
-    ));
-    rows.push(SettingDoc::new(
-        Some("mtls"),
-        "crl_files",
-        (None, None),
-        "[]".to_owned(),
-        &[
-            "CRL files (DER or PEM) of any of the `[mtls]` CAs: a certificate a CRL lists is \
-         refused (`mtls_revoked_cert`); with any, a certificate whose issuer has none here is \
-         refused too (`mtls_revocation_unknown`), as in the TLS handshake. Also the TLS handshake's CRLs when neither \
-         `[tls] client_ca_files` nor `[tls] crl_files` is given. Reread on SIGHUP.",
-        ],
-    ));
+    rows.extend(super::mtls::reference());
     rows.push(section(
         "gateway",
         "The authenticating reverse proxy: its listener and routes; see the gateway guide \
          and `keygate gateway check`.",
     ));
+    rows.push(super::tls::gateway_reference());
     rows
 }
 

@@ -333,6 +333,82 @@ fn the_handshake_takes_the_mtls_cas_and_crls_unless_told_otherwise() {
 }
 
 #[test]
+fn the_gateway_listener_may_ask_for_client_certificates_on_its_own_terms() {
+    use crate::tls::ClientAuthMode::{Off, Request, Require};
+    let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+    let mtls = "[mtls]\ncas = { mesh = \"mesh.pem\" }\ncrl_files = [\"mesh.crl\"]\n";
+    let gateway =
+        |mode: &str| format!("[gateway]\nlisten = \"127.0.0.1:0\"\nclient_auth = \"{mode}\"\n");
+    let files = |text: &str| load_text(text).unwrap().tls.unwrap();
+    // The admin listener requests, the gateway's requires: same CAs.
+    let f = files(&format!(
+        "{tls}client_auth = \"request\"\n{mtls}{}",
+        gateway("require")
+    ));
+    assert_eq!(f.client.mode, Request);
+    let g = f.gateway_client.unwrap();
+    assert_eq!(g.mode, Require);
+    assert_eq!(
+        (g.ca_files, g.crl_files),
+        (f.client.ca_files, f.client.crl_files)
+    );
+    // No certificates asked on the admin listener at all.
+    let f = files(&format!("{tls}{mtls}{}", gateway("require")));
+    assert_eq!(f.client, crate::tls::ClientAuth::default());
+    let g = f.gateway_client.unwrap();
+    assert_eq!(
+        (g.mode, g.ca_files),
+        (Require, vec![PathBuf::from("mesh.pem")])
+    );
+    // Files given in [tls] serve a gateway that asks though [tls] does not.
+    let f = files(&format!(
+        "{tls}client_ca_files = [\"own.pem\"]\n{}",
+        gateway("request")
+    ));
+    assert_eq!(
+        f.gateway_client.unwrap().ca_files,
+        vec![PathBuf::from("own.pem")]
+    );
+    // The other way round, and the same mode twice: one configuration.
+    let f = files(&format!(
+        "{tls}client_auth = \"require\"\n{mtls}{}",
+        gateway("off")
+    ));
+    assert_eq!(f.gateway_client.unwrap().mode, Off);
+    let f = files(&format!(
+        "{tls}client_auth = \"request\"\n{mtls}{}",
+        gateway("request")
+    ));
+    assert!(f.gateway_client.is_none());
+}
+
+#[test]
+fn a_gateway_client_auth_that_could_not_work_is_refused() {
+    let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+    let mtls = "[mtls]\ncas = { mesh = \"mesh.pem\" }\n";
+    let gateway =
+        |mode: &str| format!("[gateway]\nlisten = \"127.0.0.1:0\"\nclient_auth = \"{mode}\"\n");
+    let refused = |text: String, why: &str| {
+        let err = load_text(&text).unwrap_err().to_string();
+        assert!(err.contains(why), "{err}");
+    };
+    refused(format!("{mtls}{}", gateway("require")), "needs TLS");
+    refused(
+        format!("{tls}{mtls}[gateway]\nclient_auth = \"require\"\n"),
+        "needs [gateway] listen",
+    );
+    refused(
+        format!("{tls}{}", gateway("require")),
+        "[gateway] client_auth = \"require\" needs",
+    );
+    refused(
+        format!("{tls}client_ca_files = [\"own.pem\"]\n{}", gateway("off")),
+        "client_ca_files, crl_files",
+    );
+    refused(format!("{tls}{mtls}{}", gateway("sometimes")), "sometimes");
+}
+
+#[test]
 fn forward_auth_reads_no_certificate_header_unless_told() {
     use crate::gateway::forward_auth::ProxyCertFormat;
     let c = load_text("").unwrap();

@@ -277,17 +277,7 @@ async fn services(
             .with_freshness(wiring.freshness.clone()),
     ));
     let audit = Arc::new(AuditLog::new(store.clone(), clock.clone(), config.audit));
-    let keys = KeyService::new(
-        store.clone(),
-        pepper,
-        clock.clone(),
-        limiter.clone(),
-        config.cache,
-    )
-    .with_max_keys_per_tenant(config.max_keys_per_tenant)
-    .with_usage_store(store.clone())
-    .with_freshness(wiring.freshness.clone());
-    let keys = Arc::new(keys);
+    let keys = keys(config, &store, pepper, &clock, wiring, &limiter);
     let hmac = HmacService::new(
         keys.clone(),
         store.clone(),
@@ -308,6 +298,28 @@ async fn services(
         hmac: Arc::new(hmac),
         limiter,
     })
+}
+
+/// The key service, spending keys' rate limits in `limiter`.
+fn keys(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    pepper: Arc<Pepper>,
+    clock: &Arc<dyn MillisClock>,
+    wiring: &Wiring,
+    limiter: &Arc<dyn RateLimiter>,
+) -> Arc<KeyService> {
+    let keys = KeyService::new(
+        store.clone(),
+        pepper,
+        clock.clone(),
+        limiter.clone(),
+        config.cache,
+    )
+    .with_max_keys_per_tenant(config.max_keys_per_tenant)
+    .with_usage_store(store.clone())
+    .with_freshness(wiring.freshness.clone());
+    Arc::new(keys)
 }
 
 /// The mTLS client registry, on the `[mtls]` CAs read now: a CA or CRL
@@ -454,8 +466,8 @@ pub async fn run(
         (Some(listener), Some(gateway)) => Some(tokio::spawn(crate::gateway::serve(
             listener,
             gateway,
-            tls.clone()
-                .map(|t| Arc::new(t) as Arc<dyn keygate_http::listen::TlsSource>),
+            tls.as_ref()
+                .map(|t| Arc::new(t.for_gateway()) as Arc<dyn keygate_http::listen::TlsSource>),
             budget.gateway,
             stopped(stop_rx.clone()),
         ))),

@@ -73,7 +73,12 @@ fn described(leaf: &Leaf, source: &str) -> String {
 async fn start(dir: &Path, client: ClientAuth) -> Server {
     let server_root = Ca::root("server-root");
     let (cert, key) = server_root.server().write(dir, "server");
-    let files = TlsFiles { cert, key, client };
+    let files = TlsFiles {
+        cert,
+        key,
+        client,
+        gateway_client: None,
+    };
     let refusals = Family::<CodeLabels, Counter>::default();
     let tls = Tls::load(&files)
         .await

@@ -58,6 +58,7 @@ mod sessions;
 mod signing;
 mod tls;
 mod tls_client_auth;
+mod tls_listeners;
 mod token;
 mod token_kinds;
 mod trusted_proxies;
