@@ -24,6 +24,7 @@ mod dashboard_pages;
 mod docs_reference;
 #[cfg(unix)]
 mod exit_codes;
+mod ext_authz_tls;
 #[cfg(unix)]
 mod files;
 mod forward_auth_client_cert;
