@@ -78,3 +78,33 @@ async fn a_crl_past_its_next_update_still_counts() {
     );
     assert!(w.service.identify(&peer(&[&kept])).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_pinned_certificate_a_ca_issued_still_answers_to_its_crls() {
+    let w = world();
+    let issued = w.mesh.leaf(&LeafSpec::dns("pinned.mesh.example"));
+    let own = self_signed(&LeafSpec::default());
+    register(&w, pin(&issued)).await;
+    register(&w, pin(&own)).await;
+    let refusal = |c: &TestCert| {
+        let p = peer(&[c]);
+        let s = &w.service;
+        async move { s.identify(&p).await.err() }
+    };
+    let (revoking, _) = w.mesh.crl(&[&issued]);
+    let (other_crl, _) = w.other.crl(&[]);
+    w.service
+        .replace_cas(cas(&w.mesh, &w.other, &[&revoking, &other_crl]));
+    assert_eq!(refusal(&issued).await, Some(ClientRefusal::RevokedCert));
+    // No CRL from its issuer: unknown, refused as a pattern's would be.
+    w.service.replace_cas(cas(&w.mesh, &w.other, &[&other_crl]));
+    assert_eq!(
+        refusal(&issued).await,
+        Some(ClientRefusal::RevocationUnknown)
+    );
+    // A self-signed pin has no CA to answer to; without CRLs nothing is
+    // checked at all.
+    assert_eq!(refusal(&own).await, None);
+    w.service.replace_cas(cas(&w.mesh, &w.other, &[]));
+    assert_eq!(refusal(&issued).await, None);
+}
