@@ -4,13 +4,15 @@
 //!   chain a transport delivered (`peer`) and the registry it names.
 //! - `console`: the dashboard's server-side sessions (an admin key
 //!   exchanged for a cookie token) and their CSRF tokens.
+//! - `base62`: OS randomness and random base62 ids (re-exported by `apikey`).
 //! - `keys`: API keys: their format (`apikey`), peppered hashing (`pepper`),
 //!   the key service behind an `Admin` capability (`service`, `lifecycle`),
 //!   the verification hot path and its codes (`verify`), and the in-process
 //!   state it uses (`cache`, `usage`).
 //! - `audit`: failed authentications tallied per source and minute, and
 //!   the audit retention.
-//! - `model`: records and validated values (`Scope`, `Tenant`, ...).
+//! - `model`: records and validated values (`Scope`, `Tenant`, ...);
+//!   `prefixed_id`: the one definition of `KeyId`, `ClientId`, `UserId`, `FamilyId`.
 //! - `store`: the storage traits that keygate-store implements.
 //! - `ratelimit`: GCRA, the per-key limiter verification and the gateway use.
 //! - `secret`: `Secret<T>`, the redacting wrapper for passwords, tokens and
@@ -30,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+mod base62;
 pub mod clients;
 pub mod clock;
 pub mod console;
@@ -41,6 +44,7 @@ pub mod httpsig;
 pub mod jwt;
 pub mod keys;
 pub mod model;
+mod prefixed_id;
 pub mod ratelimit;
 pub mod sealed;
 pub mod secret;
@@ -55,5 +59,6 @@ pub use keys::service::{Admin, IssuedKey, KeyPatch, KeyService, NewKey, ScopedCa
 pub use keys::usage_counts::UsageCount;
 pub use keys::usage_query::{Granularity, KeyUsage, UsageBucket, UsageQuery};
 pub use keys::verify::{AuthFailure, Verification, VerifyCode};
+pub use prefixed_id::PrefixedId;
 pub use secret::{Secret, SecretString};
 pub use users::{LoginError, NewUser, UserPatch, UserService};

@@ -1,5 +1,5 @@
 //! Extractors whose every failure is a clear problem+json 4xx: JSON bodies
-//! and key ids in paths; and the JSON response writer.
+//! and ids in paths (`id_in_path`, `KeyIdPath`); and the JSON response writer.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -7,29 +7,34 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keygate_core::KeyId;
+use keygate_core::{KeyId, PrefixedId};
 use serde::de::DeserializeOwned;
 
 use crate::problem::ApiError;
 
-/// A key id from the path. Anything else is a problem+json 400 before the
-/// handler runs, including paths that are not valid UTF-8 once decoded.
+/// The id in the path, parsed as a `T`. Anything else, including a path
+/// that is not valid UTF-8 once decoded, is a problem+json 400 with `code`
+/// before the handler runs.
+pub async fn id_in_path<T: PrefixedId, S: Send + Sync>(
+    code: &'static str,
+    parts: &mut Parts,
+    state: &S,
+) -> Result<T, ApiError> {
+    let invalid = || ApiError::bad_request(code, format!("{} looks like {}", T::NOUN, T::SHAPE));
+    let Path(id) = Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|_| invalid())?;
+    T::parse(&id).map_err(|_| invalid())
+}
+
+/// A key id from the path; anything else is a 400 before the handler.
 pub struct KeyIdPath(pub KeyId);
 
 impl<S: Send + Sync> FromRequestParts<S> for KeyIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let invalid = || {
-            ApiError::bad_request(
-                "invalid_key_id",
-                "a key id looks like key_ followed by 16 letters or digits",
-            )
-        };
-        let Path(id) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| invalid())?;
-        KeyId::parse(&id).map(KeyIdPath).map_err(|_| invalid())
+        id_in_path("invalid_key_id", parts, state).await.map(Self)
     }
 }
 

@@ -13,7 +13,7 @@
 //! - `ratelimit`: the `RateLimit`, `RateLimit-Policy` and `Retry-After`
 //!   fields and the rounding of milliseconds to their whole seconds.
 //! - `request_id`: `X-Request-Id` kept or made, and its middleware.
-//! - `extract`: JSON bodies and key-id paths whose every failure is a
+//! - `extract`: JSON bodies and ids in paths whose every failure is a
 //!   problem+json 4xx, and the JSON response writer.
 //! - `framing`: transfer codings other than `chunked` refused (501).
 //! - `signature`: an HTTP request as the HMAC signature check reads it.

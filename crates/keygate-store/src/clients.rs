@@ -10,7 +10,7 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use crate::rows::{self, SqlBuilder, col};
-use crate::{SqlStore, audit, db, feed};
+use crate::{SqlStore, audit, db, feed, revoke};
 
 const COLUMNS: &str = "SELECT seq, id, name, owner, tenant, scopes, rate_limit_limit, \
      rate_limit_period, ca, kind, pattern, created_at, updated_at, revoked_at, version \
@@ -208,22 +208,7 @@ impl ClientStore for SqlStore {
         audit: &AuditEntry,
     ) -> Result<ClientRecord, Error> {
         let mut tx = self.begin_write().await?;
-        // The first revocation wins; it bumps the version so a racing
-        // update turns stale and re-reads the revoked client.
-        let done = sqlx::query(
-            "UPDATE clients SET revoked_at = COALESCE(revoked_at, $2), \
-             updated_at = CASE WHEN revoked_at IS NULL THEN $2 ELSE updated_at END, \
-             version = CASE WHEN revoked_at IS NULL THEN version + 1 ELSE version END \
-             WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound("client"));
-        }
+        revoke::mark_revoked(&mut tx, &revoke::CLIENTS, id.as_str(), at).await?;
         let record = client_in(&mut tx, id)
             .await?
             .ok_or(Error::NotFound("client"))?;

@@ -11,7 +11,7 @@ use keygate_core::{Error, KeyId};
 use sqlx::AnyConnection;
 
 use crate::rows::{self, SqlBuilder, col, key_columns};
-use crate::{SqlStore, audit, db, feed};
+use crate::{SqlStore, audit, db, feed, revoke};
 use keygate_core::feed::Change;
 
 const UPDATE: &str = "UPDATE api_keys SET name = $2, scopes = $3, metadata = $4, \
@@ -395,22 +395,7 @@ impl KeyStore for SqlStore {
         audit: &AuditEntry,
     ) -> Result<(KeyRecord, Vec<KeyHash>), Error> {
         let mut tx = self.begin_write().await?;
-        // The first revocation wins; it also bumps the version so an update
-        // racing with it turns stale and re-reads the revoked key.
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2), \
-             updated_at = CASE WHEN revoked_at IS NULL THEN $2 ELSE updated_at END, \
-             version = CASE WHEN revoked_at IS NULL THEN version + 1 ELSE version END \
-             WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound("key"));
-        }
+        revoke::mark_revoked(&mut tx, &revoke::KEYS, id.as_str(), at).await?;
         let record = key_in(&mut tx, id).await?.ok_or(Error::NotFound("key"))?;
         let hashes = hashes_of(&mut tx, id).await?;
         audit::insert(&mut tx, audit).await?;

@@ -24,7 +24,8 @@
 //! - `feed`: the invalidation feed (appended inside every mutating
 //!   transaction that can make a cached answer wrong), core's `FeedStore`
 //!   (reads, heartbeats, acks); `listen`: the PostgreSQL `FeedListener`.
-//! - `rows`: row decoding and the small dynamic-SQL builder.
+//! - `rows`: row decoding and the small dynamic-SQL builder; `revoke`: the
+//!   revocation statement keys and clients share.
 #![forbid(unsafe_code)]
 
 mod audit;
@@ -39,6 +40,7 @@ mod keys;
 mod listen;
 mod migrate;
 mod nonces;
+mod revoke;
 mod rows;
 mod sessions;
 mod signing_keys;

@@ -7,10 +7,10 @@
 //! - [`on_both_backends!`]: declares each case once per backend.
 //! - [`redis`]: a key prefix per test on the shared Redis, cleaned on drop,
 //!   and a private `redis-server` that tests may stop, pause and restart.
-//! - [`certs`]: CAs, leaves, self-signed certificates and CRLs (rcgen).
+//! - [`certs`]: CAs, client and server leaves, self-signed certificates and
+//!   CRLs (rcgen), for the client registry's suites and the TLS ones, with
+//!   files for those that configure keygate by path.
 //! - [`free_port`] and [`signal`] for tests that run other processes.
-//! - [`tls_certs`]: CAs, client and server certificates and CRLs for the
-//!   TLS listener suites, made in process.
 //!
 //! A service that is not there skips the test (after saying why), unless
 //! `KEYGATE_TEST_REQUIRE_SERVICES=1`, when it fails it: CI must not pass by
@@ -25,7 +25,6 @@ pub mod certs;
 mod database;
 mod postgres;
 pub mod redis;
-pub mod tls_certs;
 
 pub use database::{Backend, TestDatabase, sqlite_url};
 pub use postgres::PgDatabase;

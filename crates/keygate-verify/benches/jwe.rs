@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,39 +17,15 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::signature::KeyPair as _;
-use aws_lc_rs::{agreement, hmac, rsa};
+use aws_lc_rs::{agreement, rsa};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use criterion::{Criterion, criterion_group, criterion_main};
 use keygate_verify::jwe::{Decrypter, DecryptionKey, Encrypter, RecipientKey};
-use keygate_verify::{Algorithm, Encryption, Jwk, JwkSet, Validation, Verifier, VerifyingKey};
+use keygate_verify::{Encryption, Jwk};
 use serde_json::json;
 
-const ISS: &str = "https://auth.bench.test";
-const AUD: &str = "orders";
-const NOW: u64 = 1_800_000_000;
-const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-const KID: &str = "k_2026-11-28T01:00:00Z_3f9a1c";
-
-/// The keygate-shaped HS256 access token of the `phases` bench.
-fn inner_token() -> String {
-    let header = json!({"alg": "HS256", "kid": KID, "typ": "at+jwt"});
-    let claims = json!({
-        "iss": ISS, "sub": "usr_4kR9vXq2LmN8pT3w", "aud": AUD,
-        "iat": NOW - 10, "nbf": NOW - 10, "exp": NOW + 890,
-        "jti": "01JDXK8Q5Y3ZP7R2M4N6B8C0V1",
-        "roles": ["customer", "beta"], "tenant": "acme",
-        "scope": "orders:read orders:write", "plan": "pro",
-        "sid": "ses_9TqW2xLm4Kp7Rv3N",
-    });
-    let input = format!(
-        "{}.{}",
-        B64.encode(header.to_string()),
-        B64.encode(claims.to_string())
-    );
-    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET);
-    format!("{input}.{}", B64.encode(hmac::sign(&key, input.as_bytes())))
-}
+use common::{NOW, hs256_verifier, token};
 
 struct Recipient {
     decrypter: Arc<Decrypter>,
@@ -135,13 +113,8 @@ fn gcm_open_fn(len: usize) -> impl Fn() {
 }
 
 fn benches(c: &mut Criterion) {
-    let inner = inner_token();
-    let hs = VerifyingKey::from_hmac_secret(Algorithm::HS256, SECRET, Some(KID.into())).unwrap();
-    let verifier = Verifier::new(
-        JwkSet::from_keys(vec![hs]).unwrap(),
-        Validation::new(ISS, AUD),
-    )
-    .unwrap();
+    let inner = token();
+    let verifier = hs256_verifier();
     let (ec, ec_private, peer_point) = ec_recipient();
     let (rsa_r, rsa_private, rsa_ciphertext) = rsa_recipient();
     let ec_token = ec.encrypter.encrypt_nested(&inner).unwrap();

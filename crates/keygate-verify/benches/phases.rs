@@ -5,49 +5,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::hint::black_box;
 
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use criterion::{Criterion, criterion_group, criterion_main};
-use keygate_verify::{Algorithm, JwkSet, Validation, Verifier, VerifyingKey, json};
-use serde_json::json;
+use keygate_verify::json;
 
-const ISS: &str = "https://auth.bench.test";
-const AUD: &str = "orders";
-const NOW: u64 = 1_800_000_000;
-const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-const KID: &str = "k_2026-11-28T01:00:00Z_3f9a1c";
-
-/// A token shaped like the server's access tokens (about 466 bytes).
-fn token() -> String {
-    let header = json!({"alg": "HS256", "kid": KID, "typ": "at+jwt"});
-    let claims = json!({
-        "iss": ISS, "sub": "usr_4kR9vXq2LmN8pT3w", "aud": AUD,
-        "iat": NOW - 10, "nbf": NOW - 10, "exp": NOW + 890,
-        "jti": "01JDXK8Q5Y3ZP7R2M4N6B8C0V1",
-        "roles": ["customer", "beta"], "tenant": "acme",
-        "scope": "orders:read orders:write", "plan": "pro",
-        "sid": "ses_9TqW2xLm4Kp7Rv3N",
-    });
-    let input = format!(
-        "{}.{}",
-        B64.encode(header.to_string()),
-        B64.encode(claims.to_string())
-    );
-    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET);
-    format!("{input}.{}", B64.encode(hmac::sign(&key, input.as_bytes())))
-}
+use common::{NOW, SECRET, hs256_verifier, token};
 
 fn benches(c: &mut Criterion) {
     let token = token();
-    let key = VerifyingKey::from_hmac_secret(Algorithm::HS256, SECRET, Some(KID.into())).unwrap();
-    let verifier = Verifier::new(
-        JwkSet::from_keys(vec![key]).unwrap(),
-        Validation::new(ISS, AUD),
-    )
-    .unwrap();
+    let verifier = hs256_verifier();
     assert!(verifier.verify(&token, NOW).is_ok());
     let mut parts = token.split('.');
     let (h, p, s) = (

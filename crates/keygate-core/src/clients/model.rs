@@ -5,64 +5,15 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
 
 use crate::clients::pattern::{NameKind, NamePattern};
 use crate::error::Error;
-use crate::keys::apikey::random_id;
 use crate::model::{RateLimitSpec, Scope, Tenant};
+use crate::prefixed_id::prefixed_id;
 
-const ID_PREFIX: &str = "cli_";
-const ID_CHARS: usize = 16;
-
-/// The public identifier of a client: `cli_` + 16 base62 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(try_from = "String")]
-pub struct ClientId(String);
-
-impl ClientId {
-    pub fn generate() -> Result<Self, Error> {
-        random_id(ID_PREFIX, ID_CHARS).map(Self)
-    }
-
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        match s.strip_prefix(ID_PREFIX) {
-            Some(rest)
-                if rest.len() == ID_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-            {
-                Ok(Self(s.to_owned()))
-            }
-            _ => Err(Error::invalid(
-                "id",
-                format!(
-                    "a client id looks like {ID_PREFIX} followed by {ID_CHARS} letters or digits"
-                ),
-            )),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for ClientId {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self, Error> {
-        Self::parse(&value)
-    }
-}
-
-impl Serialize for ClientId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
+prefixed_id! {
+    /// The public identifier of a client: `cli_` + 16 base62 characters.
+    ClientId { prefix: "cli_", chars: 16, field: "id", noun: "a client id" }
 }
 
 /// SHA-256 of a certificate's DER: RFC 8705's `x5t#S256`.

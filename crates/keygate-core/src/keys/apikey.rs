@@ -10,24 +10,19 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::base62::ALPHABET;
+pub use crate::base62::{random_bytes, random_id};
 use crate::error::Error;
+use crate::prefixed_id::prefixed_id;
 
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 pub const SECRET_CHARS: usize = 43;
 pub const CHECK_CHARS: usize = 6;
-const ID_CHARS: usize = 16;
-const ID_PREFIX: &str = "key_";
 /// Characters of the secret kept in the display prefix: enough to tell keys
 /// apart in a list, far too few (24 bits of 256) to help guess one.
 const PREFIX_SECRET_CHARS: usize = 4;
 
 fn is_base62(b: u8) -> bool {
     b.is_ascii_alphanumeric()
-}
-
-/// Fills `buf` from the operating system's CSPRNG.
-pub fn random_bytes(buf: &mut [u8]) -> Result<(), Error> {
-    getrandom::fill(buf).map_err(|e| Error::Internal(format!("OS random source failed: {e}")))
 }
 
 /// Writes a 256-bit big-endian number as exactly 43 base62 digits
@@ -170,76 +165,14 @@ impl ApiKey {
     }
 }
 
-/// The public identifier of a key: `key_` + 16 base62 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(try_from = "String")]
-pub struct KeyId(String);
-
-/// `prefix` followed by `chars` uniformly random base62 characters.
-pub fn random_id(prefix: &str, chars: usize) -> Result<String, Error> {
-    let mut out = String::with_capacity(prefix.len() + chars);
-    out.push_str(prefix);
-    let mut buf = [0u8; 64];
-    while out.len() < prefix.len() + chars {
-        random_bytes(&mut buf)?;
-        // Rejection sampling keeps every character uniform: 248 = 4 * 62.
-        for &b in buf.iter().filter(|&&b| b < 248) {
-            if out.len() == prefix.len() + chars {
-                break;
-            }
-            out.push(char::from(ALPHABET[usize::from(b % 62)]));
-        }
-    }
-    Ok(out)
-}
-
-impl KeyId {
-    pub fn generate() -> Result<Self, Error> {
-        random_id(ID_PREFIX, ID_CHARS).map(Self)
-    }
-
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        match s.strip_prefix(ID_PREFIX) {
-            Some(rest) if rest.len() == ID_CHARS && rest.bytes().all(is_base62) => {
-                Ok(Self(s.to_owned()))
-            }
-            _ => Err(Error::Invalid {
-                field: "id",
-                reason: format!(
-                    "a key id looks like {ID_PREFIX} followed by {ID_CHARS} letters or digits"
-                ),
-            }),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for KeyId {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self, Error> {
-        Self::parse(&value)
-    }
+prefixed_id! {
+    /// The public identifier of a key: `key_` + 16 base62 characters.
+    KeyId { prefix: "key_", chars: 16, field: "id", noun: "a key id" }
 }
 
 impl From<KeyId> for String {
     fn from(value: KeyId) -> String {
         value.0
-    }
-}
-
-// Serialized as the bare string, without the copy `serde(into)` would make.
-impl Serialize for KeyId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
     }
 }
 

@@ -3,17 +3,16 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::keys::apikey::{SECRET_CHARS, base62_fixed, random_bytes, random_id};
+use crate::keys::apikey::{SECRET_CHARS, base62_fixed, random_bytes};
 use crate::keys::pepper::{KeyHash, Pepper};
 use crate::model::{AuditEntry, Tenant};
+use crate::prefixed_id::prefixed_id;
 
 pub const REFRESH_PREFIX: &str = "kgr_";
-const FAMILY_PREFIX: &str = "fam_";
-const FAMILY_CHARS: usize = 16;
 
 /// Domain separation between a token's stored hash and its successor. Both
 /// are HMACs of the token under the pepper; without this label the stored
@@ -102,53 +101,9 @@ impl RefreshToken {
     }
 }
 
-/// The public id of a refresh-token family: `fam_` + 16 base62 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(try_from = "String")]
-pub struct FamilyId(String);
-
-impl FamilyId {
-    pub fn generate() -> Result<Self, Error> {
-        random_id(FAMILY_PREFIX, FAMILY_CHARS).map(Self)
-    }
-
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        match s.strip_prefix(FAMILY_PREFIX) {
-            Some(rest)
-                if rest.len() == FAMILY_CHARS
-                    && rest.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-            {
-                Ok(Self(s.to_owned()))
-            }
-            _ => Err(Error::invalid(
-                "family_id",
-                format!("looks like {FAMILY_PREFIX} followed by {FAMILY_CHARS} letters or digits"),
-            )),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for FamilyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for FamilyId {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self, Error> {
-        Self::parse(&value)
-    }
-}
-
-impl Serialize for FamilyId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
+prefixed_id! {
+    /// The public id of a refresh-token family: `fam_` + 16 base62 characters.
+    FamilyId { prefix: "fam_", chars: 16, field: "family_id", noun: "a family id" }
 }
 
 /// One login session: the chain of refresh tokens that rotate from its first.

@@ -3,13 +3,11 @@
 //! `password::PhcHash`, which storage hands out apart from the record, so
 //! nothing that serializes a `UserRecord` can leak it.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::keys::apikey::random_id;
 use crate::model::Tenant;
+use crate::prefixed_id::prefixed_id;
 
 pub type Claims = serde_json::Map<String, serde_json::Value>;
 
@@ -42,57 +40,9 @@ pub const RESERVED_CLAIMS: [&str; 15] = [
 /// Every claim named with this prefix is keygate's (`kg_kind`, `kg_owner`).
 pub const RESERVED_PREFIX: &str = "kg_";
 
-const ID_PREFIX: &str = "usr_";
-const ID_CHARS: usize = 16;
-
-/// The public identifier of a user: `usr_` + 16 base62 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(try_from = "String")]
-pub struct UserId(String);
-
-impl UserId {
-    pub fn generate() -> Result<Self, Error> {
-        random_id(ID_PREFIX, ID_CHARS).map(Self)
-    }
-
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        match s.strip_prefix(ID_PREFIX) {
-            Some(rest)
-                if rest.len() == ID_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-            {
-                Ok(Self(s.to_owned()))
-            }
-            _ => Err(Error::invalid(
-                "id",
-                format!(
-                    "a user id looks like {ID_PREFIX} followed by {ID_CHARS} letters or digits"
-                ),
-            )),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for UserId {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self, Error> {
-        Self::parse(&value)
-    }
-}
-
-impl Serialize for UserId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
+prefixed_id! {
+    /// The public identifier of a user: `usr_` + 16 base62 characters.
+    UserId { prefix: "usr_", chars: 16, field: "id", noun: "a user id" }
 }
 
 /// A username as shown, with its key: the form that is unique, server-wide

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use axum::http::{HeaderMap, HeaderValue};
 use keygate_core::clients::CertSource;
-use keygate_test_support::tls_certs::{Ca, Leaf, self_signed_client};
+use keygate_test_support::certs::{TestCa, TestCert, self_signed_client};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
@@ -47,8 +47,8 @@ fn escaped(text: &str) -> String {
     utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
 }
 
-fn client() -> (Ca, Leaf) {
-    let root = Ca::root("root");
+fn client() -> (TestCa, TestCert) {
+    let root = TestCa::new("root");
     let inter = root.intermediate("inter");
     let leaf = inter.client("svc-a");
     (inter, leaf)
@@ -160,7 +160,7 @@ fn nginx_refuses_what_is_not_one_escaped_certificate() {
         Some(ProxyCertError::NotCertificate)
     );
     // Well-formed PEM around bytes that are no certificate.
-    let junk = keygate_test_support::tls_certs::pem("CERTIFICATE", b"not a certificate");
+    let junk = keygate_test_support::certs::pem("CERTIFICATE", b"not a certificate");
     assert_eq!(
         nginx(&escaped(&junk)).err(),
         Some(ProxyCertError::NotCertificate)
@@ -211,7 +211,7 @@ fn traefik_base64_chain_plain_or_escaped() {
 }
 
 /// One XFCC element as Envoy writes it with `cert: true, chain: true`.
-fn element(by: &str, leaf: &Leaf) -> String {
+fn element(by: &str, leaf: &TestCert) -> String {
     format!(
         "By={by};Hash={};Cert=\"{}\";Chain=\"{}\";Subject=\"CN=svc,O=Example, Inc.\";URI=spiffe://example/svc;DNS=a.example;DNS=b.example",
         hex::encode(Sha256::digest(&leaf.der)),

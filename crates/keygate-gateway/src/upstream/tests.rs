@@ -234,65 +234,19 @@ async fn a_plain_connection_never_serves_a_tls_endpoint() {
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
-/// A CA and a server certificate for 127.0.0.1 it signed, made by the
-/// openssl CLI in `dir`: (CA, another CA, certificate, key).
-fn certificates(dir: &std::path::Path) -> Option<[std::path::PathBuf; 4]> {
-    let run = |args: &[&str]| {
-        std::process::Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .is_ok_and(|out| out.status.success())
+/// A CA, another CA and a server certificate for 127.0.0.1 only that the
+/// first one signed, written into `dir`: (CA, another CA, certificate, key).
+fn certificates(dir: &std::path::Path) -> [std::path::PathBuf; 4] {
+    use keygate_test_support::certs::{LeafSpec, TestCa};
+    let ca = TestCa::new("ca");
+    let spec = LeafSpec {
+        common_name: "leaf".into(),
+        dns: Vec::new(),
+        ..LeafSpec::server()
     };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    for name in ["ca", "other"] {
-        let (key, crt, subj) = (
-            format!("{name}.key"),
-            format!("{name}.crt"),
-            format!("/CN={name}"),
-        );
-        let mut args = vec!["req", "-x509", "-days", "2", "-subj", &subj];
-        args.extend(ec);
-        args.extend(["-keyout", &key, "-out", &crt]);
-        if !run(&args) {
-            return None;
-        }
-    }
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    let mut args = vec![
-        "req", "-new", "-subj", "/CN=leaf", "-keyout", "leaf.key", "-out", "leaf.csr",
-    ];
-    args.extend(ec);
-    assert!(run(&args));
-    assert!(run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-set_serial",
-        "1",
-        "-days",
-        "2",
-        "-extfile",
-        "leaf.ext",
-        "-out",
-        "leaf.crt",
-    ]));
-    Some(["ca.crt", "other.crt", "leaf.crt", "leaf.key"].map(|f| dir.join(f)))
+    let (cert, key) = ca.leaf(&spec).write(dir, "leaf");
+    let other = TestCa::new("other").write(dir, "other.crt");
+    [ca.write(dir, "ca.crt"), other, cert, key]
 }
 
 /// A TLS upstream answering `ok` to every request (`upstream()` behind rustls).
@@ -334,8 +288,7 @@ async fn tls_upstream(cert: &std::path::Path, key: &std::path::Path) -> String {
     addr
 }
 
-/// A clock past the test certificates' end (made for two days from now):
-/// 2100-01-01.
+/// A clock past the test certificates' end (2040): 2100-01-01.
 #[derive(Debug)]
 struct Later;
 
@@ -351,13 +304,7 @@ impl tokio_rustls::rustls::time_provider::TimeProvider for Later {
 async fn a_certificate_is_checked_for_its_issuer_name_and_dates() {
     let dir = std::env::temp_dir().join(format!("kg-upstream-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let Some([ca, other, cert, key]) = certificates(&dir) else {
-        assert!(
-            std::env::var_os("KEYGATE_TEST_REQUIRE_SERVICES").is_none(),
-            "the openssl CLI is needed to make test certificates"
-        );
-        return;
-    };
+    let [ca, other, cert, key] = certificates(&dir);
     let addr = tls_upstream(&cert, &key).await;
     let pool = Upstreams::new();
     let mut trusts = tls::Trusts::default();

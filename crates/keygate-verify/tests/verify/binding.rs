@@ -3,21 +3,16 @@
 //! the certificate it names, and through the extractor only when the app's
 //! TLS layer put that certificate's thumbprint in the request.
 
-use crate::{common, jwks_server};
+use crate::{common, extract_common, jwks_server};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::FromRef;
 use axum::http::{Request, StatusCode, header};
-use axum::routing::get;
-use common::{AUD, ISS, NOW, claims, es256, verifier};
-use jwks_server::{JwksServer, clock_at};
-use keygate_verify::{
-    ClientCertThumbprint, Error, RemoteOptions, RemoteVerifier, Validation, VerifiedClaims,
-    base64url_encode,
-};
+use common::{NOW, claims, es256, verifier};
+use extract_common::{Answer, app_with, problem, remote_verifier, send};
+use jwks_server::JwksServer;
+use keygate_verify::{ClientCertThumbprint, Error, base64url_encode};
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
 const THUMB: [u8; 32] = [7; 32];
 
@@ -74,57 +69,34 @@ fn a_malformed_confirmation_is_refused_not_ignored() {
     }
 }
 
-#[derive(Clone)]
-struct State(RemoteVerifier);
-
-impl FromRef<State> for RemoteVerifier {
-    fn from_ref(state: &State) -> Self {
-        state.0.clone()
-    }
-}
-
-async fn whoami(VerifiedClaims(claims): VerifiedClaims) -> String {
-    claims.sub.unwrap_or_default()
-}
-
-async fn call(app: &Router, token: &str, thumb: Option<[u8; 32]>) -> (StatusCode, String) {
-    let mut request = Request::get("/")
+/// `/whoami` with a token and, if any, the thumbprint an app's TLS layer
+/// would have put in the request.
+async fn call(app: &Router, token: &str, thumb: Option<[u8; 32]>) -> Answer {
+    let mut request = Request::get("/whoami")
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .body(Body::empty())
         .unwrap();
     if let Some(t) = thumb {
         request.extensions_mut().insert(ClientCertThumbprint(t));
     }
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    send(app, request).await
 }
 
 #[tokio::test]
 async fn the_extractor_checks_the_binding_against_the_connections_certificate() {
     let key = es256("k1");
     let server = JwksServer::start(&[&key]).await;
-    let verifier = RemoteVerifier::with_options(
-        Validation::new(ISS, AUD),
-        &server.url(),
-        RemoteOptions::default(),
-        clock_at(NOW),
-    )
-    .unwrap();
-    let app = Router::new()
-        .route("/", get(whoami))
-        .with_state(State(verifier.clone()));
+    let verifier = remote_verifier(&server.url());
+    let app = app_with(verifier.clone());
     let token = key.sign(&key.header(), &bound_to(&THUMB));
-    let (status, body) = call(&app, &token, Some(THUMB)).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "user-1"));
+    let answer = call(&app, &token, Some(THUMB)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body, "hello user-1");
     for thumb in [None, Some([8; 32])] {
-        let (status, body) = call(&app, &token, thumb).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(body.contains("certificate_mismatch"), "{body}");
-        assert!(!body.contains(&base64url_encode(&THUMB)), "{body}");
+        let answer = call(&app, &token, thumb).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(problem(&answer)["code"], "certificate_mismatch");
+        assert!(!answer.body.contains(&base64url_encode(&THUMB)));
     }
     // The plain method refuses a bound token with its own code.
     let err = verifier.verify(&token).await.unwrap_err();

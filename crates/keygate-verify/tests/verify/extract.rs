@@ -1,109 +1,23 @@
 //! The axum extractor: RFC 6750 challenges and problem+json bodies for
 //! missing, invalid and expired tokens; claims for a good one.
 
-use crate::{common, jwks_server};
+use crate::{common, extract_common, jwks_server};
 
 use axum::body::Body;
-use axum::extract::FromRef;
 use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
 use axum::{Extension, Router};
-use common::{AUD, ISS, NOW, claims_with, es256};
-use jwks_server::{JwksServer, clock_at};
-use keygate_verify::{RemoteOptions, RemoteVerifier, Validation, VerifiedClaims};
-use serde_json::{Value, json};
-use tower::ServiceExt as _;
-
-/// A service's own state, holding the verifier among other things.
-#[derive(Clone)]
-struct AppState {
-    verifier: RemoteVerifier,
-    greeting: &'static str,
-}
-
-impl FromRef<AppState> for RemoteVerifier {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
-}
-
-async fn whoami(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    VerifiedClaims(claims): VerifiedClaims,
-) -> String {
-    format!("{} {}", state.greeting, claims.sub.unwrap_or_default())
-}
-
-async fn app(url: &str) -> Router {
-    let verifier = RemoteVerifier::with_options(
-        Validation::new(ISS, AUD),
-        url,
-        RemoteOptions::default(),
-        clock_at(NOW),
-    )
-    .unwrap();
-    Router::new()
-        .route("/whoami", get(whoami))
-        .with_state(AppState {
-            verifier,
-            greeting: "hello",
-        })
-}
-
-struct Answer {
-    status: StatusCode,
-    challenge: Option<String>,
-    content_type: Option<String>,
-    body: String,
-}
-
-async fn call(app: &Router, authorization: Option<&str>) -> Answer {
-    let mut request = Request::get("/whoami");
-    if let Some(value) = authorization {
-        request = request.header(header::AUTHORIZATION, value);
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let text = |name| {
-        response
-            .headers()
-            .get(name)
-            .map(|v: &header::HeaderValue| v.to_str().unwrap().to_owned())
-    };
-    let (status, challenge, content_type) = (
-        response.status(),
-        text(header::WWW_AUTHENTICATE),
-        text(header::CONTENT_TYPE),
-    );
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    Answer {
-        status,
-        challenge,
-        content_type,
-        body: String::from_utf8(bytes.to_vec()).unwrap(),
-    }
-}
-
-fn problem(answer: &Answer) -> Value {
-    assert_eq!(
-        answer.content_type.as_deref(),
-        Some("application/problem+json")
-    );
-    let body: Value = serde_json::from_str(&answer.body).unwrap();
-    assert_eq!(body["status"], json!(answer.status.as_u16()));
-    body
-}
+use common::{NOW, claims_with, es256};
+use extract_common::{app, app_with, call, problem, remote_verifier, send};
+use jwks_server::JwksServer;
+use keygate_verify::VerifiedClaims;
+use serde_json::json;
 
 #[tokio::test]
 async fn the_extractor_answers_rfc_6750_and_problem_json() {
     let key = es256("k1");
     let server = JwksServer::start(&[&key]).await;
-    let app = app(&server.url()).await;
+    let app = app(&server.url());
 
     // No token: a challenge without an error attribute.
     for authorization in [None, Some("Basic dXNlcjpwdw==")] {
@@ -157,7 +71,7 @@ async fn an_unreachable_issuer_is_503_not_401() {
     let key = es256("k1");
     let server = JwksServer::start(&[&key]).await;
     server.set_status(500);
-    let app = app(&server.url()).await;
+    let app = app(&server.url());
     let answer = call(&app, Some(&format!("Bearer {}", key.token()))).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.challenge, None);
@@ -168,13 +82,7 @@ async fn an_unreachable_issuer_is_503_not_401() {
 async fn the_middleware_guards_a_whole_router() {
     let key = es256("k1");
     let server = JwksServer::start(&[&key]).await;
-    let verifier = RemoteVerifier::with_options(
-        Validation::new(ISS, AUD),
-        &server.url(),
-        RemoteOptions::default(),
-        clock_at(NOW),
-    )
-    .unwrap();
+    let verifier = remote_verifier(&server.url());
     let app = Router::new()
         .route(
             "/whoami",
@@ -206,13 +114,7 @@ async fn user_and_client_extractors_take_their_kind_only() {
     use keygate_verify::{ClientClaims, UserClaims};
     let key = es256("k1");
     let server = JwksServer::start(&[&key]).await;
-    let verifier = RemoteVerifier::with_options(
-        Validation::new(ISS, AUD),
-        &server.url(),
-        RemoteOptions::default(),
-        clock_at(NOW),
-    )
-    .unwrap();
+    let verifier = remote_verifier(&server.url());
     let app = Router::new()
         .route(
             "/whoami",
@@ -254,7 +156,7 @@ async fn user_and_client_extractors_take_their_kind_only() {
                 .header(header::AUTHORIZATION, format!("Bearer {token}"))
                 .body(Body::empty())
                 .unwrap();
-            app.oneshot(request).await.unwrap().status()
+            send(&app, request).await.status
         }
     };
     assert_eq!(client_call(client.clone()).await, StatusCode::OK);
@@ -272,21 +174,10 @@ async fn the_extractor_takes_encrypted_tokens_when_given_a_key() {
     let key = es256("k1");
     let server = JwksServer::start(&[&key]).await;
     let service = crate::jwe_common::p256("svc-enc");
-    let verifier = RemoteVerifier::with_options(
-        Validation::new(ISS, AUD),
-        &server.url(),
-        RemoteOptions::default(),
-        clock_at(NOW),
-    )
-    .unwrap()
-    .with_decryption(Arc::new(service.decrypter()), Encryption::Optional)
-    .unwrap();
-    let app = Router::new()
-        .route("/whoami", get(whoami))
-        .with_state(AppState {
-            verifier,
-            greeting: "hello",
-        });
+    let verifier = remote_verifier(&server.url())
+        .with_decryption(Arc::new(service.decrypter()), Encryption::Optional)
+        .unwrap();
+    let app = app_with(verifier);
     let nested = service
         .encrypter(None)
         .encrypt_nested(&key.token())
@@ -307,23 +198,7 @@ async fn the_extractor_takes_encrypted_tokens_when_given_a_key() {
     // decryption key refuses the nested one.
     let answer = call(&app, Some(&format!("Bearer {}", key.token()))).await;
     assert_eq!(answer.status, StatusCode::OK);
-    let plain_app = app_for(&server.url());
+    let plain_app = extract_common::app(&server.url());
     let answer = call(&plain_app, Some(&format!("Bearer {nested}"))).await;
     assert_eq!(problem(&answer)["code"], "malformed_token");
-}
-
-fn app_for(url: &str) -> Router {
-    let verifier = RemoteVerifier::with_options(
-        Validation::new(ISS, AUD),
-        url,
-        RemoteOptions::default(),
-        clock_at(NOW),
-    )
-    .unwrap();
-    Router::new()
-        .route("/whoami", get(whoami))
-        .with_state(AppState {
-            verifier,
-            greeting: "hello",
-        })
 }

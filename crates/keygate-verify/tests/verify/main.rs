@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod extract_common;
 mod jwks_server;
 
 mod attacks_claims;

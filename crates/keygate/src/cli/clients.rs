@@ -4,9 +4,11 @@
 use clap::{Args, Subcommand};
 use keygate_api::clients::{ClientListQuery, ClientView, CreateClientRequest, UpdateClientRequest};
 use keygate_api::common::Page;
+use keygate_core::clients::ClientId;
 use reqwest::Method;
 use serde_json::Value;
 
+use super::checked_id;
 use super::client::{Client, ServerArgs, parse, pretty, query_string};
 use super::keys::rate_limit;
 use super::table;
@@ -157,16 +159,7 @@ impl UpdateArgs {
 
 /// Refuses anything that is not a client id before it becomes part of a URL path.
 fn path_id(id: &str) -> Result<String, String> {
-    if id.starts_with("cli_")
-        && id.len() == 20
-        && id[4..].bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        Ok(format!("/v1/clients/{id}"))
-    } else {
-        Err(format!(
-            "{id:?} is not a client id (cli_ followed by 16 letters or digits)"
-        ))
-    }
+    checked_id::<ClientId>(id).map(|id| format!("/v1/clients/{id}"))
 }
 
 /// The matcher as one cell: `thumbprint …` or `ca/kind pattern`.

@@ -10,9 +10,11 @@ use keygate_api::keys::{
     CreateKeyRequest, KeyListQuery, KeyUsageQuery, RotateKeyRequest, UpdateKeyRequest,
     VerifyKeyRequest,
 };
+use keygate_core::KeyId;
 use reqwest::Method;
 use serde_json::{Map, Value};
 
+use super::checked_id;
 use super::client::{Client, ServerArgs, pretty, query_string};
 use super::render::{KeyAnswer, Kind};
 
@@ -298,7 +300,7 @@ fn usage_path(
 
 /// Sends the command's request; the answer, and which type it is.
 async fn send(client: &Client, command: KeysCommand) -> Result<(Value, Kind), String> {
-    let key_path = |id: &str| path_id(id).map(|id| format!("/v1/keys/{id}"));
+    let key_path = |id: &str| checked_id::<KeyId>(id).map(|id| format!("/v1/keys/{id}"));
     Ok(match command {
         KeysCommand::Create(args) => {
             let body = args.body()?;
@@ -365,18 +367,4 @@ pub async fn run(args: KeysArgs) -> Result<(String, bool), String> {
     }
     let answer = KeyAnswer::parse(kind, value)?;
     Ok((answer.render(), answer.ok()))
-}
-
-/// Refuses anything that is not a key id before it becomes part of a URL path.
-fn path_id(id: &str) -> Result<&str, String> {
-    if id.starts_with("key_")
-        && id.len() == 20
-        && id[4..].bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        Ok(id)
-    } else {
-        Err(format!(
-            "{id:?} is not a key id (key_ followed by 16 letters or digits)"
-        ))
-    }
 }

@@ -7,9 +7,11 @@ use std::io::Read;
 use clap::{Args, Subcommand};
 use keygate_api::SecretString;
 use keygate_api::users::{CreateUserRequest, UpdateUserRequest, UserListQuery};
+use keygate_core::users::UserId;
 use reqwest::Method;
 use serde_json::{Map, Value};
 
+use super::checked_id;
 use super::client::{Client, ServerArgs, parse, pretty, query_string};
 use super::render::{user_fields, user_list};
 
@@ -106,20 +108,6 @@ fn claims(text: &str) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// Refuses anything that is not a user id before it becomes part of a URL path.
-fn path_id(id: &str) -> Result<&str, String> {
-    if id.starts_with("usr_")
-        && id.len() == 20
-        && id[4..].bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        Ok(id)
-    } else {
-        Err(format!(
-            "{id:?} is not a user id (usr_ followed by 16 letters or digits)"
-        ))
-    }
-}
-
 impl CreateArgs {
     fn body(self) -> Result<CreateUserRequest, String> {
         if !self.password_stdin {
@@ -158,7 +146,7 @@ impl UpdateArgs {
 
 /// Sends the command's request; the answer, and whether it is a list.
 async fn send(client: &Client, command: UsersCommand) -> Result<(Value, bool), String> {
-    let user_path = |id: &str| path_id(id).map(|id| format!("/v1/users/{id}"));
+    let user_path = |id: &str| checked_id::<UserId>(id).map(|id| format!("/v1/users/{id}"));
     Ok(match command {
         UsersCommand::Create(args) => {
             let body = args.body()?;

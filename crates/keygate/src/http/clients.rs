@@ -2,7 +2,7 @@
 //! (its extractor), validates, calls one service function and maps the
 //! result, as `keys.rs` does.
 
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
@@ -18,6 +18,7 @@ use keygate_core::clients::{
 };
 use keygate_core::model::{PageRequest, Scope, Tenant};
 use keygate_http::ApiError;
+use keygate_http::extract::id_in_path;
 
 use super::AppState;
 use super::cluster::{WaitAll, WaitParam, propagate};
@@ -42,18 +43,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let invalid = || {
-            ApiError::bad_request(
-                "invalid_client_id",
-                "a client id looks like cli_ followed by 16 letters or digits",
-            )
-        };
-        let Path(id) = Path::<String>::from_request_parts(parts, state)
+        id_in_path("invalid_client_id", parts, state)
             .await
-            .map_err(|_| invalid())?;
-        ClientId::parse(&id)
-            .map(ClientIdPath)
-            .map_err(|_| invalid())
+            .map(Self)
     }
 }
 

@@ -3,7 +3,7 @@
 //! and maps the result. No response ever carries a password or its hash.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use keygate_api::common::Page;
@@ -18,6 +18,7 @@ use super::extract::{AdminAuth, ApiJson};
 use super::keys::parse_query;
 use super::views::{decode_cursor, encode_cursor, page_limit, rfc3339};
 use keygate_http::ApiError;
+use keygate_http::extract::id_in_path;
 
 /// A user as the API shows it.
 pub fn user_view(u: &UserRecord) -> UserView {
@@ -42,16 +43,7 @@ impl<S: Send + Sync> FromRequestParts<S> for UserIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let invalid = || {
-            ApiError::bad_request(
-                "invalid_user_id",
-                "a user id looks like usr_ followed by 16 letters or digits",
-            )
-        };
-        let Path(id) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| invalid())?;
-        UserId::parse(&id).map(UserIdPath).map_err(|_| invalid())
+        id_in_path("invalid_user_id", parts, state).await.map(Self)
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::routing::get;
 use keygate_core::clients::PeerCertificate;
-use keygate_test_support::tls_certs::{Ca, Leaf, self_signed_client};
+use keygate_test_support::certs::{TestCa, TestCert, self_signed_client};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,7 +61,7 @@ async fn who(cert: Option<Extension<PeerCertificate>>) -> String {
     }
 }
 
-fn described(leaf: &Leaf, source: &str) -> String {
+fn described(leaf: &TestCert, source: &str) -> String {
     use sha2::{Digest, Sha256};
     format!(
         "{source} {} {}",
@@ -71,7 +71,7 @@ fn described(leaf: &Leaf, source: &str) -> String {
 }
 
 async fn start(dir: &Path, client: ClientAuth) -> Server {
-    let server_root = Ca::root("server-root");
+    let server_root = TestCa::new("server-root");
     let (cert, key) = server_root.server().write(dir, "server");
     let files = TlsFiles {
         cert,
@@ -108,7 +108,7 @@ async fn start(dir: &Path, client: ClientAuth) -> Server {
 
 /// One request over TLS, as `client` (or without a certificate): the
 /// body, or the error the client saw.
-async fn ask(server: &Server, client: Option<&Leaf>) -> Result<String, String> {
+async fn ask(server: &Server, client: Option<&TestCert>) -> Result<String, String> {
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from(server.server_ca.clone()))
@@ -144,7 +144,7 @@ async fn ask(server: &Server, client: Option<&Leaf>) -> Result<String, String> {
 struct Presents(Arc<CertifiedKey>);
 
 impl Presents {
-    fn of(leaf: &Leaf) -> Self {
+    fn of(leaf: &TestCert) -> Self {
         let chain = CertificateDer::pem_slice_iter(leaf.chain_pem().as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
@@ -186,7 +186,7 @@ fn auth(mode: ClientAuthMode, ca_files: Vec<PathBuf>, crl_files: Vec<PathBuf>) -
 #[tokio::test]
 async fn a_handler_sees_the_chain_the_client_presented() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Ca::root("clients");
+    let root = TestCa::new("clients");
     let inter = root.intermediate("clients-inter");
     let client = inter.client("svc-a");
     let cas = vec![root.write(dir.path(), "cas.pem")];
@@ -203,7 +203,7 @@ async fn a_handler_sees_the_chain_the_client_presented() {
 #[tokio::test]
 async fn without_client_auth_no_certificate_is_asked_for() {
     let dir = tempfile::tempdir().unwrap();
-    let client = Ca::root("clients").client("svc-a");
+    let client = TestCa::new("clients").client("svc-a");
     let server = start(dir.path(), ClientAuth::default()).await;
     // rustls sends no certificate when none was asked for.
     assert_eq!(ask(&server, Some(&client)).await.unwrap(), "none");
@@ -212,7 +212,7 @@ async fn without_client_auth_no_certificate_is_asked_for() {
 #[tokio::test]
 async fn require_refuses_a_client_without_a_certificate_with_an_alert() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Ca::root("clients");
+    let root = TestCa::new("clients");
     let client = root.client("svc-a");
     let cas = vec![root.write(dir.path(), "cas.pem")];
     let server = start(dir.path(), auth(ClientAuthMode::Require, cas, vec![])).await;
@@ -231,10 +231,10 @@ async fn require_refuses_a_client_without_a_certificate_with_an_alert() {
 #[tokio::test]
 async fn an_untrusted_or_expired_certificate_is_refused_even_when_only_requested() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Ca::root("clients");
+    let root = TestCa::new("clients");
     let cas = vec![root.write(dir.path(), "cas.pem")];
     let server = start(dir.path(), auth(ClientAuthMode::Request, cas, vec![])).await;
-    let stranger = Ca::root("elsewhere").client("svc-x");
+    let stranger = TestCa::new("elsewhere").client("svc-x");
     refused(ask(&server, Some(&stranger)).await, "UnknownCA");
     refused(
         ask(&server, Some(&self_signed_client("me"))).await,
@@ -247,14 +247,14 @@ async fn an_untrusted_or_expired_certificate_is_refused_even_when_only_requested
 #[tokio::test]
 async fn a_revoked_certificate_is_refused_and_a_missing_crl_fails_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Ca::root("clients");
+    let root = TestCa::new("clients");
     let inter = root.intermediate("clients-inter");
     let (revoked, kept) = (inter.client("svc-revoked"), inter.client("svc-kept"));
     let cas = vec![root.write(dir.path(), "cas.pem")];
     let inter_crl = dir.path().join("inter.crl");
-    std::fs::write(&inter_crl, inter.crl(&[&revoked])).unwrap();
+    std::fs::write(&inter_crl, inter.crl(&[&revoked]).1).unwrap();
     let root_crl = dir.path().join("root.crl");
-    std::fs::write(&root_crl, root.crl(&[])).unwrap();
+    std::fs::write(&root_crl, root.crl(&[]).1).unwrap();
     let both = vec![inter_crl.clone(), root_crl];
     let server = start(dir.path(), auth(ClientAuthMode::Require, cas.clone(), both)).await;
     refused(ask(&server, Some(&revoked)).await, "CertificateRevoked");
@@ -277,11 +277,13 @@ async fn a_revoked_certificate_is_refused_and_a_missing_crl_fails_closed() {
 async fn a_crl_past_its_next_update_still_counts() {
     // The registry (keygate-core's `clients::cas`) does the same.
     let dir = tempfile::tempdir().unwrap();
-    let root = Ca::root("clients");
+    let root = TestCa::new("clients");
     let (revoked, kept) = (root.client("svc-revoked"), root.client("svc-kept"));
     let cas = vec![root.write(dir.path(), "cas.pem")];
     let stale = dir.path().join("stale.crl");
-    std::fs::write(&stale, root.stale_crl(&[&revoked])).unwrap();
+    // Due to be replaced on 2025-01-01: past, by the clock of this run.
+    let (_, pem) = root.crl_dated(&[&revoked], (2024, 1, 1), (2025, 1, 1));
+    std::fs::write(&stale, pem).unwrap();
     let server = start(dir.path(), auth(ClientAuthMode::Require, cas, vec![stale])).await;
     refused(ask(&server, Some(&revoked)).await, "CertificateRevoked");
     assert_eq!(
@@ -293,7 +295,7 @@ async fn a_crl_past_its_next_update_still_counts() {
 #[tokio::test]
 async fn a_reload_swaps_the_ca_bundle_and_a_bad_one_keeps_the_old() {
     let dir = tempfile::tempdir().unwrap();
-    let (old_ca, new_ca) = (Ca::root("old"), Ca::root("new"));
+    let (old_ca, new_ca) = (TestCa::new("old"), TestCa::new("new"));
     let (old_client, new_client) = (old_ca.client("svc-old"), new_ca.client("svc-new"));
     let cas = old_ca.write(dir.path(), "cas.pem");
     let server = start(
@@ -317,7 +319,7 @@ async fn a_reload_swaps_the_ca_bundle_and_a_bad_one_keeps_the_old() {
 #[tokio::test]
 async fn the_self_signed_mode_marks_a_chain_no_ca_issued() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Ca::root("clients");
+    let root = TestCa::new("clients");
     let issued = root.client("svc-a");
     let cas = vec![root.write(dir.path(), "cas.pem")];
     let mut client = auth(ClientAuthMode::Require, cas, vec![]);

@@ -165,6 +165,8 @@ const CODE_CALLS: &[(&str, bool)] = &[
     ("ApiError::new(", true),
     ("ApiError::bad_request(", false),
     ("ApiError::unauthorized(", false),
+    // The extractors of ids in paths.
+    ("id_in_path(", false),
     ("OAuthError::new(", true),
     // The constructors' own helpers (`forbidden`, `internal`, ...).
     ("Self::new(", true),

@@ -38,7 +38,7 @@ pub struct Grpc {
 /// The gateway's routes, and `[ext_authz]` over TLS to this host.
 pub async fn spawn(backend: Backend) -> Option<Grpc> {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = crate::tls::self_signed(dir.path(), "server")?;
+    let (cert, key) = crate::tls::server_cert(dir.path(), "server");
     let upstream = spawn_upstream().await;
     let toml = format!(
         "trusted_proxies = [\"127.0.0.1\"]\n[tls]\ncert = {cert:?}\nkey = {key:?}\n\

@@ -48,7 +48,7 @@ async fn ask(gw: &Gw, from: &str, cert_header: &str) -> crate::helpers::Response
 }
 
 fn escaped_leaf() -> String {
-    let leaf = keygate_test_support::tls_certs::Ca::root("clients").client("svc-a");
+    let leaf = keygate_test_support::certs::TestCa::new("clients").client("svc-a");
     utf8_percent_encode(&leaf.pem, NON_ALPHANUMERIC).to_string()
 }
 

@@ -14,7 +14,7 @@ use keygate::gateway::forward_auth::{
 };
 use keygate_core::clients::CertSource;
 use keygate_http::client_addr::TrustedProxies;
-use keygate_test_support::tls_certs::{Ca, Leaf};
+use keygate_test_support::certs::{TestCa, TestCert};
 
 on_both_backends!(
     spawn = crate::forward_auth_nginx_mtls::spawn;
@@ -33,7 +33,7 @@ pub async fn spawn(backend: Backend) -> Option<Gw> {
 }
 
 /// A client presenting `leaf` (or nothing), trusting nginx's server CA.
-fn client(server_ca: &Ca, leaf: Option<&Leaf>) -> reqwest::Client {
+fn client(server_ca: &TestCa, leaf: Option<&TestCert>) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(server_ca.pem.as_bytes()).unwrap()]);
     if let Some(leaf) = leaf {
@@ -53,12 +53,12 @@ async fn nginx_passes_the_verified_client_certificate(gw: Gw) {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (server_ca, clients) = (Ca::root("nginx-server"), Ca::root("clients"));
+    let (server_ca, clients) = (TestCa::new("nginx-server"), TestCa::new("clients"));
     let (good, revoked) = (clients.client("svc-a"), clients.client("svc-revoked"));
     let (server_pem, server_key) = server_ca.server().write(dir.path(), "server");
     let ca = clients.write(dir.path(), "clients-ca.pem");
     let crl = dir.path().join("clients.crl");
-    std::fs::write(&crl, clients.crl(&[&revoked])).unwrap();
+    std::fs::write(&crl, clients.crl(&[&revoked]).1).unwrap();
     let port = closed_port();
     let docs = include_str!("../../../../docs/nginx-mtls.conf")
         .replace("127.0.0.1:8080", &gw.app.addr.to_string())
@@ -122,7 +122,7 @@ async fn nginx_passes_the_verified_client_certificate(gw: Gw) {
     assert_eq!(cert.source(), CertSource::Proxy);
 
     // nginx's own refusals: no certificate, a revoked one, a stranger's.
-    let stranger = Ca::root("elsewhere").client("svc-x");
+    let stranger = TestCa::new("elsewhere").client("svc-x");
     for leaf in [None, Some(&revoked), Some(&stranger)] {
         let res = client(&server_ca, leaf)
             .get(&url)

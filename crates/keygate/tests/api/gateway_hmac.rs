@@ -604,9 +604,7 @@ async fn over_tls_the_signed_scheme_is_https() {
     use crate::gateway_upstream::{routes_toml, spawn_upstream};
     use crate::helpers::{Backend, spawn_app_with_toml};
     let certs = tempfile::tempdir().unwrap();
-    let Some((cert, key)) = crate::tls::self_signed(certs.path(), "gw") else {
-        return;
-    };
+    let (cert, key) = crate::tls::server_cert(certs.path(), "gw");
     let upstream = spawn_upstream().await;
     let toml = routes_toml(upstream.addr);
     let mut app = spawn_app_with_toml(Backend::Sqlite, Some(&toml), |args| {

@@ -1,5 +1,5 @@
 //! https upstreams: a local TLS upstream whose certificate a CA made here
-//! signed (the openssl CLI), reached through the gateway with that CA
+//! signed (keygate-test-support's `certs`), reached through the gateway with that CA
 //! configured; refused (502 `upstream_tls_failed`) under another CA or for
 //! a name the certificate does not carry; reached without checks only
 //! where the route opts out; pooled per trust; and a reload that reads the
@@ -16,6 +16,7 @@ use hyper::body::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use keygate_test_support::certs::{LeafSpec, TestCa};
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 use tokio_rustls::TlsAcceptor;
@@ -25,94 +26,16 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::gateway::assert_problem;
-use crate::helpers::{Backend, TestApp, services_required, spawn_app_with_toml};
+use crate::helpers::{Backend, TestApp, spawn_app_with_toml};
 
-fn openssl(dir: &Path, args: &[&str]) -> bool {
-    Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .is_ok_and(|out| out.status.success())
-}
-
-/// A CA (`{name}.crt`, `{name}.key`) in `dir`.
-fn ca(dir: &Path, name: &str) -> Option<PathBuf> {
-    let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
-    let made = openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-keyout",
-            &key,
-            "-out",
-            &crt,
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ],
-    );
-    made.then(|| dir.join(crt))
-}
-
-/// A server certificate for 127.0.0.1 only, signed by the CA `ca`:
-/// (certificate, key).
-fn leaf(dir: &Path, ca: &str) -> (PathBuf, PathBuf) {
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    assert!(openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=upstream",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-        ],
-    ));
-    assert!(openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-set_serial",
-            "7",
-            "-days",
-            "2",
-            "-extfile",
-            "leaf.ext",
-            "-out",
-            "leaf.crt",
-        ],
-    ));
-    (dir.join("leaf.crt"), dir.join("leaf.key"))
+/// The upstream's certificate: a server's for 127.0.0.1 only, so a route
+/// that names it `localhost` does not match it.
+fn upstream_spec() -> LeafSpec {
+    LeafSpec {
+        common_name: "upstream".into(),
+        dns: Vec::new(),
+        ..LeafSpec::server()
+    }
 }
 
 /// A TLS upstream on 127.0.0.1 answering every request with the headers it
@@ -193,15 +116,10 @@ fn route(name: &str, upstream: &str, extra: &str) -> String {
 
 async fn fixture() -> Option<Fixture> {
     let dir = tempfile::tempdir().unwrap();
-    let (Some(ca), Some(other)) = (ca(dir.path(), "ca"), ca(dir.path(), "other")) else {
-        assert!(
-            !services_required(),
-            "openssl is needed to make test certificates"
-        );
-        eprintln!("skipping: the openssl CLI is not installed");
-        return None;
-    };
-    let (cert, key) = leaf(dir.path(), "ca");
+    let issuer = TestCa::new("ca");
+    let ca = issuer.write(dir.path(), "ca.crt");
+    let other = TestCa::new("other").write(dir.path(), "other.crt");
+    let (cert, key) = issuer.leaf(&upstream_spec()).write(dir.path(), "leaf");
     let (upstream, handshakes) = tls_upstream(&cert, &key).await;
     let live_ca = dir.path().join("live-ca.crt");
     std::fs::copy(&other, &live_ca).unwrap();

@@ -416,9 +416,7 @@ async fn an_idle_tls_connection_is_closed_after_its_handshake() {
     use tokio_rustls::rustls;
     use tokio_rustls::rustls::pki_types::pem::PemObject;
     let certs = tempfile::tempdir().unwrap();
-    let Some((cert, key)) = crate::tls::self_signed(certs.path(), "idle") else {
-        return;
-    };
+    let (cert, key) = crate::tls::server_cert(certs.path(), "idle");
     let upstream = held_upstream(Duration::from_millis(10)).await;
     let toml = format!(
         "[limits]\nfirst_byte_timeout_seconds = 1\nidle_timeout_seconds = 1\n\

@@ -6,7 +6,7 @@
 use keygate_extauthz::pb::envoy::service::auth::v3::CheckRequest;
 use keygate_extauthz::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use keygate_extauthz::request::check_request;
-use keygate_test_support::tls_certs::self_signed_client;
+use keygate_test_support::certs::self_signed_client;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 

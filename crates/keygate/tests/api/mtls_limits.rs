@@ -2,7 +2,7 @@
 //! it spends on the gateway, counted under its id, refused as an API key
 //! over its limit is refused there (RFC 6749 `slow_down`, `Retry-After`).
 
-use keygate_test_support::tls_certs::self_signed_client;
+use keygate_test_support::certs::self_signed_client;
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use keygate_test_support::Backend;
-use keygate_test_support::tls_certs::{Ca, Leaf, self_signed_client};
+use keygate_test_support::certs::{TestCa, TestCert, self_signed_client};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -31,7 +31,7 @@ pub struct Mtls {
     _upstream: Upstream,
     gateway: String,
     server_cert: PathBuf,
-    mesh: Ca,
+    mesh: TestCa,
     _dir: tempfile::TempDir,
 }
 
@@ -43,8 +43,8 @@ fn route(name: &str, prefix: &str, up: &str, extra: &str) -> String {
 
 pub async fn spawn(backend: Backend) -> Option<Mtls> {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = crate::tls::self_signed(dir.path(), "server")?;
-    let mesh = Ca::root("mesh");
+    let (cert, key) = crate::tls::server_cert(dir.path(), "server");
+    let mesh = TestCa::new("mesh");
     let mesh_file = mesh.write(dir.path(), "mesh.pem");
     let upstream = spawn_upstream().await;
     let up = format!("http://{}", upstream.addr);
@@ -98,7 +98,7 @@ pub async fn spawn(backend: Backend) -> Option<Mtls> {
 
 impl Mtls {
     /// A client presenting `leaf` (or none), trusting keygate's certificate.
-    pub(crate) fn client(&self, leaf: Option<&Leaf>) -> reqwest::Client {
+    pub(crate) fn client(&self, leaf: Option<&TestCert>) -> reqwest::Client {
         let pem = std::fs::read(&self.server_cert).unwrap();
         let mut b = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]);
@@ -110,7 +110,7 @@ impl Mtls {
     }
 
     /// Registers a client pinned to `leaf`'s thumbprint.
-    pub(crate) async fn pin(&self, leaf: &Leaf, extra: Value) -> String {
+    pub(crate) async fn pin(&self, leaf: &TestCert, extra: Value) -> String {
         let mut body = json!({
             "name": "svc", "owner": "team-a", "scopes": ["orders:read"],
             "thumbprint": hex::encode(Sha256::digest(&leaf.der)),
@@ -125,7 +125,7 @@ impl Mtls {
 
     pub(crate) async fn call(
         &self,
-        leaf: Option<&Leaf>,
+        leaf: Option<&TestCert>,
         path: &str,
         bearer: Option<&str>,
     ) -> Answer {
@@ -306,7 +306,7 @@ async fn forward_auth_takes_the_certificate_from_the_trusted_proxys_header(t: Mt
 }
 
 /// `POST /oauth2/token` over a connection presenting `leaf` (or none).
-pub(crate) async fn token(t: &Mtls, leaf: Option<&Leaf>, form: &str) -> Response {
+pub(crate) async fn token(t: &Mtls, leaf: Option<&TestCert>, form: &str) -> Response {
     let req = t
         .client(leaf)
         .post(format!("{}/oauth2/token", t.app.base))

@@ -1,16 +1,25 @@
 //! TLS on the listener: HTTPS with the configured certificate, plain HTTP
 //! refused on that port, and a new certificate taken up by `reload` (what
-//! SIGHUP calls) without a restart.
+//! SIGHUP calls) without a restart. That test takes files the openssl CLI
+//! made, as docs/operations/tls.md and the README tell an operator to; the
+//! other suites' certificates come from keygate-test-support's `certs`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use keygate_test_support::certs::{LeafSpec, self_signed};
 use reqwest::StatusCode;
 
 use crate::helpers::{Backend, services_required, spawn_app_with};
 
+/// A self-signed server certificate for 127.0.0.1 and localhost, written
+/// into `dir`: (certificate, key).
+pub fn server_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    self_signed(&LeafSpec::server()).write(dir, name)
+}
+
 /// A self-signed certificate for 127.0.0.1 made by the openssl CLI.
-pub fn self_signed(dir: &Path, name: &str) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+fn openssl_self_signed(dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
     let made = Command::new("openssl")
@@ -53,7 +62,7 @@ pub fn client_trusting(cert: &Path) -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_https_and_reloads_the_certificate() {
     let certs = tempfile::tempdir().unwrap();
-    let Some((cert, key)) = self_signed(certs.path(), "first") else {
+    let Some((cert, key)) = openssl_self_signed(certs.path(), "first") else {
         return;
     };
     let live_cert = certs.path().join("live.crt");
@@ -76,7 +85,7 @@ async fn serves_https_and_reloads_the_certificate() {
     let plain = reqwest::get(format!("http://127.0.0.1:{}/healthz", app.addr.port())).await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
 
-    let (cert2, key2) = self_signed(certs.path(), "second").unwrap();
+    let (cert2, key2) = openssl_self_signed(certs.path(), "second").unwrap();
     std::fs::copy(&cert2, &live_cert).unwrap();
     std::fs::copy(&key2, &live_key).unwrap();
     app.tls.as_ref().unwrap().reload().await.unwrap();

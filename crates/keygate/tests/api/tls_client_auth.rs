@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use keygate_test_support::Backend;
-use keygate_test_support::tls_certs::{Ca, Leaf, self_signed_client};
+use keygate_test_support::certs::{TestCa, TestCert, self_signed_client};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -20,10 +20,10 @@ crate::on_both_backends!(spawn = crate::tls_client_auth::spawn;
 pub struct Named {
     app: TestApp,
     server_cert: PathBuf,
-    mesh: Ca,
-    revoked: Leaf,
+    mesh: TestCa,
+    revoked: TestCert,
     /// A CA of `[mtls]` that published no CRL.
-    partners: Ca,
+    partners: TestCa,
     _dir: tempfile::TempDir,
 }
 
@@ -32,14 +32,14 @@ pub struct Named {
 /// header from the proxy at `PROXY`.
 pub async fn spawn(backend: Backend) -> Option<Named> {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = crate::tls::self_signed(dir.path(), "server")?;
-    let mesh = Ca::root("mesh");
+    let (cert, key) = crate::tls::server_cert(dir.path(), "server");
+    let mesh = TestCa::new("mesh");
     let mesh_file = mesh.write(dir.path(), "mesh.pem");
-    let partners = Ca::root("partners");
+    let partners = TestCa::new("partners");
     let partners_file = partners.write(dir.path(), "partners.pem");
     let revoked = mesh.client("svc-revoked");
     let crl = dir.path().join("mesh.crl");
-    std::fs::write(&crl, mesh.crl(&[&revoked])).unwrap();
+    std::fs::write(&crl, mesh.crl(&[&revoked]).1).unwrap();
     let toml = format!(
         "trusted_proxies = [\"{PROXY}\"]\n\
          [tls]\ncert = {cert:?}\nkey = {key:?}\nclient_auth = \"require\"\n\
@@ -63,7 +63,7 @@ pub async fn spawn(backend: Backend) -> Option<Named> {
 }
 
 /// A client presenting `leaf` (or none), trusting keygate's certificate.
-pub fn client(server_cert: &std::path::Path, leaf: Option<&Leaf>) -> reqwest::Client {
+pub fn client(server_cert: &std::path::Path, leaf: Option<&TestCert>) -> reqwest::Client {
     let pem = std::fs::read(server_cert).unwrap();
     let mut b =
         reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]);
@@ -78,7 +78,7 @@ pub fn client(server_cert: &std::path::Path, leaf: Option<&Leaf>) -> reqwest::Cl
 /// error (a handshake refused with an alert).
 pub async fn handshake(
     server_cert: &std::path::Path,
-    leaf: Option<&Leaf>,
+    leaf: Option<&TestCert>,
     url: &str,
 ) -> Result<StatusCode, String> {
     match client(server_cert, leaf).get(url).send().await {
@@ -97,7 +97,7 @@ async fn the_handshake_takes_the_cas_and_crls_named_in_mtls(mut t: Named) {
     for (leaf, why) in [
         (None, "none"),
         (Some(&t.revoked), "revoked"),
-        (Some(&Ca::root("other").client("svc-x")), "another CA's"),
+        (Some(&TestCa::new("other").client("svc-x")), "another CA's"),
         (Some(&self_signed_client("svc-y")), "self-signed"),
     ] {
         let answer = handshake(&t.server_cert, leaf, &healthz).await;
@@ -158,7 +158,7 @@ async fn the_registry_refuses_a_certificate_of_unknown_status_as_the_handshake_d
         )
         .build()
         .unwrap();
-    let forward_auth = |leaf: &Leaf| {
+    let forward_auth = |leaf: &TestCert| {
         let escaped =
             percent_encoding::utf8_percent_encode(&leaf.pem, percent_encoding::NON_ALPHANUMERIC)
                 .to_string();

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use keygate_test_support::Backend;
-use keygate_test_support::tls_certs::{Ca, Leaf, self_signed_client};
+use keygate_test_support::certs::{TestCa, TestCert, self_signed_client};
 use reqwest::StatusCode;
 
 use crate::gateway_upstream::{Upstream, spawn_upstream};
@@ -22,7 +22,7 @@ pub struct Listeners {
     admin: String,
     gateway: String,
     server_cert: PathBuf,
-    mesh: Ca,
+    mesh: TestCa,
     _dir: tempfile::TempDir,
 }
 
@@ -30,8 +30,8 @@ pub struct Listeners {
 /// the CAs in `[mtls]`; one public route.
 pub async fn spawn(backend: Backend) -> Option<Listeners> {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = crate::tls::self_signed(dir.path(), "server")?;
-    let mesh = Ca::root("mesh");
+    let (cert, key) = crate::tls::server_cert(dir.path(), "server");
+    let mesh = TestCa::new("mesh");
     let mesh_file = mesh.write(dir.path(), "mesh.pem");
     let upstream = spawn_upstream().await;
     let toml = format!(
@@ -57,14 +57,14 @@ pub async fn spawn(backend: Backend) -> Option<Listeners> {
 }
 
 impl Listeners {
-    async fn at(&self, leaf: Option<&Leaf>, url: &str) -> Result<StatusCode, String> {
+    async fn at(&self, leaf: Option<&TestCert>, url: &str) -> Result<StatusCode, String> {
         handshake(&self.server_cert, leaf, url).await
     }
 
     /// Both listeners as a client with `leaf` (or none) sees them.
     async fn both(
         &self,
-        leaf: Option<&Leaf>,
+        leaf: Option<&TestCert>,
     ) -> (Result<StatusCode, String>, Result<StatusCode, String>) {
         (
             self.at(leaf, &self.admin).await,
