@@ -508,9 +508,11 @@ fn transport(
              gateway serves forward-auth, where the proxy passes the client certificate",
         ));
     }
+    // The gateway's listener serves TLS whenever `[tls]` is configured.
     if let Some(addr) = gateway.as_ref().and_then(|g| g.listen)
         && !addr.ip().is_loopback()
         && !allow_plain_http
+        && tls.is_none()
     {
         return Err(ConfigError::invalid(format!(
             "refusing to serve the gateway over plain HTTP on the non-loopback address \

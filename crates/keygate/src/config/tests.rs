@@ -383,6 +383,19 @@ fn the_gateway_listener_may_ask_for_client_certificates_on_its_own_terms() {
 }
 
 #[test]
+fn a_gateway_on_a_public_address_needs_tls_or_the_plain_http_exception() {
+    let gateway = "[gateway]\nlisten = \"0.0.0.0:8443\"\n";
+    let err = load_text(gateway).unwrap_err().to_string();
+    assert!(
+        err.contains("refusing to serve the gateway over plain HTTP"),
+        "{err}"
+    );
+    let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+    assert!(load_text(&format!("{tls}{gateway}")).is_ok());
+    assert!(load_text(&format!("allow_plain_http = true\n{gateway}")).is_ok());
+}
+
+#[test]
 fn a_gateway_client_auth_that_could_not_work_is_refused() {
     let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
     let mtls = "[mtls]\ncas = { mesh = \"mesh.pem\" }\n";
