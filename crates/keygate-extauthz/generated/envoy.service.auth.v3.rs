@@ -2,14 +2,19 @@
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AttributeContext {
-    /// Left out: context_extensions = 10, metadata_context = 11,
-    /// route_metadata_context = 13, tls_session = 12.
+    /// Left out: metadata_context = 11, route_metadata_context = 13,
+    /// tls_session = 12.
     #[prost(message, optional, tag = "1")]
     pub source: ::core::option::Option<attribute_context::Peer>,
     #[prost(message, optional, tag = "2")]
     pub destination: ::core::option::Option<attribute_context::Peer>,
     #[prost(message, optional, tag = "4")]
     pub request: ::core::option::Option<attribute_context::Request>,
+    /// Set by Envoy's configuration (the filter's or a route's
+    /// `check_settings`), never by the client.
+    #[prost(map = "string, string", tag = "10")]
+    pub context_extensions:
+        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
 }
 /// Nested message and enum types in `AttributeContext`.
 pub mod attribute_context {

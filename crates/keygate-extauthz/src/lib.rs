@@ -11,14 +11,17 @@
 //!   would see from Envoy's HTTP filter.
 //! - `response`: the HTTP answer translated into a `CheckResponse`, so both
 //!   contracts give the same statuses, headers and problem+json bodies.
+//! - `metrics`: the checks answered, by result.
 //! - `pb`: the generated protobuf code, from a subset of Envoy's published
 //!   protos in `proto/` (`scripts/gen-protos.sh`).
 
 #![forbid(unsafe_code)]
 
+pub mod metrics;
 pub mod pb;
 pub mod request;
 pub mod response;
 mod service;
 
+pub use metrics::{CheckResult, ExtAuthzMetrics};
 pub use service::{DEFAULT_MAX_MESSAGE_BYTES, Serve, serve};

@@ -24,12 +24,19 @@ use crate::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, attrib
 /// sent under their names.
 const ENVOYS_OWN: [&str; 3] = ["host", "x-forwarded-host", "x-forwarded-proto"];
 
+/// The `context_extensions` key that names the route to judge by, set in
+/// Envoy's configuration per virtual host or route (`check_settings`).
+pub const ROUTE_EXTENSION: &str = "keygate_route";
+
 /// A check, as the decision takes it.
 pub struct Asked {
     /// The original request line under `/v1/forward-auth`, and its headers.
     pub parts: Parts,
     /// The downstream client's address (`attributes.source.address`).
     pub source: Option<SocketAddr>,
+    /// The route Envoy's configuration names (`context_extensions`'
+    /// `keygate_route`), as `?route=` names one over HTTP.
+    pub route: Option<String>,
 }
 
 /// The method and the client only: the headers hold credentials, and the
@@ -39,6 +46,7 @@ impl std::fmt::Debug for Asked {
         f.debug_struct("Asked")
             .field("method", &self.parts.method)
             .field("source", &self.source)
+            .field("route", &self.route)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +94,9 @@ pub fn read(check: &CheckRequest) -> Result<Asked, Unreadable> {
     Ok(Asked {
         parts,
         source: source.and_then(socket_address),
+        route: attributes
+            .and_then(|a| a.context_extensions.get(ROUTE_EXTENSION))
+            .cloned(),
     })
 }
 
@@ -235,6 +246,19 @@ mod tests {
         assert_eq!(h["x-api-key"], "k");
         assert!(h.get(":authority").is_none());
         assert_eq!(asked.source, Some("10.0.0.7:5555".parse().unwrap()));
+    }
+
+    #[test]
+    fn only_envoys_keygate_route_extension_names_a_route() {
+        let mut check = check_request("GET", "h", "/a", &[("keygate_route", "x")], None);
+        assert_eq!(read(&check).unwrap().route, None);
+        let mut extend = |k: &str, v: &str| {
+            let a = check.attributes.as_mut().unwrap();
+            a.context_extensions.insert(k.to_owned(), v.to_owned());
+            read(&check).unwrap().route
+        };
+        assert_eq!(extend("other", "y"), None);
+        assert_eq!(extend(ROUTE_EXTENSION, "orders").as_deref(), Some("orders"));
     }
 
     #[test]

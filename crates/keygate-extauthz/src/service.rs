@@ -18,9 +18,11 @@ use tokio::net::TcpListener;
 use tonic::codegen::Service;
 use tonic::{Status, async_trait};
 
+use crate::metrics::{CheckResult, ExtAuthzMetrics};
 use crate::pb::envoy::service::auth::v3::authorization_server::{
     Authorization, AuthorizationServer,
 };
+use crate::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use crate::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use crate::{request, response};
 
@@ -36,6 +38,7 @@ struct Check {
     trusted: Arc<TrustedProxies>,
     /// The proxy's address on this connection.
     peer: SocketAddr,
+    metrics: ExtAuthzMetrics,
 }
 
 #[async_trait]
@@ -47,12 +50,29 @@ impl Authorization for Check {
         // Only a proxy may describe a request and its client: anyone else
         // could name any address or certificate.
         if !self.trusted.contains(self.peer.ip()) {
+            self.metrics.count(CheckResult::UntrustedCaller);
             return Err(Status::permission_denied(
                 "only a proxy listed in trusted_proxies may ask",
             ));
         }
+        let answer = self.judge(request.into_inner()).await;
+        self.metrics.count(match &answer {
+            Ok(res) if matches!(res.http_response, Some(HttpResponse::OkResponse(_))) => {
+                CheckResult::Allowed
+            }
+            Ok(_) => CheckResult::Denied,
+            Err(status) if status.code() == tonic::Code::Unavailable => CheckResult::Unavailable,
+            Err(_) => CheckResult::Internal,
+        });
+        answer.map(tonic::Response::new)
+    }
+}
+
+impl Check {
+    /// The decision for `check`, as `/v1/forward-auth` makes it, recorded
+    /// in the gateway's metrics and log under its route.
+    async fn judge(&self, check: CheckRequest) -> Result<CheckResponse, Status> {
         let started = Instant::now();
-        let check = request.into_inner();
         let (decided, request_id) = match request::read(&check) {
             Ok(asked) => (
                 forward_auth::decide_with(
@@ -60,6 +80,7 @@ impl Authorization for Check {
                     &asked.parts,
                     asked.source,
                     ClientCert::Given(asked.parts.extensions.get::<PeerCertificate>().cloned()),
+                    asked.route,
                 )
                 .await,
                 keygate_http::request_id_of(&asked.parts.headers),
@@ -88,9 +109,7 @@ impl Authorization for Check {
         let res = verdict.answer(&mut outcome);
         self.gateway
             .record(&outcome, &method, res.status(), started, &request_id);
-        response::translate(res, strip)
-            .await
-            .map(tonic::Response::new)
+        response::translate(res, strip).await
     }
 }
 
@@ -101,6 +120,7 @@ pub struct Serve {
     pub tls: Option<Arc<dyn TlsSource>>,
     pub limits: Limits,
     pub max_message_bytes: usize,
+    pub metrics: ExtAuthzMetrics,
 }
 
 /// Serves `Authorization/Check` on `listener` until `shutdown` resolves,
@@ -116,6 +136,7 @@ pub async fn serve(
         tls,
         limits,
         max_message_bytes,
+        metrics,
     } = config;
     let listen = Listen {
         name: "ext_authz",
@@ -129,6 +150,7 @@ pub async fn serve(
             gateway: gateway.clone(),
             trusted: trusted.clone(),
             peer: peer.addr,
+            metrics: metrics.clone(),
         };
         let server = AuthorizationServer::new(check).max_decoding_message_size(max_message_bytes);
         move |req: Request<Body>| {

@@ -49,12 +49,9 @@ async fn over_own_limit(
     limiter: &dyn RateLimiter,
     client: &ClientRecord,
 ) -> Result<(), Refusal> {
-    let Some(spec) = client.rate_limit else {
+    let Some(decision) = deps.clients.charge(limiter, client).await else {
         return Ok(());
     };
-    let decision = limiter
-        .check(client.id.as_str(), spec, deps.clock.now_millis())
-        .await;
     if decision.allowed {
         return Ok(());
     }

@@ -300,21 +300,34 @@ impl TestCa {
         self.leaf(&LeafSpec::server())
     }
 
-    /// A CRL of this CA listing `revoked` (revoked in 2021), valid
+    /// A CRL of this CA listing `revoked` (revoked 2020-01-01), valid
     /// 2020-01-01 to 2045-01-01; (DER, PEM).
     pub fn crl(&self, revoked: &[&TestCert]) -> (Vec<u8>, String) {
+        self.crl_dated(revoked, (2020, 1, 1), (2045, 1, 1))
+    }
+
+    /// A CRL of this CA listing `revoked` (revoked when issued), issued
+    /// `this_update` and due to be replaced by `next_update`: a stale one
+    /// when that date has passed; (DER, PEM).
+    pub fn crl_dated(
+        &self,
+        revoked: &[&TestCert],
+        this_update: Ymd,
+        next_update: Ymd,
+    ) -> (Vec<u8>, String) {
         // Increasing, so a later CRL of the same CA is the newer one.
         static NUMBER: AtomicU64 = AtomicU64::new(1);
+        let day = |d: Ymd| date_time_ymd(d.0, d.1, d.2);
         let params = CertificateRevocationListParams {
-            this_update: date_time_ymd(2020, 1, 1),
-            next_update: date_time_ymd(2045, 1, 1),
+            this_update: day(this_update),
+            next_update: day(next_update),
             crl_number: SerialNumber::from(NUMBER.fetch_add(1, Ordering::Relaxed)),
             issuing_distribution_point: None,
             revoked_certs: revoked
                 .iter()
                 .map(|c| RevokedCertParams {
                     serial_number: SerialNumber::from(c.serial),
-                    revocation_time: date_time_ymd(2021, 1, 1),
+                    revocation_time: day(this_update),
                     reason_code: None,
                     invalidity_date: None,
                 })

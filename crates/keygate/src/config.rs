@@ -285,7 +285,8 @@ impl Config {
         let cache = cache(&l)?;
         let body_limit = body_limit(l.body_limit_bytes)?;
         let log_format = log_format(&l.log_format)?;
-        let transport = transport(args, &mut file, listen)?;
+        let mtls = mtls_config(&mut file)?;
+        let transport = transport(args, &mut file, listen, &mtls)?;
         let mut jwt_file = file.jwt.take().unwrap_or_default();
         let audience_files = std::mem::take(&mut jwt_file.audiences);
         let mut jwt = jwt::resolve(&args.jwt, jwt_file, default_issuer(&transport))?;
@@ -307,7 +308,7 @@ impl Config {
         Ok(Self {
             forward_auth,
             dashboard,
-            mtls: mtls_config(&mut file)?,
+            mtls,
             ext_authz,
             cluster,
             trusted_proxies,
@@ -483,9 +484,11 @@ fn transport(
     args: &ServeArgs,
     file: &mut FileConfig,
     listen: SocketAddr,
+    mtls: &mtls::MtlsConfig,
 ) -> Result<Transport, ConfigError> {
     let flags = args.tls_cert.clone().zip(args.tls_key.clone());
-    let tls = tls::resolve(flags, file.tls.take())?;
+    let gateway_client_auth = file.gateway.as_ref().and_then(|g| g.client_auth);
+    let tls = tls::resolve(flags, file.tls.take(), gateway_client_auth, mtls)?;
     let allow_plain_http = args.allow_plain_http || file.allow_plain_http.unwrap_or(false);
     if !listen.ip().is_loopback() && !allow_plain_http && tls.is_none() {
         return Err(ConfigError::invalid(format!(
@@ -502,9 +505,17 @@ fn transport(
         .map(crate::gateway::config::validate)
         .transpose()
         .map_err(|errors| ConfigError::invalid(format!("[gateway]:\n  {}", errors.join("\n  "))))?;
+    if gateway_client_auth.is_some() && gateway.as_ref().and_then(|g| g.listen).is_none() {
+        return Err(ConfigError::invalid(
+            "[gateway] client_auth needs [gateway] listen: without its own listener the \
+             gateway serves forward-auth, where the proxy passes the client certificate",
+        ));
+    }
+    // The gateway's listener serves TLS whenever `[tls]` is configured.
     if let Some(addr) = gateway.as_ref().and_then(|g| g.listen)
         && !addr.ip().is_loopback()
         && !allow_plain_http
+        && tls.is_none()
     {
         return Err(ConfigError::invalid(format!(
             "refusing to serve the gateway over plain HTTP on the non-loopback address \

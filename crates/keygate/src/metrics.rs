@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use keygate_core::{Verification, VerifyCode};
+use keygate_extauthz::ExtAuthzMetrics;
 use keygate_gateway::metrics::GatewayMetrics;
 pub use keygate_gateway::metrics::method_label;
 use keygate_http::metrics::Reg;
@@ -41,6 +42,8 @@ pub struct Metrics {
     /// Handshakes that refused a client certificate, by refusal code.
     pub tls_client_certificate_refusals: Family<CodeLabels, Counter>,
     pub gateway: Arc<GatewayMetrics>,
+    /// `[ext_authz]`'s checks, by result.
+    pub ext_authz: ExtAuthzMetrics,
     pub cluster: ClusterMetrics,
     /// `keygate_invalidation_lag_seconds`: feed entry appended (database
     /// clock) to applied on this node (wall clock).
@@ -172,8 +175,10 @@ impl Metrics {
         show_at_zero(&verifications, &cache);
         let gateway = Arc::new(GatewayMetrics::register(&mut registry));
         let cluster = ClusterMetrics::register(&mut registry);
+        let ext_authz = ExtAuthzMetrics::register(&mut registry);
         Arc::new(Self {
             cluster,
+            ext_authz,
             invalidation_lag,
             gateway,
             registry,

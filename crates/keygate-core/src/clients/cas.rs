@@ -4,12 +4,16 @@
 //!
 //! rustls-webpki does the work (the verifier rustls itself uses, on
 //! aws-lc-rs): path building, signatures, dates, name constraints, the
-//! client-auth EKU when the leaf has an EKU at all, and CRLs. Revocation is
-//! checked on the whole chain against every configured CRL; a certificate
-//! no CRL speaks for passes (not every CA publishes one), and a CRL past
-//! its nextUpdate still counts (refusing every client of a CA because a
-//! CRL file went stale would be an outage; its age is the operator's to
-//! watch).
+//! client-auth EKU when the leaf has an EKU at all, and CRLs.
+//!
+//! Revocation follows the TLS handshake's policy (`[tls] crl_files`), so a
+//! certificate is worth the same at both layers: without CRLs nothing is
+//! checked; with any, every certificate of the chain is checked and one
+//! whose issuer has no CRL among them is refused (`RevocationUnknown`):
+//! a forgotten CRL must not let revoked clients in. A CRL past its
+//! nextUpdate still counts, as in the handshake: refusing every client of
+//! a CA because a CRL file went stale would be an outage; its age is the
+//! operator's to watch.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,8 +21,8 @@ use std::time::Duration;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, TrustAnchor, UnixTime};
 use webpki::{
-    CertRevocationList, EndEntityCert, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
-    RevocationOptionsBuilder, UnknownStatusPolicy,
+    CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList,
+    RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
 };
 
 use crate::clients::model::CaName;
@@ -41,6 +45,9 @@ pub enum ChainRefusal {
     Expired,
     /// A CRL lists a certificate of the chain.
     RevokedCert,
+    /// CRLs are configured, but none from the issuer of a certificate of
+    /// the chain.
+    RevocationUnknown,
 }
 
 struct NamedCa {
@@ -164,7 +171,8 @@ impl ClientCas {
         let refs: Vec<&CertRevocationList<'_>> = self.crls.iter().collect();
         let revocation = RevocationOptionsBuilder::new(&refs).ok().map(|b| {
             b.with_depth(RevocationCheckDepth::Chain)
-                .with_status_policy(UnknownStatusPolicy::Allow)
+                .with_status_policy(UnknownStatusPolicy::Deny)
+                .with_expiration_policy(ExpirationPolicy::Ignore)
                 .build()
         });
         ee.verify_for_usage(
@@ -182,26 +190,34 @@ impl ClientCas {
                 ChainRefusal::Expired
             }
             webpki::Error::CertRevoked => ChainRefusal::RevokedCert,
+            webpki::Error::UnknownRevocationStatus => ChainRefusal::RevocationUnknown,
             _ => ChainRefusal::Untrusted,
         })
     }
 
     /// The CAs the chain verifies under, or the most telling refusal when
-    /// none: a revoked or expired certificate says more than "untrusted".
+    /// none: a revoked certificate says more than one of unknown status,
+    /// which says more than an expired one, which says more than
+    /// "untrusted".
     pub fn trusting(&self, chain: &[Vec<u8>], now_secs: i64) -> Result<Vec<&CaName>, ChainRefusal> {
         let mut ok = Vec::new();
         let mut worst = ChainRefusal::Untrusted;
         for ca in self.cas.keys() {
             match self.verify(ca, chain, now_secs) {
                 Ok(()) => ok.push(ca),
-                Err(ChainRefusal::Untrusted) => {}
-                Err(ChainRefusal::RevokedCert) => worst = ChainRefusal::RevokedCert,
-                Err(ChainRefusal::Expired) if worst == ChainRefusal::Untrusted => {
-                    worst = ChainRefusal::Expired;
-                }
-                Err(ChainRefusal::Expired) => {}
+                Err(refusal) if rank(refusal) > rank(worst) => worst = refusal,
+                Err(_) => {}
             }
         }
         if ok.is_empty() { Err(worst) } else { Ok(ok) }
+    }
+}
+
+fn rank(refusal: ChainRefusal) -> u8 {
+    match refusal {
+        ChainRefusal::Untrusted => 0,
+        ChainRefusal::Expired => 1,
+        ChainRefusal::RevocationUnknown => 2,
+        ChainRefusal::RevokedCert => 3,
     }
 }

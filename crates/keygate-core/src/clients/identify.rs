@@ -2,7 +2,8 @@
 //! (or a typed refusal) out. The one entry point for every transport.
 //!
 //! Order: the cache; the leaf's own dates; a pinned thumbprint (no CA
-//! needed, a self-signed certificate too); else the chain against each
+//! needed, a self-signed certificate too; one a CA issued still answers to
+//! its CRLs); else the chain against each
 //! named CA, then the patterns registered under the CAs it verifies to.
 //! Among matching clients the most specific matcher wins (SPIFFE ID, then
 //! DNS, then subject; exact before wildcard, narrow before wide), and if
@@ -84,15 +85,19 @@ impl ClientService {
             .find_clients(None, "thumbprint", &[thumbprint.to_b64url()])
             .await
             .map_err(|e| unavailable(&e))?;
+        let cas = self.cas();
         if let Some(client) = choose(pinned) {
+            // Pinning does not outlive revocation: a pinned certificate a
+            // configured CA issued answers to that CA's CRLs, as the TLS
+            // handshake's self-signed mode checks a CA-issued one in full.
+            if let Err(why @ (ChainRefusal::RevokedCert | ChainRefusal::RevocationUnknown)) =
+                cas.trusting(cert.chain(), now)
+            {
+                return Err(refusal(why));
+            }
             return found(client, thumbprint, MatchedBy::Thumbprint);
         }
-        let cas = self.cas();
-        let trusted = cas.trusting(cert.chain(), now).map_err(|r| match r {
-            ChainRefusal::Untrusted => ClientRefusal::Untrusted,
-            ChainRefusal::Expired => ClientRefusal::Expired,
-            ChainRefusal::RevokedCert => ClientRefusal::RevokedCert,
-        })?;
+        let trusted = cas.trusting(cert.chain(), now).map_err(refusal)?;
         for kind in KINDS {
             let wanted: Vec<String> = facts
                 .names(kind)
@@ -146,6 +151,15 @@ impl ClientService {
             })
             .collect();
         Ok(choose(best_rows).zip(ca_of_best))
+    }
+}
+
+fn refusal(why: ChainRefusal) -> ClientRefusal {
+    match why {
+        ChainRefusal::Untrusted => ClientRefusal::Untrusted,
+        ChainRefusal::Expired => ClientRefusal::Expired,
+        ChainRefusal::RevokedCert => ClientRefusal::RevokedCert,
+        ChainRefusal::RevocationUnknown => ClientRefusal::RevocationUnknown,
     }
 }
 

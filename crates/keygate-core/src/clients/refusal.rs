@@ -14,6 +14,9 @@ pub enum ClientRefusal {
     Expired,
     /// A configured CRL lists the certificate (or one above it).
     RevokedCert,
+    /// CRLs are configured, but none from the issuer of the certificate
+    /// (or of one above it): its status is unknown, and unknown is refused.
+    RevocationUnknown,
     /// The certificate names a registered client that was revoked.
     ClientRevoked,
     /// The chain is trusted, but no registered client matches it.
@@ -23,11 +26,12 @@ pub enum ClientRefusal {
 }
 
 impl ClientRefusal {
-    pub const ALL: [ClientRefusal; 7] = [
+    pub const ALL: [ClientRefusal; 8] = [
         ClientRefusal::Required,
         ClientRefusal::Untrusted,
         ClientRefusal::Expired,
         ClientRefusal::RevokedCert,
+        ClientRefusal::RevocationUnknown,
         ClientRefusal::ClientRevoked,
         ClientRefusal::UnknownClient,
         ClientRefusal::Unavailable,
@@ -39,6 +43,7 @@ impl ClientRefusal {
             ClientRefusal::Untrusted => "mtls_untrusted",
             ClientRefusal::Expired => "mtls_expired",
             ClientRefusal::RevokedCert => "mtls_revoked_cert",
+            ClientRefusal::RevocationUnknown => "mtls_revocation_unknown",
             ClientRefusal::ClientRevoked => "client_revoked",
             ClientRefusal::UnknownClient => "mtls_unknown_client",
             ClientRefusal::Unavailable => "mtls_unavailable",
@@ -62,6 +67,9 @@ impl ClientRefusal {
             ClientRefusal::Untrusted => "the client certificate is not issued by a trusted CA",
             ClientRefusal::Expired => "the client certificate is expired or not yet valid",
             ClientRefusal::RevokedCert => "the client certificate is revoked by its CA",
+            ClientRefusal::RevocationUnknown => {
+                "the client certificate's revocation status is unknown: no CRL from its issuer"
+            }
             ClientRefusal::ClientRevoked => "the client is revoked",
             ClientRefusal::UnknownClient => "the client certificate names no registered client",
             ClientRefusal::Unavailable => "client identification is unavailable; retry",

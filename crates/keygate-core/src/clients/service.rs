@@ -19,6 +19,7 @@ use crate::freshness::Freshness;
 use crate::keys::apikey::random_id;
 use crate::keys::service::{Admin, finish_page, page_request};
 use crate::model::{AuditEntry, PageRequest, validate_scopes, validate_text};
+use crate::ratelimit::{RateDecision, RateLimiter};
 
 const UPDATE_RETRIES: usize = 5;
 
@@ -73,6 +74,23 @@ impl ClientService {
 
     pub fn cache_len(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Spends one request of the client's own `rate_limit` in `limiter`,
+    /// counted under its id (`cli_…`), so a client has one budget wherever
+    /// it calls: the gateway, forward-auth, ext_authz and the token
+    /// endpoint. None when the client has no limit.
+    pub async fn charge(
+        &self,
+        limiter: &dyn RateLimiter,
+        client: &ClientRecord,
+    ) -> Option<RateDecision> {
+        let spec = client.rate_limit?;
+        Some(
+            limiter
+                .check(client.id.as_str(), spec, self.clock.now_millis())
+                .await,
+        )
     }
 
     fn audit(

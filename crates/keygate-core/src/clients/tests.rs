@@ -576,3 +576,5 @@ fn ca_bundles_and_crls_that_cannot_be_used_are_refused() {
     let ok = ClientCas::new([("a", ca.pem.as_bytes())], [ca.crl(&[]).0.as_slice()]).unwrap();
     assert!(ok.contains(&CaName::parse("a").unwrap()));
 }
+
+mod revocation;

@@ -38,6 +38,10 @@ pub struct GatewayFile {
     /// Threads the listener serves its connections on, each its own
     /// runtime; 0 or absent: one per core the process may use.
     pub workers: Option<usize>,
+    /// Whether the listener's TLS handshake asks for a client certificate,
+    /// over `[tls] client_auth` (which the binary reads with it: the
+    /// certificates are the TLS configuration's; a reload cannot change it).
+    pub client_auth: Option<keygate_http::listen::ClientAuthMode>,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
 }

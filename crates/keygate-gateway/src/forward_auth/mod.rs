@@ -105,7 +105,7 @@ pub struct Decided {
 /// Judges the original request the subrequest `req` describes; `peer` is
 /// the proxy's address, behind which `trusted_proxies` may name a client.
 pub async fn decide(gateway: &Gateway, req: &Parts, peer: Option<SocketAddr>) -> Decided {
-    decide_with(gateway, req, peer, ClientCert::FromHeader).await
+    decide_with(gateway, req, peer, ClientCert::FromHeader, None).await
 }
 
 /// Where the client's certificate comes from.
@@ -119,14 +119,21 @@ pub enum ClientCert {
     Given(Option<PeerCertificate>),
 }
 
-/// As [`decide`], with the client certificate taken as `cert` says.
+/// As [`decide`], with the client certificate taken as `cert` says, and
+/// the route named by `route` when the adapter's protocol names one (the
+/// proxy's configuration, as `?route=` is over HTTP: ext_authz's
+/// `context_extensions`), over any the request names.
 pub async fn decide_with(
     gateway: &Gateway,
     req: &Parts,
     peer: Option<SocketAddr>,
     cert: ClientCert,
+    route: Option<String>,
 ) -> Decided {
-    let judged = original::original(req).and_then(|orig| {
+    let judged = original::original(req).and_then(|mut orig| {
+        if route.is_some() {
+            orig.route = route;
+        }
         let route = route_for(gateway, &orig)?;
         let certificate = match cert {
             ClientCert::FromHeader => from_proxy(

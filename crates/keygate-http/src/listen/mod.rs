@@ -3,7 +3,8 @@
 //! limits). It knows nothing of what is served: a listener hands it one
 //! handler per connection.
 //!
-//! - `limits`: the `[limits]` settings.
+//! - `limits`: the `[limits]` settings; `client_auth`: whether a
+//!   handshake asks for a client certificate.
 //! - `admission`: the connection caps, global and per client address.
 //! - `conn`: one connection, from its TLS handshake to its close.
 //! - `peer`: who is on the other end: the address, and the client
@@ -17,6 +18,7 @@
 mod activity;
 mod admission;
 mod body;
+pub mod client_auth;
 mod conn;
 pub mod fdlimit;
 pub mod limits;
@@ -37,6 +39,7 @@ use tokio_rustls::rustls::pki_types::CertificateDer;
 
 use admission::{Admission, Admit};
 pub use body::BodyTooSlow;
+pub use client_auth::ClientAuthMode;
 pub use limits::{Limits, LimitsFile};
 pub use peer::Peer;
 use refuse::Refusals;

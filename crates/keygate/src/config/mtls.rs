@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use keygate_core::clients::ClientCas;
 use serde::Deserialize;
 
+use super::settings::SettingDoc;
+
 /// The section as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -78,6 +80,37 @@ impl MtlsConfig {
             crls.iter().map(Vec::as_slice),
         )?)
     }
+}
+
+/// The reference rows of `[mtls]`.
+pub(super) fn reference() -> Vec<SettingDoc> {
+    vec![
+        SettingDoc::new(
+            Some("mtls"),
+            "cas",
+            (None, None),
+            "none".to_owned(),
+            &[
+                "Named CAs for mTLS clients: `cas = { mesh = \"/etc/keygate/mesh-ca.pem\" }`, \
+                 each a PEM bundle; a client registered with a name pattern must chain to its \
+                 CA. Also the TLS handshake's CAs when `[tls] client_ca_files` is not given. \
+                 Reread on SIGHUP; a new or renamed CA needs a restart. See the mTLS guide.",
+            ],
+        ),
+        SettingDoc::new(
+            Some("mtls"),
+            "crl_files",
+            (None, None),
+            "[]".to_owned(),
+            &[
+                "CRL files (DER or PEM) of any of the `[mtls]` CAs: a certificate a CRL lists is \
+                 refused (`mtls_revoked_cert`); with any, a certificate whose issuer has none \
+                 here is refused too (`mtls_revocation_unknown`), as in the TLS handshake. Also \
+                 the TLS handshake's CRLs when neither `[tls] client_ca_files` nor `[tls] \
+                 crl_files` is given. Reread on SIGHUP.",
+            ],
+        ),
+    ]
 }
 
 #[cfg(test)]

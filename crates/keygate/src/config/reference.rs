@@ -23,6 +23,7 @@ pub fn rows() -> Vec<SettingDoc> {
     rows.push(from_clap(&cmd, "tls_cert", (Some("tls"), "cert"), "none"));
     rows.push(from_clap(&cmd, "tls_key", (Some("tls"), "key"), "none"));
     rows.extend(super::tls::reference());
+    rows.extend(super::tls::forward_auth_reference());
     rows.extend(super::KeyLimitsArgs::reference());
     rows.extend(JwtArgs::reference());
     rows.push(jwt_audiences());
@@ -35,32 +36,13 @@ pub fn rows() -> Vec<SettingDoc> {
         "Bounds on connections for both listeners (counts, timeouts, HTTP/2); see the \
          operations guide.",
     ));
-    rows.push(SettingDoc::new(
-        Some("mtls"),
-        "cas",
-        (None, None),
-        "none".to_owned(),
-        &[
-            "Named CAs for mTLS clients: `cas = { mesh = \"/etc/keygate/mesh-ca.pem\" }`, each \
-         a PEM bundle; a client registered with a name pattern must chain to its CA. Reread on \
-         SIGHUP; a new or renamed CA needs a restart. See the mTLS guide.",
-        ],
-    ));
-    rows.push(SettingDoc::new(
-        Some("mtls"),
-        "crl_files",
-        (None, None),
-        "[]".to_owned(),
-        &[
-            "CRL files (DER or PEM) of any of the `[mtls]` CAs: a certificate a CRL lists is \
-         refused (`mtls_revoked_cert`). Reread on SIGHUP.",
-        ],
-    ));
+    rows.extend(super::mtls::reference());
     rows.push(section(
         "gateway",
         "The authenticating reverse proxy: its listener and routes; see the gateway guide \
          and `keygate gateway check`.",
     ));
+    rows.push(super::tls::gateway_reference());
     rows
 }
 

@@ -294,6 +294,134 @@ fn client_certificates_are_read_from_tls() {
 }
 
 #[test]
+fn the_handshake_takes_the_mtls_cas_and_crls_unless_told_otherwise() {
+    let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+    let mtls = "[mtls]\ncas = { mesh = \"mesh.pem\", partners = \"p.pem\" }\n\
+                crl_files = [\"mesh.crl\"]\n";
+    let client = |text: &str| load_text(text).unwrap().tls.unwrap().client;
+    let paths = |names: &[&str]| names.iter().map(PathBuf::from).collect::<Vec<_>>();
+    // Named once, in [mtls]: the handshake asks for certificates of those CAs.
+    for mode in ["request", "require"] {
+        let c = client(&format!("{tls}client_auth = \"{mode}\"\n{mtls}"));
+        assert_eq!(c.ca_files, paths(&["mesh.pem", "p.pem"]));
+        assert_eq!(c.crl_files, paths(&["mesh.crl"]));
+    }
+    // Explicit settings win, and CAs of its own take no [mtls] CRL.
+    let c = client(&format!(
+        "{tls}client_auth = \"request\"\nclient_ca_files = [\"own.pem\"]\n{mtls}"
+    ));
+    assert_eq!(c.ca_files, paths(&["own.pem"]));
+    assert!(c.crl_files.is_empty());
+    let c = client(&format!(
+        "{tls}client_auth = \"request\"\ncrl_files = [\"own.crl\"]\n{mtls}"
+    ));
+    assert_eq!(c.ca_files, paths(&["mesh.pem", "p.pem"]));
+    assert_eq!(c.crl_files, paths(&["own.crl"]));
+    let c = client(&format!(
+        "{tls}client_auth = \"request\"\nclient_ca_files = []\n\
+         client_auth_self_signed = true\n{mtls}"
+    ));
+    assert!(c.ca_files.is_empty() && c.crl_files.is_empty());
+    // Not asking: nothing is taken, and nothing is refused.
+    assert_eq!(
+        client(&format!("{tls}{mtls}")),
+        crate::tls::ClientAuth::default()
+    );
+    // Asking with no CA anywhere still says where one goes.
+    let err = load_text(&format!("{tls}client_auth = \"require\"\n[mtls]\n")).unwrap_err();
+    assert!(err.to_string().contains("[mtls] cas"), "{err}");
+}
+
+#[test]
+fn the_gateway_listener_may_ask_for_client_certificates_on_its_own_terms() {
+    use crate::tls::ClientAuthMode::{Off, Request, Require};
+    let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+    let mtls = "[mtls]\ncas = { mesh = \"mesh.pem\" }\ncrl_files = [\"mesh.crl\"]\n";
+    let gateway =
+        |mode: &str| format!("[gateway]\nlisten = \"127.0.0.1:0\"\nclient_auth = \"{mode}\"\n");
+    let files = |text: &str| load_text(text).unwrap().tls.unwrap();
+    // The admin listener requests, the gateway's requires: same CAs.
+    let f = files(&format!(
+        "{tls}client_auth = \"request\"\n{mtls}{}",
+        gateway("require")
+    ));
+    assert_eq!(f.client.mode, Request);
+    let g = f.gateway_client.unwrap();
+    assert_eq!(g.mode, Require);
+    assert_eq!(
+        (g.ca_files, g.crl_files),
+        (f.client.ca_files, f.client.crl_files)
+    );
+    // No certificates asked on the admin listener at all.
+    let f = files(&format!("{tls}{mtls}{}", gateway("require")));
+    assert_eq!(f.client, crate::tls::ClientAuth::default());
+    let g = f.gateway_client.unwrap();
+    assert_eq!(
+        (g.mode, g.ca_files),
+        (Require, vec![PathBuf::from("mesh.pem")])
+    );
+    // Files given in [tls] serve a gateway that asks though [tls] does not.
+    let f = files(&format!(
+        "{tls}client_ca_files = [\"own.pem\"]\n{}",
+        gateway("request")
+    ));
+    assert_eq!(
+        f.gateway_client.unwrap().ca_files,
+        vec![PathBuf::from("own.pem")]
+    );
+    // The other way round, and the same mode twice: one configuration.
+    let f = files(&format!(
+        "{tls}client_auth = \"require\"\n{mtls}{}",
+        gateway("off")
+    ));
+    assert_eq!(f.gateway_client.unwrap().mode, Off);
+    let f = files(&format!(
+        "{tls}client_auth = \"request\"\n{mtls}{}",
+        gateway("request")
+    ));
+    assert!(f.gateway_client.is_none());
+}
+
+#[test]
+fn a_gateway_on_a_public_address_needs_tls_or_the_plain_http_exception() {
+    let gateway = "[gateway]\nlisten = \"0.0.0.0:8443\"\n";
+    let err = load_text(gateway).unwrap_err().to_string();
+    assert!(
+        err.contains("refusing to serve the gateway over plain HTTP"),
+        "{err}"
+    );
+    let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+    assert!(load_text(&format!("{tls}{gateway}")).is_ok());
+    assert!(load_text(&format!("allow_plain_http = true\n{gateway}")).is_ok());
+}
+
+#[test]
+fn a_gateway_client_auth_that_could_not_work_is_refused() {
+    let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+    let mtls = "[mtls]\ncas = { mesh = \"mesh.pem\" }\n";
+    let gateway =
+        |mode: &str| format!("[gateway]\nlisten = \"127.0.0.1:0\"\nclient_auth = \"{mode}\"\n");
+    let refused = |text: String, why: &str| {
+        let err = load_text(&text).unwrap_err().to_string();
+        assert!(err.contains(why), "{err}");
+    };
+    refused(format!("{mtls}{}", gateway("require")), "needs TLS");
+    refused(
+        format!("{tls}{mtls}[gateway]\nclient_auth = \"require\"\n"),
+        "needs [gateway] listen",
+    );
+    refused(
+        format!("{tls}{}", gateway("require")),
+        "[gateway] client_auth = \"require\" needs",
+    );
+    refused(
+        format!("{tls}client_ca_files = [\"own.pem\"]\n{}", gateway("off")),
+        "client_ca_files, crl_files",
+    );
+    refused(format!("{tls}{mtls}{}", gateway("sometimes")), "sometimes");
+}
+
+#[test]
 fn forward_auth_reads_no_certificate_header_unless_told() {
     use crate::gateway::forward_auth::ProxyCertFormat;
     let c = load_text("").unwrap();

@@ -53,6 +53,9 @@ pub struct AppState {
     pub hmac: Arc<HmacService>,
     /// mTLS clients: the registry and identification of client certificates.
     pub clients: Arc<keygate_core::clients::ClientService>,
+    /// The rate limiter keys and clients spend their own limits in (the
+    /// one the gateway uses), for a client's grant at `/oauth2/token`.
+    pub limiter: Arc<dyn keygate_core::ratelimit::RateLimiter>,
     /// Failed authentications are tallied in memory and written in the
     /// background, so a flood of bad keys costs a few rows, not a row each.
     pub audit: Arc<AuditLog>,

@@ -62,6 +62,7 @@ impl ExtAuthz {
             tls,
             limits,
             max_message_bytes: self.config.max_message_bytes,
+            metrics: state.metrics.ext_authz.clone(),
         };
         Some(tokio::spawn(keygate_extauthz::serve(
             listener, serve, shutdown,

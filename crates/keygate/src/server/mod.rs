@@ -65,6 +65,7 @@ struct Services {
     keys: Arc<KeyService>,
     hmac: Arc<HmacService>,
     clients: Arc<ClientService>,
+    limiter: Arc<dyn RateLimiter>,
 }
 
 /// Connects storage (running migrations), loads the pepper and builds the
@@ -199,6 +200,7 @@ impl Services {
             metrics,
             hmac: self.hmac,
             clients: self.clients,
+            limiter: self.limiter,
             audit: self.audit,
             gateway,
             trusted_proxies,
@@ -299,11 +301,7 @@ async fn services(
             .with_freshness(wiring.freshness.clone()),
     ));
     let audit = Arc::new(AuditLog::new(store.clone(), clock.clone(), config.audit));
-    let keys = KeyService::new(store.clone(), pepper, clock.clone(), limiter, config.cache)
-        .with_max_keys_per_tenant(config.max_keys_per_tenant)
-        .with_usage_store(store.clone())
-        .with_freshness(wiring.freshness.clone());
-    let keys = Arc::new(keys);
+    let keys = keys(config, &store, pepper, &clock, wiring, &limiter);
     let hmac = HmacService::new(
         keys.clone(),
         store.clone(),
@@ -322,7 +320,30 @@ async fn services(
         audit,
         keys,
         hmac: Arc::new(hmac),
+        limiter,
     })
+}
+
+/// The key service, spending keys' rate limits in `limiter`.
+fn keys(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    pepper: Arc<Pepper>,
+    clock: &Arc<dyn MillisClock>,
+    wiring: &Wiring,
+    limiter: &Arc<dyn RateLimiter>,
+) -> Arc<KeyService> {
+    let keys = KeyService::new(
+        store.clone(),
+        pepper,
+        clock.clone(),
+        limiter.clone(),
+        config.cache,
+    )
+    .with_max_keys_per_tenant(config.max_keys_per_tenant)
+    .with_usage_store(store.clone())
+    .with_freshness(wiring.freshness.clone());
+    Arc::new(keys)
 }
 
 /// The mTLS client registry, on the `[mtls]` CAs read now: a CA or CRL
@@ -469,8 +490,8 @@ pub async fn run(
         (Some(listener), Some(gateway)) => Some(tokio::spawn(crate::gateway::serve(
             listener,
             gateway,
-            tls.clone()
-                .map(|t| Arc::new(t) as Arc<dyn keygate_http::listen::TlsSource>),
+            tls.as_ref()
+                .map(|t| Arc::new(t.for_gateway()) as Arc<dyn keygate_http::listen::TlsSource>),
             budget.gateway,
             stopped(stop_rx.clone()),
         ))),

@@ -13,7 +13,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
 use tokio_rustls::rustls::RootCertStore;
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -24,20 +23,7 @@ use tokio_rustls::rustls::server::danger::ClientCertVerifier;
 use super::TlsError;
 use super::self_signed::SelfSigned;
 use crate::config::ConfigError;
-
-/// Whether a listener asks the client for a certificate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientAuthMode {
-    /// No certificate is asked for.
-    #[default]
-    Off,
-    /// Asked for; a client without one still connects, one whose
-    /// certificate fails verification is refused in the handshake.
-    Request,
-    /// A client without a certificate is refused in the handshake.
-    Require,
-}
+pub use keygate_http::listen::ClientAuthMode;
 
 /// `[tls]`'s client certificate settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,10 +39,11 @@ pub struct ClientAuth {
 }
 
 impl ClientAuth {
-    /// The settings' own consistency, checked with the rest of the
-    /// configuration; the files are read when the listeners start.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let asks = self.mode != ClientAuthMode::Off;
+    /// A listener's settings' own consistency, checked with the rest of
+    /// the configuration (`setting` names where its mode was set); the
+    /// files are read when the listeners start.
+    pub fn validate(&self, setting: &str) -> Result<(), ConfigError> {
+        let asks = self.mode.asks();
         if !asks && (!self.ca_files.is_empty() || !self.crl_files.is_empty() || self.self_signed) {
             return Err(ConfigError::invalid(
                 "[tls] client_ca_files, crl_files and client_auth_self_signed need \
@@ -65,9 +52,9 @@ impl ClientAuth {
         }
         if asks && self.ca_files.is_empty() && !self.self_signed {
             return Err(ConfigError::invalid(format!(
-                "[tls] client_auth = \"{}\" needs client_ca_files (the CAs that vouch for \
-                 clients) or client_auth_self_signed = true",
-                self.mode_name()
+                "{setting} = \"{}\" needs [tls] client_ca_files or [mtls] cas (the CAs \
+                 that vouch for clients), or [tls] client_auth_self_signed = true",
+                self.mode.as_str()
             )));
         }
         if !self.crl_files.is_empty() && self.ca_files.is_empty() {
@@ -76,14 +63,6 @@ impl ClientAuth {
             ));
         }
         Ok(())
-    }
-
-    fn mode_name(&self) -> &'static str {
-        match self.mode {
-            ClientAuthMode::Off => "off",
-            ClientAuthMode::Request => "request",
-            ClientAuthMode::Require => "require",
-        }
     }
 }
 
@@ -211,15 +190,39 @@ mod tests {
     #[test]
     fn settings_that_would_do_nothing_or_trust_nothing_are_refused() {
         use ClientAuthMode::*;
-        assert!(auth(Off, 0, 0, false).validate().is_ok());
-        assert!(auth(Request, 1, 0, false).validate().is_ok());
-        assert!(auth(Require, 1, 1, true).validate().is_ok());
-        assert!(auth(Require, 0, 0, true).validate().is_ok());
+        assert!(auth(Off, 0, 0, false).validate("[tls] client_auth").is_ok());
+        assert!(
+            auth(Request, 1, 0, false)
+                .validate("[tls] client_auth")
+                .is_ok()
+        );
+        assert!(
+            auth(Require, 1, 1, true)
+                .validate("[tls] client_auth")
+                .is_ok()
+        );
+        assert!(
+            auth(Require, 0, 0, true)
+                .validate("[tls] client_auth")
+                .is_ok()
+        );
         // CAs configured but never asked for: a silent no-op.
-        assert!(auth(Off, 1, 0, false).validate().is_err());
-        assert!(auth(Off, 0, 0, true).validate().is_err());
+        assert!(
+            auth(Off, 1, 0, false)
+                .validate("[tls] client_auth")
+                .is_err()
+        );
+        assert!(auth(Off, 0, 0, true).validate("[tls] client_auth").is_err());
         // Asking with nothing to check against.
-        assert!(auth(Require, 0, 0, false).validate().is_err());
-        assert!(auth(Request, 0, 1, true).validate().is_err());
+        assert!(
+            auth(Require, 0, 0, false)
+                .validate("[tls] client_auth")
+                .is_err()
+        );
+        assert!(
+            auth(Request, 0, 1, true)
+                .validate("[tls] client_auth")
+                .is_err()
+        );
     }
 }

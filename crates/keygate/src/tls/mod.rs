@@ -47,6 +47,9 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// Client certificates: off unless configured.
     pub client: ClientAuth,
+    /// The gateway listener's own (`[gateway] client_auth`), when it
+    /// differs from `client`.
+    pub gateway_client: Option<ClientAuth>,
 }
 
 /// Why the TLS configuration could not be loaded.
@@ -103,7 +106,9 @@ impl TlsError {
     }
 }
 
-/// A loaded TLS configuration, shared by every listener and reloadable.
+/// A loaded TLS configuration, shared by every listener and reloadable;
+/// the gateway's listener has one of its own when `[gateway] client_auth`
+/// asks differently (`for_gateway`).
 #[derive(Clone)]
 pub struct Tls {
     files: TlsFiles,
@@ -113,23 +118,47 @@ pub struct Tls {
     verifiers: Arc<RwLock<Arc<Verifiers>>>,
     /// `keygate_tls_client_certificate_refusals_total`, once wired.
     refusals: Option<Family<CodeLabels, Counter>>,
+    /// The gateway listener's, when its client settings differ.
+    gateway: Option<Box<Tls>>,
 }
 
 impl Tls {
     pub async fn load(files: &TlsFiles) -> Result<Self, TlsError> {
-        let (config, verifiers) = build(files).await?;
+        let built = build(files).await?;
+        let gateway = match gateway_files(files) {
+            Some(files) => Some(Box::new(Self::one(&files, build(&files).await?))),
+            None => None,
+        };
         Ok(Self {
+            gateway,
+            ..Self::one(files, built)
+        })
+    }
+
+    fn one(files: &TlsFiles, (config, verifiers): (ServerConfig, Verifiers)) -> Self {
+        Self {
             files: files.clone(),
             config: RustlsConfig::from_config(Arc::new(config)),
             verifiers: Arc::new(RwLock::new(Arc::new(verifiers))),
             refusals: None,
-        })
+            gateway: None,
+        }
     }
 
-    /// Counts the handshakes that refuse a client certificate in `family`.
+    /// Counts the handshakes that refuse a client certificate in `family`
+    /// (on every listener).
     pub fn counting_refusals_in(mut self, family: Family<CodeLabels, Counter>) -> Self {
+        if let Some(gateway) = &mut self.gateway {
+            gateway.refusals = Some(family.clone());
+        }
         self.refusals = Some(family);
         self
+    }
+
+    /// The gateway listener's TLS: its own when `[gateway] client_auth`
+    /// differs from `[tls]`'s, else this one. Reloaded with this one.
+    pub fn for_gateway(&self) -> Tls {
+        self.gateway.as_deref().unwrap_or(self).clone()
     }
 
     /// The certificate in force now, for a listener's own TLS acceptor.
@@ -138,13 +167,35 @@ impl Tls {
     }
 
     /// Rereads the certificate, key, client CA bundles and CRLs; on any
-    /// error the old configuration stays in use, whole.
+    /// error the old configuration stays in use, whole, on every listener.
     pub async fn reload(&self) -> Result<(), TlsError> {
         let (config, verifiers) = build(&self.files).await?;
-        *self.verifiers.write() = Arc::new(verifiers);
-        self.config.reload_from_config(Arc::new(config));
+        let gateway = match &self.gateway {
+            Some(g) => Some((g, build(&g.files).await?)),
+            None => None,
+        };
+        if let Some((g, (config, verifiers))) = gateway {
+            g.swap(config, verifiers);
+        }
+        self.swap(config, verifiers);
         Ok(())
     }
+
+    fn swap(&self, config: ServerConfig, verifiers: Verifiers) {
+        *self.verifiers.write() = Arc::new(verifiers);
+        self.config.reload_from_config(Arc::new(config));
+    }
+}
+
+/// The gateway listener's files: the same certificate, its own client
+/// settings.
+fn gateway_files(files: &TlsFiles) -> Option<TlsFiles> {
+    files.gateway_client.clone().map(|client| TlsFiles {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+        client,
+        gateway_client: None,
+    })
 }
 
 /// The rustls configuration of `files`, read off the runtime's threads.

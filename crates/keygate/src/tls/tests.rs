@@ -73,7 +73,12 @@ fn described(leaf: &TestCert, source: &str) -> String {
 async fn start(dir: &Path, client: ClientAuth) -> Server {
     let server_root = TestCa::new("server-root");
     let (cert, key) = server_root.server().write(dir, "server");
-    let files = TlsFiles { cert, key, client };
+    let files = TlsFiles {
+        cert,
+        key,
+        client,
+        gateway_client: None,
+    };
     let refusals = Family::<CodeLabels, Counter>::default();
     let tls = Tls::load(&files)
         .await
@@ -266,6 +271,25 @@ async fn a_revoked_certificate_is_refused_and_a_missing_crl_fails_closed() {
     )
     .await;
     assert!(ask(&server, Some(&kept)).await.is_err());
+}
+
+#[tokio::test]
+async fn a_crl_past_its_next_update_still_counts() {
+    // The registry (keygate-core's `clients::cas`) does the same.
+    let dir = tempfile::tempdir().unwrap();
+    let root = TestCa::new("clients");
+    let (revoked, kept) = (root.client("svc-revoked"), root.client("svc-kept"));
+    let cas = vec![root.write(dir.path(), "cas.pem")];
+    let stale = dir.path().join("stale.crl");
+    // Due to be replaced on 2025-01-01: past, by the clock of this run.
+    let (_, pem) = root.crl_dated(&[&revoked], (2024, 1, 1), (2025, 1, 1));
+    std::fs::write(&stale, pem).unwrap();
+    let server = start(dir.path(), auth(ClientAuthMode::Require, cas, vec![stale])).await;
+    refused(ask(&server, Some(&revoked)).await, "CertificateRevoked");
+    assert_eq!(
+        ask(&server, Some(&kept)).await.unwrap(),
+        described(&kept, "Tls")
+    );
 }
 
 #[tokio::test]

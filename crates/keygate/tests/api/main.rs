@@ -24,6 +24,7 @@ mod dashboard_pages;
 mod docs_reference;
 #[cfg(unix)]
 mod exit_codes;
+mod ext_authz_tls;
 #[cfg(unix)]
 mod files;
 mod forward_auth_client_cert;
@@ -47,6 +48,7 @@ mod key_usage;
 mod keys;
 mod limits;
 mod mtls_ext_authz;
+mod mtls_limits;
 mod mtls_routes;
 mod oauth;
 mod oauth_resource;
@@ -58,6 +60,8 @@ mod security;
 mod sessions;
 mod signing;
 mod tls;
+mod tls_client_auth;
+mod tls_listeners;
 mod token;
 mod token_kinds;
 mod trusted_proxies;

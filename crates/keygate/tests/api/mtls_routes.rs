@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::gateway_upstream::{Upstream, spawn_upstream};
-use crate::helpers::{TestApp, spawn_app_with_toml};
+use crate::helpers::{Response, TestApp, spawn_app_with_toml};
 
 crate::on_both_backends!(spawn = crate::mtls_routes::spawn;
     an_mtls_route_admits_the_registered_client_and_no_one_else,
@@ -104,7 +104,7 @@ pub(crate) async fn spawn_with(backend: Backend, extra: &str) -> Option<Mtls> {
 
 impl Mtls {
     /// A client presenting `leaf` (or none), trusting keygate's certificate.
-    fn client(&self, leaf: Option<&TestCert>) -> reqwest::Client {
+    pub(crate) fn client(&self, leaf: Option<&TestCert>) -> reqwest::Client {
         let pem = std::fs::read(&self.server_cert).unwrap();
         let mut b = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]);
@@ -311,20 +311,14 @@ async fn forward_auth_takes_the_certificate_from_the_trusted_proxys_header(t: Mt
     assert_eq!(stranger.body["code"], "mtls_required");
 }
 
-pub(crate) async fn token(t: &Mtls, leaf: Option<&TestCert>, form: &str) -> Answer {
-    let res = t
+/// `POST /oauth2/token` over a connection presenting `leaf` (or none).
+pub(crate) async fn token(t: &Mtls, leaf: Option<&TestCert>, form: &str) -> Response {
+    let req = t
         .client(leaf)
         .post(format!("{}/oauth2/token", t.app.base))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    Answer {
-        status,
-        body: res.json().await.unwrap(),
-    }
+        .body(form.to_owned());
+    t.app.raw(req).await
 }
 
 fn cnf_of(token: &str) -> Value {

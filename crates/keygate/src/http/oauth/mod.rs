@@ -20,7 +20,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use keygate_core::ratelimit::RateDecision;
 use keygate_http::ErrorCause;
+use keygate_http::ratelimit::retry_after_secs;
 
 /// An RFC 6749 §5.2 error.
 #[derive(Debug)]
@@ -64,6 +66,28 @@ impl OAuthError {
 
     pub fn invalid_grant(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
+    /// A client over its own rate limit (`who`: "key" or "client"): RFC
+    /// 6749's `slow_down` with `Retry-After`; a limiter that cannot answer
+    /// under the `deny` policy is a 503, the client being over nothing.
+    pub fn rate_limited(who: &str, decision: Option<&RateDecision>) -> Self {
+        let mut e = if decision.is_some_and(|d| d.unavailable) {
+            Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                format!("the {who}'s rate limiter cannot answer; retry later"),
+            )
+        } else {
+            Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                format!("this {who} is over its rate limit"),
+            )
+        };
+        let wait = decision.map_or(1000, |d| d.retry_after_ms);
+        e.retry_after_secs = Some(retry_after_secs(wait));
+        e
     }
 
     pub fn from_core(e: keygate_core::Error) -> Self {

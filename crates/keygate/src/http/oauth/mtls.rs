@@ -56,6 +56,13 @@ pub async fn grant(
     }
     let scopes = narrow_scopes(&client.scopes, form.get("scope"))?;
     let audience = target_audience(state, form)?;
+    // After the scopes and the audience, as on the gateway: a request
+    // refused anyway does not spend the client's budget.
+    if let Some(decision) = state.clients.charge(state.limiter.as_ref(), client).await
+        && !decision.allowed
+    {
+        return Err(OAuthError::rate_limited("client", Some(&decision)));
+    }
     let claims = TokenClaims::mtls_client(client, scopes, identified.thumbprint.0);
     issue_client_token(state, &claims, &audience)
 }

@@ -87,14 +87,10 @@ async fn client_credentials_grant(
     let record = match (verification.code, verification.record()) {
         (VerifyCode::Valid, Some(record)) if record.id.as_str() == client.client_id => record,
         (VerifyCode::RateLimited, _) => {
-            let mut e = OAuthError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "slow_down",
-                "this key is over its rate limit",
-            );
-            let wait = verification.ratelimit.map_or(1000, |d| d.retry_after_ms);
-            e.retry_after_secs = Some(u64::try_from((wait + 999) / 1000).unwrap_or(1).max(1));
-            return Err(e);
+            return Err(OAuthError::rate_limited(
+                "key",
+                verification.ratelimit.as_ref(),
+            ));
         }
         (VerifyCode::Valid, Some(_)) => {
             return Err(refused(
