@@ -3,7 +3,7 @@
 //! internal JWT the upstream sees (verified with keygate-verify against the
 //! JWKS), the mint cache, reload, and `keygate gateway check`.
 
-use keygate_verify::{ImportOptions, JwkSet, Validation, Verifier};
+use keygate_verify::{Validation, Verifier};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -258,13 +258,7 @@ pub async fn internal_claims(gw: &Gw, res: &Response, route: &str) -> Value {
 /// The claims of `Bearer <token>`, verified as `internal_claims` does.
 pub async fn token_claims(gw: &Gw, auth: &str, route: &str) -> Value {
     let token = auth.strip_prefix("Bearer ").unwrap();
-    let jwks = reqwest::get(format!("{}/.well-known/jwks.json", gw.app.base))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let set = JwkSet::from_json(&jwks, &ImportOptions::remote()).unwrap();
+    let set = gw.app.served_jwks().await;
     let issuer = gw.app.state().tokens.config().issuer.clone();
     let verifier = Verifier::new(set, Validation::new(issuer, route)).unwrap();
     let now = u64::try_from(gw.app.state().tokens.clock().now_secs()).unwrap();

@@ -10,7 +10,7 @@ use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use keygate_verify::jwe::{Decrypter, DecryptionKey};
-use keygate_verify::{Encryption, ImportOptions, JwkSet, Validation, Verifier};
+use keygate_verify::{Encryption, Validation, Verifier};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -81,13 +81,7 @@ async fn the_upstream_decrypts_and_verifies_its_internal_token(f: EncGw) {
     assert!(!token.contains(&key_id) && !token.contains(&B64.encode(key_id.as_bytes())));
 
     // The upstream: its private key, keygate's JWKS, its route's audience.
-    let jwks = reqwest::get(format!("{}/.well-known/jwks.json", gw.app.base))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let set = JwkSet::from_json(&jwks, &ImportOptions::remote()).unwrap();
+    let set = gw.app.served_jwks().await;
     let issuer = gw.app.state().tokens.config().issuer.clone();
     let decrypter = Decrypter::with_key(
         DecryptionKey::from_der(&f.upstream_key, Some("up-enc-1".into())).unwrap(),

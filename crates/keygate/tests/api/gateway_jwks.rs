@@ -11,7 +11,7 @@ use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use keygate_verify::jwe::{Decrypter, DecryptionKey};
-use keygate_verify::{Encryption, ImportOptions, JwkSet, Validation, Verifier};
+use keygate_verify::{Encryption, Validation, Verifier};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -98,13 +98,7 @@ async fn spawn(backend: Backend) -> Option<JwksGw> {
 /// What the upstream does with its token: decrypt with `key`, verify
 /// against keygate's JWKS for its route.
 async fn open(gw: &Gw, token: &str, key: &UpKey) -> Result<keygate_verify::Claims, String> {
-    let jwks = reqwest::get(format!("{}/.well-known/jwks.json", gw.app.base))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let set = JwkSet::from_json(&jwks, &ImportOptions::remote()).unwrap();
+    let set = gw.app.served_jwks().await;
     let issuer = gw.app.state().tokens.config().issuer.clone();
     let kid = key.jwk["kid"].as_str().map(str::to_owned);
     let decrypter = Decrypter::with_key(DecryptionKey::from_der(&key.pkcs8, kid).unwrap()).unwrap();

@@ -146,6 +146,20 @@ pub async fn spawn_app_with_toml(
 }
 
 impl TestApp {
+    /// keygate's JWKS as a downstream service fetches it.
+    pub async fn served_jwks(&self) -> keygate_verify::JwkSet {
+        let body = self
+            .http
+            .get(format!("{}/.well-known/jwks.json", self.base))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        keygate_verify::JwkSet::from_json(&body, &keygate_verify::ImportOptions::remote()).unwrap()
+    }
+
     async fn start(&mut self) {
         self.try_start().await.expect("build");
     }

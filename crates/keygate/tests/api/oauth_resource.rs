@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use keygate_test_support::certs::self_signed_client;
 use keygate_verify::jwe::{Decrypter, DecryptionKey};
-use keygate_verify::{Encryption, ImportOptions, JwkSet, Validation, Verifier};
+use keygate_verify::{Encryption, Validation, Verifier};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -218,20 +218,11 @@ fn payload(token: &str) -> Value {
 /// The recipient's side: its private key, keygate's JWKS, its audience.
 async fn recipient_reads(
     app: &TestApp,
-    http: &reqwest::Client,
     token: &str,
     audience: &str,
     key: &Recipient,
 ) -> Result<keygate_verify::Claims, keygate_verify::Error> {
-    let jwks = http
-        .get(format!("{}/.well-known/jwks.json", app.base))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let set = JwkSet::from_json(&jwks, &ImportOptions::remote()).unwrap();
+    let set = app.served_jwks().await;
     let issuer = app.state().tokens.config().issuer.clone();
     let verifier = Verifier::new(set, Validation::new(issuer, audience))
         .unwrap()
@@ -260,14 +251,14 @@ async fn an_encrypted_audience_gets_a_nested_jwt_its_recipient_reads(f: Fixture)
         !token.contains(&B64.encode(key.0.as_bytes())),
         "claims in the clear"
     );
-    let claims = recipient_reads(&f.app, &f.app.http, token, PAYMENTS, &f.payments)
+    let claims = recipient_reads(&f.app, token, PAYMENTS, &f.payments)
         .await
         .unwrap();
     assert_eq!(claims.sub.as_deref(), Some(key.0.as_str()));
     assert_eq!(claims.extra["scope"], "pay:write");
     // Not to be read by another audience's key.
     assert!(
-        recipient_reads(&f.app, &f.app.http, token, PAYMENTS, &f.ledger)
+        recipient_reads(&f.app, token, PAYMENTS, &f.ledger)
             .await
             .is_err()
     );
@@ -462,7 +453,7 @@ async fn a_bound_token_stays_bound_inside_the_encryption(f: MtlsFixture) {
     let access = res.body["access_token"].as_str().unwrap();
     assert_eq!(access.split('.').count(), 5);
     // Inside: bound to the certificate the token was asked over.
-    let claims = recipient_reads(&t.app, &t.app.http, access, PAYMENTS, &f.payments)
+    let claims = recipient_reads(&t.app, access, PAYMENTS, &f.payments)
         .await
         .unwrap();
     let x5t = B64.encode(Sha256::digest(&leaf.der));
