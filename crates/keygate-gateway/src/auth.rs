@@ -7,14 +7,13 @@ use keygate_core::ApiKey;
 use keygate_core::VerifyCode;
 use keygate_core::clients::PeerCertificate;
 use keygate_core::httpsig::BodyDigest;
-use keygate_core::jwt::AcceptedKinds;
 use keygate_core::ratelimit::RateLimiter;
 
 use super::config::{AuthMode, Route};
 use super::deps::GatewayDeps;
-use super::grants::{app_serves_user, check_grants, check_roles};
+use super::grants::{app_serves_user, check_grants};
 use super::identity::Identity;
-use super::jwt::with_jwt;
+use super::jwt::{user_of, with_jwt};
 use super::mtls;
 use super::refusal::{Reason, Refusal};
 use super::request::AuthInput;
@@ -151,18 +150,7 @@ async fn key_and_user(
     let token = presented.bearer.ok_or_else(|| {
         Refusal::missing("a JWT in `Authorization: Bearer` (the user) beside the API key")
     })?;
-    // The user first: verifying it has no side effects, while the key's
-    // check uses its rate limit and credits. Only a user token names a
-    // user, whatever the route says.
-    let user = with_jwt(
-        &deps.tokens,
-        route.audience.as_deref(),
-        token,
-        AcceptedKinds::Users,
-        presented.certificate,
-    )
-    .await?;
-    check_roles(route, &user.roles).map_err(|r| r.by(user.subject.as_deref()))?;
+    let user = user_of(&deps.tokens, route, token, presented.certificate).await?;
     let app = with_key(deps, route, key).await?;
     app_serves_user(
         app,

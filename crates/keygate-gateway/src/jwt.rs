@@ -7,6 +7,8 @@ use keygate_core::clients::PeerCertificate;
 use keygate_core::jwt::{AcceptedKinds, Principal, TokenClaims, TokenError, TokenService};
 use keygate_verify::{Claims, check_binding};
 
+use super::config::Route;
+use super::grants::check_roles;
 use super::identity::Identity;
 use super::refusal::{Reason, Refusal};
 use keygate_http::ApiError;
@@ -14,6 +16,23 @@ use keygate_http::ApiError;
 /// `audience`: the route's, else `[jwt] audience`. `certificate`: the
 /// request's client certificate, which a token bound to one (RFC 8705
 /// `cnf`) must have been issued for.
+/// The user half of a two-credential mode (`api_key_and_jwt`,
+/// `mtls_and_jwt`): only a user token names a user, whatever the route
+/// says, and the route's roles are the user's to hold. Verifying it has no
+/// side effects, so the modes check it before the application's half,
+/// which spends a rate limit.
+pub(super) async fn user_of(
+    tokens: &TokenService,
+    route: &Route,
+    token: &str,
+    certificate: Option<&PeerCertificate>,
+) -> Result<Identity, Refusal> {
+    let audience = route.audience.as_deref();
+    let user = with_jwt(tokens, audience, token, AcceptedKinds::Users, certificate).await?;
+    check_roles(route, &user.roles).map_err(|r| r.by(user.subject.as_deref()))?;
+    Ok(user)
+}
+
 pub(super) async fn with_jwt(
     tokens: &TokenService,
     audience: Option<&str>,

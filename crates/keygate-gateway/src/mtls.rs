@@ -7,14 +7,13 @@
 //! is worth, in one place for every entry point.
 
 use keygate_core::clients::{ClientRecord, ClientRefusal, PeerCertificate};
-use keygate_core::jwt::AcceptedKinds;
 use keygate_core::ratelimit::RateLimiter;
 
 use super::config::Route;
 use super::deps::GatewayDeps;
-use super::grants::{app_serves_user, check_roles};
+use super::grants::app_serves_user;
 use super::identity::Identity;
-use super::jwt::with_jwt;
+use super::jwt::user_of;
 use super::refusal::{Reason, Refusal};
 use keygate_http::ApiError;
 
@@ -86,17 +85,7 @@ pub(super) async fn client_and_user(
             "a JWT in `Authorization: Bearer` (the user) beside the client certificate",
         )
     })?;
-    // The user first: verifying it has no side effects, while the
-    // client's check spends its rate limit.
-    let user = with_jwt(
-        &deps.tokens,
-        route.audience.as_deref(),
-        token,
-        AcceptedKinds::Users,
-        Some(certificate),
-    )
-    .await?;
-    check_roles(route, &user.roles).map_err(|r| r.by(user.subject.as_deref()))?;
+    let user = user_of(&deps.tokens, route, token, Some(certificate)).await?;
     let app = with_certificate(deps, limiter, route, Some(certificate)).await?;
     app_serves_user(
         app,
