@@ -16,9 +16,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::DRAIN;
-use super::activity::{Activity, Busy};
+use super::activity::{Activity, Busy, idle};
 use super::admission::Slot;
 use super::body::{MinRate, Tracked};
+use super::guard::{First, Guarded};
 use super::peer::Peer;
 use super::refuse::too_many_connections;
 use super::{Handler, Limits, TlsSource};
@@ -99,7 +100,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler,
 {
-    let activity = Arc::new(watch::Sender::new(Activity::default()));
+    let activity = Activity::new();
     let service = {
         let activity = activity.clone();
         let limits = shared.limits.clone();
@@ -127,17 +128,23 @@ where
     let conn = shared
         .builder
         .serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
     let mut stop = shared.stop.clone();
     let limits = &shared.limits;
     let (first_byte, idle_grace) = waits(limits, reserve);
-    let grace = tokio::select! {
-        _ = conn.as_mut() => return,
-        () = idle(&activity, first_byte, limits.idle_timeout) => idle_grace,
-        _ = stop.wait_for(|stopped| *stopped) => DRAIN,
+    let watchdog = async {
+        tokio::select! {
+            () = idle(&activity, first_byte, limits.idle_timeout) => idle_grace,
+            _ = stop.wait_for(|stopped| *stopped) => DRAIN,
+        }
+    };
+    let mut guarded = Guarded::new(Box::pin(conn), watchdog);
+    let grace = match (&mut guarded).await {
+        First::Main(_) => return,
+        First::Watchdog(grace) => grace,
     };
     // Lets a request being answered finish; one still being sent (a
     // trickled HTTP/2 header) is cut when the grace ends.
+    let mut conn = guarded.into_main();
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(grace, conn).await;
 }
@@ -154,23 +161,5 @@ fn waits(limits: &Limits, reserve: bool) -> (Duration, Duration) {
         )
     } else {
         (limits.first_byte_timeout, limits.header_read_timeout)
-    }
-}
-
-/// Resolves once the connection has had no request in flight for
-/// `first` (before its first request) or `idle` (after one).
-async fn idle(activity: &watch::Sender<Activity>, first: Duration, idle: Duration) {
-    let mut rx = activity.subscribe();
-    loop {
-        let now = *rx.borrow_and_update();
-        if now.active > 0 {
-            let _ = rx.changed().await;
-            continue;
-        }
-        let wait = if now.seen == 0 { first } else { idle };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => return,
-            _ = rx.changed() => {}
-        }
     }
 }

@@ -12,6 +12,7 @@
 //! - `body`: request bodies held to a minimum rate.
 //! - `refuse`: the canned 503 over the cap.
 //! - `fdlimit`: RLIMIT_NOFILE raised, and the caps fitted under it.
+//! - `activity`, `guard`: when a connection is idle, and its watchdog.
 //! - `workers`: the runtimes, one per thread, a listener may serve its
 //!   connections on.
 
@@ -21,6 +22,7 @@ mod body;
 pub mod client_auth;
 mod conn;
 pub mod fdlimit;
+mod guard;
 pub mod limits;
 mod peer;
 mod refuse;
