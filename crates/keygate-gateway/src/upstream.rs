@@ -28,7 +28,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -39,9 +39,11 @@ use hyper::client::conn::http1::SendRequest;
 use parking_lot::Mutex;
 
 mod connect;
+mod in_flight;
 pub mod tls;
 
 pub use connect::Endpoint;
+use in_flight::{InFlight, Permit};
 use tls::TlsFailure;
 
 /// Idle connections older than this are closed rather than reused.
@@ -113,60 +115,6 @@ struct Idle {
 pub struct Upstreams {
     idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
     in_flight: Arc<InFlight>,
-}
-
-/// Upstream requests in flight, in total and per upstream address: each
-/// holds a descriptor, and one HTTP/2 client connection can start many.
-struct InFlight {
-    max: AtomicUsize,
-    counts: Mutex<(usize, HashMap<Arc<str>, usize>)>,
-}
-
-impl Default for InFlight {
-    fn default() -> Self {
-        Self {
-            max: AtomicUsize::new(usize::MAX),
-            counts: Mutex::default(),
-        }
-    }
-}
-
-/// One request's place in `InFlight`, held until its exchange ends.
-struct Permit {
-    in_flight: Arc<InFlight>,
-    address: Arc<str>,
-}
-
-impl InFlight {
-    fn acquire(self: &Arc<Self>, address: &Arc<str>, per_address: Option<usize>) -> Option<Permit> {
-        let max = self.max.load(Ordering::Relaxed);
-        let mut counts = self.counts.lock();
-        let (total, by_address) = &mut *counts;
-        let here = by_address.get(address).copied().unwrap_or(0);
-        if *total >= max || per_address.is_some_and(|cap| here >= cap) {
-            return None;
-        }
-        *total += 1;
-        by_address.insert(address.clone(), here + 1);
-        Some(Permit {
-            in_flight: self.clone(),
-            address: address.clone(),
-        })
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        let mut counts = self.in_flight.counts.lock();
-        let (total, by_address) = &mut *counts;
-        *total = total.saturating_sub(1);
-        if let Some(n) = by_address.get_mut(&self.address) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                by_address.remove(&self.address);
-            }
-        }
-    }
 }
 
 /// A connection kept for a client connection: its endpoint's key, and
@@ -352,7 +300,7 @@ impl Upstreams {
 
     /// Caps the upstream requests in flight at once, over every upstream.
     pub fn limit_requests(&self, max: usize) {
-        self.in_flight.max.store(max, Ordering::Relaxed);
+        self.in_flight.limit(max);
     }
 
     fn put(&self, key: Arc<str>, sender: Sender) {
@@ -410,7 +358,7 @@ impl Upstreams {
     ) -> Result<(Response<Incoming>, Lease), SendError> {
         let permit = self
             .in_flight
-            .acquire(&endpoint.address, max)
+            .acquire(&endpoint.address, &endpoint.count, max)
             .ok_or(SendError::Busy)?;
         let sent = (!req.body().is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
         if let Some(done) = sent.clone() {

@@ -26,6 +26,8 @@ pub struct Endpoint {
     /// against another CA).
     pub(super) key: Arc<str>,
     pub(super) tls: Option<Arc<TlsConnect>>,
+    /// Its address's count of requests in flight, once found.
+    pub(super) count: super::in_flight::AddressCount,
 }
 
 impl Endpoint {
@@ -34,6 +36,7 @@ impl Endpoint {
             key: Arc::from(format!("http://{address}")),
             address,
             tls: None,
+            count: Default::default(),
         }
     }
 
@@ -42,6 +45,7 @@ impl Endpoint {
             key: Arc::from(format!("https://{address}#{}", tls.trust_id)),
             address,
             tls: Some(Arc::new(tls)),
+            count: Default::default(),
         }
     }
 
