@@ -241,11 +241,7 @@ impl Proxy {
             .websocket
             .as_ref()
             .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
-        let mut uri = upstream_path(route, ready.path);
-        if let Some(q) = parts.uri.query() {
-            uri.push('?');
-            uri.push_str(q);
-        }
+        let uri = upstream_path(route, ready.path, parts.uri.query());
         let uri = Uri::try_from(uri).map_err(|_| ProxyError::InvalidPath)?;
         let mut headers = std::mem::take(&mut parts.headers);
         // The client's Host, shared rather than copied, when it is the
@@ -357,10 +353,21 @@ fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'stati
     false
 }
 
-/// Names the `Connection` header lists are hop-by-hop too.
-/// Names the `Connection` header lists that are not hop-by-hop anyway
-/// (`keep-alive`: no allocation for the usual one).
+/// Names the `Connection` header lists that are not hop-by-hop anyway.
+/// Most messages have none, or the one `keep-alive` (or `close`): those
+/// cost one lookup and allocate nothing.
 fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    let mut values = headers.get_all(header::CONNECTION).iter();
+    let (Some(first), rest) = (values.next(), values.next()) else {
+        return Vec::new();
+    };
+    let plain = |v: &HeaderValue| {
+        v.as_bytes().eq_ignore_ascii_case(b"keep-alive")
+            || v.as_bytes().eq_ignore_ascii_case(b"close")
+    };
+    if rest.is_none() && plain(first) {
+        return Vec::new();
+    }
     connection_tokens(headers)
         .filter(|t| !is_hop_by_hop(t))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
@@ -516,5 +523,22 @@ mod tests {
         strip_for_upstream(&mut pass, ForwardToken::Passthrough);
         assert_eq!(pass["authorization"], "Bearer secret");
         assert!(pass.get("x-keygate-subject").is_none());
+    }
+
+    #[test]
+    fn every_connection_value_is_read_however_plain_the_first() {
+        let mut h = HeaderMap::new();
+        h.append("connection", HeaderValue::from_static("keep-alive"));
+        h.append("connection", HeaderValue::from_static("X-Private"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("content-type", HeaderValue::from_static("text/plain"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        let mut close = HeaderMap::new();
+        close.insert("connection", HeaderValue::from_static("Close"));
+        close.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        close.insert("content-type", HeaderValue::from_static("text/plain"));
+        strip_hop_by_hop(&mut close);
+        assert_eq!(close.len(), 1, "{close:?}");
     }
 }

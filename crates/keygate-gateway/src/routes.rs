@@ -103,8 +103,8 @@ fn strip_port(host: &str) -> &str {
 /// The path sent upstream: the upstream's base path, then the request's
 /// normalized path with the route prefix removed when the route says so
 /// (counted in segments of the matched form, so `;params` inside the
-/// prefix go with it).
-pub fn upstream_path(route: &Route, path: &NormalPath<'_>) -> String {
+/// prefix go with it), then `?query` when there is one.
+pub fn upstream_path(route: &Route, path: &NormalPath<'_>, query: Option<&str>) -> String {
     let full = path.full();
     let rest = if route.strip_prefix && route.path_prefix != "/" {
         let segments = route
@@ -117,7 +117,16 @@ pub fn upstream_path(route: &Route, path: &NormalPath<'_>) -> String {
         full
     };
     let rest = if rest.is_empty() { "/" } else { rest };
-    format!("{}{rest}", route.upstream.base_path)
+    let base = &route.upstream.base_path;
+    // Sized once: this runs on every request.
+    let mut out = String::with_capacity(base.len() + rest.len() + query.map_or(0, |q| q.len() + 1));
+    out.push_str(base);
+    out.push_str(rest);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -193,12 +202,14 @@ mod tests {
     fn strip_prefix_keeps_a_rooted_path() {
         let t = table();
         let orders = t.by_name("orders").unwrap();
-        let up = |r, p| upstream_path(r, &normalize(p).unwrap());
+        let up = |r, p| upstream_path(r, &normalize(p).unwrap(), None);
         assert_eq!(up(orders, "/orders"), "/v2/");
         assert_eq!(up(orders, "/orders/7"), "/v2/7");
         assert_eq!(up(orders, "/orders;v=1/7;x"), "/v2/7;x");
         assert_eq!(up(orders, "/;a/orders//7"), "/v2/7");
         let api = t.by_name("orders-api").unwrap();
         assert_eq!(up(api, "/orders/7"), "/orders/7");
+        let q = upstream_path(orders, &normalize("/orders/7").unwrap(), Some("a=1&b"));
+        assert_eq!(q, "/v2/7?a=1&b");
     }
 }
