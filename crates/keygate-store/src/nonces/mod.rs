@@ -12,11 +12,11 @@
 //! request made that the route's ceiling (~150 µs of CPU each). So on
 //! SQLite the records queue (`batch`): one writer task takes whatever is
 //! queued when it is free (up to `BATCH`, no timer: an idle store adds no
-//! wait) and records them all in ONE write transaction, each inside its own
-//! savepoint, so a replayed or over-quota nonce is rolled back alone. A
-//! duplicate within a batch is a replay of the first; the quota is counted
-//! in batch order, and exactly, since the batches themselves run one after
-//! another. Every caller hears its verdict only once the batch committed;
+//! wait) and records them all in ONE write transaction, as sets (`set`:
+//! two reads, the verdicts in batch order, two writes), so a replayed or
+//! over-quota nonce leaves nothing behind. A duplicate within a batch is a
+//! replay of the first kept; the quota is counted in batch order, and
+//! exactly, since the batches themselves run one after another. Every caller hears its verdict only once the batch committed;
 //! if anything in the batch fails, every caller in it gets the error.
 //!
 //! PostgreSQL writes concurrently and keeps one transaction per record.
@@ -40,6 +40,7 @@
 
 mod batch;
 mod relaxed;
+mod set;
 #[cfg(test)]
 mod tests;
 

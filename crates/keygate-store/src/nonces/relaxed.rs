@@ -1,14 +1,15 @@
 //! SQLite's nonce write: one write transaction at `synchronous = NORMAL`
-//! for a batch of nonces, each in a savepoint of its own, on a pooled
-//! connection that never goes back to the pool relaxed.
+//! for a batch of nonces (recorded as sets: `set`), on a pooled connection
+//! that never goes back to the pool relaxed.
 
 use keygate_core::Error;
 use keygate_core::httpsig::replay::{NonceUse, NonceVerdict};
+use sqlx::Connection;
 use sqlx::any::Any;
 use sqlx::pool::PoolConnection;
-use sqlx::{AnyConnection, Connection};
 
 use super::record_in;
+use super::set::record_set;
 use crate::db;
 
 /// SQLite's durability for the nonce write, and the pool's for the rest
@@ -55,7 +56,7 @@ impl Relaxed {
                 }
                 vec![verdict]
             }
-            _ => in_savepoints(&mut tx, ns).await?,
+            _ => record_set(&mut tx, ns).await?,
         };
         tx.commit().await.map_err(db)?;
         Ok(verdicts)
@@ -78,31 +79,4 @@ impl Drop for Relaxed {
             drop(conn.detach());
         }
     }
-}
-
-/// Each nonce in a savepoint of its own, so a replayed or over-quota one
-/// is undone alone and the next sees exactly what the earlier ones kept.
-/// One nonce's savepoint ends in the round trip that opens the next's.
-async fn in_savepoints(
-    conn: &mut AnyConnection,
-    ns: &[NonceUse<'_>],
-) -> Result<Vec<NonceVerdict>, Error> {
-    let mut verdicts = Vec::with_capacity(ns.len());
-    let mut open = "SAVEPOINT nonce";
-    for n in ns {
-        sqlx::raw_sql(open).execute(&mut *conn).await.map_err(db)?;
-        let verdict = record_in(conn, n).await?;
-        open = if verdict == NonceVerdict::Fresh {
-            "RELEASE nonce; SAVEPOINT nonce"
-        } else {
-            "ROLLBACK TO nonce; RELEASE nonce; SAVEPOINT nonce"
-        };
-        verdicts.push(verdict);
-    }
-    let close = match verdicts.last() {
-        Some(NonceVerdict::Fresh) => "RELEASE nonce",
-        _ => "ROLLBACK TO nonce; RELEASE nonce",
-    };
-    sqlx::raw_sql(close).execute(&mut *conn).await.map_err(db)?;
-    Ok(verdicts)
 }

@@ -169,3 +169,54 @@ async fn a_caller_gone_from_the_queue_does_not_break_its_batch() {
     assert_eq!(later, NonceVerdict::Fresh);
     store.close().await;
 }
+
+/// Runs `uses` as ONE batch; their verdicts.
+async fn batch_of(store: &SqlStore, uses: &[NonceUse<'_>]) -> Vec<NonceVerdict> {
+    let (jobs, answers): (Vec<_>, Vec<_>) = uses.iter().map(Job::new).unzip();
+    serve(&store.pool, jobs).await;
+    let mut out = Vec::new();
+    for a in answers {
+        out.push(a.await.unwrap().unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_batch_sees_earlier_batches_keys_apart_and_expired_nonces_taken_over() {
+    use NonceVerdict::{Fresh, Replayed};
+    let (store, _dir) = sqlite().await;
+    let first = [
+        use_of("k", "a", 2),
+        use_of("k", "b", 2),
+        use_of("j", "a", 2),
+    ];
+    assert_eq!(batch_of(&store, &first).await, [Fresh, Fresh, Fresh]);
+    // A nonce kept by an earlier batch is a replay; the same nonce of
+    // another key is not; each key's quota is its own.
+    let second = [
+        use_of("k", "a", 2),
+        use_of("j", "b", 2),
+        use_of("k", "c", 2),
+    ];
+    let got = batch_of(&store, &second).await;
+    assert_eq!(got[..2], [Replayed, Fresh]);
+    assert!(matches!(got[2], NonceVerdict::OverQuota { .. }), "{got:?}");
+    // Past their expiry, nonces are taken over and counted anew; the
+    // quota no longer counts what expired.
+    let later = |nonce| NonceUse {
+        expires_at_ms: 30_000,
+        now_ms: 25_000,
+        ..use_of("k", nonce, 2)
+    };
+    assert_eq!(
+        batch_of(&store, &[later("a"), later("b")]).await,
+        [Fresh, Fresh]
+    );
+    let stored = "SELECT COUNT(*) AS n FROM hmac_nonces WHERE expires_at_ms = 30000";
+    assert_eq!(count(&store, stored).await, 2);
+    assert!(matches!(
+        batch_of(&store, &[later("c"), later("a")]).await[..],
+        [NonceVerdict::OverQuota { .. }, Replayed]
+    ));
+    store.close().await;
+}
