@@ -284,8 +284,8 @@ impl Proxy {
 }
 
 /// Relays the upstream's answer: a WebSocket 101 becomes a tunnel, any
-/// other answer loses its hop-by-hop headers and gains the route's
-/// RateLimit fields.
+/// other answer takes keygate's HTTP version, loses its hop-by-hop headers
+/// and gains the route's RateLimit fields.
 fn response_filter(
     mut res: axum::http::Response<UpstreamBody>,
     lease: Lease,
@@ -305,6 +305,10 @@ fn response_filter(
     }
     let (mut parts, body) = res.into_parts();
     let body = lease.attach(body);
+    // An intermediary sends its own version (RFC 9110 §6.2): an HTTP/1.0
+    // upstream's would make hyper answer HTTP/1.0 and close the client's
+    // connection. (On HTTP/2, hyper ignores it.)
+    parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
     if let Some(fields) = ratelimit {
         fields.insert_into(&mut parts.headers);

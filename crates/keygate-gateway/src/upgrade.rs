@@ -99,7 +99,9 @@ pub fn splice(
 }
 
 /// The 101 for the client: the upstream's head, no body.
-pub fn switching(parts: axum::http::response::Parts) -> axum::response::Response {
+pub fn switching(mut parts: axum::http::response::Parts) -> axum::response::Response {
+    // keygate's own version, as for every relayed answer (RFC 9110 §6.2).
+    parts.version = axum::http::Version::HTTP_11;
     axum::response::Response::from_parts(parts, Body::empty())
 }
 

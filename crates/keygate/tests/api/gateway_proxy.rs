@@ -251,3 +251,62 @@ async fn upstream_connections_are_reused(gw: Gw) {
     // ...ride one upstream connection.
     assert_eq!(seen.len(), 1, "{seen:?}");
 }
+
+/// An upstream answering in HTTP/1.0: one answer per connection, then close.
+async fn http_1_0_upstream() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// One answer of `ok` on `tcp`, as text.
+async fn read_ok(tcp: &mut tokio::net::TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !(got.windows(4).any(|w| w == b"\r\n\r\n") && got.ends_with(b"ok")) {
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// An intermediary sends its own HTTP version (RFC 9110 §6.2): an HTTP/1.0
+/// upstream's answer reaches an HTTP/1.1 client as HTTP/1.1, and the
+/// client's connection stays open for its next request.
+#[tokio::test]
+async fn an_http_1_0_upstream_is_relayed_in_keygates_own_version() {
+    let up = http_1_0_upstream().await;
+    let toml = format!(
+        "[gateway]\nlisten = \"127.0.0.1:0\"\n[[gateway.routes]]\nname = \"old\"\n\
+         match = {{ path_prefix = \"/\" }}\nupstream = \"http://{up}\"\nauth = \"none\"\n"
+    );
+    let app =
+        crate::helpers::spawn_app_with_toml(crate::helpers::Backend::Sqlite, Some(&toml), |_| {})
+            .await
+            .unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(app.gateway_addr.unwrap())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        tcp.write_all(b"GET /x HTTP/1.1\r\nHost: gw\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_ok(&mut tcp).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}
