@@ -48,7 +48,7 @@ pub(super) async fn record_set(
             verdicts.push(NonceVerdict::Replayed);
             continue;
         }
-        let buckets = counts.entry(n.key_id.to_owned()).or_default();
+        let buckets = counts.entry(n.key_id).or_default();
         let live_from = quota_bucket(n.now_ms);
         let used: i64 = buckets.range(live_from..).map(|(_, used)| used).sum();
         if used >= i64::from(n.per_key_limit) {
@@ -121,10 +121,10 @@ async fn live_nonces<'a>(
 
 /// Each key's stored counts by bucket, from the earliest bucket any nonce
 /// of the batch still counts.
-async fn live_counts(
+async fn live_counts<'a>(
     conn: &mut AnyConnection,
-    ns: &[NonceUse<'_>],
-) -> Result<HashMap<String, BTreeMap<i64, i64>>, Error> {
+    ns: &[NonceUse<'a>],
+) -> Result<HashMap<&'a str, BTreeMap<i64, i64>>, Error> {
     let keys: Vec<&str> = {
         let mut keys: Vec<&str> = ns.iter().map(|n| n.key_id).collect();
         keys.sort_unstable();
@@ -132,23 +132,25 @@ async fn live_counts(
         keys
     };
     let from = ns.iter().map(|n| quota_bucket(n.now_ms)).min().unwrap_or(0);
-    let list: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 2)).collect();
     let sql = format!(
         "SELECT key_id, bucket, CAST(SUM(used) AS BIGINT) AS used FROM hmac_nonce_counts \
          WHERE bucket >= $1 AND key_id IN ({}) GROUP BY key_id, bucket",
-        list.join(", ")
+        rows(keys.len(), 1, 2)
     );
     let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false).bind(from);
     for key in &keys {
         q = q.bind(*key);
     }
-    let mut counts: HashMap<String, BTreeMap<i64, i64>> = HashMap::with_capacity(keys.len());
+    let mut counts: HashMap<&str, BTreeMap<i64, i64>> = HashMap::with_capacity(keys.len());
     for row in q.fetch_all(&mut *conn).await.map_err(db)? {
         let key: String = col(&row, "key_id")?;
-        counts
-            .entry(key)
-            .or_default()
-            .insert(col(&row, "bucket")?, col(&row, "used")?);
+        // Back to the batch's own str (`keys` is sorted), as for the nonces.
+        if let Ok(i) = keys.binary_search(&key.as_str()) {
+            counts
+                .entry(keys[i])
+                .or_default()
+                .insert(col(&row, "bucket")?, col(&row, "used")?);
+        }
     }
     Ok(counts)
 }
