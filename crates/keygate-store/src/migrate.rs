@@ -100,10 +100,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_clients.sql"),
         postgres: include_str!("../migrations/postgres/0014_clients.sql"),
     },
+    Migration {
+        version: 15,
+        name: "hmac_nonce_log",
+        sqlite: include_str!("../migrations/sqlite/0015_hmac_nonce_log.sql"),
+        postgres: include_str!("../migrations/postgres/0015_hmac_nonce_log.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 14;
+pub const LATEST_VERSION: i64 = 15;
 
 /// `pg_advisory_lock` key held while migrating ("kgmigrat" in ASCII).
 const PG_LOCK_KEY: i64 = 0x6b67_6d69_6772_6174;

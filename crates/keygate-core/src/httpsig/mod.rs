@@ -41,6 +41,7 @@
 
 pub mod base;
 pub mod digest;
+mod memory;
 pub mod policy;
 pub mod replay;
 pub mod service;

@@ -1,19 +1,18 @@
 //! Group commit for SQLite's nonces: concurrent records queue, and one
-//! writer task records whatever is queued when it is free in one write
-//! transaction (`relaxed::record_batch`).
+//! writer task records whatever is queued when it is free as one batch
+//! (`log`: verdicts in memory, one append).
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use keygate_core::Error;
 use keygate_core::httpsig::replay::{NonceUse, NonceVerdict};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::relaxed;
-use crate::db;
+use super::log::Log;
 
-/// Most nonces in one transaction: a bound on how long the write lock is
-/// held and on what one failure takes down with it.
+/// Most nonces in one append: a bound on how long the write lock is held
+/// and on what one failure takes down with it.
 pub(super) const BATCH: usize = 256;
 /// Most records waiting for the writer; more wait to queue.
 const QUEUE: usize = 4 * BATCH;
@@ -23,6 +22,7 @@ const QUEUE: usize = 4 * BATCH;
 #[derive(Default)]
 pub(crate) struct NonceQueue {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
+    pub(super) log: Arc<Log>,
 }
 
 impl std::fmt::Debug for NonceQueue {
@@ -96,13 +96,29 @@ impl NonceQueue {
         answer.await.map_err(|_| writer_gone())?
     }
 
+    /// Records `n` as a batch of its own, past the queue.
+    pub(super) async fn record_alone(
+        &self,
+        pool: &AnyPool,
+        n: &NonceUse<'_>,
+    ) -> Result<NonceVerdict, Error> {
+        let (job, answer) = Job::new(n);
+        serve(pool, &self.log, vec![job]).await;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    /// Forgets, in memory, what expired by `now_ms`.
+    pub(super) fn prune(&self, now_ms: i64) -> u64 {
+        self.log.prune(now_ms)
+    }
+
     fn writer(&self, pool: &AnyPool) -> mpsc::Sender<Job> {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         match &*writer {
             Some(tx) if !tx.is_closed() => tx.clone(),
             _ => {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(write_loop(pool.clone(), rx));
+                tokio::spawn(write_loop(pool.clone(), self.log.clone(), rx));
                 *writer = Some(tx.clone());
                 tx
             }
@@ -113,15 +129,15 @@ impl NonceQueue {
 /// Takes whatever is queued (at least one, at most `BATCH`) as soon as the
 /// last batch is answered: no timer, so an idle store adds no wait. Ends
 /// with the last `SqlStore` clone.
-async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+async fn write_loop(pool: AnyPool, log: Arc<Log>, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut jobs, BATCH).await > 0 {
-        serve(&pool, std::mem::take(&mut jobs)).await;
+        serve(&pool, &log, std::mem::take(&mut jobs)).await;
     }
 }
 
-/// Records one batch and answers each caller, all only after the commit.
-pub(super) async fn serve(pool: &AnyPool, mut jobs: Vec<Job>) {
+/// Records one batch and answers each caller, all only after the append.
+pub(super) async fn serve(pool: &AnyPool, log: &Log, mut jobs: Vec<Job>) {
     // A caller that went away waits for nothing; its request was not
     // served, so its nonce need not be spent.
     jobs.retain(|j| !j.reply.is_closed());
@@ -129,16 +145,13 @@ pub(super) async fn serve(pool: &AnyPool, mut jobs: Vec<Job>) {
         return;
     }
     let ns: Vec<NonceUse<'_>> = jobs.iter().map(|j| j.n.as_use()).collect();
-    let recorded = match pool.acquire().await {
-        Ok(conn) => relaxed::record_batch(conn, &ns).await,
-        Err(e) => Err(db(e)),
-    };
+    let recorded = log.record(pool, &ns).await;
     drop(ns);
     match recorded {
         Ok(verdicts) => {
             for (job, verdict) in jobs.into_iter().zip(verdicts) {
                 // The caller may have gone meanwhile: nobody to tell.
-                let _gone = job.reply.send(Ok(verdict));
+                let _gone = job.reply.send(verdict);
             }
         }
         Err(e) => {

@@ -1,28 +1,23 @@
-//! `NonceStore` over the database: signed-request nonces in `hmac_nonces`
-//! (a unique key per key and nonce, with an expiry), the per-key quota in
-//! `hmac_nonce_counts`. One SQL path for both backends; on SQLite too, so a
-//! restart forgets nothing.
+//! `NonceStore` over the database: signed-request nonces in `hmac_nonces`,
+//! with their expiry, on SQLite too, so a restart forgets nothing.
 //!
-//! Recording a nonce: insert it (a live duplicate inserts nothing: a
-//! replay; an expired one not yet pruned is taken over), sum the key's live
-//! count buckets, and bump one. Of two nodes racing on one nonce the unique
-//! key lets exactly one insert.
+//! PostgreSQL, which several nodes share: recording a nonce inserts it (a
+//! live duplicate inserts nothing: a replay; an expired one not yet pruned
+//! is taken over), sums the key's live count buckets, and bumps one, in one
+//! transaction per record. Of two nodes racing on one nonce the unique key
+//! lets exactly one insert. The quota is read before the bump without a
+//! lock, so concurrent requests of one key can pass it by as many as run
+//! at once: a bound on growth, not an exact cap.
 //!
-//! SQLite writes one transaction at a time, and a transaction per signed
-//! request made that the route's ceiling (~150 µs of CPU each). So on
-//! SQLite the records queue (`batch`): one writer task takes whatever is
-//! queued when it is free (up to `BATCH`, no timer: an idle store adds no
-//! wait) and records them all in ONE write transaction, as sets (`set`:
-//! two reads, the verdicts in batch order, two writes), so a replayed or
-//! over-quota nonce leaves nothing behind. A duplicate within a batch is a
-//! replay of the first kept; the quota is counted in batch order, and
-//! exactly, since the batches themselves run one after another. Every caller hears its verdict only once the batch committed;
-//! if anything in the batch fails, every caller in it gets the error.
-//!
-//! PostgreSQL writes concurrently and keeps one transaction per record.
-//! There the quota is read before the bump without a lock, so concurrent
-//! requests of one key can pass it by as many as run at once: a bound on
-//! growth, not an exact cap.
+//! SQLite, one node: the live nonces are kept in memory and the table is
+//! an append-only log that makes them outlive the process (`log`).
+//! Records queue (`batch`): one writer task takes whatever is queued when
+//! it is free (up to `BATCH`, no timer: an idle store adds no wait),
+//! decides the verdicts in batch order (a duplicate within a batch is a
+//! replay of the first; the quota counted exactly) and appends the fresh
+//! nonces in ONE statement. Every caller hears its verdict only once the
+//! append committed; if it fails, nothing of the batch is kept and every
+//! caller in it gets the error.
 //!
 //! Durability: a committed write per signed request would wait for the
 //! disk (an fsync on SQLite with `synchronous = FULL`, a WAL flush on
@@ -30,8 +25,8 @@
 //! machine: it must outlive keygate's process and the database server's
 //! restart, which it does without the wait. So the nonce write alone
 //! commits without waiting for the disk: SQLite runs it at `synchronous =
-//! NORMAL` (WAL: durable across a process crash) on a connection set back
-//! to FULL before it returns to the pool (`Relaxed`), and PostgreSQL with
+//! NORMAL` (WAL: durable across a process crash) on a connection of its
+//! own, never returned to the pool, and PostgreSQL with
 //! `synchronous_commit = off` (durable across a clean restart; a database
 //! server crash may lose its last ~0.6 s of commits). The cost: after an
 //! operating-system crash or power loss, requests recorded in the last
@@ -39,8 +34,7 @@
 //! `benches/nonces.rs`.
 
 mod batch;
-mod relaxed;
-mod set;
+mod log;
 #[cfg(test)]
 mod tests;
 
@@ -66,9 +60,9 @@ fn slot_of(nonce: &str) -> i64 {
     i64::from(h % SLOTS)
 }
 
-/// Inserts the nonce, checks the quota and counts the nonce, in the
-/// transaction open on `conn`. Only a Fresh verdict leaves anything to
-/// keep: the caller rolls back the rest.
+/// PostgreSQL's record: inserts the nonce, checks the quota and counts the
+/// nonce, in the transaction open on `conn`. Only a Fresh verdict leaves
+/// anything to keep: the caller rolls back the rest.
 async fn record_in(conn: &mut AnyConnection, n: &NonceUse<'_>) -> Result<NonceVerdict, Error> {
     let inserted = sqlx::query(
         "INSERT INTO hmac_nonces (key_id, nonce, expires_at_ms) VALUES ($1, $2, $3) \
@@ -116,9 +110,9 @@ async fn record_in(conn: &mut AnyConnection, n: &NonceUse<'_>) -> Result<NonceVe
 }
 
 impl SqlStore {
-    /// Records one nonce in a write transaction of its own, past the
-    /// queue: the path before group commit (and PostgreSQL's), kept
-    /// callable so `benches/nonces.rs` can compare the two in one run.
+    /// Records one nonce in a write of its own, past the queue: the path
+    /// before group commit (and PostgreSQL's), kept callable so
+    /// `benches/nonces.rs` can compare the two in one run.
     pub async fn record_nonce_alone(&self, n: &NonceUse<'_>) -> Result<NonceVerdict, Error> {
         match self.backend {
             Backend::Postgres => {
@@ -136,11 +130,7 @@ impl SqlStore {
                 }
                 Ok(verdict)
             }
-            Backend::Sqlite => {
-                let conn = self.pool.acquire().await.map_err(db)?;
-                let verdicts = relaxed::record_batch(conn, std::slice::from_ref(n)).await?;
-                Ok(verdicts[0])
-            }
+            Backend::Sqlite => self.nonces.record_alone(&self.pool, n).await,
         }
     }
 }
@@ -155,6 +145,9 @@ impl NonceStore for SqlStore {
     }
 
     async fn prune(&self, now_ms: i64) -> Result<u64, Error> {
+        if self.backend == Backend::Sqlite {
+            self.nonces.prune(now_ms);
+        }
         let mut tx = self.begin_write().await?;
         let gone = sqlx::query("DELETE FROM hmac_nonces WHERE expires_at_ms <= $1")
             .bind(now_ms)
