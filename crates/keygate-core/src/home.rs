@@ -47,6 +47,20 @@ fn away() -> Option<Handle> {
     HOME.with(|h| h.borrow().clone())
 }
 
+/// Spawns `task` at home when this thread has one, else where it is: for a
+/// store's own long-lived task (a writer), which must not live and die with
+/// a gateway worker.
+pub fn spawn<F>(task: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match away() {
+        Some(home) => home.spawn(task),
+        None => tokio::spawn(task),
+    }
+}
+
 /// Runs a store call at home (see the module). A home that is shutting
 /// down answers a storage error, which the caller turns into a 503.
 pub async fn run<F, T>(call: F) -> Result<T, Error>
@@ -184,5 +198,26 @@ mod tests {
             .unwrap();
         assert_eq!(ran_on, home_thread);
         assert_ne!(ran_on, worker_thread);
+    }
+
+    #[tokio::test]
+    async fn a_task_spawned_from_a_worker_lives_at_home() {
+        let home = Handle::current();
+        let home_thread = std::thread::current().id();
+        let worker = std::thread::spawn(move || {
+            let worker = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let _home = enter(home);
+            let task = worker.block_on(async { spawn(where_run()) });
+            // The worker is gone; the task was never its own.
+            drop(worker);
+            task
+        });
+        let task = tokio::task::spawn_blocking(move || worker.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(task.await.unwrap().unwrap(), home_thread);
     }
 }

@@ -18,7 +18,9 @@ pub(super) const BATCH: usize = 256;
 const QUEUE: usize = 4 * BATCH;
 
 /// The way to the store's nonce writer, started on first use (and again if
-/// its runtime went away).
+/// its runtime went away). Queueing and awaiting the verdict need no
+/// runtime of the writer's, so a gateway worker records from its own
+/// thread: no task at home per record.
 #[derive(Default)]
 pub(crate) struct NonceQueue {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
@@ -118,7 +120,13 @@ impl NonceQueue {
             Some(tx) if !tx.is_closed() => tx.clone(),
             _ => {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(write_loop(pool.clone(), self.log.clone(), rx));
+                // At home: a caller on a gateway worker queues from there,
+                // but the writer outlives any one worker.
+                drop(keygate_core::home::spawn(write_loop(
+                    pool.clone(),
+                    self.log.clone(),
+                    rx,
+                )));
                 *writer = Some(tx.clone());
                 tx
             }

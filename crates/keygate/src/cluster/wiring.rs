@@ -12,7 +12,7 @@ use keygate_core::home::AtHome;
 use keygate_core::httpsig::NonceStore;
 use keygate_core::ratelimit::{GcraLimiter, RateLimiter};
 use keygate_core::users::throttle::Throttle;
-use keygate_store::SqlStore;
+use keygate_store::{Backend, SqlStore};
 
 use super::{Cluster, ServiceCaches, SharedLayer, freshness_for};
 use crate::config::cluster::ClusterConfig;
@@ -49,10 +49,14 @@ impl Wiring {
     /// Nonces live in the database on either backend when there is no
     /// Redis: every node, and this one after a restart, refuses a nonce
     /// any of them has seen.
-    /// Either is I/O: a gateway worker runs its calls at home.
+    /// Either is I/O: a gateway worker runs its calls at home; but SQLite's
+    /// record only queues for its writer, which lives at home already.
     pub fn nonces(&self) -> Arc<dyn NonceStore> {
         let nonces: Arc<dyn NonceStore> = match &self.shared {
             Some(s) => s.nonces.clone(),
+            None if self.store.backend_kind() == Backend::Sqlite => {
+                return Arc::new(self.store.clone());
+            }
             None => Arc::new(self.store.clone()),
         };
         Arc::new(AtHome(nonces))
