@@ -210,7 +210,9 @@ mod tests {
                 .build()
                 .unwrap();
             let _home = enter(home);
-            let task = worker.block_on(async { spawn(where_run()) });
+            let entered = worker.enter();
+            let task = spawn(where_run());
+            drop(entered);
             // The worker is gone; the task was never its own.
             drop(worker);
             task
