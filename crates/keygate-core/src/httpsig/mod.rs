@@ -52,7 +52,8 @@ pub use digest::{BodyDigest, check_content_digest, content_digest_sha256};
 pub use policy::{
     CONTENT_HEADERS, DEFAULT_NONCES_PER_KEY, DEFAULT_SKEW_SECS, HmacPolicy, MAX_SKEW_SECS,
 };
-pub use replay::{MemoryNonceStore, NonceStore, NonceUse, NonceVerdict};
+pub use memory::MemoryNonceStore;
+pub use replay::{NonceStore, NonceUse, NonceVerdict};
 pub use service::{BodyStatus, HmacError, HmacIdentity, HmacService, IssuedHmacSecret};
 
 /// The only algorithm keygate signs or verifies with.

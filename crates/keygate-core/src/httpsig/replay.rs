@@ -74,4 +74,3 @@ pub trait NonceStore: Send + Sync {
     async fn prune(&self, now_ms: i64) -> Result<u64, Error>;
 }
 
-pub use super::memory::MemoryNonceStore;
