@@ -180,46 +180,51 @@ mod tests {
         assert_eq!(run(where_run()).await.unwrap(), here);
     }
 
-    #[tokio::test]
-    async fn on_a_worker_a_call_runs_at_home() {
+    /// Runs `f` on a thread of its own with a current-thread runtime (a
+    /// gateway worker) whose home is this test's runtime; its answer.
+    async fn on_a_worker<T, F>(f: F) -> T
+    where
+        F: FnOnce(tokio::runtime::Runtime) -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let home = Handle::current();
-        let home_thread = std::thread::current().id();
         let worker = std::thread::spawn(move || {
             let worker = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             let _home = enter(home);
+            f(worker)
+        });
+        tokio::task::spawn_blocking(move || worker.join().unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn on_a_worker_a_call_runs_at_home() {
+        let home_thread = std::thread::current().id();
+        let (ran_on, worker_thread) = on_a_worker(|worker| {
             let ran_on = worker.block_on(run(where_run())).unwrap();
             (ran_on, std::thread::current().id())
-        });
-        let (ran_on, worker_thread) = tokio::task::spawn_blocking(move || worker.join().unwrap())
-            .await
-            .unwrap();
+        })
+        .await;
         assert_eq!(ran_on, home_thread);
         assert_ne!(ran_on, worker_thread);
     }
 
     #[tokio::test]
     async fn a_task_spawned_from_a_worker_lives_at_home() {
-        let home = Handle::current();
         let home_thread = std::thread::current().id();
-        let worker = std::thread::spawn(move || {
-            let worker = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let _home = enter(home);
+        let task = on_a_worker(|worker| {
             let entered = worker.enter();
             let task = spawn(where_run());
             drop(entered);
             // The worker is gone; the task was never its own.
             drop(worker);
             task
-        });
-        let task = tokio::task::spawn_blocking(move || worker.join().unwrap())
-            .await
-            .unwrap();
+        })
+        .await;
         assert_eq!(task.await.unwrap().unwrap(), home_thread);
     }
 }

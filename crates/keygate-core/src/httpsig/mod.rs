@@ -49,10 +49,10 @@ pub mod structured;
 
 pub use base::{SignatureParams, sign_hmac_sha256, signature_base, verify_hmac_sha256};
 pub use digest::{BodyDigest, check_content_digest, content_digest_sha256};
+pub use memory::MemoryNonceStore;
 pub use policy::{
     CONTENT_HEADERS, DEFAULT_NONCES_PER_KEY, DEFAULT_SKEW_SECS, HmacPolicy, MAX_SKEW_SECS,
 };
-pub use memory::MemoryNonceStore;
 pub use replay::{NonceStore, NonceUse, NonceVerdict};
 pub use service::{BodyStatus, HmacError, HmacIdentity, HmacService, IssuedHmacSecret};
 

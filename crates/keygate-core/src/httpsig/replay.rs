@@ -73,4 +73,3 @@ pub trait NonceStore: Send + Sync {
     /// Forgets what expired by `now_ms`; answers how many nonces went.
     async fn prune(&self, now_ms: i64) -> Result<u64, Error>;
 }
-
