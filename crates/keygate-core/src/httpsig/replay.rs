@@ -6,8 +6,9 @@
 //!
 //! `NonceStore` is the seam: the server keeps nonces in its database
 //! (keygate-store), where every node and every restart sees them; Redis can
-//! stand behind the same trait. `MemoryNonceStore` serves tests and
-//! benchmarks, and a process that needs no memory beyond its own life.
+//! stand behind the same trait. `MemoryNonceStore` (`memory`) holds live
+//! nonces in process: SQLite's one node keeps them there in front of an
+//! append-only log; it also serves tests and benchmarks.
 //!
 //! The quota counts nonces by the 10-second bucket their expiry falls in
 //! ([`quota_bucket`]): a store sums a key's live buckets rather than

@@ -110,8 +110,8 @@ impl NonceQueue {
     }
 
     /// Forgets, in memory, what expired by `now_ms`.
-    pub(super) fn prune(&self, now_ms: i64) -> u64 {
-        self.log.prune(now_ms)
+    pub(super) fn prune(&self, now_ms: i64) {
+        self.log.prune(now_ms);
     }
 
     fn writer(&self, pool: &AnyPool) -> mpsc::Sender<Job> {

@@ -24,7 +24,7 @@ use crate::rows::col;
 /// each): at the default window of 300 s, 55,000 signed requests a second
 /// sustained. Past it signed requests are refused (503) until some expire,
 /// rather than a live nonce forgotten.
-pub(super) const LIVE_CAPACITY: usize = 16_000_000;
+const LIVE_CAPACITY: usize = 16_000_000;
 
 /// SQLite's durability for the append: WAL at NORMAL is durable across a
 /// process crash, which is what a nonce must outlive (see the module doc
@@ -91,8 +91,10 @@ impl Log {
 
     /// Forgets, in memory, what expired by `now_ms` (the table is pruned by
     /// the caller).
-    pub(super) fn prune(&self, now_ms: i64) -> u64 {
-        self.live.get().map_or(0, |live| live.prune_now(now_ms))
+    pub(super) fn prune(&self, now_ms: i64) {
+        if let Some(live) = self.live.get() {
+            live.prune_now(now_ms);
+        }
     }
 
     async fn append(&self, pool: &AnyPool, fresh: &[&NonceUse<'_>]) -> Result<(), Error> {
