@@ -5,39 +5,17 @@
 //! (`remember`), and a batch whose log write failed is taken back
 //! (`forget`).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
+use super::key_nonces::{KeyNonces, Map};
 use super::replay::{NonceStore, NonceUse, NonceVerdict, quota_bucket, quota_retry_after_ms};
 use crate::error::Error;
 
 const SHARDS: usize = 16;
-
-/// The maps' keys are SHA-256 prefixes and the maps seeded per process, so
-/// foldhash suffices; SipHash was a fifth of a record's cost.
-type Map<V> = HashMap<[u8; 16], V, foldhash::quality::RandomState>;
-
-#[derive(Default)]
-struct KeyNonces {
-    /// Nonce hash to expiry.
-    live: Map<i64>,
-    /// The smallest expiry in `live` (or earlier): no sweep before it.
-    earliest: i64,
-}
-
-impl KeyNonces {
-    /// Drops what expired by `now_ms`; answers how many went.
-    fn sweep(&mut self, now_ms: i64) -> usize {
-        let before = self.live.len();
-        self.live.retain(|_, until| *until > now_ms);
-        self.earliest = self.live.values().copied().min().unwrap_or(i64::MAX);
-        before - self.live.len()
-    }
-}
 
 #[derive(Default)]
 struct Shard {
@@ -47,15 +25,12 @@ struct Shard {
 impl Shard {
     fn sweep(&mut self, now_ms: i64) -> usize {
         let gone = self.keys.values_mut().map(|k| k.sweep(now_ms)).sum();
-        self.keys.retain(|_, k| !k.live.is_empty());
+        self.keys.retain(|_, k| !k.is_empty());
         gone
     }
 
     fn key(&mut self, key: [u8; 16]) -> &mut KeyNonces {
-        self.keys.entry(key).or_insert_with(|| KeyNonces {
-            live: Map::default(),
-            earliest: i64::MAX,
-        })
+        self.keys.entry(key).or_default()
     }
 }
 
@@ -95,15 +70,15 @@ impl MemoryNonceStore {
         let (key, nonce, now) = (hash16(n.key_id), hash16(n.nonce), n.now_ms);
         let mut shard = self.shard(&key);
         let entry = shard.key(key);
-        if entry.live.get(&nonce).is_some_and(|until| *until > now) {
+        if entry.get(&nonce).is_some_and(|until| until > now) {
             return Ok(NonceVerdict::Replayed);
         }
         let limit = usize::try_from(n.per_key_limit).unwrap_or(usize::MAX);
-        if entry.live.len() >= limit && entry.earliest <= now {
+        if entry.len() >= limit && entry.earliest <= now {
             let freed = entry.sweep(now);
             self.len.fetch_sub(freed, Ordering::Relaxed);
         }
-        if entry.live.len() >= limit {
+        if entry.len() >= limit {
             return Ok(NonceVerdict::OverQuota {
                 retry_after_ms: quota_retry_after_ms(quota_bucket(entry.earliest), now),
             });
@@ -129,8 +104,8 @@ impl MemoryNonceStore {
         let mut shard = self.shard(&key);
         let entry = shard.key(key);
         let nonce = hash16(nonce);
-        match entry.live.get(&nonce) {
-            Some(until) if *until >= expires_at_ms => {}
+        match entry.get(&nonce) {
+            Some(until) if until >= expires_at_ms => {}
             _ => self.insert(entry, nonce, expires_at_ms),
         }
         Ok(())
@@ -144,7 +119,7 @@ impl MemoryNonceStore {
         let Some(entry) = shard.keys.get_mut(&key) else {
             return;
         };
-        if entry.live.remove(&hash16(nonce)).is_some() {
+        if entry.remove(&hash16(nonce)) {
             self.len.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -154,10 +129,9 @@ impl MemoryNonceStore {
     }
 
     fn insert(&self, entry: &mut KeyNonces, nonce: [u8; 16], expires_at_ms: i64) {
-        if entry.live.insert(nonce, expires_at_ms).is_none() {
+        if entry.insert(nonce, expires_at_ms) {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
-        entry.earliest = entry.earliest.min(expires_at_ms);
     }
 
     /// At capacity, sweeps every shard; still full of live nonces, refuses.

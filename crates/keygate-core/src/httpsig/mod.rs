@@ -41,6 +41,7 @@
 
 pub mod base;
 pub mod digest;
+mod key_nonces;
 mod memory;
 pub mod policy;
 pub mod replay;
