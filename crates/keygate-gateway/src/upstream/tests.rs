@@ -85,6 +85,49 @@ async fn a_connection_is_reused_once_its_body_is_read() {
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
+/// One request through `pool` from a worker of its own (a current-thread
+/// runtime on a new thread, as the gateway's are), its connection then
+/// idle in the pool. The worker runs on, driving that connection, until
+/// the answer is dropped.
+fn request_from_a_worker(pool: &Arc<Upstreams>, addr: &str) -> tokio::sync::oneshot::Sender<()> {
+    let (pool, addr) = (pool.clone(), addr.to_owned());
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let address = Endpoint::plain(Arc::from(addr.as_str()));
+            let affinity = Affinity::new(pool.clone());
+            let (res, lease) = pool
+                .send(Some(&affinity), &address, None, get(&addr))
+                .await
+                .unwrap();
+            assert_eq!(read_through(res, lease).await, "ok");
+            drop(affinity);
+            done_tx.send(()).unwrap();
+            let _ = stopped.await;
+        });
+    });
+    done.recv_timeout(Duration::from_secs(10)).unwrap();
+    stop
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_worker_never_takes_a_connection_another_worker_drives() {
+    let (addr, accepted) = upstream().await;
+    let pool = Upstreams::new();
+    let _first = request_from_a_worker(&pool, &addr);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Had it taken the first worker's idle connection, every request of a
+    // client on this worker would cross threads twice: its task wakes the
+    // connection's, which wakes it back.
+    let _second = request_from_a_worker(&pool, &addr);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn switching_upstreams_keeps_both_connections() {
     let (a, accepted_a) = upstream().await;
