@@ -12,7 +12,9 @@
 //!   request used (`Affinity`): its requests come one after another, so
 //!   that connection is free again by the next one;
 //! - otherwise (a second concurrent HTTP/2 stream, another upstream, a new
-//!   client) a connection comes from a shared idle list, or is opened;
+//!   client) a connection comes from the idle list of the worker thread
+//!   that drives it (`Driver`: a connection never serves a client on
+//!   another worker), or is opened;
 //! - a connection goes back (to the client connection first, else to the
 //!   idle list) when its response body has been read to the end and the
 //!   request body has been sent whole: only then can it carry another
