@@ -130,6 +130,13 @@ struct Idle {
 /// An endpoint's key and the connections' driver.
 type IdleKey = (Arc<str>, Driver);
 
+/// A connection and what it is filed under.
+struct Pooled {
+    key: Arc<str>,
+    driver: Driver,
+    sender: Sender,
+}
+
 /// Idle upstream connections, by their endpoint's key and their driver,
 /// and the requests in flight.
 #[derive(Default)]
@@ -138,12 +145,9 @@ pub struct Upstreams {
     in_flight: Arc<InFlight>,
 }
 
-/// A connection kept for a client connection: its endpoint's key, and
-/// since when.
+/// A connection kept for a client connection, and since when.
 struct Held {
-    key: Arc<str>,
-    sender: Sender,
-    driver: Driver,
+    conn: Pooled,
     since: Instant,
 }
 
@@ -167,7 +171,7 @@ impl Affinity {
 impl Drop for Affinity {
     fn drop(&mut self) {
         if let Some(held) = self.held.get_mut().take() {
-            self.pool.put(held.key, held.driver, held.sender);
+            self.pool.put(held.conn);
         }
     }
 }
@@ -176,9 +180,7 @@ impl Drop for Affinity {
 struct Home {
     pool: Arc<Upstreams>,
     affinity: Option<Arc<Affinity>>,
-    key: Arc<str>,
-    sender: Sender,
-    driver: Driver,
+    conn: Pooled,
     /// Set once the request body has been sent whole; None for a request
     /// without a body.
     sent: Option<Arc<AtomicBool>>,
@@ -189,26 +191,20 @@ struct Home {
 impl Home {
     fn release(self) {
         let body_sent = self.sent.as_ref().is_none_or(|s| s.load(Ordering::Acquire));
-        if self.sender.is_closed() || !body_sent {
+        if self.conn.sender.is_closed() || !body_sent {
             return;
         }
-        let sender = match &self.affinity {
-            Some(affinity) => {
-                let mut held = affinity.held.lock();
-                if held.is_none() {
-                    *held = Some(Held {
-                        key: self.key,
-                        sender: self.sender,
-                        driver: self.driver,
-                        since: Instant::now(),
-                    });
-                    return;
-                }
-                self.sender
+        if let Some(affinity) = &self.affinity {
+            let mut held = affinity.held.lock();
+            if held.is_none() {
+                *held = Some(Held {
+                    conn: self.conn,
+                    since: Instant::now(),
+                });
+                return;
             }
-            None => self.sender,
-        };
-        self.pool.put(self.key, self.driver, sender);
+        }
+        self.pool.put(self.conn);
     }
 }
 
@@ -327,7 +323,12 @@ impl Upstreams {
         self.in_flight.limit(max);
     }
 
-    fn put(&self, key: Arc<str>, driver: Driver, sender: Sender) {
+    fn put(&self, conn: Pooled) {
+        let Pooled {
+            key,
+            driver,
+            sender,
+        } = conn;
         if sender.is_closed() {
             return;
         }
@@ -349,15 +350,15 @@ impl Upstreams {
 
     /// A reusable connection filed under `key` that this thread drives (or
     /// any, on a multi-thread runtime), newest first.
-    fn take(&self, affinity: Option<&Arc<Affinity>>, key: &Arc<str>) -> Option<(Sender, Driver)> {
+    fn take(&self, affinity: Option<&Arc<Affinity>>, key: &Arc<str>) -> Option<Pooled> {
         if let Some(affinity) = affinity {
             let held = affinity.held.lock().take();
             match held {
-                Some(h) if h.sender.is_closed() || h.since.elapsed() > IDLE_TIMEOUT => {}
+                Some(h) if h.conn.sender.is_closed() || h.since.elapsed() > IDLE_TIMEOUT => {}
                 // Taken by this client connection, so on its thread.
-                Some(h) if h.key == *key => return Some((h.sender, h.driver)),
+                Some(h) if h.conn.key == *key => return Some(h.conn),
                 // Another upstream's connection: it serves others better idle.
-                Some(h) => self.put(h.key, h.driver, h.sender),
+                Some(h) => self.put(h.conn),
                 None => {}
             }
         }
@@ -366,7 +367,11 @@ impl Upstreams {
         let list = idle.get_mut(&(key.clone(), driver))?;
         while let Some(i) = list.pop() {
             if !i.sender.is_closed() && i.since.elapsed() <= IDLE_TIMEOUT {
-                return Some((i.sender, driver));
+                return Some(Pooled {
+                    key: key.clone(),
+                    driver,
+                    sender: i.sender,
+                });
             }
         }
         None
@@ -394,28 +399,30 @@ impl Upstreams {
         let mut reused = self.take(affinity, &endpoint.key);
         loop {
             let fresh = reused.is_none();
-            let (mut sender, driver) = match reused.take() {
-                Some(s) => s,
+            let mut conn = match reused.take() {
+                Some(conn) => conn,
                 // Boxed: a connect (TCP, maybe TLS) is rare next to reuse,
                 // and its ~2.5 kB of state would otherwise sit in every
                 // request's future, which hyper moves per request. Its
                 // task is spawned here, so driven here.
-                None => (Box::pin(connect::connect(endpoint)).await?, driver_here()),
+                None => Pooled {
+                    key: endpoint.key.clone(),
+                    driver: driver_here(),
+                    sender: Box::pin(connect::connect(endpoint)).await?,
+                },
             };
-            if let Err(e) = sender.ready().await {
+            if let Err(e) = conn.sender.ready().await {
                 if fresh {
                     return Err(SendError::Exchange(e));
                 }
                 continue;
             }
-            match sender.try_send_request(req).await {
+            match conn.sender.try_send_request(req).await {
                 Ok(res) => {
                     let home = Home {
                         pool: self.clone(),
                         affinity: affinity.cloned(),
-                        key: endpoint.key.clone(),
-                        sender,
-                        driver,
+                        conn,
                         sent,
                         _permit: permit,
                     };

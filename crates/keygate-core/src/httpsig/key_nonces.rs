@@ -73,15 +73,22 @@ impl KeyNonces {
 
     /// Drops what expired by `now_ms`; answers how many went.
     pub(super) fn sweep(&mut self, now_ms: i64) -> usize {
-        let before = self.len;
         let mut earliest = i64::MAX;
+        let mut gone = 0;
         for part in &mut self.parts {
-            part.retain(|_, until| *until > now_ms);
-            earliest = part.values().copied().fold(earliest, i64::min);
+            part.retain(|_, until| {
+                let live = *until > now_ms;
+                if live {
+                    earliest = earliest.min(*until);
+                } else {
+                    gone += 1;
+                }
+                live
+            });
         }
-        self.len = self.parts.iter().map(HashMap::len).sum();
+        self.len -= gone;
         self.earliest = earliest;
-        before - self.len
+        gone
     }
 
     fn part_of(&self, nonce: &[u8; 16]) -> usize {
